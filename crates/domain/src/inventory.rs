@@ -1,0 +1,138 @@
+//! Node inventories: the cluster snapshot `drover plan` reads from a file.
+//!
+//! ```json
+//! {"local_region": "local",
+//!  "agents": [{"id": "a1", "hostname": "a1", "ip": "10.0.0.1",
+//!              "domain": {"fault_domain": {"region": {"name": "local"}, "zone": {"name": "local-a"}}},
+//!              "resources": {"cpus": 4, "mem": 8192, "disk": 0, "ports": "[31000-32000]"},
+//!              "attributes": {"rack": "r1"}}],
+//!  "instances": [{"app_id": "/web", "agent_id": "a1"}]}
+//! ```
+//!
+//! `resources` are what each agent has free; `instances` are running instances that count
+//! for constraints (their resources are already taken out of `resources`).
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::agent::{Agent, AgentId};
+use crate::app::AppId;
+use crate::placement::ExistingInstance;
+
+/// A parsed inventory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// The masters' region, if the file says.
+    #[serde(default)]
+    pub local_region: Option<String>,
+    /// The agents.
+    pub agents: Vec<Agent>,
+    /// Instances already running.
+    #[serde(default)]
+    pub instances: Vec<InventoryInstance>,
+}
+
+/// An instance already running somewhere.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InventoryInstance {
+    /// Its app.
+    pub app_id: AppId,
+    /// Its agent.
+    pub agent_id: AgentId,
+}
+
+/// Why an inventory was refused: where in the document, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at `{path}`: {problem}")]
+pub struct InventoryError {
+    /// Path inside the document, e.g. `agents[3].resources.ports`.
+    pub path: String,
+    /// What is wrong there.
+    pub problem: String,
+}
+
+impl Inventory {
+    /// Parses and checks an inventory document.
+    pub fn parse(text: &str) -> Result<Self, InventoryError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let inv: Inventory = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            InventoryError {
+                path: if path == "." { "(top level)".into() } else { path },
+                problem: inner.to_string(),
+            }
+        })?;
+        inv.check()?;
+        Ok(inv)
+    }
+
+    fn check(&self) -> Result<(), InventoryError> {
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut ips: HashMap<&str, usize> = HashMap::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if let Some(j) = ids.insert(a.id.0.as_str(), i) {
+                return Err(InventoryError {
+                    path: format!("agents[{i}].id"),
+                    problem: format!("`{}` is also the id of agents[{j}]; agent ids must be unique", a.id),
+                });
+            }
+            if let Some(j) = ips.insert(a.ip.as_str(), i) {
+                return Err(InventoryError {
+                    path: format!("agents[{i}].ip"),
+                    problem: format!("`{}` is also the ip of agents[{j}]; agent addresses must be unique", a.ip),
+                });
+            }
+        }
+        for (i, inst) in self.instances.iter().enumerate() {
+            if !ids.contains_key(inst.agent_id.0.as_str()) {
+                return Err(InventoryError {
+                    path: format!("instances[{i}].agent_id"),
+                    problem: format!("no agent has id `{}`", inst.agent_id),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The instances of one app, as placement counts them.
+    pub fn existing(&self, app: &AppId) -> Vec<ExistingInstance> {
+        self.instances
+            .iter()
+            .filter(|i| &i.app_id == app)
+            .map(|i| ExistingInstance {
+                agent_id: i.agent_id.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_path_inside_the_document() {
+        let bad_ports = r#"{"agents":[{"id":"a","hostname":"a","ip":"1","resources":{"ports":"31000"}}]}"#;
+        let e = Inventory::parse(bad_ports).unwrap_err();
+        assert_eq!(e.path, "agents[0].resources.ports");
+        assert!(e.problem.contains("brackets"), "{e}");
+
+        let bad_domain = r#"{"agents":[{"id":"a","hostname":"a","ip":"1","domain":{"fault_domain":{"region":{"name":"r"}}}}]}"#;
+        let e = Inventory::parse(bad_domain).unwrap_err();
+        assert_eq!(e.path, "agents[0].domain");
+        assert!(e.problem.contains("fault_domain.zone"), "{e}");
+
+        let e = Inventory::parse(r#"{"agents":[{"id":"a","ip":"1"}]}"#).unwrap_err();
+        assert!(e.problem.contains("hostname"), "{e}");
+
+        let dup = r#"{"agents":[{"id":"a","hostname":"a","ip":"1"},{"id":"b","hostname":"b","ip":"1"}]}"#;
+        let e = Inventory::parse(dup).unwrap_err();
+        assert_eq!(e.path, "agents[1].ip");
+
+        let orphan = r#"{"agents":[],"instances":[{"app_id":"/x","agent_id":"nope"}]}"#;
+        assert_eq!(Inventory::parse(orphan).unwrap_err().path, "instances[0].agent_id");
+    }
+}

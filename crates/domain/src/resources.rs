@@ -1,0 +1,147 @@
+//! Resources an agent offers and an instance needs: `cpus`, `mem` (MiB), `disk` (MiB), `ports`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ranges::{Ranges, RangesError};
+
+/// Scalar resources are compared in thousandths, as Mesos does, so sums never drift.
+pub fn to_millis(value: f64) -> u64 {
+    if value.is_finite() && value > 0.0 {
+        (value * 1000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+/// A bundle of resources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU shares (cores).
+    #[serde(default)]
+    pub cpus: f64,
+    /// Memory in MiB.
+    #[serde(default)]
+    pub mem: f64,
+    /// Disk in MiB.
+    #[serde(default)]
+    pub disk: f64,
+    /// Port ranges, `[31000-32000]`.
+    #[serde(default)]
+    pub ports: Ranges,
+}
+
+/// Why a `--resources` text could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourcesError {
+    /// An entry has no `name:value` shape.
+    #[error("resource `{0}` must look like `name:value`, e.g. `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`")]
+    Shape(String),
+    /// A resource name drover does not know.
+    #[error("unknown resource `{0}`: drover knows cpus, mem, disk and ports")]
+    Unknown(String),
+    /// A scalar that is not a non-negative number.
+    #[error("resource `{name}` must be a non-negative number, got `{value}`")]
+    Scalar {
+        /// Resource name.
+        name: String,
+        /// The text given.
+        value: String,
+    },
+    /// Malformed port ranges.
+    #[error("resource `ports`: {0}")]
+    Ports(#[from] RangesError),
+}
+
+impl Resources {
+    /// Parses Mesos's `--resources` form: `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`.
+    /// Resources not named keep the values of `self` (so callers can start from detected ones).
+    pub fn parse_over(mut self, text: &str) -> Result<Self, ResourcesError> {
+        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, value) = entry
+                .split_once(':')
+                .ok_or_else(|| ResourcesError::Shape(entry.to_string()))?;
+            let (name, value) = (name.trim(), value.trim());
+            let scalar = || -> Result<f64, ResourcesError> {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| ResourcesError::Scalar {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    })
+            };
+            match name {
+                "cpus" => self.cpus = scalar()?,
+                "mem" => self.mem = scalar()?,
+                "disk" => self.disk = scalar()?,
+                "ports" => self.ports = Ranges::parse(value)?,
+                other => return Err(ResourcesError::Unknown(other.to_string())),
+            }
+        }
+        Ok(self)
+    }
+
+    /// Parses `--resources` text starting from nothing.
+    pub fn parse(text: &str) -> Result<Self, ResourcesError> {
+        Resources::default().parse_over(text)
+    }
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cpus:{};mem:{};disk:{};ports:{}",
+            self.cpus, self.mem, self.disk, self.ports
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_mesos_resources_flag() {
+        let r = Resources::parse("cpus:4;mem:8192;disk:10000;ports:[31000-32000]").unwrap();
+        assert_eq!(r.cpus, 4.0);
+        assert_eq!(r.mem, 8192.0);
+        assert_eq!(r.disk, 10000.0);
+        assert_eq!(r.ports.count(), 1001);
+        assert_eq!(r.to_string(), "cpus:4;mem:8192;disk:10000;ports:[31000-32000]");
+    }
+
+    #[test]
+    fn keeps_what_is_not_overridden() {
+        let detected = Resources {
+            cpus: 2.0,
+            mem: 1024.0,
+            ..Resources::default()
+        };
+        let r = detected.parse_over("mem:512").unwrap();
+        assert_eq!((r.cpus, r.mem), (2.0, 512.0));
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        let e = Resources::parse("cpus=4").unwrap_err().to_string();
+        assert!(e.contains("name:value"), "{e}");
+        let e = Resources::parse("gpus:1").unwrap_err().to_string();
+        assert!(e.contains("unknown resource `gpus`"), "{e}");
+        let e = Resources::parse("mem:-1").unwrap_err().to_string();
+        assert!(e.contains("non-negative"), "{e}");
+        let e = Resources::parse("ports:31000-32000").unwrap_err().to_string();
+        assert!(e.contains("brackets"), "{e}");
+    }
+
+    #[test]
+    fn millis_are_exact() {
+        assert_eq!(to_millis(0.1) * 3, to_millis(0.3));
+        assert_eq!(to_millis(-1.0), 0);
+        assert_eq!(to_millis(f64::NAN), 0);
+    }
+}
