@@ -1,1 +1,33 @@
-fn main() {}
+//! The `drover` binary: argument parsing and wiring only.
+
+mod plan;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// drover: a highly available, fault-domain-aware cluster scheduler.
+#[derive(Parser)]
+#[command(
+    name = "drover",
+    version,
+    about = "drover: a highly available, fault-domain-aware cluster scheduler",
+    after_help = "Examples:\n  drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json\n  drover plan --nodes examples/nodes/seed-3-regions.json --json examples/apps/remote-region.json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Try an app's constraints against a node inventory, without a cluster.
+    Plan(plan::PlanArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Plan(args) => plan::run(&args),
+    }
+}

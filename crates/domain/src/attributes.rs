@@ -67,7 +67,11 @@ impl AttributeValue {
 pub fn format_scalar(v: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".to_string() } else { s.to_string() }
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 impl fmt::Display for AttributeValue {
@@ -146,7 +150,8 @@ mod tests {
 
     #[test]
     fn reads_each_mesos_type_and_prints_it_as_marathon_does() {
-        let a = parse_attributes("rack:r1;cores:4;load:0.12345;ports:[1-2,5-9];tags:{b,a}").unwrap();
+        let a =
+            parse_attributes("rack:r1;cores:4;load:0.12345;ports:[1-2,5-9];tags:{b,a}").unwrap();
         assert_eq!(a["rack"], AttributeValue::Text("r1".into()));
         assert_eq!(a["cores"].to_string(), "4");
         assert_eq!(a["load"].to_string(), "0.123");

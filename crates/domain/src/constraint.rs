@@ -206,7 +206,10 @@ impl Constraint {
         }
         let mut parts = Vec::with_capacity(3);
         for item in items {
-            parts.push(item.as_str().ok_or_else(|| MSG_EXPECTED_STRING.to_string())?);
+            parts.push(
+                item.as_str()
+                    .ok_or_else(|| MSG_EXPECTED_STRING.to_string())?,
+            );
         }
         Constraint::new(parts[0], parts[1], parts.get(2).copied())
     }
@@ -365,7 +368,11 @@ mod tests {
         assert!(!unlike.accepts_value(Some("r1")));
         assert!(unlike.accepts_value(None));
         for op in ["UNIQUE", "GROUP_BY", "CLUSTER"] {
-            assert!(!Constraint::new("rack", op, None).unwrap().accepts_value(None));
+            assert!(
+                !Constraint::new("rack", op, None)
+                    .unwrap()
+                    .accepts_value(None)
+            );
         }
         let is = Constraint::new("rack", "IS", Some("r1")).unwrap();
         assert!(is.accepts_value(Some("r1")) && !is.accepts_value(Some("r2")));

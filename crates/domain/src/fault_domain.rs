@@ -69,7 +69,12 @@ impl FaultDomain {
             "fault_domain",
         )?;
         only_keys(fd, &["region", "zone"], "fault_domain.")?;
-        let region = name(fd, "region", "fault_domain.region", "fault_domain.region.name")?;
+        let region = name(
+            fd,
+            "region",
+            "fault_domain.region",
+            "fault_domain.region.name",
+        )?;
         let zone = name(fd, "zone", "fault_domain.zone", "fault_domain.zone.name")?;
         Ok(FaultDomain { region, zone })
     }
@@ -108,7 +113,9 @@ fn name(
     name_field: &'static str,
 ) -> Result<String, FaultDomainError> {
     let obj = object(
-        parent.get(key).ok_or(FaultDomainError::Missing(object_field))?,
+        parent
+            .get(key)
+            .ok_or(FaultDomainError::Missing(object_field))?,
         object_field,
     )?;
     let prefix = format!("{object_field}.");
@@ -163,8 +170,14 @@ mod tests {
         let cases = [
             ("not json", "not valid JSON"),
             ("{}", "missing `fault_domain`"),
-            (r#"{"fault_domain":{"zone":{"name":"z"}}}"#, "missing `fault_domain.region`"),
-            (r#"{"fault_domain":{"region":{"name":"r"}}}"#, "missing `fault_domain.zone`"),
+            (
+                r#"{"fault_domain":{"zone":{"name":"z"}}}"#,
+                "missing `fault_domain.region`",
+            ),
+            (
+                r#"{"fault_domain":{"region":{"name":"r"}}}"#,
+                "missing `fault_domain.zone`",
+            ),
             (
                 r#"{"fault_domain":{"region":{},"zone":{"name":"z"}}}"#,
                 "missing `fault_domain.region.name`",
@@ -182,7 +195,10 @@ mod tests {
                 "`fault_domain.zone.name` is empty",
             ),
             (r#"{"fault_domain":[]}"#, "`fault_domain` must be an object"),
-            (r#"{"fault_domain":{"region":{"name":"r"},"zone":{"name":"z"}},"x":1}"#, "unknown field `x`"),
+            (
+                r#"{"fault_domain":{"region":{"name":"r"},"zone":{"name":"z"}},"x":1}"#,
+                "unknown field `x`",
+            ),
         ];
         for (input, expected) in cases {
             let err = FaultDomain::parse(input).unwrap_err().to_string();

@@ -61,7 +61,11 @@ impl Inventory {
             let path = e.path().to_string();
             let inner = e.into_inner();
             InventoryError {
-                path: if path == "." { "(top level)".into() } else { path },
+                path: if path == "." {
+                    "(top level)".into()
+                } else {
+                    path
+                },
                 problem: inner.to_string(),
             }
         })?;
@@ -76,13 +80,19 @@ impl Inventory {
             if let Some(j) = ids.insert(a.id.0.as_str(), i) {
                 return Err(InventoryError {
                     path: format!("agents[{i}].id"),
-                    problem: format!("`{}` is also the id of agents[{j}]; agent ids must be unique", a.id),
+                    problem: format!(
+                        "`{}` is also the id of agents[{j}]; agent ids must be unique",
+                        a.id
+                    ),
                 });
             }
             if let Some(j) = ips.insert(a.ip.as_str(), i) {
                 return Err(InventoryError {
                     path: format!("agents[{i}].ip"),
-                    problem: format!("`{}` is also the ip of agents[{j}]; agent addresses must be unique", a.ip),
+                    problem: format!(
+                        "`{}` is also the ip of agents[{j}]; agent addresses must be unique",
+                        a.ip
+                    ),
                 });
             }
         }
@@ -115,7 +125,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_path_inside_the_document() {
-        let bad_ports = r#"{"agents":[{"id":"a","hostname":"a","ip":"1","resources":{"ports":"31000"}}]}"#;
+        let bad_ports =
+            r#"{"agents":[{"id":"a","hostname":"a","ip":"1","resources":{"ports":"31000"}}]}"#;
         let e = Inventory::parse(bad_ports).unwrap_err();
         assert_eq!(e.path, "agents[0].resources.ports");
         assert!(e.problem.contains("brackets"), "{e}");
@@ -128,11 +139,15 @@ mod tests {
         let e = Inventory::parse(r#"{"agents":[{"id":"a","ip":"1"}]}"#).unwrap_err();
         assert!(e.problem.contains("hostname"), "{e}");
 
-        let dup = r#"{"agents":[{"id":"a","hostname":"a","ip":"1"},{"id":"b","hostname":"b","ip":"1"}]}"#;
+        let dup =
+            r#"{"agents":[{"id":"a","hostname":"a","ip":"1"},{"id":"b","hostname":"b","ip":"1"}]}"#;
         let e = Inventory::parse(dup).unwrap_err();
         assert_eq!(e.path, "agents[1].ip");
 
         let orphan = r#"{"agents":[],"instances":[{"app_id":"/x","agent_id":"nope"}]}"#;
-        assert_eq!(Inventory::parse(orphan).unwrap_err().path, "instances[0].agent_id");
+        assert_eq!(
+            Inventory::parse(orphan).unwrap_err().path,
+            "instances[0].agent_id"
+        );
     }
 }

@@ -147,7 +147,13 @@ mod tests {
         }
     }
 
-    fn cand(id: &str, agent: &str, condition: Condition, healthy: Option<bool>, t: u64) -> KillCandidate {
+    fn cand(
+        id: &str,
+        agent: &str,
+        condition: Condition,
+        healthy: Option<bool>,
+        t: u64,
+    ) -> KillCandidate {
         KillCandidate {
             instance_id: id.into(),
             agent_id: agent.into(),
@@ -159,7 +165,10 @@ mod tests {
 
     #[test]
     fn keeps_groups_balanced_before_anything_else() {
-        let app = AppDefinition::from_json(&json!({"id":"a","cmd":"x","constraints":[["@zone","GROUP_BY"]]})).unwrap();
+        let app = AppDefinition::from_json(
+            &json!({"id":"a","cmd":"x","constraints":[["@zone","GROUP_BY"]]}),
+        )
+        .unwrap();
         let agents = [agent("a1", "a"), agent("b1", "b")];
         let cands = [
             cand("1", "a1", Condition::Running, None, 1),
@@ -190,7 +199,9 @@ mod tests {
             .collect();
         assert_eq!(order, ["gone", "lost", "staging", "sick", "young", "old"]);
 
-        let oldest = AppDefinition::from_json(&json!({"id":"a","cmd":"x","killSelection":"OLDEST_FIRST"})).unwrap();
+        let oldest =
+            AppDefinition::from_json(&json!({"id":"a","cmd":"x","killSelection":"OLDEST_FIRST"}))
+                .unwrap();
         let first = select_to_kill(&oldest, &agents, "r", &cands[..2], 1);
         assert_eq!(first, vec![0]);
     }

@@ -89,7 +89,13 @@ impl Need {
         let (fixed, any): (Vec<u64>, Vec<u64>) = app
             .port_definitions
             .iter()
-            .map(|p| if app.require_ports { u64::from(p.port) } else { 0 })
+            .map(|p| {
+                if app.require_ports {
+                    u64::from(p.port)
+                } else {
+                    0
+                }
+            })
             .partition(|p| *p != 0);
         Need {
             cpus: to_millis(app.cpus),
@@ -151,6 +157,8 @@ impl Free {
 /// A constraint whose verdict depends on where instances are.
 #[derive(Clone, Copy)]
 enum Rule {
+    /// Not a constraint: zones are balanced by default, as a preference that never refuses.
+    Spread,
     /// At most `n` instances per value (`UNIQUE` is 1).
     MaxPer(i64),
     /// Every instance on one value, the first one used.
@@ -161,7 +169,8 @@ enum Rule {
 
 /// A dynamic constraint with every agent's value interned.
 struct Tracked<'c> {
-    constraint: &'c Constraint,
+    /// The constraint; `None` for the default zone spread.
+    constraint: Option<&'c Constraint>,
     rule: Rule,
     /// Value id per agent; `None` where the agent lacks the field.
     value_of_agent: Vec<Option<u32>>,
@@ -175,7 +184,39 @@ struct Tracked<'c> {
     pinned: Option<u32>,
 }
 
-impl Tracked<'_> {
+impl<'c> Tracked<'c> {
+    /// Interns every agent's value, in rank order so ids are deterministic.
+    fn new<'x>(
+        constraint: Option<&'c Constraint>,
+        rule: Rule,
+        agents: &'x [Agent],
+        by_rank: &[usize],
+        value_of: impl Fn(&'x Agent) -> Option<std::borrow::Cow<'x, str>>,
+    ) -> Self {
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut names = Vec::new();
+        let mut value_of_agent = vec![None; agents.len()];
+        for &a in by_rank {
+            if let Some(v) = value_of(&agents[a]) {
+                let next = names.len() as u32;
+                let id = *ids.entry(v.clone().into_owned()).or_insert_with(|| {
+                    names.push(v.into_owned());
+                    next
+                });
+                value_of_agent[a] = Some(id);
+            }
+        }
+        Tracked {
+            constraint,
+            rule,
+            value_of_agent,
+            count: vec![0; names.len()],
+            names,
+            in_use: 0,
+            pinned: None,
+        }
+    }
+
     fn add(&mut self, value: u32) {
         let c = &mut self.count[value as usize];
         if *c == 0 {
@@ -192,7 +233,10 @@ impl Tracked<'_> {
         match self.rule {
             Rule::MaxPer(n) => i64::from(self.count[value as usize]) < n,
             Rule::SameValue => self.pinned.is_none_or(|p| p == value),
-            Rule::GroupBy(n) => n <= 0 || self.count[value as usize] > 0 || (self.in_use as i64) < n,
+            Rule::GroupBy(n) => {
+                n <= 0 || self.count[value as usize] > 0 || (self.in_use as i64) < n
+            }
+            Rule::Spread => true,
         }
     }
 }
@@ -233,31 +277,23 @@ impl<'a> Planner<'a> {
                 (Operator::Cluster, None | Some("")) => Rule::SameValue,
                 _ => continue,
             };
-            let mut ids: HashMap<String, u32> = HashMap::new();
-            let mut names = Vec::new();
-            let mut value_of_agent = vec![None; agents.len()];
-            for &a in &by_rank {
-                if let Some(v) = c.value_of(&agents[a], local) {
-                    let next = names.len() as u32;
-                    let id = *ids.entry(v.clone().into_owned()).or_insert_with(|| {
-                        names.push(v.into_owned());
-                        next
-                    });
-                    value_of_agent[a] = Some(id);
-                }
-            }
-            tracked.push(Tracked {
-                constraint: c,
-                rule,
-                value_of_agent,
-                count: vec![0; names.len()],
-                names,
-                in_use: 0,
-                pinned: None,
-            });
+            tracked.push(Tracked::new(Some(c), rule, agents, &by_rank, |a| {
+                c.value_of(a, local)
+            }));
+        }
+        // Unless the app groups by zone itself, balance zones as a preference: among
+        // otherwise equal choices, the zone with the fewest instances of the app comes first.
+        let zone_grouped = app
+            .constraints
+            .iter()
+            .any(|c| c.field == Field::Zone && c.operator == Operator::GroupBy);
+        if !zone_grouped {
+            tracked.push(Tracked::new(None, Rule::Spread, agents, &by_rank, |a| {
+                Some(a.zone().unwrap_or_default().into())
+            }));
         }
         let group_rules = (0..tracked.len())
-            .filter(|t| matches!(tracked[*t].rule, Rule::GroupBy(_)))
+            .filter(|t| matches!(tracked[*t].rule, Rule::GroupBy(_) | Rule::Spread))
             .collect();
 
         let need = Need::of(app);
@@ -469,8 +505,8 @@ impl<'a> Planner<'a> {
                 .iter()
                 .zip(&part.values)
                 .find(|&(&t, &v)| !self.tracked[t].admits(v));
-            if let Some((&t, _)) = limit {
-                closed_by.insert(&part.values, format!("constraint {}", self.tracked[t].constraint));
+            if let Some(c) = limit.and_then(|(&t, _)| self.tracked[t].constraint) {
+                closed_by.insert(&part.values, format!("constraint {c}"));
             }
         }
         let closed_reason = |a: usize| -> Option<&String> {
@@ -486,11 +522,16 @@ impl<'a> Planner<'a> {
                 r.clone()
             } else if let Some(r) = self.free[a].shortfall(&self.need) {
                 r.to_string()
-            } else if let Some(t) = self.tracked.iter().find(|t| {
-                !matches!(t.rule, Rule::GroupBy(_))
-                    && !t.value_of_agent[a].is_some_and(|v| t.admits(v))
-            }) {
-                format!("constraint {}", t.constraint)
+            } else if let Some(c) = self
+                .tracked
+                .iter()
+                .find(|t| {
+                    !matches!(t.rule, Rule::GroupBy(_) | Rule::Spread)
+                        && !t.value_of_agent[a].is_some_and(|v| t.admits(v))
+                })
+                .and_then(|t| t.constraint)
+            {
+                format!("constraint {c}")
             } else if let Some(r) = closed_reason(a) {
                 r.clone()
             } else {

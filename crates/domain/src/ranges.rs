@@ -36,7 +36,9 @@ pub enum RangesError {
     #[error("`{0}` is not a ranges value: expected brackets like `[31000-32000]`")]
     NotBracketed(String),
     /// One range inside is malformed.
-    #[error("`{range}` in `{text}` is not a range: expected `BEGIN-END` with BEGIN <= END, both non-negative integers")]
+    #[error(
+        "`{range}` in `{text}` is not a range: expected `BEGIN-END` with BEGIN <= END, both non-negative integers"
+    )]
     BadRange {
         /// The whole text.
         text: String,
@@ -206,7 +208,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text_with_the_part_that_is_wrong() {
-        assert!(matches!(Ranges::parse("31000-32000"), Err(RangesError::NotBracketed(_))));
+        assert!(matches!(
+            Ranges::parse("31000-32000"),
+            Err(RangesError::NotBracketed(_))
+        ));
         let err = Ranges::parse("[32000-31000]").unwrap_err();
         assert!(err.to_string().contains("`32000-31000`"), "{err}");
         assert!(Ranges::parse("[a-b]").is_err());

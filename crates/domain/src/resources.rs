@@ -37,7 +37,9 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourcesError {
     /// An entry has no `name:value` shape.
-    #[error("resource `{0}` must look like `name:value`, e.g. `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`")]
+    #[error(
+        "resource `{0}` must look like `name:value`, e.g. `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`"
+    )]
     Shape(String),
     /// A resource name drover does not know.
     #[error("unknown resource `{0}`: drover knows cpus, mem, disk and ports")]
@@ -112,7 +114,10 @@ mod tests {
         assert_eq!(r.mem, 8192.0);
         assert_eq!(r.disk, 10000.0);
         assert_eq!(r.ports.count(), 1001);
-        assert_eq!(r.to_string(), "cpus:4;mem:8192;disk:10000;ports:[31000-32000]");
+        assert_eq!(
+            r.to_string(),
+            "cpus:4;mem:8192;disk:10000;ports:[31000-32000]"
+        );
     }
 
     #[test]
@@ -134,7 +139,9 @@ mod tests {
         assert!(e.contains("unknown resource `gpus`"), "{e}");
         let e = Resources::parse("mem:-1").unwrap_err().to_string();
         assert!(e.contains("non-negative"), "{e}");
-        let e = Resources::parse("ports:31000-32000").unwrap_err().to_string();
+        let e = Resources::parse("ports:31000-32000")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("brackets"), "{e}");
     }
 

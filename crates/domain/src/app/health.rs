@@ -83,11 +83,12 @@ impl HealthCheck {
         if port_index.is_some() && port.is_some() {
             r.error("port", "use either port or portIndex, not both");
         }
-        let command = r
-            .object("command", |mut c| c.string_opt("value"))
-            .flatten();
+        let command = r.object("command", |mut c| c.string_opt("value")).flatten();
         if protocol == HealthProtocol::Command && command.as_deref().is_none_or(str::is_empty) {
-            r.error("command", "COMMAND health checks need {\"command\":{\"value\":\"…\"}}");
+            r.error(
+                "command",
+                "COMMAND health checks need {\"command\":{\"value\":\"…\"}}",
+            );
         }
         let non_negative = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
             let v = r.f64(key, default);

@@ -285,7 +285,11 @@ impl AppDefinition {
         m.insert("env".into(), json!(self.env));
         m.insert("labels".into(), json!(self.labels));
         m.insert("constraints".into(), json!(self.constraints));
-        let hcs: Vec<Value> = self.health_checks.iter().map(HealthCheck::to_json).collect();
+        let hcs: Vec<Value> = self
+            .health_checks
+            .iter()
+            .map(HealthCheck::to_json)
+            .collect();
         m.insert("healthChecks".into(), Value::Array(hcs));
         m.insert(
             "upgradeStrategy".into(),
@@ -482,9 +486,9 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
     let unreachable_strategy = read_unreachable(&mut r);
     let container = read_container(&mut r);
 
-    if cmd.is_some() == args.is_some() && container.is_none() {
-        r.error_at("/".to_string(), MSG_CMD_ARGS);
-    } else if cmd.is_some() && args.is_some() {
+    let both = cmd.is_some() && args.is_some();
+    let neither = cmd.is_none() && args.is_none() && container.is_none();
+    if both || neither {
         r.error_at("/".to_string(), MSG_CMD_ARGS);
     }
 
@@ -515,6 +519,9 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
     })
 }
 
+/// A port definition as read, before its checks: port, protocol, name, labels.
+type RawPort = (i64, String, Option<String>, BTreeMap<String, String>);
+
 fn read_ports(r: &mut ObjectReader<'_>) -> Vec<PortDefinition> {
     let legacy = r.array("ports", |v, path, errors| match v.as_i64() {
         Some(p) => Some(p),
@@ -540,7 +547,7 @@ fn read_ports(r: &mut ObjectReader<'_>) -> Vec<PortDefinition> {
             "You cannot specify both ports and port definitions",
         );
     }
-    let raw: Vec<(i64, String, Option<String>, BTreeMap<String, String>)> = match (legacy, defs) {
+    let raw: Vec<RawPort> = match (legacy, defs) {
         (_, Some(defs)) => defs,
         (Some(ports), None) => ports
             .into_iter()

@@ -182,11 +182,7 @@ impl<'e> ObjectReader<'e> {
     }
 
     /// Reads a nested object with its own reader.
-    pub fn object<T>(
-        &mut self,
-        key: &str,
-        read: impl FnOnce(ObjectReader<'_>) -> T,
-    ) -> Option<T> {
+    pub fn object<T>(&mut self, key: &str, read: impl FnOnce(ObjectReader<'_>) -> T) -> Option<T> {
         let v = self.take(key)?;
         let path = self.path(key);
         ObjectReader::new(&v, &path, self.errors).map(read)

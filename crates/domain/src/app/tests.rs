@@ -39,7 +39,10 @@ fn unknown_fields_round_trip() {
     assert_eq!(out["fetch"], input["fetch"]);
     assert_eq!(out["user"], "nobody");
     assert_eq!(out["container"], input["container"]);
-    assert_eq!(app.container.as_ref().unwrap().docker_image.as_deref(), Some("busybox"));
+    assert_eq!(
+        app.container.as_ref().unwrap().docker_image.as_deref(),
+        Some("busybox")
+    );
     let again = AppDefinition::from_json(&out).unwrap();
     assert_eq!(again, app);
 }
@@ -60,7 +63,10 @@ fn reports_every_problem_at_once_in_marathons_body() {
     assert_eq!(errors.at("/instances"), ["got -1, expected 0.0 or more"]);
     assert_eq!(errors.at("/cpus"), ["error.expected.jsnumber"]);
     assert_eq!(errors.at("/mem"), ["got -5, expected 0.0 or more"]);
-    assert_eq!(errors.at("/constraints(0)"), ["UNIQUE does not accept a value"]);
+    assert_eq!(
+        errors.at("/constraints(0)"),
+        ["UNIQUE does not accept a value"]
+    );
     assert_eq!(
         errors.at("/constraints(1)"),
         ["GROUP BY must define an integer value or else no value at all"]
@@ -80,7 +86,10 @@ fn a_service_runs_in_one_region() {
         "constraints": [["@region", "IS", "a"], ["@region", "IS", "b"], ["@region", "GROUP_BY"]]
     }));
     assert!(errors.at("/constraints(1)")[0].contains("exactly one region"));
-    assert_eq!(errors.at("/constraints(2)"), [crate::constraint::MSG_REGION_OPERATOR]);
+    assert_eq!(
+        errors.at("/constraints(2)"),
+        [crate::constraint::MSG_REGION_OPERATOR]
+    );
     let ok = AppDefinition::from_json(&json!({
         "id": "x", "cmd": "x", "constraints": [["@region", "IS", "a"], ["@region", "CLUSTER", "a"]]
     }))
@@ -112,15 +121,31 @@ fn ports_health_checks_and_strategies_are_checked() {
         "backoffFactor": 0.5,
         "container": {"type": "DOCKER", "docker": {}}
     }));
-    assert!(errors.at("/portDefinitions").contains(&"Ports must be unique.".to_string()));
-    assert!(errors.at("/portDefinitions").contains(&"Port names must be unique.".to_string()));
-    assert_eq!(errors.at("/portDefinitions(2)/port"), ["got 70000, expected between 0 and 65535"]);
+    assert!(
+        errors
+            .at("/portDefinitions")
+            .contains(&"Ports must be unique.".to_string())
+    );
+    assert!(
+        errors
+            .at("/portDefinitions")
+            .contains(&"Port names must be unique.".to_string())
+    );
+    assert_eq!(
+        errors.at("/portDefinitions(2)/port"),
+        ["got 70000, expected between 0 and 65535"]
+    );
     assert!(errors.at("/healthChecks(0)")[0].contains("port indices"));
     assert!(errors.at("/healthChecks(1)/command")[0].contains("COMMAND"));
     assert!(errors.at("/healthChecks(2)/protocol")[0].contains("GRPC"));
     assert!(errors.at("/killSelection")[0].contains("OLDEST_FIRST"));
-    assert!(errors.at("/unreachableStrategy/expungeAfterSeconds")[0].contains("inactiveAfterSeconds"));
-    assert_eq!(errors.at("/backoffFactor"), ["got 0.5, expected 1.0 or more"]);
+    assert!(
+        errors.at("/unreachableStrategy/expungeAfterSeconds")[0].contains("inactiveAfterSeconds")
+    );
+    assert_eq!(
+        errors.at("/backoffFactor"),
+        ["got 0.5, expected 1.0 or more"]
+    );
     assert!(errors.at("/container/docker/image")[0].contains("image"));
 }
 
@@ -135,14 +160,24 @@ fn health_check_defaults_follow_marathon() {
     let h = &app.health_checks[0];
     assert_eq!(h.protocol, HealthProtocol::Http);
     assert_eq!(h.protocol_name, "MESOS_HTTP");
-    assert_eq!((h.grace_period_seconds, h.interval_seconds, h.timeout_seconds), (300.0, 60.0, 20.0));
+    assert_eq!(
+        (
+            h.grace_period_seconds,
+            h.interval_seconds,
+            h.timeout_seconds
+        ),
+        (300.0, 60.0, 20.0)
+    );
     assert_eq!(h.max_consecutive_failures, 3);
     assert_eq!(h.port_index, Some(0));
     assert!(!h.ignore_http1xx);
     assert_eq!(app.health_checks[1].port_index, None);
     assert_eq!(app.port_definitions.len(), 2);
     let both = invalid(json!({"id": "x", "cmd": "x", "ports": [0], "portDefinitions": []}));
-    assert_eq!(both.at("/"), ["You cannot specify both ports and port definitions"]);
+    assert_eq!(
+        both.at("/"),
+        ["You cannot specify both ports and port definitions"]
+    );
 }
 
 #[test]
