@@ -372,8 +372,8 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
     let args = r.strings_opt("args");
 
     let instances = r.i64("instances", 1);
-    if let Some(e) = at_least(instances as f64, 0.0) {
-        r.error("instances", e);
+    if instances < 0 {
+        r.error("instances", format!("got {instances}, expected 0 or more"));
     }
     let scalar = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
         let v = r.f64(key, default);

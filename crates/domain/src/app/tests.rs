@@ -60,7 +60,7 @@ fn reports_every_problem_at_once_in_marathons_body() {
     let body = errors.to_json();
     assert_eq!(body["message"], "Object is not valid");
     assert_eq!(errors.at("/id"), [ID_SEGMENT_MESSAGE]);
-    assert_eq!(errors.at("/instances"), ["got -1, expected 0.0 or more"]);
+    assert_eq!(errors.at("/instances"), ["got -1, expected 0 or more"]);
     assert_eq!(errors.at("/cpus"), ["error.expected.jsnumber"]);
     assert_eq!(errors.at("/mem"), ["got -5, expected 0.0 or more"]);
     assert_eq!(
