@@ -1,6 +1,9 @@
 //! The `drover` binary: argument parsing and wiring only.
 
+mod detect;
+mod logging;
 mod plan;
+mod run_master;
 
 use std::process::ExitCode;
 
@@ -23,11 +26,14 @@ struct Cli {
 enum Command {
     /// Try an app's constraints against a node inventory, without a cluster.
     Plan(plan::PlanArgs),
+    /// Run a master: a Raft member serving the API (1, 3, 5 or 7 per cluster).
+    Master(run_master::MasterArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Plan(args) => plan::run(&args),
+        Command::Master(args) => run_master::run(args),
     }
 }

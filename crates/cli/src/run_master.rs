@@ -1,0 +1,112 @@
+//! `drover master`: run one master of the cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use master::{MasterConfig, parse_masters};
+
+use crate::detect;
+
+/// Arguments of `drover master`.
+#[derive(Args)]
+#[command(after_help = "\
+Run 1, 3, 5 or 7 masters, one per zone of the local region. The master with the lowest id
+forms the cluster once every listed master answers; restarting never forms it again.
+
+Exit codes: 0 after Ctrl-C or SIGTERM; 1 on a fatal error (storage, region mismatch, a data
+dir lost while the cluster exists); 2 on bad flags; 103 when --exit-on-leadership-loss is set
+and this master stops being the leader.
+
+Examples:
+  drover master --id 1 --listen 127.0.0.1:8081 --data-dir /var/lib/drover/m1 \\
+    --masters 1=127.0.0.1:8081,2=127.0.0.1:8082,3=127.0.0.1:8083 \\
+    --domain '{\"fault_domain\":{\"region\":{\"name\":\"local\"},\"zone\":{\"name\":\"local-a\"}}}'
+  drover master --id 2 --listen 0.0.0.0:8080 --data-dir /var/lib/drover \\
+    --masters 1=10.0.1.10:8080,2=10.0.2.10:8080,3=10.0.3.10:8080 \\
+    --fault-domain-detect /opt/drover/fault-domain-detect")]
+pub struct MasterArgs {
+    /// This master's id: one of the ids in --masters.
+    #[arg(long)]
+    id: u64,
+    /// Address to listen on (API, UI and Raft share one port).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: SocketAddr,
+    /// Every master, this one included: ID=HOST:PORT,… (1, 3, 5 or 7 of them).
+    #[arg(long, value_name = "ID=HOST:PORT,…")]
+    masters: String,
+    /// Directory for the Raft log, vote and snapshots; keep it across restarts.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Script printing this node's fault domain as DC/OS JSON; run once at start.
+    #[arg(long, value_name = "PATH", conflicts_with = "domain")]
+    fault_domain_detect: Option<PathBuf>,
+    /// This node's fault domain as DC/OS JSON, instead of a detect script.
+    #[arg(long, value_name = "JSON")]
+    domain: Option<String>,
+    /// Raft heartbeat interval.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    heartbeat_ms: u64,
+    /// Shortest Raft election timeout.
+    #[arg(long, default_value_t = 600, value_name = "MS")]
+    election_timeout_min_ms: u64,
+    /// Longest Raft election timeout.
+    #[arg(long, default_value_t = 1200, value_name = "MS")]
+    election_timeout_max_ms: u64,
+    /// How long a request waits for a leader before answering 503.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    leader_wait_ms: u64,
+    /// How long a write waits for a quorum before failing with 503.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    write_timeout_ms: u64,
+    /// Exit with code 103 when this master stops being the leader (for supervisors).
+    #[arg(long)]
+    exit_on_leadership_loss: bool,
+}
+
+/// Runs `drover master`.
+pub fn run(args: MasterArgs) -> ExitCode {
+    let fail = |code: u8, msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(code)
+    };
+    let masters = match parse_masters(&args.masters) {
+        Ok(m) => m,
+        Err(e) => return fail(2, e.to_string()),
+    };
+    let domain =
+        match detect::fault_domain(args.domain.as_deref(), args.fault_domain_detect.as_deref()) {
+            Ok(d) => d,
+            Err(e) => return fail(2, e),
+        };
+    let config = MasterConfig {
+        id: args.id,
+        listen: args.listen,
+        masters,
+        data_dir: args.data_dir,
+        domain,
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        election_timeout_min: Duration::from_millis(args.election_timeout_min_ms),
+        election_timeout_max: Duration::from_millis(args.election_timeout_max_ms),
+        exit_on_leadership_loss: args.exit_on_leadership_loss,
+        leader_wait: Duration::from_millis(args.leader_wait_ms),
+        write_timeout: Duration::from_millis(args.write_timeout_ms),
+    };
+    if let Err(e) = config.validate() {
+        return fail(2, e.to_string());
+    }
+    crate::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(master::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, e.to_string()),
+    }
+}

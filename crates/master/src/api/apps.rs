@@ -1,0 +1,239 @@
+//! `/v2/apps`: create, read, replace and delete app definitions, with their versions.
+//!
+//! Deployments come with the scheduler; until then a deployable operation still answers with
+//! a deployment id (header `Marathon-Deployment-Id`) so Marathon clients keep working.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::{AppDefinition, AppId};
+use serde_json::{Value, json};
+use state::machine::AppVersion;
+use state::{Command, Response as Applied};
+
+use crate::error::ApiError;
+use crate::node::Master;
+
+/// Marathon's header naming the deployment an operation started.
+const DEPLOYMENT_HEADER: &str = "marathon-deployment-id";
+
+fn app_json(v: &AppVersion) -> Value {
+    let mut out = v.app.to_json();
+    out["version"] = json!(v.version);
+    out["versionInfo"] = json!({"lastConfigChangeAt": v.version, "lastScalingAt": v.version});
+    out
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid JSON: {e}. Send a Marathon app definition as a JSON object."),
+        )
+    })
+}
+
+fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
+    AppDefinition::from_json(value).map_err(|errors| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        body: errors.to_json(),
+    })
+}
+
+fn app_id(raw: &str) -> Result<AppId, ApiError> {
+    AppId::parse(raw).map_err(|msg| {
+        let mut errors = domain::ValidationErrors::default();
+        errors.add("/id", msg);
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: errors.to_json(),
+        }
+    })
+}
+
+fn deployment_headers(id: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert(DEPLOYMENT_HEADER, v);
+    }
+    headers
+}
+
+/// `GET /v2/apps`.
+pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+    m.linearizable().await?;
+    let apps: Vec<Value> = m.state.read(|a| {
+        a.state
+            .apps()
+            .values()
+            .map(|r| app_json(r.current()))
+            .collect()
+    });
+    Ok(Json(json!({ "apps": apps })))
+}
+
+/// `POST /v2/apps`: create; 409 when the id is taken.
+pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Response, ApiError> {
+    let app = validate(&parse_body(&body)?)?;
+    let _serial = m.write_lock.lock().await;
+    m.linearizable().await?;
+    if m.state.read(|a| a.state.app(&app.id).is_some()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("An app with id [{}] already exists.", app.id),
+        ));
+    }
+    let version = m.next_version(None);
+    let id = app.id.clone();
+    commit_app(&m, app, version).await?;
+    let deployment = uuid::Uuid::new_v4().to_string();
+    let body = m
+        .state
+        .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
+        .unwrap_or(Value::Null);
+    let mut headers = deployment_headers(&deployment);
+    if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, Json(body)).into_response())
+}
+
+async fn commit_app(m: &Master, app: AppDefinition, version: String) -> Result<(), ApiError> {
+    match m.write(Command::PutApp { app, version }).await? {
+        Applied::AppVersion { .. } | Applied::Ok => Ok(()),
+        Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer from the state machine: {other:?}"),
+        )),
+    }
+}
+
+/// What a path under `/v2/apps/` asks for.
+enum AppPath<'a> {
+    App(&'a str),
+    Versions(&'a str),
+    Version(&'a str, &'a str),
+}
+
+fn split(path: &str) -> AppPath<'_> {
+    if let Some(id) = path.strip_suffix("/versions") {
+        return AppPath::Versions(id);
+    }
+    if let Some((id, version)) = path.rsplit_once("/versions/")
+        && !version.contains('/')
+    {
+        return AppPath::Version(id, version);
+    }
+    AppPath::App(path)
+}
+
+/// `GET /v2/apps/{id}`, `…/versions`, `…/versions/{version}`.
+pub async fn get(
+    State(m): State<Arc<Master>>,
+    Path(path): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    m.linearizable().await?;
+    let (raw, version) = match split(&path) {
+        AppPath::App(id) => (id, None),
+        AppPath::Versions(id) => (id, Some(None)),
+        AppPath::Version(id, v) => (id, Some(Some(v))),
+    };
+    let id = app_id(raw)?;
+    m.state.read(|a| {
+        let record = a
+            .state
+            .app(&id)
+            .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
+        Ok(Json(match version {
+            None => json!({ "app": app_json(record.current()) }),
+            Some(None) => {
+                let versions: Vec<&str> = record
+                    .versions()
+                    .rev()
+                    .map(|v| v.version.as_str())
+                    .collect();
+                json!({ "versions": versions })
+            }
+            Some(Some(v)) => app_json(record.version(v).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("App '{id}' has no version {v}"),
+                )
+            })?),
+        }))
+    })
+}
+
+/// `PUT /v2/apps/{id}`: create or replace.
+pub async fn put(
+    State(m): State<Arc<Master>>,
+    Path(path): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = app_id(&path)?;
+    let mut value = parse_body(&body)?;
+    if let Some(obj) = value.as_object_mut() {
+        match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
+            Some(Ok(body_id)) if body_id != id => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "The id in the body ({body_id}) differs from the id in the path ({id}); leave it out or make them equal."
+                    ),
+                ));
+            }
+            _ => {
+                obj.insert("id".into(), json!(id.as_str()));
+            }
+        }
+    }
+    let app = validate(&value)?;
+    let _serial = m.write_lock.lock().await;
+    m.linearizable().await?;
+    let current = m
+        .state
+        .read(|a| a.state.app(&id).map(|r| r.current().version.clone()));
+    let version = m.next_version(current.as_deref());
+    commit_app(&m, app, version.clone()).await?;
+    let deployment = uuid::Uuid::new_v4().to_string();
+    let status = if current.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        deployment_headers(&deployment),
+        Json(json!({"version": version, "deploymentId": deployment})),
+    )
+        .into_response())
+}
+
+/// `DELETE /v2/apps/{id}`.
+pub async fn delete(
+    State(m): State<Arc<Master>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = app_id(&path)?;
+    let _serial = m.write_lock.lock().await;
+    let answer = m.write(Command::DeleteApp { id: id.clone() }).await?;
+    match answer {
+        Applied::NotFound { .. } => Err(ApiError::app_not_found(id.as_str())),
+        Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        _ => {
+            let deployment = uuid::Uuid::new_v4().to_string();
+            let version = m.next_version(None);
+            Ok((
+                StatusCode::OK,
+                deployment_headers(&deployment),
+                Json(json!({"version": version, "deploymentId": deployment})),
+            )
+                .into_response())
+        }
+    }
+}

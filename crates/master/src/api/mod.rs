@@ -1,0 +1,40 @@
+//! The HTTP API: Marathon v2 (at `/v2` and `/service/marathon/v2`), health, metrics, and the
+//! internal endpoints masters use among themselves.
+
+mod apps;
+mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::forward;
+use crate::node::Master;
+
+/// The whole API of a master.
+pub fn router(master: Arc<Master>) -> Router {
+    let v2 = Router::new()
+        .route("/apps", get(apps::list).post(apps::create))
+        .route(
+            "/apps/{*path}",
+            get(apps::get).put(apps::put).delete(apps::delete),
+        )
+        .route("/leader", get(system::leader).delete(system::abdicate))
+        .route("/info", get(system::info));
+    Router::new()
+        .nest("/v2", v2.clone())
+        .nest("/service/marathon/v2", v2)
+        .route("/ping", get(system::ping))
+        .route("/service/marathon/ping", get(system::ping))
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/internal/raft/{rpc}", post(system::raft_rpc))
+        .route("/internal/masters", post(system::register_master))
+        .layer(middleware::from_fn_with_state(
+            master.clone(),
+            forward::to_leader,
+        ))
+        .with_state(master)
+}

@@ -1,0 +1,138 @@
+//! Leadership, health, info, metrics, and the internal endpoints masters use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use domain::FaultDomain;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use state::network::RaftRpc;
+use state::{Command, Response as Applied};
+
+use crate::error::ApiError;
+use crate::node::{Master, Role};
+
+/// `GET /ping`.
+pub async fn ping() -> &'static str {
+    "pong"
+}
+
+/// `GET /health`: this process, whatever the cluster's state.
+pub async fn health(State(m): State<Arc<Master>>) -> Json<Value> {
+    let metrics = m.raft.metrics().borrow().clone();
+    let cluster_id = m.state.read(|a| a.state.cluster_id().map(str::to_string));
+    Json(json!({
+        "id": m.config.id,
+        "role": m.role().as_str(),
+        "term": metrics.current_term,
+        "leader": m.leader().map(|(_, addr)| addr),
+        "region": m.config.domain.region,
+        "zone": m.config.domain.zone,
+        "initialized": metrics.last_log_index.is_some(),
+        "cluster_id": cluster_id,
+    }))
+}
+
+/// `GET /v2/leader`.
+pub async fn leader(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+    match m.leader() {
+        Some((_, addr)) => Ok(Json(json!({ "leader": addr }))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "There is no leader")),
+    }
+}
+
+/// `DELETE /v2/leader`: the leader (requests are forwarded to it) steps down.
+pub async fn abdicate(State(m): State<Arc<Master>>) -> Json<Value> {
+    m.abdicate(Duration::from_secs(10));
+    Json(json!({ "message": "Leadership abdicated" }))
+}
+
+/// `GET /v2/info`.
+pub async fn info(State(m): State<Arc<Master>>) -> Json<Value> {
+    let figures = m.raft_figures();
+    let leader = m.leader().map(|(_, addr)| addr);
+    let cluster_id = m.state.read(|a| a.state.cluster_id().map(str::to_string));
+    let members: Vec<Value> = m
+        .members()
+        .into_iter()
+        .map(|(id, addr)| json!({"id": id, "address": addr}))
+        .collect();
+    Json(json!({
+        "name": "drover",
+        "version": env!("CARGO_PKG_VERSION"),
+        "leader": leader,
+        "elected": m.role() == Role::Leader && !m.abdicating(),
+        "frameworkId": cluster_id,
+        "http_config": {"http_port": m.config.listen.port()},
+        "drover": {
+            "id": m.config.id,
+            "region": m.config.domain.region,
+            "zone": m.config.domain.zone,
+            "raft": {
+                "term": figures.term,
+                "state": m.role().as_str(),
+                "members": members,
+                "commitIndex": figures.applied,
+                "lastLogIndex": figures.last_log,
+            }
+        }
+    }))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(m): State<Arc<Master>>) -> Response {
+    let text = m.metrics.render(&m.raft_figures());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `POST /internal/raft/{append|vote|snapshot}`.
+pub async fn raft_rpc(
+    State(m): State<Arc<Master>>,
+    Path(rpc): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(rpc) = RaftRpc::from_path(&format!("/internal/raft/{rpc}")) else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("no Raft RPC named {rpc}"))
+            .into_response();
+    };
+    match state::network::answer(&m.raft, rpc, &body).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot decode the Raft request: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// A master announcing itself to the leader.
+#[derive(Deserialize)]
+pub struct MasterRegistration {
+    id: u64,
+    addr: String,
+    domain: FaultDomain,
+}
+
+/// `POST /internal/masters`: records a master in the registry; 409 when its region differs
+/// from the cluster's.
+pub async fn register_master(
+    State(m): State<Arc<Master>>,
+    Json(reg): Json<MasterRegistration>,
+) -> Result<Json<Value>, ApiError> {
+    let answer = m
+        .write(Command::PutMaster {
+            id: reg.id,
+            addr: reg.addr,
+            domain: Some(reg.domain),
+        })
+        .await?;
+    match answer {
+        Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        _ => Ok(Json(json!({"message": "registered"}))),
+    }
+}

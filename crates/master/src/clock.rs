@@ -1,0 +1,75 @@
+//! Wall-clock time as Marathon writes it: `2026-11-21T19:55:01.123Z`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats ms since the epoch as ISO-8601 UTC with milliseconds.
+pub fn iso(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Parses what [`iso`] writes back into ms since the epoch.
+pub fn parse_iso(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[10] != b'T' || b[23] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let days = days_from_civil(n(0..4)? as i64, n(5..7)?, n(8..10)?);
+    let secs = days as u64 * 86_400 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?;
+    Some(secs * 1000 + n(20..23)?)
+}
+
+// Howard Hinnant's civil calendar algorithms.
+fn civil_from_days(z: i64) -> (i64, u64, u64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_marathon_versions() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_795_290_901_123), "2026-11-21T19:55:01.123Z");
+        for ms in [0, 951_782_400_000, 1_795_290_901_123, 4_102_444_800_999] {
+            assert_eq!(parse_iso(&iso(ms)), Some(ms));
+        }
+        assert_eq!(parse_iso("yesterday"), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! A running master: its Raft node, its view of the state, and the operations the API needs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState};
+use serde_json::Value;
+use state::types::Raft;
+use state::{Command, Response, StateReader};
+
+use crate::clock;
+use crate::config::MasterConfig;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, RaftFigures};
+use crate::peer::PeerClient;
+
+/// One master process.
+pub struct Master {
+    /// Its configuration.
+    pub config: MasterConfig,
+    /// Its Raft node.
+    pub raft: Raft,
+    /// The applied cluster state.
+    pub state: StateReader,
+    /// Its counters.
+    pub metrics: Metrics,
+    /// HTTP client for forwarding and talking to peers.
+    pub peers: PeerClient,
+    /// Set while this master hands leadership over (`DELETE /v2/leader`).
+    abdicating: AtomicBool,
+    /// Serialises check-then-write API operations on the leader (e.g. "create if absent").
+    pub write_lock: tokio::sync::Mutex<()>,
+    /// The last version timestamp this master issued, so versions never repeat.
+    last_version_ms: AtomicU64,
+}
+
+/// What a master is in the Raft group right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Leads.
+    Leader,
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asks for votes.
+    Candidate,
+    /// Not a voter (not yet part of the cluster).
+    Learner,
+    /// Raft has stopped.
+    Shutdown,
+}
+
+impl Role {
+    /// Lower-case name used in `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Learner => "learner",
+            Role::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl Master {
+    /// Wraps a started Raft node.
+    pub fn new(config: MasterConfig, raft: Raft, state: StateReader) -> Self {
+        Master {
+            config,
+            raft,
+            state,
+            metrics: Metrics::default(),
+            peers: PeerClient::new(),
+            abdicating: AtomicBool::new(false),
+            write_lock: tokio::sync::Mutex::new(()),
+            last_version_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// This master's role.
+    pub fn role(&self) -> Role {
+        match self.raft.metrics().borrow().state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        }
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// The leader as this master knows it: its id and address. While this master abdicates it
+    /// does not name itself.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        if id == self.config.id && (self.abdicating() || metrics.state != ServerState::Leader) {
+            return None;
+        }
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.config.masters.get(&id).cloned())?;
+        Some((id, addr))
+    }
+
+    /// True when this master leads and is not handing over.
+    pub fn is_leader(&self) -> bool {
+        self.leader().is_some_and(|(id, _)| id == self.config.id)
+    }
+
+    /// True while leadership is being handed over.
+    pub fn abdicating(&self) -> bool {
+        self.abdicating.load(Ordering::SeqCst)
+    }
+
+    /// Raft members with their addresses.
+    pub fn members(&self) -> BTreeMap<u64, String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n): (&u64, &BasicNode)| (*id, n.addr.clone()))
+            .collect()
+    }
+
+    /// Figures for `/metrics` and `/v2/info`.
+    pub fn raft_figures(&self) -> RaftFigures {
+        let m = self.raft.metrics().borrow().clone();
+        RaftFigures {
+            id: self.config.id,
+            term: m.current_term,
+            is_leader: m.state == ServerState::Leader,
+            applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_log: m.last_log_index.unwrap_or(0),
+        }
+    }
+
+    /// Confirms with a quorum that this master still leads and that its state has applied
+    /// everything committed before now; reads after this are linearizable.
+    pub async fn linearizable(&self) -> Result<(), ApiError> {
+        let wait = self.config.write_timeout;
+        match tokio::time::timeout(wait, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(ApiError::unavailable(
+                    "This master is no longer the leader; nothing was done. Retry: the request will go to the new leader.",
+                ))
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) | Err(_) => {
+                self.metrics.write_failed();
+                Err(self.no_quorum("nothing was done"))
+            }
+            Ok(Err(e)) => Err(ApiError::unavailable(format!(
+                "This master cannot confirm its leadership ({e}); nothing was done."
+            ))),
+        }
+    }
+
+    fn no_quorum(&self, what: &str) -> ApiError {
+        let n = self.config.masters.len();
+        ApiError::unavailable(format!(
+            "No quorum: fewer than {} of the {n} masters answer, so the cluster cannot agree on anything; {what}. Check the masters' /health and bring them back.",
+            n / 2 + 1,
+        ))
+    }
+
+    /// Commits a command through Raft and returns what applying it gave.
+    ///
+    /// Leadership and a quorum are confirmed first, so a write that cannot commit is usually
+    /// refused before anything reaches the log. A write that times out after that may still
+    /// be applied later, and the error says so.
+    pub async fn write(&self, command: Command) -> Result<Response, ApiError> {
+        self.linearizable().await?;
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(self.config.write_timeout, self.raft.client_write(command)).await;
+        match result {
+            Ok(Ok(resp)) => {
+                self.metrics.applied(started.elapsed());
+                Ok(resp.data)
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                self.metrics.write_failed();
+                Err(ApiError::unavailable(
+                    "This master lost leadership during the request; it may not have been applied. Read it back, then retry.",
+                ))
+            }
+            Ok(Err(e)) => {
+                self.metrics.write_failed();
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("The write failed: {e}"),
+                ))
+            }
+            Err(_) => {
+                self.metrics.write_failed();
+                Err(self.no_quorum("the write may still be applied if they return"))
+            }
+        }
+    }
+
+    /// A version timestamp for an app: now, but always after the app's current version and
+    /// after every version this master issued before.
+    pub fn next_version(&self, current: Option<&str>) -> String {
+        let floor = current.and_then(clock::parse_iso).map_or(0, |v| v + 1);
+        let mut candidate = clock::now_ms().max(floor);
+        let mut last = self.last_version_ms.load(Ordering::SeqCst);
+        loop {
+            candidate = candidate.max(last + 1);
+            match self.last_version_ms.compare_exchange(
+                last,
+                candidate,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return clock::iso(candidate),
+                Err(actual) => last = actual,
+            }
+        }
+    }
+
+    /// Hands leadership to another master: stop sending heartbeats and standing for election
+    /// until another master leads (or `give_up` passes), then behave normally again.
+    pub fn abdicate(self: &Arc<Self>, give_up: Duration) {
+        if self.abdicating.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.raft.runtime_config().elect(false);
+        self.raft.runtime_config().heartbeat(false);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut metrics = me.raft.metrics();
+            let deadline = tokio::time::Instant::now() + give_up;
+            loop {
+                let other = {
+                    let m = metrics.borrow_and_update();
+                    m.current_leader.is_some_and(|l| l != me.config.id)
+                        && m.state != ServerState::Leader
+                };
+                if other {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, metrics.changed())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("no other master took over within {give_up:?}; resuming");
+                    break;
+                }
+            }
+            me.raft.runtime_config().heartbeat(true);
+            me.raft.runtime_config().elect(true);
+            me.abdicating.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// `/health` of a peer, if it answers in time.
+    pub async fn peer_health(&self, addr: &str) -> Option<Value> {
+        self.peers
+            .get_json(addr, "/health", Duration::from_millis(700))
+            .await
+    }
+}

@@ -1,0 +1,308 @@
+//! From flags to a serving master: check the data dir and the peers, open the store, start
+//! Raft and the API, form the cluster once, register, and supervise leadership.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::error::{InitializeError, RaftError};
+use serde_json::json;
+use state::network::HttpNetwork;
+use state::types::Raft;
+
+use crate::config::{ConfigError, MasterConfig};
+use crate::leadership::{self, ClusterIdentity, LeaderService};
+use crate::node::Master;
+use crate::peer::PeerClient;
+
+/// Why a master refused to start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Bad flags.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// This master's region is not the cluster's.
+    #[error(
+        "this master is in region '{mine}', but the cluster's masters are in region '{theirs}' (master {peer} at {addr}). All masters must be in one region: fix --domain or the fault domain detect script"
+    )]
+    RegionMismatch {
+        /// This master's region.
+        mine: String,
+        /// The cluster's region.
+        theirs: String,
+        /// The peer that said so.
+        peer: u64,
+        /// Its address.
+        addr: String,
+    },
+    /// The data dir is empty but the cluster already exists.
+    #[error(
+        "the data dir {dir} is empty, but the cluster already exists (master {peer} at {addr} is part of it). A master that lost its data must not rejoin with an empty log: it could vote twice in a term and lose acknowledged writes. Restore the data dir from a backup (re-adding a master with an empty data dir is not supported yet; see docs/operations.md)"
+    )]
+    LostData {
+        /// The data dir.
+        dir: String,
+        /// A peer that is part of the cluster.
+        peer: u64,
+        /// Its address.
+        addr: String,
+    },
+    /// The registry refused this master (a region conflict found by the leader).
+    #[error("the leader refused to register this master: {0}")]
+    Refused(String),
+    /// The data dir or the store could not be used.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Raft could not start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The store file inside the data dir.
+const STORE_FILE: &str = "raft.redb";
+
+/// Runs a master until Ctrl-C or SIGTERM.
+pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartupError::Storage(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let store_path = config.data_dir.join(STORE_FILE);
+    let fresh = !store_path.exists();
+    check_peers(&config, fresh).await?;
+
+    let (log_store, state_machine) = state::open(&store_path)
+        .await
+        .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
+    let reader = state_machine.reader();
+    let (election_timeout_min, election_timeout_max) = config.openraft_election_timeouts();
+    let raft_config = openraft::Config {
+        cluster_name: "drover".into(),
+        heartbeat_interval: config.heartbeat.as_millis() as u64,
+        election_timeout_min,
+        election_timeout_max,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartupError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        HttpNetwork::new(config.id),
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| StartupError::Raft(e.to_string()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartupError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let master = Arc::new(Master::new(config, raft, reader));
+    tracing::info!(
+        id = master.config.id,
+        listen = %master.config.listen,
+        region = %master.config.domain.region,
+        zone = %master.config.domain.zone,
+        "master started"
+    );
+    let app = crate::api::router(master.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let services: Vec<Arc<dyn LeaderService>> = vec![Arc::new(ClusterIdentity)];
+    tokio::spawn(leadership::supervise(master.clone(), services));
+    tokio::spawn(form_cluster(master.clone()));
+    let registration = tokio::spawn(register(master.clone()));
+
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+        }
+        result = registration => {
+            if let Ok(Err(e)) = result {
+                let _ = master.raft.shutdown().await;
+                return Err(e);
+            }
+            shutdown_signal().await;
+        }
+        result = server => {
+            let _ = master.raft.shutdown().await;
+            return Err(StartupError::Listen {
+                addr: master.config.listen.to_string(),
+                source: std::io::Error::other(format!("the HTTP server stopped: {result:?}")),
+            });
+        }
+    }
+    let _ = master.raft.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
+
+/// Before anything starts: every peer that answers must be in our region, and a master with
+/// an empty data dir must not join a cluster that already exists.
+async fn check_peers(config: &MasterConfig, fresh: bool) -> Result<(), StartupError> {
+    let client = PeerClient::new();
+    let checks = config.peers().map(|(id, addr)| {
+        let client = client.clone();
+        let addr = addr.to_string();
+        async move {
+            (
+                id,
+                client
+                    .get_json(&addr, "/health", Duration::from_millis(700))
+                    .await,
+                addr,
+            )
+        }
+    });
+    let answers = futures_join_all(checks).await;
+    for (peer, health, addr) in answers {
+        let Some(health) = health else { continue };
+        if let Some(theirs) = health.get("region").and_then(|r| r.as_str())
+            && theirs != config.domain.region
+        {
+            return Err(StartupError::RegionMismatch {
+                mine: config.domain.region.clone(),
+                theirs: theirs.to_string(),
+                peer,
+                addr,
+            });
+        }
+        let formed = health.get("cluster_id").is_some_and(|c| !c.is_null());
+        if fresh && formed {
+            return Err(StartupError::LostData {
+                dir: config.data_dir.display().to_string(),
+                peer,
+                addr,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Joins futures without pulling in the futures crate.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The master with the lowest id initialises the membership once, when every listed master
+/// answers; a master whose log is not empty never initialises again.
+async fn form_cluster(master: Arc<Master>) {
+    let lowest = master.config.masters.keys().next().copied();
+    if lowest != Some(master.config.id) {
+        return;
+    }
+    loop {
+        match master.raft.is_initialized().await {
+            Ok(true) | Err(_) => return,
+            Ok(false) => {}
+        }
+        let mut all = true;
+        for (_, addr) in master.config.peers() {
+            if master.peer_health(addr).await.is_none() {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            let members: BTreeMap<u64, BasicNode> = master
+                .config
+                .masters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+                .collect();
+            match master.raft.initialize(members).await {
+                Ok(()) => {
+                    tracing::info!("cluster formed");
+                    return;
+                }
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => return,
+                Err(e) => tracing::warn!("cannot form the cluster yet: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Announces this master (id, address, fault domain) to the leader, once one exists; the
+/// leader refuses a master whose region differs from the cluster's.
+async fn register(master: Arc<Master>) -> Result<(), StartupError> {
+    let body = json!({
+        "id": master.config.id,
+        "addr": master.config.advertised(),
+        "domain": master.config.domain,
+    });
+    loop {
+        let known = master.state.read(|a| {
+            a.state.masters().get(&master.config.id).is_some_and(|m| {
+                m.addr == master.config.advertised()
+                    && m.domain.as_ref() == Some(&master.config.domain)
+            })
+        });
+        if known {
+            return Ok(());
+        }
+        if let Some((_, leader)) = master.leader() {
+            match master
+                .peers
+                .post_json(&leader, "/internal/masters", &body, Duration::from_secs(6))
+                .await
+            {
+                Some((status, _)) if status.is_success() => return Ok(()),
+                Some((status, answer)) if status == axum::http::StatusCode::CONFLICT => {
+                    let message = answer
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("region conflict")
+                        .to_string();
+                    return Err(StartupError::Refused(message));
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,281 @@
+//! Commands that change the replicated cluster state, and the responses applying them gives.
+//!
+//! A command is the unit of a Raft log entry. Applying it must be deterministic on every
+//! master: no clocks, no randomness, no I/O. Timestamps, versions and ids are chosen by the
+//! leader before it proposes a command and travel inside it.
+
+use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
+use serde::{Deserialize, Serialize};
+
+/// A change to the cluster state; the application data of a Raft log entry.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a command lives briefly in one log entry; boxing apps and agents buys nothing"
+)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Fixes the cluster id; the first one committed wins.
+    InitCluster {
+        /// The id, chosen by the master that bootstraps the cluster.
+        cluster_id: String,
+    },
+    /// Adds or updates a master's address and fault domain.
+    PutMaster {
+        /// The master's Raft node id.
+        id: u64,
+        /// Address its HTTP API listens on, `host:port`.
+        addr: String,
+        /// The master's fault domain, if it has one.
+        domain: Option<FaultDomain>,
+    },
+    /// Removes a master from the registry (its Raft membership changes separately).
+    RemoveMaster {
+        /// The master's Raft node id.
+        id: u64,
+    },
+    /// Registers an agent, or re-registers one the registry already knows.
+    RegisterAgent {
+        /// The agent as it describes itself.
+        agent: Agent,
+        /// True when the agent is outside the local region.
+        remote: bool,
+        /// When the leader accepted the registration, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Changes an agent's liveness state.
+    SetAgentState {
+        /// The agent.
+        agent_id: AgentId,
+        /// Its new state.
+        state: AgentState,
+        /// When the leader decided it, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Creates or replaces an app definition; the previous one stays in its version history.
+    PutApp {
+        /// The new definition.
+        app: AppDefinition,
+        /// Its version, Marathon style (an ISO-8601 timestamp chosen by the leader).
+        version: String,
+    },
+    /// Deletes an app and its backoff; its instances are marked for decommissioning.
+    DeleteApp {
+        /// The app.
+        id: AppId,
+    },
+    /// Creates or replaces a deployment.
+    PutDeployment {
+        /// The deployment.
+        deployment: Deployment,
+        /// Cancel (remove) other deployments that touch the same apps instead of refusing.
+        force: bool,
+    },
+    /// Removes a deployment (finished or cancelled).
+    DeleteDeployment {
+        /// The deployment's id.
+        id: String,
+    },
+    /// Creates or updates instances, all or none.
+    PutInstances {
+        /// The instances in their new form.
+        instances: Vec<Instance>,
+    },
+    /// Forgets instances; unknown ids are ignored.
+    RemoveInstances {
+        /// The instances' ids.
+        ids: Vec<InstanceId>,
+    },
+    /// Delays the next launches of an app after failures.
+    SetBackoff {
+        /// The app.
+        app_id: AppId,
+        /// The current delay, ms.
+        delay_ms: u64,
+        /// No launch before this time, ms since the Unix epoch.
+        until_ms: u64,
+    },
+    /// Clears an app's launch backoff (after a successful run or a new version).
+    ClearBackoff {
+        /// The app.
+        app_id: AppId,
+    },
+}
+
+/// What applying a command gave; business-rule refusals are data, never storage errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Applied; nothing more to say.
+    Ok,
+    /// The cluster id in force after `InitCluster`.
+    ClusterId {
+        /// The id.
+        cluster_id: String,
+    },
+    /// An app version was stored by `PutApp`.
+    AppVersion {
+        /// The app.
+        id: AppId,
+        /// The version now current.
+        version: String,
+        /// True when the app did not exist before.
+        created: bool,
+    },
+    /// The command names something the state does not have.
+    NotFound {
+        /// What kind of thing.
+        kind: Subject,
+        /// Its id.
+        id: String,
+    },
+    /// The command contradicts the state; nothing was changed.
+    Conflict {
+        /// What contradicts what, for people.
+        message: String,
+    },
+}
+
+/// The kinds of thing a command can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// A master.
+    Master,
+    /// An agent.
+    Agent,
+    /// An app.
+    App,
+    /// A deployment.
+    Deployment,
+    /// An instance.
+    Instance,
+}
+
+/// An agent's liveness as the leader decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Registered and heartbeating.
+    Active,
+    /// No heartbeat for longer than the unreachable timeout.
+    Unreachable,
+    /// Decommissioned or replaced; its address may be reused.
+    Gone,
+}
+
+/// A deployment: a plan of steps that moves apps to their new definitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Marathon-style deployment id (a UUID chosen by the leader).
+    pub id: String,
+    /// The version of the change that started it.
+    pub version: String,
+    /// Apps the deployment changes; an app is locked by at most one deployment.
+    pub affected_apps: Vec<AppId>,
+    /// The steps, in Marathon's JSON shape.
+    pub steps: serde_json::Value,
+    /// Index of the step in progress, from 0.
+    pub current_step: u32,
+    /// When the leader created it, ms since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// An instance's id, Marathon style: `<app path with dots>.instance-<uuid>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(pub String);
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for InstanceId {
+    fn from(s: &str) -> Self {
+        InstanceId(s.to_string())
+    }
+}
+
+/// One placed copy of an app: where it runs, what it should do, and what it last did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Stable id.
+    pub id: InstanceId,
+    /// The app it is a copy of.
+    pub app_id: AppId,
+    /// The app version it runs.
+    pub app_version: String,
+    /// The agent it is assigned to.
+    pub agent_id: AgentId,
+    /// Host ports assigned to it.
+    pub ports: Vec<u64>,
+    /// What the scheduler wants of it.
+    pub goal: Goal,
+    /// What its agent last reported.
+    pub condition: Condition,
+    /// Raft term of the leader that assigned it; agents ignore lower terms.
+    pub term: u64,
+    /// When it was assigned, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// When its condition last changed, ms since the Unix epoch.
+    pub updated_at_ms: u64,
+    /// When it was first reported running, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+}
+
+/// What the scheduler wants an instance to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Goal {
+    /// Keep it running.
+    Running,
+    /// Stop it, but keep the record (e.g. a suspended app).
+    Stopped,
+    /// Stop it and forget it once it has stopped.
+    Decommissioned,
+}
+
+/// An instance's last known condition, after Marathon's conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Assigned by the leader, not yet picked up by its agent.
+    Scheduled,
+    /// The agent is preparing it (fetching, creating the sandbox).
+    Staging,
+    /// The process or container is starting.
+    Starting,
+    /// Running.
+    Running,
+    /// Being stopped.
+    Killing,
+    /// Stopped on request.
+    Killed,
+    /// Exited with a failure.
+    Failed,
+    /// Exited successfully.
+    Finished,
+    /// Could not be started at all.
+    Error,
+    /// Its agent is unreachable; the instance may still be running.
+    Unreachable,
+    /// Its agent is gone; the instance is lost.
+    Gone,
+}
+
+impl Condition {
+    /// True when the instance has stopped for good and needs no more attention from its agent.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Condition::Killed
+                | Condition::Failed
+                | Condition::Finished
+                | Condition::Error
+                | Condition::Gone
+        )
+    }
+}

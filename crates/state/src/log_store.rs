@@ -1,0 +1,258 @@
+//! The Raft log and vote, stored in redb.
+//!
+//! Every write is one redb transaction committed with redb's default durability (fsync before
+//! `commit` returns); openraft is told an append is durable only after that. Any failure is
+//! fatal: it is logged and returned as openraft's storage error, which stops the Raft node.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, StorageIOError};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::{StoreError, blocking, decode, encode};
+use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+/// Log entries by index, each as JSON.
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+
+/// Raft metadata by key (see the `KEY_*` constants), each as JSON.
+pub(crate) const META: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_meta");
+
+const KEY_VOTE: u64 = 1;
+const KEY_COMMITTED: u64 = 2;
+const KEY_LAST_PURGED: u64 = 3;
+
+/// The Raft log store over a redb database; clones share the database.
+#[derive(Clone)]
+pub struct RedbLogStore {
+    db: Arc<Database>,
+}
+
+impl Debug for RedbLogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbLogStore").finish_non_exhaustive()
+    }
+}
+
+impl RedbLogStore {
+    /// A log store over an opened database whose tables exist (see [`crate::open`]).
+    pub(crate) fn new(db: Arc<Database>) -> Self {
+        RedbLogStore { db }
+    }
+
+    async fn read_meta<T>(&self, key: u64, what: &'static str) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(META)?;
+            match table.get(key)? {
+                Some(v) => Ok(Some(decode(|| what.to_string(), v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn write_meta(&self, key: u64, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(META)?;
+                table.insert(key, bytes.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
+    let entry: Entry = decode(|| format!("log entry {index}"), bytes)?;
+    if entry.log_id.index != index {
+        return Err(StoreError::Corrupt(format!(
+            "log entry stored at index {index} says it is at index {}",
+            entry.log_id.index
+        )));
+    }
+    Ok(entry)
+}
+
+/// True when no index lies within `bounds` (redb, like `BTreeMap`, wants `start <= end`).
+pub(crate) fn is_empty(bounds: &(Bound<u64>, Bound<u64>)) -> bool {
+    let start = match bounds.0 {
+        Bound::Included(s) => s,
+        Bound::Excluded(s) => match s.checked_add(1) {
+            Some(s) => s,
+            None => return true,
+        },
+        Bound::Unbounded => 0,
+    };
+    match bounds.1 {
+        Bound::Included(e) => start > e,
+        Bound::Excluded(e) => start >= e,
+        Bound::Unbounded => false,
+    }
+}
+
+impl RaftLogReader<TypeConfig> for RedbLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let bounds: (Bound<u64>, Bound<u64>) =
+            (range.start_bound().cloned(), range.end_bound().cloned());
+        if is_empty(&bounds) {
+            return Ok(Vec::new());
+        }
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(LOG)?;
+            let mut entries = Vec::new();
+            for item in table.range::<u64>(bounds)? {
+                let (k, v) = item?;
+                entries.push(decode_entry(k.value(), v.value())?);
+            }
+            Ok(entries)
+        })
+        .await
+        .map_err(|e| e.fatal(StorageIOError::read_logs))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for RedbLogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_read()?;
+            let last_purged_log_id: Option<LogId> =
+                match txn.open_table(META)?.get(KEY_LAST_PURGED)? {
+                    Some(v) => Some(decode(|| "last purged log id".into(), v.value())?),
+                    None => None,
+                };
+            let last_log_id = match txn.open_table(LOG)?.last()? {
+                Some((k, v)) => Some(decode_entry(k.value(), v.value())?.log_id),
+                None => last_purged_log_id,
+            };
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id,
+            })
+        })
+        .await
+        .map_err(|e| e.fatal(StorageIOError::read_logs))
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let bytes = encode("vote", vote).map_err(|e| e.fatal(StorageIOError::write_vote))?;
+        self.write_meta(KEY_VOTE, bytes)
+            .await
+            .map_err(|e| e.fatal(StorageIOError::write_vote))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.read_meta(KEY_VOTE, "vote")
+            .await
+            .map_err(|e| e.fatal(StorageIOError::read_vote))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let bytes =
+            encode("committed log id", &committed).map_err(|e| e.fatal(StorageIOError::write))?;
+        self.write_meta(KEY_COMMITTED, bytes)
+            .await
+            .map_err(|e| e.fatal(StorageIOError::write))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let committed: Option<Option<LogId>> = self
+            .read_meta(KEY_COMMITTED, "committed log id")
+            .await
+            .map_err(|e| e.fatal(StorageIOError::read))?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let encoded = entries
+            .into_iter()
+            .map(|e| Ok((e.log_id.index, encode("log entry", &e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(|e| e.fatal(StorageIOError::write_logs))?;
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(LOG)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.fatal(StorageIOError::write_logs))?;
+        // Only now, after the fsync'd commit, are the entries durable.
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(%log_id, "truncating the Raft log from this entry on");
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(LOG)?;
+                table.retain_in(log_id.index.., |_, _| false)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.fatal(StorageIOError::write_logs))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        tracing::debug!(%log_id, "purging the Raft log up to this entry");
+        let bytes = encode("last purged log id", &log_id)
+            .map_err(|e| e.fatal(StorageIOError::write_logs))?;
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write()?;
+            {
+                // One transaction: the purge mark and the deletion land together or not at all.
+                let mut meta = txn.open_table(META)?;
+                meta.insert(KEY_LAST_PURGED, bytes.as_slice())?;
+                let mut table = txn.open_table(LOG)?;
+                table.retain_in(..=log_id.index, |_, _| false)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.fatal(StorageIOError::write_logs))
+    }
+}
