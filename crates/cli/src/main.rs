@@ -1,8 +1,11 @@
 //! The `drover` binary: argument parsing and wiring only.
 
+mod cluster;
 mod detect;
 mod logging;
+mod node;
 mod plan;
+mod run_agent;
 mod run_master;
 
 use std::process::ExitCode;
@@ -28,6 +31,10 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Run a master: a Raft member serving the API (1, 3, 5 or 7 per cluster).
     Master(run_master::MasterArgs),
+    /// Run an agent: registers with the masters and runs the tasks assigned to it.
+    Agent(run_agent::AgentArgs),
+    /// Masters and agents: `drover node list`.
+    Node(node::NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +42,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Master(args) => run_master::run(args),
+        Command::Agent(args) => run_agent::run(args),
+        Command::Node(args) => node::run(args),
     }
 }

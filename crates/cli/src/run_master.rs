@@ -64,6 +64,17 @@ pub struct MasterArgs {
     /// Exit with code 103 when this master stops being the leader (for supervisors).
     #[arg(long)]
     exit_on_leadership_loss: bool,
+    /// How often agents heartbeat (told to them when they register).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    agent_heartbeat_ms: u64,
+    /// An agent without a heartbeat for this long is unreachable (its instances are replaced
+    /// per the app's unreachableStrategy).
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    agent_unreachable_ms: u64,
+    /// After an election, how long every agent has to be heard from before any is called
+    /// unreachable.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    agent_reregistration_grace_ms: u64,
 }
 
 /// Runs `drover master`.
@@ -93,6 +104,9 @@ pub fn run(args: MasterArgs) -> ExitCode {
         exit_on_leadership_loss: args.exit_on_leadership_loss,
         leader_wait: Duration::from_millis(args.leader_wait_ms),
         write_timeout: Duration::from_millis(args.write_timeout_ms),
+        agent_heartbeat: Duration::from_millis(args.agent_heartbeat_ms),
+        agent_unreachable_after: Duration::from_millis(args.agent_unreachable_ms),
+        agent_reregistration_grace: Duration::from_millis(args.agent_reregistration_grace_ms),
     };
     if let Err(e) = config.validate() {
         return fail(2, e.to_string());

@@ -32,6 +32,13 @@ pub struct MasterConfig {
     pub leader_wait: Duration,
     /// How long a write waits for a quorum before failing.
     pub write_timeout: Duration,
+    /// How often agents heartbeat.
+    pub agent_heartbeat: Duration,
+    /// An agent silent for this long is unreachable.
+    pub agent_unreachable_after: Duration,
+    /// After an election, how long agents have to be heard from before any is called
+    /// unreachable.
+    pub agent_reregistration_grace: Duration,
 }
 
 /// Why a configuration was refused.
@@ -160,6 +167,9 @@ mod tests {
             exit_on_leadership_loss: false,
             leader_wait: Duration::from_secs(3),
             write_timeout: Duration::from_secs(5),
+            agent_heartbeat: Duration::from_secs(1),
+            agent_unreachable_after: Duration::from_secs(5),
+            agent_reregistration_grace: Duration::from_secs(5),
         }
     }
 

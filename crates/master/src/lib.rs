@@ -7,6 +7,7 @@
 //! - [`leadership`]: leader-only services, started on election and stopped on its loss.
 //! - [`startup`]: the checks and steps from flags to a serving master.
 
+pub mod agents;
 pub mod api;
 pub mod clock;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod leadership;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod scheduler;
 pub mod startup;
 
 pub use config::{ConfigError, MasterConfig, parse_masters};

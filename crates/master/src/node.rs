@@ -12,6 +12,7 @@ use serde_json::Value;
 use state::types::Raft;
 use state::{Command, Response, StateReader};
 
+use crate::agents::AgentView;
 use crate::clock;
 use crate::config::MasterConfig;
 use crate::error::ApiError;
@@ -36,6 +37,10 @@ pub struct Master {
     pub write_lock: tokio::sync::Mutex<()>,
     /// The last version timestamp this master issued, so versions never repeat.
     last_version_ms: AtomicU64,
+    /// Heartbeats, RTTs and task health (leader's memory, not replicated).
+    pub agents: AgentView,
+    /// Why instances are not placed, per app (leader's memory, not replicated).
+    pub queue: crate::scheduler::Queue,
 }
 
 /// What a master is in the Raft group right now.
@@ -78,6 +83,8 @@ impl Master {
             abdicating: AtomicBool::new(false),
             write_lock: tokio::sync::Mutex::new(()),
             last_version_ms: AtomicU64::new(0),
+            agents: AgentView::default(),
+            queue: crate::scheduler::Queue::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
+pub use axum::http::Method;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -43,13 +44,10 @@ impl PeerClient {
 
     /// `GET http://{addr}{path}` as JSON, or `None` if it fails or takes longer than `wait`.
     pub async fn get_json(&self, addr: &str, path: &str, wait: Duration) -> Option<Value> {
-        let request = Request::get(format!("http://{addr}{path}"))
-            .body(Body::empty())
-            .ok()?;
-        let (status, body) = tokio::time::timeout(wait, self.exchange(request))
-            .await
-            .ok()??;
-        status.is_success().then_some(body)
+        match self.call(Method::GET, addr, path, None, wait).await {
+            Ok((status, body)) if status.is_success() => Some(body),
+            _ => None,
+        }
     }
 
     /// `POST http://{addr}{path}` with a JSON body; the status and JSON answer.
@@ -60,20 +58,72 @@ impl PeerClient {
         body: &Value,
         wait: Duration,
     ) -> Option<(StatusCode, Value)> {
-        let request = Request::post(format!("http://{addr}{path}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .ok()?;
-        tokio::time::timeout(wait, self.exchange(request))
+        self.call(Method::POST, addr, path, Some(body), wait)
             .await
-            .ok()?
+            .ok()
     }
 
-    async fn exchange(&self, request: Request<Body>) -> Option<(StatusCode, Value)> {
-        let response = self.client.request(request).await.ok()?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await.ok()?.to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Some((status, body))
+    /// Any JSON call: the status and the JSON answer (`null` when the body is not JSON), or
+    /// why there is none.
+    pub async fn call(
+        &self,
+        method: Method,
+        addr: &str,
+        path: &str,
+        body: Option<&Value>,
+        wait: Duration,
+    ) -> Result<(StatusCode, Value), CallError> {
+        let url = format!("http://{addr}{path}");
+        let mut request = Request::builder().method(method).uri(&url);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .map_err(|e| CallError::Request(url.clone(), e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| CallError::Unreachable(addr.to_string(), innermost(&e)))?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CallError::Unreachable(addr.to_string(), e.to_string()))?
+                .to_bytes();
+            Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            ))
+        };
+        tokio::time::timeout(wait, exchange)
+            .await
+            .map_err(|_| CallError::Timeout(addr.to_string(), wait))?
     }
+}
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The request could not be built (a bad address).
+    #[error("cannot build a request to {0}: {1}")]
+    Request(String, String),
+    /// Nothing answers at the address.
+    #[error("{0} does not answer: {1}")]
+    Unreachable(String, String),
+    /// No answer in time.
+    #[error("{0} did not answer within {1:?}")]
+    Timeout(String, Duration),
+}
+
+/// The innermost cause of an error ("Connection refused"), which is what people need.
+fn innermost(e: &dyn std::error::Error) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }

@@ -124,7 +124,11 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let app = crate::api::router(master.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let services: Vec<Arc<dyn LeaderService>> = vec![Arc::new(ClusterIdentity)];
+    let services: Vec<Arc<dyn LeaderService>> = vec![
+        Arc::new(ClusterIdentity),
+        Arc::new(crate::agents::Liveness),
+        Arc::new(crate::scheduler::Scheduler),
+    ];
     tokio::spawn(leadership::supervise(master.clone(), services));
     tokio::spawn(form_cluster(master.clone()));
     let registration = tokio::spawn(register(master.clone()));

@@ -16,6 +16,7 @@ pub mod log_store;
 pub mod machine;
 pub mod mem_log_store;
 pub mod network;
+pub mod protocol;
 pub mod state_machine;
 pub mod types;
 

@@ -1,7 +1,9 @@
 //! The HTTP API: Marathon v2 (at `/v2` and `/service/marathon/v2`), health, metrics, and the
 //! internal endpoints masters use among themselves.
 
+mod agents;
 mod apps;
+mod nodes;
 mod system;
 
 use std::sync::Arc;
@@ -22,7 +24,8 @@ pub fn router(master: Arc<Master>) -> Router {
             get(apps::get).put(apps::put).delete(apps::delete),
         )
         .route("/leader", get(system::leader).delete(system::abdicate))
-        .route("/info", get(system::info));
+        .route("/info", get(system::info))
+        .route("/queue", get(nodes::queue));
     Router::new()
         .nest("/v2", v2.clone())
         .nest("/service/marathon/v2", v2)
@@ -32,6 +35,14 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/metrics", get(system::metrics))
         .route("/internal/raft/{rpc}", post(system::raft_rpc))
         .route("/internal/masters", post(system::register_master))
+        .route("/internal/agents/register", post(agents::register))
+        .route("/internal/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route(
+            "/internal/agents/{id}/assignments",
+            get(agents::assignments),
+        )
+        .route("/internal/agents/{id}/status", post(agents::status))
+        .route("/v1/nodes", get(nodes::list))
         .layer(middleware::from_fn_with_state(
             master.clone(),
             forward::to_leader,

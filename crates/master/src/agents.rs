@@ -1,0 +1,124 @@
+//! What the leader knows about agents beyond the replicated registry: when each was last
+//! heard from, its round-trip time, and its tasks' health. Not replicated: a new leader
+//! rebuilds it from heartbeats and status reports, after giving every agent a grace period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use domain::AgentId;
+use state::protocol::HealthReport;
+use state::{AgentState, Command, InstanceId};
+
+use crate::clock;
+use crate::leadership::{LeaderService, ServiceFuture};
+use crate::node::Master;
+
+/// An agent at or above this round-trip time to the leader is flagged (DC/OS's limit for
+/// remote regions).
+pub const RTT_WARNING_MS: u64 = 100;
+
+/// Heartbeats, RTTs and health, in memory on the leader.
+#[derive(Debug, Default)]
+pub struct AgentView {
+    inner: Mutex<ViewInner>,
+}
+
+#[derive(Debug, Default)]
+struct ViewInner {
+    last_seen: HashMap<AgentId, Instant>,
+    rtt_ms: HashMap<AgentId, u64>,
+    health: HashMap<InstanceId, HealthReport>,
+}
+
+impl AgentView {
+    fn lock(&self) -> MutexGuard<'_, ViewInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a sign of life, with the RTT the agent measured, if any.
+    pub fn heard_from(&self, agent: &AgentId, rtt_ms: Option<u64>) {
+        let mut v = self.lock();
+        v.last_seen.insert(agent.clone(), Instant::now());
+        if let Some(rtt) = rtt_ms {
+            v.rtt_ms.insert(agent.clone(), rtt);
+        }
+    }
+
+    /// When the agent was last heard from by this master.
+    pub fn last_seen(&self, agent: &AgentId) -> Option<Instant> {
+        self.lock().last_seen.get(agent).copied()
+    }
+
+    /// The agent's last measured round-trip time to the leader.
+    pub fn rtt_ms(&self, agent: &AgentId) -> Option<u64> {
+        self.lock().rtt_ms.get(agent).copied()
+    }
+
+    /// Records a task's health.
+    pub fn set_health(&self, instance: &InstanceId, report: HealthReport) {
+        self.lock().health.insert(instance.clone(), report);
+    }
+
+    /// A task's last health report.
+    pub fn health(&self, instance: &InstanceId) -> Option<HealthReport> {
+        self.lock().health.get(instance).cloned()
+    }
+
+    /// Forgets the health of instances that no longer exist.
+    pub fn retain_health(&self, keep: impl Fn(&InstanceId) -> bool) {
+        self.lock().health.retain(|id, _| keep(id));
+    }
+}
+
+/// Marks agents unreachable when they stop heartbeating, after a grace period that starts
+/// when this master is elected (a new leader has heard from nobody yet).
+pub struct Liveness;
+
+impl LeaderService for Liveness {
+    fn name(&self) -> &'static str {
+        "agent liveness"
+    }
+
+    fn run(&self, master: Arc<Master>, _term: u64) -> ServiceFuture {
+        Box::pin(async move {
+            let elected = Instant::now();
+            let grace = master.config.agent_reregistration_grace;
+            let timeout = master.config.agent_unreachable_after;
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                let lost: Vec<AgentId> = master.state.read(|a| {
+                    a.state
+                        .agents()
+                        .values()
+                        .filter(|r| r.state == AgentState::Active)
+                        .filter(|r| {
+                            let heard = master.agents.last_seen(&r.agent.id);
+                            let deadline = match heard {
+                                Some(t) => (t + timeout).max(elected + grace),
+                                None => elected + grace,
+                            };
+                            now > deadline
+                        })
+                        .map(|r| r.agent.id.clone())
+                        .collect()
+                });
+                for agent_id in lost {
+                    tracing::warn!(agent = %agent_id, "agent unreachable: no heartbeat for {timeout:?}");
+                    let cmd = Command::SetAgentState {
+                        agent_id,
+                        state: AgentState::Unreachable,
+                        at_ms: clock::now_ms(),
+                    };
+                    if let Err(e) = master.write(cmd).await {
+                        tracing::warn!(error = ?e.body, "cannot mark an agent unreachable");
+                    }
+                }
+            }
+        })
+    }
+}

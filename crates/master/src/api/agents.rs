@@ -1,0 +1,247 @@
+//! `/internal/agents/…`: the master's side of the agent protocol (see `state::protocol`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use domain::{AgentId, AppDefinition};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use state::protocol::{
+    Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport, TaskAssignment,
+    TaskGoal,
+};
+use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
+
+use crate::clock;
+use crate::error::ApiError;
+use crate::node::Master;
+
+/// The longest a long poll for assignments is held open.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+fn unknown_agent(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("Agent {id} is not registered with the leader; register again"),
+    )
+}
+
+/// `POST /internal/agents/register`.
+pub async fn register(
+    State(m): State<Arc<Master>>,
+    Json(reg): Json<Registration>,
+) -> Result<Json<Registered>, ApiError> {
+    let agent = reg.agent;
+    let mut problems = Vec::new();
+    if agent.id.0.trim().is_empty() {
+        problems.push("agent id is empty");
+    }
+    if agent.hostname.trim().is_empty() {
+        problems.push("hostname is empty");
+    }
+    if agent.ip.parse::<std::net::IpAddr>().is_err() {
+        problems.push("ip is not an IP address");
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("cannot register agent: {}", problems.join(", ")),
+        ));
+    }
+    let local = m.state.read(|a| {
+        a.state
+            .local_region()
+            .map(str::to_string)
+            .unwrap_or_else(|| m.config.domain.region.clone())
+    });
+    let remote = agent.is_remote(&local);
+    let id = agent.id.clone();
+    let answer = m
+        .write(Command::RegisterAgent {
+            agent,
+            remote,
+            at_ms: clock::now_ms(),
+        })
+        .await?;
+    if let Applied::Conflict { message } = answer {
+        return Err(ApiError::new(StatusCode::CONFLICT, message));
+    }
+    m.agents.heard_from(&id, None);
+    tracing::info!(agent = %id, remote, "agent registered");
+    Ok(Json(Registered {
+        agent_id: id,
+        term: m.term(),
+        heartbeat_interval_ms: m.config.agent_heartbeat.as_millis() as u64,
+        local_region: local,
+        remote,
+    }))
+}
+
+/// `POST /internal/agents/{id}/heartbeat`.
+pub async fn heartbeat(
+    State(m): State<Arc<Master>>,
+    Path(id): Path<String>,
+    Json(beat): Json<Heartbeat>,
+) -> Result<Json<HeartbeatAck>, ApiError> {
+    let id = AgentId(id);
+    let agent_state = m.state.read(|a| a.state.agent(&id).map(|r| r.state));
+    match agent_state {
+        None | Some(AgentState::Gone) => return Err(unknown_agent(&id.0)),
+        Some(AgentState::Unreachable) => {
+            tracing::info!(agent = %id, "agent is back");
+            m.write(Command::SetAgentState {
+                agent_id: id.clone(),
+                state: AgentState::Active,
+                at_ms: clock::now_ms(),
+            })
+            .await?;
+        }
+        Some(AgentState::Active) => {}
+    }
+    m.agents.heard_from(&id, beat.rtt_ms);
+    Ok(Json(HeartbeatAck { term: m.term() }))
+}
+
+/// Query of the assignments long poll.
+#[derive(Deserialize)]
+pub struct AssignmentsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// What an agent should run, from the state: every instance assigned to it that has not
+/// stopped for good.
+fn assignments_for(state: &ClusterState, agent: &AgentId) -> Vec<TaskAssignment> {
+    state
+        .instances_on(agent)
+        .filter(|i| !i.condition.is_terminal())
+        .map(|i| {
+            let goal = match i.goal {
+                Goal::Running => TaskGoal::Running,
+                Goal::Stopped | Goal::Decommissioned => TaskGoal::Killed,
+            };
+            TaskAssignment {
+                instance_id: i.id.clone(),
+                app: definition_of(state, i),
+                app_version: i.app_version.clone(),
+                ports: i.ports.clone(),
+                goal,
+                term: i.term,
+            }
+        })
+        .collect()
+}
+
+/// The definition an instance runs; for an instance of a deleted app (only ever told to
+/// stop), a stand-in carrying the id.
+fn definition_of(state: &ClusterState, i: &Instance) -> AppDefinition {
+    let found = state
+        .app(&i.app_id)
+        .and_then(|r| r.version(&i.app_version).or(Some(r.current())))
+        .map(|v| v.app.clone());
+    found.unwrap_or_else(|| {
+        AppDefinition::from_json(&json!({"id": i.app_id.as_str(), "cmd": "true", "instances": 0}))
+            .unwrap_or_else(|_| unreachable_definition())
+    })
+}
+
+fn unreachable_definition() -> AppDefinition {
+    // The literal above is valid for every valid app id; this is never reached.
+    AppDefinition::from_json(&json!({"id": "/deleted", "cmd": "true"}))
+        .unwrap_or_else(|e| panic!("built-in app definition is invalid: {e}"))
+}
+
+/// `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS`: answers at once when the
+/// state moved past `after`, otherwise when it does or `wait_ms` passes.
+pub async fn assignments(
+    State(m): State<Arc<Master>>,
+    Path(id): Path<String>,
+    Query(q): Query<AssignmentsQuery>,
+) -> Result<Json<Assignments>, ApiError> {
+    let id = AgentId(id);
+    if m.state.read(|a| a.state.agent(&id).is_none()) {
+        return Err(unknown_agent(&id.0));
+    }
+    let mut metrics = m.raft.metrics();
+    let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let applied = metrics
+            .borrow_and_update()
+            .last_applied
+            .map_or(0, |l| l.index);
+        if applied > q.after || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, metrics.changed())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    m.agents.heard_from(&id, None);
+    let (revision, tasks) = m.state.read(|a| {
+        (
+            a.last_applied.map_or(0, |l| l.index),
+            assignments_for(&a.state, &id),
+        )
+    });
+    Ok(Json(Assignments {
+        term: m.term(),
+        revision,
+        tasks,
+    }))
+}
+
+/// `POST /internal/agents/{id}/status`: records condition changes (replicated) and health
+/// (leader's memory).
+pub async fn status(
+    State(m): State<Arc<Master>>,
+    Path(id): Path<String>,
+    Json(report): Json<StatusReport>,
+) -> Result<Json<Value>, ApiError> {
+    let id = AgentId(id);
+    if m.state.read(|a| a.state.agent(&id).is_none()) {
+        return Err(unknown_agent(&id.0));
+    }
+    m.agents.heard_from(&id, None);
+    let mut changed: HashMap<state::InstanceId, Instance> = HashMap::new();
+    m.state.read(|a| {
+        for update in &report.updates {
+            let known = changed
+                .get(&update.instance_id)
+                .cloned()
+                .or_else(|| a.state.instances().get(&update.instance_id).cloned());
+            let Some(mut inst) = known else { continue };
+            if inst.agent_id != id {
+                continue;
+            }
+            if let Some(h) = &update.health {
+                m.agents.set_health(&inst.id, h.clone());
+            }
+            if inst.condition != update.condition && !inst.condition.is_terminal() {
+                inst.condition = update.condition;
+                inst.updated_at_ms = update.at_ms;
+                if update.condition == Condition::Running && inst.started_at_ms.is_none() {
+                    inst.started_at_ms = Some(update.at_ms);
+                }
+                if let Some(msg) = &update.message {
+                    tracing::info!(instance = %inst.id, condition = ?update.condition, "{msg}");
+                }
+                changed.insert(inst.id.clone(), inst);
+            }
+        }
+    });
+    if !changed.is_empty() {
+        let instances: Vec<Instance> = changed.into_values().collect();
+        m.write(Command::PutInstances { instances }).await?;
+    }
+    Ok(Json(json!({})))
+}

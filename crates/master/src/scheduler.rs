@@ -1,0 +1,381 @@
+//! The scheduler (leader only): keeps every app at its desired instance count.
+//!
+//! Each pass diffs desired and actual instances over a copy of the state and commits what
+//! to change in at most two batches: forget instances that stopped for good, mark those on
+//! unreachable agents, decommission surplus and unhealthy ones, and place missing ones with
+//! `domain::place` over the agents that are alive. Passes run when the state changes and
+//! twice a second; a pass with nothing to do writes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::kill::{Condition as KillCondition, KillCandidate, select_to_kill};
+use domain::placement::{ExistingInstance, Snapshot, place};
+use domain::resources::to_millis;
+use domain::{Agent, AgentId, AppDefinition, AppId};
+use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, InstanceId};
+
+use crate::clock;
+use crate::leadership::{LeaderService, ServiceFuture};
+use crate::node::Master;
+
+/// Why an app's instances are not all placed, as the last pass saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Instances wanted but not placed.
+    pub unplaced: u32,
+    /// Agents ruled out, per reason.
+    pub reasons: BTreeMap<String, u32>,
+    /// Launches of the app are delayed until then (ms since the epoch), after failures.
+    pub delayed_until_ms: Option<u64>,
+}
+
+/// The apps waiting for placement (leader's memory).
+#[derive(Debug, Default)]
+pub struct Queue {
+    entries: Mutex<BTreeMap<AppId, QueueEntry>>,
+}
+
+impl Queue {
+    /// The current entries.
+    pub fn entries(&self) -> BTreeMap<AppId, QueueEntry> {
+        self.entries.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    fn replace(&self, entries: BTreeMap<AppId, QueueEntry>) {
+        if let Ok(mut e) = self.entries.lock() {
+            *e = entries;
+        }
+    }
+}
+
+/// The scheduler as a leader-only service.
+pub struct Scheduler;
+
+impl LeaderService for Scheduler {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    fn run(&self, master: Arc<Master>, term: u64) -> ServiceFuture {
+        Box::pin(async move {
+            let mut metrics = master.raft.metrics();
+            loop {
+                let plan = master.state.read(|a| plan(&master, &a.state, term));
+                master.queue.replace(plan.queue.clone());
+                if let Err(e) = commit(&master, plan).await {
+                    tracing::warn!(error = ?e.body, "scheduler could not commit its changes");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(500), metrics.changed()).await;
+            }
+        })
+    }
+}
+
+/// What one pass decided.
+#[derive(Debug, Default)]
+struct Plan {
+    put: Vec<Instance>,
+    remove: Vec<InstanceId>,
+    backoff: Vec<(AppId, u64, u64)>,
+    clear_backoff: Vec<AppId>,
+    queue: BTreeMap<AppId, QueueEntry>,
+}
+
+async fn commit(master: &Master, plan: Plan) -> Result<(), crate::error::ApiError> {
+    if !plan.remove.is_empty() {
+        master
+            .write(Command::RemoveInstances { ids: plan.remove })
+            .await?;
+    }
+    for (app_id, delay_ms, until_ms) in plan.backoff {
+        master
+            .write(Command::SetBackoff {
+                app_id,
+                delay_ms,
+                until_ms,
+            })
+            .await?;
+    }
+    for app_id in plan.clear_backoff {
+        master.write(Command::ClearBackoff { app_id }).await?;
+    }
+    if !plan.put.is_empty() {
+        master
+            .write(Command::PutInstances {
+                instances: plan.put,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// An instance id in Marathon's style: `prod_web.instance-<uuid>`.
+pub fn new_instance_id(app: &AppId) -> InstanceId {
+    let base = app.as_str().trim_start_matches('/').replace('/', "_");
+    InstanceId(format!("{base}.instance-{}", uuid::Uuid::new_v4()))
+}
+
+/// The resources one instance of a definition takes.
+fn footprint(app: &AppDefinition) -> (u64, u64, u64) {
+    (to_millis(app.cpus), to_millis(app.mem), to_millis(app.disk))
+}
+
+/// The agents that may take work, with what they have free.
+fn live_agents(state: &ClusterState) -> Vec<Agent> {
+    let mut used: HashMap<&AgentId, (u64, u64, u64, Vec<u64>)> = HashMap::new();
+    for inst in state
+        .instances()
+        .values()
+        .filter(|i| !i.condition.is_terminal())
+    {
+        let Some(app) = state.app(&inst.app_id).map(|r| {
+            r.version(&inst.app_version)
+                .unwrap_or_else(|| r.current())
+                .app
+                .clone()
+        }) else {
+            continue;
+        };
+        let (c, m, d) = footprint(&app);
+        let u = used.entry(&inst.agent_id).or_default();
+        u.0 += c;
+        u.1 += m;
+        u.2 += d;
+        u.3.extend(&inst.ports);
+    }
+    state
+        .agents()
+        .values()
+        .filter(|r| r.state == AgentState::Active)
+        .map(|r| {
+            let mut agent = r.agent.clone();
+            if let Some((c, m, d, ports)) = used.get(&agent.id) {
+                let left = |total: f64, taken: u64| {
+                    (to_millis(total).saturating_sub(taken)) as f64 / 1000.0
+                };
+                agent.resources.cpus = left(agent.resources.cpus, *c);
+                agent.resources.mem = left(agent.resources.mem, *m);
+                agent.resources.disk = left(agent.resources.disk, *d);
+                for p in ports {
+                    agent.resources.ports.remove(*p);
+                }
+            }
+            agent
+        })
+        .collect()
+}
+
+/// One pass: what to change so that every app has its desired instances.
+fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
+    let now = clock::now_ms();
+    let mut plan = Plan::default();
+    let agent_state = |id: &AgentId| state.agent(id).map(|r| (r.state, r.state_since_ms));
+
+    // Instances by app; forget those that stopped for good.
+    let mut by_app: BTreeMap<&AppId, Vec<&Instance>> = BTreeMap::new();
+    let mut failures: HashMap<&AppId, u32> = HashMap::new();
+    for inst in state.instances().values() {
+        let on_lost_agent = match agent_state(&inst.agent_id) {
+            None | Some((AgentState::Gone, _)) => true,
+            // Nobody will report an instance told to stop on an agent that does not answer.
+            Some((AgentState::Unreachable, _)) => inst.goal != Goal::Running,
+            Some((AgentState::Active, _)) => false,
+        };
+        if inst.condition.is_terminal() || on_lost_agent {
+            plan.remove.push(inst.id.clone());
+            if inst.goal == Goal::Running
+                && matches!(inst.condition, Condition::Failed | Condition::Error)
+            {
+                *failures.entry(&inst.app_id).or_default() += 1;
+            }
+            continue;
+        }
+        by_app.entry(&inst.app_id).or_default().push(inst);
+    }
+
+    let agents = live_agents(state);
+    let local_region = state
+        .local_region()
+        .unwrap_or(master.config.domain.region.as_str())
+        .to_string();
+    // Instances placed in this pass count as used when the next app is placed.
+    let mut agents = agents;
+
+    for (app_id, record) in state.apps() {
+        let app = &record.current().app;
+        let version = &record.current().version;
+        let mut active: Vec<&Instance> = Vec::new();
+        for inst in by_app.get(app_id).map(Vec::as_slice).unwrap_or(&[]) {
+            if inst.goal != Goal::Running {
+                continue;
+            }
+            // On an unreachable agent: Marathon's unreachableStrategy decides when it is
+            // replaced (inactive) and when it is forgotten (expunged; its agent kills it if
+            // it ever returns, since it is no longer in its assignments).
+            if let Some((AgentState::Unreachable, since)) = agent_state(&inst.agent_id) {
+                let gone_for = now.saturating_sub(since) as f64 / 1000.0;
+                let (expunge, inactive) = match app.unreachable_strategy {
+                    domain::app::UnreachableStrategy::Disabled => (false, false),
+                    domain::app::UnreachableStrategy::Enabled {
+                        inactive_after_seconds,
+                        expunge_after_seconds,
+                    } => (
+                        gone_for >= expunge_after_seconds,
+                        gone_for >= inactive_after_seconds,
+                    ),
+                };
+                if expunge {
+                    plan.remove.push(inst.id.clone());
+                    continue;
+                }
+                if inst.condition != Condition::Unreachable {
+                    let mut marked = (*inst).clone();
+                    marked.condition = Condition::Unreachable;
+                    marked.updated_at_ms = now;
+                    plan.put.push(marked);
+                }
+                if !inactive {
+                    active.push(inst);
+                }
+                continue;
+            }
+            if master
+                .agents
+                .health(&inst.id)
+                .is_some_and(|h| h.should_kill)
+            {
+                tracing::info!(instance = %inst.id, "killing unhealthy instance");
+                let mut kill = (*inst).clone();
+                kill.goal = Goal::Decommissioned;
+                kill.updated_at_ms = now;
+                plan.put.push(kill);
+                continue;
+            }
+            active.push(inst);
+        }
+
+        let wanted = app.instances as usize;
+        if active.len() > wanted {
+            let candidates: Vec<KillCandidate> = active
+                .iter()
+                .map(|i| KillCandidate {
+                    instance_id: i.id.0.clone(),
+                    agent_id: i.agent_id.clone(),
+                    condition: match i.condition {
+                        Condition::Running => KillCondition::Running,
+                        Condition::Unreachable => KillCondition::Unreachable,
+                        _ => KillCondition::Staging,
+                    },
+                    healthy: master.agents.health(&i.id).map(|h| h.healthy),
+                    started_at: i.started_at_ms.unwrap_or(i.created_at_ms),
+                })
+                .collect();
+            let all: Vec<Agent> = state.agents().values().map(|r| r.agent.clone()).collect();
+            for k in select_to_kill(app, &all, &local_region, &candidates, active.len() - wanted) {
+                let mut kill = active[k].clone();
+                kill.goal = Goal::Decommissioned;
+                kill.updated_at_ms = now;
+                plan.put.push(kill);
+            }
+            continue;
+        }
+
+        // Launch backoff after failures (Marathon's backoffSeconds × backoffFactor^n, capped).
+        let failed = failures.get(app_id).copied().unwrap_or(0);
+        let backoff = state.backoffs().get(app_id).copied();
+        if failed > 0 {
+            let base = (app.backoff_seconds * 1000.0) as u64;
+            let cap = (app.max_launch_delay_seconds * 1000.0) as u64;
+            let delay = match backoff {
+                Some(b) => ((b.delay_ms as f64 * app.backoff_factor) as u64).min(cap),
+                None => base.min(cap),
+            };
+            plan.backoff.push((app_id.clone(), delay, now + delay));
+            plan.queue.insert(
+                app_id.clone(),
+                QueueEntry {
+                    unplaced: (wanted - active.len()) as u32,
+                    reasons: BTreeMap::new(),
+                    delayed_until_ms: Some(now + delay),
+                },
+            );
+            continue;
+        }
+        if let Some(b) = backoff {
+            if now < b.until_ms {
+                if active.len() < wanted {
+                    plan.queue.insert(
+                        app_id.clone(),
+                        QueueEntry {
+                            unplaced: (wanted - active.len()) as u32,
+                            reasons: BTreeMap::new(),
+                            delayed_until_ms: Some(b.until_ms),
+                        },
+                    );
+                }
+                continue;
+            }
+            if active.len() == wanted && active.iter().all(|i| i.condition == Condition::Running) {
+                plan.clear_backoff.push(app_id.clone());
+            }
+        }
+
+        let missing = wanted.saturating_sub(active.len()) as u32;
+        if missing == 0 {
+            continue;
+        }
+        let existing: Vec<ExistingInstance> = active
+            .iter()
+            .map(|i| ExistingInstance {
+                agent_id: i.agent_id.clone(),
+            })
+            .collect();
+        let result = place(
+            app,
+            missing,
+            &Snapshot {
+                local_region: &local_region,
+                agents: &agents,
+                existing: &existing,
+            },
+        );
+        let (cpus, mem, disk) = footprint(app);
+        for p in &result.placements {
+            let agent = &mut agents[p.agent_index];
+            let take = |total: f64, n: u64| (to_millis(total).saturating_sub(n)) as f64 / 1000.0;
+            agent.resources.cpus = take(agent.resources.cpus, cpus);
+            agent.resources.mem = take(agent.resources.mem, mem);
+            agent.resources.disk = take(agent.resources.disk, disk);
+            for port in &p.ports {
+                agent.resources.ports.remove(*port);
+            }
+            plan.put.push(Instance {
+                id: new_instance_id(app_id),
+                app_id: app_id.clone(),
+                app_version: version.clone(),
+                agent_id: p.agent_id.clone(),
+                ports: p.ports.clone(),
+                goal: Goal::Running,
+                condition: Condition::Scheduled,
+                term,
+                created_at_ms: now,
+                updated_at_ms: now,
+                started_at_ms: None,
+            });
+        }
+        if result.unplaced > 0 {
+            plan.queue.insert(
+                app_id.clone(),
+                QueueEntry {
+                    unplaced: result.unplaced,
+                    reasons: result.reasons,
+                    delayed_until_ms: None,
+                },
+            );
+        }
+    }
+    plan
+}
