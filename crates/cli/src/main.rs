@@ -2,6 +2,7 @@
 
 mod cluster;
 mod detect;
+mod dev;
 mod logging;
 mod node;
 mod plan;
@@ -35,6 +36,8 @@ enum Command {
     Agent(run_agent::AgentArgs),
     /// Masters and agents: `drover node list`.
     Node(node::NodeArgs),
+    /// A whole cluster on this machine: masters and agents across regions and zones.
+    Dev(dev::DevArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,5 +47,6 @@ fn main() -> ExitCode {
         Command::Master(args) => run_master::run(args),
         Command::Agent(args) => run_agent::run(args),
         Command::Node(args) => node::run(args),
+        Command::Dev(args) => dev::run(args),
     }
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod forward;
 pub mod leadership;
 pub mod metrics;

@@ -41,6 +41,8 @@ pub struct Master {
     pub agents: AgentView,
     /// Why instances are not placed, per app (leader's memory, not replicated).
     pub queue: crate::scheduler::Queue,
+    /// Events for `/v2/events`.
+    pub events: crate::events::EventBus,
 }
 
 /// What a master is in the Raft group right now.
@@ -85,6 +87,7 @@ impl Master {
             last_version_ms: AtomicU64::new(0),
             agents: AgentView::default(),
             queue: crate::scheduler::Queue::default(),
+            events: crate::events::EventBus::default(),
         }
     }
 

@@ -248,6 +248,10 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
                 .is_some_and(|h| h.should_kill)
             {
                 tracing::info!(instance = %inst.id, "killing unhealthy instance");
+                master.events.publish(
+                    "unhealthy_instance_kill_event",
+                    serde_json::json!({"appId": app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "reason": "failed health checks", "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone())}),
+                );
                 let mut kill = (*inst).clone();
                 kill.goal = Goal::Decommissioned;
                 kill.updated_at_ms = now;

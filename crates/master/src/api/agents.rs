@@ -200,6 +200,22 @@ pub async fn assignments(
     }))
 }
 
+/// Mesos's name for a condition, as Marathon's events carry it.
+pub fn mesos_task_state(c: Condition) -> &'static str {
+    match c {
+        Condition::Scheduled | Condition::Staging => "TASK_STAGING",
+        Condition::Starting => "TASK_STARTING",
+        Condition::Running => "TASK_RUNNING",
+        Condition::Killing => "TASK_KILLING",
+        Condition::Killed => "TASK_KILLED",
+        Condition::Failed => "TASK_FAILED",
+        Condition::Finished => "TASK_FINISHED",
+        Condition::Error => "TASK_ERROR",
+        Condition::Unreachable => "TASK_UNREACHABLE",
+        Condition::Gone => "TASK_GONE",
+    }
+}
+
 /// `POST /internal/agents/{id}/status`: records condition changes (replicated) and health
 /// (leader's memory).
 pub async fn status(
@@ -224,6 +240,19 @@ pub async fn status(
                 continue;
             }
             if let Some(h) = &update.health {
+                let before = m.agents.health(&inst.id).map(|b| b.healthy);
+                if before != Some(h.healthy) {
+                    m.events.publish(
+                        "health_status_changed_event",
+                        json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "version": inst.app_version, "alive": h.healthy}),
+                    );
+                }
+                if !h.healthy {
+                    m.events.publish(
+                        "failed_health_check_event",
+                        json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "cause": h.last_failure_cause}),
+                    );
+                }
                 m.agents.set_health(&inst.id, h.clone());
             }
             if inst.condition != update.condition && !inst.condition.is_terminal() {
@@ -235,6 +264,27 @@ pub async fn status(
                 if let Some(msg) = &update.message {
                     tracing::info!(instance = %inst.id, condition = ?update.condition, "{msg}");
                 }
+                let (host, region, zone) = a
+                    .state
+                    .agent(&inst.agent_id)
+                    .map(|r| (r.agent.hostname.clone(), r.agent.region().map(str::to_string), r.agent.zone().map(str::to_string)))
+                    .unwrap_or_default();
+                m.events.publish(
+                    "status_update_event",
+                    json!({
+                        "appId": inst.app_id.as_str(), "taskId": inst.id, "instanceId": inst.id,
+                        "taskStatus": mesos_task_state(update.condition), "message": update.message,
+                        "host": host, "agentId": inst.agent_id, "slaveId": inst.agent_id,
+                        "ports": inst.ports, "version": inst.app_version, "region": region, "zone": zone,
+                    }),
+                );
+                m.events.publish(
+                    "instance_changed_event",
+                    json!({
+                        "instanceId": inst.id, "runSpecId": inst.app_id.as_str(), "agentId": inst.agent_id,
+                        "host": host, "runSpecVersion": inst.app_version, "condition": format!("{:?}", update.condition),
+                    }),
+                );
                 changed.insert(inst.id.clone(), inst);
             }
         }

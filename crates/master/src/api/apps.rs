@@ -95,6 +95,10 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
         .state
         .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
         .unwrap_or(Value::Null);
+    m.events.publish(
+        "api_post_event",
+        json!({"clientIp": null, "uri": "/v2/apps", "appDefinition": body}),
+    );
     let mut headers = deployment_headers(&deployment);
     if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
         headers.insert(header::LOCATION, v);
@@ -201,6 +205,14 @@ pub async fn put(
     let version = m.next_version(current.as_deref());
     commit_app(&m, app, version.clone()).await?;
     let deployment = uuid::Uuid::new_v4().to_string();
+    let definition = m
+        .state
+        .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
+        .unwrap_or(Value::Null);
+    m.events.publish(
+        "api_post_event",
+        json!({"clientIp": null, "uri": format!("/v2/apps{id}"), "appDefinition": definition}),
+    );
     let status = if current.is_some() {
         StatusCode::OK
     } else {
@@ -226,6 +238,8 @@ pub async fn delete(
         Applied::NotFound { .. } => Err(ApiError::app_not_found(id.as_str())),
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
         _ => {
+            m.events
+                .publish("app_terminated_event", json!({"appId": id.as_str()}));
             let deployment = uuid::Uuid::new_v4().to_string();
             let version = m.next_version(None);
             Ok((

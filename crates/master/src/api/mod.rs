@@ -25,7 +25,8 @@ pub fn router(master: Arc<Master>) -> Router {
         )
         .route("/leader", get(system::leader).delete(system::abdicate))
         .route("/info", get(system::info))
-        .route("/queue", get(nodes::queue));
+        .route("/queue", get(nodes::queue))
+        .route("/events", get(crate::events::stream));
     Router::new()
         .nest("/v2", v2.clone())
         .nest("/service/marathon/v2", v2)

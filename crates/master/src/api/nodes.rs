@@ -70,7 +70,20 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
                 u.1 += def.mem;
             }
         }
-        for r in s.agents().values() {
+        let mut agents: Vec<_> = s.agents().values().collect();
+        agents.sort_by(|a, b| {
+            let key = |r: &state::machine::AgentRecord| {
+                let region = r.agent.region().unwrap_or(&local).to_string();
+                (
+                    region != local,
+                    region,
+                    r.agent.zone().map(str::to_string),
+                    r.agent.hostname.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        for r in agents {
             let a = &r.agent;
             let rtt = m.agents.rtt_ms(&a.id);
             let (cpus_used, mem_used) = used.get(&a.id).copied().unwrap_or_default();

@@ -1,0 +1,100 @@
+//! How an agent is configured: what it tells the masters about itself, and its timings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use domain::{Attributes, FaultDomain, Resources};
+
+/// Everything `agent::run` needs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Master addresses, `HOST:PORT` each.
+    pub masters: Vec<String>,
+    /// The work dir: agent id, checkpoints, sandboxes.
+    pub work_dir: PathBuf,
+    /// The hostname it registers with (`HOST` for tasks, `hostname` constraints).
+    pub hostname: String,
+    /// The IP it registers with; unique among live agents.
+    pub ip: String,
+    /// Its region and zone.
+    pub domain: Option<FaultDomain>,
+    /// Resources it offers.
+    pub resources: Resources,
+    /// Attributes for constraints.
+    pub attributes: Attributes,
+    /// Where to serve the agent's own `/health` and `/state`, if anywhere.
+    pub listen: Option<SocketAddr>,
+    /// Heartbeat interval; `None` uses what the leader asks for (1 s if it says nothing).
+    pub heartbeat_interval: Option<Duration>,
+    /// Protocol timings.
+    pub timings: Timings,
+}
+
+/// Protocol timings; the defaults are for production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    /// `wait_ms` of the assignments long poll.
+    pub long_poll: Duration,
+    /// Time limit of every other call to a master.
+    pub request_timeout: Duration,
+    /// How long status updates are collected before a batch is sent.
+    pub status_batch: Duration,
+    /// First retry delay when no master answers.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_cap: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            long_poll: Duration::from_millis(25_000),
+            request_timeout: Duration::from_secs(5),
+            status_batch: Duration::from_millis(200),
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The heartbeat interval when neither the flag nor the leader sets one.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Parses `--masters HOST:PORT,HOST:PORT`.
+pub fn parse_masters(text: &str) -> Result<Vec<String>, String> {
+    let masters: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| m.trim_start_matches("http://").to_string())
+        .collect();
+    if masters.is_empty() {
+        return Err("--masters: give at least one master as HOST:PORT".to_string());
+    }
+    for m in &masters {
+        let port = m.rsplit_once(':').map(|(_, p)| p);
+        if port.is_none_or(|p| p.parse::<u16>().is_err()) {
+            return Err(format!(
+                "--masters: `{m}` is not HOST:PORT (e.g. 10.0.1.10:8080)"
+            ));
+        }
+    }
+    Ok(masters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masters_need_a_port() {
+        assert_eq!(
+            parse_masters("127.0.0.1:8081, m2:8082").unwrap(),
+            vec!["127.0.0.1:8081", "m2:8082"]
+        );
+        assert!(parse_masters("").is_err());
+        let e = parse_masters("m1").unwrap_err();
+        assert!(e.contains("HOST:PORT"), "{e}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Status updates waiting for the master: collected, deduplicated, sent in batches and kept
+//! until a master acknowledges them (across master outages and leader changes).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use state::protocol::TaskStatus;
+use state::{Condition, InstanceId};
+use tokio::sync::Notify;
+
+/// The queue of unsent status updates.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    pending: Vec<TaskStatus>,
+    /// The last condition queued for each instance, to drop repeats.
+    last: HashMap<InstanceId, Condition>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Outbox::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues an update. A condition equal to the last one queued for the instance is dropped
+    /// (unless it carries health); health after a terminal condition is dropped too.
+    pub fn push(&self, update: TaskStatus) {
+        {
+            let mut s = self.lock();
+            let last = s.last.get(&update.instance_id).copied();
+            let repeat = last == Some(update.condition) && update.health.is_none();
+            let late_health = update.health.is_some() && last.is_some_and(Condition::is_terminal);
+            if repeat || late_health {
+                return;
+            }
+            s.last.insert(update.instance_id.clone(), update.condition);
+            s.pending.push(update);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Records an instance's condition as known to the master without sending it (a task
+    /// found again after a restart is announced by the registration instead).
+    pub fn seed(&self, id: InstanceId, condition: Condition) {
+        self.lock().last.insert(id, condition);
+    }
+
+    /// The updates to send next, oldest first (they stay queued until acknowledged).
+    pub fn peek(&self, max: usize) -> Vec<TaskStatus> {
+        self.lock().pending.iter().take(max).cloned().collect()
+    }
+
+    /// Removes the `n` oldest updates, which a master has acknowledged.
+    pub fn acknowledge(&self, n: usize) {
+        let mut s = self.lock();
+        let n = n.min(s.pending.len());
+        s.pending.drain(..n);
+    }
+
+    /// Number of unsent updates.
+    pub fn len(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// True when nothing waits to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True while an update about `id` waits to be sent.
+    pub fn has_pending(&self, id: &InstanceId) -> bool {
+        self.lock().pending.iter().any(|u| &u.instance_id == id)
+    }
+
+    /// Forgets an instance the agent no longer tracks.
+    pub fn forget(&self, id: &InstanceId) {
+        self.lock().last.remove(id);
+    }
+
+    /// Waits until something was pushed since the last wait.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::protocol::HealthReport;
+
+    fn status(id: &str, condition: Condition) -> TaskStatus {
+        TaskStatus {
+            instance_id: id.into(),
+            condition,
+            message: None,
+            exit_code: None,
+            health: None,
+            at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn repeats_are_dropped_and_acknowledged_updates_leave() {
+        let o = Outbox::new();
+        o.push(status("a", Condition::Staging));
+        o.push(status("a", Condition::Running));
+        o.push(status("a", Condition::Running));
+        o.push(status("b", Condition::Running));
+        assert_eq!(o.len(), 3);
+        let batch = o.peek(10);
+        o.push(status("a", Condition::Failed));
+        o.acknowledge(batch.len());
+        let left = o.peek(10);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].condition, Condition::Failed);
+        assert!(o.has_pending(&"a".into()));
+        assert!(!o.has_pending(&"b".into()));
+    }
+
+    #[test]
+    fn health_changes_pass_but_not_after_the_end() {
+        let o = Outbox::new();
+        o.seed("a".into(), Condition::Running);
+        o.push(status("a", Condition::Running));
+        assert!(o.is_empty());
+        let health = HealthReport {
+            healthy: false,
+            consecutive_failures: 1,
+            last_failure_cause: None,
+            checked_at_ms: 1,
+            should_kill: false,
+        };
+        let mut h = status("a", Condition::Running);
+        h.health = Some(health);
+        o.push(h.clone());
+        assert_eq!(o.len(), 1);
+        o.push(status("a", Condition::Killed));
+        o.push(h);
+        assert_eq!(o.len(), 2);
+    }
+}

@@ -1,0 +1,284 @@
+//! One task's life on the agent: sandbox, checkpoint, start, health checks, stop, and the
+//! status updates along the way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::app::ContainerType;
+use state::protocol::{HealthReport, TaskAssignment, TaskStatus};
+use state::{Condition, InstanceId};
+use tokio::sync::watch;
+
+use crate::checkpoint::Checkpoint;
+use crate::clock::now_ms;
+use crate::env::task_env;
+use crate::executor::{Exit, Workload, process};
+use crate::health::{self, Target};
+use crate::supervisor::Inner;
+
+/// Marathon's default `taskKillGracePeriodSeconds` is unset; drover waits this long.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
+
+fn status(id: &InstanceId, condition: Condition, message: Option<String>) -> TaskStatus {
+    TaskStatus {
+        instance_id: id.clone(),
+        condition,
+        message,
+        exit_code: None,
+        health: None,
+        at_ms: now_ms(),
+    }
+}
+
+/// The terminal status for how a task ended.
+pub fn terminal_status(id: &InstanceId, exit: &Exit, kill_requested: bool) -> TaskStatus {
+    let code = match exit {
+        Exit::Code(c) => Some(*c),
+        _ => None,
+    };
+    let (condition, message) = match exit {
+        Exit::Unknown(_) if kill_requested => (Condition::Killed, "killed on request".into()),
+        _ if kill_requested => (Condition::Killed, format!("killed on request; it {exit}")),
+        Exit::Code(0) => (Condition::Finished, exit.to_string()),
+        Exit::Code(_) | Exit::Signal(_) => (Condition::Failed, exit.to_string()),
+        Exit::Unknown(why) => (Condition::Failed, why.clone()),
+    };
+    TaskStatus {
+        exit_code: code,
+        ..status(id, condition, Some(message))
+    }
+}
+
+/// Starts a new task and supervises it to its end.
+pub(crate) async fn launch(
+    inner: Arc<Inner>,
+    assignment: TaskAssignment,
+    kill: watch::Receiver<bool>,
+) {
+    let ctx = &inner.ctx;
+    let id = assignment.instance_id.clone();
+    ctx.outbox.push(status(&id, Condition::Staging, None));
+    let fail = |condition: Condition, message: String| {
+        tracing::warn!("task {id} could not start: {message}");
+        ctx.outbox.push(status(&id, condition, Some(message)));
+        inner.ended(&id);
+    };
+    let sandbox = match ctx.work_dir.sandbox(&id) {
+        Ok(s) => s,
+        Err(e) => return fail(Condition::Error, e.to_string()),
+    };
+    if let Err(e) = std::fs::create_dir_all(&sandbox) {
+        return fail(
+            Condition::Error,
+            format!("cannot create the sandbox {}: {e}", sandbox.display()),
+        );
+    }
+    let mut cp = Checkpoint {
+        assignment,
+        sandbox,
+        started_at_ms: now_ms(),
+        process: None,
+        container: None,
+        kill_requested: false,
+        terminal: None,
+    };
+    // Checkpoint before starting, so a crash in between is noticed after a restart.
+    if let Err(e) = ctx.checkpoints.save(&cp) {
+        return fail(
+            Condition::Error,
+            format!("cannot write the task checkpoint: {e}"),
+        );
+    }
+    if *kill.borrow() {
+        return finish(
+            &inner,
+            cp,
+            status(
+                &id,
+                Condition::Killed,
+                Some("killed before it started".into()),
+            ),
+        );
+    }
+    let env = task_env(&cp.assignment, &ctx.hostname, &cp.sandbox);
+    let is_docker = cp
+        .assignment
+        .app
+        .container
+        .as_ref()
+        .is_some_and(|c| c.kind == ContainerType::Docker);
+    let started = if is_docker {
+        ctx.containers
+            .launch(&cp.assignment, &cp.sandbox, &env)
+            .await
+    } else {
+        process::spawn(&cp.assignment, &cp.sandbox, &env).map(Workload::Process)
+    };
+    let workload = match started {
+        Ok(w) => w,
+        Err(message) => {
+            tracing::warn!("task {id} could not start: {message}");
+            let st = status(&id, Condition::Error, Some(message));
+            return finish(&inner, cp, st);
+        }
+    };
+    match &workload {
+        Workload::Process(p) => cp.process = Some(p.identity()),
+        #[cfg(feature = "docker")]
+        Workload::Container(c) => cp.container = Some(c.name().to_string()),
+    }
+    if let Err(e) = ctx.checkpoints.save(&cp) {
+        // The task runs and is watched; only a restart of the agent would lose track of it.
+        tracing::error!("cannot checkpoint task {id}: {e}; an agent restart would not find it");
+    }
+    ctx.outbox.push(status(&id, Condition::Running, None));
+    supervise(inner.clone(), cp, workload, kill).await;
+}
+
+/// Watches a running task (new, or found again after a restart) until it ends: runs its
+/// health checks, stops it when asked, and reports how it ended.
+pub(crate) async fn supervise(
+    inner: Arc<Inner>,
+    mut cp: Checkpoint,
+    mut workload: Workload,
+    mut kill: watch::Receiver<bool>,
+) {
+    let ctx = &inner.ctx;
+    let id = cp.instance_id().clone();
+    let checks = cp.assignment.app.health_checks.clone();
+    let health = (!checks.is_empty()).then(|| {
+        let target = Target {
+            ports: cp.assignment.ports.clone(),
+            env: task_env(&cp.assignment, &ctx.hostname, &cp.sandbox),
+            sandbox: cp.sandbox.clone(),
+        };
+        let outbox = ctx.outbox.clone();
+        let hid = id.clone();
+        let sink: health::HealthSink = Arc::new(move |report: HealthReport| {
+            tracing::info!(
+                "task {hid} is {}",
+                if report.healthy {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                }
+            );
+            outbox.push(TaskStatus {
+                health: Some(report),
+                ..status(&hid, Condition::Running, None)
+            });
+        });
+        tokio::spawn(health::run_checks(checks, target, cp.started_at_ms, sink))
+    });
+    let wants_kill = async {
+        if kill.wait_for(|k| *k).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let exit = tokio::select! {
+        exit = workload.wait() => exit,
+        () = wants_kill => {
+            cp.kill_requested = true;
+            if let Err(e) = ctx.checkpoints.save(&cp) {
+                tracing::warn!("cannot checkpoint the kill of task {id}: {e}");
+            }
+            let grace = cp
+                .assignment
+                .app
+                .task_kill_grace_period_seconds
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .unwrap_or(DEFAULT_KILL_GRACE);
+            tracing::info!("stopping task {id} (grace period {}s)", grace.as_secs_f64());
+            workload.stop(grace).await
+        }
+    };
+    if let Some(h) = health {
+        h.abort();
+    }
+    workload.clean_up().await;
+    let st = terminal_status(&id, &exit, cp.kill_requested);
+    tracing::info!(
+        "task {id} is {:?}: {}",
+        st.condition,
+        st.message.as_deref().unwrap_or("")
+    );
+    finish(&inner, cp, st);
+}
+
+/// Records a task's end: checkpoint, status update, table.
+fn finish(inner: &Inner, mut cp: Checkpoint, st: TaskStatus) {
+    let id = cp.instance_id().clone();
+    cp.terminal = Some(st.clone());
+    if let Err(e) = inner.ctx.checkpoints.save(&cp) {
+        tracing::warn!("cannot checkpoint the end of task {id}: {e}");
+    }
+    inner.ctx.outbox.push(st);
+    inner.ended(&id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_map_to_conditions() {
+        let id = InstanceId::from("a.instance-1");
+        let cases = [
+            (
+                Exit::Code(0),
+                false,
+                Condition::Finished,
+                "exited with code 0",
+            ),
+            (
+                Exit::Code(2),
+                false,
+                Condition::Failed,
+                "exited with code 2",
+            ),
+            (
+                Exit::Signal(9),
+                false,
+                Condition::Failed,
+                "was ended by signal SIGKILL (9)",
+            ),
+            (
+                Exit::Signal(15),
+                true,
+                Condition::Killed,
+                "killed on request; it was ended by signal SIGTERM (15)",
+            ),
+            (
+                Exit::Code(143),
+                true,
+                Condition::Killed,
+                "killed on request; it exited with code 143",
+            ),
+            (
+                Exit::Unknown("gone".into()),
+                true,
+                Condition::Killed,
+                "killed on request",
+            ),
+            (
+                Exit::Unknown("gone".into()),
+                false,
+                Condition::Failed,
+                "gone",
+            ),
+        ];
+        for (exit, killed, condition, message) in cases {
+            let st = terminal_status(&id, &exit, killed);
+            assert_eq!(st.condition, condition, "{exit:?}");
+            assert_eq!(st.message.as_deref(), Some(message), "{exit:?}");
+        }
+        assert_eq!(
+            terminal_status(&id, &Exit::Code(2), false).exit_code,
+            Some(2)
+        );
+        assert_eq!(
+            terminal_status(&id, &Exit::Signal(9), false).exit_code,
+            None
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The agent's conversation with the masters: register, then heartbeat and watch the
+//! assignments until the leader loses track of the agent or no master answers, then
+//! register again. Status updates flow beside it, retried until a master has them.
+//!
+//! Tasks never depend on this loop: when no master answers they keep running, and nothing
+//! here stops them on exit.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::{Agent, AgentId};
+use state::protocol::{Heartbeat, Registration, StatusReport};
+use tokio::sync::Notify;
+
+use crate::backoff::Backoff;
+use crate::client::{CallError, MasterClient};
+use crate::config::{AgentConfig, DEFAULT_HEARTBEAT, Timings};
+use crate::executor::ContainerRuntime;
+use crate::outbox::Outbox;
+use crate::status_api::{self, AgentView};
+use crate::supervisor::{Supervisor, TaskContext};
+use crate::work_dir::{TermFence, WorkDir, WorkDirError};
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The work dir cannot be used.
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
+    /// The task checkpoints cannot be read.
+    #[error("cannot read the task checkpoints in {path}: {source}")]
+    Checkpoints {
+        /// The directory.
+        path: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The leader refused the registration (a duplicate IP, bad fields): retrying cannot help.
+    #[error("the masters refused this agent: {0}")]
+    Refused(String),
+    /// `--listen` could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs an agent until `shutdown` completes (tasks keep running after it returns) or the
+/// masters refuse it.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let work_dir = Arc::new(WorkDir::open(&config.work_dir)?);
+    let agent_id = work_dir.agent_id()?;
+    let fence = Arc::new(work_dir.term_fence()?);
+    let outbox = Arc::new(Outbox::new());
+    let containers = ContainerRuntime::detect().await;
+    if !containers.is_available() {
+        tracing::info!(
+            "Docker apps cannot run here: {}",
+            containers.unavailable_reason()
+        );
+    }
+    let supervisor = Supervisor::new(TaskContext {
+        hostname: config.hostname.clone(),
+        work_dir: work_dir.clone(),
+        checkpoints: crate::checkpoint::Checkpoints::new(work_dir.tasks_dir()),
+        outbox: outbox.clone(),
+        containers,
+    });
+    let recovered = supervisor
+        .recover()
+        .await
+        .map_err(|source| AgentError::Checkpoints {
+            path: work_dir.tasks_dir().display().to_string(),
+            source,
+        })?;
+    if !recovered.running.is_empty() || !recovered.lost.is_empty() {
+        tracing::info!(
+            "after the restart: {} task(s) still running, {} ended while the agent was down",
+            recovered.running.len(),
+            recovered.lost.len()
+        );
+    }
+    let client = Arc::new(MasterClient::new(
+        config.masters.clone(),
+        config.timings.request_timeout,
+    ));
+    let agent = Agent {
+        id: agent_id.clone(),
+        hostname: config.hostname.clone(),
+        ip: config.ip.clone(),
+        domain: config.domain.clone(),
+        resources: config.resources.clone(),
+        attributes: config.attributes.clone(),
+    };
+    let view = Arc::new(AgentView::new(agent.clone(), supervisor.clone()));
+    let server = match config.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Listen { addr, source })?;
+            tracing::info!("serving /health and /state on {addr}");
+            Some(tokio::spawn(status_api::serve(listener, view.clone())))
+        }
+        None => None,
+    };
+    tracing::info!(
+        "agent {agent_id} ({} {}) in {} with {}",
+        agent.hostname,
+        agent.ip,
+        agent
+            .domain
+            .as_ref()
+            .map_or("no fault domain".to_string(), |d| format!(
+                "region {} zone {}",
+                d.region, d.zone
+            )),
+        agent.resources
+    );
+
+    let forget_me = Arc::new(Notify::new());
+    let sender = tokio::spawn(send_status(
+        client.clone(),
+        outbox.clone(),
+        agent_id.clone(),
+        fence.clone(),
+        forget_me.clone(),
+        config.timings.clone(),
+    ));
+    let session = Session {
+        config,
+        agent,
+        client: client.clone(),
+        fence: fence.clone(),
+        supervisor,
+        forget_me,
+        view,
+    };
+    let result = tokio::select! {
+        r = session.run() => r,
+        () = shutdown => {
+            tracing::info!("stopping the agent; its tasks keep running");
+            Ok(())
+        }
+    };
+    sender.abort();
+    if let Some(s) = server {
+        s.abort();
+    }
+    // One last try to deliver what is queued; a restarted agent reports the ends again.
+    let left = outbox.peek(usize::MAX);
+    if !left.is_empty() {
+        let report = StatusReport {
+            term: fence.highest(),
+            updates: left,
+        };
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), client.report(&agent_id, &report)).await;
+    }
+    result
+}
+
+struct Session {
+    config: AgentConfig,
+    agent: Agent,
+    client: Arc<MasterClient>,
+    fence: Arc<TermFence>,
+    supervisor: Supervisor,
+    /// Woken when a master says it does not know this agent (register again).
+    forget_me: Arc<Notify>,
+    view: Arc<AgentView>,
+}
+
+impl Session {
+    async fn run(&self) -> Result<(), AgentError> {
+        loop {
+            let heartbeat = self.register().await?;
+            let why = tokio::select! {
+                why = self.heartbeat(heartbeat) => why,
+                why = self.watch() => why,
+                () = self.forget_me.notified() => "a master does not know this agent".to_string(),
+            };
+            self.view.set_registered(None);
+            tracing::warn!("{why}; registering again (tasks keep running)");
+        }
+    }
+
+    /// Registers with whichever master answers; returns the heartbeat interval to use.
+    async fn register(&self) -> Result<Duration, AgentError> {
+        let t = &self.config.timings;
+        let mut backoff = Backoff::new(t.backoff_base, t.backoff_cap);
+        let mut failures = 0u32;
+        loop {
+            let registration = Registration {
+                agent: self.agent.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                running: self.supervisor.running(),
+            };
+            let master = self.client.current().to_string();
+            match self.client.register(&registration).await {
+                Ok(r) => {
+                    self.fence.observe(r.term);
+                    tracing::info!(
+                        "registered with {master} (term {}, local region {}{})",
+                        r.term,
+                        r.local_region,
+                        if r.remote {
+                            ", this agent is remote"
+                        } else {
+                            ""
+                        }
+                    );
+                    self.view.set_registered(Some(master));
+                    let interval = self
+                        .config
+                        .heartbeat_interval
+                        .or((r.heartbeat_interval_ms > 0)
+                            .then(|| Duration::from_millis(r.heartbeat_interval_ms)))
+                        .unwrap_or(DEFAULT_HEARTBEAT);
+                    return Ok(interval);
+                }
+                Err(e @ CallError::Refused { .. }) if matches!(e.status(), Some(409 | 422)) => {
+                    return Err(AgentError::Refused(e.message()));
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(20) {
+                        tracing::warn!(
+                            "cannot register ({failures} attempt(s)): {e}; retrying across {} master(s)",
+                            self.client.len()
+                        );
+                    }
+                    if matches!(e, CallError::Refused { .. } | CallError::Unreadable { .. }) {
+                        self.client.rotate();
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    /// Heartbeats until the leader forgets the agent or no master answers; returns why.
+    async fn heartbeat(&self, interval: Duration) -> String {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rtt_ms = None;
+        loop {
+            ticker.tick().await;
+            let mut unavailable = 0;
+            loop {
+                let sent = Instant::now();
+                match self
+                    .client
+                    .heartbeat(&self.agent.id, &Heartbeat { rtt_ms })
+                    .await
+                {
+                    Ok(ack) => {
+                        rtt_ms =
+                            Some(u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX));
+                        self.fence.observe(ack.term);
+                        break;
+                    }
+                    Err(e) if e.status() == Some(404) => {
+                        return format!("the leader does not know this agent ({})", e.message());
+                    }
+                    Err(e @ CallError::Unavailable { .. }) => {
+                        unavailable += 1;
+                        tracing::debug!("heartbeat failed: {e}");
+                        if unavailable >= self.client.len() {
+                            return format!("no master answers heartbeats (last: {e})");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("heartbeat refused: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Long-polls the assignments and reconciles the tasks with each answer; returns when
+    /// the leader does not know the agent.
+    async fn watch(&self) -> String {
+        let t = &self.config.timings;
+        let mut backoff = Backoff::new(t.backoff_base, t.backoff_cap);
+        // 0 after every registration: the first answer comes at once, with the whole set.
+        let mut after = 0;
+        loop {
+            match self
+                .client
+                .assignments(&self.agent.id, after, t.long_poll)
+                .await
+            {
+                Ok(a) => {
+                    if !self.fence.observe(a.term) {
+                        tracing::warn!(
+                            "ignoring assignments from term {} (a deposed leader; the highest term seen is {})",
+                            a.term,
+                            self.fence.highest()
+                        );
+                        self.client.rotate();
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        continue;
+                    }
+                    backoff.reset();
+                    after = a.revision;
+                    self.supervisor.reconcile(&a.tasks);
+                }
+                Err(e) if e.status() == Some(404) => {
+                    return format!("the leader does not know this agent ({})", e.message());
+                }
+                Err(e) => {
+                    tracing::debug!("assignments: {e}");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends queued status updates in batches, oldest first, until each batch is acknowledged.
+async fn send_status(
+    client: Arc<MasterClient>,
+    outbox: Arc<Outbox>,
+    agent_id: AgentId,
+    fence: Arc<TermFence>,
+    forget_me: Arc<Notify>,
+    timings: Timings,
+) {
+    let mut backoff = Backoff::new(timings.backoff_base, timings.backoff_cap);
+    loop {
+        if outbox.is_empty() {
+            outbox.changed().await;
+        }
+        // Collect what else changes meanwhile into the same batch.
+        tokio::time::sleep(timings.status_batch).await;
+        let batch = outbox.peek(500);
+        if batch.is_empty() {
+            continue;
+        }
+        let report = StatusReport {
+            term: fence.highest(),
+            updates: batch,
+        };
+        match client.report(&agent_id, &report).await {
+            Ok(()) => {
+                outbox.acknowledge(report.updates.len());
+                backoff.reset();
+            }
+            Err(e) => {
+                if e.status() == Some(404) {
+                    forget_me.notify_waiters();
+                }
+                tracing::debug!(
+                    "{} status update(s) not delivered yet: {e}",
+                    report.updates.len()
+                );
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}

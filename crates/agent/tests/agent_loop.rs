@@ -1,0 +1,463 @@
+//! The agent against a fake master on 127.0.0.1: registration, assignments, status reports,
+//! refusals, term fencing, outages and re-registration.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent::{AgentConfig, AgentError, Timings};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::*;
+use domain::{FaultDomain, Resources};
+use serde::Deserialize;
+use serde_json::json;
+use state::protocol::{
+    Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport, TaskAssignment,
+    TaskGoal, TaskStatus,
+};
+use state::{Condition, InstanceId};
+use tokio::sync::{Notify, oneshot};
+
+/// What the fake master answers and what it has seen.
+#[derive(Default)]
+struct Master {
+    /// Answer 503 to everything (no leader).
+    down: bool,
+    /// Answer registrations with this refusal.
+    refuse: Option<(StatusCode, String)>,
+    /// Agents it knows (others get 404 on heartbeats, watches and status reports).
+    known: Vec<String>,
+    term: u64,
+    revision: u64,
+    tasks: Vec<TaskAssignment>,
+    registrations: Vec<Registration>,
+    heartbeats: usize,
+    reports: Vec<StatusReport>,
+    /// Registrations tried while `down`.
+    registrations_while_down: usize,
+    /// How often an answer of each term was served.
+    served_terms: HashMap<u64, usize>,
+}
+
+#[derive(Clone)]
+struct Fake {
+    master: Arc<Mutex<Master>>,
+    changed: Arc<Notify>,
+}
+
+impl Fake {
+    fn with<T>(&self, f: impl FnOnce(&mut Master) -> T) -> T {
+        let out = f(&mut self.master.lock().unwrap());
+        self.changed.notify_waiters();
+        out
+    }
+
+    /// Replaces the desired set (a new revision) under `term`.
+    fn assign(&self, term: u64, tasks: Vec<TaskAssignment>) {
+        self.with(|m| {
+            m.term = term;
+            m.revision += 1;
+            m.tasks = tasks;
+        });
+    }
+
+    fn statuses(&self) -> Vec<TaskStatus> {
+        self.with(|m| m.reports.iter().flat_map(|r| r.updates.clone()).collect())
+    }
+
+    async fn status_where(&self, id: &str, pred: impl Fn(&TaskStatus) -> bool) -> TaskStatus {
+        let id = InstanceId::from(id);
+        eventually(&format!("a status report about {id}"), || {
+            let found = self
+                .statuses()
+                .into_iter()
+                .find(|u| u.instance_id == id && pred(u));
+            async move { found }
+        })
+        .await
+    }
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"message": "no leader"})),
+    )
+        .into_response()
+}
+
+fn unknown(id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": format!("unknown agent {id}")})),
+    )
+        .into_response()
+}
+
+async fn register(State(f): State<Fake>, Json(reg): Json<Registration>) -> Response {
+    f.with(|m| {
+        if m.down {
+            m.registrations_while_down += 1;
+            return unavailable();
+        }
+        if let Some((code, msg)) = &m.refuse {
+            return (*code, Json(json!({"message": msg}))).into_response();
+        }
+        m.known.push(reg.agent.id.0.clone());
+        let answer = Registered {
+            agent_id: reg.agent.id.clone(),
+            term: m.term,
+            heartbeat_interval_ms: 1000,
+            local_region: "local".into(),
+            remote: false,
+        };
+        m.registrations.push(reg);
+        Json(answer).into_response()
+    })
+}
+
+async fn heartbeat(
+    State(f): State<Fake>,
+    Path(id): Path<String>,
+    Json(_hb): Json<Heartbeat>,
+) -> Response {
+    f.with(|m| {
+        if m.down {
+            return unavailable();
+        }
+        if !m.known.contains(&id) {
+            return unknown(&id);
+        }
+        m.heartbeats += 1;
+        Json(HeartbeatAck { term: m.term }).into_response()
+    })
+}
+
+#[derive(Deserialize)]
+struct Watch {
+    after: u64,
+    wait_ms: u64,
+}
+
+async fn assignments(
+    State(f): State<Fake>,
+    Path(id): Path<String>,
+    Query(w): Query<Watch>,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(w.wait_ms);
+    loop {
+        let changed = f.changed.notified();
+        let answer = {
+            let mut m = f.master.lock().unwrap();
+            if m.down {
+                return unavailable();
+            }
+            if !m.known.contains(&id) {
+                return unknown(&id);
+            }
+            let now = tokio::time::Instant::now();
+            (m.revision != w.after || now >= deadline).then(|| {
+                let term = m.term;
+                *m.served_terms.entry(term).or_default() += 1;
+                Assignments {
+                    term: m.term,
+                    revision: m.revision,
+                    tasks: m.tasks.clone(),
+                }
+            })
+        };
+        if let Some(a) = answer {
+            return Json(a).into_response();
+        }
+        let _ = tokio::time::timeout_at(deadline, changed).await;
+    }
+}
+
+async fn status(
+    State(f): State<Fake>,
+    Path(id): Path<String>,
+    Json(report): Json<StatusReport>,
+) -> Response {
+    f.with(|m| {
+        if m.down {
+            return unavailable();
+        }
+        if !m.known.contains(&id) {
+            return unknown(&id);
+        }
+        m.reports.push(report);
+        Json(json!({})).into_response()
+    })
+}
+
+async fn fake_master() -> (Fake, SocketAddr) {
+    let fake = Fake {
+        master: Arc::new(Mutex::new(Master {
+            term: 1,
+            revision: 1,
+            ..Master::default()
+        })),
+        changed: Arc::new(Notify::new()),
+    };
+    let app = Router::new()
+        .route("/internal/agents/register", post(register))
+        .route("/internal/agents/{id}/heartbeat", post(heartbeat))
+        .route("/internal/agents/{id}/assignments", get(assignments))
+        .route("/internal/agents/{id}/status", post(status))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (fake, addr)
+}
+
+fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
+    AgentConfig {
+        masters,
+        work_dir: work_dir.to_path_buf(),
+        hostname: "agent-1".into(),
+        ip: "127.0.0.1".into(),
+        domain: Some(FaultDomain::new("local", "local-a")),
+        resources: Resources::parse("cpus:2;mem:1024;disk:100;ports:[31000-31010]").unwrap(),
+        attributes: domain::attributes::parse_attributes("rack:r1").unwrap(),
+        listen: None,
+        heartbeat_interval: Some(Duration::from_millis(50)),
+        timings: Timings {
+            long_poll: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            status_batch: Duration::from_millis(20),
+            backoff_base: Duration::from_millis(10),
+            backoff_cap: Duration::from_millis(100),
+        },
+    }
+}
+
+/// A running agent; dropping the handle's sender stops it.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), AgentError>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+fn start(config: AgentConfig) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(agent::run(config, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        stop: Some(stop),
+        done,
+    }
+}
+
+fn sleeper(id: &str) -> TaskAssignment {
+    assignment(
+        id,
+        json!({"id": "/sleepy", "cmd": "exec sleep 60"}),
+        vec![31001],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_runs_its_assignments_and_reports_status() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(vec![addr.to_string()], dir.path()));
+
+    let reg = eventually("a registration", || {
+        let r = fake.with(|m| m.registrations.first().cloned());
+        async move { r }
+    })
+    .await;
+    assert_eq!(reg.agent.hostname, "agent-1");
+    assert_eq!(reg.agent.domain, Some(FaultDomain::new("local", "local-a")));
+    assert_eq!(reg.agent.resources.cpus, 2.0);
+    assert!(reg.running.is_empty());
+    let agent_id = std::fs::read_to_string(dir.path().join("agent-id")).unwrap();
+    assert_eq!(agent_id.trim(), reg.agent.id.0);
+
+    fake.assign(1, vec![sleeper("sleepy.instance-1")]);
+    fake.status_where("sleepy.instance-1", |u| u.condition == Condition::Running)
+        .await;
+    let conditions: Vec<Condition> = fake.statuses().iter().map(|u| u.condition).collect();
+    assert_eq!(conditions, [Condition::Staging, Condition::Running]);
+    assert!(fake.with(|m| m.reports.iter().all(|r| r.term == 1)));
+    eventually("heartbeats", || {
+        let n = fake.with(|m| m.heartbeats);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+
+    let mut kill = sleeper("sleepy.instance-1");
+    kill.goal = TaskGoal::Killed;
+    fake.assign(1, vec![kill]);
+    fake.status_where("sleepy.instance-1", |u| u.condition == Condition::Killed)
+        .await;
+    agent.stop().await;
+
+    // A restarted agent registers as itself.
+    let again = start(config(vec![addr.to_string()], dir.path()));
+    eventually("a second registration", || {
+        let r = fake.with(|m| m.registrations.get(1).cloned());
+        async move { r }
+    })
+    .await;
+    assert_eq!(
+        fake.with(|m| m.registrations[1].agent.id.clone()),
+        reg.agent.id
+    );
+    again.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_stops_the_agent_with_the_master_s_message() {
+    let (fake, addr) = fake_master().await;
+    let msg = "agent 127.0.0.1 is already registered as a live agent with id x";
+    fake.with(|m| m.refuse = Some((StatusCode::CONFLICT, msg.into())));
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(vec![addr.to_string()], dir.path()));
+    match agent.done.await.unwrap() {
+        Err(AgentError::Refused(m)) => assert_eq!(m, msg),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_from_an_older_term_are_ignored() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.assign(5, vec![sleeper("keep.instance-1")]);
+    let agent = start(config(vec![addr.to_string()], dir.path()));
+    fake.status_where("keep.instance-1", |u| u.condition == Condition::Running)
+        .await;
+
+    // A deposed leader (term 3) says the agent should run nothing.
+    fake.assign(3, vec![]);
+    // Served twice: the agent read the first answer, ignored it, and asked again.
+    eventually("the old term to be served twice", || {
+        let n = fake.with(|m| m.served_terms.get(&3).copied().unwrap_or(0));
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+    // The current leader adds a task; the first one is still there and never stopped.
+    fake.assign(
+        6,
+        vec![sleeper("keep.instance-1"), sleeper("new.instance-1")],
+    );
+    fake.status_where("new.instance-1", |u| u.condition == Condition::Running)
+        .await;
+    assert!(
+        fake.statuses()
+            .iter()
+            .all(|u| u.instance_id.0 != "keep.instance-1" || !u.condition.is_terminal()),
+        "{:?}",
+        fake.statuses()
+    );
+    let cp = checkpoint(dir.path(), "keep.instance-1");
+    assert!(!cp.kill_requested);
+    assert!(agent::procfs::is_running(cp.process.unwrap()));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("term"))
+            .unwrap()
+            .trim(),
+        "6"
+    );
+    agent.stop().await;
+    // Tasks outlive the agent; clean up.
+    for id in ["keep.instance-1", "new.instance-1"] {
+        let p = checkpoint(dir.path(), id).process.unwrap();
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(p.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_keep_running_through_an_outage_and_the_agent_registers_again() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.assign(1, vec![sleeper("steady.instance-1")]);
+    // The first master in the list is not there at all.
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = gone.local_addr().unwrap().to_string();
+    drop(gone);
+    let agent = start(config(vec![nowhere, addr.to_string()], dir.path()));
+    fake.status_where("steady.instance-1", |u| u.condition == Condition::Running)
+        .await;
+    let pid = checkpoint(dir.path(), "steady.instance-1").process.unwrap();
+
+    fake.with(|m| m.down = true);
+    // No master answers: the agent notices and keeps trying to register.
+    eventually("registrations during the outage", || {
+        let n = fake.with(|m| m.registrations_while_down);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+    assert!(
+        agent::procfs::is_running(pid),
+        "tasks run on without masters"
+    );
+    // The task ends during the outage; its end is delivered afterwards.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    fake.with(|m| m.down = false);
+    let reg = eventually("a registration after the outage", || {
+        let r = fake.with(|m| m.registrations.get(1).cloned());
+        async move { r }
+    })
+    .await;
+    assert_eq!(
+        reg.agent.id,
+        fake.with(|m| m.registrations[0].agent.id.clone())
+    );
+    let end = fake
+        .status_where("steady.instance-1", |u| u.condition.is_terminal())
+        .await;
+    assert_eq!(end.condition, Condition::Failed);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_forgot_the_agent_gets_a_new_registration_with_its_tasks() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.assign(1, vec![sleeper("kept.instance-1")]);
+    let agent = start(config(vec![addr.to_string()], dir.path()));
+    fake.status_where("kept.instance-1", |u| u.condition == Condition::Running)
+        .await;
+    // A new leader that has not heard from this agent: 404 until it registers again.
+    fake.with(|m| {
+        m.known.clear();
+        m.term = 2;
+    });
+    let reg = eventually("a re-registration", || {
+        let r = fake.with(|m| m.registrations.get(1).cloned());
+        async move { r }
+    })
+    .await;
+    assert_eq!(reg.running, vec![InstanceId::from("kept.instance-1")]);
+    agent.stop().await;
+    let p = checkpoint(dir.path(), "kept.instance-1").process.unwrap();
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(p.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
