@@ -23,7 +23,8 @@ pub const VIA_HEADER: &str = "x-marathon-via";
 /// questions about leadership that must work without a leader.
 fn answered_locally(method: &Method, path: &str) -> bool {
     let api = path.strip_prefix("/service/marathon").unwrap_or(path);
-    matches!(path, "/health" | "/metrics" | "/ping")
+    matches!(path, "/health" | "/metrics" | "/ping" | "/")
+        || path.starts_with("/ui/")
         || path.starts_with("/internal/raft/")
         || (method == Method::GET && matches!(api, "/v2/leader" | "/v2/info" | "/ping"))
 }

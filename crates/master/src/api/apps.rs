@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{AppDefinition, AppId};
@@ -25,6 +25,34 @@ fn app_json(v: &AppVersion) -> Value {
     let mut out = v.app.to_json();
     out["version"] = json!(v.version);
     out["versionInfo"] = json!({"lastConfigChangeAt": v.version, "lastScalingAt": v.version});
+    out
+}
+
+/// An app as Marathon lists it: the definition, its task counts, its deployments, and its
+/// tasks when asked for.
+fn app_with_status(
+    m: &Master,
+    state: &state::ClusterState,
+    v: &AppVersion,
+    with_tasks: bool,
+) -> Value {
+    let mut out = app_json(v);
+    if let (Some(o), Value::Object(c)) = (
+        out.as_object_mut(),
+        super::tasks::counts(m, state, &v.app.id),
+    ) {
+        o.extend(c);
+    }
+    let deployments: Vec<Value> = state
+        .deployments()
+        .values()
+        .filter(|d| d.affected_apps.contains(&v.app.id))
+        .map(|d| json!({"id": d.id}))
+        .collect();
+    out["deployments"] = json!(deployments);
+    if with_tasks {
+        out["tasks"] = json!(super::tasks::tasks_of(m, state, &v.app.id));
+    }
     out
 }
 
@@ -63,14 +91,21 @@ fn deployment_headers(id: &str) -> HeaderMap {
     headers
 }
 
-/// `GET /v2/apps`.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+/// `GET /v2/apps[?embed=apps.tasks]`.
+pub async fn list(
+    State(m): State<Arc<Master>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     m.linearizable().await?;
+    let with_tasks = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv == "embed=apps.tasks" || kv == "embed=tasks");
     let apps: Vec<Value> = m.state.read(|a| {
         a.state
             .apps()
             .values()
-            .map(|r| app_json(r.current()))
+            .map(|r| app_with_status(&m, &a.state, r.current(), with_tasks))
             .collect()
     });
     Ok(Json(json!({ "apps": apps })))
@@ -120,11 +155,15 @@ async fn commit_app(m: &Master, app: AppDefinition, version: String) -> Result<(
 /// What a path under `/v2/apps/` asks for.
 enum AppPath<'a> {
     App(&'a str),
+    Tasks(&'a str),
     Versions(&'a str),
     Version(&'a str, &'a str),
 }
 
 fn split(path: &str) -> AppPath<'_> {
+    if let Some(id) = path.strip_suffix("/tasks") {
+        return AppPath::Tasks(id);
+    }
     if let Some(id) = path.strip_suffix("/versions") {
         return AppPath::Versions(id);
     }
@@ -143,6 +182,17 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     m.linearizable().await?;
     let (raw, version) = match split(&path) {
+        AppPath::Tasks(id) => {
+            let id = app_id(id)?;
+            return m.state.read(|a| {
+                a.state
+                    .app(&id)
+                    .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
+                Ok(Json(
+                    json!({ "tasks": super::tasks::tasks_of(&m, &a.state, &id) }),
+                ))
+            });
+        }
         AppPath::App(id) => (id, None),
         AppPath::Versions(id) => (id, Some(None)),
         AppPath::Version(id, v) => (id, Some(Some(v))),
@@ -154,7 +204,7 @@ pub async fn get(
             .app(&id)
             .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
         Ok(Json(match version {
-            None => json!({ "app": app_json(record.current()) }),
+            None => json!({ "app": app_with_status(&m, &a.state, record.current(), true) }),
             Some(None) => {
                 let versions: Vec<&str> = record
                     .versions()

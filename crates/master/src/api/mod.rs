@@ -5,6 +5,8 @@ mod agents;
 mod apps;
 mod nodes;
 mod system;
+mod tasks;
+mod ui;
 
 use std::sync::Arc;
 
@@ -26,12 +28,16 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/leader", get(system::leader).delete(system::abdicate))
         .route("/info", get(system::info))
         .route("/queue", get(nodes::queue))
+        .route("/tasks", get(tasks::list))
         .route("/events", get(crate::events::stream));
     Router::new()
         .nest("/v2", v2.clone())
         .nest("/service/marathon/v2", v2)
         .route("/ping", get(system::ping))
         .route("/service/marathon/ping", get(system::ping))
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/style.css", get(ui::style))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/internal/raft/{rpc}", post(system::raft_rpc))
