@@ -9,7 +9,7 @@ use state::InstanceId;
 use state::protocol::{TaskAssignment, TaskStatus};
 
 use crate::procfs::ProcessIdentity;
-use crate::work_dir::write_atomically;
+use crate::work_dir::{check_instance_id, write_atomically};
 
 /// What a restarted agent needs to find a task again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,19 +53,20 @@ impl Checkpoints {
         Checkpoints { dir }
     }
 
-    fn path(&self, id: &InstanceId) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
+    fn path(&self, id: &InstanceId) -> io::Result<PathBuf> {
+        check_instance_id(id).map_err(io::Error::other)?;
+        Ok(self.dir.join(format!("{id}.json")))
     }
 
     /// Writes (replaces) a task's checkpoint durably.
     pub fn save(&self, cp: &Checkpoint) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
-        write_atomically(&self.path(cp.instance_id()), &bytes)
+        write_atomically(&self.path(cp.instance_id())?, &bytes)
     }
 
     /// Removes a task's checkpoint (the task is over and the master knows it).
     pub fn remove(&self, id: &InstanceId) -> io::Result<()> {
-        match std::fs::remove_file(self.path(id)) {
+        match std::fs::remove_file(self.path(id)?) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use state::protocol::{
     Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport,
 };
+use tokio::sync::Notify;
 
 /// Why a call to a master failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -76,6 +77,7 @@ pub struct MasterClient {
     http: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
     user_agent: String,
+    rotated: Notify,
 }
 
 impl MasterClient {
@@ -101,6 +103,7 @@ impl MasterClient {
             current: AtomicUsize::new(0),
             http,
             timeout,
+            rotated: Notify::new(),
             user_agent: format!("drover-agent/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -130,9 +133,20 @@ impl MasterClient {
     /// Moves on to the next master, unless another caller already did since `from`.
     fn rotate_from(&self, from: usize) {
         let next = (from + 1) % self.masters.len().max(1);
-        let _ = self
-            .current
-            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed);
+        if next != from
+            && self
+                .current
+                .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.rotated.notify_waiters();
+        }
+    }
+
+    /// Completes when calls move on to another master (a long poll held open at the old
+    /// one may never answer: a paused or cut-off master).
+    pub async fn rotated(&self) {
+        self.rotated.notified().await;
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -220,15 +234,22 @@ impl MasterClient {
         .await
     }
 
-    /// `POST /internal/agents/{id}/heartbeat`.
+    /// `POST /internal/agents/{id}/heartbeat`, giving up after `timeout` (short: a slow
+    /// master should not cost the agent its liveness at the leader).
     pub async fn heartbeat(
         &self,
         id: &AgentId,
         heartbeat: &Heartbeat,
+        timeout: Duration,
     ) -> Result<HeartbeatAck, CallError> {
         let path = format!("/internal/agents/{id}/heartbeat");
-        self.call(Method::POST, &path, Some(heartbeat), self.timeout)
+        self.call(Method::POST, &path, Some(heartbeat), timeout)
             .await
+    }
+
+    /// The time limit of calls other than the long poll.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS` (a long poll).

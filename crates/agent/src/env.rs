@@ -8,8 +8,14 @@ use state::protocol::TaskAssignment;
 /// `PATH` for tasks when the agent itself has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Builds a task's environment. Tasks do not inherit the agent's environment (as with Mesos),
-/// except `PATH`. Precedence, lowest first: drover's Marathon variables, then the app's `env`
+/// The agent's variables a task inherits: the basics programs expect, nothing that
+/// configures the agent itself (`RUST_LOG`, `DOCKER_HOST`, …).
+const INHERITED: [&str; 8] = [
+    "HOME", "LANG", "LC_ALL", "LOGNAME", "TMPDIR", "TZ", "USER", "SHELL",
+];
+
+/// Builds a task's environment. Tasks inherit only `PATH` and a few basics ([`INHERITED`])
+/// from the agent. Precedence, lowest first: drover's Marathon variables, then the app's `env`
 /// (an app may override `HOST` or a `PORT`), then the `MESOS_` variables, which describe the
 /// sandbox and the task and so cannot be overridden.
 ///
@@ -29,6 +35,11 @@ pub fn task_env(
     let mut env = BTreeMap::new();
     let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
     env.insert("PATH".to_string(), path);
+    for name in INHERITED {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.to_string(), value);
+        }
+    }
     env.insert("HOST".to_string(), hostname.to_string());
 
     let ports = &assignment.ports;

@@ -168,7 +168,12 @@ pub(crate) async fn supervise(
                 ..status(&hid, Condition::Running, None)
             });
         });
-        tokio::spawn(health::run_checks(checks, target, cp.started_at_ms, sink))
+        AbortOnDrop(tokio::spawn(health::run_checks(
+            checks,
+            target,
+            cp.started_at_ms,
+            sink,
+        )))
     });
     let wants_kill = async {
         if kill.wait_for(|k| *k).await.is_err() {
@@ -192,9 +197,7 @@ pub(crate) async fn supervise(
             workload.stop(grace).await
         }
     };
-    if let Some(h) = health {
-        h.abort();
-    }
+    drop(health);
     workload.clean_up().await;
     let st = terminal_status(&id, &exit, cp.kill_requested);
     tracing::info!(
@@ -203,6 +206,16 @@ pub(crate) async fn supervise(
         st.message.as_deref().unwrap_or("")
     );
     finish(&inner, cp, st);
+}
+
+/// A spawned task that ends with its owner: health checks stop when their runner does,
+/// even when the runner is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Records a task's end: checkpoint, status update, table.

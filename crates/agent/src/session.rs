@@ -140,7 +140,7 @@ pub async fn run(
         agent,
         client: client.clone(),
         fence: fence.clone(),
-        supervisor,
+        supervisor: supervisor.clone(),
         forget_me,
         view,
     };
@@ -154,7 +154,10 @@ pub async fn run(
     sender.abort();
     if let Some(s) = server {
         s.abort();
+        let _ = s.await;
     }
+    // Stop watching the tasks, not the tasks: a restarted agent takes them over.
+    supervisor.detach().await;
     // One last try to deliver what is queued; a restarted agent reports the ends again.
     let left = outbox.peek(usize::MAX);
     if !left.is_empty() {
@@ -252,6 +255,7 @@ impl Session {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rtt_ms = None;
+        let timeout = (interval * 2).clamp(Duration::from_secs(1), self.client.timeout());
         loop {
             ticker.tick().await;
             let mut unavailable = 0;
@@ -259,7 +263,7 @@ impl Session {
                 let sent = Instant::now();
                 match self
                     .client
-                    .heartbeat(&self.agent.id, &Heartbeat { rtt_ms })
+                    .heartbeat(&self.agent.id, &Heartbeat { rtt_ms }, timeout)
                     .await
                 {
                     Ok(ack) => {
@@ -295,11 +299,14 @@ impl Session {
         // 0 after every registration: the first answer comes at once, with the whole set.
         let mut after = 0;
         loop {
-            match self
-                .client
-                .assignments(&self.agent.id, after, t.long_poll)
-                .await
-            {
+            let poll = self.client.assignments(&self.agent.id, after, t.long_poll);
+            let answer = tokio::select! {
+                biased;
+                answer = poll => answer,
+                // The heartbeats moved to another master: ask that one instead.
+                () = self.client.rotated() => continue,
+            };
+            match answer {
                 Ok(a) => {
                     if !self.fence.observe(a.term) {
                         tracing::warn!(

@@ -83,3 +83,63 @@ async fn state(State(view): State<Arc<AgentView>>) -> Json<Value> {
         "tasks": tasks,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::checkpoint::Checkpoints;
+    use crate::executor::ContainerRuntime;
+    use crate::outbox::Outbox;
+    use crate::supervisor::TaskContext;
+    use crate::work_dir::WorkDir;
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> Value {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_and_state_describe_the_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let work_dir = Arc::new(WorkDir::open(dir.path()).unwrap());
+        let supervisor = Supervisor::new(TaskContext {
+            hostname: "h".into(),
+            checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+            work_dir,
+            outbox: Arc::new(Outbox::new()),
+            containers: ContainerRuntime::unavailable("test"),
+        });
+        let agent: Agent = serde_json::from_value(json!({
+            "id": "a-1", "hostname": "h", "ip": "127.0.0.1"
+        }))
+        .unwrap();
+        let view = Arc::new(AgentView::new(agent, supervisor));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, view.clone()));
+
+        let h = get(addr, "/health").await;
+        assert_eq!(h["agent_id"], "a-1");
+        assert_eq!(h["registered"], false);
+        view.set_registered(Some("m1:8080".into()));
+        let h = get(addr, "/health").await;
+        assert_eq!(
+            (h["registered"].clone(), h["master"].clone()),
+            (json!(true), json!("m1:8080"))
+        );
+        let s = get(addr, "/state").await;
+        assert_eq!(s["agent"]["hostname"], "h");
+        assert_eq!(s["tasks"], json!([]));
+        server.abort();
+    }
+}

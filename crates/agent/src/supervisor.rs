@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use state::protocol::{TaskAssignment, TaskGoal, TaskStatus};
 use state::{Condition, InstanceId};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::clock::now_ms;
@@ -49,6 +50,8 @@ pub struct Supervisor {
 pub(crate) struct Inner {
     pub(crate) ctx: TaskContext,
     table: Mutex<HashMap<InstanceId, Entry>>,
+    /// The runner of every active task.
+    runners: Mutex<JoinSet<()>>,
 }
 
 impl Inner {
@@ -80,6 +83,7 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 ctx,
                 table: Mutex::new(HashMap::new()),
+                runners: Mutex::new(JoinSet::new()),
             }),
         }
     }
@@ -170,7 +174,18 @@ impl Supervisor {
     {
         let (tx, rx) = watch::channel(kill_now);
         self.inner.table().insert(id, Entry::Active(tx));
-        tokio::spawn(run(self.inner.clone(), rx));
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        while runners.try_join_next().is_some() {}
+        runners.spawn(run(self.inner.clone(), rx));
+    }
+
+    /// Stops watching every task without touching the tasks themselves, as the agent's
+    /// exit does: a later supervisor over the same work dir finds them again. Returns once
+    /// every runner is gone.
+    pub async fn detach(&self) {
+        let mut runners =
+            std::mem::take(&mut *self.inner.runners.lock().unwrap_or_else(|p| p.into_inner()));
+        runners.shutdown().await;
     }
 
     /// Makes the tasks match the master's whole desired set: starts tasks whose goal is

@@ -461,3 +461,43 @@ async fn a_leader_that_forgot_the_agent_gets_a_new_registration_with_its_tasks()
         nix::sys::signal::Signal::SIGKILL,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_agent_leaves_its_tasks_running_and_a_new_one_takes_them_over() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.assign(1, vec![sleeper("durable.instance-1")]);
+    let first = start(config(vec![addr.to_string()], dir.path()));
+    fake.status_where("durable.instance-1", |u| u.condition == Condition::Running)
+        .await;
+    let pid = checkpoint(dir.path(), "durable.instance-1")
+        .process
+        .unwrap();
+    first.stop().await;
+    assert!(
+        agent::procfs::is_running(pid),
+        "stopping the agent stops no task"
+    );
+
+    let second = start(config(vec![addr.to_string()], dir.path()));
+    let reg = eventually("the second registration", || {
+        let r = fake.with(|m| m.registrations.get(1).cloned());
+        async move { r }
+    })
+    .await;
+    assert_eq!(reg.running, vec![InstanceId::from("durable.instance-1")]);
+    // The master stops listing it: the new agent stops the very same process.
+    fake.assign(1, vec![]);
+    let end = fake
+        .status_where("durable.instance-1", |u| u.condition.is_terminal())
+        .await;
+    assert_eq!(end.condition, Condition::Killed);
+    assert!(!agent::procfs::is_running(pid));
+    let staged = fake
+        .statuses()
+        .iter()
+        .filter(|u| u.condition == Condition::Staging)
+        .count();
+    assert_eq!(staged, 1, "started once, never again");
+    second.stop().await;
+}

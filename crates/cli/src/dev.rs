@@ -466,12 +466,7 @@ fn kill_tasks(data_dir: &Path) {
     }
 }
 
-async fn fail(
-    procs: &mut [Process],
-    message: &str,
-    data_dir: &Path,
-    temporary: bool,
-) -> ExitCode {
+async fn fail(procs: &mut [Process], message: &str, data_dir: &Path, temporary: bool) -> ExitCode {
     eprintln!("error: {message}");
     for p in procs.iter() {
         if let Ok(text) = std::fs::read_to_string(&p.log) {

@@ -3,7 +3,7 @@
 /// Installs the global log subscriber once.
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,master=info,state=info,drover=info")
+        tracing_subscriber::EnvFilter::new("warn,master=info,state=info,agent=info,drover=info")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

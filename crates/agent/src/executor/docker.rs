@@ -99,7 +99,7 @@ impl Engine {
             (None, Some(args)) => (None, Some(args.clone())),
             (None, None) => (None, None),
         };
-        let memory = (app.mem > 0.0).then(|| (app.mem * 1024.0 * 1024.0) as i64);
+        let memory = (app.mem > 0.0).then_some((app.mem * 1024.0 * 1024.0) as i64);
         let cpu_shares = (app.cpus > 0.0).then(|| ((app.cpus * 1024.0) as i64).max(2));
         let body = ContainerCreateBody {
             image: Some(image.clone()),
@@ -279,6 +279,14 @@ impl ContainerTask {
             .await
         {
             tracing::warn!("cannot remove container {}: {}", self.name, message(&e));
+        }
+    }
+}
+
+impl Drop for ContainerTask {
+    fn drop(&mut self) {
+        if let Some(logs) = self.logs.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            logs.abort();
         }
     }
 }

@@ -3,6 +3,8 @@
 
 mod agents;
 mod apps;
+mod health;
+mod mesos;
 mod nodes;
 mod system;
 mod tasks;
@@ -50,6 +52,13 @@ pub fn router(master: Arc<Master>) -> Router {
         )
         .route("/internal/agents/{id}/status", post(agents::status))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/cluster/health", get(health::health))
+        .route("/mesos/master/state", get(mesos::state))
+        .route("/mesos/master/state.json", get(mesos::state))
+        .route("/mesos/master/state-summary", get(mesos::state_summary))
+        .route("/mesos/master/slaves", get(mesos::slaves))
+        .route("/mesos_dns/v1/hosts/master.mesos", get(mesos::dns_masters))
+        .route("/mesos_dns/v1/hosts/leader.mesos", get(mesos::dns_leader))
         .layer(middleware::from_fn_with_state(
             master.clone(),
             forward::to_leader,

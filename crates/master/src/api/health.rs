@@ -1,0 +1,114 @@
+//! `GET /v1/cluster/health`: checks an operator reads before trusting the cluster, each with
+//! pass, warn or fail and a reason in words.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use domain::Operator;
+use serde_json::{Value, json};
+use state::AgentState;
+
+use crate::agents::RTT_WARNING_MS;
+use crate::error::ApiError;
+use crate::node::Master;
+
+fn check(name: &str, status: &str, reason: String) -> Value {
+    json!({"name": name, "status": status, "reason": reason})
+}
+
+/// `GET /v1/cluster/health`.
+pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+    m.linearizable().await?;
+    let queue = m.queue.entries();
+    let checks = m.state.read(|a| {
+        let s = &a.state;
+        let mut checks = Vec::new();
+        let n = m.config.masters.len();
+        checks.push(if n % 2 == 1 && n > 1 {
+            check("masters-count", "pass", format!("{n} masters: the cluster survives {} failures", n / 2))
+        } else if n == 1 {
+            check("masters-count", "warn", "1 master: losing it stops every change; run 3 or 5 for high availability".into())
+        } else {
+            check("masters-count", "fail", format!("{n} masters: run an odd number (3 or 5)"))
+        });
+        let domains: Vec<_> = s.masters().values().filter_map(|r| r.domain.clone()).collect();
+        let regions: BTreeSet<&str> = domains.iter().map(|d| d.region.as_str()).collect();
+        checks.push(if regions.len() <= 1 {
+            check("masters-region", "pass", format!("all masters are in region {}", regions.iter().next().unwrap_or(&"N/A")))
+        } else {
+            check("masters-region", "fail", format!("masters span regions {regions:?}; all must be in one"))
+        });
+        let zones: BTreeSet<&str> = domains.iter().map(|d| d.zone.as_str()).collect();
+        checks.push(if n == 1 || zones.len() == domains.len() {
+            check("masters-zones", "pass", format!("{} masters in {} zones", domains.len(), zones.len()))
+        } else {
+            check("masters-zones", "warn", format!("{} masters share {} zones; losing one zone may cost the quorum — put each master in its own zone", domains.len(), zones.len()))
+        });
+        let unreachable: Vec<String> = s
+            .agents()
+            .values()
+            .filter(|r| r.state == AgentState::Unreachable)
+            .map(|r| r.agent.hostname.clone())
+            .collect();
+        checks.push(if unreachable.is_empty() {
+            check("agents-reachable", "pass", format!("all {} agents answer", s.agents().len()))
+        } else {
+            check("agents-reachable", "warn", format!("unreachable agents: {}", unreachable.join(", ")))
+        });
+        let slow: Vec<String> = s
+            .agents()
+            .values()
+            .filter_map(|r| m.agents.rtt_ms(&r.agent.id).filter(|rtt| *rtt >= RTT_WARNING_MS).map(|rtt| format!("{} ({rtt} ms)", r.agent.hostname)))
+            .collect();
+        checks.push(if slow.is_empty() {
+            check("agents-rtt", "pass", format!("every agent answers the leader in under {RTT_WARNING_MS} ms"))
+        } else {
+            check("agents-rtt", "warn", format!("agents at or above {RTT_WARNING_MS} ms from the leader: {}", slow.join(", ")))
+        });
+        // GROUP_BY spread over the values that are alive.
+        let mut degraded = Vec::new();
+        for (id, record) in s.apps() {
+            for c in record.current().app.constraints.iter().filter(|c| c.operator == Operator::GroupBy) {
+                let local = s.local_region().unwrap_or(m.config.domain.region.as_str());
+                let mut per: BTreeMap<String, usize> = BTreeMap::new();
+                for i in s.instances_of(id).filter(|i| !i.condition.is_terminal()) {
+                    if let Some(v) = s.agent(&i.agent_id).and_then(|r| c.value_of(&r.agent, local)) {
+                        *per.entry(v.into_owned()).or_default() += 1;
+                    }
+                }
+                let (lo, hi) = (per.values().min().copied().unwrap_or(0), per.values().max().copied().unwrap_or(0));
+                if hi > lo + 1 {
+                    degraded.push(format!("{id} {c}: {per:?}"));
+                }
+            }
+        }
+        checks.push(if degraded.is_empty() {
+            check("group-by-balance", "pass", "every GROUP_BY is balanced within one".into())
+        } else {
+            check("group-by-balance", "warn", format!("unbalanced: {}", degraded.join("; ")))
+        });
+        let waiting: Vec<String> = queue
+            .iter()
+            .map(|(id, e)| {
+                let why: Vec<String> = e.reasons.iter().map(|(r, n)| format!("{r} ({n} agents)")).collect();
+                format!("{id}: {} unplaced{}", e.unplaced, if why.is_empty() { String::new() } else { format!(" — {}", why.join(", ")) })
+            })
+            .collect();
+        checks.push(if waiting.is_empty() {
+            check("instances-placed", "pass", "every instance is placed".into())
+        } else {
+            check("instances-placed", "warn", waiting.join("; "))
+        });
+        checks
+    });
+    let overall = if checks.iter().any(|c| c["status"] == "fail") {
+        "fail"
+    } else if checks.iter().any(|c| c["status"] == "warn") {
+        "warn"
+    } else {
+        "pass"
+    };
+    Ok(Json(json!({"status": overall, "checks": checks})))
+}
