@@ -11,6 +11,7 @@ pub mod agents;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod deployments;
 pub mod error;
 pub mod events;
 pub mod forward;

@@ -17,6 +17,7 @@ use domain::{Agent, AgentId, AppDefinition, AppId};
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, InstanceId};
 
 use crate::clock;
+use crate::deployments;
 use crate::leadership::{LeaderService, ServiceFuture};
 use crate::node::Master;
 
@@ -60,6 +61,11 @@ impl LeaderService for Scheduler {
 
     fn run(&self, master: Arc<Master>, term: u64) -> ServiceFuture {
         Box::pin(async move {
+            // A new leader has every committed entry in its log, but maybe not yet applied:
+            // plan only from a state that includes everything committed before this term.
+            while master.linearizable().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let mut metrics = master.raft.metrics();
             loop {
                 let plan = master.state.read(|a| plan(&master, &a.state, term));
@@ -82,6 +88,7 @@ struct Plan {
     backoff: Vec<(AppId, u64, u64)>,
     clear_backoff: Vec<AppId>,
     queue: BTreeMap<AppId, QueueEntry>,
+    finished: Vec<state::Deployment>,
 }
 
 async fn commit(master: &Master, plan: Plan) -> Result<(), crate::error::ApiError> {
@@ -109,7 +116,120 @@ async fn commit(master: &Master, plan: Plan) -> Result<(), crate::error::ApiErro
             })
             .await?;
     }
+    for d in plan.finished {
+        master
+            .write(Command::DeleteDeployment { id: d.id.clone() })
+            .await?;
+        let json = deployments::to_json(&d);
+        master.events.publish(
+            "deployment_step_success",
+            serde_json::json!({"plan": json, "currentStep": json["steps"][0]}),
+        );
+        master.events.publish(
+            "deployment_success",
+            serde_json::json!({"id": d.id, "plan": json}),
+        );
+    }
     Ok(())
+}
+
+/// The kill candidates for a set of instances.
+fn kill_candidates(master: &Master, instances: &[&Instance]) -> Vec<KillCandidate> {
+    instances
+        .iter()
+        .map(|i| KillCandidate {
+            instance_id: i.id.0.clone(),
+            agent_id: i.agent_id.clone(),
+            condition: match i.condition {
+                Condition::Running => KillCondition::Running,
+                Condition::Unreachable => KillCondition::Unreachable,
+                _ => KillCondition::Staging,
+            },
+            healthy: master.agents.health(&i.id).map(|h| h.healthy),
+            started_at: i.started_at_ms.unwrap_or(i.created_at_ms),
+        })
+        .collect()
+}
+
+/// One step of a rolling replacement, Marathon's arithmetic: keep at least
+/// `ceil(n × minimumHealthCapacity)` ready instances and at most
+/// `floor(n × (1 + maximumOverCapacity))` in all. Old instances that are not ready go
+/// first (they cost no capacity); ready ones as far as the minimum allows. When neither a
+/// kill nor a launch fits and nothing new is pending, one old instance goes, so the
+/// deployment always progresses (Marathon does the same).
+fn rolling<'a>(
+    app: &AppDefinition,
+    active: &[&'a Instance],
+    old: &[&'a Instance],
+    new_count: usize,
+    ready: &dyn Fn(&Instance) -> bool,
+) -> (Vec<&'a Instance>, usize, bool) {
+    let wanted = app.instances as usize;
+    let strategy = app.upgrade_strategy;
+    let min_healthy = (wanted as f64 * strategy.minimum_health_capacity).ceil() as usize;
+    let max_total =
+        ((wanted as f64 * (1.0 + strategy.maximum_over_capacity)).floor() as usize).max(wanted);
+    let ready_count = active.iter().filter(|i| ready(i)).count();
+    let mut kills: Vec<&Instance> = old.iter().copied().filter(|i| !ready(i)).collect();
+    let mut ready_old: Vec<&Instance> = old.iter().copied().filter(|i| ready(i)).collect();
+    // Oldest first among the ready old ones.
+    ready_old.sort_by_key(|i| (i.started_at_ms.unwrap_or(i.created_at_ms), i.id.0.clone()));
+    let spare = ready_count.saturating_sub(min_healthy);
+    kills.extend(ready_old.iter().take(spare).copied());
+    let remaining = active.len() - kills.len();
+    let mut launches = wanted
+        .saturating_sub(new_count)
+        .min(max_total.saturating_sub(remaining));
+    let new_pending = active.iter().any(|i| !deployments_old(old, i) && !ready(i));
+    if kills.is_empty()
+        && launches == 0
+        && !new_pending
+        && let Some(first) = ready_old.first()
+    {
+        kills.push(first);
+        launches = 0;
+    }
+    (kills, launches, false)
+}
+
+fn deployments_old(old: &[&Instance], i: &Instance) -> bool {
+    old.iter().any(|o| o.id == i.id)
+}
+
+/// Whether launching `result`'s one instance makes the app's first `GROUP_BY` more even:
+/// the value it lands on holds at least two fewer than the fullest value.
+fn improves_balance(
+    app: &AppDefinition,
+    state: &ClusterState,
+    local_region: &str,
+    staying: &[&Instance],
+    agents: &[Agent],
+    result: &domain::PlacementResult,
+) -> bool {
+    let Some(group_by) = app
+        .constraints
+        .iter()
+        .find(|c| c.operator == domain::Operator::GroupBy)
+    else {
+        return false;
+    };
+    let Some(p) = result.placements.first() else {
+        return false;
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for i in staying {
+        if let Some(v) = state
+            .agent(&i.agent_id)
+            .and_then(|r| group_by.value_of(&r.agent, local_region))
+        {
+            *counts.entry(v.into_owned()).or_default() += 1;
+        }
+    }
+    let target = group_by
+        .value_of(&agents[p.agent_index], local_region)
+        .map(|v| counts.get(v.as_ref()).copied().unwrap_or(0));
+    let fullest = counts.values().max().copied().unwrap_or(0);
+    target.is_some_and(|t| t + 2 <= fullest)
 }
 
 /// An instance id in Marathon's style: `prod_web.instance-<uuid>`.
@@ -203,6 +323,7 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
         .to_string();
     // Instances placed in this pass count as used when the next app is placed.
     let mut agents = agents;
+    let all_agents: Vec<Agent> = state.agents().values().map(|r| r.agent.clone()).collect();
 
     for (app_id, record) in state.apps() {
         let app = &record.current().app;
@@ -262,28 +383,70 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
         }
 
         let wanted = app.instances as usize;
-        if active.len() > wanted {
-            let candidates: Vec<KillCandidate> = active
-                .iter()
-                .map(|i| KillCandidate {
-                    instance_id: i.id.0.clone(),
-                    agent_id: i.agent_id.clone(),
-                    condition: match i.condition {
-                        Condition::Running => KillCondition::Running,
-                        Condition::Unreachable => KillCondition::Unreachable,
-                        _ => KillCondition::Staging,
-                    },
-                    healthy: master.agents.health(&i.id).map(|h| h.healthy),
-                    started_at: i.started_at_ms.unwrap_or(i.created_at_ms),
-                })
-                .collect();
-            let all: Vec<Agent> = state.agents().values().map(|r| r.agent.clone()).collect();
-            for k in select_to_kill(app, &all, &local_region, &candidates, active.len() - wanted) {
-                let mut kill = active[k].clone();
-                kill.goal = Goal::Decommissioned;
-                kill.updated_at_ms = now;
-                plan.put.push(kill);
-            }
+        let ready = |i: &Instance| {
+            i.condition == Condition::Running
+                && (app.health_checks.is_empty()
+                    || master.agents.health(&i.id).is_some_and(|h| h.healthy))
+        };
+        let old: Vec<&Instance> = active
+            .iter()
+            .copied()
+            .filter(|i| deployments::is_old(state, i))
+            .collect();
+        let new_count = active.len() - old.len();
+
+        // Done deployments: the app runs its wanted count of current, ready instances.
+        if let Some(d) = deployments::of_app(state, app_id)
+            && old.is_empty()
+            && active.len() == wanted
+            && active.iter().all(|i| ready(i))
+        {
+            plan.finished.push(d.clone());
+        }
+
+        // Which instances to stop, and how many to launch, in this pass.
+        let (kills, launches, rebalance): (Vec<&Instance>, usize, bool) = if !old.is_empty() {
+            rolling(app, &active, &old, new_count, &ready)
+        } else if active.len() > wanted
+            && deployments::of_app(state, app_id).is_none()
+            && active.iter().any(|i| {
+                matches!(
+                    i.condition,
+                    Condition::Scheduled | Condition::Staging | Condition::Starting
+                )
+            })
+        {
+            // A rebalancing launch is on its way: stop the surplus once it runs, so the
+            // app never has fewer than its wanted instances running.
+            (Vec::new(), 0, false)
+        } else if active.len() > wanted {
+            let victims = select_to_kill(
+                app,
+                &all_agents,
+                &local_region,
+                &kill_candidates(master, &active),
+                active.len() - wanted,
+            );
+            (victims.into_iter().map(|k| active[k]).collect(), 0, false)
+        } else if active.len() == wanted
+            && wanted > 0
+            && active.iter().all(|i| ready(i))
+            && deployments::of_app(state, app_id).is_none()
+        {
+            // Settled: if a GROUP_BY is more than one apart over the values alive (a zone came
+            // back), launch one extra where it is emptiest; the surplus is then killed where
+            // it is fullest. One at a time, never below the wanted count.
+            (Vec::new(), 1, true)
+        } else {
+            (Vec::new(), wanted - active.len(), false)
+        };
+        for victim in &kills {
+            let mut kill = (*victim).clone();
+            kill.goal = Goal::Decommissioned;
+            kill.updated_at_ms = now;
+            plan.put.push(kill);
+        }
+        if launches == 0 {
             continue;
         }
 
@@ -301,7 +464,7 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
             plan.queue.insert(
                 app_id.clone(),
                 QueueEntry {
-                    unplaced: (wanted - active.len()) as u32,
+                    unplaced: launches as u32,
                     reasons: BTreeMap::new(),
                     delayed_until_ms: Some(now + delay),
                 },
@@ -309,17 +472,15 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
             continue;
         }
         if let Some(b) = backoff {
-            if now < b.until_ms {
-                if active.len() < wanted {
-                    plan.queue.insert(
-                        app_id.clone(),
-                        QueueEntry {
-                            unplaced: (wanted - active.len()) as u32,
-                            reasons: BTreeMap::new(),
-                            delayed_until_ms: Some(b.until_ms),
-                        },
-                    );
-                }
+            if now < b.until_ms && !rebalance {
+                plan.queue.insert(
+                    app_id.clone(),
+                    QueueEntry {
+                        unplaced: launches as u32,
+                        reasons: BTreeMap::new(),
+                        delayed_until_ms: Some(b.until_ms),
+                    },
+                );
                 continue;
             }
             if active.len() == wanted && active.iter().all(|i| i.condition == Condition::Running) {
@@ -327,11 +488,12 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
             }
         }
 
-        let missing = wanted.saturating_sub(active.len()) as u32;
-        if missing == 0 {
-            continue;
-        }
-        let existing: Vec<ExistingInstance> = active
+        let staying: Vec<&Instance> = active
+            .iter()
+            .copied()
+            .filter(|i| !kills.iter().any(|k| k.id == i.id))
+            .collect();
+        let existing: Vec<ExistingInstance> = staying
             .iter()
             .map(|i| ExistingInstance {
                 agent_id: i.agent_id.clone(),
@@ -339,13 +501,16 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
             .collect();
         let result = place(
             app,
-            missing,
+            launches as u32,
             &Snapshot {
                 local_region: &local_region,
                 agents: &agents,
                 existing: &existing,
             },
         );
+        if rebalance && !improves_balance(app, state, &local_region, &staying, &agents, &result) {
+            continue;
+        }
         let (cpus, mem, disk) = footprint(app);
         for p in &result.placements {
             let agent = &mut agents[p.agent_index];
@@ -370,7 +535,7 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
                 started_at_ms: None,
             });
         }
-        if result.unplaced > 0 {
+        if result.unplaced > 0 && !rebalance {
             plan.queue.insert(
                 app_id.clone(),
                 QueueEntry {
@@ -379,6 +544,12 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
                     delayed_until_ms: None,
                 },
             );
+        }
+    }
+    // Deployments whose apps are gone are finished too.
+    for d in state.deployments().values() {
+        if d.affected_apps.iter().all(|a| state.app(a).is_none()) {
+            plan.finished.push(d.clone());
         }
     }
     plan

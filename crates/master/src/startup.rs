@@ -139,7 +139,8 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
         }
         result = registration => {
             if let Ok(Err(e)) = result {
-                let _ = master.raft.shutdown().await;
+                // Return at once: the error must reach the operator before anything else
+                // notices Raft going away and exits with a vaguer message.
                 return Err(e);
             }
             shutdown_signal().await;
@@ -232,8 +233,9 @@ where
     out
 }
 
-/// The master with the lowest id initialises the membership once, when every listed master
-/// answers; a master whose log is not empty never initialises again.
+/// The master with the lowest id initialises the membership (every listed master) once, when
+/// a majority of them answer in its region; a master whose log is not empty never
+/// initialises again.
 async fn form_cluster(master: Arc<Master>) {
     let lowest = master.config.masters.keys().next().copied();
     if lowest != Some(master.config.id) {
@@ -244,13 +246,25 @@ async fn form_cluster(master: Arc<Master>) {
             Ok(true) | Err(_) => return,
             Ok(false) => {}
         }
-        let mut all = true;
-        for (_, addr) in master.config.peers() {
-            if master.peer_health(addr).await.is_none() {
-                all = false;
-                break;
+        // A majority that answers, in this master's region, is enough: the membership
+        // names every listed master, so the others join when they come (a master in
+        // another region exits instead, see `register`).
+        let mut agreeing = 1;
+        for (peer, addr) in master.config.peers() {
+            let Some(health) = master.peer_health(addr).await else {
+                continue;
+            };
+            let theirs = health.get("region").and_then(|r| r.as_str()).unwrap_or("");
+            if theirs == master.config.domain.region {
+                agreeing += 1;
+            } else {
+                tracing::error!(
+                    "master {peer} at {addr} is in region '{theirs}', but this master, which forms the cluster, is in '{}'; all masters must be in one region",
+                    master.config.domain.region
+                );
             }
         }
+        let all = agreeing > master.config.masters.len() / 2;
         if all {
             let members: BTreeMap<u64, BasicNode> = master
                 .config
@@ -272,7 +286,9 @@ async fn form_cluster(master: Arc<Master>) {
 }
 
 /// Announces this master (id, address, fault domain) to the leader, once one exists; the
-/// leader refuses a master whose region differs from the cluster's.
+/// leader refuses a master whose region differs from the cluster's. Until then, the master
+/// with the lowest id (the one that forms the cluster) is the authority on the region: a
+/// master in another region exits rather than take part in an election.
 async fn register(master: Arc<Master>) -> Result<(), StartupError> {
     let body = json!({
         "id": master.config.id,
@@ -288,6 +304,19 @@ async fn register(master: Arc<Master>) -> Result<(), StartupError> {
         });
         if known {
             return Ok(());
+        }
+        if let Some((&first, first_addr)) = master.config.masters.iter().next()
+            && first != master.config.id
+            && let Some(health) = master.peer_health(first_addr).await
+            && let Some(theirs) = health.get("region").and_then(|r| r.as_str())
+            && theirs != master.config.domain.region
+        {
+            return Err(StartupError::RegionMismatch {
+                mine: master.config.domain.region.clone(),
+                theirs: theirs.to_string(),
+                peer: first,
+                addr: first_addr.clone(),
+            });
         }
         if let Some((_, leader)) = master.leader() {
             match master

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
+use crate::deployments::{self, Action};
 use crate::error::ApiError;
 use crate::node::Master;
 
@@ -124,11 +125,15 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
     }
     let version = m.next_version(None);
     let id = app.id.clone();
-    commit_app(&m, app, version).await?;
-    let deployment = uuid::Uuid::new_v4().to_string();
+    commit_app(&m, app, version.clone()).await?;
+    let deployment = start_deployment(&m, &id, &version, Action::Start, false).await?;
     let body = m
         .state
-        .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
+        .read(|a| {
+            a.state
+                .app(&id)
+                .map(|r| app_with_status(&m, &a.state, r.current(), false))
+        })
         .unwrap_or(Value::Null);
     m.events.publish(
         "api_post_event",
@@ -139,6 +144,57 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
         headers.insert(header::LOCATION, v);
     }
     Ok((StatusCode::CREATED, headers, Json(body)).into_response())
+}
+
+/// Records a deployment for a change just committed, and announces it.
+async fn start_deployment(
+    m: &Master,
+    app: &AppId,
+    version: &str,
+    action: Action,
+    force: bool,
+) -> Result<String, ApiError> {
+    let deployment = deployments::new(app, version, action);
+    let id = deployment.id.clone();
+    let plan = deployments::to_json(&deployment);
+    m.write(Command::PutDeployment { deployment, force })
+        .await?;
+    m.events.publish(
+        "deployment_info",
+        json!({"plan": plan, "currentStep": plan["steps"][0]}),
+    );
+    Ok(id)
+}
+
+/// 409 when a deployment holds the app and the change is not forced (Marathon's answer).
+fn check_lock(m: &Master, app: &AppId, force: bool) -> Result<(), ApiError> {
+    if force {
+        return Ok(());
+    }
+    let locking = m
+        .state
+        .read(|a| deployments::of_app(&a.state, app).map(|d| d.id.clone()));
+    match locking {
+        Some(id) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            body: json!({
+                "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{id}'."),
+                "deployments": [{"id": id}],
+            }),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn flag(query: &Option<String>, name: &str, default: bool) -> bool {
+    let q = query.as_deref().unwrap_or("");
+    if q.split('&').any(|kv| kv == format!("{name}=true")) {
+        true
+    } else if q.split('&').any(|kv| kv == format!("{name}=false")) {
+        false
+    } else {
+        default
+    }
 }
 
 async fn commit_app(m: &Master, app: AppDefinition, version: String) -> Result<(), ApiError> {
@@ -223,38 +279,137 @@ pub async fn get(
     })
 }
 
-/// `PUT /v2/apps/{id}`: create or replace.
+/// `PUT /v2/apps/{id}`: create, or update (fields not given keep their values, as
+/// Marathon's default `partialUpdate=true`; `?partialUpdate=false` replaces the definition).
+/// `POST /v2/apps/{id}/restart` also lands here.
 pub async fn put(
     State(m): State<Arc<Master>>,
     Path(path): Path<String>,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = app_id(&path)?;
-    let mut value = parse_body(&body)?;
-    if let Some(obj) = value.as_object_mut() {
-        match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
-            Some(Ok(body_id)) if body_id != id => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!(
-                        "The id in the body ({body_id}) differs from the id in the path ({id}); leave it out or make them equal."
-                    ),
-                ));
-            }
-            _ => {
-                obj.insert("id".into(), json!(id.as_str()));
-            }
+    let partial = flag(&query, "partialUpdate", true);
+    update(m, &path, &query, body, partial).await
+}
+
+/// `PATCH /v2/apps/{id}`: update the fields given.
+pub async fn patch(
+    State(m): State<Arc<Master>>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    update(m, &path, &query, body, true).await
+}
+
+/// `POST /v2/apps/{id}/restart`.
+pub async fn post(
+    State(m): State<Arc<Master>>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let Some(raw) = path.strip_suffix("/restart") else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("POST /v2/apps/{path}: only /v2/apps/{{id}}/restart takes a POST"),
+        ));
+    };
+    let id = app_id(raw)?;
+    let force = flag(&query, "force", false);
+    let _serial = m.write_lock.lock().await;
+    m.linearizable().await?;
+    check_lock(&m, &id, force)?;
+    let current = m
+        .state
+        .read(|a| a.state.app(&id).map(|r| r.current().clone()))
+        .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
+    let version = m.next_version(Some(&current.version));
+    commit_app(&m, current.app, version.clone()).await?;
+    let deployment = start_deployment(&m, &id, &version, Action::Restart, force).await?;
+    Ok((
+        StatusCode::OK,
+        deployment_headers(&deployment),
+        Json(json!({"version": version, "deploymentId": deployment})),
+    )
+        .into_response())
+}
+
+async fn update(
+    m: Arc<Master>,
+    path: &str,
+    query: &Option<String>,
+    body: Bytes,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let id = app_id(path)?;
+    let force = flag(query, "force", false);
+    let mut changes = parse_body(&body)?;
+    let Some(obj) = changes.as_object_mut() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Send the app's fields as a JSON object.",
+        ));
+    };
+    match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
+        Some(Ok(body_id)) if body_id != id => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "The id in the body ({body_id}) differs from the id in the path ({id}); leave it out or make them equal."
+                ),
+            ));
+        }
+        _ => {
+            obj.insert("id".into(), json!(id.as_str()));
         }
     }
-    let app = validate(&value)?;
     let _serial = m.write_lock.lock().await;
     m.linearizable().await?;
     let current = m
         .state
-        .read(|a| a.state.app(&id).map(|r| r.current().version.clone()));
-    let version = m.next_version(current.as_deref());
+        .read(|a| a.state.app(&id).map(|r| r.current().clone()));
+    if current.is_some() {
+        check_lock(&m, &id, force)?;
+    }
+    // Read-only fields Marathon clients send back are not part of the definition.
+    for key in READ_ONLY {
+        obj.remove(*key);
+    }
+    let merged = match (&current, partial) {
+        (Some(cur), true) => {
+            let mut base = cur.app.to_json();
+            if let (Some(b), Value::Object(c)) = (base.as_object_mut(), changes) {
+                b.extend(c);
+            }
+            base
+        }
+        _ => changes,
+    };
+    let app = validate(&merged)?;
+    let action = match &current {
+        None => Action::Start,
+        Some(cur) => {
+            let mut same = cur.app.clone();
+            same.instances = app.instances;
+            if same == app {
+                Action::Scale
+            } else {
+                Action::Restart
+            }
+        }
+    };
+    if current.as_ref().is_some_and(|c| c.app == app) {
+        // Nothing changed: Marathon answers with the current version and no deployment.
+        let version = current.map(|c| c.version).unwrap_or_default();
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"version": version, "deploymentId": null})),
+        )
+            .into_response());
+    }
+    let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
     commit_app(&m, app, version.clone()).await?;
-    let deployment = uuid::Uuid::new_v4().to_string();
+    let deployment = start_deployment(&m, &id, &version, action, force).await?;
     let definition = m
         .state
         .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
@@ -276,6 +431,20 @@ pub async fn put(
         .into_response())
 }
 
+/// Fields of Marathon's app JSON that describe its state, not its definition.
+const READ_ONLY: &[&str] = &[
+    "version",
+    "versionInfo",
+    "tasks",
+    "tasksStaged",
+    "tasksRunning",
+    "tasksHealthy",
+    "tasksUnhealthy",
+    "deployments",
+    "lastTaskFailure",
+    "readinessCheckResults",
+];
+
 /// `DELETE /v2/apps/{id}`.
 pub async fn delete(
     State(m): State<Arc<Master>>,
@@ -283,6 +452,13 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let id = app_id(&path)?;
     let _serial = m.write_lock.lock().await;
+    m.linearizable().await?;
+    let locking = m
+        .state
+        .read(|a| deployments::of_app(&a.state, &id).map(|d| d.id.clone()));
+    if let Some(d) = locking {
+        m.write(Command::DeleteDeployment { id: d }).await?;
+    }
     let answer = m.write(Command::DeleteApp { id: id.clone() }).await?;
     match answer {
         Applied::NotFound { .. } => Err(ApiError::app_not_found(id.as_str())),

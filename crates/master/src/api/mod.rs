@@ -3,6 +3,7 @@
 
 mod agents;
 mod apps;
+mod deployments;
 mod health;
 mod mesos;
 mod nodes;
@@ -25,12 +26,21 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/apps", get(apps::list).post(apps::create))
         .route(
             "/apps/{*path}",
-            get(apps::get).put(apps::put).delete(apps::delete),
+            get(apps::get)
+                .put(apps::put)
+                .patch(apps::patch)
+                .post(apps::post)
+                .delete(apps::delete),
         )
         .route("/leader", get(system::leader).delete(system::abdicate))
         .route("/info", get(system::info))
         .route("/queue", get(nodes::queue))
         .route("/tasks", get(tasks::list))
+        .route("/deployments", get(deployments::list))
+        .route(
+            "/deployments/{id}",
+            axum::routing::delete(deployments::delete),
+        )
         .route("/events", get(crate::events::stream));
     Router::new()
         .nest("/v2", v2.clone())

@@ -1,0 +1,331 @@
+//! A tiny HTTP/1.1 client over `std::net::TcpStream`, enough to talk to a master.
+//!
+//! One request per connection (`Connection: close`), JSON bodies with `Content-Length`,
+//! answers framed by `Content-Length`, chunked transfer coding, or the end of the stream.
+//! Every call has a total deadline, so a hung master shows up as an error, never as a
+//! hung test. Connect failures are kept apart from later ones because they prove that
+//! the request was never sent (the linearizability checker relies on that).
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a connect may take on loopback before the master is considered unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default total time for one request: well above every server-side wait (a follower
+/// waits about 3 s for a leader, a write without quorum fails within a few seconds), so
+/// hitting it means the master hung.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An answer from a master.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower-cased) and values, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (lossy UTF-8).
+    pub body: String,
+    /// The body parsed as JSON, or `Value::Null` when it is not JSON.
+    pub body_json: Value,
+}
+
+impl Response {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `message` field of a JSON error body, or "" when there is none.
+    pub fn message(&self) -> &str {
+        self.body_json["message"].as_str().unwrap_or("")
+    }
+}
+
+impl fmt::Display for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut body = self.body.clone();
+        if body.len() > 600 {
+            let mut cut = 600;
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            body.truncate(cut);
+            body.push_str("...");
+        }
+        write!(f, "HTTP {} {}", self.status, body)
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The connection could not be opened: the request was certainly not sent.
+    Connect(io::Error),
+    /// The connection broke or timed out after it was opened: the request may have been
+    /// received and acted on.
+    Transport(io::Error),
+    /// The answer was not valid HTTP/1.1.
+    Malformed(String),
+}
+
+impl HttpError {
+    /// True when the request certainly never reached the server.
+    pub fn not_sent(&self) -> bool {
+        matches!(self, HttpError::Connect(_))
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Connect(e) => write!(f, "connect failed: {e}"),
+            HttpError::Transport(e) => write!(f, "connection failed after connect: {e}"),
+            HttpError::Malformed(m) => write!(f, "malformed answer: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// `GET addr path` with the default timeout.
+pub fn get(addr: &str, path: &str) -> Result<Response, HttpError> {
+    request(addr, "GET", path, None, DEFAULT_TIMEOUT)
+}
+
+/// `POST addr path` with a JSON body and the default timeout.
+pub fn post(addr: &str, path: &str, body: &Value) -> Result<Response, HttpError> {
+    request(addr, "POST", path, Some(body), DEFAULT_TIMEOUT)
+}
+
+/// `PUT addr path` with a JSON body and the default timeout.
+pub fn put(addr: &str, path: &str, body: &Value) -> Result<Response, HttpError> {
+    request(addr, "PUT", path, Some(body), DEFAULT_TIMEOUT)
+}
+
+/// `DELETE addr path` with the default timeout.
+pub fn delete(addr: &str, path: &str) -> Result<Response, HttpError> {
+    request(addr, "DELETE", path, None, DEFAULT_TIMEOUT)
+}
+
+/// One request on a fresh connection; `timeout` bounds the whole exchange after connect.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    let sock: SocketAddr = addr
+        .parse()
+        .map_err(|e| HttpError::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let stream = TcpStream::connect_timeout(&sock, CONNECT_TIMEOUT).map_err(HttpError::Connect)?;
+    let deadline = Instant::now() + timeout;
+    exchange(stream, addr, method, path, body, deadline)
+}
+
+fn exchange(
+    mut stream: TcpStream,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    deadline: Instant,
+) -> Result<Response, HttpError> {
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\nUser-Agent: drover-tests\r\n"
+    );
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    if body.is_some() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", payload.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(payload.as_bytes());
+    stream
+        .set_write_timeout(Some(remaining(deadline)?))
+        .map_err(HttpError::Transport)?;
+    stream.write_all(&bytes).map_err(HttpError::Transport)?;
+    stream.flush().map_err(HttpError::Transport)?;
+
+    let mut reader = BufReader::new(stream);
+    let status_line = read_line(&mut reader, deadline)?;
+    let status = parse_status(&status_line)?;
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(&mut reader, deadline)?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| HttpError::Malformed(format!("header line {line:?}")))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, v)| v.clone())
+    };
+    let no_body =
+        method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
+    let raw = if no_body {
+        Vec::new()
+    } else if find("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
+    {
+        read_chunked(&mut reader, deadline)?
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| HttpError::Malformed(format!("content-length {len:?}")))?;
+        let mut buf = vec![0; len];
+        read_exact(&mut reader, &mut buf, deadline)?;
+        buf
+    } else {
+        read_to_end(&mut reader, deadline)?
+    };
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    let body_json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    Ok(Response {
+        status,
+        headers,
+        body,
+        body_json,
+    })
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, HttpError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(HttpError::Transport(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "request deadline passed",
+        )))
+    } else {
+        Ok(left)
+    }
+}
+
+fn arm(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<(), HttpError> {
+    let left = remaining(deadline)?;
+    reader
+        .get_ref()
+        .set_read_timeout(Some(left))
+        .map_err(HttpError::Transport)
+}
+
+fn read_line(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<String, HttpError> {
+    let mut line = Vec::new();
+    loop {
+        arm(reader, deadline)?;
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => {
+                return Err(HttpError::Transport(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in the middle of the answer's head",
+                )));
+            }
+            Ok(_) if line.ends_with(b"\n") => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HttpError::Transport(e)),
+        }
+    }
+    while line.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).map_err(|e| HttpError::Malformed(format!("non-UTF-8 head: {e}")))
+}
+
+fn read_exact(
+    reader: &mut BufReader<TcpStream>,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), HttpError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        arm(reader, deadline)?;
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(HttpError::Transport(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("body ended after {filled} of {} bytes", buf.len()),
+                )));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HttpError::Transport(e)),
+        }
+    }
+    Ok(())
+}
+
+fn read_to_end(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        arm(reader, deadline)?;
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HttpError::Transport(e)),
+        }
+    }
+}
+
+fn read_chunked(
+    reader: &mut BufReader<TcpStream>,
+    deadline: Instant,
+) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::new();
+    loop {
+        let size_line = read_line(reader, deadline)?;
+        let size_hex = size_line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| HttpError::Malformed(format!("chunk size line {size_line:?}")))?;
+        if size == 0 {
+            // Trailers, then the empty line that ends the message.
+            while !read_line(reader, deadline)?.is_empty() {}
+            return Ok(out);
+        }
+        let start = out.len();
+        out.resize(start + size, 0);
+        read_exact(reader, &mut out[start..], deadline)?;
+        let end = read_line(reader, deadline)?;
+        if !end.is_empty() {
+            return Err(HttpError::Malformed(format!(
+                "chunk of {size} bytes not followed by CRLF but {end:?}"
+            )));
+        }
+    }
+}
+
+fn parse_status(line: &str) -> Result<u16, HttpError> {
+    let mut parts = line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let code = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(HttpError::Malformed(format!("status line {line:?}")));
+    }
+    code.parse()
+        .map_err(|_| HttpError::Malformed(format!("status line {line:?}")))
+}

@@ -1,0 +1,104 @@
+//! `/v2/deployments`: list, roll back, or cancel.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use state::Command;
+
+use crate::deployments::{self, Action};
+use crate::error::ApiError;
+use crate::node::Master;
+
+/// `GET /v2/deployments`.
+pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+    m.linearizable().await?;
+    let list: Vec<Value> = m.state.read(|a| {
+        a.state
+            .deployments()
+            .values()
+            .map(deployments::to_json)
+            .collect()
+    });
+    Ok(Json(json!(list)))
+}
+
+/// `DELETE /v2/deployments/{id}[?force=true]`: without `force`, roll the app back to the
+/// version before the deployment (a new deployment); with it, just stop tracking it.
+pub async fn delete(
+    State(m): State<Arc<Master>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let force = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv == "force=true");
+    let _serial = m.write_lock.lock().await;
+    m.linearizable().await?;
+    let Some(deployment) = m.state.read(|a| a.state.deployments().get(&id).cloned()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("DeploymentPlan {id} does not exist"),
+        ));
+    };
+    m.write(Command::DeleteDeployment { id: id.clone() })
+        .await?;
+    m.events.publish(
+        "deployment_failed",
+        json!({"id": id, "plan": deployments::to_json(&deployment), "reason": if force { "cancelled" } else { "rolled back" }}),
+    );
+    if force {
+        return Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response());
+    }
+    // Roll back: every affected app returns to the version it had before.
+    let mut rollback = None;
+    for app_id in &deployment.affected_apps {
+        let previous = m.state.read(|a| {
+            a.state.app(app_id).and_then(|r| {
+                r.versions()
+                    .rev()
+                    .find(|v| v.version.as_str() < deployment.version.as_str())
+                    .cloned()
+            })
+        });
+        match previous {
+            Some(prev) => {
+                let version = m.next_version(Some(&deployment.version));
+                m.write(Command::PutApp {
+                    app: prev.app,
+                    version: version.clone(),
+                })
+                .await?;
+                let d = deployments::new(app_id, &version, Action::Restart);
+                rollback = Some((d.id.clone(), version));
+                m.write(Command::PutDeployment {
+                    deployment: d,
+                    force: true,
+                })
+                .await?;
+            }
+            None => {
+                // A new app has nothing to roll back to: rolling back its start deletes it.
+                m.write(Command::DeleteApp { id: app_id.clone() }).await?;
+                let version = m.next_version(None);
+                rollback = Some((uuid::Uuid::new_v4().to_string(), version));
+            }
+        }
+    }
+    let (deployment_id, version) =
+        rollback.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), m.next_version(None)));
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&deployment_id) {
+        headers.insert("marathon-deployment-id", v);
+    }
+    Ok((
+        StatusCode::OK,
+        headers,
+        Json(json!({"deploymentId": deployment_id, "version": version})),
+    )
+        .into_response())
+}
