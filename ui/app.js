@@ -1,85 +1,61 @@
-// drover's web UI: plain JS modules, no build step. Pages read the Marathon and drover APIs
-// and refresh when /v2/events says something changed.
+// drover's web UI: plain JS modules, no build step. Hash routes pick a page; a page mounts its
+// skeleton once and refreshes its data when /v2/events says something changed (debounced),
+// every few seconds, and after the user's own actions.
+
+import { api, esc } from "./api.js";
+import deployPage from "./deploy.js";
+import nodesPage from "./nodes.js";
+import servicePage from "./service.js";
+import servicesPage from "./services.js";
 
 const main = document.getElementById("main");
 const errorBox = document.getElementById("error");
+const notice = document.getElementById("notice");
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Accept: "application/json" } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    throw new Error(body.message || `${path} answered ${res.status}`);
+/** The page for a hash, and its argument (an app id for the detail page). */
+function route(hash) {
+  if (hash === "#/services") return [servicesPage, null];
+  if (hash.startsWith("#/services/")) {
+    const id = hash.slice("#/services".length).split("/").map(decodeURIComponent).join("/");
+    return [servicePage, id];
   }
-  return body;
+  if (hash === "#/deploy") return [deployPage, null];
+  return [nodesPage, null];
 }
+
+let page = null;
+let generation = 0;
 
 function showError(e) {
   errorBox.hidden = false;
-  errorBox.textContent = `Could not load the page: ${e.message}`;
+  errorBox.innerHTML = `<b>Could not load the ${esc(page?.title ?? "page")}:</b> ${esc(e.message)}
+    <span class="muted">(retrying every few seconds)</span>`;
 }
 
-function esc(v) {
-  return String(v ?? "N/A").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-}
-
-async function nodesPage() {
-  const data = await api("/v1/nodes");
-  const rows = data.nodes.map((n) => {
-    const type = n.type === "master" ? (n.leader ? "master (leader)" : "master") : "agent";
-    const region = n.region === data.local_region ? `${esc(n.region)} (Local)` : esc(n.region);
-    const status = n.type === "agent" ? n.state : "up";
-    const cls = status === "active" || status === "up" ? "ok" : "bad";
-    const cpu = n.resources ? `${(n.used?.cpus ?? 0).toFixed(1)} / ${n.resources.cpus}` : "";
-    const mem = n.resources ? `${Math.round(n.used?.mem ?? 0)} / ${n.resources.mem} MiB` : "";
-    const rtt = n.rtt_ms == null ? "" : `${n.rtt_ms} ms`;
-    return `<tr data-type="${esc(n.type)}"><td>${esc(n.hostname)}</td><td>${esc(n.ip)}</td><td>${esc(type)}</td>
-      <td class="region">${region}</td><td class="zone">${esc(n.zone)}</td>
-      <td><span class="badge ${cls}">${esc(status)}</span></td><td>${n.tasks ?? ""}</td><td>${cpu}</td><td>${mem}</td>
-      <td class="${n.rtt_warning ? "warn" : ""}">${rtt}</td></tr>`;
-  });
-  main.innerHTML = `<h2>Nodes</h2>
-    <table id="nodes"><thead><tr><th>Host</th><th>IP</th><th>Type</th><th>Region</th><th>Zone</th>
-    <th>Status</th><th>Tasks</th><th>CPU</th><th>Mem</th><th>RTT</th></tr></thead>
-    <tbody>${rows.join("")}</tbody></table>`;
-}
-
-async function servicesPage() {
-  const [apps, nodes, queue] = await Promise.all([api("/v2/apps?embed=apps.tasks"), api("/v1/nodes"), api("/v2/queue")]);
-  const zoneOf = {};
-  for (const n of nodes.nodes) zoneOf[n.hostname] = `${n.region}/${n.zone}`;
-  const waiting = {};
-  for (const q of queue.queue) waiting[q.app.id] = q;
-  const rows = apps.apps.map((a) => {
-    const tasks = a.tasks || [];
-    const byZone = {};
-    for (const t of tasks) byZone[`${t.region}/${t.zone}`] = (byZone[`${t.region}/${t.zone}`] || 0) + 1;
-    const zones = Object.entries(byZone)
-      .sort()
-      .map(([z, n]) => `<span class="badge">${esc(z)}: ${n}</span>`)
-      .join("");
-    const q = waiting[a.id];
-    const why = q ? Object.entries(q.unplacedReasons || {}).map(([r, n]) => `${n} agents: ${esc(r)}`).join("; ") : "";
-    return `<tr><td>${esc(a.id)}</td><td>${a.tasksRunning ?? 0} / ${a.tasksHealthy ?? 0} / ${a.instances}</td>
-      <td><div class="zones">${zones}</div></td><td class="muted">${q ? `${q.count} waiting: ${why}` : ""}</td></tr>`;
-  });
-  main.innerHTML = `<h2>Services</h2>
-    <table id="services"><thead><tr><th>ID</th><th>Running / healthy / desired</th><th>Where (region/zone)</th><th>Unplaced</th></tr></thead>
-    <tbody>${rows.join("") || `<tr><td colspan="4" class="muted">No services yet.</td></tr>`}</tbody></table>`;
-}
-
-const pages = { "#/nodes": nodesPage, "#/services": servicesPage };
-
-async function render() {
-  const hash = pages[location.hash] ? location.hash : "#/nodes";
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.getAttribute("href") === hash);
+async function refresh() {
+  if (!page) return;
+  const mine = generation;
   try {
-    await pages[hash]();
-    errorBox.hidden = true;
-    const leader = await api("/v2/leader").catch(() => null);
-    document.getElementById("leader").textContent = leader ? `leader: ${leader.leader}` : "no leader";
+    await page.refresh(() => mine === generation);
+    if (mine === generation) errorBox.hidden = true;
   } catch (e) {
-    showError(e);
+    if (mine === generation) showError(e);
   }
+  const leader = await api("/v2/leader").catch(() => null);
+  document.getElementById("leader").textContent = leader?.leader ? `leader: ${leader.leader}` : "no leader known";
+}
+
+function mount() {
+  const [next, arg] = route(location.hash);
+  generation += 1;
+  page = next;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === page.nav);
+  document.title = `${page.title}${arg ? ` ${arg}` : ""} · drover`;
+  if (notice.dataset.carry === "1") notice.dataset.carry = "";
+  else notice.hidden = true;
+  errorBox.hidden = true;
+  page.mount(main, arg);
+  refresh();
 }
 
 let pending = null;
@@ -87,15 +63,43 @@ function refreshSoon() {
   if (pending) return;
   pending = setTimeout(() => {
     pending = null;
-    render();
+    refresh();
   }, 300);
 }
 
-window.addEventListener("hashchange", render);
-const events = new EventSource("/v2/events");
-events.onmessage = refreshSoon;
-for (const t of ["status_update_event", "instance_changed_event", "api_post_event", "app_terminated_event"]) {
-  events.addEventListener(t, refreshSoon);
+function liveUpdates() {
+  const live = document.getElementById("live");
+  const events = new EventSource("/v2/events");
+  events.onopen = () => {
+    live.textContent = "live";
+    live.className = "badge ok";
+    live.title = "Updates arrive from /v2/events as they happen.";
+  };
+  events.onerror = () => {
+    live.textContent = "reconnecting";
+    live.className = "badge warn";
+    live.title = "The event stream from the master was interrupted; the page still refreshes every 5 s.";
+  };
+  events.onmessage = refreshSoon;
+  for (const t of [
+    "status_update_event",
+    "instance_changed_event",
+    "instance_health_changed_event",
+    "health_status_changed_event",
+    "api_post_event",
+    "app_terminated_event",
+    "deployment_info",
+    "deployment_success",
+    "deployment_failed",
+    "deployment_step_success",
+    "deployment_step_failure",
+  ]) {
+    events.addEventListener(t, refreshSoon);
+  }
 }
-setInterval(render, 5000);
-render();
+
+window.addEventListener("hashchange", mount);
+window.addEventListener("drover:changed", refreshSoon);
+liveUpdates();
+setInterval(refresh, 5000);
+mount();

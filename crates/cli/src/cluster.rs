@@ -12,6 +12,7 @@ pub struct MasterFlag {
     /// Master(s) to ask, HOST:PORT[,HOST:PORT…]; any master works.
     #[arg(
         long,
+        global = true,
         env = "DROVER_MASTER",
         default_value = "127.0.0.1:8080",
         value_name = "HOST:PORT"

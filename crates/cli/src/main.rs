@@ -1,13 +1,17 @@
 //! The `drover` binary: argument parsing and wiring only.
 
+mod apps;
 mod cluster;
 mod detect;
 mod dev;
 mod logging;
 mod node;
+mod output;
 mod plan;
 mod run_agent;
 mod run_master;
+mod status;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -19,7 +23,17 @@ use clap::{Parser, Subcommand};
     name = "drover",
     version,
     about = "drover: a highly available, fault-domain-aware cluster scheduler",
-    after_help = "Examples:\n  drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json\n  drover plan --nodes examples/nodes/seed-3-regions.json --json examples/apps/remote-region.json"
+    after_help = "\
+Start here:
+  drover dev                                   a whole cluster on this machine (UI at http://127.0.0.1:8080)
+  drover node list                             masters and agents with their regions and zones
+  drover app add examples/apps/balanced-zones.json --wait
+  drover task list --app /balanced-zones       where its instances run
+  drover app why /too-big                      why instances are not placed
+  drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json
+
+Cluster commands ask --master (or DROVER_MASTER; default 127.0.0.1:8080): any master works.
+Each command's --help is its manual."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +52,18 @@ enum Command {
     Node(node::NodeArgs),
     /// A whole cluster on this machine: masters and agents across regions and zones.
     Dev(dev::DevArgs),
+    /// Apps: add, list, show, update, scale, restart, remove, plan, why.
+    App(apps::AppArgs),
+    /// Tasks (running instances): `drover task list`.
+    Task(tasks::TaskArgs),
+    /// Deployments: list, rollback.
+    Deployment(tasks::DeploymentArgs),
+    /// Print the leading master.
+    Leader(status::LeaderArgs),
+    /// Cluster health checks: `drover cluster health`.
+    Cluster(status::ClusterArgs),
+    /// Follow the event stream (/v2/events).
+    Events(status::EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +74,11 @@ fn main() -> ExitCode {
         Command::Agent(args) => run_agent::run(args),
         Command::Node(args) => node::run(args),
         Command::Dev(args) => dev::run(args),
+        Command::App(args) => apps::run(args),
+        Command::Task(args) => tasks::run_task(args),
+        Command::Deployment(args) => tasks::run_deployment(args),
+        Command::Leader(args) => status::run_leader(args),
+        Command::Cluster(args) => status::run_cluster(args),
+        Command::Events(args) => status::run_events(args),
     }
 }

@@ -244,7 +244,7 @@ fn footprint(app: &AppDefinition) -> (u64, u64, u64) {
 }
 
 /// The agents that may take work, with what they have free.
-fn live_agents(state: &ClusterState) -> Vec<Agent> {
+pub fn live_agents(state: &ClusterState) -> Vec<Agent> {
     let mut used: HashMap<&AgentId, (u64, u64, u64, Vec<u64>)> = HashMap::new();
     for inst in state
         .instances()

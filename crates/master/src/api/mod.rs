@@ -7,6 +7,7 @@ mod deployments;
 mod health;
 mod mesos;
 mod nodes;
+mod plan;
 mod system;
 mod tasks;
 mod ui;
@@ -48,8 +49,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/ping", get(system::ping))
         .route("/service/marathon/ping", get(system::ping))
         .route("/", get(ui::index))
-        .route("/ui/app.js", get(ui::app_js))
-        .route("/ui/style.css", get(ui::style))
+        .route("/ui/{file}", get(ui::asset))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/internal/raft/{rpc}", post(system::raft_rpc))
@@ -63,6 +63,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/internal/agents/{id}/status", post(agents::status))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/cluster/health", get(health::health))
+        .route("/v1/plan", post(plan::plan))
         .route("/mesos/master/state", get(mesos::state))
         .route("/mesos/master/state.json", get(mesos::state))
         .route("/mesos/master/state-summary", get(mesos::state_summary))

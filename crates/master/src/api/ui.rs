@@ -1,29 +1,47 @@
-//! The web UI: plain HTML, CSS and JS modules from `ui/`, compiled into the binary (three
-//! files do not need an embedding crate). Every master serves it; its API calls are
+//! The web UI: plain HTML, CSS and JS modules from `ui/`, compiled into the binary (a handful
+//! of files do not need an embedding crate). Every master serves it; its API calls are
 //! forwarded to the leader like any other.
 
-use axum::http::header;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 const INDEX: &str = include_str!("../../../../ui/index.html");
-const APP_JS: &str = include_str!("../../../../ui/app.js");
-const STYLE: &str = include_str!("../../../../ui/style.css");
+
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The files under `/ui/`: name, content type, content.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("../../../../ui/app.js")),
+    ("api.js", JS, include_str!("../../../../ui/api.js")),
+    ("where.js", JS, include_str!("../../../../ui/where.js")),
+    ("nodes.js", JS, include_str!("../../../../ui/nodes.js")),
+    (
+        "services.js",
+        JS,
+        include_str!("../../../../ui/services.js"),
+    ),
+    ("service.js", JS, include_str!("../../../../ui/service.js")),
+    ("deploy.js", JS, include_str!("../../../../ui/deploy.js")),
+    ("style.css", CSS, include_str!("../../../../ui/style.css")),
+];
 
 /// `GET /`.
 pub async fn index() -> Html<&'static str> {
     Html(INDEX)
 }
 
-/// `GET /ui/app.js`.
-pub async fn app_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        APP_JS,
-    )
-        .into_response()
-}
-
-/// `GET /ui/style.css`.
-pub async fn style() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+/// `GET /ui/{file}`: one of the UI's scripts or its style sheet.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => {
+            ([(header::CONTENT_TYPE, *content_type)], *body).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("/ui/{file} is not part of drover's web UI"),
+        )
+            .into_response(),
+    }
 }

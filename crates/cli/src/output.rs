@@ -1,0 +1,76 @@
+//! How CLI commands print: tables for people, `--json` for machines, errors in words.
+
+use std::process::ExitCode;
+
+use comfy_table::{Table, presets::NOTHING};
+use serde_json::Value;
+
+use crate::cluster::{self, CliError, MasterFlag};
+use master::peer::Method;
+
+/// A table with drover's look: no borders, upper-case headers.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(header.iter().copied());
+    t
+}
+
+/// Pretty JSON on stdout.
+pub fn json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// A value as table text: strings bare, `null` as N/A.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "N/A".into(),
+        Value::String(s) if s.is_empty() => "N/A".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints an error and gives the exit code 1.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+/// Calls the cluster; any answer outside 2xx becomes an error with the API's message (and
+/// Marathon's validation details, one per line).
+pub fn request(
+    flag: &MasterFlag,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, CliError> {
+    let (status, answer) = cluster::call(flag, method, path, body)?;
+    if (200..300).contains(&status) {
+        return Ok(answer);
+    }
+    let mut message = format!("{} (HTTP {status})", cluster::message(&answer));
+    for d in answer
+        .get("details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let errors: Vec<String> = d["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        message.push_str(&format!("\n  {}: {}", text(&d["path"]), errors.join("; ")));
+    }
+    Err(CliError(message))
+}
+
+/// Reads a JSON file, naming the file and the problem when it cannot.
+pub fn read_json(path: &std::path::Path) -> Result<Value, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CliError(format!("{} is not valid JSON: {e}", path.display())))
+}

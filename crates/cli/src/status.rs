@@ -1,0 +1,148 @@
+//! `drover leader`, `drover cluster health` and `drover events`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::body::Body;
+use clap::{Args, Subcommand};
+use http_body_util::BodyExt;
+use master::peer::{Method, PeerClient};
+use serde_json::Value;
+
+use crate::cluster::MasterFlag;
+use crate::output::{self, fail, request, table, text};
+
+/// `drover leader`.
+#[derive(Args)]
+pub struct LeaderArgs {
+    #[command(flatten)]
+    master: MasterFlag,
+}
+
+/// Runs `drover leader`.
+pub fn run_leader(args: LeaderArgs) -> ExitCode {
+    match request(&args.master, Method::GET, "/v2/leader", None) {
+        Ok(answer) => {
+            println!("{}", text(&answer["leader"]));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.0),
+    }
+}
+
+/// `drover cluster …`.
+#[derive(Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    master: MasterFlag,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Checks of the cluster's health, each pass, warn or fail with a reason.
+    Health {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `drover cluster …`; exits 1 when a check fails.
+pub fn run_cluster(args: ClusterArgs) -> ExitCode {
+    let ClusterCommand::Health { json } = args.command;
+    let answer = match request(&args.master, Method::GET, "/v1/cluster/health", None) {
+        Ok(a) => a,
+        Err(e) => return fail(e.0),
+    };
+    if json {
+        output::json(&answer);
+    } else {
+        let mut t = table(&["CHECK", "STATUS", "REASON"]);
+        for c in answer["checks"].as_array().into_iter().flatten() {
+            t.add_row([text(&c["name"]), text(&c["status"]), text(&c["reason"])]);
+        }
+        println!("{t}\n\nOverall: {}", text(&answer["status"]));
+    }
+    if answer["status"] == "fail" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `drover events`.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  drover events --type status_update_event --type deployment_success"
+)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    master: MasterFlag,
+    /// Only events of this type (repeatable).
+    #[arg(long = "type", value_name = "EVENT_TYPE")]
+    types: Vec<String>,
+}
+
+/// Runs `drover events`: prints the event stream until interrupted.
+pub fn run_events(args: EventsArgs) -> ExitCode {
+    let mut path = "/v2/events".to_string();
+    for (i, t) in args.types.iter().enumerate() {
+        path.push(if i == 0 { '?' } else { '&' });
+        path.push_str(&format!("event_type={t}"));
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return fail("cannot start the async runtime");
+    };
+    runtime.block_on(async {
+        let client = PeerClient::new();
+        let mut last = String::new();
+        for m in args.master.master.split(',').map(str::trim) {
+            let request = match axum::http::Request::get(format!("http://{m}{path}"))
+                .header("accept", "text/event-stream")
+                .body(Body::empty())
+            {
+                Ok(r) => r,
+                Err(e) => return fail(format!("bad master address {m}: {e}")),
+            };
+            let response = match tokio::time::timeout(Duration::from_secs(10), client.send(request)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    last = format!("{m} does not answer: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("{m} did not answer within 10 s");
+                    continue;
+                }
+            };
+            if !response.status().is_success() {
+                return fail(format!("{m} answered {}", response.status()));
+            }
+            let mut body = response.into_body();
+            let mut buffer = String::new();
+            let mut stdout = std::io::stdout();
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                let Some(data) = frame.data_ref() else { continue };
+                buffer.push_str(&String::from_utf8_lossy(data));
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    let kind = event.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("message");
+                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                        let compact = serde_json::from_str::<Value>(data).map_or(data.to_string(), |v| v.to_string());
+                        let _ = writeln!(stdout, "{kind}\t{compact}");
+                        let _ = stdout.flush();
+                    }
+                }
+            }
+            return fail(format!("the event stream from {m} ended"));
+        }
+        fail(format!("no master answers ({last}). Is drover running? Start one with `drover dev`, or point --master / DROVER_MASTER at a master."))
+    })
+}

@@ -1,0 +1,169 @@
+//! `drover task list` and `drover deployment …`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use master::peer::Method;
+use serde_json::Value;
+
+use crate::cluster::{CliError, MasterFlag};
+use crate::output::{self, fail, request, table, text};
+
+/// `drover task …`.
+#[derive(Args)]
+pub struct TaskArgs {
+    #[command(flatten)]
+    master: MasterFlag,
+    #[command(subcommand)]
+    command: TaskCommand,
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// List running tasks (instances) with where they run.
+    #[command(after_help = "Example:\n  drover task list --app /balanced-zones")]
+    List {
+        /// Only this app's tasks.
+        #[arg(long)]
+        app: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `drover deployment …`.
+#[derive(Args)]
+pub struct DeploymentArgs {
+    #[command(flatten)]
+    master: MasterFlag,
+    #[command(subcommand)]
+    command: DeploymentCommand,
+}
+
+#[derive(Subcommand)]
+enum DeploymentCommand {
+    /// List deployments in progress.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll a deployment back (its apps return to their previous version).
+    Rollback {
+        /// Deployment id.
+        id: String,
+        /// Only stop tracking the deployment; change nothing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn done(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e.0),
+    }
+}
+
+/// Runs `drover task …`.
+pub fn run_task(args: TaskArgs) -> ExitCode {
+    let TaskCommand::List { app, json } = args.command;
+    done((|| {
+        let path = match &app {
+            Some(id) => format!("/v2/apps/{}/tasks", id.trim_start_matches('/')),
+            None => "/v2/tasks".to_string(),
+        };
+        let answer = request(&args.master, Method::GET, &path, None)?;
+        if json {
+            output::json(&answer);
+            return Ok(());
+        }
+        let mut t = table(&[
+            "TASK", "APP", "HOST", "REGION", "ZONE", "STATE", "HEALTH", "PORTS",
+        ]);
+        for task in answer["tasks"].as_array().into_iter().flatten() {
+            let health = match task["healthCheckResults"].as_array() {
+                Some(r) if !r.is_empty() => {
+                    if r.iter().all(|h| h["alive"] == true) {
+                        "healthy"
+                    } else {
+                        "unhealthy"
+                    }
+                }
+                _ => "-",
+            };
+            let ports: Vec<String> = task["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            t.add_row([
+                text(&task["id"]),
+                text(&task["appId"]),
+                text(&task["host"]),
+                text(&task["region"]),
+                text(&task["zone"]),
+                text(&task["state"]),
+                health.to_string(),
+                if ports.is_empty() {
+                    "-".into()
+                } else {
+                    ports.join(",")
+                },
+            ]);
+        }
+        println!("{t}");
+        Ok(())
+    })())
+}
+
+/// Runs `drover deployment …`.
+pub fn run_deployment(args: DeploymentArgs) -> ExitCode {
+    let m = &args.master;
+    done(match args.command {
+        DeploymentCommand::List { json } => (|| {
+            let answer = request(m, Method::GET, "/v2/deployments", None)?;
+            if json {
+                output::json(&answer);
+                return Ok(());
+            }
+            let mut t = table(&["ID", "APPS", "ACTION", "VERSION"]);
+            for d in answer.as_array().into_iter().flatten() {
+                let apps: Vec<String> = d["affectedApps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                let action = d["currentActions"][0]["action"].clone();
+                t.add_row([
+                    text(&d["id"]),
+                    apps.join(","),
+                    text(&action),
+                    text(&d["version"]),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        })(),
+        DeploymentCommand::Rollback { id, force } => (|| {
+            let path = format!(
+                "/v2/deployments/{id}{}",
+                if force { "?force=true" } else { "" }
+            );
+            let answer: Value = request(m, Method::DELETE, &path, None)?;
+            if force {
+                println!("Deployment {id} cancelled; nothing was changed back.");
+            } else {
+                println!(
+                    "Rolling back: deployment {} (version {}).",
+                    text(&answer["deploymentId"]),
+                    text(&answer["version"])
+                );
+            }
+            Ok(())
+        })(),
+    })
+}
