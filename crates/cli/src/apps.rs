@@ -435,7 +435,9 @@ fn finish(
         let healthy = a["tasksHealthy"].as_u64().unwrap_or(0);
         let checks = a["healthChecks"].as_array().is_some_and(|h| !h.is_empty());
         let bar = |n: u64| {
-            let filled = (n.min(wanted) * 20).checked_div(wanted).map_or(20, |f| f as usize);
+            let filled = (n.min(wanted) * 20)
+                .checked_div(wanted)
+                .map_or(20, |f| f as usize);
             format!("[{}{}]", "#".repeat(filled), ".".repeat(20 - filled))
         };
         let _ = write!(

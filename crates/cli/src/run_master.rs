@@ -75,6 +75,15 @@ pub struct MasterArgs {
     /// unreachable.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     agent_reregistration_grace_ms: u64,
+    /// Mass eviction protection: the fraction of a zone's (or all) agents that, unreachable
+    /// together (and at least two), slows replacement down; when every zone looks
+    /// unreachable, nothing is replaced.
+    #[arg(long, default_value_t = 0.55, value_name = "FRACTION")]
+    eviction_threshold: f64,
+    /// Mass eviction protection: in a protected zone, replace one more unreachable agent's
+    /// instances per this interval.
+    #[arg(long, default_value_t = 30000, value_name = "MS")]
+    eviction_interval_ms: u64,
 }
 
 /// Runs `drover master`.
@@ -107,6 +116,8 @@ pub fn run(args: MasterArgs) -> ExitCode {
         agent_heartbeat: Duration::from_millis(args.agent_heartbeat_ms),
         agent_unreachable_after: Duration::from_millis(args.agent_unreachable_ms),
         agent_reregistration_grace: Duration::from_millis(args.agent_reregistration_grace_ms),
+        eviction_threshold: args.eviction_threshold,
+        eviction_interval: Duration::from_millis(args.eviction_interval_ms),
     };
     if let Err(e) = config.validate() {
         return fail(2, e.to_string());

@@ -39,6 +39,12 @@ pub struct MasterConfig {
     /// After an election, how long agents have to be heard from before any is called
     /// unreachable.
     pub agent_reregistration_grace: Duration,
+    /// Fraction of a zone's (or all) agents unreachable together that engages mass
+    /// eviction protection.
+    pub eviction_threshold: f64,
+    /// In a protected scope, how often the instances of one more unreachable agent are
+    /// replaced.
+    pub eviction_interval: Duration,
 }
 
 /// Why a configuration was refused.
@@ -170,6 +176,8 @@ mod tests {
             agent_heartbeat: Duration::from_secs(1),
             agent_unreachable_after: Duration::from_secs(5),
             agent_reregistration_grace: Duration::from_secs(5),
+            eviction_threshold: 0.55,
+            eviction_interval: Duration::from_secs(30),
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Master {
     pub queue: crate::scheduler::Queue,
     /// Events for `/v2/events`.
     pub events: crate::events::EventBus,
+    /// Mass eviction protection's memory.
+    pub eviction: crate::eviction::EvictionGuard,
 }
 
 /// What a master is in the Raft group right now.
@@ -88,6 +90,7 @@ impl Master {
             agents: AgentView::default(),
             queue: crate::scheduler::Queue::default(),
             events: crate::events::EventBus::default(),
+            eviction: crate::eviction::EvictionGuard::default(),
         }
     }
 

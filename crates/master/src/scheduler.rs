@@ -18,6 +18,7 @@ use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Instan
 
 use crate::clock;
 use crate::deployments;
+use crate::eviction;
 use crate::leadership::{LeaderService, ServiceFuture};
 use crate::node::Master;
 
@@ -293,6 +294,10 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
     let now = clock::now_ms();
     let mut plan = Plan::default();
     let agent_state = |id: &AgentId| state.agent(id).map(|r| (r.state, r.state_since_ms));
+    let protection = eviction::assess(state, master.config.eviction_threshold);
+    master
+        .eviction
+        .observe(&protection, &master.events, master.config.eviction_interval);
 
     // Instances by app; forget those that stopped for good.
     let mut by_app: BTreeMap<&AppId, Vec<&Instance>> = BTreeMap::new();
@@ -338,7 +343,18 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
             // it ever returns, since it is no longer in its assignments).
             if let Some((AgentState::Unreachable, since)) = agent_state(&inst.agent_id) {
                 let gone_for = now.saturating_sub(since) as f64 / 1000.0;
+                let zone = state
+                    .agent(&inst.agent_id)
+                    .and_then(|r| r.agent.zone())
+                    .unwrap_or("");
+                // Mass eviction protection: hold replacements back (see `eviction`).
+                let held = protection.cut_off
+                    || (protection.limits(zone)
+                        && !master
+                            .eviction
+                            .permit(&inst.agent_id, master.config.eviction_interval));
                 let (expunge, inactive) = match app.unreachable_strategy {
+                    _ if held => (false, false),
                     domain::app::UnreachableStrategy::Disabled => (false, false),
                     domain::app::UnreachableStrategy::Enabled {
                         inactive_after_seconds,

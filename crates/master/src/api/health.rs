@@ -89,6 +89,15 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
         } else {
             check("group-by-balance", "warn", format!("unbalanced: {}", degraded.join("; ")))
         });
+        let protection = m.eviction.current();
+        let reason = protection.describe(m.config.eviction_interval);
+        checks.push(if protection.cut_off {
+            check("eviction-protection", "fail", reason)
+        } else if protection.engaged() {
+            check("eviction-protection", "warn", reason)
+        } else {
+            check("eviction-protection", "pass", reason)
+        });
         let waiting: Vec<String> = queue
             .iter()
             .map(|(id, e)| {

@@ -39,7 +39,9 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
                 .map(|r| r.addr.clone())
                 .or_else(|| m.config.masters.get(&id).cloned())
                 .unwrap_or_default();
-            let domain = registered.and_then(|r| r.domain.clone());
+            let domain = registered
+                .and_then(|r| r.domain.clone())
+                .or_else(|| (id == m.config.id).then(|| m.config.domain.clone()));
             nodes.push(json!({
                 "type": "master",
                 "id": id.to_string(),
