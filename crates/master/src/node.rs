@@ -33,7 +33,8 @@ pub struct Master {
     pub peers: PeerClient,
     /// Set while this master hands leadership over (`DELETE /v2/leader`).
     abdicating: AtomicBool,
-    /// Serialises check-then-write API operations on the leader (e.g. "create if absent").
+    /// Serialises multi-step API changes and scheduler passes on the leader, so neither sees
+    /// half of the other (e.g. "create if absent", an app and its deployment).
     pub write_lock: tokio::sync::Mutex<()>,
     /// The last version timestamp this master issued, so versions never repeat.
     last_version_ms: AtomicU64,

@@ -69,9 +69,15 @@ impl LeaderService for Scheduler {
             }
             let mut metrics = master.raft.metrics();
             loop {
-                let plan = master.state.read(|a| plan(&master, &a.state, term));
-                master.queue.replace(plan.queue.clone());
-                if let Err(e) = commit(&master, plan).await {
+                // API changes made of several writes (an app and its deployment, tasks and
+                // their app's count) hold the same lock: a pass never sees half of one.
+                let failed = {
+                    let _serial = master.write_lock.lock().await;
+                    let plan = master.state.read(|a| plan(&master, &a.state, term));
+                    master.queue.replace(plan.queue.clone());
+                    commit(&master, plan).await.err()
+                };
+                if let Some(e) = failed {
                     tracing::warn!(error = ?e.body, "scheduler could not commit its changes");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

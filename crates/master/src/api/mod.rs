@@ -37,6 +37,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/info", get(system::info))
         .route("/queue", get(nodes::queue))
         .route("/tasks", get(tasks::list))
+        .route("/tasks/delete", post(tasks::delete))
         .route("/deployments", get(deployments::list))
         .route(
             "/deployments/{id}",

@@ -97,3 +97,84 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
     });
     Ok(Json(json!({ "tasks": tasks })))
 }
+
+/// Body of `POST /v2/tasks/delete`.
+#[derive(serde::Deserialize)]
+pub struct TaskIds {
+    ids: Vec<String>,
+}
+
+/// `POST /v2/tasks/delete[?scale=true]`: kill tasks; without `scale` they are replaced, with
+/// it their apps' instance counts go down by as many.
+pub async fn delete(
+    State(m): State<Arc<Master>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    Json(body): Json<TaskIds>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let scale = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|kv| kv == "scale=true");
+    let _serial = m.write_lock.lock().await;
+    m.linearizable().await?;
+    let now = clock::now_ms();
+    let (killed, json_of_killed): (Vec<Instance>, Vec<Value>) = m.state.read(|a| {
+        body.ids
+            .iter()
+            .filter_map(|id| a.state.instances().get(&state::InstanceId(id.clone())))
+            .filter(|i| !i.condition.is_terminal())
+            .map(|i| {
+                let mut k = i.clone();
+                k.goal = state::Goal::Decommissioned;
+                k.updated_at_ms = now;
+                (k, task_json(&m, &a.state, i))
+            })
+            .unzip()
+    });
+    let unknown: Vec<&String> = body
+        .ids
+        .iter()
+        .filter(|id| !killed.iter().any(|k| &k.id.0 == *id))
+        .collect();
+    if !unknown.is_empty() && killed.is_empty() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("No running task has the id(s) {unknown:?}"),
+        ));
+    }
+    let mut per_app: std::collections::BTreeMap<domain::AppId, u32> = Default::default();
+    for k in &killed {
+        *per_app.entry(k.app_id.clone()).or_default() += 1;
+    }
+    m.write(state::Command::PutInstances { instances: killed })
+        .await?;
+    if !scale {
+        return Ok(Json(json!({ "tasks": json_of_killed })).into_response());
+    }
+    let mut last = json!({});
+    for (app_id, n) in per_app {
+        let current = m
+            .state
+            .read(|a| a.state.app(&app_id).map(|r| r.current().clone()));
+        let Some(current) = current else { continue };
+        let mut app = current.app.clone();
+        app.instances = app.instances.saturating_sub(n);
+        let version = m.next_version(Some(&current.version));
+        m.write(state::Command::PutApp {
+            app,
+            version: version.clone(),
+        })
+        .await?;
+        let deployment =
+            crate::deployments::new(&app_id, &version, crate::deployments::Action::Scale);
+        let id = deployment.id.clone();
+        m.write(state::Command::PutDeployment {
+            deployment,
+            force: true,
+        })
+        .await?;
+        last = json!({"version": version, "deploymentId": id});
+    }
+    Ok(Json(last).into_response())
+}
