@@ -340,8 +340,10 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
         "  drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json"
     );
     println!(
-        "\nKill an agent (kill -9 <pid>) and watch its instances come back elsewhere. Ctrl-C stops everything."
+        "\nKill an agent (kill -9 <pid>) and watch its instances come back elsewhere; start it again with"
     );
+    println!("  sh {}/<agent>.restart.sh &", logs.display());
+    println!("Ctrl-C stops everything.");
 
     supervise(&mut procs).await;
     println!("\nStopping …");
@@ -355,6 +357,22 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
 
 fn spawn(mut cmd: Command, name: &str, logs: &Path) -> Result<Process, String> {
     let log = logs.join(format!("{name}.log"));
+    // How to start this process again by hand (after killing it to see drover heal).
+    let std_cmd = cmd.as_std();
+    let mut line = shell_quote(&std_cmd.get_program().to_string_lossy());
+    for arg in std_cmd.get_args() {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg.to_string_lossy()));
+    }
+    let restart = logs.join(format!("{name}.restart.sh"));
+    std::fs::write(
+        &restart,
+        format!(
+            "#!/bin/sh\n# Starts {name} again, as drover dev did.\nexec {line} >> '{}' 2>&1\n",
+            log.display()
+        ),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", restart.display()))?;
     let file =
         std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = file
@@ -373,6 +391,10 @@ fn spawn(mut cmd: Command, name: &str, logs: &Path) -> Result<Process, String> {
         log,
         exited: false,
     })
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 async fn wait_for(
