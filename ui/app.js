@@ -15,10 +15,17 @@ const notice = document.getElementById("notice");
 /** The page for a hash, and its argument (an app id for the detail page). */
 function route(hash) {
   if (hash === "#/services") return [servicesPage, null];
-  if (hash.startsWith("#/services/")) {
-    const id = hash.slice("#/services".length).split("/").map(decodeURIComponent).join("/");
+  if (hash.startsWith("#/services/") && hash.length > "#/services/".length) {
+    const raw = hash.slice("#/services".length);
+    let id = raw;
+    try {
+      id = raw.split("/").map(decodeURIComponent).join("/");
+    } catch {
+      // A hand-typed malformed escape: look the id up as typed; the page says if it is missing.
+    }
     return [servicePage, id];
   }
+  if (hash === "#/services/") return [servicesPage, null];
   if (hash === "#/deploy") return [deployPage, null];
   return [nodesPage, null];
 }
@@ -28,7 +35,7 @@ let generation = 0;
 
 function showError(e) {
   errorBox.hidden = false;
-  errorBox.innerHTML = `<b>Could not load the ${esc(page?.title ?? "page")}:</b> ${esc(e.message)}
+  errorBox.innerHTML = `<b>Could not refresh this page:</b> ${esc(e.message)}
     <span class="muted">(retrying every few seconds)</span>`;
 }
 
@@ -41,8 +48,10 @@ async function refresh() {
   } catch (e) {
     if (mine === generation) showError(e);
   }
-  const leader = await api("/v2/leader").catch(() => null);
-  document.getElementById("leader").textContent = leader?.leader ? `leader: ${leader.leader}` : "no leader known";
+  const leader = await api("/v2/leader").catch((e) => ({ error: e }));
+  document.getElementById("leader").textContent = leader.error
+    ? leader.error.status ? "no leader known" : "master not answering"
+    : `leader: ${leader.leader}`;
 }
 
 function mount() {

@@ -19,7 +19,7 @@ function row(n, local) {
   const region = n.region === local ? `${esc(n.region)} <span class="local">(Local)</span>` : esc(n.region);
   const cpu = n.resources ? `${esc((n.used?.cpus ?? 0).toFixed(1))} / ${esc(n.resources.cpus)}` : "";
   const mem = n.resources ? `${esc(Math.round(n.used?.mem ?? 0))} / ${esc(n.resources.mem)} MiB` : "";
-  const rtt = n.rtt_ms == null ? "" : `${esc(n.rtt_ms)} ms`;
+  const rtt = n.rtt_ms == null ? (n.type === "agent" ? `<span class="muted" title="not measured yet">–</span>` : "") : `${esc(n.rtt_ms)} ms`;
   const rttTitle = n.rtt_warning ? ` title="at or above 100 ms: too far from the leader"` : "";
   return `<tr data-type="${esc(n.type)}" data-id="${esc(n.id)}" data-region="${esc(n.region)}" data-zone="${esc(n.zone)}"
       data-state="${esc(status)}"${n.leader ? ` data-leader="true"` : ""}>
@@ -34,12 +34,17 @@ function row(n, local) {
 function summary(nodes, local) {
   const masters = nodes.filter((n) => n.type === "master");
   const agents = nodes.filter((n) => n.type === "agent");
-  const active = agents.filter((n) => n.state === "active").length;
   const regions = new Set(agents.map((n) => n.region));
   const leader = masters.find((n) => n.leader);
-  return `${plural(masters.length, "master")} (${leader ? `leader ${esc(leader.hostname)}` : "no leader"}),
-    ${plural(agents.length, "agent")} in ${plural(regions.size, "region")}: ${active} active,
-    ${agents.length - active} not. Local region: ${esc(local)}.`;
+  const states = {};
+  for (const n of agents) states[n.state] = (states[n.state] || 0) + 1;
+  const counts = Object.entries(states)
+    .sort((a, b) => (a[0] === "active" ? -1 : b[0] === "active" ? 1 : a[0].localeCompare(b[0])))
+    .map(([s, n]) => `${esc(n)} ${esc(s)}`)
+    .join(", ");
+  return `${esc(plural(masters.length, "master"))} (${leader ? `leader ${esc(leader.hostname)}` : "no leader"}),
+    ${esc(plural(agents.length, "agent"))} in ${esc(plural(regions.size, "region"))}${counts ? ` (${counts})` : ""}.
+    The local region is ${esc(local)}.`;
 }
 
 export default {

@@ -6,9 +6,9 @@ import { wherePicture } from "./where.js";
 
 /** An app's state in one word, with its badge class. */
 export function appStatus(app, waiting) {
+  if (waiting?.count) return { word: "waiting", cls: "bad" };
   if (app.deployments?.length) return { word: "deploying", cls: "warn" };
   if (app.instances === 0) return { word: "suspended", cls: "" };
-  if (waiting?.count) return { word: "waiting", cls: "bad" };
   if (app.tasksUnhealthy) return { word: "unhealthy", cls: "bad" };
   if ((app.tasksRunning ?? 0) < app.instances) return { word: "starting", cls: "warn" };
   return { word: "running", cls: "ok" };

@@ -37,6 +37,7 @@ export function wherePicture(app, nodes) {
     const key = `${region}\u0000${t.zone ?? "no zone"}`;
     (byZone[key] ||= []).push(t);
   }
+  if (!tasks.length && app.instances === 0) return `<span class="muted">nowhere: scaled to 0</span>`;
   const regions = new Set(tasks.map((t) => t.region ?? local ?? "no region"));
   const target = appRegion(app) ?? local;
   if (target && (regions.size === 0 || app.instances > tasks.length)) regions.add(target);

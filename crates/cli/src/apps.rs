@@ -29,12 +29,8 @@ enum AppCommand {
     Add {
         /// The app definition (Marathon JSON).
         file: PathBuf,
-        /// Wait for the deployment, showing its progress; exit non-zero if it fails.
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// List apps with their instance counts.
     List {
@@ -59,12 +55,8 @@ enum AppCommand {
         /// Override a deployment in progress.
         #[arg(long)]
         force: bool,
-        /// Wait for the deployment.
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Set an app's instance count.
     #[command(after_help = "Example:\n  drover app scale /balanced-zones 8 --wait")]
@@ -76,12 +68,8 @@ enum AppCommand {
         /// Override a deployment in progress.
         #[arg(long)]
         force: bool,
-        /// Wait for the deployment.
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Replace every instance, within the app's upgradeStrategy.
     Restart {
@@ -90,12 +78,8 @@ enum AppCommand {
         /// Override a deployment in progress.
         #[arg(long)]
         force: bool,
-        /// Wait for the deployment.
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        timeout: u64,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Remove an app and stop its instances.
     Remove {
@@ -117,6 +101,17 @@ enum AppCommand {
     },
 }
 
+/// `--wait` and how long.
+#[derive(Args, Clone, Copy)]
+struct Wait {
+    /// Wait for the deployment, showing its progress; exit non-zero if it fails.
+    #[arg(long = "wait")]
+    enabled: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+}
+
 fn app_path(id: &str) -> String {
     format!("/v2/apps/{}", id.trim_start_matches('/'))
 }
@@ -131,17 +126,13 @@ pub fn run(args: AppArgs) -> ExitCode {
 
 fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> {
     match command {
-        AppCommand::Add {
-            file,
-            wait,
-            timeout,
-        } => {
+        AppCommand::Add { file, wait } => {
             let app = read_json(&file)?;
             let answer = request(m, Method::POST, "/v2/apps", Some(&app))?;
             let id = text(&answer["id"]);
             let deployment = answer["deployments"][0]["id"].as_str().map(str::to_string);
             println!("Created {id}");
-            finish(m, &id, deployment, wait, timeout)
+            finish(m, &id, deployment, wait)
         }
         AppCommand::List { json } => {
             let answer = request(m, Method::GET, "/v2/apps", None)?;
@@ -221,7 +212,6 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
             file,
             force,
             wait,
-            timeout,
         } => {
             let body = read_json(&file)?;
             let path = format!(
@@ -230,14 +220,13 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 if force { "?force=true" } else { "" }
             );
             let answer = request(m, Method::PUT, &path, Some(&body))?;
-            changed(m, &id, &answer, wait, timeout)
+            changed(m, &id, &answer, wait)
         }
         AppCommand::Scale {
             id,
             instances,
             force,
             wait,
-            timeout,
         } => {
             let path = format!(
                 "{}{}",
@@ -250,21 +239,16 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 &path,
                 Some(&json!({ "instances": instances })),
             )?;
-            changed(m, &id, &answer, wait, timeout)
+            changed(m, &id, &answer, wait)
         }
-        AppCommand::Restart {
-            id,
-            force,
-            wait,
-            timeout,
-        } => {
+        AppCommand::Restart { id, force, wait } => {
             let path = format!(
                 "{}/restart{}",
                 app_path(&id),
                 if force { "?force=true" } else { "" }
             );
             let answer = request(m, Method::POST, &path, None)?;
-            changed(m, &id, &answer, wait, timeout)
+            changed(m, &id, &answer, wait)
         }
         AppCommand::Remove { id } => {
             request(m, Method::DELETE, &app_path(&id), None)?;
@@ -394,13 +378,7 @@ fn print_plan(answer: &Value) {
     }
 }
 
-fn changed(
-    m: &MasterFlag,
-    id: &str,
-    answer: &Value,
-    wait: bool,
-    timeout: u64,
-) -> Result<ExitCode, CliError> {
+fn changed(m: &MasterFlag, id: &str, answer: &Value, wait: Wait) -> Result<ExitCode, CliError> {
     let deployment = answer["deploymentId"].as_str().map(str::to_string);
     match &deployment {
         Some(d) => println!(
@@ -409,7 +387,7 @@ fn changed(
         ),
         None => println!("Nothing changed."),
     }
-    finish(m, id, deployment, wait, timeout)
+    finish(m, id, deployment, wait)
 }
 
 /// With `--wait`: follows the deployment with a progress line until it is gone; success when
@@ -418,12 +396,12 @@ fn finish(
     m: &MasterFlag,
     id: &str,
     deployment: Option<String>,
-    wait: bool,
-    timeout: u64,
+    wait: Wait,
 ) -> Result<ExitCode, CliError> {
-    let (true, Some(deployment)) = (wait, deployment) else {
+    let (true, Some(deployment)) = (wait.enabled, deployment) else {
         return Ok(ExitCode::SUCCESS);
     };
+    let timeout = wait.timeout;
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let mut stderr = std::io::stderr();
     loop {

@@ -1,0 +1,266 @@
+//! The web UI in a real headless Chromium against a real `drover dev`: the Nodes page lists
+//! every agent with its region and zone, and deploying the balanced-zones example from the
+//! Deploy page shows its six instances over the four zones of `aws-us-east1`. Screenshots of
+//! each step go to `target/ui-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them the test fails and says so.
+
+mod ui_support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use ui_support::{Browser, DevCluster, Page, SCREENSHOTS};
+
+/// Regions and zones of `drover dev`'s default topology; the first region is the local one.
+const REGIONS: [&str; 3] = ["local", "aws-us-east1", "aws-us-east2"];
+
+/// How long the UI may take to show what the cluster did (placement, task start, events).
+const SHOWN: Duration = Duration::from_secs(90);
+
+const BALANCED: &str = include_str!("../../../examples/apps/balanced-zones.json");
+const INVALID: &str = include_str!("../../../examples/apps/invalid.json");
+
+/// The agents' rows as the Nodes page shows them.
+const NODES: &str = r##"
+  const text = (tr, css) => tr.querySelector(css)?.textContent.trim() ?? null;
+  return {
+    agents: [...document.querySelectorAll('#nodes tbody tr[data-type="agent"]')].map((tr) => ({
+      host: text(tr, "td.host"), region: text(tr, "td.region"), zone: text(tr, "td.zone"),
+      status: text(tr, "td.status"),
+    })),
+    leaders: document.querySelectorAll('#nodes tbody tr[data-type="master"][data-leader="true"]').length,
+  };"##;
+
+/// The Deploy page's answer: the HTTP status of a failure and the paths its errors name.
+const DEPLOY_RESULT: &str = r##"
+  const box = document.getElementById("deploy-result");
+  return {
+    status: box?.dataset.status ?? null,
+    paths: [...document.querySelectorAll("#deploy-result li[data-path]")].map((li) => li.dataset.path),
+    text: box?.innerText ?? "",
+  };"##;
+
+/// The dry run's answer: instances placed and left, and placed instances per region and zone.
+const PLAN: &str = r##"
+  const box = document.getElementById("deploy-result");
+  return {
+    placed: box?.dataset.placed ?? null,
+    unplaced: box?.dataset.unplaced ?? null,
+    zones: [...document.querySelectorAll("#plan-table tr.plan-zone")].map((tr) => ({
+      region: tr.cells[0].textContent.trim(), zone: tr.cells[1].textContent.trim(), count: Number(tr.cells[2].textContent),
+    })),
+    text: box?.innerText ?? "",
+  };"##;
+
+/// The Service detail page: its route, and each instance's region, zone and state as shown.
+const INSTANCES: &str = r##"
+  const text = (tr, css) => tr.querySelector(css)?.textContent.trim() ?? null;
+  return {
+    hash: location.hash,
+    instances: [...document.querySelectorAll("#instances tbody tr.instance")].map((tr) => ({
+      host: text(tr, "td.host"), region: text(tr, "td.region"), zone: text(tr, "td.zone"), state: text(tr, "td.state"),
+    })),
+    picture: [...document.querySelectorAll("#service-where .zone-cell")].map((c) => ({
+      region: c.dataset.region, zone: c.dataset.zone, count: Number(c.querySelector(".zone-count").textContent),
+    })),
+  };"##;
+
+/// The Services page's row of the balanced-zones app.
+const SERVICES: &str = r##"
+  const tr = document.querySelector('#services tr.service[data-id="/balanced-zones"]');
+  return tr ? { running: tr.querySelector("td.running").textContent.trim(),
+                desired: tr.querySelector("td.desired").textContent.trim() } : null;"##;
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Instances per zone of the rows `v` whose state is `running`, as `(region, zone) -> n`.
+fn running_per_zone(v: &Value) -> BTreeMap<(String, String), u32> {
+    let mut zones = BTreeMap::new();
+    for i in v["instances"].as_array().into_iter().flatten() {
+        if i["state"] == "running" {
+            let key = (
+                i["region"].as_str().unwrap_or_default().to_string(),
+                i["zone"].as_str().unwrap_or_default().to_string(),
+            );
+            *zones.entry(key).or_insert(0) += 1;
+        }
+    }
+    zones
+}
+
+/// Six running instances over four zones of `aws-us-east1`, two, two, one and one.
+fn balanced_over_east1(zones: &BTreeMap<(String, String), u32>) -> bool {
+    let mut counts: Vec<u32> = zones.values().copied().collect();
+    counts.sort_unstable();
+    counts == [1, 1, 2, 2]
+        && zones
+            .keys()
+            .all(|(r, z)| r == "aws-us-east1" && z.starts_with("aws-us-east1-"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_page_and_deploying_balanced_zones_from_the_ui() {
+    let chromedriver = ui_support::chromedriver();
+    ui_support::fresh_screenshots();
+    // Declared first, dropped last: the browser goes before the cluster.
+    let dev = DevCluster::start();
+    let browser = Browser::start(&chromedriver, dev.dir()).await;
+    let page = Page {
+        client: browser.client(),
+        dev: &dev,
+    };
+
+    // Nodes: all twelve agents, each with its region ("(Local)" marked) and zone.
+    page.open("#/nodes").await;
+    let nodes = page
+        .wait_for(
+            "nodes",
+            "the Nodes page to list 12 agents and a leader",
+            SHOWN,
+            NODES,
+            |v| v["agents"].as_array().is_some_and(|a| a.len() == 12) && v["leaders"] == 1,
+        )
+        .await;
+    page.screenshot("01-nodes").await;
+    let mut shown: Vec<(String, String)> = nodes["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["region"].as_str().unwrap_or_default().to_string(),
+                a["zone"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    shown.sort();
+    let mut expected: Vec<(String, String)> = REGIONS
+        .iter()
+        .flat_map(|r| {
+            let cell = if *r == "local" {
+                "local (Local)".to_string()
+            } else {
+                r.to_string()
+            };
+            ["a", "b", "c", "d"].map(|z| (cell.clone(), format!("{r}-{z}")))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(
+        shown, expected,
+        "the Nodes page shows these (region, zone) cells for the agents: {nodes}"
+    );
+
+    // Deploy an invalid definition: the page lists the API's errors per path.
+    page.open("#/deploy").await;
+    page.type_into("#app-json-input", INVALID).await;
+    page.click("#deploy").await;
+    let invalid = page
+        .wait_for(
+            "deploy-invalid",
+            "the Deploy page to show the 422 errors of examples/apps/invalid.json",
+            SHOWN,
+            DEPLOY_RESULT,
+            |v| v["status"] == "422",
+        )
+        .await;
+    page.screenshot("02-deploy-invalid").await;
+    let paths = strings(&invalid, "paths");
+    for path in ["/id", "/instances", "/constraints(0)"] {
+        assert!(
+            paths.iter().any(|p| p == path),
+            "the Deploy page does not list an error for {path}: {invalid}"
+        );
+    }
+
+    // Dry run of balanced-zones: six instances over the four zones of aws-us-east1.
+    page.type_into("#app-json-input", BALANCED).await;
+    page.click("#dry-run").await;
+    let plan = page
+        .wait_for(
+            "dry-run",
+            "the Deploy page to show the dry run of balanced-zones",
+            SHOWN,
+            PLAN,
+            |v| v["placed"].is_string(),
+        )
+        .await;
+    page.screenshot("03-deploy-dry-run").await;
+    assert_eq!(
+        (plan["placed"].as_str(), plan["unplaced"].as_str()),
+        (Some("6"), Some("0")),
+        "the dry run should place all 6 instances: {plan}"
+    );
+    let planned: BTreeMap<(String, String), u32> = plan["zones"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|z| {
+            let key = (
+                z["region"].as_str().unwrap_or_default().to_string(),
+                z["zone"].as_str().unwrap_or_default().to_string(),
+            );
+            (key, z["count"].as_u64().unwrap_or(0) as u32)
+        })
+        .collect();
+    assert!(
+        balanced_over_east1(&planned),
+        "the dry run should spread 2, 2, 1, 1 over the zones of aws-us-east1: {plan}"
+    );
+
+    // Deploy: the page moves to the service and shows its instances once they run.
+    page.click("#deploy").await;
+    let detail = page
+        .wait_for(
+            "service",
+            "the service page of /balanced-zones to show 6 running instances over 4 zones of aws-us-east1",
+            SHOWN,
+            INSTANCES,
+            |v| {
+                v["hash"] == "#/services/balanced-zones"
+                    && v["instances"].as_array().is_some_and(|a| a.len() == 6)
+                    && balanced_over_east1(&running_per_zone(v))
+            },
+        )
+        .await;
+    page.screenshot("04-service-detail").await;
+    let mut pictured: Vec<u64> = detail["picture"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["region"] == "aws-us-east1")
+        .filter_map(|c| c["count"].as_u64())
+        .collect();
+    pictured.sort_unstable();
+    assert_eq!(
+        pictured,
+        [1, 1, 2, 2],
+        "the picture of where the service runs should show its zones: {detail}"
+    );
+
+    // Services: the app's row counts its running instances.
+    page.open("#/services").await;
+    page.wait_for(
+        "services",
+        "the Services page to show /balanced-zones with 6 of 6 running",
+        SHOWN,
+        SERVICES,
+        |v| v["running"] == "6" && v["desired"] == "6",
+    )
+    .await;
+    page.screenshot("05-services").await;
+    eprintln!("screenshots in {SCREENSHOTS}");
+
+    browser.close().await;
+}
