@@ -15,6 +15,9 @@ use crate::output::{self, fail, read_json, request, table, text};
 
 /// `drover app …`.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  drover app add examples/apps/balanced-zones.json --wait\n  drover app list\n  drover app why /too-big"
+)]
 pub struct AppArgs {
     #[command(flatten)]
     master: MasterFlag,
@@ -33,12 +36,14 @@ enum AppCommand {
         wait: Wait,
     },
     /// List apps with their instance counts.
+    #[command(after_help = "Example:\n  drover app list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show one app: its instances and its definition.
+    #[command(after_help = "Example:\n  drover app show /balanced-zones")]
     Show {
         /// App id, e.g. /prod/web.
         id: String,
@@ -47,6 +52,7 @@ enum AppCommand {
         json: bool,
     },
     /// Change an app from a JSON file (fields not given keep their values).
+    #[command(after_help = "Example:\n  drover app update /balanced-zones changes.json --wait")]
     Update {
         /// App id.
         id: String,
@@ -72,6 +78,7 @@ enum AppCommand {
         wait: Wait,
     },
     /// Replace every instance, within the app's upgradeStrategy.
+    #[command(after_help = "Example:\n  drover app restart /http-service --wait")]
     Restart {
         /// App id.
         id: String,
@@ -82,11 +89,13 @@ enum AppCommand {
         wait: Wait,
     },
     /// Remove an app and stop its instances.
+    #[command(after_help = "Example:\n  drover app remove /balanced-zones")]
     Remove {
         /// App id.
         id: String,
     },
     /// Dry run: where would this app's instances go on the live cluster, and why not.
+    #[command(after_help = "Example:\n  drover app plan examples/apps/remote-region.json")]
     Plan {
         /// The app definition (Marathon JSON).
         file: PathBuf,
@@ -95,6 +104,7 @@ enum AppCommand {
         json: bool,
     },
     /// Why an app's instances are not placed, in words.
+    #[command(after_help = "Example:\n  drover app why /too-big")]
     Why {
         /// App id.
         id: String,

@@ -11,6 +11,7 @@ use crate::cluster::{self, MasterFlag};
 
 /// `drover node …`.
 #[derive(Args)]
+#[command(after_help = "Example:\n  drover node list")]
 pub struct NodeArgs {
     #[command(subcommand)]
     command: NodeCommand,

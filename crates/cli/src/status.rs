@@ -15,6 +15,7 @@ use crate::output::{self, fail, request, table, text};
 
 /// `drover leader`.
 #[derive(Args)]
+#[command(after_help = "Example:\n  drover leader --master 10.0.1.10:8080")]
 pub struct LeaderArgs {
     #[command(flatten)]
     master: MasterFlag,
@@ -33,6 +34,7 @@ pub fn run_leader(args: LeaderArgs) -> ExitCode {
 
 /// `drover cluster …`.
 #[derive(Args)]
+#[command(after_help = "Example:\n  drover cluster health")]
 pub struct ClusterArgs {
     #[command(flatten)]
     master: MasterFlag,
@@ -43,6 +45,7 @@ pub struct ClusterArgs {
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Checks of the cluster's health, each pass, warn or fail with a reason.
+    #[command(after_help = "Example:\n  drover cluster health --json")]
     Health {
         /// Print JSON.
         #[arg(long)]

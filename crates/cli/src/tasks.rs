@@ -11,6 +11,7 @@ use crate::output::{self, fail, request, table, text};
 
 /// `drover task …`.
 #[derive(Args)]
+#[command(after_help = "Example:\n  drover task list --app /balanced-zones")]
 pub struct TaskArgs {
     #[command(flatten)]
     master: MasterFlag,
@@ -34,6 +35,7 @@ enum TaskCommand {
 
 /// `drover deployment …`.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  drover deployment list\n  drover deployment rollback <id>")]
 pub struct DeploymentArgs {
     #[command(flatten)]
     master: MasterFlag,
@@ -44,12 +46,16 @@ pub struct DeploymentArgs {
 #[derive(Subcommand)]
 enum DeploymentCommand {
     /// List deployments in progress.
+    #[command(after_help = "Example:\n  drover deployment list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Roll a deployment back (its apps return to their previous version).
+    #[command(
+        after_help = "Examples:\n  drover deployment rollback 3b6a8705-992e-4fa4-947b-8edb63c072d4\n  drover deployment rollback 3b6a8705-992e-4fa4-947b-8edb63c072d4 --force"
+    )]
     Rollback {
         /// Deployment id.
         id: String,
