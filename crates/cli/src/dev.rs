@@ -130,6 +130,10 @@ struct Process {
     child: Child,
     log: PathBuf,
     exited: bool,
+    /// Program and arguments, to start it again.
+    command: (PathBuf, Vec<std::ffi::OsString>),
+    /// A file whose appearance asks drover dev to start the process again.
+    restart_marker: PathBuf,
 }
 
 /// Runs `drover dev`.
@@ -342,7 +346,7 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
     println!(
         "\nKill an agent (kill -9 <pid>) and watch its instances come back elsewhere; start it again with"
     );
-    println!("  sh {}/<agent>.restart.sh &", logs.display());
+    println!("  sh {}/<agent>.restart.sh", logs.display());
     println!("Ctrl-C stops everything.");
 
     supervise(&mut procs).await;
@@ -355,34 +359,51 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn spawn(mut cmd: Command, name: &str, logs: &Path) -> Result<Process, String> {
-    let log = logs.join(format!("{name}.log"));
-    // How to start this process again by hand (after killing it to see drover heal).
+fn spawn(cmd: Command, name: &str, logs: &Path) -> Result<Process, String> {
     let std_cmd = cmd.as_std();
-    let mut line = shell_quote(&std_cmd.get_program().to_string_lossy());
-    for arg in std_cmd.get_args() {
-        line.push(' ');
-        line.push_str(&shell_quote(&arg.to_string_lossy()));
-    }
-    let restart = logs.join(format!("{name}.restart.sh"));
+    let command = (
+        PathBuf::from(std_cmd.get_program()),
+        std_cmd.get_args().map(|a| a.to_os_string()).collect(),
+    );
+    let restart_marker = logs.join(format!("{name}.restart"));
+    // Asking drover dev (not the shell) to start it again keeps it supervised: Ctrl-C
+    // stops it like the rest.
+    let script = logs.join(format!("{name}.restart.sh"));
     std::fs::write(
-        &restart,
+        &script,
         format!(
-            "#!/bin/sh\n# Starts {name} again, as drover dev did.\nexec {line} >> '{}' 2>&1\n",
-            log.display()
+            "#!/bin/sh\n# Asks drover dev to start {name} again (after you killed it).\ntouch '{}'\n",
+            restart_marker.display()
         ),
     )
-    .map_err(|e| format!("cannot write {}: {e}", restart.display()))?;
-    let file =
-        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    start(name, command, restart_marker, logs, false)
+}
+
+fn start(
+    name: &str,
+    command: (PathBuf, Vec<std::ffi::OsString>),
+    restart_marker: PathBuf,
+    logs: &Path,
+    append: bool,
+) -> Result<Process, String> {
+    let log = logs.join(format!("{name}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(&log)
+        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = file
         .try_clone()
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    cmd.stdin(Stdio::null())
+    let child = Command::new(&command.0)
+        .args(&command.1)
+        .stdin(Stdio::null())
         .stdout(file)
         .stderr(err)
-        .kill_on_drop(true);
-    let child = cmd
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {name}: {e}"))?;
     Ok(Process {
@@ -390,11 +411,9 @@ fn spawn(mut cmd: Command, name: &str, logs: &Path) -> Result<Process, String> {
         child,
         log,
         exited: false,
+        command,
+        restart_marker,
     })
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 async fn wait_for(
@@ -430,10 +449,27 @@ async fn supervise(procs: &mut [Process]) {
             Some(()) = async { match term.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => return,
             Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => return,
             _ = tick.tick() => {
-                for p in procs.iter_mut().filter(|p| !p.exited) {
-                    if let Ok(Some(status)) = p.child.try_wait() {
+                for p in procs.iter_mut() {
+                    if !p.exited
+                        && let Ok(Some(status)) = p.child.try_wait()
+                    {
                         p.exited = true;
                         println!("{} exited ({status}); its log: {}", p.name, p.log.display());
+                    }
+                    if p.restart_marker.exists() {
+                        let _ = std::fs::remove_file(&p.restart_marker);
+                        if !p.exited {
+                            println!("{} is still running; kill it first", p.name);
+                            continue;
+                        }
+                        let logs = p.log.parent().map(Path::to_path_buf).unwrap_or_default();
+                        match start(&p.name, p.command.clone(), p.restart_marker.clone(), &logs, true) {
+                            Ok(again) => {
+                                println!("{} started again (pid {})", p.name, again.child.id().unwrap_or(0));
+                                *p = again;
+                            }
+                            Err(e) => println!("cannot start {} again: {e}", p.name),
+                        }
                     }
                 }
             }
