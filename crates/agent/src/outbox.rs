@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use state::protocol::TaskStatus;
+use state::protocol::{HealthReport, TaskStatus};
 use state::{Condition, InstanceId};
 use tokio::sync::Notify;
 
@@ -20,6 +20,8 @@ struct OutboxState {
     pending: Vec<TaskStatus>,
     /// The last condition queued for each instance, to drop repeats.
     last: HashMap<InstanceId, Condition>,
+    /// The last health queued for each instance, to tell a new leader.
+    health: HashMap<InstanceId, HealthReport>,
 }
 
 impl Outbox {
@@ -44,6 +46,9 @@ impl Outbox {
                 return;
             }
             s.last.insert(update.instance_id.clone(), update.condition);
+            if let Some(h) = &update.health {
+                s.health.insert(update.instance_id.clone(), h.clone());
+            }
             s.pending.push(update);
         }
         self.notify.notify_one();
@@ -84,7 +89,38 @@ impl Outbox {
 
     /// Forgets an instance the agent no longer tracks.
     pub fn forget(&self, id: &InstanceId) {
-        self.lock().last.remove(id);
+        let mut s = self.lock();
+        s.last.remove(id);
+        s.health.remove(id);
+    }
+
+    /// Queues again the last condition (and health) of every instance that has not ended,
+    /// for a leader that may not know them (a new leader, or one that lost track of this
+    /// agent), unless an update about it is already waiting.
+    pub fn replay(&self, at_ms: u64) {
+        {
+            let mut s = self.lock();
+            let again: Vec<TaskStatus> = s
+                .last
+                .iter()
+                .filter(|(id, c)| {
+                    !c.is_terminal() && !s.pending.iter().any(|u| &u.instance_id == *id)
+                })
+                .map(|(id, c)| TaskStatus {
+                    instance_id: id.clone(),
+                    condition: *c,
+                    message: None,
+                    exit_code: None,
+                    health: s.health.get(id).cloned(),
+                    at_ms,
+                })
+                .collect();
+            if again.is_empty() {
+                return;
+            }
+            s.pending.extend(again);
+        }
+        self.notify.notify_one();
     }
 
     /// Waits until something was pushed since the last wait.

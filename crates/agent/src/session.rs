@@ -140,6 +140,7 @@ pub async fn run(
         agent,
         client: client.clone(),
         fence: fence.clone(),
+        outbox: outbox.clone(),
         supervisor: supervisor.clone(),
         forget_me,
         view,
@@ -176,6 +177,8 @@ struct Session {
     agent: Agent,
     client: Arc<MasterClient>,
     fence: Arc<TermFence>,
+    /// Status updates waiting for a master.
+    outbox: Arc<Outbox>,
     supervisor: Supervisor,
     /// Woken when a master says it does not know this agent (register again).
     forget_me: Arc<Notify>,
@@ -183,6 +186,18 @@ struct Session {
 }
 
 impl Session {
+    /// Records a leader's term (false for a deposed leader's). A new leader keeps task
+    /// health only in memory, and an agent reports health only on change: on a higher term
+    /// the agent tells the new leader everything it would otherwise never hear again.
+    fn observe_term(&self, term: u64) -> bool {
+        let before = self.fence.highest();
+        let current = self.fence.observe(term);
+        if current && term > before && before > 0 {
+            self.outbox.replay(crate::clock::now_ms());
+        }
+        current
+    }
+
     async fn run(&self) -> Result<(), AgentError> {
         loop {
             let heartbeat = self.register().await?;
@@ -210,7 +225,9 @@ impl Session {
             let master = self.client.current().to_string();
             match self.client.register(&registration).await {
                 Ok(r) => {
-                    self.fence.observe(r.term);
+                    self.observe_term(r.term);
+                    // Whoever leads now may have missed news while this agent was away.
+                    self.outbox.replay(crate::clock::now_ms());
                     tracing::info!(
                         "registered with {master} (term {}, local region {}{})",
                         r.term,
@@ -269,7 +286,7 @@ impl Session {
                     Ok(ack) => {
                         rtt_ms =
                             Some(u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX));
-                        self.fence.observe(ack.term);
+                        self.observe_term(ack.term);
                         break;
                     }
                     Err(e) if e.status() == Some(404) => {
@@ -308,7 +325,7 @@ impl Session {
             };
             match answer {
                 Ok(a) => {
-                    if !self.fence.observe(a.term) {
+                    if !self.observe_term(a.term) {
                         tracing::warn!(
                             "ignoring assignments from term {} (a deposed leader; the highest term seen is {})",
                             a.term,

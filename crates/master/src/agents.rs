@@ -107,6 +107,13 @@ impl LeaderService for Liveness {
                         .map(|r| r.agent.id.clone())
                         .collect()
                 });
+                // All agents found silent in this pass are marked together, with no
+                // scheduler pass in between: mass eviction protection must see them as one.
+                let _serial = if lost.is_empty() {
+                    None
+                } else {
+                    Some(master.write_lock.lock().await)
+                };
                 for agent_id in lost {
                     tracing::warn!(agent = %agent_id, "agent unreachable: no heartbeat for {timeout:?}");
                     let cmd = Command::SetAgentState {

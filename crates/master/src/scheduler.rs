@@ -170,6 +170,7 @@ fn rolling<'a>(
     old: &[&'a Instance],
     new_count: usize,
     ready: &dyn Fn(&Instance) -> bool,
+    unknown: &dyn Fn(&Instance) -> bool,
 ) -> (Vec<&'a Instance>, usize, bool) {
     let wanted = app.instances as usize;
     let strategy = app.upgrade_strategy;
@@ -177,7 +178,13 @@ fn rolling<'a>(
     let max_total =
         ((wanted as f64 * (1.0 + strategy.maximum_over_capacity)).floor() as usize).max(wanted);
     let ready_count = active.iter().filter(|i| ready(i)).count();
-    let mut kills: Vec<&Instance> = old.iter().copied().filter(|i| !ready(i)).collect();
+    // Old instances known not to be ready go first; one whose health is not known yet (a
+    // new leader has not heard from its agent) is neither counted ready nor killed.
+    let mut kills: Vec<&Instance> = old
+        .iter()
+        .copied()
+        .filter(|i| !ready(i) && !unknown(i))
+        .collect();
     let mut ready_old: Vec<&Instance> = old.iter().copied().filter(|i| ready(i)).collect();
     // Oldest first among the ready old ones.
     ready_old.sort_by_key(|i| (i.started_at_ms.unwrap_or(i.created_at_ms), i.id.0.clone()));
@@ -353,8 +360,13 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
                     .agent(&inst.agent_id)
                     .and_then(|r| r.agent.zone())
                     .unwrap_or("");
-                // Mass eviction protection: hold replacements back (see `eviction`).
-                let held = protection.cut_off
+                // Mass eviction protection: hold replacements back (see `eviction`). Agents
+                // of one failing zone are not all found silent in the same instant: wait a
+                // heartbeat interval after an agent is marked, so the scope is judged whole.
+                let settling =
+                    now.saturating_sub(since) < master.config.agent_heartbeat.as_millis() as u64;
+                let held = settling
+                    || protection.cut_off
                     || (protection.limits(zone)
                         && !master
                             .eviction
@@ -410,6 +422,11 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
                 && (app.health_checks.is_empty()
                     || master.agents.health(&i.id).is_some_and(|h| h.healthy))
         };
+        let unknown = |i: &Instance| {
+            i.condition == Condition::Running
+                && !app.health_checks.is_empty()
+                && master.agents.health(&i.id).is_none()
+        };
         let old: Vec<&Instance> = active
             .iter()
             .copied()
@@ -428,7 +445,7 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
 
         // Which instances to stop, and how many to launch, in this pass.
         let (kills, launches, rebalance): (Vec<&Instance>, usize, bool) = if !old.is_empty() {
-            rolling(app, &active, &old, new_count, &ready)
+            rolling(app, &active, &old, new_count, &ready, &unknown)
         } else if active.len() > wanted
             && deployments::of_app(state, app_id).is_none()
             && active.iter().any(|i| {
