@@ -196,8 +196,8 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                     text(&task["region"]),
                     text(&task["zone"]),
                     text(&task["state"]),
-                    health(task),
-                    ports(task),
+                    output::task_health(task),
+                    output::task_ports(task),
                 ]);
             }
             println!("\n{t}\n");
@@ -290,33 +290,6 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-fn health(task: &Value) -> String {
-    match task["healthCheckResults"].as_array() {
-        Some(r) if !r.is_empty() => {
-            if r.iter().all(|h| h["alive"] == true) {
-                "healthy".into()
-            } else {
-                "unhealthy".into()
-            }
-        }
-        _ => "-".into(),
-    }
-}
-
-fn ports(task: &Value) -> String {
-    let p: Vec<String> = task["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
-    if p.is_empty() {
-        "-".into()
-    } else {
-        p.join(",")
     }
 }
 

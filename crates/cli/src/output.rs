@@ -31,6 +31,30 @@ pub fn text(v: &Value) -> String {
     }
 }
 
+/// A task's health as one word: `healthy`, `unhealthy`, or `-` without health checks.
+pub fn task_health(task: &Value) -> String {
+    match task["healthCheckResults"].as_array() {
+        Some(r) if !r.is_empty() && r.iter().all(|h| h["alive"] == true) => "healthy".into(),
+        Some(r) if !r.is_empty() => "unhealthy".into(),
+        _ => "-".into(),
+    }
+}
+
+/// A task's host ports, comma-separated, or `-`.
+pub fn task_ports(task: &Value) -> String {
+    let ports: Vec<String> = task["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if ports.is_empty() {
+        "-".into()
+    } else {
+        ports.join(",")
+    }
+}
+
 /// Prints an error and gives the exit code 1.
 pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

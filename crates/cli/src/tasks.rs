@@ -89,22 +89,6 @@ pub fn run_task(args: TaskArgs) -> ExitCode {
             "TASK", "APP", "HOST", "REGION", "ZONE", "STATE", "HEALTH", "PORTS",
         ]);
         for task in answer["tasks"].as_array().into_iter().flatten() {
-            let health = match task["healthCheckResults"].as_array() {
-                Some(r) if !r.is_empty() => {
-                    if r.iter().all(|h| h["alive"] == true) {
-                        "healthy"
-                    } else {
-                        "unhealthy"
-                    }
-                }
-                _ => "-",
-            };
-            let ports: Vec<String> = task["ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect();
             t.add_row([
                 text(&task["id"]),
                 text(&task["appId"]),
@@ -112,12 +96,8 @@ pub fn run_task(args: TaskArgs) -> ExitCode {
                 text(&task["region"]),
                 text(&task["zone"]),
                 text(&task["state"]),
-                health.to_string(),
-                if ports.is_empty() {
-                    "-".into()
-                } else {
-                    ports.join(",")
-                },
+                output::task_health(task),
+                output::task_ports(task),
             ]);
         }
         println!("{t}");

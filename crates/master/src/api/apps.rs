@@ -186,17 +186,6 @@ fn check_lock(m: &Master, app: &AppId, force: bool) -> Result<(), ApiError> {
     }
 }
 
-fn flag(query: &Option<String>, name: &str, default: bool) -> bool {
-    let q = query.as_deref().unwrap_or("");
-    if q.split('&').any(|kv| kv == format!("{name}=true")) {
-        true
-    } else if q.split('&').any(|kv| kv == format!("{name}=false")) {
-        false
-    } else {
-        default
-    }
-}
-
 async fn commit_app(m: &Master, app: AppDefinition, version: String) -> Result<(), ApiError> {
     match m.write(Command::PutApp { app, version }).await? {
         Applied::AppVersion { .. } | Applied::Ok => Ok(()),
@@ -288,7 +277,7 @@ pub async fn put(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let partial = flag(&query, "partialUpdate", true);
+    let partial = super::query_flag(&query, "partialUpdate", true);
     update(m, &path, &query, body, partial).await
 }
 
@@ -315,7 +304,7 @@ pub async fn post(
         ));
     };
     let id = app_id(raw)?;
-    let force = flag(&query, "force", false);
+    let force = super::query_flag(&query, "force", false);
     let _serial = m.write_lock.lock().await;
     m.linearizable().await?;
     check_lock(&m, &id, force)?;
@@ -342,7 +331,7 @@ async fn update(
     partial: bool,
 ) -> Result<Response, ApiError> {
     let id = app_id(path)?;
-    let force = flag(query, "force", false);
+    let force = super::query_flag(query, "force", false);
     let mut changes = parse_body(&body)?;
     let Some(obj) = changes.as_object_mut() else {
         return Err(ApiError::new(

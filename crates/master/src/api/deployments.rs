@@ -33,10 +33,7 @@ pub async fn delete(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let force = query
-        .unwrap_or_default()
-        .split('&')
-        .any(|kv| kv == "force=true");
+    let force = super::query_flag(&query, "force", false);
     let _serial = m.write_lock.lock().await;
     m.linearizable().await?;
     let Some(deployment) = m.state.read(|a| a.state.deployments().get(&id).cloned()) else {

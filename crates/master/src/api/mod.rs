@@ -77,3 +77,13 @@ pub fn router(master: Arc<Master>) -> Router {
         ))
         .with_state(master)
 }
+
+/// A boolean query parameter (`?force=true`), or `default` when it is absent.
+fn query_flag(query: &Option<String>, name: &str, default: bool) -> bool {
+    let mut pairs = query.as_deref().unwrap_or("").split('&');
+    match pairs.find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => default,
+    }
+}

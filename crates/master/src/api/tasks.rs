@@ -112,10 +112,7 @@ pub async fn delete(
     Json(body): Json<TaskIds>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let scale = query
-        .unwrap_or_default()
-        .split('&')
-        .any(|kv| kv == "scale=true");
+    let scale = super::query_flag(&query, "scale", false);
     let _serial = m.write_lock.lock().await;
     m.linearizable().await?;
     let now = clock::now_ms();
