@@ -259,47 +259,69 @@ fn footprint(app: &AppDefinition) -> (u64, u64, u64) {
 
 /// The agents that may take work, with what they have free.
 pub fn live_agents(state: &ClusterState) -> Vec<Agent> {
-    let mut used: HashMap<&AgentId, (u64, u64, u64, Vec<u64>)> = HashMap::new();
-    for inst in state
-        .instances()
-        .values()
-        .filter(|i| !i.condition.is_terminal())
-    {
-        let Some(app) = state.app(&inst.app_id).map(|r| {
-            r.version(&inst.app_version)
-                .unwrap_or_else(|| r.current())
-                .app
-                .clone()
-        }) else {
-            continue;
-        };
-        let (c, m, d) = footprint(&app);
-        let u = used.entry(&inst.agent_id).or_default();
-        u.0 += c;
-        u.1 += m;
-        u.2 += d;
-        u.3.extend(&inst.ports);
-    }
+    let used = in_use(state);
     state
         .agents()
         .values()
         .filter(|r| r.state == AgentState::Active)
         .map(|r| {
             let mut agent = r.agent.clone();
-            if let Some((c, m, d, ports)) = used.get(&agent.id) {
+            if let Some(u) = used.get(&agent.id) {
                 let left = |total: f64, taken: u64| {
                     (to_millis(total).saturating_sub(taken)) as f64 / 1000.0
                 };
-                agent.resources.cpus = left(agent.resources.cpus, *c);
-                agent.resources.mem = left(agent.resources.mem, *m);
-                agent.resources.disk = left(agent.resources.disk, *d);
-                for p in ports {
+                agent.resources.cpus = left(agent.resources.cpus, u.cpus);
+                agent.resources.mem = left(agent.resources.mem, u.mem);
+                agent.resources.disk = left(agent.resources.disk, u.disk);
+                for p in &u.ports {
                     agent.resources.ports.remove(*p);
                 }
             }
             agent
         })
         .collect()
+}
+
+/// What an agent's instances that have not ended take.
+#[derive(Debug, Default)]
+pub struct InUse {
+    /// How many instances.
+    pub tasks: usize,
+    /// CPU shares, in thousandths.
+    pub cpus: u64,
+    /// Memory, MiB in thousandths.
+    pub mem: u64,
+    /// Disk, MiB in thousandths.
+    pub disk: u64,
+    /// Host ports.
+    pub ports: Vec<u64>,
+}
+
+/// Resources in use per agent, from the instances that have not ended (an instance whose
+/// app definition is gone counts as a task only).
+pub fn in_use(state: &ClusterState) -> HashMap<AgentId, InUse> {
+    let mut used: HashMap<AgentId, InUse> = HashMap::new();
+    for inst in state
+        .instances()
+        .values()
+        .filter(|i| !i.condition.is_terminal())
+    {
+        let u = used.entry(inst.agent_id.clone()).or_default();
+        u.tasks += 1;
+        let Some(record) = state.app(&inst.app_id) else {
+            continue;
+        };
+        let app = &record
+            .version(&inst.app_version)
+            .unwrap_or_else(|| record.current())
+            .app;
+        let (c, m, d) = footprint(app);
+        u.cpus += c;
+        u.mem += m;
+        u.disk += d;
+        u.ports.extend(&inst.ports);
+    }
+    used
 }
 
 /// One pass: what to change so that every app has its desired instances.

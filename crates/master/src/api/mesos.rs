@@ -1,16 +1,19 @@
 //! Mesos master read endpoints (and Mesos-DNS names) for DC/OS tooling: the leader and every
 //! agent with `domain.fault_domain`, so `dcos node` and friends show regions and zones.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use domain::AgentId;
 use serde_json::{Value, json};
 use state::{AgentState, ClusterState};
 
 use super::tasks::task_json;
 use crate::error::ApiError;
 use crate::node::Master;
+use crate::scheduler::{InUse, in_use};
 
 fn host_port(addr: &str) -> (&str, u16) {
     match addr.rsplit_once(':') {
@@ -19,22 +22,11 @@ fn host_port(addr: &str) -> (&str, u16) {
     }
 }
 
-fn slave_json(s: &ClusterState, r: &state::machine::AgentRecord) -> Value {
+fn slave_json(used: &HashMap<AgentId, InUse>, r: &state::machine::AgentRecord) -> Value {
     let a = &r.agent;
-    let (mut cpus, mut mem, mut disk) = (0.0, 0.0, 0.0);
-    let mut running = 0;
-    for i in s.instances_on(&a.id).filter(|i| !i.condition.is_terminal()) {
-        running += 1;
-        if let Some(app) = s.app(&i.app_id) {
-            let d = &app
-                .version(&i.app_version)
-                .unwrap_or_else(|| app.current())
-                .app;
-            cpus += d.cpus;
-            mem += d.mem;
-            disk += d.disk;
-        }
-    }
+    let none = InUse::default();
+    let used = used.get(&a.id).unwrap_or(&none);
+    let thousandths = |v: u64| v as f64 / 1000.0;
     json!({
         "id": a.id,
         "hostname": a.hostname,
@@ -42,10 +34,10 @@ fn slave_json(s: &ClusterState, r: &state::machine::AgentRecord) -> Value {
         "active": r.state == AgentState::Active,
         "registered_time": r.registered_at_ms as f64 / 1000.0,
         "resources": a.resources,
-        "used_resources": {"cpus": cpus, "mem": mem, "disk": disk},
+        "used_resources": {"cpus": thousandths(used.cpus), "mem": thousandths(used.mem), "disk": thousandths(used.disk)},
         "attributes": a.attributes,
         "domain": a.domain.as_ref().map(|d| d.to_json()),
-        "TASK_RUNNING": running,
+        "TASK_RUNNING": used.tasks,
     })
 }
 
@@ -84,7 +76,8 @@ pub async fn state(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError
     let leader = m.leader().map(|(_, a)| a);
     Ok(Json(m.state.read(|a| {
         let s = &a.state;
-        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(s, r)).collect();
+        let used = in_use(s);
+        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(&used, r)).collect();
         let count = |st: AgentState| s.agents().values().filter(|r| r.state == st).count();
         json!({
             "version": format!("drover-{}", env!("CARGO_PKG_VERSION")),
@@ -108,7 +101,8 @@ pub async fn state_summary(State(m): State<Arc<Master>>) -> Result<Json<Value>, 
     m.linearizable().await?;
     Ok(Json(m.state.read(|a| {
         let s = &a.state;
-        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(s, r)).collect();
+        let used = in_use(s);
+        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(&used, r)).collect();
         json!({
             "hostname": host_port(m.config.advertised()).0,
             "cluster": "drover",
@@ -123,11 +117,12 @@ pub async fn state_summary(State(m): State<Arc<Master>>) -> Result<Json<Value>, 
 pub async fn slaves(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
     m.linearizable().await?;
     Ok(Json(m.state.read(|a| {
+        let used = in_use(&a.state);
         let slaves: Vec<Value> = a
             .state
             .agents()
             .values()
-            .map(|r| slave_json(&a.state, r))
+            .map(|r| slave_json(&used, r))
             .collect();
         json!({ "slaves": slaves })
     })))

@@ -1,6 +1,6 @@
 //! `/v1/nodes` (masters and agents with their fault domains) and `/v2/queue`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -54,24 +54,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
                 "remote": false,
             }));
         }
-        let mut tasks: HashMap<&domain::AgentId, usize> = HashMap::new();
-        let mut used: HashMap<&domain::AgentId, (f64, f64)> = HashMap::new();
-        for i in s
-            .instances()
-            .values()
-            .filter(|i| !i.condition.is_terminal())
-        {
-            *tasks.entry(&i.agent_id).or_default() += 1;
-            if let Some(app) = s.app(&i.app_id) {
-                let def = &app
-                    .version(&i.app_version)
-                    .unwrap_or_else(|| app.current())
-                    .app;
-                let u = used.entry(&i.agent_id).or_default();
-                u.0 += def.cpus;
-                u.1 += def.mem;
-            }
-        }
+        let used = crate::scheduler::in_use(s);
         let mut agents: Vec<_> = s.agents().values().collect();
         agents.sort_by(|a, b| {
             let key = |r: &state::machine::AgentRecord| {
@@ -88,7 +71,9 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
         for r in agents {
             let a = &r.agent;
             let rtt = m.agents.rtt_ms(&a.id);
-            let (cpus_used, mem_used) = used.get(&a.id).copied().unwrap_or_default();
+            let (tasks, cpus_used, mem_used) = used.get(&a.id).map_or((0, 0.0, 0.0), |u| {
+                (u.tasks, u.cpus as f64 / 1000.0, u.mem as f64 / 1000.0)
+            });
             nodes.push(json!({
                 "type": "agent",
                 "id": a.id,
@@ -102,7 +87,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
                     AgentState::Unreachable => "unreachable",
                     AgentState::Gone => "gone",
                 },
-                "tasks": tasks.get(&a.id).copied().unwrap_or(0),
+                "tasks": tasks,
                 "resources": a.resources,
                 "used": {"cpus": cpus_used, "mem": mem_used},
                 "attributes": a.attributes,
