@@ -298,7 +298,7 @@ pub struct InUse {
 }
 
 /// Resources in use per agent, from the instances that have not ended (an instance whose
-/// app definition is gone counts as a task only).
+/// app definition is gone counts its task and ports, its other resources being unknown).
 pub fn in_use(state: &ClusterState) -> HashMap<AgentId, InUse> {
     let mut used: HashMap<AgentId, InUse> = HashMap::new();
     for inst in state
@@ -308,6 +308,9 @@ pub fn in_use(state: &ClusterState) -> HashMap<AgentId, InUse> {
     {
         let u = used.entry(inst.agent_id.clone()).or_default();
         u.tasks += 1;
+        // A stopping instance of a deleted app still holds its ports until its agent has
+        // stopped it: never hand them to a new instance meanwhile.
+        u.ports.extend(&inst.ports);
         let Some(record) = state.app(&inst.app_id) else {
             continue;
         };
@@ -319,7 +322,6 @@ pub fn in_use(state: &ClusterState) -> HashMap<AgentId, InUse> {
         u.cpus += c;
         u.mem += m;
         u.disk += d;
-        u.ports.extend(&inst.ports);
     }
     used
 }
