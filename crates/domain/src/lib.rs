@@ -11,6 +11,7 @@ pub mod constraint;
 pub mod fault_domain;
 pub mod inventory;
 pub mod kill;
+pub mod limits;
 pub mod placement;
 pub mod ranges;
 pub mod resources;

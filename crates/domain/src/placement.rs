@@ -436,7 +436,8 @@ impl<'a> Planner<'a> {
             .map(|(i, p)| Reverse((self.partition_key(p), i)))
             .collect();
         let mut result = PlacementResult {
-            placements: Vec::with_capacity(count as usize),
+            // Never in proportion to `count` alone: it may be far more than can be placed.
+            placements: Vec::with_capacity((count as usize).min(self.snapshot.agents.len())),
             ..PlacementResult::default()
         };
         let mut closed = vec![false; partitions.len()];

@@ -196,6 +196,19 @@ impl Master {
     /// refused before anything reaches the log. A write that times out after that may still
     /// be applied later, and the error says so.
     pub async fn write(&self, command: Command) -> Result<Response, ApiError> {
+        // Every master must be able to receive, store and replay each entry: refuse what is
+        // too large to replicate before it reaches the log (the API's limits keep client
+        // writes far below this; hitting it is a bug, reported rather than replicated).
+        let size = serde_json::to_vec(&command).map_or(0, |b| b.len());
+        if size > state::network::MAX_COMMAND_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "This change is {size} bytes; the replicated log takes at most {} bytes per entry. Nothing was done: split it into smaller changes.",
+                    state::network::MAX_COMMAND_BYTES
+                ),
+            ));
+        }
         self.linearizable().await?;
         let started = Instant::now();
         let result =

@@ -7,6 +7,7 @@
 //! twice a second; a pass with nothing to do writes nothing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct QueueEntry {
     pub reasons: BTreeMap<String, u32>,
     /// Launches of the app are delayed until then (ms since the epoch), after failures.
     pub delayed_until_ms: Option<u64>,
+    /// Deciding about the app failed in the last pass: why (a bug; nothing was changed).
+    pub error: Option<String>,
 }
 
 /// The apps waiting for placement (leader's memory).
@@ -73,12 +76,27 @@ impl LeaderService for Scheduler {
                 // their app's count) hold the same lock: a pass never sees half of one.
                 let failed = {
                     let _serial = master.write_lock.lock().await;
-                    let plan = master.state.read(|a| plan(&master, &a.state, term));
-                    master.queue.replace(plan.queue.clone());
-                    commit(&master, plan).await.err()
+                    // A bug outside any one app's part (those are contained in `plan`)
+                    // costs this pass, never the scheduler or the process.
+                    let plan = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        master.state.read(|a| plan(&master, &a.state, term))
+                    }));
+                    match plan {
+                        Ok(plan) => {
+                            master.queue.replace(plan.queue.clone());
+                            commit(&master, plan)
+                                .await
+                                .err()
+                                .map(|e| format!("{:?}", e.body))
+                        }
+                        Err(panic) => Some(format!(
+                            "the pass failed: {}",
+                            panic_message(panic.as_ref())
+                        )),
+                    }
                 };
                 if let Some(e) = failed {
-                    tracing::warn!(error = ?e.body, "scheduler could not commit its changes");
+                    tracing::warn!(error = %e, "scheduler could not commit its changes");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 let _ = tokio::time::timeout(Duration::from_millis(500), metrics.changed()).await;
@@ -86,6 +104,17 @@ impl LeaderService for Scheduler {
         })
     }
 }
+
+/// At most this many instances are placed in one pass (the rest in the next ones), so a
+/// pass's work and its log entries stay bounded whatever the apps ask for.
+pub const MAX_LAUNCHES_PER_PASS: usize = 1000;
+
+/// The queue's reason for instances left for the next pass by [`MAX_LAUNCHES_PER_PASS`].
+pub const REASON_NEXT_PASS: &str =
+    "waiting for the next scheduler pass (at most 1000 launches per pass)";
+
+/// Instance records per log entry when a pass writes them.
+const INSTANCES_PER_WRITE: usize = 1000;
 
 /// What one pass decided.
 #[derive(Debug, Default)]
@@ -98,10 +127,35 @@ struct Plan {
     finished: Vec<state::Deployment>,
 }
 
+impl Plan {
+    /// Adds what one app's part of the pass decided.
+    fn absorb(&mut self, part: Plan) {
+        self.put.extend(part.put);
+        self.remove.extend(part.remove);
+        self.backoff.extend(part.backoff);
+        self.clear_backoff.extend(part.clear_backoff);
+        self.queue.extend(part.queue);
+        self.finished.extend(part.finished);
+    }
+}
+
+/// Debug builds: the scheduler panics while deciding about the app this names (a test's
+/// stand-in for a bug, to show that it stays contained to that app).
+pub const FAILPOINT_PANIC_APP: &str = "DROVER_FAILPOINT_PANIC_APP";
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 async fn commit(master: &Master, plan: Plan) -> Result<(), crate::error::ApiError> {
-    if !plan.remove.is_empty() {
+    for ids in plan.remove.chunks(INSTANCES_PER_WRITE) {
         master
-            .write(Command::RemoveInstances { ids: plan.remove })
+            .write(Command::RemoveInstances { ids: ids.to_vec() })
             .await?;
     }
     for (app_id, delay_ms, until_ms) in plan.backoff {
@@ -116,10 +170,10 @@ async fn commit(master: &Master, plan: Plan) -> Result<(), crate::error::ApiErro
     for app_id in plan.clear_backoff {
         master.write(Command::ClearBackoff { app_id }).await?;
     }
-    if !plan.put.is_empty() {
+    for instances in plan.put.chunks(INSTANCES_PER_WRITE) {
         master
             .write(Command::PutInstances {
-                instances: plan.put,
+                instances: instances.to_vec(),
             })
             .await?;
     }
@@ -366,247 +420,52 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
     // Instances placed in this pass count as used when the next app is placed.
     let mut agents = agents;
     let all_agents: Vec<Agent> = state.agents().values().map(|r| r.agent.clone()).collect();
+    let pass = Pass {
+        master,
+        state,
+        term,
+        now,
+        protection: &protection,
+        by_app: &by_app,
+        failures: &failures,
+        local_region: &local_region,
+        all_agents: &all_agents,
+    };
 
+    let mut budget = MAX_LAUNCHES_PER_PASS;
     for (app_id, record) in state.apps() {
-        let app = &record.current().app;
-        let version = &record.current().version;
-        let mut active: Vec<&Instance> = Vec::new();
-        for inst in by_app.get(app_id).map(Vec::as_slice).unwrap_or(&[]) {
-            if inst.goal != Goal::Running {
-                continue;
+        // Whatever goes wrong deciding about one app stays with that app: its part of the
+        // plan is dropped, the queue says why, and every other app is scheduled as usual.
+        let mut part = Plan::default();
+        let mut part_budget = budget;
+        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            plan_app(
+                &pass,
+                app_id,
+                record,
+                &mut agents,
+                &mut part,
+                &mut part_budget,
+            )
+        }));
+        match decided {
+            Ok(()) => {
+                plan.absorb(part);
+                budget = part_budget;
             }
-            // On an unreachable agent: Marathon's unreachableStrategy decides when it is
-            // replaced (inactive) and when it is forgotten (expunged; its agent kills it if
-            // it ever returns, since it is no longer in its assignments).
-            if let Some((AgentState::Unreachable, since)) = agent_state(&inst.agent_id) {
-                let gone_for = now.saturating_sub(since) as f64 / 1000.0;
-                let zone = state
-                    .agent(&inst.agent_id)
-                    .and_then(|r| r.agent.zone())
-                    .unwrap_or("");
-                // Mass eviction protection: hold replacements back (see `eviction`). Agents
-                // of one failing zone are not all found silent in the same instant: wait a
-                // heartbeat interval after an agent is marked, so the scope is judged whole.
-                let settling =
-                    now.saturating_sub(since) < master.config.agent_heartbeat.as_millis() as u64;
-                let held = settling
-                    || protection.cut_off
-                    || (protection.limits(zone)
-                        && !master
-                            .eviction
-                            .permit(&inst.agent_id, master.config.eviction_interval));
-                let (expunge, inactive) = match app.unreachable_strategy {
-                    _ if held => (false, false),
-                    domain::app::UnreachableStrategy::Disabled => (false, false),
-                    domain::app::UnreachableStrategy::Enabled {
-                        inactive_after_seconds,
-                        expunge_after_seconds,
-                    } => (
-                        gone_for >= expunge_after_seconds,
-                        gone_for >= inactive_after_seconds,
-                    ),
-                };
-                if expunge {
-                    plan.remove.push(inst.id.clone());
-                    continue;
-                }
-                if inst.condition != Condition::Unreachable {
-                    let mut marked = (*inst).clone();
-                    marked.condition = Condition::Unreachable;
-                    marked.updated_at_ms = now;
-                    plan.put.push(marked);
-                }
-                if !inactive {
-                    active.push(inst);
-                }
-                continue;
-            }
-            if master
-                .agents
-                .health(&inst.id)
-                .is_some_and(|h| h.should_kill)
-            {
-                tracing::info!(instance = %inst.id, "killing unhealthy instance");
-                master.events.publish(
-                    "unhealthy_instance_kill_event",
-                    serde_json::json!({"appId": app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "reason": "failed health checks", "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone())}),
-                );
-                let mut kill = (*inst).clone();
-                kill.goal = Goal::Decommissioned;
-                kill.updated_at_ms = now;
-                plan.put.push(kill);
-                continue;
-            }
-            active.push(inst);
-        }
-
-        let wanted = app.instances as usize;
-        let ready = |i: &Instance| {
-            i.condition == Condition::Running
-                && (app.health_checks.is_empty()
-                    || master.agents.health(&i.id).is_some_and(|h| h.healthy))
-        };
-        let unknown = |i: &Instance| {
-            i.condition == Condition::Running
-                && !app.health_checks.is_empty()
-                && master.agents.health(&i.id).is_none()
-        };
-        let old: Vec<&Instance> = active
-            .iter()
-            .copied()
-            .filter(|i| deployments::is_old(state, i))
-            .collect();
-        let new_count = active.len() - old.len();
-
-        // Done deployments: the app runs its wanted count of current, ready instances.
-        if let Some(d) = deployments::of_app(state, app_id)
-            && old.is_empty()
-            && active.len() == wanted
-            && active.iter().all(|i| ready(i))
-        {
-            plan.finished.push(d.clone());
-        }
-
-        // Which instances to stop, and how many to launch, in this pass.
-        let (kills, launches, rebalance): (Vec<&Instance>, usize, bool) = if !old.is_empty() {
-            rolling(app, &active, &old, new_count, &ready, &unknown)
-        } else if active.len() > wanted
-            && deployments::of_app(state, app_id).is_none()
-            && active.iter().any(|i| {
-                matches!(
-                    i.condition,
-                    Condition::Scheduled | Condition::Staging | Condition::Starting
-                )
-            })
-        {
-            // A rebalancing launch is on its way: stop the surplus once it runs, so the
-            // app never has fewer than its wanted instances running.
-            (Vec::new(), 0, false)
-        } else if active.len() > wanted {
-            let victims = select_to_kill(
-                app,
-                &all_agents,
-                &local_region,
-                &kill_candidates(master, &active),
-                active.len() - wanted,
-            );
-            (victims.into_iter().map(|k| active[k]).collect(), 0, false)
-        } else if active.len() == wanted
-            && wanted > 0
-            && active.iter().all(|i| ready(i))
-            && deployments::of_app(state, app_id).is_none()
-        {
-            // Settled: if a GROUP_BY is more than one apart over the values alive (a zone came
-            // back), launch one extra where it is emptiest; the surplus is then killed where
-            // it is fullest. One at a time, never below the wanted count.
-            (Vec::new(), 1, true)
-        } else {
-            (Vec::new(), wanted - active.len(), false)
-        };
-        for victim in &kills {
-            let mut kill = (*victim).clone();
-            kill.goal = Goal::Decommissioned;
-            kill.updated_at_ms = now;
-            plan.put.push(kill);
-        }
-        if launches == 0 {
-            continue;
-        }
-
-        // Launch backoff after failures (Marathon's backoffSeconds × backoffFactor^n, capped).
-        let failed = failures.get(app_id).copied().unwrap_or(0);
-        let backoff = state.backoffs().get(app_id).copied();
-        if failed > 0 {
-            let base = (app.backoff_seconds * 1000.0) as u64;
-            let cap = (app.max_launch_delay_seconds * 1000.0) as u64;
-            let delay = match backoff {
-                Some(b) => ((b.delay_ms as f64 * app.backoff_factor) as u64).min(cap),
-                None => base.min(cap),
-            };
-            plan.backoff.push((app_id.clone(), delay, now + delay));
-            plan.queue.insert(
-                app_id.clone(),
-                QueueEntry {
-                    unplaced: launches as u32,
-                    reasons: BTreeMap::new(),
-                    delayed_until_ms: Some(now + delay),
-                },
-            );
-            continue;
-        }
-        if let Some(b) = backoff {
-            if now < b.until_ms && !rebalance {
+            Err(panic) => {
+                let why = panic_message(panic.as_ref());
+                tracing::error!(app = %app_id, error = %why, "scheduling this app failed; other apps are not affected");
                 plan.queue.insert(
                     app_id.clone(),
                     QueueEntry {
-                        unplaced: launches as u32,
+                        unplaced: record.current().app.instances,
                         reasons: BTreeMap::new(),
-                        delayed_until_ms: Some(b.until_ms),
+                        delayed_until_ms: None,
+                        error: Some(format!("drover could not schedule this app: {why}")),
                     },
                 );
-                continue;
             }
-            if active.len() == wanted && active.iter().all(|i| i.condition == Condition::Running) {
-                plan.clear_backoff.push(app_id.clone());
-            }
-        }
-
-        let staying: Vec<&Instance> = active
-            .iter()
-            .copied()
-            .filter(|i| !kills.iter().any(|k| k.id == i.id))
-            .collect();
-        let existing: Vec<ExistingInstance> = staying
-            .iter()
-            .map(|i| ExistingInstance {
-                agent_id: i.agent_id.clone(),
-            })
-            .collect();
-        let result = place(
-            app,
-            launches as u32,
-            &Snapshot {
-                local_region: &local_region,
-                agents: &agents,
-                existing: &existing,
-            },
-        );
-        if rebalance && !improves_balance(app, state, &local_region, &staying, &agents, &result) {
-            continue;
-        }
-        let (cpus, mem, disk) = footprint(app);
-        for p in &result.placements {
-            let agent = &mut agents[p.agent_index];
-            let take = |total: f64, n: u64| (to_millis(total).saturating_sub(n)) as f64 / 1000.0;
-            agent.resources.cpus = take(agent.resources.cpus, cpus);
-            agent.resources.mem = take(agent.resources.mem, mem);
-            agent.resources.disk = take(agent.resources.disk, disk);
-            for port in &p.ports {
-                agent.resources.ports.remove(*port);
-            }
-            plan.put.push(Instance {
-                id: new_instance_id(app_id),
-                app_id: app_id.clone(),
-                app_version: version.clone(),
-                agent_id: p.agent_id.clone(),
-                ports: p.ports.clone(),
-                goal: Goal::Running,
-                condition: Condition::Scheduled,
-                term,
-                created_at_ms: now,
-                updated_at_ms: now,
-                started_at_ms: None,
-            });
-        }
-        if result.unplaced > 0 && !rebalance {
-            plan.queue.insert(
-                app_id.clone(),
-                QueueEntry {
-                    unplaced: result.unplaced,
-                    reasons: result.reasons,
-                    delayed_until_ms: None,
-                },
-            );
         }
     }
     // Deployments whose apps are gone are finished too.
@@ -616,4 +475,311 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
         }
     }
     plan
+}
+
+/// What every app's part of one pass reads.
+struct Pass<'a> {
+    master: &'a Master,
+    state: &'a ClusterState,
+    term: u64,
+    now: u64,
+    protection: &'a eviction::Assessment,
+    by_app: &'a BTreeMap<&'a AppId, Vec<&'a Instance>>,
+    failures: &'a HashMap<&'a AppId, u32>,
+    local_region: &'a str,
+    all_agents: &'a [Agent],
+}
+
+/// One app's part of a pass. `agents` carry what earlier apps of the pass placed; at most
+/// `budget` instances are placed, and the budget is reduced by what was.
+fn plan_app(
+    pass: &Pass<'_>,
+    app_id: &AppId,
+    record: &state::machine::AppRecord,
+    agents: &mut [Agent],
+    plan: &mut Plan,
+    budget: &mut usize,
+) {
+    let Pass {
+        master,
+        state,
+        term,
+        now,
+        protection,
+        by_app,
+        failures,
+        local_region,
+        all_agents,
+    } = *pass;
+    let local_region = local_region.to_string();
+    let agent_state = |id: &AgentId| state.agent(id).map(|r| (r.state, r.state_since_ms));
+    // A fault-injection point for tests of the containment above (debug builds only).
+    #[cfg(debug_assertions)]
+    if std::env::var(FAILPOINT_PANIC_APP).is_ok_and(|v| v == app_id.as_str()) {
+        panic!("failpoint {FAILPOINT_PANIC_APP} for {app_id}");
+    }
+    let app = &record.current().app;
+    let version = &record.current().version;
+    let mut active: Vec<&Instance> = Vec::new();
+    for inst in by_app.get(app_id).map(Vec::as_slice).unwrap_or(&[]) {
+        if inst.goal != Goal::Running {
+            continue;
+        }
+        // On an unreachable agent: Marathon's unreachableStrategy decides when it is
+        // replaced (inactive) and when it is forgotten (expunged; its agent kills it if
+        // it ever returns, since it is no longer in its assignments).
+        if let Some((AgentState::Unreachable, since)) = agent_state(&inst.agent_id) {
+            let gone_for = now.saturating_sub(since) as f64 / 1000.0;
+            let zone = state
+                .agent(&inst.agent_id)
+                .and_then(|r| r.agent.zone())
+                .unwrap_or("");
+            // Mass eviction protection: hold replacements back (see `eviction`). Agents
+            // of one failing zone are not all found silent in the same instant: wait a
+            // heartbeat interval after an agent is marked, so the scope is judged whole.
+            let settling =
+                now.saturating_sub(since) < master.config.agent_heartbeat.as_millis() as u64;
+            let held = settling
+                || protection.cut_off
+                || (protection.limits(zone)
+                    && !master
+                        .eviction
+                        .permit(&inst.agent_id, master.config.eviction_interval));
+            let (expunge, inactive) = match app.unreachable_strategy {
+                _ if held => (false, false),
+                domain::app::UnreachableStrategy::Disabled => (false, false),
+                domain::app::UnreachableStrategy::Enabled {
+                    inactive_after_seconds,
+                    expunge_after_seconds,
+                } => (
+                    gone_for >= expunge_after_seconds,
+                    gone_for >= inactive_after_seconds,
+                ),
+            };
+            if expunge {
+                plan.remove.push(inst.id.clone());
+                continue;
+            }
+            if inst.condition != Condition::Unreachable {
+                let mut marked = (*inst).clone();
+                marked.condition = Condition::Unreachable;
+                marked.updated_at_ms = now;
+                plan.put.push(marked);
+            }
+            if !inactive {
+                active.push(inst);
+            }
+            continue;
+        }
+        if master
+            .agents
+            .health(&inst.id)
+            .is_some_and(|h| h.should_kill)
+        {
+            tracing::info!(instance = %inst.id, "killing unhealthy instance");
+            master.events.publish(
+                "unhealthy_instance_kill_event",
+                serde_json::json!({"appId": app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "reason": "failed health checks", "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone())}),
+            );
+            let mut kill = (*inst).clone();
+            kill.goal = Goal::Decommissioned;
+            kill.updated_at_ms = now;
+            plan.put.push(kill);
+            continue;
+        }
+        active.push(inst);
+    }
+
+    let wanted = app.instances as usize;
+    let ready = |i: &Instance| {
+        i.condition == Condition::Running
+            && (app.health_checks.is_empty()
+                || master.agents.health(&i.id).is_some_and(|h| h.healthy))
+    };
+    let unknown = |i: &Instance| {
+        i.condition == Condition::Running
+            && !app.health_checks.is_empty()
+            && master.agents.health(&i.id).is_none()
+    };
+    let old: Vec<&Instance> = active
+        .iter()
+        .copied()
+        .filter(|i| deployments::is_old(state, i))
+        .collect();
+    let new_count = active.len() - old.len();
+
+    // Done deployments: the app runs its wanted count of current, ready instances.
+    if let Some(d) = deployments::of_app(state, app_id)
+        && old.is_empty()
+        && active.len() == wanted
+        && active.iter().all(|i| ready(i))
+    {
+        plan.finished.push(d.clone());
+    }
+
+    // Which instances to stop, and how many to launch, in this pass.
+    let (kills, launches, rebalance): (Vec<&Instance>, usize, bool) = if !old.is_empty() {
+        rolling(app, &active, &old, new_count, &ready, &unknown)
+    } else if active.len() > wanted
+        && deployments::of_app(state, app_id).is_none()
+        && active.iter().any(|i| {
+            matches!(
+                i.condition,
+                Condition::Scheduled | Condition::Staging | Condition::Starting
+            )
+        })
+    {
+        // A rebalancing launch is on its way: stop the surplus once it runs, so the
+        // app never has fewer than its wanted instances running.
+        (Vec::new(), 0, false)
+    } else if active.len() > wanted {
+        let victims = select_to_kill(
+            app,
+            all_agents,
+            &local_region,
+            &kill_candidates(master, &active),
+            active.len() - wanted,
+        );
+        (victims.into_iter().map(|k| active[k]).collect(), 0, false)
+    } else if active.len() == wanted
+        && wanted > 0
+        && active.iter().all(|i| ready(i))
+        && deployments::of_app(state, app_id).is_none()
+    {
+        // Settled: if a GROUP_BY is more than one apart over the values alive (a zone came
+        // back), launch one extra where it is emptiest; the surplus is then killed where
+        // it is fullest. One at a time, never below the wanted count.
+        (Vec::new(), 1, true)
+    } else {
+        (Vec::new(), wanted - active.len(), false)
+    };
+    for victim in &kills {
+        let mut kill = (*victim).clone();
+        kill.goal = Goal::Decommissioned;
+        kill.updated_at_ms = now;
+        plan.put.push(kill);
+    }
+    if launches == 0 {
+        return;
+    }
+
+    // Launch backoff after failures (Marathon's backoffSeconds × backoffFactor^n, capped).
+    let failed = failures.get(app_id).copied().unwrap_or(0);
+    let backoff = state.backoffs().get(app_id).copied();
+    if failed > 0 {
+        let base = (app.backoff_seconds * 1000.0) as u64;
+        let cap = (app.max_launch_delay_seconds * 1000.0) as u64;
+        let delay = match backoff {
+            Some(b) => ((b.delay_ms as f64 * app.backoff_factor) as u64).min(cap),
+            None => base.min(cap),
+        };
+        plan.backoff
+            .push((app_id.clone(), delay, now.saturating_add(delay)));
+        plan.queue.insert(
+            app_id.clone(),
+            QueueEntry {
+                unplaced: launches as u32,
+                reasons: BTreeMap::new(),
+                delayed_until_ms: Some(now.saturating_add(delay)),
+                error: None,
+            },
+        );
+        return;
+    }
+    if let Some(b) = backoff {
+        if now < b.until_ms && !rebalance {
+            plan.queue.insert(
+                app_id.clone(),
+                QueueEntry {
+                    unplaced: launches as u32,
+                    reasons: BTreeMap::new(),
+                    delayed_until_ms: Some(b.until_ms),
+                    error: None,
+                },
+            );
+            return;
+        }
+        if active.len() == wanted && active.iter().all(|i| i.condition == Condition::Running) {
+            plan.clear_backoff.push(app_id.clone());
+        }
+    }
+
+    let staying: Vec<&Instance> = active
+        .iter()
+        .copied()
+        .filter(|i| !kills.iter().any(|k| k.id == i.id))
+        .collect();
+    let existing: Vec<ExistingInstance> = staying
+        .iter()
+        .map(|i| ExistingInstance {
+            agent_id: i.agent_id.clone(),
+        })
+        .collect();
+    // The pass's launch budget: what does not fit waits for the next pass.
+    let waiting = launches.saturating_sub(*budget);
+    let launches = launches.min(*budget);
+    if launches == 0 {
+        plan.queue.insert(
+            app_id.clone(),
+            QueueEntry {
+                unplaced: waiting as u32,
+                reasons: BTreeMap::from([(REASON_NEXT_PASS.to_string(), 0)]),
+                delayed_until_ms: None,
+                error: None,
+            },
+        );
+        return;
+    }
+    let result = place(
+        app,
+        launches as u32,
+        &Snapshot {
+            local_region: &local_region,
+            agents,
+            existing: &existing,
+        },
+    );
+    if rebalance && !improves_balance(app, state, &local_region, &staying, agents, &result) {
+        return;
+    }
+    *budget -= result.placements.len();
+    let (cpus, mem, disk) = footprint(app);
+    for p in &result.placements {
+        let agent = &mut agents[p.agent_index];
+        let take = |total: f64, n: u64| (to_millis(total).saturating_sub(n)) as f64 / 1000.0;
+        agent.resources.cpus = take(agent.resources.cpus, cpus);
+        agent.resources.mem = take(agent.resources.mem, mem);
+        agent.resources.disk = take(agent.resources.disk, disk);
+        for port in &p.ports {
+            agent.resources.ports.remove(*port);
+        }
+        plan.put.push(Instance {
+            id: new_instance_id(app_id),
+            app_id: app_id.clone(),
+            app_version: version.clone(),
+            agent_id: p.agent_id.clone(),
+            ports: p.ports.clone(),
+            goal: Goal::Running,
+            condition: Condition::Scheduled,
+            term,
+            created_at_ms: now,
+            updated_at_ms: now,
+            started_at_ms: None,
+        });
+    }
+    if (result.unplaced > 0 || waiting > 0) && !rebalance {
+        let mut reasons = result.reasons;
+        if waiting > 0 {
+            reasons.insert(REASON_NEXT_PASS.to_string(), 0);
+        }
+        plan.queue.insert(
+            app_id.clone(),
+            QueueEntry {
+                unplaced: result.unplaced.saturating_add(waiting as u32),
+                reasons,
+                delayed_until_ms: None,
+                error: None,
+            },
+        );
+    }
 }

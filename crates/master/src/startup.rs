@@ -93,6 +93,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
         heartbeat_interval: config.heartbeat.as_millis() as u64,
         election_timeout_min,
         election_timeout_max,
+        snapshot_max_chunk_size: state::network::SNAPSHOT_CHUNK_BYTES,
         ..Default::default()
     }
     .validate()

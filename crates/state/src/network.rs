@@ -29,6 +29,25 @@ use serde::de::DeserializeOwned;
 
 use crate::types::{Node, NodeId, Raft, TypeConfig};
 
+/// The largest Raft RPC body a master accepts, bytes (64 MiB). Senders stay well below it:
+/// appends are split at [`APPEND_BATCH_BYTES`], snapshots are sent in chunks of
+/// [`SNAPSHOT_CHUNK_BYTES`], and no command over [`MAX_COMMAND_BYTES`] is ever written.
+pub const MAX_RPC_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// An append is split so that each request carries at most about this many bytes of
+/// entries (1 MiB); a single larger entry still goes alone. openraft gives every append one
+/// heartbeat interval to complete, so a request must stay small enough to be sent, decoded
+/// and fsynced in that time, whatever the backlog.
+pub const APPEND_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The most snapshot data one install-snapshot request carries (1 MiB; as JSON, a byte
+/// array takes up to four times that).
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
+
+/// The largest command the masters write to the log, as JSON (8 MiB): far above any
+/// accepted app definition (512 KiB) or scheduler batch, far below [`MAX_RPC_BODY_BYTES`].
+pub const MAX_COMMAND_BYTES: usize = 8 * 1024 * 1024;
+
 /// The Raft RPCs masters exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RaftRpc {
@@ -204,8 +223,23 @@ where
         Resp: DeserializeOwned,
         E: Error + DeserializeOwned,
     {
+        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.call_encoded(rpc, body, option).await
+    }
+
+    /// As [`HttpPeer::call`], with the request already encoded.
+    async fn call_encoded<Resp, E>(
+        &self,
+        rpc: RaftRpc,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Node, E>>
+    where
+        Resp: DeserializeOwned,
+        E: Error + DeserializeOwned,
+    {
         let ttl = option.hard_ttl();
-        match tokio::time::timeout(ttl, self.exchange(rpc, req)).await {
+        match tokio::time::timeout(ttl, self.exchange(rpc, body)).await {
             Ok(result) => result,
             Err(_) => Err(RPCError::Timeout(Timeout {
                 action: rpc.rpc_type(),
@@ -216,18 +250,16 @@ where
         }
     }
 
-    async fn exchange<Req, Resp, E>(
+    async fn exchange<Resp, E>(
         &self,
         rpc: RaftRpc,
-        req: &Req,
+        body: Vec<u8>,
     ) -> Result<Resp, RPCError<NodeId, Node, E>>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
         E: Error + DeserializeOwned,
     {
         let url = format!("http://{}{}", self.addr, rpc.path());
-        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let request = Request::post(&url)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
@@ -274,6 +306,50 @@ where
     RPCError::Network(NetworkError::new(&e))
 }
 
+/// The JSON body of an append carrying the first of `rpc`'s entries that fit in `limit`
+/// bytes (at least one), and, when that is not all of them, the last log id it carries.
+fn encode_append(
+    rpc: &AppendEntriesRequest<TypeConfig>,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<crate::types::LogId>), serde_json::Error> {
+    let mut entries = Vec::with_capacity(rpc.entries.len());
+    let mut total = 0;
+    let mut cut = None;
+    for (i, entry) in rpc.entries.iter().enumerate() {
+        let bytes = serde_json::to_vec(entry)?;
+        if i > 0 && total + bytes.len() > limit {
+            cut = Some(rpc.entries[i - 1].log_id);
+            break;
+        }
+        total += bytes.len();
+        entries.push(bytes);
+    }
+    // The request without entries, then the encoded entries spliced into its empty array.
+    let head = AppendEntriesRequest::<TypeConfig> {
+        vote: rpc.vote,
+        prev_log_id: rpc.prev_log_id,
+        leader_commit: rpc.leader_commit,
+        entries: Vec::new(),
+    };
+    let head = serde_json::to_vec(&head)?;
+    const EMPTY: &[u8] = b"\"entries\":[]";
+    let at = head
+        .windows(EMPTY.len())
+        .position(|w| w == EMPTY)
+        .map(|p| p + EMPTY.len() - 1)
+        .ok_or_else(|| serde::ser::Error::custom("append request has no entries field"))?;
+    let mut body = Vec::with_capacity(head.len() + total + entries.len());
+    body.extend_from_slice(&head[..at]);
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.extend_from_slice(&head[at..]);
+    Ok((body, cut))
+}
+
 /// Shorthand for the errors of the RPCs below.
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, Node, RaftError<NodeId, E>>;
 
@@ -286,7 +362,18 @@ where
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
-        self.call(RaftRpc::Append, &rpc, &option).await
+        // A catch-up batch of large entries could exceed what the peer accepts, or what it
+        // can store within the RPC's time: send the first entries that fit and report a
+        // partial success; openraft sends the rest next. Each entry is encoded once.
+        let (body, sent) = encode_append(&rpc, APPEND_BATCH_BYTES)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let response = self.call_encoded(RaftRpc::Append, body, &option).await?;
+        match (response, sent) {
+            (AppendEntriesResponse::Success, Some(last)) => {
+                Ok(AppendEntriesResponse::PartialSuccess(Some(last)))
+            }
+            (other, _) => Ok(other),
+        }
     }
 
     async fn install_snapshot(
@@ -303,5 +390,54 @@ where
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcError> {
         self.call(RaftRpc::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use crate::types::Entry;
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry {
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Normal(Command::ClearBackoff {
+                app_id: domain::AppId::parse(&"a".repeat(bytes.max(1))).unwrap(),
+            }),
+        }
+    }
+
+    fn request(entries: Vec<Entry>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: openraft::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        }
+    }
+
+    #[test]
+    fn small_batches_go_whole_and_large_ones_are_split_by_bytes() {
+        let small = request((1..=300).map(|i| entry(i, 100)).collect());
+        let (body, cut) = encode_append(&small, APPEND_BATCH_BYTES).unwrap();
+        assert_eq!(cut, None);
+        // The spliced body is exactly what serde writes for the whole request.
+        assert_eq!(body, serde_json::to_vec(&small).unwrap());
+
+        let large = request((1..=30).map(|i| entry(i, 400 * 1024)).collect());
+        let (body, cut) = encode_append(&large, APPEND_BATCH_BYTES).unwrap();
+        assert!(body.len() <= APPEND_BATCH_BYTES + 1024, "{}", body.len());
+        let sent: AppendEntriesRequest<TypeConfig> = serde_json::from_slice(&body).unwrap();
+        assert!((1..30).contains(&sent.entries.len()));
+        assert_eq!(cut, sent.entries.last().map(|e| e.log_id));
+        assert_eq!(sent.entries[..], large.entries[..sent.entries.len()]);
+
+        // One entry larger than the batch still goes, alone.
+        let huge = request(vec![entry(1, APPEND_BATCH_BYTES + 1), entry(2, 10)]);
+        let (body, cut) = encode_append(&huge, APPEND_BATCH_BYTES).unwrap();
+        let sent: AppendEntriesRequest<TypeConfig> = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent.entries.len(), 1);
+        assert_eq!(cut, Some(huge.entries[0].log_id));
     }
 }

@@ -41,6 +41,8 @@ pub struct Cluster {
     masters: Vec<Master>,
     /// Extra arguments given to every master.
     pub extra_args: Vec<String>,
+    /// Extra environment variables given to every master.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -71,6 +73,7 @@ impl Cluster {
             dir,
             masters,
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Cluster {
             .arg(domain_json(&m.region, &m.zone))
             .args(&self.extra_args)
             .args(&m.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_BACKTRACE", "1");
         cmd
     }

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::reader::ObjectReader;
 use super::validation::ValidationErrors;
+use crate::limits;
 
 /// How a health check probes an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +79,8 @@ impl HealthCheck {
             HealthProtocol::Http
         });
         let path_value = r.string_opt("path").unwrap_or_else(|| "/".into());
-        let port_index = r.i64_opt("portIndex");
-        let port = r.i64_opt("port");
+        let port_index = r.whole_opt("portIndex").map(|(n, _)| n);
+        let port = r.whole_opt("port").map(|(n, _)| n);
         if port_index.is_some() && port.is_some() {
             r.error("port", "use either port or portIndex, not both");
         }
@@ -90,27 +91,22 @@ impl HealthCheck {
                 "COMMAND health checks need {\"command\":{\"value\":\"…\"}}",
             );
         }
-        let non_negative = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
-            let v = r.f64(key, default);
-            if v < 0.0 {
-                r.error(key, format!("got {v}, expected 0.0 or more"));
-            }
-            v
+        let seconds = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
+            r.number_in(key, default, 0.0, limits::MAX_SECONDS)
         };
-        let grace_period_seconds = non_negative(&mut r, "gracePeriodSeconds", 300.0);
-        let interval_seconds = non_negative(&mut r, "intervalSeconds", 60.0);
-        let timeout_seconds = non_negative(&mut r, "timeoutSeconds", 20.0);
-        let delay_seconds = non_negative(&mut r, "delaySeconds", 15.0);
+        let grace_period_seconds = seconds(&mut r, "gracePeriodSeconds", 300.0);
+        let interval_seconds = seconds(&mut r, "intervalSeconds", 60.0);
+        let timeout_seconds = seconds(&mut r, "timeoutSeconds", 20.0);
+        let delay_seconds = seconds(&mut r, "delaySeconds", 15.0);
         if interval_seconds == 0.0 {
             r.error("intervalSeconds", "got 0, expected more than 0");
         }
-        let max_failures = r.i64("maxConsecutiveFailures", 3);
-        if max_failures < 0 {
-            r.error(
-                "maxConsecutiveFailures",
-                format!("got {max_failures}, expected 0 or more"),
-            );
-        }
+        let max_failures = r.int_in(
+            "maxConsecutiveFailures",
+            3,
+            0,
+            limits::MAX_CONSECUTIVE_FAILURES,
+        );
         let ignore_http1xx = r.bool("ignoreHttp1xx", false);
         for (key, v) in [("portIndex", port_index), ("port", port)] {
             if v.is_some_and(|p| !(0..=65535).contains(&p)) {

@@ -15,10 +15,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 pub use health::{HealthCheck, HealthProtocol};
-use reader::{EXPECTED_STRING, ObjectReader, PATH_MISSING};
+use reader::{EXPECTED_STRING, ObjectReader, PATH_MISSING, out_of};
 pub use validation::ValidationErrors;
 
 use crate::constraint::Constraint;
+use crate::limits;
 
 /// An app's path id, always absolute: `/prod/web`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +27,9 @@ pub struct AppId(String);
 
 /// Marathon's rule for one path segment.
 pub const ID_SEGMENT_MESSAGE: &str = "must fully match regular expression '^(([a-z0-9]|[a-z0-9][a-z0-9\\-]*[a-z0-9])\\.)*([a-z0-9]|[a-z0-9][a-z0-9\\-]*[a-z0-9])|(\\.|\\.\\.)$'";
+
+/// drover's limit on an id's length (agents name files after it).
+pub const ID_LENGTH_MESSAGE: &str = "is longer than 200 bytes: agents name each instance's sandbox directory after its app id, and a file name has at most 255 bytes; use a shorter id";
 
 impl AppId {
     /// Normalises and checks an id: `web` becomes `/web`; segments follow Marathon's rule.
@@ -215,10 +219,6 @@ pub struct AppDefinition {
 const MSG_CMD_ARGS: &str =
     "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'.";
 
-fn at_least(value: f64, min: f64) -> Option<String> {
-    (value < min || value.is_nan()).then(|| format!("got {value}, expected {min:?} or more"))
-}
-
 fn between(value: f64, min: f64, max: f64) -> Option<String> {
     (!(min..=max).contains(&value))
         .then(|| format!("got {value}, expected between {min:?} and {max:?}"))
@@ -227,8 +227,31 @@ fn between(value: f64, min: f64, max: f64) -> Option<String> {
 impl AppDefinition {
     /// Reads and validates an app from Marathon's JSON; every problem is reported at once.
     pub fn from_json(value: &Value) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::default();
+        Self::read(value, ValidationErrors::default())
+    }
+
+    /// Reads a definition that was accepted before, from the log or a snapshot: as
+    /// [`AppDefinition::from_json`], but without drover's limits (values beyond one are
+    /// clamped to it), so a limit tightened by an upgrade never makes the log unreadable.
+    pub fn from_stored_json(value: &Value) -> Result<Self, ValidationErrors> {
+        Self::read(value, ValidationErrors::for_stored())
+    }
+
+    fn read(value: &Value, mut errors: ValidationErrors) -> Result<Self, ValidationErrors> {
+        find_nul_bytes(value, "", &mut errors);
         let app = read_app(value, &mut errors);
+        if let Some(app) = &app {
+            let size = app.to_json().to_string().len();
+            if size > limits::MAX_APP_BYTES {
+                errors.add_limit(
+                    "/",
+                    format!(
+                        "the app definition is {size} bytes as JSON; at most {} bytes (512 KiB) are allowed: keep large data out of it (fetch it from a URI at start instead)",
+                        limits::MAX_APP_BYTES
+                    ),
+                );
+            }
+        }
         match app {
             Some(app) if errors.is_empty() => Ok(app),
             _ => Err(errors),
@@ -345,8 +368,33 @@ impl Serialize for AppDefinition {
 
 impl<'de> Deserialize<'de> for AppDefinition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Only stored definitions are deserialised; the API reads with `from_json`.
         let v = Value::deserialize(d)?;
-        AppDefinition::from_json(&v).map_err(serde::de::Error::custom)
+        AppDefinition::from_stored_json(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Strings become argv, environment and file names on an agent, none of which can hold a NUL
+/// byte: such a definition could never start, so it is refused where the NUL is.
+fn find_nul_bytes(value: &Value, path: &str, errors: &mut ValidationErrors) {
+    const MESSAGE: &str = "contains a NUL byte (\\u0000), which no command, argument, environment variable or file name can hold; remove it";
+    match value {
+        Value::String(s) if s.contains('\0') => errors.add(reader::path_or_root(path), MESSAGE),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_nul_bytes(item, &format!("{path}({i})"), errors);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                let child = format!("{path}/{k}");
+                if k.contains('\0') {
+                    errors.add(child.clone(), MESSAGE);
+                }
+                find_nul_bytes(v, &child, errors);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -355,6 +403,11 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
 
     let id = match r.string_opt("id") {
         Some(raw) => match AppId::parse(&raw) {
+            Ok(id) if id.as_str().len() > limits::MAX_APP_ID_BYTES => {
+                let path = r.path("id");
+                r.errors().add_limit(path, ID_LENGTH_MESSAGE);
+                Some(id)
+            }
             Ok(id) => Some(id),
             Err(msg) => {
                 r.error("id", msg);
@@ -371,28 +424,18 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
     let cmd = r.string_opt("cmd");
     let args = r.strings_opt("args");
 
-    let instances = r.i64("instances", 1);
-    if instances < 0 {
-        r.error("instances", format!("got {instances}, expected 0 or more"));
-    }
-    let scalar = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
-        let v = r.f64(key, default);
-        if let Some(e) = at_least(v, 0.0) {
-            r.error(key, e);
-        }
-        v
-    };
-    let cpus = scalar(&mut r, "cpus", 1.0);
-    let mem = scalar(&mut r, "mem", 128.0);
-    let disk = scalar(&mut r, "disk", 0.0);
-    let backoff_seconds = scalar(&mut r, "backoffSeconds", 1.0);
-    let max_launch_delay_seconds = scalar(&mut r, "maxLaunchDelaySeconds", 300.0);
-    let backoff_factor = r.f64("backoffFactor", 1.15);
-    if let Some(e) = at_least(backoff_factor, 1.0) {
-        r.error("backoffFactor", e);
-    }
+    let instances = r.int_in("instances", 1, 0, limits::MAX_INSTANCES);
+    let cpus = r.number_in("cpus", 1.0, 0.0, limits::MAX_CPUS);
+    let mem = r.number_in("mem", 128.0, 0.0, limits::MAX_MEM_MIB);
+    let disk = r.number_in("disk", 0.0, 0.0, limits::MAX_DISK_MIB);
+    let backoff_seconds = r.number_in("backoffSeconds", 1.0, 0.0, limits::MAX_SECONDS);
+    let max_launch_delay_seconds =
+        r.number_in("maxLaunchDelaySeconds", 300.0, 0.0, limits::MAX_SECONDS);
+    let backoff_factor = r.number_in("backoffFactor", 1.15, 1.0, limits::MAX_BACKOFF_FACTOR);
     let task_kill_grace_period_seconds = r.f64_opt("taskKillGracePeriodSeconds");
-    if let Some(e) = task_kill_grace_period_seconds.and_then(|g| at_least(g, 0.0)) {
+    if let Some(e) =
+        task_kill_grace_period_seconds.and_then(|g| out_of(g, 0.0, limits::MAX_SECONDS))
+    {
         r.error("taskKillGracePeriodSeconds", e);
     }
 
@@ -497,6 +540,7 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
         id: id?,
         cmd,
         args,
+        // In range: a value outside was recorded above and the app refused.
         instances: u32::try_from(instances).unwrap_or(0),
         cpus,
         mem,
@@ -520,19 +564,24 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
 }
 
 /// A port definition as read, before its checks: port, protocol, name, labels.
-type RawPort = (i64, String, Option<String>, BTreeMap<String, String>);
+type RawPort = (
+    (i64, String),
+    String,
+    Option<String>,
+    BTreeMap<String, String>,
+);
 
 fn read_ports(r: &mut ObjectReader<'_>) -> Vec<PortDefinition> {
-    let legacy = r.array("ports", |v, path, errors| match v.as_i64() {
-        Some(p) => Some(p),
-        None => {
-            errors.add(path, reader::EXPECTED_NUMBER);
+    let legacy = r.array("ports", |v, path, errors| match reader::whole(v) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.add(path, e);
             None
         }
     });
     let defs = r.array("portDefinitions", |v, path, errors| {
         let mut p = ObjectReader::new(v, &path, errors)?;
-        let port = p.i64("port", 0);
+        let port = p.whole_opt("port").unwrap_or((0, "0".into()));
         let protocol = p.string_opt("protocol").unwrap_or_else(|| "tcp".into());
         if !matches!(protocol.as_str(), "tcp" | "udp" | "udp,tcp" | "tcp,udp") {
             p.error("protocol", "protocol must be one of tcp, udp or udp,tcp");
@@ -553,16 +602,31 @@ fn read_ports(r: &mut ObjectReader<'_>) -> Vec<PortDefinition> {
             .into_iter()
             .map(|p| (p, "tcp".to_string(), None, BTreeMap::new()))
             .collect(),
-        (None, None) => vec![(0, "tcp".into(), Some("default".into()), BTreeMap::new())],
+        (None, None) => vec![(
+            (0, "0".into()),
+            "tcp".into(),
+            Some("default".into()),
+            BTreeMap::new(),
+        )],
     };
+    if raw.len() > limits::MAX_PORTS {
+        r.error_at(
+            "/portDefinitions".to_string(),
+            format!(
+                "got {} ports, expected {} or fewer per app",
+                raw.len(),
+                limits::MAX_PORTS
+            ),
+        );
+    }
     let mut out = Vec::with_capacity(raw.len());
     let mut seen_ports = Vec::new();
     let mut seen_names = Vec::new();
-    for (i, (port, protocol, name, labels)) in raw.into_iter().enumerate() {
+    for (i, ((port, text), protocol, name, labels)) in raw.into_iter().enumerate() {
         if !(0..=65535).contains(&port) {
             r.error_at(
                 format!("/portDefinitions({i})/port"),
-                format!("got {port}, expected between 0 and 65535"),
+                format!("got {text}, expected between 0 and 65535"),
             );
         }
         if port != 0 {
@@ -596,11 +660,8 @@ fn read_unreachable(r: &mut ObjectReader<'_>) -> UnreachableStrategy {
             let Some(mut u) = ObjectReader::new(&v, &path, r.errors()) else {
                 return UnreachableStrategy::default();
             };
-            let inactive = u.f64("inactiveAfterSeconds", 0.0);
-            let expunge = u.f64("expungeAfterSeconds", 0.0);
-            if let Some(e) = at_least(inactive, 0.0) {
-                u.error("inactiveAfterSeconds", e);
-            }
+            let inactive = u.number_in("inactiveAfterSeconds", 0.0, 0.0, limits::MAX_SECONDS);
+            let expunge = u.number_in("expungeAfterSeconds", 0.0, 0.0, limits::MAX_SECONDS);
             if expunge < inactive {
                 u.error(
                     "expungeAfterSeconds",

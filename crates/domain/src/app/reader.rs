@@ -78,19 +78,50 @@ impl<'e> ObjectReader<'e> {
         n
     }
 
-    /// An integer, or `default` when absent; fractional numbers are type errors.
-    pub fn i64(&mut self, key: &str, default: i64) -> i64 {
-        self.i64_opt(key).unwrap_or(default)
+    /// An optional whole number, with its text as written (for messages). `1e9` is a whole
+    /// number; `1.5` is recorded as an error; numbers beyond `i64` saturate (their text stays
+    /// exact, so a range check still names what was sent).
+    pub fn whole_opt(&mut self, key: &str) -> Option<(i64, String)> {
+        let v = self.take(key)?;
+        match whole(&v) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.error(key, e);
+                None
+            }
+        }
     }
 
-    /// An optional integer.
-    pub fn i64_opt(&mut self, key: &str) -> Option<i64> {
-        let v = self.take(key)?;
-        let n = v.as_i64();
-        if n.is_none() {
-            self.error(key, EXPECTED_NUMBER);
+    /// A whole number in `min..=max`, or `default` when absent; anything else is recorded.
+    pub fn int_in(&mut self, key: &str, default: i64, min: i64, max: i64) -> i64 {
+        let Some((n, text)) = self.whole_opt(key) else {
+            return default;
+        };
+        if n < min {
+            self.error(key, format!("got {text}, expected {min} or more"));
+        } else if n > max {
+            let path = self.path(key);
+            self.errors
+                .add_limit(path, format!("got {text}, expected {max} or less"));
         }
-        n
+        n.clamp(min, max)
+    }
+
+    /// A number in `min..=max`, or `default` when absent; anything else is recorded.
+    pub fn number_in(&mut self, key: &str, default: f64, min: f64, max: f64) -> f64 {
+        let v = self.f64(key, default);
+        match out_of(v, min, max) {
+            Some(e) if v > max => {
+                let path = self.path(key);
+                self.errors.add_limit(path, e);
+                max
+            }
+            Some(e) => {
+                self.error(key, e);
+                v
+            }
+            None => v,
+        }
     }
 
     /// A boolean, or `default` when absent.
@@ -205,5 +236,42 @@ pub fn path_or_root(path: &str) -> String {
         "/".to_string()
     } else {
         path.to_string()
+    }
+}
+
+/// A JSON value as a whole number and its text: `Err` with the message to record otherwise.
+pub fn whole(v: &Value) -> Result<(i64, String), String> {
+    let Value::Number(n) = v else {
+        return Err(EXPECTED_NUMBER.to_string());
+    };
+    let text = n.to_string();
+    if let Some(i) = n.as_i64() {
+        return Ok((i, text));
+    }
+    if n.as_u64().is_some() {
+        return Ok((i64::MAX, text));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 => {
+            // `as` saturates: 1e300 becomes i64::MAX, and the text keeps what was sent.
+            let shown = if f.abs() < 1e16 {
+                format!("{}", f as i64)
+            } else {
+                text
+            };
+            Ok((f as i64, shown))
+        }
+        _ => Err(format!("got {text}, expected a whole number")),
+    }
+}
+
+/// Why `v` is outside `min..=max` (`NaN` included), in Marathon's words.
+pub fn out_of(v: f64, min: f64, max: f64) -> Option<String> {
+    if v < min || v.is_nan() {
+        Some(format!("got {v}, expected {min:?} or more"))
+    } else if v > max {
+        Some(format!("got {v}, expected {max:?} or less"))
+    } else {
+        None
     }
 }

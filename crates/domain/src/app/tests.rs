@@ -188,3 +188,162 @@ fn ids_are_normalised() {
     assert!(AppId::parse("/-a").is_err());
     assert!(AppId::parse("/A").is_err());
 }
+
+#[test]
+fn every_number_has_a_bound_that_names_what_was_sent() {
+    let errors = invalid(json!({
+        "id": "big", "cmd": "x",
+        "instances": 1_000_000_000,
+        "cpus": 1e9, "mem": 1e300, "disk": -1,
+        "backoffSeconds": 1e12, "maxLaunchDelaySeconds": 1e12, "backoffFactor": 1e6,
+        "taskKillGracePeriodSeconds": 1e30,
+        "unreachableStrategy": {"inactiveAfterSeconds": 1e20, "expungeAfterSeconds": 1e21},
+        "healthChecks": [{"protocol": "TCP", "intervalSeconds": 1e15, "maxConsecutiveFailures": 4294967296u64}]
+    }));
+    assert_eq!(
+        errors.at("/instances"),
+        ["got 1000000000, expected 100000 or less"]
+    );
+    assert_eq!(
+        errors.at("/cpus"),
+        ["got 1000000000, expected 10000.0 or less"]
+    );
+    assert!(errors.at("/mem")[0].ends_with("expected 16777216.0 or less"));
+    assert_eq!(errors.at("/disk"), ["got -1, expected 0.0 or more"]);
+    for path in [
+        "/backoffSeconds",
+        "/maxLaunchDelaySeconds",
+        "/taskKillGracePeriodSeconds",
+        "/unreachableStrategy/inactiveAfterSeconds",
+        "/unreachableStrategy/expungeAfterSeconds",
+        "/healthChecks(0)/intervalSeconds",
+    ] {
+        assert!(
+            errors
+                .at(path)
+                .iter()
+                .any(|e| e.ends_with("expected 604800.0 or less")),
+            "{path}: {:?}",
+            errors.at(path)
+        );
+    }
+    assert_eq!(
+        errors.at("/backoffFactor"),
+        ["got 1000000, expected 1000.0 or less"]
+    );
+    assert_eq!(
+        errors.at("/healthChecks(0)/maxConsecutiveFailures"),
+        ["got 4294967296, expected 10000 or less"]
+    );
+}
+
+#[test]
+fn instances_beyond_u32_are_refused_not_truncated() {
+    for n in [
+        json!(4294967296u64),
+        json!(18446744073709551615u64),
+        json!(1e300),
+    ] {
+        let errors = invalid(json!({"id": "x", "cmd": "x", "instances": n}));
+        assert_eq!(errors.at("/instances").len(), 1, "{n}");
+        assert!(
+            errors.at("/instances")[0].ends_with("expected 100000 or less"),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn whole_numbers_written_as_floats_are_numbers() {
+    let app = AppDefinition::from_json(&json!({"id": "x", "cmd": "x", "instances": 3e0})).unwrap();
+    assert_eq!(app.instances, 3);
+    let errors = invalid(json!({"id": "x", "cmd": "x", "instances": 1e9}));
+    assert_eq!(
+        errors.at("/instances"),
+        ["got 1000000000, expected 100000 or less"]
+    );
+    let errors = invalid(json!({"id": "x", "cmd": "x", "instances": 1.5}));
+    assert_eq!(
+        errors.at("/instances"),
+        ["got 1.5, expected a whole number"]
+    );
+}
+
+#[test]
+fn the_limits_themselves_are_accepted() {
+    let app = AppDefinition::from_json(&json!({
+        "id": "x", "cmd": "x", "instances": limits::MAX_INSTANCES,
+        "cpus": limits::MAX_CPUS, "mem": limits::MAX_MEM_MIB, "disk": limits::MAX_DISK_MIB,
+        "backoffSeconds": limits::MAX_SECONDS, "backoffFactor": limits::MAX_BACKOFF_FACTOR
+    }))
+    .unwrap();
+    assert_eq!(i64::from(app.instances), limits::MAX_INSTANCES);
+}
+
+#[test]
+fn too_many_ports_are_refused() {
+    let ports: Vec<Value> = (0..=limits::MAX_PORTS)
+        .map(|_| json!({"port": 0}))
+        .collect();
+    let errors = invalid(json!({"id": "x", "cmd": "x", "portDefinitions": ports}));
+    assert_eq!(
+        errors.at("/portDefinitions"),
+        ["got 101 ports, expected 100 or fewer per app"]
+    );
+}
+
+#[test]
+fn ids_that_cannot_name_a_sandbox_are_refused() {
+    let long = "a".repeat(limits::MAX_APP_ID_BYTES);
+    let errors = invalid(json!({"id": long, "cmd": "x"}));
+    assert_eq!(errors.at("/id"), [ID_LENGTH_MESSAGE]);
+    assert!(ID_LENGTH_MESSAGE.contains(&limits::MAX_APP_ID_BYTES.to_string()));
+    let fits = "a".repeat(limits::MAX_APP_ID_BYTES - 1);
+    assert!(AppDefinition::from_json(&json!({"id": fits, "cmd": "x"})).is_ok());
+}
+
+#[test]
+fn nul_bytes_are_refused_where_they_are() {
+    let errors = invalid(json!({
+        "id": "x", "cmd": "echo a\u{0}b", "env": {"A": "1\u{0}"},
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true\u{0}"}}],
+        "labels": {"k\u{0}": "v"}
+    }));
+    for path in [
+        "/cmd",
+        "/env/A",
+        "/healthChecks(0)/command/value",
+        "/labels/k\u{0}",
+    ] {
+        assert_eq!(errors.at(path).len(), 1, "{path}: {errors}");
+        assert!(errors.at(path)[0].contains("NUL byte"), "{path}");
+    }
+    let errors = invalid(json!({"id": "x", "args": ["a", "b\u{0}"]}));
+    assert!(errors.at("/args(1)")[0].contains("NUL byte"));
+}
+
+#[test]
+fn definitions_over_the_size_limit_are_refused_and_under_it_accepted() {
+    let big = "x".repeat(limits::MAX_APP_BYTES);
+    let errors = invalid(json!({"id": "x", "cmd": "x", "labels": {"big": big}}));
+    assert!(
+        errors.at("/")[0].contains("at most 524288 bytes"),
+        "{errors}"
+    );
+    let fits = "x".repeat(limits::MAX_APP_BYTES - 2048);
+    let app =
+        AppDefinition::from_json(&json!({"id": "x", "cmd": "x", "labels": {"big": fits}})).unwrap();
+    assert!(app.to_json().to_string().len() <= limits::MAX_APP_BYTES);
+}
+
+#[test]
+fn stored_definitions_beyond_a_limit_are_read_clamped_not_refused() {
+    let stored = json!({"id": "old", "cmd": "x", "instances": 1_000_000_000, "cpus": 1e9});
+    assert!(AppDefinition::from_json(&stored).is_err());
+    let app: AppDefinition = serde_json::from_value(stored).unwrap();
+    assert_eq!(i64::from(app.instances), limits::MAX_INSTANCES);
+    assert_eq!(app.cpus, limits::MAX_CPUS);
+    // Rules that are not limits still hold for stored definitions.
+    let broken = json!({"id": "old", "cmd": "x", "instances": -1});
+    assert!(serde_json::from_value::<AppDefinition>(broken).is_err());
+}

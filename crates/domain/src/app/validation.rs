@@ -6,9 +6,28 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ValidationErrors {
     details: Vec<(String, Vec<String>)>,
+    /// Set when reading what is already stored: see [`ValidationErrors::for_stored`].
+    limits_waived: bool,
 }
 
 impl ValidationErrors {
+    /// Errors for reading a definition that was accepted before (the log, a snapshot): the
+    /// limits of [`crate::limits`] are not enforced, so tightening one never makes a
+    /// replicated entry unreadable; values beyond a limit are clamped to it instead.
+    pub fn for_stored() -> Self {
+        ValidationErrors {
+            details: Vec::new(),
+            limits_waived: true,
+        }
+    }
+
+    /// Records a value beyond one of drover's limits (not recorded for stored definitions).
+    pub fn add_limit(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        if !self.limits_waived {
+            self.add(path, message);
+        }
+    }
+
     /// Records `message` under `path` (Marathon's `/constraints(0)` syntax).
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();

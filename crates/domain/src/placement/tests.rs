@@ -270,3 +270,25 @@ fn agents_without_a_domain_count_as_local() {
     assert_eq!(r.placements.len(), 4);
     assert!(r.placements.iter().any(|p| p.agent_index == 0));
 }
+
+#[test]
+fn a_count_far_beyond_capacity_costs_what_can_be_placed_not_what_was_asked() {
+    // Before: the result was allocated for every requested instance (u32::MAX × 56 bytes),
+    // which aborts the process. Now the work and memory follow what fits.
+    let agents = seed_cluster();
+    let snapshot = Snapshot {
+        local_region: "local",
+        agents: &agents,
+        existing: &[],
+    };
+    let r = place(
+        &app(json!({"id": "x", "cmd": "x", "cpus": 1, "mem": 1})),
+        u32::MAX,
+        &snapshot,
+    );
+    // Four local agents with four cpus each.
+    assert_eq!(r.placements.len(), 16);
+    assert_eq!(r.unplaced, u32::MAX - 16);
+    assert_eq!(r.reasons.get("insufficient cpus"), Some(&4));
+    assert!(r.placements.capacity() <= agents.len().max(16) * 2);
+}

@@ -357,8 +357,11 @@ async fn update(
     let current = m
         .state
         .read(|a| a.state.app(&id).map(|r| r.current().clone()));
-    if current.is_some() {
-        check_lock(&m, &id, force)?;
+    match &current {
+        Some(_) => check_lock(&m, &id, force)?,
+        // Marathon: a PUT may create the app, a PATCH only changes one that exists.
+        None if partial => return Err(ApiError::app_not_found(id.as_str())),
+        None => {}
     }
     // Read-only fields Marathon clients send back are not part of the definition.
     for key in READ_ONLY {

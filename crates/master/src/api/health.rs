@@ -98,10 +98,24 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
         } else {
             check("eviction-protection", "pass", reason)
         });
+        let failing: Vec<String> = queue
+            .iter()
+            .filter_map(|(id, e)| Some(format!("{id}: {}", e.error.as_ref()?)))
+            .collect();
+        checks.push(if failing.is_empty() {
+            check("scheduler", "pass", "every app was decided about in the last pass".into())
+        } else {
+            check("scheduler", "fail", failing.join("; "))
+        });
         let waiting: Vec<String> = queue
             .iter()
+            .filter(|(_, e)| e.error.is_none())
             .map(|(id, e)| {
-                let why: Vec<String> = e.reasons.iter().map(|(r, n)| format!("{r} ({n} agents)")).collect();
+                let why: Vec<String> = e
+                    .reasons
+                    .iter()
+                    .map(|(r, n)| if *n == 0 { r.clone() } else { format!("{r} ({n} agents)") })
+                    .collect();
                 format!("{id}: {} unplaced{}", e.unplaced, if why.is_empty() { String::new() } else { format!(" — {}", why.join(", ")) })
             })
             .collect();

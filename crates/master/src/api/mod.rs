@@ -15,6 +15,7 @@ mod ui;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 
@@ -53,7 +54,11 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/ui/{file}", get(ui::asset))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
-        .route("/internal/raft/{rpc}", post(system::raft_rpc))
+        // Raft has its own, larger limit: senders split appends and chunk snapshots below it.
+        .route(
+            "/internal/raft/{rpc}",
+            post(system::raft_rpc).layer(DefaultBodyLimit::max(state::network::MAX_RPC_BODY_BYTES)),
+        )
         .route("/internal/masters", post(system::register_master))
         .route("/internal/agents/register", post(agents::register))
         .route("/internal/agents/{id}/heartbeat", post(agents::heartbeat))

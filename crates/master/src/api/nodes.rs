@@ -113,12 +113,16 @@ pub async fn queue(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError
                 let app = a.state.app(id)?;
                 let left = e.delayed_until_ms.map_or(0, |u| u.saturating_sub(now));
                 let reasons: BTreeMap<&String, &u32> = e.reasons.iter().collect();
-                Some(json!({
+                let mut item = json!({
                     "app": app.current().app.to_json(),
                     "count": e.unplaced,
                     "delay": {"timeLeftSeconds": left / 1000, "overdue": left == 0},
                     "unplacedReasons": reasons,
-                }))
+                });
+                if let Some(error) = &e.error {
+                    item["schedulingError"] = json!(error);
+                }
+                Some(item)
             })
             .collect()
     });
