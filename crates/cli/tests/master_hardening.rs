@@ -241,15 +241,19 @@ fn raft_rpcs_and_forwarded_requests_from_another_cluster_are_refused() {
     assert_eq!(r.status, 201, "a write through a follower: {r}");
 }
 
-/// Runs `drover master` for a 1-master cluster with `extra` flags (and `masters` for
-/// --masters unless None) and expects exit 2 with every `needles` in stderr.
+/// Runs `drover master --id 1` of a 1-master cluster with `extra` flags (or with `--listen`
+/// and `--masters` from `masters`) and expects exit 2 with every `needles` in stderr.
 #[track_caller]
-fn assert_flags_refused(masters: Option<&str>, extra: &[&str], needles: &[&str]) {
+fn assert_flags_refused(masters: Option<(&str, &str)>, extra: &[&str], needles: &[&str]) {
     let c = Cluster::new("bad-flags", 1);
+    let (listen, list) = masters.map_or_else(
+        || (c.addr(1), c.masters_flag()),
+        |(l, m)| (l.to_string(), m.to_string()),
+    );
     let mut cmd = Command::new(DROVER);
-    cmd.args(["master", "--id", "1", "--listen", &c.addr(1)])
+    cmd.args(["master", "--id", "1", "--listen", &listen])
         .arg("--masters")
-        .arg(masters.map_or_else(|| c.masters_flag(), str::to_string))
+        .arg(list)
         .arg("--data-dir")
         .arg(&c.master(1).data_dir)
         .args(["--domain", &common::domain_json("local", "local-a")])
@@ -334,21 +338,25 @@ fn masters_with_a_repeated_address_or_id_or_not_our_listen_address_exit_2() {
     let me = c.addr(1);
     let other = format!("127.0.0.1:{}", common::free_port());
     assert_flags_refused(
-        Some(&format!("1={me},2={other},3={other}")),
+        Some((&me, &format!("1={me},2={other},3={other}"))),
         &[],
         &["same address", &other],
     );
     assert_flags_refused(
-        Some(&format!("1={me},1={other},3=127.0.0.1:1")),
+        Some((&me, &format!("1={me},1={other},3=127.0.0.1:1"))),
         &[],
         &["master 1 twice"],
     );
     // Master 1's entry is another port than --listen.
-    assert_flags_refused(Some(&format!("1={other}")), &[], &["--listen", &other, &me]);
+    assert_flags_refused(
+        Some((&me, &format!("1={other}"))),
+        &[],
+        &["--listen", &other, &me],
+    );
     // ... or another host.
     let port = me.rsplit_once(':').expect("port").1;
     assert_flags_refused(
-        Some(&format!("1=127.0.0.2:{port}")),
+        Some((&me, &format!("1=127.0.0.2:{port}"))),
         &[],
         &["--listen", "127.0.0.2"],
     );
