@@ -540,10 +540,52 @@ fn with_the_leader_frozen_a_follower_answers_503_json_within_leader_wait() {
     c.put_app_acked(follower, &app("/frozen/after", "after"), WRITE);
 }
 
+/// `POST addr path` with `body`, reading the answer while the body is still being sent: a
+/// server refuses a body over its limit before reading all of it, and then closes the
+/// connection, which breaks a client that only reads once it has written everything.
+fn post_oversized(addr: &str, path: &str, body: &Value) -> Result<(u16, Value), String> {
+    use std::io::{Read, Write};
+    let payload = body.to_string();
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
+    let sender = std::thread::spawn(move || {
+        // A write error once the server has answered is expected.
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(payload.as_bytes());
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if answer.is_empty() => return Err(e.to_string()),
+            Err(_) => break,
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {answer:?}"))?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
 /// An app whose JSON is larger than the API's 1 MiB body limit.
 fn oversized_app(id: &str) -> Value {
     let mut a = app(id, "big");
-    a["labels"]["filler"] = json!("x".repeat(1024 * 1024 + 10));
+    a["labels"]["filler"] = json!("x".repeat(1024 * 1024 + 64 * 1024));
     a
 }
 
@@ -562,11 +604,12 @@ fn every_error_body_is_json_and_a_leaders_refusal_is_relayed() {
         .expect("a follower");
     for id in [leader_id, follower] {
         let addr = c.addr(id);
-        let r = http::post(&addr, "/v2/apps", &oversized_app("/too/big"))
-            .unwrap_or_else(|e| c.fail(&e.to_string()));
-        if r.status != 413 || !r.message().contains("1048576") {
+        let (status, body) = post_oversized(&addr, "/v2/apps", &oversized_app("/too/big"))
+            .unwrap_or_else(|e| c.fail(&format!("a body over 1 MiB to master {id}: {e}")));
+        let message = body["message"].as_str().unwrap_or("");
+        if status != 413 || !message.contains("1048576") {
             c.fail(&format!(
-                "a body over 1 MiB to master {id} must be a 413 JSON message naming the limit: {r}"
+                "a body over 1 MiB to master {id} must be a 413 JSON message naming the limit: {status} {body}"
             ));
         }
         let r = http::get(&addr, "/v2/no-such-thing").unwrap_or_else(|e| c.fail(&e.to_string()));

@@ -139,6 +139,15 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
                     // The leader accepts no more than this, and would answer a larger body
                     // before reading it, breaking the forwarded connection.
                     let limit = crate::api::body_limit(parts.uri.path());
+                    let announced = parts
+                        .headers
+                        .get(axum::http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                    // Refused before reading, as the leader would: a client still sending
+                    // gets the answer rather than a broken pipe.
+                    if announced.is_some_and(|n| n > limit as u64) {
+                        return crate::api::body_too_large(limit).into_response();
+                    }
                     match axum::body::to_bytes(body, limit).await {
                         Ok(bytes) => buffered = Some((parts, bytes)),
                         Err(e) if is_length_limit(&e) => {
