@@ -106,8 +106,7 @@ impl Topology {
     }
 
     fn parse(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read topology {}: {e}", path.display()))?;
+        let text = crate::input::read_text(path, "topology", crate::input::MAX_OTHER_FILE)?;
         let t: Topology = toml::from_str(&text)
             .map_err(|e| format!("topology {} is not valid: {e}", path.display()))?;
         if t.region.is_empty() || t.region.iter().any(|r| r.zones.is_empty()) {
@@ -117,6 +116,87 @@ impl Topology {
             ));
         }
         Ok(t)
+    }
+}
+
+/// The first port of the task port ranges dev gives agents; each agent gets
+/// [`AGENT_PORTS`] ports after the previous one's.
+const AGENT_PORT_BASE: u16 = 31000;
+
+/// Task ports per dev agent.
+const AGENT_PORTS: u16 = 100;
+
+/// Dev agent N listens on 127.0.1.N, so there are at most this many.
+const MAX_AGENTS: u64 = 254;
+
+/// The ports a dev cluster uses, worked out (and checked) before anything starts.
+#[derive(Debug, PartialEq, Eq)]
+struct DevPorts {
+    /// Each master's address, by id.
+    masters: Vec<(u8, String)>,
+    /// Each agent's loopback address and task port range (first, last), in start order.
+    agents: Vec<(String, u16, u16)>,
+}
+
+/// Every port `drover dev` derives from `--listen`, `--masters` and the topology, or why
+/// they do not fit (a port past 65535, port 0, masters inside the agents' task ports).
+fn plan_ports(listen: std::net::SocketAddr, masters: u8, agents: u64) -> Result<DevPorts, String> {
+    let port = listen.port();
+    if port == 0 {
+        return Err(format!(
+            "--listen {listen}: drover dev needs a fixed port, since every master and agent is told the masters' addresses before they start; use e.g. --listen {}:8080",
+            listen.ip()
+        ));
+    }
+    let last = u32::from(port) + u32::from(masters) - 1;
+    if last > u32::from(u16::MAX) {
+        return Err(format!(
+            "--listen {listen} with --masters {masters}: the masters would need ports {port} to {last}, past 65535; use a port from 1 to {}",
+            u32::from(u16::MAX) + 1 - u32::from(masters)
+        ));
+    }
+    if agents > MAX_AGENTS {
+        return Err(format!(
+            "the topology has {agents} agents; drover dev runs at most {MAX_AGENTS} (agent N gets the loopback address 127.0.1.N); use fewer zones or a smaller agents_per_zone"
+        ));
+    }
+    let mut agent_ports = Vec::new();
+    for n in 1..=agents {
+        // At most 254 agents: 31000 + 254 * 100 stays below 65535.
+        let first = u64::from(AGENT_PORT_BASE) + (n - 1) * u64::from(AGENT_PORTS);
+        let last = first + u64::from(AGENT_PORTS) - 1;
+        let (Ok(first), Ok(last)) = (u16::try_from(first), u16::try_from(last)) else {
+            return Err(format!(
+                "agent {n} would get task ports {first} to {last}, past 65535; use fewer agents"
+            ));
+        };
+        agent_ports.push((format!("127.0.1.{n}"), first, last));
+    }
+    if let (Some((_, low, _)), Some((_, _, high))) = (agent_ports.first(), agent_ports.last())
+        && u32::from(port) <= u32::from(*high)
+        && last >= u32::from(*low)
+    {
+        return Err(format!(
+            "--listen {listen}: the masters' ports {port} to {last} overlap the agents' task ports {low} to {high}, so tasks could not bind them; use a port below {low} or above {high}"
+        ));
+    }
+    let host = listen.ip();
+    let masters = (1..=masters)
+        .map(|i| (i, format!("{host}:{}", u32::from(port) + u32::from(i) - 1)))
+        .collect();
+    Ok(DevPorts {
+        masters,
+        agents: agent_ports,
+    })
+}
+
+impl Topology {
+    /// How many agents it has.
+    fn agent_count(&self) -> u64 {
+        self.region
+            .iter()
+            .map(|r| (r.zones.len() as u64).saturating_mul(u64::from(r.agents_per_zone)))
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -152,6 +232,13 @@ pub fn run(args: DevArgs) -> ExitCode {
         },
         None => Topology::default_seed(),
     };
+    let ports = match plan_ports(args.listen, args.masters, topology.agent_count()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,10 +249,10 @@ pub fn run(args: DevArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(dev(args, topology))
+    runtime.block_on(dev(args, topology, ports))
 }
 
-async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
+async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
     let (data_dir, temporary) = match &args.data_dir {
         Some(d) => (d.clone(), false),
         None => (
@@ -187,15 +274,7 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
     };
     let local = topology.region[0].name.clone();
     let local_zones = &topology.region[0].zones;
-    let host = args.listen.ip();
-    let masters: Vec<(u8, String)> = (1..=args.masters)
-        .map(|i| {
-            (
-                i,
-                format!("{host}:{}", args.listen.port() + u16::from(i) - 1),
-            )
-        })
-        .collect();
+    let masters = ports.masters;
     let masters_flag = masters
         .iter()
         .map(|(i, a)| format!("{i}={a}"))
@@ -254,13 +333,16 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
 
     let mut n = 0u32;
     let mut agent_rows = Vec::new();
+    let mut agent_ports = ports.agents.into_iter();
     for region in &topology.region {
         for zone in &region.zones {
             for k in 1..=region.agents_per_zone {
                 n += 1;
                 let name = format!("agent-{zone}-{k}");
-                let ip = format!("127.0.1.{n}");
-                let base = 31000 + (n - 1) * 100;
+                let Some((ip, first_port, last_port)) = agent_ports.next() else {
+                    let e = format!("no ports were planned for agent {n}");
+                    return fail(&mut procs, &e, &data_dir, temporary).await;
+                };
                 let mut cmd = Command::new(&exe);
                 cmd.arg("agent")
                     .args(["--masters", &masters_list])
@@ -270,7 +352,7 @@ async fn dev(args: DevArgs, topology: Topology) -> ExitCode {
                     .args(["--hostname", &name, "--advertise-ip", &ip])
                     .args([
                         "--resources",
-                        &format!("cpus:2;mem:2048;disk:10000;ports:[{base}-{}]", base + 99),
+                        &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),
                     ])
                     .args(["--attributes", &format!("rack:{zone}-r{k}")]);
                 match spawn(cmd, &name, &logs) {
@@ -543,4 +625,67 @@ async fn fail(procs: &mut [Process], message: &str, data_dir: &Path, temporary: 
         let _ = std::fs::remove_dir_all(data_dir);
     }
     ExitCode::from(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen(s: &str) -> std::net::SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ports_past_65535_or_port_0_are_refused_before_anything_starts() {
+        let e = plan_ports(listen("127.0.0.1:65535"), 3, 12).unwrap_err();
+        assert!(
+            e.contains("--listen") && e.contains("65537") && e.contains("65533"),
+            "{e}"
+        );
+        let e = plan_ports(listen("127.0.0.1:0"), 1, 12).unwrap_err();
+        assert!(e.contains("--listen") && e.contains("fixed port"), "{e}");
+        let p = plan_ports(listen("127.0.0.1:65533"), 3, 0).unwrap();
+        assert_eq!(p.masters.last().unwrap().1, "127.0.0.1:65535");
+    }
+
+    #[test]
+    fn agents_get_their_own_addresses_and_ports_within_range() {
+        let p = plan_ports(listen("127.0.0.1:8080"), 3, 12).unwrap();
+        assert_eq!(
+            p.masters,
+            [
+                (1, "127.0.0.1:8080".to_string()),
+                (2, "127.0.0.1:8081".to_string()),
+                (3, "127.0.0.1:8082".to_string())
+            ]
+        );
+        assert_eq!(p.agents[0], ("127.0.1.1".to_string(), 31000, 31099));
+        assert_eq!(p.agents[11], ("127.0.1.12".to_string(), 32100, 32199));
+        let most = plan_ports(listen("127.0.0.1:8080"), 1, MAX_AGENTS).unwrap();
+        assert_eq!(most.agents.len(), 254);
+        let e = plan_ports(listen("127.0.0.1:8080"), 1, MAX_AGENTS + 1).unwrap_err();
+        assert!(e.contains("255 agents") && e.contains("254"), "{e}");
+    }
+
+    #[test]
+    fn masters_inside_the_agents_task_ports_are_refused() {
+        let e = plan_ports(listen("127.0.0.1:31050"), 1, 12).unwrap_err();
+        assert!(e.contains("31000") && e.contains("32199"), "{e}");
+        let e = plan_ports(listen("127.0.0.1:30999"), 3, 12).unwrap_err();
+        assert!(e.contains("overlap"), "{e}");
+        plan_ports(listen("127.0.0.1:32200"), 3, 12).unwrap();
+        plan_ports(listen("127.0.0.1:30997"), 3, 12).unwrap();
+    }
+
+    #[test]
+    fn a_huge_topology_counts_without_overflow() {
+        let t = Topology {
+            region: vec![RegionSpec {
+                name: "r".into(),
+                zones: vec!["a".into(), "b".into()],
+                agents_per_zone: u32::MAX,
+            }],
+        };
+        assert_eq!(t.agent_count(), 2 * u64::from(u32::MAX));
+    }
 }

@@ -4,6 +4,7 @@ mod apps;
 mod cluster;
 mod detect;
 mod dev;
+mod input;
 mod logging;
 mod node;
 mod output;

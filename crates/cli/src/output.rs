@@ -93,8 +93,6 @@ pub fn request(
 
 /// Reads a JSON file, naming the file and the problem when it cannot.
 pub fn read_json(path: &std::path::Path) -> Result<Value, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| CliError(format!("{} is not valid JSON: {e}", path.display())))
+    // A directory, /dev/zero or a FIFO is refused, not read forever.
+    crate::input::read_json(path, "app definition", crate::input::MAX_APP_FILE).map_err(CliError)
 }

@@ -54,8 +54,8 @@ enum RegionSource {
 }
 
 fn read(path: &Path, what: &str) -> Result<String, ExitCode> {
-    std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("error: cannot read {what} {}: {e}", path.display());
+    crate::input::read_text(path, what, crate::input::MAX_OTHER_FILE).map_err(|e| {
+        eprintln!("error: {e}");
         ExitCode::from(2)
     })
 }

@@ -16,9 +16,14 @@ use crate::detect;
 Run 1, 3, 5 or 7 masters, one per zone of the local region. The master with the lowest id
 forms the cluster once every listed master answers; restarting never forms it again.
 
+Every *-ms flag takes 1 to 86400000 (one day); --heartbeat-ms < --election-timeout-min-ms <
+--election-timeout-max-ms; --agent-unreachable-ms > --agent-heartbeat-ms; --eviction-threshold
+is a fraction above 0 and at most 1. --masters names each id and each address once, and this
+master's entry must be its --listen address (any host when --listen is 0.0.0.0 or [::]).
+
 Exit codes: 0 after Ctrl-C or SIGTERM; 1 on a fatal error (storage, region mismatch, a data
-dir lost while the cluster exists); 2 on bad flags; 103 when --exit-on-leadership-loss is set
-and this master stops being the leader.
+dir lost while the cluster exists, a data dir of another cluster); 2 on bad flags; 103 when
+--exit-on-leadership-loss is set and this master stops being the leader.
 
 Examples:
   drover master --id 1 --listen 127.0.0.1:8081 --data-dir /var/lib/drover/m1 \\

@@ -295,12 +295,12 @@ fn hostile_requests_leave_every_master_up_and_kill_nothing() {
     assert_eq!(send(&mut s, "GET", "/v2/apps/missing", None).status, 404);
 
     // A body over the API's limit is refused with a JSON message, by a follower too.
-    let huge = app(json!({"labels": {"big": "x".repeat(3 * 1024 * 1024)}}));
+    let huge = app(json!({"labels": {"big": "x".repeat(3 * 512 * 1024)}}));
     for via in ids_.clone() {
         let r = ask(&s, via, "POST", "/v2/apps", Some(&huge));
         if r.status != 413 || r.message().is_empty() {
             s.fail(&format!(
-                "a 3 MiB body via master {via}: expected 413 with a JSON message, got {r}"
+                "a 1.5 MiB body via master {via}: expected 413 with a JSON message, got {r}"
             ));
         }
     }

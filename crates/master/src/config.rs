@@ -54,8 +54,43 @@ pub enum ConfigError {
     #[error("--masters entry `{0}` must look like ID=HOST:PORT, e.g. 1=10.0.0.1:8080")]
     MasterEntry(String),
     /// The same id twice.
-    #[error("--masters names master {0} twice")]
+    #[error("--masters names master {0} twice; give every master its own id")]
     DuplicateId(u64),
+    /// The same address for two ids: one process would count as two masters and
+    /// acknowledge writes with fewer copies than a quorum.
+    #[error(
+        "--masters gives master {first} and master {second} the same address {addr}; every master needs its own HOST:PORT, or one process would count as two and acknowledge writes nobody else has"
+    )]
+    DuplicateAddress {
+        /// The address named twice.
+        addr: String,
+        /// The first id with it.
+        first: u64,
+        /// The second id with it.
+        second: u64,
+    },
+    /// This master's entry in `--masters` is not where it listens.
+    #[error(
+        "--masters says master {id} is at {advertised}, but --listen is {listen}; the other masters would reach someone else there. Make master {id}'s entry in --masters the address this master listens on (the same port, and the same host unless --listen is 0.0.0.0 or [::])"
+    )]
+    NotListening {
+        /// This master's id.
+        id: u64,
+        /// Its address in `--masters`.
+        advertised: String,
+        /// Its `--listen`.
+        listen: SocketAddr,
+    },
+    /// A number outside its range.
+    #[error("{flag} {value} is out of range: it must be {range}")]
+    Range {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// The allowed range, in words.
+        range: String,
+    },
     /// An even number, none, or more than seven.
     #[error("--masters lists {0} masters; drover needs 1, 3, 5 or 7. {1}")]
     Count(usize, String),
@@ -67,20 +102,31 @@ pub enum ConfigError {
     Timing(String),
 }
 
-/// Parses `1=HOST:PORT,2=HOST:PORT,…` and checks the count.
+/// The longest any `*-ms` flag may be: one day. Longer is a typo, and would overflow
+/// timers that add two of them.
+pub const MAX_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Parses `1=HOST:PORT,2=HOST:PORT,…` and checks the count, and that no id or address is
+/// named twice.
 pub fn parse_masters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     let mut out = BTreeMap::new();
+    // Addresses as (lower-case host without brackets, port), so `A:08080` and `a:8080` match.
+    let mut seen: BTreeMap<(String, u16), u64> = BTreeMap::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let bad = || ConfigError::MasterEntry(entry.to_string());
         let (id, addr) = entry.split_once('=').ok_or_else(bad)?;
         let id: u64 = id.trim().parse().map_err(|_| bad())?;
         let addr = addr.trim();
-        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(bad());
-        }
+        let (host, port) = split_host_port(addr).ok_or_else(bad)?;
         if out.insert(id, addr.to_string()).is_some() {
             return Err(ConfigError::DuplicateId(id));
+        }
+        if let Some(first) = seen.insert((host.to_ascii_lowercase(), port), id) {
+            return Err(ConfigError::DuplicateAddress {
+                addr: addr.to_string(),
+                first,
+                second: id,
+            });
         }
     }
     let n = out.len();
@@ -101,16 +147,77 @@ pub fn parse_masters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     Ok(out)
 }
 
+/// `HOST:PORT` (or `[V6]:PORT`) split into the host without brackets and the port.
+fn split_host_port(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        None => host,
+    };
+    let port = port.parse::<u16>().ok()?;
+    (!host.is_empty() && port != 0).then_some((host, port))
+}
+
+/// Checks that a duration flag is above 0 and at most [`MAX_MS`].
+fn check_ms(flag: &'static str, value: Duration) -> Result<(), ConfigError> {
+    let ms = value.as_millis();
+    if ms == 0 || ms > u128::from(MAX_MS) {
+        return Err(ConfigError::Range {
+            flag,
+            value: ms.to_string(),
+            range: format!("from 1 to {MAX_MS} ms (one day)"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks `--eviction-threshold`: a finite fraction in (0, 1].
+pub fn check_eviction_threshold(value: f64) -> Result<(), ConfigError> {
+    if !(value.is_finite() && value > 0.0 && value <= 1.0) {
+        return Err(ConfigError::Range {
+            flag: "--eviction-threshold",
+            value: value.to_string(),
+            range: "a fraction above 0 and at most 1, e.g. 0.55 (the share of a zone's agents unreachable together that engages protection)".to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl MasterConfig {
-    /// Checks what the flags cannot check alone.
+    /// Checks what the flags cannot check alone: ranges, and how the flags fit together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.masters.contains_key(&self.id) {
             let ids: Vec<String> = self.masters.keys().map(u64::to_string).collect();
             return Err(ConfigError::UnknownId(self.id, ids.join(", ")));
         }
-        if self.heartbeat.is_zero() || self.heartbeat >= self.election_timeout_min {
+        self.check_listen()?;
+        for (flag, value) in [
+            ("--heartbeat-ms", self.heartbeat),
+            ("--election-timeout-min-ms", self.election_timeout_min),
+            ("--election-timeout-max-ms", self.election_timeout_max),
+            ("--leader-wait-ms", self.leader_wait),
+            ("--write-timeout-ms", self.write_timeout),
+            ("--agent-heartbeat-ms", self.agent_heartbeat),
+            ("--agent-unreachable-ms", self.agent_unreachable_after),
+            (
+                "--agent-reregistration-grace-ms",
+                self.agent_reregistration_grace,
+            ),
+            ("--eviction-interval-ms", self.eviction_interval),
+        ] {
+            check_ms(flag, value)?;
+        }
+        check_eviction_threshold(self.eviction_threshold)?;
+        if self.agent_unreachable_after <= self.agent_heartbeat {
             return Err(ConfigError::Timing(format!(
-                "--heartbeat-ms ({} ms) must be above 0 and below --election-timeout-min-ms ({} ms)",
+                "--agent-unreachable-ms ({} ms) must be above --agent-heartbeat-ms ({} ms), or every agent would be called unreachable between two heartbeats",
+                self.agent_unreachable_after.as_millis(),
+                self.agent_heartbeat.as_millis()
+            )));
+        }
+        if self.heartbeat >= self.election_timeout_min {
+            return Err(ConfigError::Timing(format!(
+                "--heartbeat-ms ({} ms) must be below --election-timeout-min-ms ({} ms): followers must hear a heartbeat before they stand for election",
                 self.heartbeat.as_millis(),
                 self.election_timeout_min.as_millis()
             )));
@@ -123,6 +230,33 @@ impl MasterConfig {
             )));
         }
         Ok(())
+    }
+
+    /// This master's entry in `--masters` must be where it listens: the same port, and the
+    /// same host unless it listens on every address. A host name is compared with what it
+    /// resolves to; one that does not resolve is let through (the peers' checks catch it).
+    fn check_listen(&self) -> Result<(), ConfigError> {
+        let advertised = self.advertised();
+        let mismatch = || ConfigError::NotListening {
+            id: self.id,
+            advertised: advertised.to_string(),
+            listen: self.listen,
+        };
+        let (host, port) = split_host_port(advertised).ok_or_else(mismatch)?;
+        if port != self.listen.port() {
+            return Err(mismatch());
+        }
+        if self.listen.ip().is_unspecified() {
+            return Ok(());
+        }
+        let same = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip == self.listen.ip(),
+            Err(_) => match std::net::ToSocketAddrs::to_socket_addrs(&(host, port)) {
+                Ok(mut addrs) => addrs.any(|a| a.ip() == self.listen.ip()),
+                Err(_) => true,
+            },
+        };
+        if same { Ok(()) } else { Err(mismatch()) }
     }
 
     /// The election timeouts to give openraft, in ms: `(min, max)`.
@@ -233,5 +367,130 @@ mod tests {
             parse_masters("1=a"),
             Err(ConfigError::MasterEntry(_))
         ));
+    }
+
+    #[test]
+    fn a_repeated_address_is_refused_naming_both_ids() {
+        let e = parse_masters("1=a:1,2=a:1,3=b:2").unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::DuplicateAddress {
+                addr: "a:1".into(),
+                first: 1,
+                second: 2
+            }
+        );
+        assert!(e.to_string().contains("master 1 and master 2"), "{e}");
+        // Case of the host and leading zeros of the port do not make another address.
+        assert!(matches!(
+            parse_masters("1=Host:8080,2=host:08080,3=c:3"),
+            Err(ConfigError::DuplicateAddress { .. })
+        ));
+        assert!(matches!(
+            parse_masters("1=[::1]:80,2=[::1]:80,3=c:3"),
+            Err(ConfigError::DuplicateAddress { .. })
+        ));
+        assert!(matches!(
+            parse_masters("1=a:0"),
+            Err(ConfigError::MasterEntry(_))
+        ));
+    }
+
+    #[test]
+    fn this_masters_entry_must_be_where_it_listens() {
+        let mut c = config(100, 600, 1200);
+        c.masters = parse_masters("1=127.0.0.1:8081,2=127.0.0.1:8082,3=127.0.0.1:8083").unwrap();
+        c.listen = "127.0.0.1:8081".parse().unwrap();
+        c.validate().unwrap();
+        c.listen = "127.0.0.1:8082".parse().unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::NotListening { id: 1, .. }), "{e}");
+        assert!(e.to_string().contains("127.0.0.1:8081") && e.to_string().contains("--listen"));
+        c.listen = "127.0.0.2:8081".parse().unwrap();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::NotListening { .. })
+        ));
+        // A wildcard listen address matches any host, but not another port.
+        c.listen = "0.0.0.0:8081".parse().unwrap();
+        c.validate().unwrap();
+        c.listen = "0.0.0.0:9999".parse().unwrap();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::NotListening { .. })
+        ));
+        c.masters = parse_masters("1=localhost:8081").unwrap();
+        c.listen = "127.0.0.1:8081".parse().unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_duration_flag_has_a_range() {
+        let base = config(100, 600, 1200);
+        base.validate().unwrap();
+        let day = Duration::from_millis(MAX_MS);
+        type Set = fn(&mut MasterConfig, Duration);
+        let cases: [(&str, Set); 6] = [
+            ("--leader-wait-ms", |c, d| c.leader_wait = d),
+            ("--write-timeout-ms", |c, d| c.write_timeout = d),
+            ("--agent-heartbeat-ms", |c, d| c.agent_heartbeat = d),
+            ("--agent-unreachable-ms", |c, d| {
+                c.agent_unreachable_after = d
+            }),
+            ("--agent-reregistration-grace-ms", |c, d| {
+                c.agent_reregistration_grace = d
+            }),
+            ("--eviction-interval-ms", |c, d| c.eviction_interval = d),
+        ];
+        for (flag, set) in cases {
+            for bad in [Duration::ZERO, day + Duration::from_millis(1)] {
+                let mut c = base.clone();
+                set(&mut c, bad);
+                let e = c.validate().unwrap_err().to_string();
+                assert!(
+                    e.contains(flag) && e.contains(&bad.as_millis().to_string()),
+                    "{flag} {bad:?}: {e}"
+                );
+            }
+        }
+        let mut c = base.clone();
+        c.heartbeat = Duration::ZERO;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--heartbeat-ms")
+        );
+        let mut c = base.clone();
+        c.election_timeout_max = day + Duration::from_millis(1);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--election-timeout-max-ms"), "{e}");
+    }
+
+    #[test]
+    fn agent_unreachable_must_exceed_the_heartbeat() {
+        let mut c = config(100, 600, 1200);
+        c.agent_heartbeat = Duration::from_secs(5);
+        c.agent_unreachable_after = Duration::from_secs(5);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("--agent-unreachable-ms") && e.contains("--agent-heartbeat-ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_eviction_threshold_is_a_finite_fraction() {
+        for bad in [5.0, 0.0, -0.1, f64::NAN, f64::INFINITY, 1.000_001] {
+            let mut c = config(100, 600, 1200);
+            c.eviction_threshold = bad;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("--eviction-threshold"), "{bad}: {e}");
+        }
+        for good in [1.0, 0.55, 0.01] {
+            let mut c = config(100, 600, 1200);
+            c.eviction_threshold = good;
+            c.validate().unwrap();
+        }
     }
 }

@@ -11,6 +11,8 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use state::network::CLUSTER_ID_HEADER;
+
 use crate::error::ApiError;
 use crate::node::Master;
 
@@ -38,12 +40,16 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Middleware: answer here when this master leads (or for local questions); otherwise
-/// forward to the leader, waiting up to `leader_wait` for one to be known.
+/// forward to the leader, waiting up to `leader_wait` for one to be known. A request another
+/// master sent (Raft RPCs, forwarded requests) from another cluster is refused.
 pub async fn to_leader(
     State(master): State<Arc<Master>>,
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(refusal) = other_cluster(&master, &request) {
+        return refusal.into_response();
+    }
     let mut response = if answered_locally(request.method(), request.uri().path()) {
         next.run(request).await
     } else {
@@ -55,6 +61,42 @@ pub async fn to_leader(
         response.headers_mut().insert(LEADER_HEADER, v);
     }
     response
+}
+
+/// The refusal of a request that names a cluster other than this master's, if it does.
+/// A master that does not know its cluster id yet (a new cluster) accepts anything.
+fn other_cluster(master: &Master, request: &Request) -> Option<ApiError> {
+    let theirs = request.headers().get(CLUSTER_ID_HEADER)?;
+    let theirs = String::from_utf8_lossy(theirs.as_bytes());
+    let mine = master
+        .state
+        .read(|a| a.state.cluster_id().map(str::to_string))?;
+    if mine == theirs {
+        return None;
+    }
+    let message = format!(
+        "This master (id {}) belongs to cluster {mine}, but the request to {} came from a master of cluster {theirs}; it was refused and nothing was done. A master of another cluster is sending here: check the --masters of the sender, and never start a master on a data dir copied from another cluster.",
+        master.config.id,
+        request.uri().path()
+    );
+    warn_rarely(&message);
+    Some(ApiError::new(StatusCode::MISDIRECTED_REQUEST, message))
+}
+
+/// Logs a refusal at most once every ten seconds: a master of another cluster retries its
+/// Raft RPCs many times a second.
+fn warn_rarely(message: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::clock::now_ms();
+    let last = LAST.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 10_000
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!("{message}");
+    }
 }
 
 async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
@@ -94,12 +136,27 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
                 // Buffer the body once, so a leader that cannot be reached can be retried.
                 if let Some(r) = request.take() {
                     let (parts, body) = r.into_parts();
-                    match axum::body::to_bytes(body, MAX_FORWARDED_BODY).await {
+                    // The leader accepts no more than this, and would answer a larger body
+                    // before reading it, breaking the forwarded connection.
+                    let limit = crate::api::body_limit(parts.uri.path());
+                    let announced = parts
+                        .headers
+                        .get(axum::http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                    // Refused before reading, as the leader would: a client still sending
+                    // gets the answer rather than a broken pipe.
+                    if announced.is_some_and(|n| n > limit as u64) {
+                        return crate::api::body_too_large(limit).into_response();
+                    }
+                    match axum::body::to_bytes(body, limit).await {
                         Ok(bytes) => buffered = Some((parts, bytes)),
+                        Err(e) if is_length_limit(&e) => {
+                            return crate::api::body_too_large(limit).into_response();
+                        }
                         Err(e) => {
                             return ApiError::new(
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                format!("cannot read the request body: {e}"),
+                                StatusCode::BAD_REQUEST,
+                                format!("Cannot read the request body: {e}; nothing was done."),
                             )
                             .into_response();
                         }
@@ -108,7 +165,8 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
                 let Some((parts, body)) = &buffered else {
                     return ApiError::unavailable("request lost").into_response();
                 };
-                match forward(master, parts, body.clone(), &addr, &via, &me).await {
+                let forwarded = forward(master, parts, body.clone(), &addr, &via, &me, deadline);
+                match forwarded.await {
                     Forwarded::Answer(response) => return response,
                     Forwarded::Unreachable(e) if tokio::time::Instant::now() >= deadline => {
                         return ApiError::unavailable(format!(
@@ -131,8 +189,17 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
     }
 }
 
-/// Forwarded bodies are buffered (for retries) up to this size.
-const MAX_FORWARDED_BODY: usize = 16 * 1024 * 1024;
+/// True when reading a body failed because it is over the limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
 
 /// What forwarding gave.
 enum Forwarded {
@@ -142,6 +209,12 @@ enum Forwarded {
     Unreachable(String),
 }
 
+/// Sends the request to the leader and relays its answer (its refusals, 4xx, included).
+///
+/// A leader that has not answered by `deadline` (the end of `--leader-wait-ms`) is asked
+/// for `/ping`: one that answers is working on the request (e.g. waiting for a quorum) and is
+/// given up to the write timeout; one that does not (paused, cut off) is given up at once,
+/// so the client hears within about `--leader-wait-ms`.
 async fn forward(
     master: &Arc<Master>,
     parts: &Parts,
@@ -149,6 +222,7 @@ async fn forward(
     leader: &str,
     via: &str,
     me: &str,
+    deadline: tokio::time::Instant,
 ) -> Forwarded {
     master.metrics.forwarded();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -165,9 +239,16 @@ async fn forward(
         .method(parts.method.clone())
         .uri(uri);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name.as_str() != VIA_HEADER {
+        if !hop_by_hop(name) && name.as_str() != VIA_HEADER && name.as_str() != CLUSTER_ID_HEADER {
             out = out.header(name, value);
         }
+    }
+    // The leader refuses it if it belongs to another cluster (see `other_cluster`).
+    if let Some(cluster_id) = master
+        .state
+        .read(|a| a.state.cluster_id().map(str::to_string))
+    {
+        out = out.header(CLUSTER_ID_HEADER, cluster_id);
     }
     let hops = if via.is_empty() {
         format!("1.1 {me}")
@@ -185,16 +266,36 @@ async fn forward(
         );
     };
     // The leader answers (at least with headers) within its own write timeout; a leader that
-    // is paused or cut off must not hold the client forever.
+    // is paused or cut off must not hold the client for that long.
+    let started = tokio::time::Instant::now();
     let patience = master.config.write_timeout + master.config.leader_wait;
-    let Ok(sent) = tokio::time::timeout(patience, master.peers.send(out)).await else {
-        return Forwarded::Answer(
-            ApiError::unavailable(format!(
-                "The leader at {leader} did not answer within {} s; the request may or may not have been applied. Read it back, then retry.",
-                patience.as_secs()
-            ))
-            .into_response(),
-        );
+    let send = master.peers.send(out);
+    tokio::pin!(send);
+    let sent = match tokio::time::timeout_at(deadline.max(started), &mut send).await {
+        Ok(sent) => sent,
+        Err(_) if leader_alive(master, leader).await => {
+            match tokio::time::timeout_at(started + patience, &mut send).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    return Forwarded::Answer(
+                        ApiError::unavailable(format!(
+                            "The leader at {leader} did not answer within {} s; the request may or may not have been applied. Read it back, then retry.",
+                            patience.as_secs()
+                        ))
+                        .into_response(),
+                    );
+                }
+            }
+        }
+        Err(_) => {
+            return Forwarded::Answer(
+                ApiError::unavailable(format!(
+                    "The leader at {leader} stopped answering (not even /ping) and no other leader was elected within {} s; the request may or may not have been applied. Read it back, then retry.",
+                    master.config.leader_wait.as_secs_f32()
+                ))
+                .into_response(),
+            );
+        }
     };
     match sent {
         Ok(answer) => {
@@ -216,4 +317,15 @@ async fn forward(
             .into_response(),
         ),
     }
+}
+
+/// True when the leader answers `/ping` quickly: it is alive, only slow with the request.
+async fn leader_alive(master: &Master, leader: &str) -> bool {
+    let wait =
+        (master.config.leader_wait / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    master
+        .peers
+        .call(crate::peer::Method::GET, leader, "/ping", None, wait)
+        .await
+        .is_ok_and(|(status, _)| status.is_success())
 }

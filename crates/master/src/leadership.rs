@@ -70,6 +70,10 @@ pub async fn supervise(master: Arc<Master>, services: Vec<Arc<dyn LeaderService>
                 m.running_state.clone(),
             )
         };
+        if let Err(openraft::error::Fatal::Stopped) = stopped {
+            // A shutdown this process asked for (SIGTERM, Ctrl-C): startup decides the exit.
+            return;
+        }
         if let Err(fatal) = stopped {
             eprintln!(
                 "drover master {}: Raft stopped: {fatal}. Exiting.",

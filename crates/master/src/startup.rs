@@ -48,6 +48,36 @@ pub enum StartupError {
         /// Its address.
         addr: String,
     },
+    /// The data dir belongs to another cluster than the masters `--masters` names.
+    #[error(
+        "the data dir {dir} belongs to cluster {mine}, but master {peer} at {addr} (in --masters) belongs to cluster {theirs}. This data dir was copied from another cluster, or --masters names the wrong masters. Give this master its own data dir (restore it from a backup of cluster {theirs}), or point --masters at the masters of cluster {mine}"
+    )]
+    ClusterMismatch {
+        /// The data dir.
+        dir: String,
+        /// The cluster id in the data dir.
+        mine: String,
+        /// The cluster id the peer reports.
+        theirs: String,
+        /// The peer that said so.
+        peer: u64,
+        /// Its address.
+        addr: String,
+    },
+    /// The data dir's Raft membership is not the masters `--masters` names.
+    #[error(
+        "the data dir {dir} belongs to {cluster} whose masters are {stored}, but --masters names {given}. A data dir copied from another cluster must never be used: this master would forward writes to that cluster's leader. Give this master its own data dir, or, if this data dir is its own, start it with the --masters the cluster was formed with"
+    )]
+    MembershipMismatch {
+        /// The data dir.
+        dir: String,
+        /// "cluster ID", or a phrase for a cluster without an id yet.
+        cluster: String,
+        /// The masters the data dir names.
+        stored: String,
+        /// The masters `--masters` names.
+        given: String,
+    },
     /// The registry refused this master (a region conflict found by the leader).
     #[error("the leader refused to register this master: {0}")]
     Refused(String),
@@ -81,12 +111,17 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     })?;
     let store_path = config.data_dir.join(STORE_FILE);
     let fresh = !store_path.exists();
-    check_peers(&config, fresh).await?;
-
-    let (log_store, state_machine) = state::open(&store_path)
+    let (mut log_store, state_machine) = state::open(&store_path)
         .await
         .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
     let reader = state_machine.reader();
+    // Raft must not start on a data dir of another cluster: restored as that cluster's
+    // leader, it would at once send entries to that cluster's masters.
+    let stored = StoredIdentity::read(&mut log_store, &reader)
+        .await
+        .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
+    check_peers(&config, fresh, &stored).await?;
+    stored.check_membership(&config)?;
     let (election_timeout_min, election_timeout_max) = config.openraft_election_timeouts();
     let raft_config = openraft::Config {
         cluster_name: "drover".into(),
@@ -101,7 +136,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        HttpNetwork::new(config.id),
+        HttpNetwork::new(config.id).with_cluster_id(reader.clone()),
         log_store,
         state_machine,
     )
@@ -175,9 +210,105 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Before anything starts: every peer that answers must be in our region, and a master with
-/// an empty data dir must not join a cluster that already exists.
-async fn check_peers(config: &MasterConfig, fresh: bool) -> Result<(), StartupError> {
+/// What a data dir says about the cluster it belongs to, read before Raft starts.
+#[derive(Debug, Default)]
+struct StoredIdentity {
+    /// The cluster id, once an `InitCluster` entry is committed.
+    cluster_id: Option<String>,
+    /// The Raft membership: every master by id, with its address (empty before the cluster
+    /// is formed).
+    members: BTreeMap<u64, String>,
+}
+
+/// Log entries read at once while looking for the identity, so a long log is never all in
+/// memory.
+const IDENTITY_BATCH: u64 = 256;
+
+impl StoredIdentity {
+    /// The snapshot's identity, updated by the log after it: the last membership entry (in
+    /// force once appended) and the first committed `InitCluster` (the one that counts).
+    async fn read(
+        log: &mut state::RedbLogStore,
+        reader: &state::StateReader,
+    ) -> Result<Self, openraft::StorageError<u64>> {
+        use openraft::storage::{RaftLogReader, RaftLogStorage};
+        let (mut cluster_id, mut members) = reader.read(|a| {
+            let members = a
+                .membership
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect::<BTreeMap<_, _>>();
+            (a.state.cluster_id().map(str::to_string), members)
+        });
+        let committed = log.read_committed().await?.map(|c| c.index);
+        let log_state = log.get_log_state().await?;
+        let first = log_state.last_purged_log_id.map_or(0, |l| l.index + 1);
+        let Some(last) = log_state.last_log_id.map(|l| l.index) else {
+            return Ok(StoredIdentity {
+                cluster_id,
+                members,
+            });
+        };
+        let mut reader = log.get_log_reader().await;
+        let mut start = first;
+        while start <= last {
+            let end = last.min(start.saturating_add(IDENTITY_BATCH - 1));
+            for entry in reader.try_get_log_entries(start..=end).await? {
+                match entry.payload {
+                    openraft::EntryPayload::Membership(m) => {
+                        members = m.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+                    }
+                    openraft::EntryPayload::Normal(state::Command::InitCluster {
+                        cluster_id: id,
+                    }) if cluster_id.is_none()
+                        && committed.is_some_and(|c| entry.log_id.index <= c) =>
+                    {
+                        cluster_id = Some(id);
+                    }
+                    _ => {}
+                }
+            }
+            start = end + 1;
+        }
+        Ok(StoredIdentity {
+            cluster_id,
+            members,
+        })
+    }
+
+    /// A data dir that names other masters than `--masters` is another cluster's (drover
+    /// never changes the membership after forming it).
+    fn check_membership(&self, config: &MasterConfig) -> Result<(), StartupError> {
+        if self.members.is_empty() || self.members == config.masters {
+            return Ok(());
+        }
+        let list = |m: &BTreeMap<u64, String>| {
+            m.iter()
+                .map(|(id, addr)| format!("{id}={addr}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Err(StartupError::MembershipMismatch {
+            dir: config.data_dir.display().to_string(),
+            cluster: match &self.cluster_id {
+                Some(id) => format!("cluster {id}"),
+                None => "a cluster (not named yet)".to_string(),
+            },
+            stored: list(&self.members),
+            given: list(&config.masters),
+        })
+    }
+}
+
+/// Before Raft starts: every peer that answers must be in our region and, when this data dir
+/// names a cluster, in that cluster; a master with an empty data dir must not join a cluster
+/// that already exists.
+async fn check_peers(
+    config: &MasterConfig,
+    fresh: bool,
+    stored: &StoredIdentity,
+) -> Result<(), StartupError> {
     let client = PeerClient::new();
     let checks = config.peers().map(|(id, addr)| {
         let client = client.clone();
@@ -200,6 +331,18 @@ async fn check_peers(config: &MasterConfig, fresh: bool) -> Result<(), StartupEr
         {
             return Err(StartupError::RegionMismatch {
                 mine: config.domain.region.clone(),
+                theirs: theirs.to_string(),
+                peer,
+                addr,
+            });
+        }
+        let theirs = health.get("cluster_id").and_then(|c| c.as_str());
+        if let (Some(mine), Some(theirs)) = (&stored.cluster_id, theirs)
+            && mine != theirs
+        {
+            return Err(StartupError::ClusterMismatch {
+                dir: config.data_dir.display().to_string(),
+                mine: mine.clone(),
                 theirs: theirs.to_string(),
                 peer,
                 addr,

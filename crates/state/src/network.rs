@@ -27,6 +27,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::state_machine::StateReader;
 use crate::types::{Node, NodeId, Raft, TypeConfig};
 
 /// The largest Raft RPC body a master accepts, bytes (64 MiB). Senders stay well below it:
@@ -47,6 +48,10 @@ pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 /// The largest command the masters write to the log, as JSON (8 MiB): far above any
 /// accepted app definition (512 KiB) or scheduler batch, far below [`MAX_RPC_BODY_BYTES`].
 pub const MAX_COMMAND_BYTES: usize = 8 * 1024 * 1024;
+
+/// Names the sender's cluster on Raft RPCs (and forwarded requests), so a master of another
+/// cluster, e.g. one started on a copied data dir, is refused instead of obeyed.
+pub const CLUSTER_ID_HEADER: &str = "x-drover-cluster-id";
 
 /// The Raft RPCs masters exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +147,7 @@ pub enum PeerError {
 pub struct HttpNetwork<K = HttpConnector> {
     id: NodeId,
     client: Client<K, Full<Bytes>>,
+    cluster: Option<StateReader>,
 }
 
 impl<K> fmt::Debug for HttpNetwork<K> {
@@ -168,7 +174,15 @@ where
         HttpNetwork {
             id,
             client: Client::builder(TokioExecutor::new()).build(connector),
+            cluster: None,
         }
+    }
+
+    /// Sends the cluster id found in `state` (once there is one) with every RPC, in
+    /// [`CLUSTER_ID_HEADER`].
+    pub fn with_cluster_id(mut self, state: StateReader) -> Self {
+        self.cluster = Some(state);
+        self
     }
 }
 
@@ -184,6 +198,7 @@ where
             target,
             addr: node.addr.clone(),
             client: self.client.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -194,6 +209,7 @@ pub struct HttpPeer<K = HttpConnector> {
     target: NodeId,
     addr: String,
     client: Client<K, Full<Bytes>>,
+    cluster: Option<StateReader>,
 }
 
 impl<K> fmt::Debug for HttpPeer<K> {
@@ -260,8 +276,15 @@ where
         E: Error + DeserializeOwned,
     {
         let url = format!("http://{}{}", self.addr, rpc.path());
-        let request = Request::post(&url)
-            .header(CONTENT_TYPE, "application/json")
+        let mut request = Request::post(&url).header(CONTENT_TYPE, "application/json");
+        let cluster_id = self
+            .cluster
+            .as_ref()
+            .and_then(|s| s.read(|a| a.state.cluster_id().map(str::to_string)));
+        if let Some(cluster_id) = cluster_id {
+            request = request.header(CLUSTER_ID_HEADER, cluster_id);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|source| {
                 network(PeerError::Request {

@@ -15,12 +15,45 @@ mod ui;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
+use serde_json::json;
 
+use crate::error::ApiError;
 use crate::forward;
 use crate::node::Master;
+
+/// The largest request body the API accepts (1 MiB); a larger one is answered 413.
+pub const PUBLIC_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The largest body of a Raft RPC one master accepts from another: senders split appends
+/// and chunk snapshots well below it (see `state::network`).
+pub const RAFT_BODY_LIMIT: usize = state::network::MAX_RPC_BODY_BYTES;
+
+/// The body limit of the endpoint at `path`.
+pub fn body_limit(path: &str) -> usize {
+    if path.starts_with("/internal/raft/") {
+        RAFT_BODY_LIMIT
+    } else {
+        PUBLIC_BODY_LIMIT
+    }
+}
+
+/// The 413 answer to a body over `limit`.
+pub fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large_message(limit))
+}
+
+fn too_large_message(limit: usize) -> String {
+    format!(
+        "Request body too large: the limit is {limit} bytes ({} KiB); nothing was done. Send a smaller body.",
+        limit / 1024
+    )
+}
 
 /// The whole API of a master.
 pub fn router(master: Arc<Master>) -> Router {
@@ -45,7 +78,7 @@ pub fn router(master: Arc<Master>) -> Router {
             axum::routing::delete(deployments::delete),
         )
         .route("/events", get(crate::events::stream));
-    Router::new()
+    let public = Router::new()
         .nest("/v2", v2.clone())
         .nest("/service/marathon/v2", v2)
         .route("/ping", get(system::ping))
@@ -54,11 +87,6 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/ui/{file}", get(ui::asset))
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
-        // Raft has its own, larger limit: senders split appends and chunk snapshots below it.
-        .route(
-            "/internal/raft/{rpc}",
-            post(system::raft_rpc).layer(DefaultBodyLimit::max(state::network::MAX_RPC_BODY_BYTES)),
-        )
         .route("/internal/masters", post(system::register_master))
         .route("/internal/agents/register", post(agents::register))
         .route("/internal/agents/{id}/heartbeat", post(agents::heartbeat))
@@ -76,11 +104,60 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/mesos/master/slaves", get(mesos::slaves))
         .route("/mesos_dns/v1/hosts/master.mesos", get(mesos::dns_masters))
         .route("/mesos_dns/v1/hosts/leader.mesos", get(mesos::dns_leader))
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT));
+    let raft = Router::new()
+        .route("/internal/raft/{rpc}", post(system::raft_rpc))
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
+    public
+        .merge(raft)
+        .fallback(system::no_route)
         .layer(middleware::from_fn_with_state(
             master.clone(),
             forward::to_leader,
         ))
+        .layer(middleware::from_fn(json_errors))
         .with_state(master)
+}
+
+/// Error answers that are not JSON yet (axum's own: 413, 405, a bad path or query) become
+/// Marathon's `{"message": …}`, keeping the status and headers.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // axum's error bodies are one line; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large_message(body_limit(&path)),
+        // axum adds the Allow header outside this layer, so the message points at it.
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "{method} is not allowed on {path}; the Allow header lists the methods that are"
+        ),
+        _ if text.is_empty() => format!(
+            "{} ({method} {path})",
+            status.canonical_reason().unwrap_or("Error")
+        ),
+        _ => text,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(json!({ "message": message }).to_string()))
 }
 
 /// A boolean query parameter (`?force=true`), or `default` when it is absent.

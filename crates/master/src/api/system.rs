@@ -136,3 +136,14 @@ pub async fn register_master(
         _ => Ok(Json(json!({"message": "registered"}))),
     }
 }
+
+/// Any path no route matches: Marathon's JSON 404.
+pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "No endpoint {method} {}; see docs/operations.md for the API",
+            uri.path()
+        ),
+    )
+}
