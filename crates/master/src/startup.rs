@@ -103,6 +103,11 @@ const STORE_FILE: &str = "raft.redb";
 /// Runs a master until Ctrl-C or SIGTERM.
 pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     config.validate()?;
+    // Before anything can be asked of this master: a signal that arrives while it starts is
+    // a request to stop (exit 0), not the default action (death by signal).
+    let mut shutdown = Shutdown::install().map_err(|e| {
+        StartupError::Raft(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
+    })?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StartupError::Storage(format!(
             "cannot create data dir {}: {e}",
@@ -170,7 +175,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let registration = tokio::spawn(register(master.clone()));
 
     tokio::select! {
-        _ = shutdown_signal() => {
+        _ = shutdown.requested() => {
             tracing::info!("shutting down");
         }
         result = registration => {
@@ -179,7 +184,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
                 // notices Raft going away and exits with a vaguer message.
                 return Err(e);
             }
-            shutdown_signal().await;
+            shutdown.requested().await;
         }
         result = server => {
             let _ = master.raft.shutdown().await;
@@ -193,21 +198,28 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-            return;
+/// SIGTERM and SIGINT, handled from the moment [`Shutdown::install`] returns.
+struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Shutdown {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves when either signal arrives.
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
-    let _ = ctrl_c.await;
 }
 
 /// What a data dir says about the cluster it belongs to, read before Raft starts.

@@ -278,7 +278,7 @@ pub async fn put(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let partial = super::query_flag(&query, "partialUpdate", true);
-    update(m, &path, &query, body, partial).await
+    update(m, &path, &query, body, partial, true).await
 }
 
 /// `PATCH /v2/apps/{id}`: update the fields given.
@@ -288,7 +288,7 @@ pub async fn patch(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    update(m, &path, &query, body, true).await
+    update(m, &path, &query, body, true, false).await
 }
 
 /// `POST /v2/apps/{id}/restart`.
@@ -329,6 +329,7 @@ async fn update(
     query: &Option<String>,
     body: Bytes,
     partial: bool,
+    may_create: bool,
 ) -> Result<Response, ApiError> {
     let id = app_id(path)?;
     let force = super::query_flag(query, "force", false);
@@ -360,7 +361,7 @@ async fn update(
     match &current {
         Some(_) => check_lock(&m, &id, force)?,
         // Marathon: a PUT may create the app, a PATCH only changes one that exists.
-        None if partial => return Err(ApiError::app_not_found(id.as_str())),
+        None if !may_create => return Err(ApiError::app_not_found(id.as_str())),
         None => {}
     }
     // Read-only fields Marathon clients send back are not part of the definition.
