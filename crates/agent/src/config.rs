@@ -27,6 +27,8 @@ pub struct AgentConfig {
     pub listen: Option<SocketAddr>,
     /// Heartbeat interval; `None` uses what the leader asks for (1 s if it says nothing).
     pub heartbeat_interval: Option<Duration>,
+    /// How long sandboxes of ended tasks are kept.
+    pub sandbox_retention: crate::retention::Retention,
     /// Protocol timings.
     pub timings: Timings,
 }

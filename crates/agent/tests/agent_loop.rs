@@ -229,6 +229,7 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
         attributes: domain::attributes::parse_attributes("rack:r1").unwrap(),
         listen: None,
         heartbeat_interval: Some(Duration::from_millis(50)),
+        sandbox_retention: agent::Retention::default(),
         timings: Timings {
             long_poll: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
