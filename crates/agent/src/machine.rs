@@ -38,6 +38,8 @@ pub struct FsSpace {
 }
 
 /// The space of the filesystem holding `dir`.
+// `c_ulong` and `fsblkcnt_t` are `u64` only on 64-bit targets.
+#[allow(clippy::useless_conversion)]
 pub fn fs_space(dir: &Path) -> io::Result<FsSpace> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
     let unit = u64::from(st.fragment_size());
