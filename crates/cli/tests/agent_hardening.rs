@@ -419,7 +419,8 @@ fn numeric_agent_flags_out_of_range_exit_2_naming_flag_value_and_range() {
         let mut cmd = Command::new(DROVER);
         cmd.args(["agent", "--masters", "127.0.0.1:1", "--work-dir"])
             .arg(&work_dir)
-            .args(["--domain", &domain_json("local", "local-a"), flag, value]);
+            .args(["--domain", &domain_json("local", "local-a")])
+            .arg(format!("{flag}={value}"));
         let (status, _, err) = run_to_exit(cmd, Duration::from_secs(60));
         assert_eq!(status.code(), Some(2), "{flag} {value}: {status}\n{err}");
         for want in [flag, value].iter().chain(range) {
@@ -452,7 +453,11 @@ fn sigterm_and_sigint_stop_the_agent_with_0_and_its_tasks_keep_running() {
                 s.fail(&format!("task {task} died with the agent on SIG{sig}"));
             }
         }
-        s.start_agent_active(a);
+        // The masters still list it active from before: wait for this process itself.
+        s.start_agent(a);
+        s.wait_until(SETTLE, "the restarted agent says it is registered", |s| {
+            s.agent(a).health().is_some_and(|h| h["registered"] == true)
+        });
     }
     s.wait_running("/signals/sleeper", 1);
     assert_eq!(
