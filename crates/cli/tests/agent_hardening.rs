@@ -9,7 +9,8 @@
 //! - the advertised disk is the work dir's own filesystem (an explicit `disk:` wins);
 //! - sandboxes of ended tasks are removed by count and by age; `/v1/nodes` shows disk use;
 //! - a hanging detect script is killed after 10 s; numeric flags are range-checked;
-//! - SIGTERM and SIGINT stop the agent with 0 and its tasks keep running.
+//! - SIGTERM and SIGINT stop the agent with 0 (also while it starts) and its tasks keep
+//!   running.
 //!
 //! Waits poll conditions to deadlines and fail with every process's logs.
 
@@ -476,4 +477,31 @@ fn sigterm_and_sigint_stop_the_agent_with_0_and_its_tasks_keep_running() {
     s.signal_agent(lonely, "TERM");
     let status = s.wait_agent_exit(lonely, SETTLE);
     assert_eq!(status.code(), Some(0), "{status}");
+
+    // And while it is still starting: SIGTERM during its (slow) fault domain detection.
+    let marker = s.dir().join("detecting");
+    let script = write_script(
+        s.dir(),
+        "slow-detect",
+        &format!(
+            "touch {}
+sleep 2
+echo '{}'",
+            marker.display(),
+            domain_json("local", "local-c")
+        ),
+    );
+    let early = s.add_agent_with("agent-early", DomainSource::Script(script));
+    s.start_agent(early);
+    s.wait_until(SETTLE, "the detect script runs", |_| marker.exists());
+    s.signal_agent(early, "TERM");
+    let status = s.wait_agent_exit(early, SETTLE);
+    if status.code() != Some(0) {
+        s.fail(&format!(
+            "SIGTERM during start-up ended the agent with {status}, expected 0"
+        ));
+    }
+    if s.agent_node(early).is_some() {
+        s.fail("an agent stopped while starting registered anyway");
+    }
 }
