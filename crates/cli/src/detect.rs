@@ -141,12 +141,23 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // Killed with its group (a zombie until init reaps it counts as gone).
-        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        let alive = state
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
-        assert!(!alive, "the script's child {child} still runs: {state}");
+        // Killed with its group (a zombie until init reaps it counts as gone); SIGKILL is
+        // delivered asynchronously, so poll to a deadline.
+        let alive = || {
+            let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let running = state
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+            running.then_some(state)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(state) = alive() {
+            assert!(
+                Instant::now() < deadline,
+                "the script's child {child} still runs: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
