@@ -65,8 +65,8 @@ pub struct AgentArgs {
     /// Attributes for constraints: "rack:r1;ssd:true".
     #[arg(long, value_name = "SPEC")]
     attributes: Option<String>,
-    /// Serve the agent's /health and /state here.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Serve the agent's /health and /state here (a port from 1 to 65535).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
     /// Heartbeat interval, 50 to 60000 [default: what the leader asks for, 1000 ms].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
@@ -85,6 +85,17 @@ const MAX_RETENTION_COUNT: u64 = 100_000;
 
 /// Longest an agent can be told to keep a sandbox of an ended task.
 const MAX_RETENTION_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `--listen`: an address with a fixed port (port 0 would be a port nobody knows).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        format!("`{text}` is not IP:PORT with a port from 1 to 65535 (e.g. 127.0.0.1:5051)")
+    })?;
+    if addr.port() == 0 {
+        return Err(format!("`{text}` has port 0; give a port from 1 to 65535"));
+    }
+    Ok(addr)
+}
 
 /// Parses `--sandbox-retention-age`: a whole number and a unit, `s`, `m`, `h` or `d`.
 fn parse_retention_age(text: &str) -> Result<Duration, String> {

@@ -407,7 +407,10 @@ fn a_hanging_detect_script_is_killed_after_10_s_and_named() {
 fn numeric_agent_flags_out_of_range_exit_2_naming_flag_value_and_range() {
     let dir = TempDir::new("hard-flags");
     let work_dir = dir.path().join("agent");
-    let cases: [(&str, &str, &[&str]); 7] = [
+    let cases: [(&str, &str, &[&str]); 10] = [
+        ("--listen", "127.0.0.1:0", &["1 to 65535"]),
+        ("--listen", "127.0.0.1:65536", &["1 to 65535"]),
+        ("--masters", "127.0.0.1:0", &["1 to 65535"]),
         ("--heartbeat-interval-ms", "0", &["50..=60000"]),
         ("--heartbeat-interval-ms", "60001", &["50..=60000"]),
         ("--heartbeat-interval-ms", "-5", &[]),
@@ -418,7 +421,11 @@ fn numeric_agent_flags_out_of_range_exit_2_naming_flag_value_and_range() {
     ];
     for (flag, value, range) in cases {
         let mut cmd = Command::new(DROVER);
-        cmd.args(["agent", "--masters", "127.0.0.1:1", "--work-dir"])
+        cmd.arg("agent");
+        if flag != "--masters" {
+            cmd.args(["--masters", "127.0.0.1:1"]);
+        }
+        cmd.arg("--work-dir")
             .arg(&work_dir)
             .args(["--domain", &domain_json("local", "local-a")])
             .arg(format!("{flag}={value}"));
