@@ -67,11 +67,13 @@ pub fn to_remove(ended: &[(InstanceId, u64)], now_ms: u64, policy: &Retention) -
 }
 
 /// Sweeps the sandboxes now and then, and after every task end; keeps `disk` current.
+/// Returns once `stop` changes, after the sweep under way (which holds the work dir).
 pub async fn run(
     supervisor: Supervisor,
     work_dir: Arc<WorkDir>,
     policy: Retention,
     disk: Arc<Mutex<Option<DiskUse>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         let (supervisor2, work_dir2) = (supervisor.clone(), work_dir.clone());
@@ -88,6 +90,7 @@ pub async fn run(
         tokio::select! {
             () = supervisor.task_ended() => {}
             () = tokio::time::sleep(policy.sweep_interval()) => {}
+            _ = stop.changed() => return,
         }
     }
 }

@@ -142,11 +142,13 @@ pub async fn run(
     );
 
     let disk = Arc::new(std::sync::Mutex::new(None));
+    let (stop_sweeping, sweeping) = watch::channel(false);
     let sweeper = tokio::spawn(crate::retention::run(
         supervisor.clone(),
         work_dir.clone(),
         config.sandbox_retention,
         disk.clone(),
+        sweeping,
     ));
     let forget_me = Arc::new(Notify::new());
     // Nothing is reported before a master has accepted this agent: a refused copy of another
@@ -182,7 +184,10 @@ pub async fn run(
     };
     let was_accepted = *session.registered.borrow();
     sender.abort();
-    sweeper.abort();
+    // Awaited, not aborted: a sweep under way holds the work dir (and its lock) until done,
+    // and a restarted agent in this process must find the lock free.
+    stop_sweeping.send_replace(true);
+    let _ = sweeper.await;
     if let Some(s) = server {
         s.abort();
         let _ = s.await;
