@@ -241,20 +241,20 @@ fn a_task_whose_checkpoint_cannot_be_written_never_runs_and_fails_with_the_reaso
     let mut events = EventStream::open(&s.masters.addr(1), &["status_update_event"])
         .unwrap_or_else(|e| s.fail(&format!("subscribe to /v2/events: {e}")));
     // Room for one checkpoint of this app (3 or 4 pages) but not for the second one, which
-    // names the process: the first attempt gets as far as the held process, the next one
-    // not even that far.
+    // names the held process: each attempt gets as far as the held process (its checkpoint
+    // goes once the masters forget it, so the next attempt gets as far).
     let (_, page) = disk.space();
     disk.fill_leaving(4 * page);
     let app_id = "/full/app";
     s.create_app(&json!({
-        "id": app_id, "cmd": "exec sleep 1000", "instances": 1, "cpus": 0.1, "mem": 16,
-        "env": {"PADDING": "x".repeat(10_000)},
+        "id": app_id, "cmd": "echo the command ran; exec sleep 1000", "instances": 1,
+        "cpus": 0.1, "mem": 16, "env": {"PADDING": "x".repeat(10_000)},
     }));
-    let mut failed = Vec::new();
-    while failed.len() < 2 {
+    let sandbox = |s: &Site, task: &str| s.agent(a).work_dir.join("sandboxes").join(task);
+    let next_failure = |s: &Site, events: &mut EventStream, app_id: &str| loop {
         let Some(event) = events.wait_for(SETTLE, |e| e["appId"] == app_id) else {
             s.fail(&format!(
-                "no status update for {app_id} after {failed:?}; seen {:?}",
+                "no status update for {app_id}; seen {:?}",
                 events.seen()
             ));
         };
@@ -266,13 +266,55 @@ fn a_task_whose_checkpoint_cannot_be_written_never_runs_and_fails_with_the_reaso
                     && message.contains("checkpoint")
                     && message.contains("No space left on device") =>
             {
-                failed.push(event["taskId"].as_str().unwrap_or_default().to_string());
+                break event["taskId"].as_str().unwrap_or_default().to_string();
             }
             _ => s.fail(&format!(
                 "expected TASK_FAILED with the reason, got {event}"
             )),
         }
+    };
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let task = next_failure(&s, &mut events, app_id);
+        // Held, never released: its output files exist and are empty.
+        let out = fs::read_to_string(sandbox(&s, &task).join("stdout"));
+        if out.as_ref().map(String::as_str).ok() != Some("") {
+            s.fail(&format!("stdout of the held attempt {task}: {out:?}"));
+        }
+        failed.push(task);
     }
+
+    // With no room at all (no checkpoint left either), an attempt fails before any process.
+    let r = common::http::request(
+        &s.masters.addr(1),
+        "DELETE",
+        &format!("/v2/apps{app_id}?force=true"),
+        None,
+        Duration::from_secs(10),
+    );
+    if !r.as_ref().is_ok_and(|r| r.status == 200) {
+        s.fail(&format!("DELETE {app_id}: {r:?}"));
+    }
+    s.wait_until(SETTLE, "every checkpoint of the deleted app is gone", |s| {
+        s.agent(a).checkpoints().is_empty()
+    });
+    let (left, _) = disk.space();
+    fs::write(
+        disk.dir.join("filler-2"),
+        vec![0u8; usize::try_from(left).unwrap()],
+    )
+    .expect("fill the rest");
+    assert_eq!(disk.space().0, 0, "the tmpfs is full");
+    let second = "/full/second";
+    s.create_app(
+        &json!({"id": second, "cmd": "echo the command ran; exec sleep 1000",
+        "instances": 1, "cpus": 0.1, "mem": 16}),
+    );
+    let task = next_failure(&s, &mut events, second);
+    if sandbox(&s, &task).join("stdout").exists() {
+        s.fail(&format!("{task} got a process on a full disk"));
+    }
+    failed.push(task);
     // Nothing of the app ever ran, and nothing of it is left running.
     for task in &failed {
         let running = procs::processes_with_env("MESOS_TASK_ID", task);
@@ -280,9 +322,11 @@ fn a_task_whose_checkpoint_cannot_be_written_never_runs_and_fails_with_the_reaso
             s.fail(&format!("task {task} has processes {running:?}"));
         }
     }
-    let running = procs::processes_with_env("MARATHON_APP_ID", app_id);
-    if !running.is_empty() {
-        s.fail(&format!("processes of {app_id} run: {running:?}"));
+    for app in [app_id, second] {
+        let running = procs::processes_with_env("MARATHON_APP_ID", app);
+        if !running.is_empty() {
+            s.fail(&format!("processes of {app} run: {running:?}"));
+        }
     }
     let err = s.agent(a).stderr();
     if !err.contains("could not start") {
