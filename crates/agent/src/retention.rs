@@ -6,7 +6,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use state::InstanceId;
 use state::protocol::DiskUse;
@@ -160,11 +160,7 @@ fn ended_at_ms(checkpoints: &Checkpoints, id: &InstanceId, sandbox: &Path) -> u6
         .iter()
         .map(|f| modified(&sandbox.join(f)))
         .max()
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        })
+        .unwrap_or(0)
 }
 
 /// Bytes of disk the files under `root` take (allocated blocks, not apparent sizes);
