@@ -189,6 +189,8 @@ fn disk_usage(root: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::time::SystemTime;
 
     const MIN: u64 = 60_000;
 
@@ -255,6 +257,48 @@ mod tests {
         // A clock that stepped back: the end looks later than now; it is not "old".
         let list = ended(&[("b", 50), ("a", 50)]);
         assert_eq!(ids(&to_remove(&list, 10, &policy)), ["b"]);
+    }
+
+    #[test]
+    fn a_sweep_keeps_the_most_recently_ended_within_the_age() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work_dir = Arc::new(WorkDir::open(tmp.path()).unwrap());
+        let supervisor = Supervisor::new(crate::supervisor::TaskContext {
+            hostname: "h".into(),
+            work_dir: work_dir.clone(),
+            checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+            outbox: Arc::new(crate::outbox::Outbox::new()),
+            containers: crate::executor::ContainerRuntime::unavailable("test"),
+        });
+        let now = SystemTime::now();
+        for (name, minutes_ago) in [("old", 30), ("older", 40), ("new", 1)] {
+            let dir = work_dir.sandboxes_dir().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in ["stdout", "stderr"] {
+                let mut file = std::fs::File::create(dir.join(f)).unwrap();
+                file.write_all(b"output").unwrap();
+                file.set_modified(now - Duration::from_secs(60 * minutes_ago))
+                    .unwrap();
+            }
+            std::fs::File::open(&dir)
+                .unwrap()
+                .set_modified(now - Duration::from_secs(60 * minutes_ago))
+                .unwrap();
+        }
+        let policy = Retention {
+            max_count: 2,
+            max_age: Duration::from_secs(35 * 60),
+        };
+        let use_now = sweep(&supervisor, &work_dir, &policy).unwrap();
+        let left: Vec<String> = std::fs::read_dir(work_dir.sandboxes_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(left, ["new", "old"]);
+        assert_eq!(use_now.sandboxes, 2);
+        assert!(use_now.work_dir_bytes > 0 && use_now.total_bytes >= use_now.available_bytes);
     }
 
     #[test]

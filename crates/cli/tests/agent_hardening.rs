@@ -367,15 +367,26 @@ fn sandboxes_of_ended_tasks_are_removed_beyond_the_count_and_after_the_age() {
     let mut s = Site::new("hard-retention", 1);
     s.start_masters();
     let a = s.add_agent("agent-retention", "local", "local-a");
-    s.agent_mut(a).extra_args = vec!["--sandbox-retention-count".into(), "2".into()];
+    // An age of 60 s sweeps every 6 s: soon enough to see running tasks' sandboxes swept.
+    s.agent_mut(a).extra_args = ["--sandbox-retention-count", "2"]
+        .into_iter()
+        .chain(["--sandbox-retention-age", "60s"])
+        .map(String::from)
+        .collect();
     s.start_agent_active(a);
     let work_dir = s.agent(a).work_dir.clone();
     s.create_app(&sleeper("/retention/sleepers", 4));
     let app = s.wait_running("/retention/sleepers", 4);
     let ids: BTreeSet<String> = task_ids(&app).into_iter().collect();
+    // A sweep after all four started keeps all four: running tasks' sandboxes never go.
+    s.wait_for(
+        SETTLE,
+        "a sweep counts the four running tasks' sandboxes",
+        |s| s.agent_node(a).filter(|n| n["disk_use"]["sandboxes"] == 4),
+    );
     assert_eq!(sandboxes(&work_dir), ids, "one sandbox per running task");
 
-    // All four end: the two ended last stay, within the default hour.
+    // All four end: the two ended last stay, within the age.
     s.put_app(&sleeper("/retention/sleepers", 0));
     let kept = s.wait_for(SETTLE, "two sandboxes of ended tasks are left", |s| {
         let left = sandboxes(&work_dir);
