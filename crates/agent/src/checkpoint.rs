@@ -53,6 +53,11 @@ impl Checkpoints {
         Checkpoints { dir }
     }
 
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, id: &InstanceId) -> io::Result<PathBuf> {
         check_instance_id(id).map_err(io::Error::other)?;
         Ok(self.dir.join(format!("{id}.json")))
@@ -62,6 +67,11 @@ impl Checkpoints {
     pub fn save(&self, cp: &Checkpoint) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
         write_atomically(&self.path(cp.instance_id())?, &bytes)
+    }
+
+    /// Reads one task's checkpoint.
+    pub fn load(&self, id: &InstanceId) -> Result<Checkpoint, String> {
+        load(&self.path(id).map_err(|e| e.to_string())?)
     }
 
     /// Removes a task's checkpoint (the task is over and the master knows it).

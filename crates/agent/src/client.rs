@@ -40,6 +40,8 @@ pub enum CallError {
         status: u16,
         /// The answer's `message`, or its body.
         message: String,
+        /// The answer's `reason`, when it gives one (e.g. `state::protocol::AGENT_ID_IN_USE`).
+        reason: Option<String>,
     },
     /// A 2xx answer whose body is not what the protocol says.
     #[error("master {master} sent an unreadable answer: {reason}")]
@@ -65,6 +67,14 @@ impl CallError {
         match self {
             CallError::Refused { message, .. } => message.clone(),
             other => other.to_string(),
+        }
+    }
+
+    /// The `reason` a refusal gives, if any.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            CallError::Refused { reason, .. } => reason.as_deref(),
+            _ => None,
         }
     }
 }
@@ -214,6 +224,9 @@ impl MasterClient {
                 master: master.to_string(),
                 status: status.as_u16(),
                 message: message_of(&body),
+                reason: serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("reason")?.as_str().map(str::to_string)),
             });
         }
         let body: &[u8] = if body.is_empty() { b"null" } else { &body };

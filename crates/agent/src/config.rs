@@ -27,6 +27,8 @@ pub struct AgentConfig {
     pub listen: Option<SocketAddr>,
     /// Heartbeat interval; `None` uses what the leader asks for (1 s if it says nothing).
     pub heartbeat_interval: Option<Duration>,
+    /// How long sandboxes of ended tasks are kept.
+    pub sandbox_retention: crate::retention::Retention,
     /// Protocol timings.
     pub timings: Timings,
 }
@@ -74,10 +76,18 @@ pub fn parse_masters(text: &str) -> Result<Vec<String>, String> {
     }
     for m in &masters {
         let port = m.rsplit_once(':').map(|(_, p)| p);
-        if port.is_none_or(|p| p.parse::<u16>().is_err()) {
-            return Err(format!(
-                "--masters: `{m}` is not HOST:PORT (e.g. 10.0.1.10:8080)"
-            ));
+        match port.map(str::parse::<u16>) {
+            Some(Ok(1..)) => {}
+            Some(Ok(0)) => {
+                return Err(format!(
+                    "--masters: `{m}` has port 0; a master's port is 1 to 65535"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "--masters: `{m}` is not HOST:PORT with a port from 1 to 65535 (e.g. 10.0.1.10:8080)"
+                ));
+            }
         }
     }
     Ok(masters)
@@ -96,5 +106,9 @@ mod tests {
         assert!(parse_masters("").is_err());
         let e = parse_masters("m1").unwrap_err();
         assert!(e.contains("HOST:PORT"), "{e}");
+        for bad in ["m1:0", "m1:65536", "m1:-1"] {
+            let e = parse_masters(bad).unwrap_err();
+            assert!(e.contains(bad) && e.contains("1 to 65535"), "{bad}: {e}");
+        }
     }
 }

@@ -6,13 +6,13 @@ use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
 use std::path::Path;
 
 use domain::{Ranges, Resources};
-use sysinfo::{Disks, MemoryRefreshKind, RefreshKind, System};
+use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
 /// Ports offered when `--resources` names none (Mesos's default range).
 pub const DEFAULT_PORTS: (u64, u64) = (31000, 32000);
 
 /// The machine's resources: usable cores, memory in MiB, the space available on the work
-/// dir's filesystem in MiB, and ports 31000–32000.
+/// dir's own filesystem in MiB, and ports 31000–32000.
 pub fn detect_resources(work_dir: &Path) -> Resources {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mem = System::new_with_specifics(
@@ -27,16 +27,40 @@ pub fn detect_resources(work_dir: &Path) -> Resources {
     }
 }
 
-/// Space available on the filesystem holding `dir` (the disk whose mount point is the
-/// longest prefix of it), in MiB.
+/// Space of the filesystem that holds `dir` itself (statvfs of the directory, so a work dir
+/// on its own mount is measured, not its parent's or the root filesystem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsSpace {
+    /// Bytes an unprivileged process may still write.
+    pub available: u64,
+    /// Size of the filesystem in bytes.
+    pub total: u64,
+}
+
+/// The space of the filesystem holding `dir`.
+// `c_ulong` and `fsblkcnt_t` are `u64` only on 64-bit targets.
+#[allow(clippy::useless_conversion)]
+pub fn fs_space(dir: &Path) -> io::Result<FsSpace> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    let unit = u64::from(st.fragment_size());
+    Ok(FsSpace {
+        available: u64::from(st.blocks_available()).saturating_mul(unit),
+        total: u64::from(st.blocks()).saturating_mul(unit),
+    })
+}
+
+/// Space available on the work dir's own filesystem, in MiB.
 fn disk_mib(dir: &Path) -> Option<u64> {
-    let dir = dir.canonicalize().ok()?;
-    let disks = Disks::new_with_refreshed_list().ok()?;
-    disks
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space() / (1024 * 1024))
+    match fs_space(dir) {
+        Ok(space) => Some(space.available / (1024 * 1024)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot measure the filesystem of {}: {e}; offering no disk",
+                dir.display()
+            );
+            None
+        }
+    }
 }
 
 /// The machine's hostname.
@@ -73,6 +97,17 @@ mod tests {
         assert!(r.cpus >= 1.0);
         assert!(r.mem > 0.0);
         assert_eq!(r.ports.count(), 1001);
+    }
+
+    #[test]
+    fn disk_is_measured_on_the_directory_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let space = fs_space(tmp.path()).unwrap();
+        assert!(
+            space.total > 0 && space.available <= space.total,
+            "{space:?}"
+        );
+        assert!(fs_space(&tmp.path().join("missing")).is_err());
     }
 
     #[test]

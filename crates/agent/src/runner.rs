@@ -69,25 +69,32 @@ pub(crate) async fn launch(
     };
     if let Err(e) = std::fs::create_dir_all(&sandbox) {
         return fail(
-            Condition::Error,
+            Condition::Failed,
             format!("cannot create the sandbox {}: {e}", sandbox.display()),
         );
     }
+    let is_docker = assignment
+        .app
+        .container
+        .as_ref()
+        .is_some_and(|c| c.kind == ContainerType::Docker);
     let mut cp = Checkpoint {
+        // A container's name is known before it exists: a restart looks for it by name.
+        #[cfg(feature = "docker")]
+        container: is_docker.then(|| crate::executor::docker::container_name(&id)),
+        #[cfg(not(feature = "docker"))]
+        container: None,
         assignment,
         sandbox,
         started_at_ms: now_ms(),
         process: None,
-        container: None,
         kill_requested: false,
         terminal: None,
     };
-    // Checkpoint before starting, so a crash in between is noticed after a restart.
+    // Checkpoint before starting, so a crash in between is noticed after a restart; a task
+    // whose checkpoint cannot be written is never started.
     if let Err(e) = ctx.checkpoints.save(&cp) {
-        return fail(
-            Condition::Error,
-            format!("cannot write the task checkpoint: {e}"),
-        );
+        return fail(Condition::Failed, not_checkpointed(ctx, &e));
     }
     if *kill.borrow() {
         return finish(
@@ -101,18 +108,27 @@ pub(crate) async fn launch(
         );
     }
     let env = task_env(&cp.assignment, &ctx.hostname, &cp.sandbox);
-    let is_docker = cp
-        .assignment
-        .app
-        .container
-        .as_ref()
-        .is_some_and(|c| c.kind == ContainerType::Docker);
     let started = if is_docker {
         ctx.containers
             .launch(&cp.assignment, &cp.sandbox, &env)
             .await
     } else {
-        process::spawn(&cp.assignment, &cp.sandbox, &env).map(Workload::Process)
+        match process::spawn(&cp.assignment, &cp.sandbox, &env) {
+            Ok(held) => {
+                cp.process = Some(held.identity());
+                if let Err(e) = ctx.checkpoints.save(&cp) {
+                    // Its command has not run: without the pid on disk a restarted agent
+                    // could not find it, so it never does.
+                    held.abandon().await;
+                    cp.process = None;
+                    let message = not_checkpointed(ctx, &e);
+                    tracing::warn!("task {id} could not start: {message}");
+                    return finish(&inner, cp, status(&id, Condition::Failed, Some(message)));
+                }
+                Ok(Workload::Process(held.release().await))
+            }
+            Err(message) => Err(message),
+        }
     };
     let workload = match started {
         Ok(w) => w,
@@ -122,15 +138,6 @@ pub(crate) async fn launch(
             return finish(&inner, cp, st);
         }
     };
-    match &workload {
-        Workload::Process(p) => cp.process = Some(p.identity()),
-        #[cfg(feature = "docker")]
-        Workload::Container(c) => cp.container = Some(c.name().to_string()),
-    }
-    if let Err(e) = ctx.checkpoints.save(&cp) {
-        // The task runs and is watched; only a restart of the agent would lose track of it.
-        tracing::error!("cannot checkpoint task {id}: {e}; an agent restart would not find it");
-    }
     ctx.outbox.push(status(&id, Condition::Running, None));
     supervise(inner.clone(), cp, workload, kill).await;
 }
@@ -216,6 +223,14 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Why a task was not started when its checkpoint could not be written.
+fn not_checkpointed(ctx: &crate::supervisor::TaskContext, e: &std::io::Error) -> String {
+    format!(
+        "not started: its checkpoint cannot be written to {}: {e}; a task runs only once a restarted agent could find it again (free space on the work dir's filesystem)",
+        ctx.checkpoints.dir().display()
+    )
 }
 
 /// Records a task's end: checkpoint, status update, table.

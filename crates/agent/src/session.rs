@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{Agent, AgentId};
-use state::protocol::{Heartbeat, Registration, StatusReport};
-use tokio::sync::Notify;
+use state::protocol::{AGENT_ID_IN_USE, DiskUse, Heartbeat, Registration, StatusReport};
+use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::client::{CallError, MasterClient};
@@ -40,6 +40,21 @@ pub enum AgentError {
     /// The leader refused the registration (a duplicate IP, bad fields): retrying cannot help.
     #[error("the masters refused this agent: {0}")]
     Refused(String),
+    /// The leader knows this agent's id live at another address: the work dir is a copy.
+    #[error(
+        "the masters refused this agent: {message}\n\
+         The work dir {work_dir} holds the id of another agent that is still running (it was copied \
+         from that agent's work dir). To make this a new agent, stop it, then delete \
+         {work_dir}/agent-id (the copied id) and {work_dir}/tasks and {work_dir}/sandboxes (the \
+         other agent's task checkpoints and sandboxes), and start it again: it registers under a \
+         new id. Nothing of the other agent or its tasks was touched."
+    )]
+    CopiedWorkDir {
+        /// The master's explanation.
+        message: String,
+        /// The work dir.
+        work_dir: String,
+    },
     /// `--listen` could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -126,7 +141,19 @@ pub async fn run(
         agent.resources
     );
 
+    let disk = Arc::new(std::sync::Mutex::new(None));
+    let (stop_sweeping, sweeping) = watch::channel(false);
+    let sweeper = tokio::spawn(crate::retention::run(
+        supervisor.clone(),
+        work_dir.clone(),
+        config.sandbox_retention,
+        disk.clone(),
+        sweeping,
+    ));
     let forget_me = Arc::new(Notify::new());
+    // Nothing is reported before a master has accepted this agent: a refused copy of another
+    // agent's work dir must not report that agent's tasks as its own.
+    let (registered, accepted) = watch::channel(false);
     let sender = tokio::spawn(send_status(
         client.clone(),
         outbox.clone(),
@@ -134,6 +161,7 @@ pub async fn run(
         fence.clone(),
         forget_me.clone(),
         config.timings.clone(),
+        accepted,
     ));
     let session = Session {
         config,
@@ -144,6 +172,8 @@ pub async fn run(
         supervisor: supervisor.clone(),
         forget_me,
         view,
+        registered,
+        disk,
     };
     let result = tokio::select! {
         r = session.run() => r,
@@ -152,7 +182,12 @@ pub async fn run(
             Ok(())
         }
     };
+    let was_accepted = *session.registered.borrow();
     sender.abort();
+    // Awaited, not aborted: a sweep under way holds the work dir (and its lock) until done,
+    // and a restarted agent in this process must find the lock free.
+    stop_sweeping.send_replace(true);
+    let _ = sweeper.await;
     if let Some(s) = server {
         s.abort();
         let _ = s.await;
@@ -161,7 +196,7 @@ pub async fn run(
     supervisor.detach().await;
     // One last try to deliver what is queued; a restarted agent reports the ends again.
     let left = outbox.peek(usize::MAX);
-    if !left.is_empty() {
+    if was_accepted && !left.is_empty() {
         let report = StatusReport {
             term: fence.highest(),
             updates: left,
@@ -183,6 +218,10 @@ struct Session {
     /// Woken when a master says it does not know this agent (register again).
     forget_me: Arc<Notify>,
     view: Arc<AgentView>,
+    /// True once a master has accepted the agent (status reports may flow).
+    registered: watch::Sender<bool>,
+    /// The work dir's disk use, as the last sandbox sweep measured it.
+    disk: Arc<std::sync::Mutex<Option<DiskUse>>>,
 }
 
 impl Session {
@@ -239,6 +278,7 @@ impl Session {
                         }
                     );
                     self.view.set_registered(Some(master));
+                    self.registered.send_replace(true);
                     let interval = self
                         .config
                         .heartbeat_interval
@@ -246,6 +286,12 @@ impl Session {
                             .then(|| Duration::from_millis(r.heartbeat_interval_ms)))
                         .unwrap_or(DEFAULT_HEARTBEAT);
                     return Ok(interval);
+                }
+                Err(e @ CallError::Refused { .. }) if e.reason() == Some(AGENT_ID_IN_USE) => {
+                    return Err(AgentError::CopiedWorkDir {
+                        message: e.message(),
+                        work_dir: self.config.work_dir.display().to_string(),
+                    });
                 }
                 Err(e @ CallError::Refused { .. }) if matches!(e.status(), Some(409 | 422)) => {
                     return Err(AgentError::Refused(e.message()));
@@ -278,11 +324,11 @@ impl Session {
             let mut unavailable = 0;
             loop {
                 let sent = Instant::now();
-                match self
-                    .client
-                    .heartbeat(&self.agent.id, &Heartbeat { rtt_ms }, timeout)
-                    .await
-                {
+                let beat = Heartbeat {
+                    rtt_ms,
+                    disk: *self.disk.lock().unwrap_or_else(|p| p.into_inner()),
+                };
+                match self.client.heartbeat(&self.agent.id, &beat, timeout).await {
                     Ok(ack) => {
                         rtt_ms =
                             Some(u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -359,7 +405,11 @@ async fn send_status(
     fence: Arc<TermFence>,
     forget_me: Arc<Notify>,
     timings: Timings,
+    mut accepted: watch::Receiver<bool>,
 ) {
+    if accepted.wait_for(|a| *a).await.is_err() {
+        return;
+    }
     let mut backoff = Backoff::new(timings.backoff_base, timings.backoff_cap);
     loop {
         if outbox.is_empty() {

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     table: Mutex<HashMap<InstanceId, Entry>>,
     /// The runner of every active task.
     runners: Mutex<JoinSet<()>>,
+    /// Woken when a task ends (its sandbox may go).
+    task_ended: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -62,6 +64,7 @@ impl Inner {
     /// Called by a runner when its task is over (its terminal status is queued).
     pub(crate) fn ended(&self, id: &InstanceId) {
         self.table().insert(id.clone(), Entry::Ended);
+        self.task_ended.notify_one();
     }
 }
 
@@ -84,8 +87,14 @@ impl Supervisor {
                 ctx,
                 table: Mutex::new(HashMap::new()),
                 runners: Mutex::new(JoinSet::new()),
+                task_ended: tokio::sync::Notify::new(),
             }),
         }
+    }
+
+    /// Completes once a task has ended since the last call returned.
+    pub async fn task_ended(&self) {
+        self.inner.task_ended.notified().await;
     }
 
     /// The shared context.

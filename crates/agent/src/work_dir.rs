@@ -110,6 +110,11 @@ impl WorkDir {
         self.root.join("tasks")
     }
 
+    /// Where the sandboxes live.
+    pub fn sandboxes_dir(&self) -> PathBuf {
+        self.root.join("sandboxes")
+    }
+
     /// The sandbox of an instance.
     pub fn sandbox(&self, id: &InstanceId) -> Result<PathBuf, WorkDirError> {
         check_instance_id(id)?;
@@ -146,12 +151,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
-    {
+    let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A half-written temporary file on a full disk would hold space nobody frees.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()
 }
 

@@ -32,6 +32,8 @@ struct Master {
     down: bool,
     /// Answer registrations with this refusal.
     refuse: Option<(StatusCode, String)>,
+    /// The `reason` of that refusal, if any.
+    refuse_reason: Option<String>,
     /// Agents it knows (others get 404 on heartbeats, watches and status reports).
     known: Vec<String>,
     term: u64,
@@ -108,7 +110,8 @@ async fn register(State(f): State<Fake>, Json(reg): Json<Registration>) -> Respo
             return unavailable();
         }
         if let Some((code, msg)) = &m.refuse {
-            return (*code, Json(json!({"message": msg}))).into_response();
+            let body = json!({"message": msg, "reason": m.refuse_reason});
+            return (*code, Json(body)).into_response();
         }
         m.known.push(reg.agent.id.0.clone());
         let answer = Registered {
@@ -229,6 +232,7 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
         attributes: domain::attributes::parse_attributes("rack:r1").unwrap(),
         listen: None,
         heartbeat_interval: Some(Duration::from_millis(50)),
+        sandbox_retention: agent::Retention::default(),
         timings: Timings {
             long_poll: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
@@ -335,6 +339,54 @@ async fn a_refused_registration_stops_the_agent_with_the_master_s_message() {
         Err(AgentError::Refused(m)) => assert_eq!(m, msg),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_copy_of_a_work_dir_reports_nothing_and_says_how_to_reset_it() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of another agent's work dir: its id, and a checkpoint of a task that does not
+    // run here (a restarted agent would report it failed).
+    std::fs::write(dir.path().join("agent-id"), "copied-id\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    let cp = agent::checkpoint::Checkpoint {
+        assignment: sleeper("theirs.instance-1"),
+        sandbox: dir.path().join("sandboxes/theirs.instance-1"),
+        started_at_ms: 1,
+        process: Some(agent::procfs::ProcessIdentity {
+            pid: u32::MAX - 1,
+            start_time: 1,
+        }),
+        container: None,
+        kill_requested: false,
+        terminal: None,
+    };
+    agent::checkpoint::Checkpoints::new(dir.path().join("tasks"))
+        .save(&cp)
+        .unwrap();
+    let msg = "agent copied-id is live at 127.0.0.2";
+    fake.with(|m| {
+        // The original is registered: reports under its id would be taken as its own.
+        m.known.push("copied-id".into());
+        m.refuse = Some((StatusCode::CONFLICT, msg.into()));
+        m.refuse_reason = Some(state::protocol::AGENT_ID_IN_USE.into());
+    });
+    let agent = start(config(vec![addr.to_string()], dir.path()));
+    match agent.done.await.unwrap() {
+        Err(e @ AgentError::CopiedWorkDir { .. }) => {
+            let text = e.to_string();
+            let work_dir = dir.path().display().to_string();
+            for want in [
+                msg.to_string(),
+                format!("{work_dir}/agent-id"),
+                format!("{work_dir}/tasks"),
+            ] {
+                assert!(text.contains(&want), "no {want:?} in {text}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(fake.statuses().is_empty(), "{:?}", fake.statuses());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

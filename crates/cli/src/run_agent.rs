@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use agent::{AgentConfig, Timings, machine};
+use agent::{AgentConfig, Retention, Timings, machine};
 use clap::Args;
 
 use crate::detect;
@@ -22,9 +22,14 @@ restarted agent with the same --work-dir finds them again.
 Resources default to what the machine has: its cores, its memory, the space available on the
 work dir's filesystem, and ports [31000-32000]. --resources overrides them one by one.
 
-Exit codes: 0 after Ctrl-C or SIGTERM; 1 when the masters refuse the agent (another live agent
-has its IP; invalid fields) or the work dir cannot be used; 2 on bad flags or a failing fault
-domain detect script.
+Sandboxes of ended tasks are removed once more than --sandbox-retention-count of them are kept
+(the oldest first) or when older than --sandbox-retention-age. A task is started only once its
+checkpoint is on disk: on a full disk it fails with a message instead.
+
+Exit codes: 0 after Ctrl-C or SIGTERM (tasks keep running); 1 when the masters refuse the agent
+(another live agent has its IP, or its id: a copied work dir; invalid fields) or the work dir
+cannot be used; 2 on bad flags or a failing fault domain detect script (one that runs longer
+than 10 s is killed).
 
 Examples:
   drover agent --masters 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083 \\
@@ -60,12 +65,59 @@ pub struct AgentArgs {
     /// Attributes for constraints: "rack:r1;ssd:true".
     #[arg(long, value_name = "SPEC")]
     attributes: Option<String>,
-    /// Serve the agent's /health and /state here.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Serve the agent's /health and /state here (a port from 1 to 65535).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
-    /// Heartbeat interval [default: what the leader asks for, 1000 ms].
-    #[arg(long, value_name = "MS")]
+    /// Heartbeat interval, 50 to 60000 [default: what the leader asks for, 1000 ms].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
     heartbeat_interval_ms: Option<u64>,
+    /// Sandboxes of ended tasks to keep, the most recently ended ones; 0 to 100000.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_RETENTION_COUNT))]
+    sandbox_retention_count: u64,
+    /// How long a sandbox is kept after its task ended: 90s, 30m, 1h, 7d; 0s to 365d.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_retention_age)]
+    sandbox_retention_age: Duration,
+}
+
+/// Most sandboxes of ended tasks an agent can be told to keep.
+const MAX_RETENTION_COUNT: u64 = 100_000;
+
+/// Longest an agent can be told to keep a sandbox of an ended task.
+const MAX_RETENTION_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `--listen`: an address with a fixed port (port 0 would be a port nobody knows).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        format!("`{text}` is not IP:PORT with a port from 1 to 65535 (e.g. 127.0.0.1:5051)")
+    })?;
+    if addr.port() == 0 {
+        return Err(format!("`{text}` has port 0; give a port from 1 to 65535"));
+    }
+    Ok(addr)
+}
+
+/// Parses `--sandbox-retention-age`: a whole number and a unit, `s`, `m`, `h` or `d`.
+fn parse_retention_age(text: &str) -> Result<Duration, String> {
+    let usage =
+        "give a whole number and a unit s, m, h or d (e.g. 90s, 30m, 1h, 7d), from 0s to 365d";
+    let t = text.trim();
+    let split = t.len().saturating_sub(1);
+    let (number, unit) = (t.get(..split).unwrap_or(""), t.get(split..).unwrap_or(""));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}` has no unit: {usage}")),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: {usage}"))?;
+    match n.checked_mul(scale).map(Duration::from_secs) {
+        Some(d) if d <= MAX_RETENTION_AGE => Ok(d),
+        _ => Err(format!("`{text}` is longer than 365d: {usage}")),
+    }
 }
 
 /// Runs `drover agent`.
@@ -78,11 +130,30 @@ pub fn run(args: AgentArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(2, e),
     };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+    };
+    // Caught from here on: SIGTERM or Ctrl-C while the agent starts still ends it with 0.
+    let mut signals = {
+        let _runtime = runtime.enter();
+        match agent::StopSignals::install() {
+            Ok(s) => s,
+            Err(e) => return fail(1, format!("cannot install the signal handlers: {e}")),
+        }
+    };
     let domain =
         match detect::fault_domain(args.domain.as_deref(), args.fault_domain_detect.as_deref()) {
             Ok(d) => d,
             Err(e) => return fail(2, e),
         };
+    if signals.received() {
+        eprintln!("stopped before the agent started");
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = std::fs::create_dir_all(&args.work_dir) {
         return fail(
             1,
@@ -136,18 +207,45 @@ pub fn run(args: AgentArgs) -> ExitCode {
         attributes,
         listen: args.listen,
         heartbeat_interval: args.heartbeat_interval_ms.map(Duration::from_millis),
+        sandbox_retention: Retention {
+            max_count: usize::try_from(args.sandbox_retention_count).unwrap_or(usize::MAX),
+            max_age: args.sandbox_retention_age,
+        },
         timings: Timings::default(),
     };
     crate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
-    };
-    match runtime.block_on(agent::run(config, agent::shutdown_signal())) {
+    match runtime.block_on(agent::run(config, signals.wait())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_ages_need_a_unit_and_stay_within_a_year() {
+        assert_eq!(parse_retention_age("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_retention_age("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_retention_age("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_retention_age("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_retention_age("365d"), Ok(MAX_RETENTION_AGE));
+        for bad in [
+            "",
+            "h",
+            "10",
+            "-1h",
+            "1.5h",
+            "1w",
+            "366d",
+            "99999999999999999d",
+        ] {
+            let e = parse_retention_age(bad).unwrap_err();
+            assert!(
+                e.contains(&format!("`{bad}`")) && e.contains("0s to 365d"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use domain::AgentId;
-use state::protocol::HealthReport;
+use state::protocol::{DiskUse, HealthReport};
 use state::{AgentState, Command, InstanceId};
 
 use crate::clock;
@@ -28,6 +28,7 @@ pub struct AgentView {
 struct ViewInner {
     last_seen: HashMap<AgentId, Instant>,
     rtt_ms: HashMap<AgentId, u64>,
+    disk: HashMap<AgentId, DiskUse>,
     health: HashMap<InstanceId, HealthReport>,
 }
 
@@ -45,6 +46,22 @@ impl AgentView {
         if let Some(rtt) = rtt_ms {
             v.rtt_ms.insert(agent.clone(), rtt);
         }
+    }
+
+    /// Records the work dir disk use an agent reported.
+    pub fn set_disk(&self, agent: &AgentId, disk: DiskUse) {
+        self.lock().disk.insert(agent.clone(), disk);
+    }
+
+    /// The agent's last reported work dir disk use.
+    pub fn disk(&self, agent: &AgentId) -> Option<DiskUse> {
+        self.lock().disk.get(agent).copied()
+    }
+
+    /// How long ago the agent was last heard from, if this master has heard from it (a new
+    /// leader has heard from nobody yet).
+    pub fn silent_for(&self, agent: &AgentId) -> Option<Duration> {
+        self.last_seen(agent).map(|t| t.elapsed())
     }
 
     /// When the agent was last heard from by this master.

@@ -3,7 +3,7 @@
 //!
 //! | call | body | answer |
 //! |---|---|---|
-//! | `POST /internal/agents/register` | [`Registration`] | 200 [`Registered`]; 409 `{"message"}` when another live agent has the IP; 422 for bad fields |
+//! | `POST /internal/agents/register` | [`Registration`] | 200 [`Registered`]; 409 `{"message"}` when another live agent has the IP, or `{"message","reason":"agent_id_in_use"}` when the id is live at another IP (a cloned work dir); 503 while the leader cannot tell yet; 422 for bad fields |
 //! | `POST /internal/agents/{id}/heartbeat` | [`Heartbeat`] | 200 [`HeartbeatAck`]; 404 when the leader does not know the agent (register again) |
 //! | `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS` | | 200 [`Assignments`], at once if the revision moved past `after`, else after at most `wait_ms` |
 //! | `POST /internal/agents/{id}/status` | [`StatusReport`] | 200 `{}`; 404 as for heartbeats |
@@ -44,12 +44,31 @@ pub struct Registered {
     pub remote: bool,
 }
 
+/// `reason` of the 409 to a registration whose agent id is live at another address.
+pub const AGENT_ID_IN_USE: &str = "agent_id_in_use";
+
 /// "Still here", sent every heartbeat interval.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// Round-trip time of the previous heartbeat, as the agent measured it.
     #[serde(default)]
     pub rtt_ms: Option<u64>,
+    /// The agent's work dir disk use, once measured (optional: older agents send none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskUse>,
+}
+
+/// How much of its disk an agent's work dir uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// Bytes under the work dir (checkpoints and sandboxes).
+    pub work_dir_bytes: u64,
+    /// Sandboxes kept, of running and of ended tasks.
+    pub sandboxes: u64,
+    /// Bytes still available on the work dir's filesystem.
+    pub available_bytes: u64,
+    /// Size of the work dir's filesystem in bytes.
+    pub total_bytes: u64,
 }
 
 /// The leader's answer to a heartbeat.

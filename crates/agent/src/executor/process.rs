@@ -1,6 +1,10 @@
 //! The process executor: a task is a process group on this host, started in its sandbox
 //! with `/bin/sh -c cmd` (or `args` directly), stdout and stderr written to files there.
 //!
+//! A new task is held by a small gate shell until the agent has checkpointed its pid: a task
+//! whose checkpoint cannot be written (a full disk) never runs, and one the agent dies
+//! before checkpointing ends unrun instead of becoming an orphan no restart would find.
+//!
 //! Tasks lead their own process group, so a signal meant for the agent (Ctrl-C in its
 //! terminal, a supervisor's SIGTERM) never reaches them, and a stop reaches everything the
 //! task started. The agent never kills tasks when it exits: a restarted agent finds them
@@ -8,14 +12,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use state::protocol::TaskAssignment;
-use tokio::process::Child;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin};
 
 use super::{Exit, StopSignal};
 use crate::procfs::{self, ProcessIdentity};
@@ -33,26 +38,93 @@ pub struct ProcessTask {
     exited: bool,
 }
 
-/// Starts a task's process in `sandbox` with exactly the environment `env`.
+/// The shell that holds a new task until its checkpoint is durable: it waits for one line
+/// `go` on stdin, then execs the task's command with stdin from `/dev/null`. The pid (and
+/// its start time) stay the same across the exec, so the checkpoint written while it waits
+/// names the task's process. Anything but `go` (EOF: the agent died first) ends it unrun.
+const GATE: &str = "IFS= read -r gate && [ \"$gate\" = go ] || exit 125; exec \"$@\" </dev/null";
+
+/// `$0` of the gate shell (shown by `ps` until the command runs).
+const GATE_NAME: &str = "drover-task-gate";
+
+/// A task's process, started and held before its command runs (see [`spawn`]): the caller
+/// checkpoints [`HeldTask::identity`], then calls [`HeldTask::release`], or
+/// [`HeldTask::abandon`] when the checkpoint cannot be written.
+#[derive(Debug)]
+pub struct HeldTask {
+    task: ProcessTask,
+    gate: ChildStdin,
+}
+
+impl HeldTask {
+    /// The process's identity, for the checkpoint.
+    pub fn identity(&self) -> ProcessIdentity {
+        self.task.identity
+    }
+
+    /// Lets the task's command run.
+    pub async fn release(mut self) -> ProcessTask {
+        // A failed write means the gate shell is gone: waiting on the task reports its exit.
+        let _ = self.gate.write_all(b"go\n").await;
+        let _ = self.gate.flush().await;
+        drop(self.gate);
+        self.task
+    }
+
+    /// Kills the held process (its command never ran) and reaps it.
+    pub async fn abandon(mut self) {
+        drop(self.gate);
+        self.task.signal(StopSignal::Kill);
+        self.task.wait().await;
+    }
+}
+
+/// Finds `program` as `execvp` would with `PATH` `path`: a name with a `/` is taken as is.
+fn find_program(program: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return runnable(&p).then_some(p);
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| runnable(p))
+}
+
+/// Starts a task's process in `sandbox` with exactly the environment `env`, held before its
+/// command runs: nothing of the task runs until [`HeldTask::release`].
 pub fn spawn(
     assignment: &TaskAssignment,
     sandbox: &Path,
     env: &BTreeMap<String, String>,
-) -> Result<ProcessTask, String> {
+) -> Result<HeldTask, String> {
     let app = &assignment.app;
-    let mut command = match (&app.cmd, &app.args) {
-        (Some(cmd), _) => {
-            let mut c = tokio::process::Command::new("/bin/sh");
-            c.arg("-c").arg(cmd);
-            c
-        }
+    let argv: Vec<String> = match (&app.cmd, &app.args) {
+        (Some(cmd), _) => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
         (None, Some(args)) if !args.is_empty() => {
-            let mut c = tokio::process::Command::new(&args[0]);
-            c.args(&args[1..]);
-            c
+            let path = env.get("PATH").map_or("", String::as_str);
+            if find_program(&args[0], path).is_none() {
+                return Err(format!(
+                    "cannot start `{}`: no such executable file (PATH is {path})",
+                    args[0]
+                ));
+            }
+            args.clone()
         }
         _ => return Err("the app has neither cmd nor args to run".to_string()),
     };
+    // The gate shell adds PWD to what it passes on; a task gets only `env`.
+    let script = if env.contains_key("PWD") {
+        GATE.to_string()
+    } else {
+        format!("unset PWD; {GATE}")
+    };
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.arg("-c").arg(script).arg(GATE_NAME).args(&argv);
     let open = |name: &str| {
         let path = sandbox.join(name);
         OpenOptions::new()
@@ -65,27 +137,35 @@ pub fn spawn(
         .env_clear()
         .envs(env)
         .current_dir(sandbox)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(open("stdout")?)
         .stderr(open("stderr")?)
         .process_group(0)
         .kill_on_drop(false);
-    let child = command.spawn().map_err(|e| match (&app.cmd, &app.args) {
-        (None, Some(args)) => format!("cannot start `{}`: {e}", args[0]),
-        _ => format!("cannot start /bin/sh: {e}"),
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start /bin/sh: {e}"))?;
+    let gate = child
+        .stdin
+        .take()
+        .ok_or_else(|| "the new process has no stdin to release it by".to_string())?;
     let pid = child
         .id()
         .ok_or_else(|| "the process exited before its pid was known".to_string())?;
-    // A process that already exited is a zombie until waited for: its stat is still there.
-    let start_time = procfs::stat(pid)
-        .map(|s| s.start_time)
-        .ok_or_else(|| format!("cannot read /proc/{pid}/stat of the new process"))?;
-    Ok(ProcessTask {
-        identity: ProcessIdentity { pid, start_time },
+    let mut task = ProcessTask {
+        identity: ProcessIdentity { pid, start_time: 0 },
         child: Some(child),
         exited: false,
-    })
+    };
+    // A process that already exited is a zombie until waited for: its stat is still there.
+    match procfs::stat(pid) {
+        Some(st) => task.identity.start_time = st.start_time,
+        None => {
+            task.signal(StopSignal::Kill);
+            return Err(format!("cannot read /proc/{pid}/stat of the new process"));
+        }
+    }
+    Ok(HeldTask { task, gate })
 }
 
 impl ProcessTask {

@@ -65,6 +65,8 @@ pub struct Agent {
     pub domain: DomainSource,
     /// `--masters`.
     pub masters: String,
+    /// `--resources` instead of the default (which offers `disk:10000` and [`Agent::ports`]).
+    pub resources: Option<String>,
     /// More arguments.
     pub extra_args: Vec<String>,
     /// More environment variables (for detect scripts).
@@ -94,10 +96,9 @@ impl Agent {
             .arg("--listen")
             .arg(&self.listen)
             .arg("--resources")
-            .arg(format!(
-                "cpus:4;mem:4096;disk:10000;ports:[{}]",
-                ports.join(",")
-            ));
+            .arg(self.resources.clone().unwrap_or_else(|| {
+                format!("cpus:4;mem:4096;disk:10000;ports:[{}]", ports.join(","))
+            }));
         match &self.domain {
             DomainSource::Json(json) => cmd.arg("--domain").arg(json),
             DomainSource::Script(path) => cmd.arg("--fault-domain-detect").arg(path),
@@ -197,6 +198,7 @@ impl Site {
             ports: (0..4).map(|_| free_port()).collect(),
             domain,
             masters: self.master_list(),
+            resources: None,
             extra_args: Vec::new(),
             env: Vec::new(),
             stdout: dir.join(format!("agent-{hostname}.stdout")),
@@ -485,7 +487,7 @@ impl Site {
     }
 
     /// Sends `SIG{sig}` to agent `i`'s process.
-    fn signal_agent(&self, i: usize, sig: &str) {
+    pub fn signal_agent(&self, i: usize, sig: &str) {
         let Some(pid) = self.agents[i].pid() else {
             self.fail(&format!("agent {i} is not running; cannot send SIG{sig}"));
         };

@@ -7,12 +7,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use domain::{AgentId, AppDefinition};
+use domain::{Agent, AgentId, AppDefinition};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use state::protocol::{
-    Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport, TaskAssignment,
-    TaskGoal,
+    AGENT_ID_IN_USE, Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport,
+    TaskAssignment, TaskGoal,
 };
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
 
@@ -58,6 +58,7 @@ pub async fn register(
             .map(str::to_string)
             .unwrap_or_else(|| m.config.domain.region.clone())
     });
+    refuse_a_copy(&m, &agent)?;
     let remote = agent.is_remote(&local);
     let id = agent.id.clone();
     let answer = m
@@ -79,6 +80,46 @@ pub async fn register(
         local_region: local,
         remote,
     }))
+}
+
+/// Refuses a registration whose agent id is live at another address: two agents sharing an
+/// id (a work dir copied from a running agent) would both run its instances. An agent that
+/// moved is accepted once its old registration is unreachable; while this master has not
+/// heard from the agent since its election, it cannot tell yet and answers 503 (retried).
+fn refuse_a_copy(m: &Master, agent: &Agent) -> Result<(), ApiError> {
+    let registered = m.state.read(|a| {
+        a.state
+            .agent(&agent.id)
+            .filter(|r| r.state == AgentState::Active && r.agent.ip != agent.ip)
+            .map(|r| r.agent.ip.clone())
+    });
+    let Some(live_ip) = registered else {
+        return Ok(());
+    };
+    let window = m.config.agent_unreachable_after;
+    match m.agents.silent_for(&agent.id) {
+        Some(silent) if silent > window => Ok(()),
+        None => Err(ApiError::unavailable(format!(
+            "agent {} is registered at {live_ip} and the leader has not heard from it since it was elected; it cannot tell yet whether it still runs there (retry)",
+            agent.id
+        ))),
+        Some(silent) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            body: json!({
+                "message": format!(
+                    "agent {id} is live at {live_ip} (last heartbeat {ms} ms ago), and this agent at {ip} has the same id: its work dir was copied from that agent's. Give this agent its own work dir (or remove agent-id, tasks/ and sandboxes/ from the copy) and start it again. If agent {id} moved to {ip}, stop the old process; {ip} is accepted once the masters mark agent {id} unreachable ({window_ms} ms without a heartbeat).",
+                    id = agent.id,
+                    ip = agent.ip,
+                    ms = silent.as_millis(),
+                    window_ms = window.as_millis(),
+                ),
+                "reason": AGENT_ID_IN_USE,
+                "agent_id": agent.id,
+                "live_ip": live_ip,
+                "ip": agent.ip,
+            }),
+        }),
+    }
 }
 
 /// `POST /internal/agents/{id}/heartbeat`.
@@ -121,6 +162,9 @@ pub async fn heartbeat(
         Some(AgentState::Active) => {}
     }
     m.agents.heard_from(&id, beat.rtt_ms);
+    if let Some(disk) = beat.disk {
+        m.agents.set_disk(&id, disk);
+    }
     Ok(Json(HeartbeatAck { term: m.term() }))
 }
 

@@ -92,6 +92,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
                 "used": {"cpus": cpus_used, "mem": mem_used},
                 "attributes": a.attributes,
                 "rtt_ms": rtt,
+                "disk_use": m.agents.disk(&a.id),
                 "rtt_warning": rtt.is_some_and(|r| r >= RTT_WARNING_MS),
                 "registered_at": clock::iso(r.registered_at_ms),
             }));
