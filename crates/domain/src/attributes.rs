@@ -65,7 +65,7 @@ pub enum AttributesError {
 
 /// A name or value as shown in an error: escaped, and shortened so a hostile megabyte
 /// does not end up in a log line.
-fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     const SHOWN: usize = 64;
     let mut out: String = text
         .chars()

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::attributes::shown;
+
 /// An inclusive range of integers, `begin-end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Range {
@@ -162,12 +164,12 @@ impl Ranges {
         let inner = trimmed
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
-            .ok_or_else(|| RangesError::NotBracketed(text.to_string()))?;
+            .ok_or_else(|| RangesError::NotBracketed(shown(text)))?;
         let mut ranges = Vec::new();
         for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let bad = || RangesError::BadRange {
-                text: text.to_string(),
-                range: part.to_string(),
+                text: shown(text),
+                range: shown(part),
             };
             let (b, e) = match part.split_once('-') {
                 Some((b, e)) => (b.trim(), e.trim()),
@@ -194,7 +196,7 @@ impl Ranges {
     fn within_ports(&self, text: &str) -> Result<(), RangesError> {
         match self.0.iter().find(|r| r.end > MAX_PORT) {
             Some(r) => Err(RangesError::PortOutOfRange {
-                text: text.to_string(),
+                text: shown(text),
                 value: r.end,
             }),
             None => Ok(()),

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::attributes::shown;
 use crate::ranges::{self, Ranges, RangesError};
 
 /// The largest `cpus`, `mem` or `disk` an agent may offer: far above any machine, and low
@@ -56,6 +57,9 @@ pub enum ResourcesError {
         /// The text given.
         value: String,
     },
+    /// The same resource twice: the second would silently replace the first.
+    #[error("resource `{0}` is given twice; give each resource once")]
+    Duplicate(String),
     /// Malformed port ranges.
     #[error("resource `ports`: {0}")]
     Ports(#[from] RangesError),
@@ -65,19 +69,24 @@ impl Resources {
     /// Parses Mesos's `--resources` form: `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`.
     /// Resources not named keep the values of `self` (so callers can start from detected ones).
     pub fn parse_over(mut self, text: &str) -> Result<Self, ResourcesError> {
+        let mut seen: Vec<&str> = Vec::new();
         for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
             let (name, value) = entry
                 .split_once(':')
-                .ok_or_else(|| ResourcesError::Shape(entry.to_string()))?;
+                .ok_or_else(|| ResourcesError::Shape(shown(entry)))?;
             let (name, value) = (name.trim(), value.trim());
+            if seen.contains(&name) {
+                return Err(ResourcesError::Duplicate(shown(name)));
+            }
+            seen.push(name);
             let scalar = || -> Result<f64, ResourcesError> {
                 value
                     .parse::<f64>()
                     .ok()
                     .filter(|v| scalar_in_range(*v))
                     .ok_or_else(|| ResourcesError::Scalar {
-                        name: name.to_string(),
-                        value: value.to_string(),
+                        name: shown(name),
+                        value: shown(value),
                     })
             };
             match name {
@@ -85,7 +94,7 @@ impl Resources {
                 "mem" => self.mem = scalar()?,
                 "disk" => self.disk = scalar()?,
                 "ports" => self.ports = Ranges::parse_ports(value)?,
-                other => return Err(ResourcesError::Unknown(other.to_string())),
+                other => return Err(ResourcesError::Unknown(shown(other))),
             }
         }
         Ok(self)
@@ -204,6 +213,13 @@ mod tests {
         assert!(e.to_string().contains("port 70000"), "{e}");
         let r: Resources = serde_json::from_str(r#"{"cpus":2,"ports":"[1-2]"}"#).unwrap();
         assert_eq!((r.cpus, r.ports.count()), (2.0, 2));
+    }
+
+    #[test]
+    fn a_resource_given_twice_is_refused() {
+        let e = Resources::parse("cpus:1;mem:2;cpus:3").unwrap_err();
+        assert_eq!(e, ResourcesError::Duplicate("cpus".into()));
+        assert!(e.to_string().contains("given twice"), "{e}");
     }
 
     #[test]
