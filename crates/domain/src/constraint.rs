@@ -178,7 +178,10 @@ impl Constraint {
                 );
             }
             Operator::Is => {
-                let v = value.ok_or_else(|| MSG_IS_VALUE.to_string())?;
+                // An empty value matches no agent, so the app could never start.
+                let v = value
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| MSG_IS_VALUE.to_string())?;
                 let literal = v
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '.' | '-'));
@@ -332,6 +335,7 @@ mod tests {
         assert_eq!(err(json!(["rack", "LIKE", "r(1"])), MSG_BAD_REGEX);
         assert_eq!(err(json!(["rack", "IS", "a b"])), MSG_IS_TEXT);
         assert_eq!(err(json!(["rack", "IS"])), MSG_IS_VALUE);
+        assert_eq!(err(json!(["@region", "IS", ""])), MSG_IS_VALUE);
         assert_eq!(err(json!(["rack", 1])), MSG_EXPECTED_STRING);
         assert_eq!(err(json!("hostname:UNIQUE")), MSG_EXPECTED_ARRAY);
     }

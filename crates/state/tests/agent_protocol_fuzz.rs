@@ -55,6 +55,10 @@ const KEYS: &[&str] = &[
 static REGISTRATION: LazyLock<Vec<Seed>> = LazyLock::new(|| engine::corpus("registration"));
 static HEARTBEAT: LazyLock<Vec<Seed>> = LazyLock::new(|| engine::corpus("heartbeat"));
 static STATUS: LazyLock<Vec<Seed>> = LazyLock::new(|| engine::corpus("status_report"));
+static REGISTRATION_DOCS: LazyLock<Vec<Value>> =
+    LazyLock::new(|| engine::json_seeds(&REGISTRATION));
+static HEARTBEAT_DOCS: LazyLock<Vec<Value>> = LazyLock::new(|| engine::json_seeds(&HEARTBEAT));
+static STATUS_DOCS: LazyLock<Vec<Value>> = LazyLock::new(|| engine::json_seeds(&STATUS));
 
 /// Reads a body as the master does, and checks that what it accepts re-serialises to
 /// the same value.
@@ -188,8 +192,7 @@ proptest! {
         seed in any::<usize>(),
         ops in engine::json_mutations(),
     ) {
-        let docs = engine::json_seeds(&REGISTRATION);
-        let doc = engine::mutate_json(&docs[seed % docs.len()], KEYS, &ops);
+        let doc = engine::mutate_json(&REGISTRATION_DOCS[seed % REGISTRATION_DOCS.len()], KEYS, &ops);
         engine::run(registration, doc.to_string().as_bytes());
     }
 
@@ -206,8 +209,7 @@ proptest! {
     ) {
         let input = engine::mutate(&HEARTBEAT[seed % HEARTBEAT.len()].bytes, &HEARTBEAT, &ops);
         engine::run(heartbeat, &input);
-        let docs = engine::json_seeds(&HEARTBEAT);
-        let doc = engine::mutate_json(&docs[seed % docs.len()], KEYS, &json_ops);
+        let doc = engine::mutate_json(&HEARTBEAT_DOCS[seed % HEARTBEAT_DOCS.len()], KEYS, &json_ops);
         engine::run(heartbeat, doc.to_string().as_bytes());
     }
 
@@ -219,8 +221,7 @@ proptest! {
     ) {
         let input = engine::mutate(&STATUS[seed % STATUS.len()].bytes, &STATUS, &ops);
         engine::run(status_report, &input);
-        let docs = engine::json_seeds(&STATUS);
-        let doc = engine::mutate_json(&docs[seed % docs.len()], KEYS, &json_ops);
+        let doc = engine::mutate_json(&STATUS_DOCS[seed % STATUS_DOCS.len()], KEYS, &json_ops);
         engine::run(status_report, doc.to_string().as_bytes());
     }
 

@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 
 /// Generated cases per proptest test when `DROVER_FUZZ_CASES` is not set: enough to find
 /// the shallow bugs on every run, few enough that all targets take seconds in a debug build.
-pub const DEFAULT_CASES: u32 = 256;
+pub const DEFAULT_CASES: u32 = 512;
 
 /// The largest single allocation one input may cause. Inputs are at most a few hundred KB,
 /// so anything near this is an allocation in proportion to a number inside the input.
