@@ -4,7 +4,7 @@
 //! Accepted bodies survive a JSON round trip, and a registering agent holds the same bounds
 //! as the agent's flags. The engine is the domain crate's (see docs/fuzzing.md).
 
-#[path = "../../domain/tests/fuzz/engine.rs"]
+#[path = "../../domain/tests/fuzz/engine/mod.rs"]
 mod engine;
 
 use std::sync::LazyLock;
