@@ -41,8 +41,12 @@ pub struct Agent {
     /// Resources the agent offers.
     #[serde(default)]
     pub resources: Resources,
-    /// Attributes, matched by attribute constraints.
-    #[serde(default)]
+    /// Attributes, matched by attribute constraints (names and values checked as
+    /// `--attributes` checks them).
+    #[serde(
+        default,
+        deserialize_with = "crate::attributes::deserialize_attributes"
+    )]
     pub attributes: Attributes,
 }
 

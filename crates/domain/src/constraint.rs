@@ -29,6 +29,8 @@ pub const MSG_UNIQUE_NO_VALUE: &str = "UNIQUE does not accept a value";
 pub const MSG_GROUP_BY_INT: &str = "GROUP BY must define an integer value or else no value at all";
 /// Marathon: `MAX_PER` without an integer value.
 pub const MSG_MAX_PER_INT: &str = "MAX_PER requires an integer value";
+/// drover: `MAX_PER` with 0 or less (Marathon accepted it, and then never placed anything).
+pub const MSG_MAX_PER_POSITIVE: &str = "MAX_PER requires an integer value of 1 or more";
 /// Marathon: `LIKE`/`UNLIKE` without a value.
 pub const MSG_LIKE_REGEX: &str = "LIKE and UNLIKE require a non-empty, regular expression value";
 /// Marathon: a value that does not compile as a regular expression.
@@ -155,18 +157,31 @@ impl Constraint {
             Operator::GroupBy if value.is_some_and(|v| !is_int(v)) => {
                 return Err(MSG_GROUP_BY_INT.into());
             }
-            Operator::MaxPer if !value.is_some_and(is_int) => return Err(MSG_MAX_PER_INT.into()),
+            Operator::MaxPer => {
+                let n = value
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .ok_or_else(|| MSG_MAX_PER_INT.to_string())?;
+                if n < 1 {
+                    return Err(format!("{MSG_MAX_PER_POSITIVE} (got {n})"));
+                }
+            }
             Operator::Like | Operator::Unlike => {
                 let pattern = value
                     .filter(|v| !v.is_empty())
                     .ok_or_else(|| MSG_LIKE_REGEX.to_string())?;
+                // The pattern must be a regular expression on its own: wrapped unchecked,
+                // `a)|(b` would compile as `^(?:a)|(b)$` and match what it does not say.
+                Regex::new(pattern).map_err(|_| MSG_BAD_REGEX.to_string())?;
                 regex = Some(
                     Regex::new(&format!("^(?:{pattern})$"))
                         .map_err(|_| MSG_BAD_REGEX.to_string())?,
                 );
             }
             Operator::Is => {
-                let v = value.ok_or_else(|| MSG_IS_VALUE.to_string())?;
+                // An empty value matches no agent, so the app could never start.
+                let v = value
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| MSG_IS_VALUE.to_string())?;
                 let literal = v
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '.' | '-'));
@@ -311,13 +326,40 @@ mod tests {
         assert_eq!(err(json!(["@zone", "GROUP_BY", ""])), MSG_GROUP_BY_INT);
         assert_eq!(err(json!(["hostname", "MAX_PER"])), MSG_MAX_PER_INT);
         assert_eq!(err(json!(["hostname", "MAX_PER", "1.5"])), MSG_MAX_PER_INT);
+        assert_eq!(
+            err(json!(["hostname", "MAX_PER", "4294967296"])),
+            MSG_MAX_PER_INT
+        );
         assert_eq!(err(json!(["rack", "LIKE"])), MSG_LIKE_REGEX);
         assert_eq!(err(json!(["rack", "UNLIKE", ""])), MSG_LIKE_REGEX);
         assert_eq!(err(json!(["rack", "LIKE", "r(1"])), MSG_BAD_REGEX);
         assert_eq!(err(json!(["rack", "IS", "a b"])), MSG_IS_TEXT);
         assert_eq!(err(json!(["rack", "IS"])), MSG_IS_VALUE);
+        assert_eq!(err(json!(["@region", "IS", ""])), MSG_IS_VALUE);
         assert_eq!(err(json!(["rack", 1])), MSG_EXPECTED_STRING);
         assert_eq!(err(json!("hostname:UNIQUE")), MSG_EXPECTED_ARRAY);
+    }
+
+    #[test]
+    fn max_per_below_one_is_refused_naming_the_value() {
+        assert_eq!(
+            err(json!(["hostname", "MAX_PER", "0"])),
+            "MAX_PER requires an integer value of 1 or more (got 0)"
+        );
+        assert_eq!(
+            err(json!(["@zone", "MAX_PER", "-1"])),
+            "MAX_PER requires an integer value of 1 or more (got -1)"
+        );
+        let c = Constraint::from_json(&json!(["@zone", "MAX_PER", "1"])).unwrap();
+        assert_eq!(c.count_value(), 1);
+    }
+
+    #[test]
+    fn a_like_pattern_must_be_a_regular_expression_by_itself() {
+        for bad in ["a)|(b", "r1)(", ")"] {
+            assert_eq!(err(json!(["rack", "LIKE", bad])), MSG_BAD_REGEX, "{bad}");
+            assert_eq!(err(json!(["rack", "UNLIKE", bad])), MSG_BAD_REGEX, "{bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 pub const DETECT_OUTPUT_EXAMPLE: &str =
     r#"{"fault_domain":{"region":{"name":"aws-us-east-1"},"zone":{"name":"aws-us-east-1a"}}}"#;
 
+/// The longest region or zone name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
 /// A node's place in the world: a region, and a zone inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FaultDomain {
@@ -38,6 +41,16 @@ pub enum FaultDomainError {
     /// A name is empty or only whitespace.
     #[error("fault domain field `{0}` is empty; expected a name, as in {DETECT_OUTPUT_EXAMPLE}")]
     Empty(&'static str),
+    /// A name that is too long, or has control characters or surrounding whitespace.
+    #[error(
+        "fault domain field `{field}` {problem}; expected a name, as in {DETECT_OUTPUT_EXAMPLE}"
+    )]
+    BadName {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// A key that the format does not have (usually a typo).
     #[error("fault domain has an unknown field `{0}`; expected exactly {DETECT_OUTPUT_EXAMPLE}")]
     Unknown(String),
@@ -131,6 +144,21 @@ fn name(
     if name.trim().is_empty() {
         return Err(FaultDomainError::Empty(name_field));
     }
+    let problem = if name.len() > MAX_NAME_LEN {
+        Some("is longer than 128 bytes")
+    } else if name.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if name.trim() != name {
+        Some("starts or ends with whitespace")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(FaultDomainError::BadName {
+            field: name_field,
+            problem,
+        });
+    }
     Ok(name.to_string())
 }
 
@@ -167,7 +195,22 @@ mod tests {
 
     #[test]
     fn every_error_names_the_field() {
+        let long = "z".repeat(MAX_NAME_LEN + 1);
+        let long_zone =
+            format!(r#"{{"fault_domain":{{"region":{{"name":"r"}},"zone":{{"name":"{long}"}}}}}}"#);
         let cases = [
+            (
+                long_zone.as_str(),
+                "`fault_domain.zone.name` is longer than 128 bytes",
+            ),
+            (
+                r#"{"fault_domain":{"region":{"name":"r\u0000"},"zone":{"name":"z"}}}"#,
+                "`fault_domain.region.name` holds a control character",
+            ),
+            (
+                r#"{"fault_domain":{"region":{"name":"r"},"zone":{"name":"z "}}}"#,
+                "`fault_domain.zone.name` starts or ends with whitespace",
+            ),
             ("not json", "not valid JSON"),
             ("{}", "missing `fault_domain`"),
             (
@@ -205,5 +248,7 @@ mod tests {
             assert!(err.contains(expected), "{input}: {err}");
             assert!(err.contains("expected"), "{input}: {err}");
         }
+        let longest = "z".repeat(MAX_NAME_LEN);
+        assert!(FaultDomain::from_json(&FaultDomain::new("r", longest).to_json()).is_ok());
     }
 }

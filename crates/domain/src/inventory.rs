@@ -77,6 +77,14 @@ impl Inventory {
         let mut ids: HashMap<&str, usize> = HashMap::new();
         let mut ips: HashMap<&str, usize> = HashMap::new();
         for (i, a) in self.agents.iter().enumerate() {
+            for (field, value) in [("id", &a.id.0), ("hostname", &a.hostname)] {
+                if value.trim().is_empty() {
+                    return Err(InventoryError {
+                        path: format!("agents[{i}].{field}"),
+                        problem: format!("the agent's {field} is empty; give it a name"),
+                    });
+                }
+            }
             if let Some(j) = ids.insert(a.id.0.as_str(), i) {
                 return Err(InventoryError {
                     path: format!("agents[{i}].id"),
@@ -143,6 +151,17 @@ mod tests {
             r#"{"agents":[{"id":"a","hostname":"a","ip":"1"},{"id":"b","hostname":"b","ip":"1"}]}"#;
         let e = Inventory::parse(dup).unwrap_err();
         assert_eq!(e.path, "agents[1].ip");
+
+        let unnamed = r#"{"agents":[{"id":" ","hostname":"a","ip":"1"}]}"#;
+        let e = Inventory::parse(unnamed).unwrap_err();
+        assert_eq!(e.path, "agents[0].id");
+        assert!(e.problem.contains("id is empty"), "{e}");
+
+        let wide_ports =
+            r#"{"agents":[{"id":"a","hostname":"a","ip":"1","resources":{"ports":"[1-70000]"}}]}"#;
+        let e = Inventory::parse(wide_ports).unwrap_err();
+        assert_eq!(e.path, "agents[0].resources.ports");
+        assert!(e.problem.contains("port 70000"), "{e}");
 
         let orphan = r#"{"agents":[],"instances":[{"app_id":"/x","agent_id":"nope"}]}"#;
         assert_eq!(

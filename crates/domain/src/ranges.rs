@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::attributes::shown;
+
 /// An inclusive range of integers, `begin-end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Range {
@@ -14,9 +16,10 @@ pub struct Range {
 }
 
 impl Range {
-    /// How many values the range holds.
+    /// How many values the range holds (saturating: `[0-18446744073709551615]` holds one
+    /// more than a u64 can count).
     pub fn len(&self) -> u64 {
-        self.end - self.begin + 1
+        (self.end - self.begin).saturating_add(1)
     }
 
     /// Always false: a range holds at least its begin.
@@ -24,6 +27,9 @@ impl Range {
         false
     }
 }
+
+/// The highest port number; port ranges reaching above it are refused.
+pub const MAX_PORT: u64 = 65535;
 
 /// A set of disjoint, sorted, merged inclusive ranges (ports, or a ranges attribute).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -44,6 +50,16 @@ pub enum RangesError {
         text: String,
         /// The bad part.
         range: String,
+    },
+    /// A port range reaches above [`MAX_PORT`].
+    #[error(
+        "port {value} in `{text}` is out of range: ports are 0 to {MAX_PORT}, e.g. `[31000-32000]`"
+    )]
+    PortOutOfRange {
+        /// The whole text.
+        text: String,
+        /// The end of the first range that reaches above [`MAX_PORT`].
+        value: u64,
     },
 }
 
@@ -73,9 +89,11 @@ impl Ranges {
         &self.0
     }
 
-    /// How many values all ranges hold together.
+    /// How many values all ranges hold together (saturating, like [`Range::len`]).
     pub fn count(&self) -> u64 {
-        self.0.iter().map(Range::len).sum()
+        self.0
+            .iter()
+            .fold(0u64, |sum, r| sum.saturating_add(r.len()))
     }
 
     /// True when no value is held.
@@ -129,7 +147,8 @@ impl Ranges {
             let want = (n - taken.len()) as u64;
             let available = first.len();
             let k = want.min(available);
-            taken.extend(first.begin..first.begin + k);
+            // `..=` because `begin + k` overflows when the range ends at u64::MAX.
+            taken.extend(first.begin..=first.begin + (k - 1));
             if k == available {
                 self.0.remove(0);
             } else {
@@ -145,12 +164,12 @@ impl Ranges {
         let inner = trimmed
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))
-            .ok_or_else(|| RangesError::NotBracketed(text.to_string()))?;
+            .ok_or_else(|| RangesError::NotBracketed(shown(text)))?;
         let mut ranges = Vec::new();
         for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let bad = || RangesError::BadRange {
-                text: text.to_string(),
-                range: part.to_string(),
+                text: shown(text),
+                range: shown(part),
             };
             let (b, e) = match part.split_once('-') {
                 Some((b, e)) => (b.trim(), e.trim()),
@@ -165,6 +184,30 @@ impl Ranges {
         }
         Ok(Ranges::new(ranges))
     }
+
+    /// Parses port ranges: Mesos's text form, every value at most [`MAX_PORT`].
+    pub fn parse_ports(text: &str) -> Result<Self, RangesError> {
+        let ranges = Ranges::parse(text)?;
+        ranges.within_ports(text)?;
+        Ok(ranges)
+    }
+
+    /// Refuses ranges that reach above [`MAX_PORT`], naming the first such value.
+    fn within_ports(&self, text: &str) -> Result<(), RangesError> {
+        match self.0.iter().find(|r| r.end > MAX_PORT) {
+            Some(r) => Err(RangesError::PortOutOfRange {
+                text: shown(text),
+                value: r.end,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Deserialises port ranges (a `ports` resource), refusing values above [`MAX_PORT`].
+pub fn deserialize_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Ranges, D::Error> {
+    let text = String::deserialize(d)?;
+    Ranges::parse_ports(&text).map_err(serde::de::Error::custom)
 }
 
 impl fmt::Display for Ranges {
@@ -215,6 +258,31 @@ mod tests {
         let err = Ranges::parse("[32000-31000]").unwrap_err();
         assert!(err.to_string().contains("`32000-31000`"), "{err}");
         assert!(Ranges::parse("[a-b]").is_err());
+    }
+
+    #[test]
+    fn ports_stay_within_65535_but_other_ranges_may_not() {
+        let e = Ranges::parse_ports("[0-70000]").unwrap_err();
+        assert_eq!(
+            e,
+            RangesError::PortOutOfRange {
+                text: "[0-70000]".into(),
+                value: 70000
+            }
+        );
+        assert!(e.to_string().contains("ports are 0 to 65535"), "{e}");
+        assert!(Ranges::parse_ports("[65535]").is_ok());
+        // A ranges attribute is not a port: Mesos allows any unsigned value.
+        assert!(Ranges::parse("[0-70000]").is_ok());
+    }
+
+    #[test]
+    fn the_widest_range_counts_and_takes_without_overflow() {
+        let mut r = Ranges::parse("[0-18446744073709551615]").unwrap();
+        assert_eq!(r.count(), u64::MAX);
+        let mut top = Ranges::single(u64::MAX - 1, u64::MAX);
+        assert_eq!(top.take_lowest(2), Some(vec![u64::MAX - 1, u64::MAX]));
+        assert_eq!(r.take_lowest(1), Some(vec![0]));
     }
 
     #[test]

@@ -143,8 +143,13 @@ impl HealthCheck {
             "maxConsecutiveFailures": self.max_consecutive_failures,
             "delaySeconds": self.delay_seconds,
         });
-        if matches!(self.protocol, HealthProtocol::Http | HealthProtocol::Https) {
+        // HTTP fields are written for other protocols too when given, so the definition
+        // reads back as it was written (found by fuzzing: a TCP check with a path).
+        let http = matches!(self.protocol, HealthProtocol::Http | HealthProtocol::Https);
+        if http || self.path != "/" {
             v["path"] = json!(self.path);
+        }
+        if http || self.ignore_http1xx {
             v["ignoreHttp1xx"] = json!(self.ignore_http1xx);
         }
         if let Some(i) = self.port_index {
