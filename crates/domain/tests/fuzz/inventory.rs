@@ -96,6 +96,18 @@ fn target(input: &[u8]) -> Verdict {
             agents: &inv.agents,
             existing: &existing,
         };
+        // However many instances are asked for, placement's work and memory follow what
+        // fits: `/plan` is hostname-UNIQUE, so the limit's worth places at most one per agent
+        // (the fuzz allocator fails any allocation in proportion to the count).
+        if app.id.as_str() == "/plan" {
+            let asked = domain::limits::MAX_INSTANCES as u32;
+            let wide = place(app, asked, &snapshot);
+            assert!(wide.placements.len() <= inv.agents.len());
+            assert_eq!(
+                wide.placements.len() as u64 + u64::from(wide.unplaced),
+                u64::from(asked)
+            );
+        }
         let result = place(app, app.instances, &snapshot);
         assert_eq!(
             result.placements.len() as u64 + u64::from(result.unplaced),
