@@ -56,31 +56,10 @@ fn arb_document() -> impl Strategy<Value = Value> {
     })
 }
 
-#[test]
-fn corpus_replays() {
-    engine::replay(TARGET, target);
-}
+engine::corpus_tests!(TARGET, target, KEYS);
 
 proptest! {
     #![proptest_config(engine::config())]
-
-    #[test]
-    fn byte_mutations_of_the_corpus_never_break_the_parser(
-        seed in any::<usize>(),
-        ops in engine::mutations(),
-    ) {
-        let input = engine::mutate(&CORPUS[seed % CORPUS.len()].bytes, &CORPUS, &ops);
-        engine::run(target, &input);
-    }
-
-    #[test]
-    fn structural_mutations_of_the_corpus_never_break_the_parser(
-        seed in any::<usize>(),
-        ops in engine::json_mutations(),
-    ) {
-        let doc = engine::mutate_json(&DOCS[seed % DOCS.len()], KEYS, &ops);
-        engine::run(target, doc.to_string().as_bytes());
-    }
 
     #[test]
     fn generated_documents_never_break_the_parser(doc in arb_document()) {

@@ -269,3 +269,40 @@ pub fn json_seeds(corpus: &[Seed]) -> Vec<Value> {
     assert!(!docs.is_empty(), "the corpus holds no JSON document");
     docs
 }
+
+/// The corpus-driven tests of one JSON target: its corpus replayed, then byte and structural
+/// mutations of it. Expands where the target's seeds are `CORPUS` (raw) and `DOCS` (JSON);
+/// `$words` are the keys and values the structural mutator inserts.
+#[allow(unused_macros)]
+macro_rules! corpus_tests {
+    ($name:expr, $target:path, $words:expr) => {
+        #[test]
+        fn corpus_replays() {
+            engine::replay($name, $target);
+        }
+
+        proptest! {
+            #![proptest_config(engine::config())]
+
+            #[test]
+            fn byte_mutations_of_the_corpus_never_break_the_parser(
+                seed in any::<usize>(),
+                ops in engine::mutations(),
+            ) {
+                let input = engine::mutate(&CORPUS[seed % CORPUS.len()].bytes, &CORPUS, &ops);
+                engine::run($target, &input);
+            }
+
+            #[test]
+            fn structural_mutations_of_the_corpus_never_break_the_parser(
+                seed in any::<usize>(),
+                ops in engine::json_mutations(),
+            ) {
+                let doc = engine::mutate_json(&DOCS[seed % DOCS.len()], $words, &ops);
+                engine::run($target, doc.to_string().as_bytes());
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use corpus_tests;
