@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use agent_support::events::EventStream;
 use agent_support::procs;
-use agent_support::{DomainSource, SETTLE, Site};
+use agent_support::{DomainSource, SETTLE, Site, agent_id, write_script};
 use common::{DROVER, TempDir, domain_json, free_port, run_to_exit};
 use serde_json::{Value, json};
 
@@ -84,24 +84,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
-}
-
-/// Writes an executable shell script `name` into `dir`.
-fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, format!("#!/bin/sh\n{body}\n"))
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-    path
-}
-
-/// The agent id an agent keeps in its work dir.
-fn agent_id(work_dir: &Path) -> String {
-    fs::read_to_string(work_dir.join("agent-id"))
-        .unwrap_or_else(|e| panic!("read {}/agent-id: {e}", work_dir.display()))
-        .trim()
-        .to_string()
 }
 
 /// The ids of an app's tasks.

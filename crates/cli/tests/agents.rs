@@ -23,27 +23,9 @@ use agent_support::events::EventStream;
 use agent_support::fake_master::{self, FakeMaster};
 use agent_support::http_stub::HttpStub;
 use agent_support::procs::{self, TaskProcess};
-use agent_support::{DomainSource, SETTLE, Site};
+use agent_support::{DomainSource, SETTLE, Site, agent_id, write_script};
 use common::{DROVER, TempDir, free_port, run_to_exit};
 use serde_json::{Value, json};
-
-/// Writes an executable shell script `name` into `dir`.
-fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, format!("#!/bin/sh\n{body}\n"))
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-    path
-}
-
-/// The agent id an agent keeps in its work dir.
-fn agent_id(work_dir: &Path) -> String {
-    fs::read_to_string(work_dir.join("agent-id"))
-        .unwrap_or_else(|e| panic!("read {}/agent-id: {e}", work_dir.display()))
-        .trim()
-        .to_string()
-}
 
 /// `(id, host, ports)` of every task of an app JSON.
 fn tasks_of(app: &Value) -> Vec<(String, String, Vec<u64>)> {

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use agent_support::SETTLE;
 use agent_support::events::EventStream;
+use agent_support::{SETTLE, agent_id};
 use cli_support::{
     AGENTS, CliCluster, Follower, Run, WAIT, drover, drover_env, write_file, write_json,
 };
@@ -34,14 +34,6 @@ fn sleeper(id: &str, n: u32) -> Value {
         "id": id, "cmd": "exec sleep 1000", "instances": n, "cpus": 0.1, "mem": 16,
         "portDefinitions": [],
     })
-}
-
-/// The agent id an agent keeps in its work dir.
-fn agent_id(work_dir: &Path) -> String {
-    fs::read_to_string(work_dir.join("agent-id"))
-        .unwrap_or_else(|e| panic!("read {}/agent-id: {e}", work_dir.display()))
-        .trim()
-        .to_string()
 }
 
 /// The task ids of an app JSON (`app show --json`'s `app`).

@@ -17,6 +17,7 @@ pub mod procs;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,24 @@ use serde_json::Value;
 
 use crate::common::{Cluster, DROVER, domain_json, free_port, http, strip_ansi, tail};
 use procs::{Checkpoint, TaskProcess};
+
+/// Writes an executable shell script `name` into `dir`.
+pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n"))
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+    path
+}
+
+/// The agent id an agent keeps in its work dir.
+pub fn agent_id(work_dir: &Path) -> String {
+    fs::read_to_string(work_dir.join("agent-id"))
+        .unwrap_or_else(|e| panic!("read {}/agent-id: {e}", work_dir.display()))
+        .trim()
+        .to_string()
+}
 
 /// Bound for an agent to register, or a task to start, once the masters have a leader: a
 /// liveness bound for a loaded 2-core machine, not a performance assertion.
