@@ -14,7 +14,6 @@ mod cli_support;
 mod common;
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::Path;
 
 use agent_support::events::EventStream;
