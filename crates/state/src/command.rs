@@ -81,6 +81,15 @@ pub enum Command {
         /// The instances in their new form.
         instances: Vec<Instance>,
     },
+    /// What an agent reports of its own instances. Applied under the life-cycle rules: only
+    /// instances assigned to that agent change, only their condition and timestamps, and
+    /// never out of a terminal condition (see [`crate::machine`]).
+    ReportInstances {
+        /// The reporting agent.
+        agent_id: AgentId,
+        /// The reports, oldest first.
+        reports: Vec<InstanceReport>,
+    },
     /// Forgets instances; unknown ids are ignored.
     RemoveInstances {
         /// The instances' ids.
@@ -100,6 +109,17 @@ pub enum Command {
         /// The app.
         app_id: AppId,
     },
+}
+
+/// One condition an agent reports for one of its instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its condition, as the agent saw it.
+    pub condition: Condition,
+    /// When the agent saw it, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// What applying a command gave; business-rule refusals are data, never storage errors.
@@ -128,6 +148,12 @@ pub enum Response {
         kind: Subject,
         /// Its id.
         id: String,
+    },
+    /// The instances an agent's reports changed, in the order they were reported (an
+    /// instance changed twice is listed twice); the rest were stale or not the agent's.
+    Reported {
+        /// The instances changed, with the condition each took.
+        changed: Vec<(InstanceId, Condition)>,
     },
     /// The command contradicts the state; nothing was changed.
     Conflict {

@@ -24,7 +24,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use command::{
-    AgentState, Command, Condition, Deployment, Goal, Instance, InstanceId, Response, Subject,
+    AgentState, Command, Condition, Deployment, Goal, Instance, InstanceId, InstanceReport,
+    Response, Subject,
 };
 pub use error::StoreError;
 pub use log_store::RedbLogStore;

@@ -9,7 +9,8 @@ use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
-    AgentState, Command, Deployment, Goal, Instance, InstanceId, Response, Subject,
+    AgentState, Command, Condition, Deployment, Goal, Instance, InstanceId, InstanceReport,
+    Response, Subject,
 };
 
 /// How many versions of an app are kept, current one included (Marathon's `max_versions`).
@@ -214,6 +215,9 @@ impl ClusterState {
                 None => not_found(Subject::Deployment, id),
             },
             Command::PutInstances { instances } => self.put_instances(instances),
+            Command::ReportInstances { agent_id, reports } => {
+                self.report_instances(&agent_id, reports)
+            }
             Command::RemoveInstances { ids } => {
                 for id in &ids {
                     self.instances.remove(id);
@@ -411,10 +415,43 @@ impl ClusterState {
                 return not_found(Subject::Agent, &inst.agent_id);
             }
         }
-        for inst in instances {
+        for mut inst in instances {
+            // The agent is the authority on an instance's condition: a terminal one it
+            // reported is final, even against a copy decided before that report committed.
+            if let Some(stored) = self.instances.get(&inst.id)
+                && stored.condition.is_terminal()
+            {
+                inst.condition = stored.condition;
+                inst.updated_at_ms = stored.updated_at_ms;
+                inst.started_at_ms = stored.started_at_ms;
+            }
             self.instances.insert(inst.id.clone(), inst);
         }
         Response::Ok
+    }
+
+    fn report_instances(&mut self, agent: &AgentId, reports: Vec<InstanceReport>) -> Response {
+        let mut changed = Vec::new();
+        for report in reports {
+            let Some(inst) = self.instances.get_mut(&report.instance_id) else {
+                continue;
+            };
+            // Only the agent an instance is assigned to speaks for it; a terminal condition
+            // is final; a report that changes nothing changes no timestamp either.
+            if inst.agent_id != *agent
+                || inst.condition.is_terminal()
+                || inst.condition == report.condition
+            {
+                continue;
+            }
+            inst.condition = report.condition;
+            inst.updated_at_ms = report.at_ms;
+            if report.condition == Condition::Running && inst.started_at_ms.is_none() {
+                inst.started_at_ms = Some(report.at_ms);
+            }
+            changed.push((inst.id.clone(), report.condition));
+        }
+        Response::Reported { changed }
     }
 }
 

@@ -1,6 +1,5 @@
 //! `/internal/agents/…`: the master's side of the agent protocol (see `state::protocol`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -290,70 +289,91 @@ pub async fn status(
         return Err(unknown_agent(&id.0));
     }
     m.agents.heard_from(&id, None);
-    let mut changed: HashMap<state::InstanceId, Instance> = HashMap::new();
+    // Health is the leader's memory, not replicated: recorded at once, for this agent's own
+    // instances only.
     m.state.read(|a| {
         for update in &report.updates {
-            let known = changed
-                .get(&update.instance_id)
-                .cloned()
-                .or_else(|| a.state.instances().get(&update.instance_id).cloned());
-            let Some(mut inst) = known else { continue };
+            let (Some(h), Some(inst)) = (&update.health, a.state.instances().get(&update.instance_id)) else {
+                continue;
+            };
             if inst.agent_id != id {
                 continue;
             }
-            if let Some(h) = &update.health {
-                let before = m.agents.health(&inst.id).map(|b| b.healthy);
-                if before != Some(h.healthy) {
-                    m.events.publish(
-                        "health_status_changed_event",
-                        json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "version": inst.app_version, "alive": h.healthy}),
-                    );
-                }
-                if !h.healthy {
-                    m.events.publish(
-                        "failed_health_check_event",
-                        json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "cause": h.last_failure_cause}),
-                    );
-                }
-                m.agents.set_health(&inst.id, h.clone());
-            }
-            if inst.condition != update.condition && !inst.condition.is_terminal() {
-                inst.condition = update.condition;
-                inst.updated_at_ms = update.at_ms;
-                if update.condition == Condition::Running && inst.started_at_ms.is_none() {
-                    inst.started_at_ms = Some(update.at_ms);
-                }
-                if let Some(msg) = &update.message {
-                    tracing::info!(instance = %inst.id, condition = ?update.condition, "{msg}");
-                }
-                let (host, region, zone) = a
-                    .state
-                    .agent(&inst.agent_id)
-                    .map(|r| (r.agent.hostname.clone(), r.agent.region().map(str::to_string), r.agent.zone().map(str::to_string)))
-                    .unwrap_or_default();
+            let before = m.agents.health(&inst.id).map(|b| b.healthy);
+            if before != Some(h.healthy) {
                 m.events.publish(
-                    "status_update_event",
-                    json!({
-                        "appId": inst.app_id.as_str(), "taskId": inst.id, "instanceId": inst.id,
-                        "taskStatus": mesos_task_state(update.condition), "message": update.message,
-                        "host": host, "agentId": inst.agent_id, "slaveId": inst.agent_id,
-                        "ports": inst.ports, "version": inst.app_version, "region": region, "zone": zone,
-                    }),
+                    "health_status_changed_event",
+                    json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "version": inst.app_version, "alive": h.healthy}),
                 );
-                m.events.publish(
-                    "instance_changed_event",
-                    json!({
-                        "instanceId": inst.id, "runSpecId": inst.app_id.as_str(), "agentId": inst.agent_id,
-                        "host": host, "runSpecVersion": inst.app_version, "condition": format!("{:?}", update.condition),
-                    }),
-                );
-                changed.insert(inst.id.clone(), inst);
             }
+            if !h.healthy {
+                m.events.publish(
+                    "failed_health_check_event",
+                    json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "cause": h.last_failure_cause}),
+                );
+            }
+            m.agents.set_health(&inst.id, h.clone());
         }
     });
-    if !changed.is_empty() {
-        let instances: Vec<Instance> = changed.into_values().collect();
-        m.write(Command::PutInstances { instances }).await?;
+    // Conditions go through the state machine, which applies the life-cycle rules (only
+    // this agent's instances, never out of a terminal condition); events describe what it
+    // changed, after the commit.
+    let reports: Vec<state::InstanceReport> = report
+        .updates
+        .iter()
+        .map(|u| state::InstanceReport {
+            instance_id: u.instance_id.clone(),
+            condition: u.condition,
+            at_ms: u.at_ms,
+        })
+        .collect();
+    if reports.is_empty() {
+        return Ok(Json(json!({})));
     }
+    let Applied::Reported { changed } = m
+        .write(Command::ReportInstances {
+            agent_id: id.clone(),
+            reports,
+        })
+        .await?
+    else {
+        return Ok(Json(json!({})));
+    };
+    m.state.read(|a| {
+        for (instance_id, condition) in &changed {
+            let Some(inst) = a.state.instances().get(instance_id) else {
+                continue;
+            };
+            let message = report
+                .updates
+                .iter()
+                .find(|u| u.instance_id == *instance_id && u.condition == *condition)
+                .and_then(|u| u.message.as_deref());
+            if let Some(msg) = message {
+                tracing::info!(instance = %inst.id, condition = ?condition, "{msg}");
+            }
+            let (host, region, zone) = a
+                .state
+                .agent(&inst.agent_id)
+                .map(|r| (r.agent.hostname.clone(), r.agent.region().map(str::to_string), r.agent.zone().map(str::to_string)))
+                .unwrap_or_default();
+            m.events.publish(
+                "status_update_event",
+                json!({
+                    "appId": inst.app_id.as_str(), "taskId": inst.id, "instanceId": inst.id,
+                    "taskStatus": mesos_task_state(*condition), "message": message,
+                    "host": host, "agentId": inst.agent_id, "slaveId": inst.agent_id,
+                    "ports": inst.ports, "version": inst.app_version, "region": region, "zone": zone,
+                }),
+            );
+            m.events.publish(
+                "instance_changed_event",
+                json!({
+                    "instanceId": inst.id, "runSpecId": inst.app_id.as_str(), "agentId": inst.agent_id,
+                    "host": host, "runSpecVersion": inst.app_version, "condition": format!("{condition:?}"),
+                }),
+            );
+        }
+    });
     Ok(Json(json!({})))
 }

@@ -471,3 +471,126 @@ fn applying_the_same_commands_gives_the_same_state() {
     };
     assert_eq!(run(), run());
 }
+
+fn report(
+    s: &mut ClusterState,
+    agent: &str,
+    id: &str,
+    condition: Condition,
+    at_ms: u64,
+) -> Response {
+    s.apply(Command::ReportInstances {
+        agent_id: AgentId::from(agent),
+        reports: vec![InstanceReport {
+            instance_id: InstanceId::from(id),
+            condition,
+            at_ms,
+        }],
+    })
+}
+
+#[test]
+fn an_agent_report_changes_only_its_own_instances_condition_and_times() {
+    let mut s = with_app_and_agent();
+    register(&mut s, "a2", "10.0.0.2");
+    s.apply(Command::PutInstances {
+        instances: vec![instance("i1", "/web", "a1")],
+    });
+    // Another agent cannot speak for i1.
+    assert_eq!(
+        report(&mut s, "a2", "i1", Condition::Failed, 2_000),
+        Response::Reported { changed: vec![] }
+    );
+    assert_eq!(
+        s.instances()[&InstanceId::from("i1")].condition,
+        Condition::Scheduled
+    );
+    // Its own agent can: condition and timestamps change, nothing else.
+    let before = s.instances()[&InstanceId::from("i1")].clone();
+    assert_eq!(
+        report(&mut s, "a1", "i1", Condition::Running, 3_000),
+        Response::Reported {
+            changed: vec![(InstanceId::from("i1"), Condition::Running)]
+        }
+    );
+    let after = &s.instances()[&InstanceId::from("i1")];
+    assert_eq!(after.condition, Condition::Running);
+    assert_eq!(
+        (after.updated_at_ms, after.started_at_ms),
+        (3_000, Some(3_000))
+    );
+    assert_eq!(
+        (&after.goal, &after.ports, &after.agent_id),
+        (&before.goal, &before.ports, &before.agent_id)
+    );
+    // Unknown instances are ignored.
+    assert_eq!(
+        report(&mut s, "a1", "nope", Condition::Running, 3_000),
+        Response::Reported { changed: vec![] }
+    );
+}
+
+#[test]
+fn a_terminal_condition_is_final_against_later_reports() {
+    let mut s = with_app_and_agent();
+    s.apply(Command::PutInstances {
+        instances: vec![instance("i1", "/web", "a1")],
+    });
+    report(&mut s, "a1", "i1", Condition::Failed, 2_000);
+    // A late, reordered "running" from the same agent does not revive it.
+    assert_eq!(
+        report(&mut s, "a1", "i1", Condition::Running, 2_500),
+        Response::Reported { changed: vec![] }
+    );
+    let inst = &s.instances()[&InstanceId::from("i1")];
+    assert_eq!(
+        (inst.condition, inst.updated_at_ms),
+        (Condition::Failed, 2_000)
+    );
+}
+
+#[test]
+fn a_scheduler_copy_decided_before_a_failure_cannot_undo_it() {
+    // The race the whole-record writes allowed: the scheduler copies i1 (running) to set its
+    // goal, the agent's Failed commits, then the stale copy lands. The failure must stand, or
+    // i1 stays "running, decommissioned" forever, holding its resources.
+    let mut s = with_app_and_agent();
+    s.apply(Command::PutInstances {
+        instances: vec![instance("i1", "/web", "a1")],
+    });
+    report(&mut s, "a1", "i1", Condition::Running, 2_000);
+    let mut stale = s.instances()[&InstanceId::from("i1")].clone();
+    stale.goal = Goal::Decommissioned;
+    stale.updated_at_ms = 2_100;
+    report(&mut s, "a1", "i1", Condition::Failed, 2_200);
+    s.apply(Command::PutInstances {
+        instances: vec![stale],
+    });
+    let inst = &s.instances()[&InstanceId::from("i1")];
+    assert_eq!(inst.condition, Condition::Failed);
+    assert_eq!(inst.updated_at_ms, 2_200);
+    assert_eq!(inst.goal, Goal::Decommissioned);
+}
+
+#[test]
+fn a_report_racing_an_app_deletion_cannot_bring_its_instance_back() {
+    let mut s = with_app_and_agent();
+    s.apply(Command::PutInstances {
+        instances: vec![instance("i1", "/web", "a1")],
+    });
+    s.apply(Command::DeleteApp { id: app_id("/web") });
+    report(&mut s, "a1", "i1", Condition::Running, 2_000);
+    let inst = &s.instances()[&InstanceId::from("i1")];
+    // The report lands (the agent still runs it), but the goal stays decommissioned: the
+    // agent is told to stop it, and its terminal report ends it.
+    assert_eq!(
+        (inst.condition, inst.goal),
+        (Condition::Running, Goal::Decommissioned)
+    );
+    report(&mut s, "a1", "i1", Condition::Killed, 2_500);
+    report(&mut s, "a1", "i1", Condition::Running, 2_600);
+    assert_eq!(
+        s.instances()[&InstanceId::from("i1")].condition,
+        Condition::Killed
+    );
+}
