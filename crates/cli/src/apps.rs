@@ -373,6 +373,9 @@ fn changed(m: &MasterFlag, id: &str, answer: &Value, wait: Wait) -> Result<ExitC
     finish(m, id, deployment, wait)
 }
 
+/// How long `--wait` lets an app settle once its deployment is gone (old instances stopping).
+const SETTLE_AFTER_DEPLOYMENT: Duration = Duration::from_secs(30);
+
 /// With `--wait`: follows the deployment with a progress line until it is gone; success when
 /// the app then runs its wanted instances, failure when it was rolled back or time ran out.
 fn finish(
@@ -387,6 +390,7 @@ fn finish(
     let timeout = wait.timeout;
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let mut stderr = std::io::stderr();
+    let mut gone_since: Option<Instant> = None;
     loop {
         let app = request(m, Method::GET, &app_path(id), None)?;
         let a = &app["app"];
@@ -418,15 +422,21 @@ fn finish(
             .as_array()
             .is_some_and(|ds| ds.iter().any(|d| d["id"] == deployment.as_str()));
         if !active {
-            let _ = writeln!(stderr);
             let ready = if checks { healthy } else { running };
             if ready >= wanted && placed as u64 == wanted {
+                let _ = writeln!(stderr);
                 println!("Deployment {deployment} finished: {wanted} instance(s) of {id} running.");
                 return Ok(ExitCode::SUCCESS);
             }
-            return Ok(fail(format!(
-                "deployment {deployment} ended without finishing (rolled back, cancelled or replaced)"
-            )));
+            // The app was read before the deployment list: a deployment that finished in
+            // between leaves old instances that are still stopping. Give them a moment.
+            let settled = *gone_since.get_or_insert_with(Instant::now);
+            if settled.elapsed() >= SETTLE_AFTER_DEPLOYMENT || Instant::now() >= deadline {
+                let _ = writeln!(stderr);
+                return Ok(fail(format!(
+                    "deployment {deployment} ended without finishing (rolled back, cancelled or replaced)"
+                )));
+            }
         }
         if Instant::now() >= deadline {
             let _ = writeln!(stderr);
