@@ -197,16 +197,7 @@ impl ClusterState {
                 agent_id,
                 state,
                 at_ms,
-            } => match self.agents.get_mut(&agent_id) {
-                Some(rec) => {
-                    if rec.state != state {
-                        rec.state = state;
-                        rec.state_since_ms = at_ms;
-                    }
-                    Response::Ok
-                }
-                None => not_found(Subject::Agent, agent_id),
-            },
+            } => self.set_agent_state(agent_id, state, at_ms),
             Command::PutApp { app, version } => self.put_app(app, version),
             Command::DeleteApp { id } => self.delete_app(id),
             Command::PutDeployment { deployment, force } => self.put_deployment(deployment, force),
@@ -316,6 +307,31 @@ impl ClusterState {
                         state_since_ms: at_ms,
                     },
                 );
+            }
+        }
+        Response::Ok
+    }
+
+    fn set_agent_state(&mut self, agent_id: AgentId, state: AgentState, at_ms: u64) -> Response {
+        let Some(rec) = self.agents.get_mut(&agent_id) else {
+            return not_found(Subject::Agent, agent_id);
+        };
+        let was = rec.state;
+        if was != state {
+            rec.state = state;
+            rec.state_since_ms = at_ms;
+        }
+        // An agent heard from again after being unreachable: its instances that were not
+        // replaced ran on unseen, so they are running again, in the same apply. (A task that
+        // ended meanwhile is reported by the agent, whose outbox kept the news.)
+        if was == AgentState::Unreachable && state == AgentState::Active {
+            for inst in self
+                .instances
+                .values_mut()
+                .filter(|i| i.agent_id == agent_id && i.condition == Condition::Unreachable)
+            {
+                inst.condition = Condition::Running;
+                inst.updated_at_ms = at_ms;
             }
         }
         Response::Ok

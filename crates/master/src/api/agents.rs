@@ -133,30 +133,13 @@ pub async fn heartbeat(
         None | Some(AgentState::Gone) => return Err(unknown_agent(&id.0)),
         Some(AgentState::Unreachable) => {
             tracing::info!(agent = %id, "agent is back");
-            let now = clock::now_ms();
             m.write(Command::SetAgentState {
                 agent_id: id.clone(),
                 state: AgentState::Active,
-                at_ms: now,
+                at_ms: clock::now_ms(),
             })
             .await?;
-            // Its instances that were not replaced ran on unseen: they run again. (A task that
-            // ended meanwhile is reported by the agent, whose outbox kept the news.)
-            let back: Vec<Instance> = m.state.read(|a| {
-                a.state
-                    .instances_on(&id)
-                    .filter(|i| i.condition == Condition::Unreachable)
-                    .map(|i| {
-                        let mut i = i.clone();
-                        i.condition = Condition::Running;
-                        i.updated_at_ms = now;
-                        i
-                    })
-                    .collect()
-            });
-            if !back.is_empty() {
-                m.write(Command::PutInstances { instances: back }).await?;
-            }
+            // Its unreplaced instances are marked running again by the same command.
         }
         Some(AgentState::Active) => {}
     }

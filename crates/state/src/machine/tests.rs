@@ -594,3 +594,35 @@ fn a_report_racing_an_app_deletion_cannot_bring_its_instance_back() {
         Condition::Killed
     );
 }
+
+#[test]
+fn an_agent_back_from_unreachable_runs_its_unreplaced_instances_again_in_the_same_apply() {
+    let mut s = with_app_and_agent();
+    let mut running = instance("i1", "/web", "a1");
+    running.condition = Condition::Unreachable;
+    let mut ended = instance("i2", "/web", "a1");
+    ended.condition = Condition::Failed;
+    s.apply(Command::PutInstances {
+        instances: vec![running, ended],
+    });
+    s.apply(Command::SetAgentState {
+        agent_id: AgentId::from("a1"),
+        state: AgentState::Unreachable,
+        at_ms: 2_000,
+    });
+    s.apply(Command::SetAgentState {
+        agent_id: AgentId::from("a1"),
+        state: AgentState::Active,
+        at_ms: 3_000,
+    });
+    let i1 = &s.instances()[&InstanceId::from("i1")];
+    assert_eq!(
+        (i1.condition, i1.updated_at_ms),
+        (Condition::Running, 3_000)
+    );
+    // A terminal instance stays terminal.
+    assert_eq!(
+        s.instances()[&InstanceId::from("i2")].condition,
+        Condition::Failed
+    );
+}
