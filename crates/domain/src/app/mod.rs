@@ -238,9 +238,15 @@ impl AppDefinition {
     }
 
     fn read(value: &Value, mut errors: ValidationErrors) -> Result<Self, ValidationErrors> {
-        find_nul_bytes(value, "", &mut errors);
+        // The rules added for new input (no NUL bytes, the size) are not applied to what is
+        // stored: an entry accepted before them must stay readable, and re-encoding every
+        // definition on every log read just to measure it would be wasted work.
+        let enforce = errors.enforces_limits();
+        if enforce {
+            find_nul_bytes(value, "", &mut errors);
+        }
         let app = read_app(value, &mut errors);
-        if let Some(app) = &app {
+        if let Some(app) = app.as_ref().filter(|_| enforce) {
             let size = app.to_json().to_string().len();
             if size > limits::MAX_APP_BYTES {
                 errors.add_limit(

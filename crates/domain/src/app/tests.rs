@@ -343,6 +343,10 @@ fn stored_definitions_beyond_a_limit_are_read_clamped_not_refused() {
     let app: AppDefinition = serde_json::from_value(stored).unwrap();
     assert_eq!(i64::from(app.instances), limits::MAX_INSTANCES);
     assert_eq!(app.cpus, limits::MAX_CPUS);
+    // Nor are the rules added for new input: a NUL byte, a definition over the size limit.
+    let nul = json!({"id": "old", "cmd": "echo a\u{0}b", "labels": {"big": "x".repeat(limits::MAX_APP_BYTES)}});
+    assert!(AppDefinition::from_json(&nul).is_err());
+    assert!(serde_json::from_value::<AppDefinition>(nul).is_ok());
     // Rules that are not limits still hold for stored definitions.
     let broken = json!({"id": "old", "cmd": "x", "instances": -1});
     assert!(serde_json::from_value::<AppDefinition>(broken).is_err());

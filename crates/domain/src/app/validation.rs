@@ -21,6 +21,11 @@ impl ValidationErrors {
         }
     }
 
+    /// False when reading a stored definition (see [`ValidationErrors::for_stored`]).
+    pub fn enforces_limits(&self) -> bool {
+        !self.limits_waived
+    }
+
     /// Records a value beyond one of drover's limits (not recorded for stored definitions).
     pub fn add_limit(&mut self, path: impl Into<String>, message: impl Into<String>) {
         if !self.limits_waived {
