@@ -511,7 +511,6 @@ fn plan_app(
         local_region,
         all_agents,
     } = *pass;
-    let local_region = local_region.to_string();
     let agent_state = |id: &AgentId| state.agent(id).map(|r| (r.state, r.state_since_ms));
     // A fault-injection point for tests of the containment above (debug builds only).
     #[cfg(debug_assertions)]
@@ -636,7 +635,7 @@ fn plan_app(
         let victims = select_to_kill(
             app,
             all_agents,
-            &local_region,
+            local_region,
             &kill_candidates(master, &active),
             active.len() - wanted,
         );
@@ -734,12 +733,12 @@ fn plan_app(
         app,
         launches as u32,
         &Snapshot {
-            local_region: &local_region,
+            local_region,
             agents,
             existing: &existing,
         },
     );
-    if rebalance && !improves_balance(app, state, &local_region, &staying, agents, &result) {
+    if rebalance && !improves_balance(app, state, local_region, &staying, agents, &result) {
         return;
     }
     *budget -= result.placements.len();
@@ -781,5 +780,15 @@ fn plan_app(
                 error: None,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_pass_reason_names_the_budget() {
+        assert!(REASON_NEXT_PASS.contains(&format!("at most {MAX_LAUNCHES_PER_PASS} launches")));
     }
 }
