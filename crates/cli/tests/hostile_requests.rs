@@ -386,12 +386,7 @@ fn followers_catch_up_on_definitions_near_the_size_limit() {
     let mut s = Site::new("near-limit", 3);
     s.start_masters();
     let leader = s.masters.wait_for_leader_id(SETTLE);
-    let follower = s
-        .masters
-        .ids()
-        .into_iter()
-        .find(|i| *i != leader)
-        .unwrap_or(1);
+    let follower = s.masters.a_follower(leader);
     s.masters.stop(follower);
     // 24 definitions of about 500 KiB: together far beyond one request body's limit.
     let label = "y".repeat(500 * 1024);

@@ -515,11 +515,7 @@ fn with_the_leader_frozen_a_follower_answers_503_json_within_leader_wait() {
         c.wait_caught_up(id, ELECTION);
     }
     let leader_id = c.id_of(&leader);
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader_id)
-        .expect("a follower");
+    let follower = c.a_follower(leader_id);
     c.stop(leader_id);
     let client = Duration::from_secs(6);
     for (method, body) in [("POST", Some(app("/frozen/write", "x"))), ("GET", None)] {
@@ -597,11 +593,7 @@ fn every_error_body_is_json_and_a_leaders_refusal_is_relayed() {
         c.wait_caught_up(id, ELECTION);
     }
     let leader_id = c.id_of(&leader);
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader_id)
-        .expect("a follower");
+    let follower = c.a_follower(leader_id);
     for id in [leader_id, follower] {
         let addr = c.addr(id);
         let (status, body) = post_oversized(&addr, "/v2/apps", &oversized_app("/too/big"))

@@ -287,6 +287,14 @@ impl Cluster {
         live
     }
 
+    /// The lowest id of a master other than `leader_id`.
+    pub fn a_follower(&self, leader_id: u32) -> u32 {
+        self.ids()
+            .into_iter()
+            .find(|&id| id != leader_id)
+            .unwrap_or_else(|| self.fail("the cluster has no master besides the leader"))
+    }
+
     /// Waits until master `id` exits by itself and returns its status.
     pub fn wait_exit(&mut self, id: u32, timeout: Duration) -> ExitStatus {
         let what = format!("master {id} exits");
