@@ -15,7 +15,9 @@ use domain::kill::{Condition as KillCondition, KillCandidate, select_to_kill};
 use domain::placement::{ExistingInstance, Snapshot, place};
 use domain::resources::to_millis;
 use domain::{Agent, AgentId, AppDefinition, AppId};
-use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, InstanceId};
+use state::{
+    AgentState, ClusterState, Command, Condition, Decided, Goal, GoalChange, Instance, InstanceId,
+};
 
 use crate::clock;
 use crate::deployments;
@@ -113,25 +115,32 @@ pub const MAX_LAUNCHES_PER_PASS: usize = 1000;
 pub const REASON_NEXT_PASS: &str =
     "waiting for the next scheduler pass (at most 1000 launches per pass)";
 
-/// Instance records per log entry when a pass writes them.
-const INSTANCES_PER_WRITE: usize = 1000;
+/// At most this many instances are changed by each kind of intent in one pass (the rest in
+/// the next ones), so that one pass's commit stays far below the log's entry size limit.
+pub const MAX_CHANGES_PER_PASS: usize = 10_000;
 
 /// What one pass decided.
 #[derive(Debug, Default)]
 struct Plan {
-    put: Vec<Instance>,
-    remove: Vec<InstanceId>,
+    place: Vec<Instance>,
+    goals: Vec<GoalChange>,
+    unreachable: Vec<Decided>,
+    forget: Vec<Decided>,
     backoff: Vec<(AppId, u64, u64)>,
     clear_backoff: Vec<AppId>,
     queue: BTreeMap<AppId, QueueEntry>,
     finished: Vec<state::Deployment>,
+    /// When the pass decided, ms since the Unix epoch.
+    now: u64,
 }
 
 impl Plan {
     /// Adds what one app's part of the pass decided.
     fn absorb(&mut self, part: Plan) {
-        self.put.extend(part.put);
-        self.remove.extend(part.remove);
+        self.place.extend(part.place);
+        self.goals.extend(part.goals);
+        self.unreachable.extend(part.unreachable);
+        self.forget.extend(part.forget);
         self.backoff.extend(part.backoff);
         self.clear_backoff.extend(part.clear_backoff);
         self.queue.extend(part.queue);
@@ -152,35 +161,85 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-async fn commit(master: &Master, plan: Plan) -> Result<(), crate::error::ApiError> {
-    for ids in plan.remove.chunks(INSTANCES_PER_WRITE) {
-        master
-            .write(Command::RemoveInstances { ids: ids.to_vec() })
-            .await?;
+/// An instance as this pass saw it.
+fn decided(inst: &Instance) -> Decided {
+    Decided {
+        instance_id: inst.id.clone(),
+        revision: inst.revision,
     }
-    for (app_id, delay_ms, until_ms) in plan.backoff {
-        master
-            .write(Command::SetBackoff {
-                app_id,
-                delay_ms,
-                until_ms,
-            })
-            .await?;
+}
+
+/// A decision to stop an instance for good.
+fn decommission(inst: &Instance) -> GoalChange {
+    GoalChange {
+        instance_id: inst.id.clone(),
+        revision: inst.revision,
+        goal: Goal::Decommissioned,
     }
-    for app_id in plan.clear_backoff {
-        master.write(Command::ClearBackoff { app_id }).await?;
+}
+
+/// The pass's decisions as one batch, in the order they must apply (forget before place, so
+/// that freed ports and resources are free again); `None` when there is nothing to change.
+fn batch(plan: &mut Plan, now: u64) -> Option<Command> {
+    let mut commands = Vec::new();
+    plan.forget.truncate(MAX_CHANGES_PER_PASS);
+    plan.unreachable.truncate(MAX_CHANGES_PER_PASS);
+    plan.goals.truncate(MAX_CHANGES_PER_PASS);
+    if !plan.forget.is_empty() {
+        commands.push(Command::ForgetInstances {
+            instances: std::mem::take(&mut plan.forget),
+        });
     }
-    for instances in plan.put.chunks(INSTANCES_PER_WRITE) {
-        master
-            .write(Command::PutInstances {
-                instances: instances.to_vec(),
-            })
-            .await?;
+    for (app_id, delay_ms, until_ms) in plan.backoff.drain(..) {
+        commands.push(Command::SetBackoff {
+            app_id,
+            delay_ms,
+            until_ms,
+        });
+    }
+    for app_id in plan.clear_backoff.drain(..) {
+        commands.push(Command::ClearBackoff { app_id });
+    }
+    if !plan.unreachable.is_empty() {
+        commands.push(Command::MarkUnreachable {
+            instances: std::mem::take(&mut plan.unreachable),
+            at_ms: now,
+        });
+    }
+    if !plan.goals.is_empty() {
+        commands.push(Command::SetGoals {
+            changes: std::mem::take(&mut plan.goals),
+            at_ms: now,
+        });
+    }
+    if !plan.place.is_empty() {
+        commands.push(Command::PlaceInstances {
+            instances: std::mem::take(&mut plan.place),
+        });
+    }
+    for d in &plan.finished {
+        commands.push(Command::DeleteDeployment { id: d.id.clone() });
+    }
+    (!commands.is_empty()).then_some(Command::Batch { commands })
+}
+
+/// Commits one pass as one log entry, then publishes what it finished.
+async fn commit(master: &Master, mut plan: Plan) -> Result<(), crate::error::ApiError> {
+    let now = plan.now;
+    let Some(batch) = batch(&mut plan, now) else {
+        return Ok(());
+    };
+    let answer = master.write(batch).await?;
+    if let state::Response::Batch { responses } = &answer {
+        for r in responses {
+            if let state::Response::Decided { refused, .. } = r
+                && !refused.is_empty()
+            {
+                tracing::debug!(refused = ?refused, "decisions were stale; the next pass decides again");
+            }
+        }
     }
     for d in plan.finished {
-        master
-            .write(Command::DeleteDeployment { id: d.id.clone() })
-            .await?;
         let json = deployments::to_json(&d);
         master.events.publish(
             "deployment_step_success",
@@ -383,7 +442,10 @@ pub fn in_use(state: &ClusterState) -> HashMap<AgentId, InUse> {
 /// One pass: what to change so that every app has its desired instances.
 fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
     let now = clock::now_ms();
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        now,
+        ..Plan::default()
+    };
     let agent_state = |id: &AgentId| state.agent(id).map(|r| (r.state, r.state_since_ms));
     let protection = eviction::assess(state, master.config.eviction_threshold);
     master
@@ -401,7 +463,7 @@ fn plan(master: &Master, state: &ClusterState, term: u64) -> Plan {
             Some((AgentState::Active, _)) => false,
         };
         if inst.condition.is_terminal() || on_lost_agent {
-            plan.remove.push(inst.id.clone());
+            plan.forget.push(decided(inst));
             if inst.goal == Goal::Running
                 && matches!(inst.condition, Condition::Failed | Condition::Error)
             {
@@ -556,14 +618,11 @@ fn plan_app(
                 ),
             };
             if expunge {
-                plan.remove.push(inst.id.clone());
+                plan.forget.push(decided(inst));
                 continue;
             }
             if inst.condition != Condition::Unreachable {
-                let mut marked = (*inst).clone();
-                marked.condition = Condition::Unreachable;
-                marked.updated_at_ms = now;
-                plan.put.push(marked);
+                plan.unreachable.push(decided(inst));
             }
             if !inactive {
                 active.push(inst);
@@ -580,10 +639,7 @@ fn plan_app(
                 "unhealthy_instance_kill_event",
                 serde_json::json!({"appId": app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "reason": "failed health checks", "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone())}),
             );
-            let mut kill = (*inst).clone();
-            kill.goal = Goal::Decommissioned;
-            kill.updated_at_ms = now;
-            plan.put.push(kill);
+            plan.goals.push(decommission(inst));
             continue;
         }
         active.push(inst);
@@ -653,10 +709,7 @@ fn plan_app(
         (Vec::new(), wanted - active.len(), false)
     };
     for victim in &kills {
-        let mut kill = (*victim).clone();
-        kill.goal = Goal::Decommissioned;
-        kill.updated_at_ms = now;
-        plan.put.push(kill);
+        plan.goals.push(decommission(victim));
     }
     if launches == 0 {
         return;
@@ -752,7 +805,7 @@ fn plan_app(
         for port in &p.ports {
             agent.resources.ports.remove(*port);
         }
-        plan.put.push(Instance {
+        plan.place.push(Instance {
             id: new_instance_id(app_id),
             app_id: app_id.clone(),
             app_version: version.clone(),
@@ -764,6 +817,8 @@ fn plan_app(
             created_at_ms: now,
             updated_at_ms: now,
             started_at_ms: None,
+            reserved: None,
+            revision: 0,
         });
     }
     if (result.unplaced > 0 || waiting > 0) && !rebalance {

@@ -76,10 +76,42 @@ pub enum Command {
         /// The deployment's id.
         id: String,
     },
-    /// Creates or updates instances, all or none.
+    /// Stage-1 entries: whole instance records. Kept only so that a log written by drover 0.1
+    /// replays; no master proposes it any more (see [`Command::PlaceInstances`] and the other
+    /// intents), and [`Command::is_legacy`] says so.
     PutInstances {
         /// The instances in their new form.
         instances: Vec<Instance>,
+    },
+    /// The scheduler places new instances. Each is refused on its own (and named in the
+    /// response) when its id exists, its app is gone or no longer at the version it was
+    /// decided from, its agent is not active, or the agent has not the resources or ports left.
+    PlaceInstances {
+        /// The new instances, condition `Scheduled`.
+        instances: Vec<Instance>,
+    },
+    /// The scheduler changes what instances should do. Each change names the instance
+    /// revision it was decided from and is refused when the instance changed since.
+    SetGoals {
+        /// The changes.
+        changes: Vec<GoalChange>,
+        /// When the leader decided them, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// The scheduler marks instances of unreachable agents unreachable (refused for an
+    /// instance whose agent is active again, or that changed since the decision).
+    MarkUnreachable {
+        /// The instances, with the revisions they were decided from.
+        instances: Vec<Decided>,
+        /// When the leader decided it, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// The scheduler forgets instances: ended ones, and those of agents gone or unreachable
+    /// past the app's expunge time. Refused for an instance that changed since the decision,
+    /// and for a live instance on an active agent.
+    ForgetInstances {
+        /// The instances, with the revisions they were decided from.
+        instances: Vec<Decided>,
     },
     /// What an agent reports of its own instances. Applied under the life-cycle rules: only
     /// instances assigned to that agent change, only their condition and timestamps, and
@@ -90,7 +122,7 @@ pub enum Command {
         /// The reports, oldest first.
         reports: Vec<InstanceReport>,
     },
-    /// Forgets instances; unknown ids are ignored.
+    /// Stage-1 entries (see [`Command::PutInstances`]); replaced by [`Command::ForgetInstances`].
     RemoveInstances {
         /// The instances' ids.
         ids: Vec<InstanceId>,
@@ -109,6 +141,44 @@ pub enum Command {
         /// The app.
         app_id: AppId,
     },
+    /// Several commands applied in order in one log entry, so that one scheduler pass, or an
+    /// app with its deployment, is one commit. Each command is applied under its own rules
+    /// and answered in [`Response::Batch`]; a batch inside a batch is refused.
+    Batch {
+        /// The commands, in order.
+        commands: Vec<Command>,
+    },
+}
+
+impl Command {
+    /// True for the stage-1 whole-record instance writes, which replay but are never proposed.
+    pub fn is_legacy(&self) -> bool {
+        match self {
+            Command::PutInstances { .. } | Command::RemoveInstances { .. } => true,
+            Command::Batch { commands } => commands.iter().any(Command::is_legacy),
+            _ => false,
+        }
+    }
+}
+
+/// One instance as a decision saw it: its id and the revision the decision was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its revision when the decision was made.
+    pub revision: u64,
+}
+
+/// A new goal for one instance, decided from one revision of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoalChange {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its revision when the decision was made.
+    pub revision: u64,
+    /// What it should do now.
+    pub goal: Goal,
 }
 
 /// One condition an agent reports for one of its instances.
@@ -154,6 +224,19 @@ pub enum Response {
     Reported {
         /// The instances changed, with the condition each took.
         changed: Vec<(InstanceId, Condition)>,
+    },
+    /// What a scheduler intent did: the instances it changed, and those it refused, each
+    /// with why (stale decisions are expected under concurrency: the next pass decides again).
+    Decided {
+        /// The instances changed.
+        applied: Vec<InstanceId>,
+        /// The instances refused, with the reason.
+        refused: Vec<(InstanceId, String)>,
+    },
+    /// The responses of a [`Command::Batch`], in order.
+    Batch {
+        /// One response per command.
+        responses: Vec<Response>,
     },
     /// The command contradicts the state; nothing was changed.
     Conflict {
@@ -250,6 +333,26 @@ pub struct Instance {
     /// When it was first reported running, ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<u64>,
+    /// What it holds on its agent until it ends, recorded when it is placed (so that an
+    /// instance of a deleted or changed app keeps its share until its agent stopped it).
+    /// `None` in stage-1 records, whose share is read from their app's definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<Reserved>,
+    /// Changes each time the record changes (the state's change counter at that moment);
+    /// decisions name the revision they were made from. 0 in stage-1 records until changed.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// The resources an instance holds, in thousandths (see `domain::resources::to_millis`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    /// CPU shares.
+    pub cpus: u64,
+    /// Memory, MiB.
+    pub mem: u64,
+    /// Disk, MiB.
+    pub disk: u64,
 }
 
 /// What the scheduler wants an instance to do.

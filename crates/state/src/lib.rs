@@ -24,12 +24,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use command::{
-    AgentState, Command, Condition, Deployment, Goal, Instance, InstanceId, InstanceReport,
-    Response, Subject,
+    AgentState, Command, Condition, Decided, Deployment, Goal, GoalChange, Instance, InstanceId,
+    InstanceReport, Reserved, Response, Subject,
 };
 pub use error::StoreError;
 pub use log_store::RedbLogStore;
-pub use machine::ClusterState;
+pub use machine::{ClusterState, Usage, reserved};
 pub use mem_log_store::MemLogStore;
 pub use state_machine::{Applied, StateMachineStore, StateReader};
 pub use types::{NodeId, TypeConfig};

@@ -2,15 +2,45 @@
 //!
 //! Pure: no I/O, no clock, no randomness, so every master that applies the same log reaches the
 //! same state. Business-rule refusals come back as [`Response`] values; apply never fails.
+//!
+//! # The instance life cycle
+//!
+//! An instance has a **goal** (what the scheduler wants: `running`, `stopped`,
+//! `decommissioned`) and a **condition** (what its agent last saw: `scheduled` … `running` …
+//! an ended condition). Each is changed only by the one party that is the authority on it, by
+//! a command that says what it changes, under these rules:
+//!
+//! | Command (who)                     | Changes                       | Applied only when |
+//! |-----------------------------------|-------------------------------|-------------------|
+//! | `PlaceInstances` (scheduler)      | a new instance, `scheduled`   | the id is new, the app exists at the version decided from, the agent is active and has the resources and ports left |
+//! | `SetGoals` (scheduler, API kills) | goal                          | the instance is at the revision decided from, has not ended, is not already decommissioned (final), and `running` only while its app exists |
+//! | `MarkUnreachable` (scheduler)     | condition → `unreachable`     | at the revision decided from, not ended, its agent is unreachable |
+//! | `ForgetInstances` (scheduler)     | removes the record            | at the revision decided from, and ended or its agent is not active |
+//! | `ReportInstances` (agent)         | condition, timestamps         | the instance is assigned to that agent and has not ended (ended is final) |
+//! | `SetAgentState` unreachable → active (leader) | `unreachable` → `running` | for that agent's instances that were marked unreachable |
+//! | `DeleteApp` (API)                 | goal → `decommissioned` for all of the app's instances, in the same apply | the app exists |
+//!
+//! Ended conditions (`killed`, `failed`, `finished`, `error`, `gone`) are absorbing: no command
+//! moves an instance out of one. Every change gives the record a new **revision** (the
+//! state's change counter), so a decision made from a copy that has since changed is refused
+//! rather than applied over the change, and the next scheduler pass decides again. An
+//! agent's **assignment revision** moves only when what that agent must do changes (an
+//! instance placed on it, a goal changed, an instance forgotten before it ended): its long
+//! poll waits on that, not on every commit. `Batch` applies several commands in one log entry
+//! (one scheduler pass is one commit), each under its own rules.
+//!
+//! `PutInstances` and `RemoveInstances` are stage-1 whole-record writes: they replay from old
+//! logs, and nothing proposes them any more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use domain::resources::to_millis;
 use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
-    AgentState, Command, Condition, Deployment, Goal, Instance, InstanceId, InstanceReport,
-    Response, Subject,
+    AgentState, Command, Condition, Decided, Deployment, Goal, GoalChange, Instance, InstanceId,
+    InstanceReport, Reserved, Response, Subject,
 };
 
 /// How many versions of an app are kept, current one included (Marathon's `max_versions`).
@@ -101,6 +131,7 @@ pub struct Backoff {
 
 /// Everything the masters replicate through Raft.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredState")]
 pub struct ClusterState {
     cluster_id: Option<String>,
     masters: BTreeMap<u64, Master>,
@@ -109,6 +140,88 @@ pub struct ClusterState {
     deployments: BTreeMap<String, Deployment>,
     instances: BTreeMap<InstanceId, Instance>,
     backoffs: BTreeMap<AppId, Backoff>,
+    /// Counts every change to an instance record; an instance's revision is the count at
+    /// its last change.
+    #[serde(default)]
+    changes: u64,
+    /// Per agent, the change count when its assignments (the instances it must run or stop,
+    /// their goals) last changed: what its long poll waits on.
+    #[serde(default)]
+    assignment_revisions: BTreeMap<AgentId, u64>,
+    /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
+    #[serde(skip)]
+    by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
+    /// Instance ids by app (derived likewise).
+    #[serde(skip)]
+    by_app: BTreeMap<AppId, BTreeSet<InstanceId>>,
+}
+
+/// The serialized form of [`ClusterState`], without the derived indexes.
+#[derive(Deserialize)]
+struct StoredState {
+    cluster_id: Option<String>,
+    masters: BTreeMap<u64, Master>,
+    agents: BTreeMap<AgentId, AgentRecord>,
+    apps: BTreeMap<AppId, AppRecord>,
+    deployments: BTreeMap<String, Deployment>,
+    instances: BTreeMap<InstanceId, Instance>,
+    backoffs: BTreeMap<AppId, Backoff>,
+    #[serde(default)]
+    changes: u64,
+    #[serde(default)]
+    assignment_revisions: BTreeMap<AgentId, u64>,
+}
+
+impl From<StoredState> for ClusterState {
+    fn from(s: StoredState) -> Self {
+        let mut state = ClusterState {
+            cluster_id: s.cluster_id,
+            masters: s.masters,
+            agents: s.agents,
+            apps: s.apps,
+            deployments: s.deployments,
+            instances: s.instances,
+            backoffs: s.backoffs,
+            changes: s.changes,
+            assignment_revisions: s.assignment_revisions,
+            by_agent: BTreeMap::new(),
+            by_app: BTreeMap::new(),
+        };
+        let ids: Vec<(InstanceId, AgentId, AppId)> = state
+            .instances
+            .values()
+            .map(|i| (i.id.clone(), i.agent_id.clone(), i.app_id.clone()))
+            .collect();
+        for (id, agent, app) in ids {
+            state.by_agent.entry(agent).or_default().insert(id.clone());
+            state.by_app.entry(app).or_default().insert(id);
+        }
+        state
+    }
+}
+
+/// What the instances on one agent that have not ended take.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// How many instances.
+    pub tasks: usize,
+    /// CPU shares, in thousandths.
+    pub cpus: u64,
+    /// Memory, MiB in thousandths.
+    pub mem: u64,
+    /// Disk, MiB in thousandths.
+    pub disk: u64,
+    /// Host ports.
+    pub ports: BTreeSet<u64>,
+}
+
+/// The resources one instance of a definition takes, in thousandths.
+pub fn reserved(app: &AppDefinition) -> Reserved {
+    Reserved {
+        cpus: to_millis(app.cpus),
+        mem: to_millis(app.mem),
+        disk: to_millis(app.disk),
+    }
 }
 
 impl ClusterState {
@@ -161,7 +274,11 @@ impl ClusterState {
 
     /// The instances of one app, in id order.
     pub fn instances_of<'a>(&'a self, app: &'a AppId) -> impl Iterator<Item = &'a Instance> + 'a {
-        self.instances.values().filter(move |i| &i.app_id == app)
+        self.by_app
+            .get(app)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.instances.get(id))
     }
 
     /// The instances assigned to one agent, in id order.
@@ -169,9 +286,57 @@ impl ClusterState {
         &'a self,
         agent: &'a AgentId,
     ) -> impl Iterator<Item = &'a Instance> + 'a {
-        self.instances
-            .values()
-            .filter(move |i| &i.agent_id == agent)
+        self.by_agent
+            .get(agent)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.instances.get(id))
+    }
+
+    /// The revision of an agent's assignments: it changes exactly when an instance is
+    /// assigned to the agent, changes goal, or is forgotten before it ended. 0 for an agent
+    /// that never had one.
+    pub fn assignment_revision(&self, agent: &AgentId) -> u64 {
+        self.assignment_revisions.get(agent).copied().unwrap_or(0)
+    }
+
+    /// What the instances on `agent` that have not ended take. An instance whose app is gone
+    /// counts its task and ports (which it holds until its agent stopped it), its other
+    /// resources being unknown.
+    pub fn usage(&self, agent: &AgentId) -> Usage {
+        let mut used = Usage::default();
+        for inst in self
+            .instances_on(agent)
+            .filter(|i| !i.condition.is_terminal())
+        {
+            used.tasks += 1;
+            used.ports.extend(&inst.ports);
+            if let Some(r) = self.reserved(inst) {
+                used.cpus += r.cpus;
+                used.mem += r.mem;
+                used.disk += r.disk;
+            }
+        }
+        used
+    }
+
+    /// What an instance holds on its agent: recorded at placement, or for a stage-1 record,
+    /// its app's definition's share (`None` when that app is gone).
+    pub fn reserved(&self, inst: &Instance) -> Option<Reserved> {
+        inst.reserved
+            .or_else(|| self.definition(inst).map(reserved))
+    }
+
+    /// The definition an instance runs: its app at its version, or the app's current one if
+    /// that version is no longer stored; `None` when the app is gone.
+    pub fn definition(&self, inst: &Instance) -> Option<&AppDefinition> {
+        let record = self.apps.get(&inst.app_id)?;
+        Some(
+            &record
+                .version(&inst.app_version)
+                .unwrap_or_else(|| record.current())
+                .app,
+        )
     }
 
     /// Launch backoffs by app.
@@ -206,12 +371,18 @@ impl ClusterState {
                 None => not_found(Subject::Deployment, id),
             },
             Command::PutInstances { instances } => self.put_instances(instances),
+            Command::PlaceInstances { instances } => self.place_instances(instances),
+            Command::SetGoals { changes, at_ms } => self.set_goals(changes, at_ms),
+            Command::MarkUnreachable { instances, at_ms } => {
+                self.mark_unreachable(instances, at_ms)
+            }
+            Command::ForgetInstances { instances } => self.forget_instances(instances),
             Command::ReportInstances { agent_id, reports } => {
                 self.report_instances(&agent_id, reports)
             }
             Command::RemoveInstances { ids } => {
                 for id in &ids {
-                    self.instances.remove(id);
+                    self.remove_instance(id);
                 }
                 Response::Ok
             }
@@ -230,7 +401,264 @@ impl ClusterState {
                 self.backoffs.remove(&app_id);
                 Response::Ok
             }
+            Command::Batch { commands } => {
+                let responses = commands
+                    .into_iter()
+                    .map(|cmd| match cmd {
+                        Command::Batch { .. } => Response::Conflict {
+                            message: "a batch cannot hold another batch".into(),
+                        },
+                        cmd => self.apply(cmd),
+                    })
+                    .collect();
+                Response::Batch { responses }
+            }
         }
+    }
+
+    /// Stores an instance record as it now is, with the next revision; `assignment` says
+    /// whether what its agent must do changed (see [`ClusterState::assignment_revision`]).
+    fn store(&mut self, mut inst: Instance, assignment: bool) {
+        self.changes += 1;
+        inst.revision = self.changes;
+        if assignment {
+            self.assignment_revisions
+                .insert(inst.agent_id.clone(), self.changes);
+        }
+        if let Some(old) = self.instances.get(&inst.id)
+            && (old.agent_id != inst.agent_id || old.app_id != inst.app_id)
+        {
+            let old = (old.agent_id.clone(), old.app_id.clone());
+            self.unindex(&inst.id, &old.0, &old.1);
+        }
+        self.by_agent
+            .entry(inst.agent_id.clone())
+            .or_default()
+            .insert(inst.id.clone());
+        self.by_app
+            .entry(inst.app_id.clone())
+            .or_default()
+            .insert(inst.id.clone());
+        self.instances.insert(inst.id.clone(), inst);
+    }
+
+    /// Forgets an instance; its agent's assignments change if it had not ended.
+    fn remove_instance(&mut self, id: &InstanceId) {
+        let Some(inst) = self.instances.remove(id) else {
+            return;
+        };
+        self.changes += 1;
+        if !inst.condition.is_terminal() {
+            self.assignment_revisions
+                .insert(inst.agent_id.clone(), self.changes);
+        }
+        self.unindex(id, &inst.agent_id, &inst.app_id);
+    }
+
+    fn unindex(&mut self, id: &InstanceId, agent: &AgentId, app: &AppId) {
+        if let Some(ids) = self.by_agent.get_mut(agent) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_agent.remove(agent);
+            }
+        }
+        if let Some(ids) = self.by_app.get_mut(app) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_app.remove(app);
+            }
+        }
+    }
+
+    /// The stored instance a decision names, if it is still as the decision saw it.
+    fn as_decided(&self, id: &InstanceId, revision: u64) -> Result<&Instance, String> {
+        match self.instances.get(id) {
+            None => Err("no such instance".into()),
+            Some(inst) if inst.revision != revision => Err(format!(
+                "changed since the decision (revision {} now, {revision} decided from)",
+                inst.revision
+            )),
+            Some(inst) => Ok(inst),
+        }
+    }
+
+    fn place_instances(&mut self, instances: Vec<Instance>) -> Response {
+        let mut applied = Vec::new();
+        let mut refused = Vec::new();
+        for mut inst in instances {
+            match self.may_place(&inst) {
+                Ok(()) => {
+                    inst.condition = Condition::Scheduled;
+                    inst.started_at_ms = None;
+                    inst.reserved = self
+                        .apps
+                        .get(&inst.app_id)
+                        .map(|r| reserved(&r.current().app));
+                    applied.push(inst.id.clone());
+                    self.store(inst, true);
+                }
+                Err(why) => refused.push((inst.id, why)),
+            }
+        }
+        Response::Decided { applied, refused }
+    }
+
+    /// Why a new instance cannot be placed as decided, if it cannot.
+    fn may_place(&self, inst: &Instance) -> Result<(), String> {
+        if self.instances.contains_key(&inst.id) {
+            return Err("an instance with this id exists".into());
+        }
+        let Some(record) = self.apps.get(&inst.app_id) else {
+            return Err(format!("app {} is gone", inst.app_id));
+        };
+        if record.current().version != inst.app_version {
+            return Err(format!(
+                "app {} is now at version {}, not {}",
+                inst.app_id,
+                record.current().version,
+                inst.app_version
+            ));
+        }
+        if inst.goal != Goal::Running {
+            return Err("a new instance must have the goal running".into());
+        }
+        let Some(agent) = self.agents.get(&inst.agent_id) else {
+            return Err(format!("agent {} is not registered", inst.agent_id));
+        };
+        if agent.state != AgentState::Active {
+            return Err(format!("agent {} is not active", inst.agent_id));
+        }
+        let used = self.usage(&inst.agent_id);
+        let Reserved {
+            cpus: c,
+            mem: m,
+            disk: d,
+        } = reserved(&record.current().app);
+        let total = &agent.agent.resources;
+        let over = |name: &str, used: u64, want: u64, total: f64| {
+            (used + want > to_millis(total)).then(|| {
+                format!(
+                    "agent {} has not {name} left ({} of {} in use, {} wanted)",
+                    inst.agent_id,
+                    used as f64 / 1000.0,
+                    total,
+                    want as f64 / 1000.0
+                )
+            })
+        };
+        if let Some(why) = over("cpus", used.cpus, c, total.cpus)
+            .or_else(|| over("mem", used.mem, m, total.mem))
+            .or_else(|| over("disk", used.disk, d, total.disk))
+        {
+            return Err(why);
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(p) = inst
+            .ports
+            .iter()
+            .find(|p| used.ports.contains(p) || !seen.insert(**p))
+        {
+            return Err(format!("port {p} on agent {} is taken", inst.agent_id));
+        }
+        Ok(())
+    }
+
+    fn set_goals(&mut self, changes: Vec<GoalChange>, at_ms: u64) -> Response {
+        let mut applied = Vec::new();
+        let mut refused = Vec::new();
+        for change in changes {
+            let id = change.instance_id.clone();
+            match self.goal_change(&change) {
+                Ok(None) => applied.push(id),
+                Ok(Some(mut inst)) => {
+                    inst.goal = change.goal;
+                    inst.updated_at_ms = at_ms;
+                    self.store(inst, true);
+                    applied.push(id);
+                }
+                Err(why) => refused.push((id, why)),
+            }
+        }
+        Response::Decided { applied, refused }
+    }
+
+    /// The instance record a goal change applies to (`None` when it already has that goal),
+    /// or why the change is refused.
+    fn goal_change(&self, change: &GoalChange) -> Result<Option<Instance>, String> {
+        let inst = self.as_decided(&change.instance_id, change.revision)?;
+        if inst.goal == change.goal {
+            return Ok(None);
+        }
+        if inst.condition.is_terminal() {
+            return Err(format!("it has ended ({:?})", inst.condition));
+        }
+        if inst.goal == Goal::Decommissioned {
+            return Err("it is being decommissioned, which is final".into());
+        }
+        if change.goal == Goal::Running && !self.apps.contains_key(&inst.app_id) {
+            return Err(format!("app {} is gone", inst.app_id));
+        }
+        Ok(Some(inst.clone()))
+    }
+
+    fn mark_unreachable(&mut self, instances: Vec<Decided>, at_ms: u64) -> Response {
+        let mut applied = Vec::new();
+        let mut refused = Vec::new();
+        for d in instances {
+            let marked = self
+                .as_decided(&d.instance_id, d.revision)
+                .and_then(|inst| {
+                    let agent = self.agents.get(&inst.agent_id).map(|r| r.state);
+                    if inst.condition.is_terminal() {
+                        Err(format!("it has ended ({:?})", inst.condition))
+                    } else if agent != Some(AgentState::Unreachable) {
+                        Err(format!("agent {} is not unreachable", inst.agent_id))
+                    } else if inst.condition == Condition::Unreachable {
+                        Ok(None)
+                    } else {
+                        Ok(Some(inst.clone()))
+                    }
+                });
+            match marked {
+                Ok(None) => applied.push(d.instance_id),
+                Ok(Some(mut inst)) => {
+                    inst.condition = Condition::Unreachable;
+                    inst.updated_at_ms = at_ms;
+                    self.store(inst, false);
+                    applied.push(d.instance_id);
+                }
+                Err(why) => refused.push((d.instance_id, why)),
+            }
+        }
+        Response::Decided { applied, refused }
+    }
+
+    fn forget_instances(&mut self, instances: Vec<Decided>) -> Response {
+        let mut applied = Vec::new();
+        let mut refused = Vec::new();
+        for d in instances {
+            let may = self
+                .as_decided(&d.instance_id, d.revision)
+                .and_then(|inst| {
+                    let agent = self.agents.get(&inst.agent_id).map(|r| r.state);
+                    if inst.condition.is_terminal() || agent != Some(AgentState::Active) {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "it has not ended and agent {} is active",
+                            inst.agent_id
+                        ))
+                    }
+                });
+            match may {
+                Ok(()) => {
+                    self.remove_instance(&d.instance_id);
+                    applied.push(d.instance_id);
+                }
+                Err(why) => refused.push((d.instance_id, why)),
+            }
+        }
+        Response::Decided { applied, refused }
     }
 
     fn init_cluster(&mut self, cluster_id: String) -> Response {
@@ -325,13 +753,15 @@ impl ClusterState {
         // replaced ran on unseen, so they are running again, in the same apply. (A task that
         // ended meanwhile is reported by the agent, whose outbox kept the news.)
         if was == AgentState::Unreachable && state == AgentState::Active {
-            for inst in self
-                .instances
-                .values_mut()
-                .filter(|i| i.agent_id == agent_id && i.condition == Condition::Unreachable)
-            {
+            let back: Vec<Instance> = self
+                .instances_on(&agent_id)
+                .filter(|i| i.condition == Condition::Unreachable)
+                .cloned()
+                .collect();
+            for mut inst in back {
                 inst.condition = Condition::Running;
                 inst.updated_at_ms = at_ms;
+                self.store(inst, false);
             }
         }
         Response::Ok
@@ -381,9 +811,15 @@ impl ClusterState {
         }
         self.backoffs.remove(&id);
         // The instances outlive the app until their agents report them stopped; the scheduler
-        // then removes them.
-        for inst in self.instances.values_mut().filter(|i| i.app_id == id) {
+        // then forgets them. Nothing brings one back: a decommissioned goal is final.
+        let doomed: Vec<Instance> = self
+            .instances_of(&id)
+            .filter(|i| i.goal != Goal::Decommissioned)
+            .cloned()
+            .collect();
+        for mut inst in doomed {
             inst.goal = Goal::Decommissioned;
+            self.store(inst, true);
         }
         Response::Ok
     }
@@ -441,7 +877,7 @@ impl ClusterState {
                 inst.updated_at_ms = stored.updated_at_ms;
                 inst.started_at_ms = stored.started_at_ms;
             }
-            self.instances.insert(inst.id.clone(), inst);
+            self.store(inst, true);
         }
         Response::Ok
     }
@@ -449,7 +885,7 @@ impl ClusterState {
     fn report_instances(&mut self, agent: &AgentId, reports: Vec<InstanceReport>) -> Response {
         let mut changed = Vec::new();
         for report in reports {
-            let Some(inst) = self.instances.get_mut(&report.instance_id) else {
+            let Some(inst) = self.instances.get(&report.instance_id) else {
                 continue;
             };
             // Only the agent an instance is assigned to speaks for it; a terminal condition
@@ -460,12 +896,14 @@ impl ClusterState {
             {
                 continue;
             }
+            let mut inst = inst.clone();
             inst.condition = report.condition;
             inst.updated_at_ms = report.at_ms;
             if report.condition == Condition::Running && inst.started_at_ms.is_none() {
                 inst.started_at_ms = Some(report.at_ms);
             }
             changed.push((inst.id.clone(), report.condition));
+            self.store(inst, false);
         }
         Response::Reported { changed }
     }
@@ -480,3 +918,9 @@ fn not_found(kind: Subject, id: impl ToString) -> Response {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod interleavings;
+
+#[cfg(test)]
+mod properties;

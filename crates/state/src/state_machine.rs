@@ -126,7 +126,12 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone, Debug)]
 pub struct StateReader {
     shared: Arc<RwLock<Applied>>,
+    applied: AppliedWatch,
 }
+
+/// The index of the last applied log entry, sent after every apply: what passes and long
+/// polls wait on (Raft's metrics change on every core iteration; this only on a change).
+type AppliedWatch = Arc<tokio::sync::watch::Sender<u64>>;
 
 impl StateReader {
     /// Runs `f` on the current state; keep `f` short, it holds off apply.
@@ -138,6 +143,16 @@ impl StateReader {
     pub fn snapshot(&self) -> Applied {
         read(&self.shared).clone()
     }
+
+    /// A receiver that sees the index of the last applied entry change after each apply
+    /// (and after a snapshot is installed); the state it names is readable when it fires.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+}
+
+fn index_of(applied: &Applied) -> u64 {
+    applied.last_applied.map_or(0, |l| l.index)
 }
 
 fn read(shared: &RwLock<Applied>) -> RwLockReadGuard<'_, Applied> {
@@ -159,6 +174,7 @@ fn write(shared: &RwLock<Applied>) -> RwLockWriteGuard<'_, Applied> {
 pub struct StateMachineStore {
     shared: Arc<RwLock<Applied>>,
     snapshots: SnapshotStore,
+    applied: AppliedWatch,
 }
 
 impl std::fmt::Debug for StateMachineStore {
@@ -178,6 +194,7 @@ impl StateMachineStore {
         StateMachineStore {
             shared: Arc::default(),
             snapshots: SnapshotStore::Memory(Arc::default()),
+            applied: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -186,9 +203,11 @@ impl StateMachineStore {
             Some((meta, data)) => applied_from_snapshot(&meta, &data)?,
             None => Applied::default(),
         };
+        let index = index_of(&applied);
         Ok(StateMachineStore {
             shared: Arc::new(RwLock::new(applied)),
             snapshots,
+            applied: Arc::new(tokio::sync::watch::Sender::new(index)),
         })
     }
 
@@ -196,6 +215,7 @@ impl StateMachineStore {
     pub fn reader(&self) -> StateReader {
         StateReader {
             shared: self.shared.clone(),
+            applied: self.applied.clone(),
         }
     }
 }
@@ -253,7 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut applied = write(&self.shared);
-        let responses = entries
+        let responses: Vec<Response> = entries
             .into_iter()
             .map(|entry| {
                 applied.last_applied = Some(entry.log_id);
@@ -267,6 +287,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             })
             .collect();
+        let index = index_of(&applied);
+        drop(applied);
+        self.applied.send_replace(index);
         Ok(responses)
     }
 
@@ -292,7 +315,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .save(meta, data)
             .await
             .map_err(|e| e.fatal(|a| StorageIOError::write_snapshot(sig(), a)))?;
+        let index = index_of(&applied);
         *write(&self.shared) = applied;
+        self.applied.send_replace(index);
         Ok(())
     }
 

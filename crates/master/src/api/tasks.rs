@@ -121,12 +121,7 @@ pub async fn delete(
             .iter()
             .filter_map(|id| a.state.instances().get(&state::InstanceId(id.clone())))
             .filter(|i| !i.condition.is_terminal())
-            .map(|i| {
-                let mut k = i.clone();
-                k.goal = state::Goal::Decommissioned;
-                k.updated_at_ms = now;
-                (k, task_json(&m, &a.state, i))
-            })
+            .map(|i| (i.clone(), task_json(&m, &a.state, i)))
             .unzip()
     });
     let unknown: Vec<&String> = body
@@ -144,34 +139,41 @@ pub async fn delete(
     for k in &killed {
         *per_app.entry(k.app_id.clone()).or_default() += 1;
     }
-    m.write(state::Command::PutInstances { instances: killed })
-        .await?;
+    // The kills, and with `scale` each app's lower count and its deployment: one commit.
+    let mut commands = vec![state::Command::SetGoals {
+        changes: killed
+            .iter()
+            .map(|k| state::GoalChange {
+                instance_id: k.id.clone(),
+                revision: k.revision,
+                goal: state::Goal::Decommissioned,
+            })
+            .collect(),
+        at_ms: now,
+    }];
+    let mut last = json!({});
+    if scale {
+        for (app_id, n) in per_app {
+            let current = m
+                .state
+                .read(|a| a.state.app(&app_id).map(|r| r.current().clone()));
+            let Some(current) = current else { continue };
+            let mut app = current.app.clone();
+            app.instances = app.instances.saturating_sub(n);
+            let version = m.next_version(Some(&current.version));
+            let deployment =
+                crate::deployments::new(&app_id, &version, crate::deployments::Action::Scale);
+            last = json!({"version": version, "deploymentId": deployment.id});
+            commands.push(state::Command::PutApp { app, version });
+            commands.push(state::Command::PutDeployment {
+                deployment,
+                force: true,
+            });
+        }
+    }
+    m.write(state::Command::Batch { commands }).await?;
     if !scale {
         return Ok(Json(json!({ "tasks": json_of_killed })).into_response());
-    }
-    let mut last = json!({});
-    for (app_id, n) in per_app {
-        let current = m
-            .state
-            .read(|a| a.state.app(&app_id).map(|r| r.current().clone()));
-        let Some(current) = current else { continue };
-        let mut app = current.app.clone();
-        app.instances = app.instances.saturating_sub(n);
-        let version = m.next_version(Some(&current.version));
-        m.write(state::Command::PutApp {
-            app,
-            version: version.clone(),
-        })
-        .await?;
-        let deployment =
-            crate::deployments::new(&app_id, &version, crate::deployments::Action::Scale);
-        let id = deployment.id.clone();
-        m.write(state::Command::PutDeployment {
-            deployment,
-            force: true,
-        })
-        .await?;
-        last = json!({"version": version, "deploymentId": id});
     }
     Ok(Json(last).into_response())
 }

@@ -4,43 +4,67 @@ use serde_json::json;
 use super::*;
 use crate::command::{Condition, Goal, Instance, InstanceId};
 
-fn app(id: &str, instances: u32) -> AppDefinition {
+pub(super) fn app(id: &str, instances: u32) -> AppDefinition {
     AppDefinition::from_json(&json!({"id": id, "cmd": "sleep 1000", "instances": instances}))
         .expect("valid app")
 }
 
-fn app_id(id: &str) -> AppId {
+pub(super) fn app_id(id: &str) -> AppId {
     AppId::parse(id).expect("valid id")
 }
 
-fn agent(id: &str, ip: &str) -> Agent {
+pub(super) fn agent(id: &str, ip: &str) -> Agent {
     Agent {
         id: AgentId::from(id),
         hostname: format!("{id}.example"),
         ip: ip.to_string(),
         domain: Some(FaultDomain::new("eu-west", "eu-west-a")),
-        resources: Default::default(),
+        resources: domain::Resources {
+            cpus: 4.0,
+            mem: 4096.0,
+            disk: 10_000.0,
+            ports: domain::ranges::Ranges::single(31000, 32000),
+        },
         attributes: Default::default(),
     }
 }
 
-fn instance(id: &str, app: &str, agent: &str) -> Instance {
+pub(super) fn instance(id: &str, app: &str, agent: &str) -> Instance {
     Instance {
         id: InstanceId::from(id),
         app_id: app_id(app),
         app_version: "v1".into(),
         agent_id: AgentId::from(agent),
-        ports: vec![31000],
+        ports: vec![],
         goal: Goal::Running,
         condition: Condition::Scheduled,
         term: 3,
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
         started_at_ms: None,
+        reserved: None,
+        revision: 0,
     }
 }
 
-fn register(s: &mut ClusterState, id: &str, ip: &str) -> Response {
+/// Places instances through the scheduler's intent; panics unless all were placed.
+pub(super) fn place(s: &mut ClusterState, instances: Vec<Instance>) {
+    let ids: Vec<InstanceId> = instances.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(
+        s.apply(Command::PlaceInstances { instances }),
+        Response::Decided {
+            applied: ids,
+            refused: vec![]
+        }
+    );
+}
+
+/// The instance as the state holds it now.
+pub(super) fn get(s: &ClusterState, id: &str) -> Instance {
+    s.instances()[&InstanceId::from(id)].clone()
+}
+
+pub(super) fn register(s: &mut ClusterState, id: &str, ip: &str) -> Response {
     s.apply(Command::RegisterAgent {
         agent: agent(id, ip),
         remote: false,
@@ -48,7 +72,7 @@ fn register(s: &mut ClusterState, id: &str, ip: &str) -> Response {
     })
 }
 
-fn put_app(s: &mut ClusterState, id: &str, version: &str) -> Response {
+pub(super) fn put_app(s: &mut ClusterState, id: &str, version: &str) -> Response {
     s.apply(Command::PutApp {
         app: app(id, 1),
         version: version.into(),
@@ -56,7 +80,7 @@ fn put_app(s: &mut ClusterState, id: &str, version: &str) -> Response {
 }
 
 /// A state with one agent `a1` and one app `/web`.
-fn with_app_and_agent() -> ClusterState {
+pub(super) fn with_app_and_agent() -> ClusterState {
     let mut s = ClusterState::default();
     assert_eq!(register(&mut s, "a1", "10.0.0.1"), Response::Ok);
     put_app(&mut s, "/web", "v1");
@@ -258,12 +282,13 @@ fn the_version_history_is_bounded() {
 fn delete_app_decommissions_its_instances_and_clears_its_backoff() {
     let mut s = with_app_and_agent();
     put_app(&mut s, "/db", "v1");
-    s.apply(Command::PutInstances {
-        instances: vec![
+    place(
+        &mut s,
+        vec![
             instance("web.1", "/web", "a1"),
             instance("db.1", "/db", "a1"),
         ],
-    });
+    );
     s.apply(Command::SetBackoff {
         app_id: app_id("/web"),
         delay_ms: 1000,
@@ -275,9 +300,8 @@ fn delete_app_decommissions_its_instances_and_clears_its_backoff() {
     );
     assert!(s.app(&app_id("/web")).is_none());
     assert!(s.backoffs().is_empty());
-    let goal = |id: &str| s.instances()[&InstanceId::from(id)].goal;
-    assert_eq!(goal("web.1"), Goal::Decommissioned);
-    assert_eq!(goal("db.1"), Goal::Running);
+    assert_eq!(get(&s, "web.1").goal, Goal::Decommissioned);
+    assert_eq!(get(&s, "db.1").goal, Goal::Running);
     assert_eq!(
         s.apply(Command::DeleteApp { id: app_id("/web") }),
         Response::NotFound {
@@ -288,71 +312,186 @@ fn delete_app_decommissions_its_instances_and_clears_its_backoff() {
 }
 
 #[test]
-fn new_instances_need_an_existing_app_and_agent_and_are_stored_all_or_none() {
+fn a_placement_is_refused_per_instance_for_a_missing_app_agent_or_version() {
     let mut s = with_app_and_agent();
-    let r = s.apply(Command::PutInstances {
+    register(&mut s, "a2", "10.0.0.2");
+    s.apply(Command::SetAgentState {
+        agent_id: AgentId::from("a2"),
+        state: AgentState::Unreachable,
+        at_ms: 20,
+    });
+    let mut old_version = instance("web.3", "/web", "a1");
+    old_version.app_version = "v0".into();
+    let r = s.apply(Command::PlaceInstances {
         instances: vec![
             instance("web.1", "/web", "a1"),
             instance("x.1", "/gone", "a1"),
+            instance("web.2", "/web", "a9"),
+            old_version,
+            instance("web.4", "/web", "a2"),
+            instance("web.1", "/web", "a1"),
         ],
     });
+    let Response::Decided { applied, refused } = r else {
+        panic!("not a decision: {r:?}")
+    };
+    assert_eq!(applied, vec![InstanceId::from("web.1")]);
+    let why: Vec<(&str, &str)> = refused
+        .iter()
+        .map(|(id, why)| (id.0.as_str(), why.as_str()))
+        .collect();
     assert_eq!(
-        r,
-        Response::NotFound {
-            kind: Subject::App,
-            id: "/gone".into()
-        }
+        why,
+        vec![
+            ("x.1", "app /gone is gone"),
+            ("web.2", "agent a9 is not registered"),
+            ("web.3", "app /web is now at version v1, not v0"),
+            ("web.4", "agent a2 is not active"),
+            ("web.1", "an instance with this id exists"),
+        ]
     );
-    assert!(s.instances().is_empty());
-    let r = s.apply(Command::PutInstances {
-        instances: vec![instance("web.1", "/web", "a9")],
-    });
-    assert!(matches!(
-        r,
-        Response::NotFound {
-            kind: Subject::Agent,
-            ..
-        }
-    ));
-
-    assert_eq!(
-        s.apply(Command::PutInstances {
-            instances: vec![
-                instance("web.1", "/web", "a1"),
-                instance("web.2", "/web", "a1")
-            ],
-        }),
-        Response::Ok
-    );
-    assert_eq!(s.instances_of(&app_id("/web")).count(), 2);
-    assert_eq!(s.instances_on(&AgentId::from("a1")).count(), 2);
+    assert_eq!(s.instances_of(&app_id("/web")).count(), 1);
+    assert_eq!(s.instances_on(&AgentId::from("a1")).count(), 1);
 }
 
 #[test]
-fn instance_updates_apply_even_after_the_app_is_gone() {
-    let mut s = with_app_and_agent();
-    s.apply(Command::PutInstances {
-        instances: vec![instance("web.1", "/web", "a1")],
+fn a_placement_never_over_commits_an_agent() {
+    // Two decisions made from the same free capacity (two passes, or a pass and a stale
+    // copy): the second finds the agent full and is refused.
+    let mut s = with_app_and_agent(); // a1: 4 cpus; /web takes 1 (Marathon's default)
+    place(
+        &mut s,
+        (1..=4)
+            .map(|n| instance(&format!("web.{n}"), "/web", "a1"))
+            .collect(),
+    );
+    let r = s.apply(Command::PlaceInstances {
+        instances: vec![instance("web.5", "/web", "a1")],
     });
+    assert!(
+        matches!(&r, Response::Decided { applied, refused } if applied.is_empty()
+            && refused[0].1.contains("has not cpus left")),
+        "{r:?}"
+    );
+    // A port held by a live instance, or asked twice, is refused too.
+    let mut s = with_app_and_agent();
+    let mut p = instance("web.1", "/web", "a1");
+    p.ports = vec![31005];
+    place(&mut s, vec![p.clone()]);
+    p.id = InstanceId::from("web.2");
+    let mut twice = instance("web.3", "/web", "a1");
+    twice.ports = vec![31006, 31006];
+    let r = s.apply(Command::PlaceInstances {
+        instances: vec![p, twice],
+    });
+    let Response::Decided { refused, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(refused.len(), 2);
+    assert!(refused.iter().all(|(_, why)| why.contains("is taken")));
+    // Once the holder ended, its port and resources are free again.
+    report(&mut s, "a1", "web.1", Condition::Killed, 2_000);
+    let mut again = instance("web.4", "/web", "a1");
+    again.ports = vec![31005];
+    place(&mut s, vec![again]);
+}
+
+#[test]
+fn a_goal_change_decided_from_an_old_revision_is_refused() {
+    let mut s = with_app_and_agent();
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
+    let seen = get(&s, "i1");
+    report(&mut s, "a1", "i1", Condition::Running, 2_000);
+    let r = s.apply(Command::SetGoals {
+        changes: vec![GoalChange {
+            instance_id: seen.id.clone(),
+            revision: seen.revision,
+            goal: Goal::Stopped,
+        }],
+        at_ms: 2_100,
+    });
+    assert!(
+        matches!(&r, Response::Decided { applied, refused } if applied.is_empty()
+            && refused[0].1.starts_with("changed since the decision")),
+        "{r:?}"
+    );
+    assert_eq!(get(&s, "i1").goal, Goal::Running);
+    // Decided from the current revision, it applies, and the revision moves on.
+    let now = get(&s, "i1");
+    s.apply(Command::SetGoals {
+        changes: vec![GoalChange {
+            instance_id: now.id.clone(),
+            revision: now.revision,
+            goal: Goal::Stopped,
+        }],
+        at_ms: 2_200,
+    });
+    let after = get(&s, "i1");
+    assert_eq!((after.goal, after.updated_at_ms), (Goal::Stopped, 2_200));
+    assert!(after.revision > now.revision);
+}
+
+#[test]
+fn decommissioned_is_final_and_running_needs_the_app() {
+    let mut s = with_app_and_agent();
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
+    let goal = |s: &mut ClusterState, goal: Goal| {
+        let i = get(s, "i1");
+        s.apply(Command::SetGoals {
+            changes: vec![GoalChange {
+                instance_id: i.id,
+                revision: i.revision,
+                goal,
+            }],
+            at_ms: 3_000,
+        })
+    };
+    goal(&mut s, Goal::Decommissioned);
+    let r = goal(&mut s, Goal::Running);
+    assert!(
+        matches!(&r, Response::Decided { refused, .. } if refused[0].1.contains("final")),
+        "{r:?}"
+    );
+    assert_eq!(get(&s, "i1").goal, Goal::Decommissioned);
+
+    let mut s = with_app_and_agent();
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
+    goal(&mut s, Goal::Stopped);
     s.apply(Command::DeleteApp { id: app_id("/web") });
-    let mut killed = s.instances()[&InstanceId::from("web.1")].clone();
-    killed.condition = Condition::Killed;
-    killed.updated_at_ms = 2_000;
-    assert_eq!(
-        s.apply(Command::PutInstances {
-            instances: vec![killed.clone()]
-        }),
-        Response::Ok
+    put_app(&mut s, "/web", "v2");
+    // The app's deletion decommissioned it; a new app of the same id does not revive it.
+    let r = goal(&mut s, Goal::Running);
+    assert!(
+        matches!(&r, Response::Decided { applied, .. } if applied.is_empty()),
+        "{r:?}"
     );
-    assert_eq!(s.instances()[&killed.id], killed);
-    assert!(killed.condition.is_terminal());
-    assert_eq!(
-        s.apply(Command::RemoveInstances {
-            ids: vec![killed.id.clone(), InstanceId::from("unknown")]
-        }),
-        Response::Ok
-    );
+}
+
+#[test]
+fn stage_1_whole_record_entries_still_replay() {
+    let mut s = with_app_and_agent();
+    let legacy = Command::PutInstances {
+        instances: vec![instance("web.1", "/web", "a1")],
+    };
+    assert!(legacy.is_legacy());
+    assert_eq!(s.apply(legacy), Response::Ok);
+    assert_eq!(s.instances_on(&AgentId::from("a1")).count(), 1);
+    assert!(s.assignment_revision(&AgentId::from("a1")) > 0);
+    let remove = Command::RemoveInstances {
+        ids: vec![InstanceId::from("web.1"), InstanceId::from("unknown")],
+    };
+    assert!(remove.is_legacy());
+    assert_eq!(s.apply(remove), Response::Ok);
     assert!(s.instances().is_empty());
+    assert_eq!(s.instances_on(&AgentId::from("a1")).count(), 0);
+    assert!(
+        !Command::Batch {
+            commands: vec![Command::ClearBackoff {
+                app_id: app_id("/web")
+            }]
+        }
+        .is_legacy()
+    );
 }
 
 #[test]
@@ -423,12 +562,23 @@ fn the_state_and_commands_survive_a_json_round_trip() {
     s.apply(Command::InitCluster {
         cluster_id: "c1".into(),
     });
-    s.apply(Command::PutInstances {
-        instances: vec![instance("web.1", "/web", "a1")],
-    });
+    place(
+        &mut s,
+        vec![
+            instance("web.1", "/web", "a1"),
+            instance("web.2", "/web", "a1"),
+        ],
+    );
     let text = serde_json::to_string(&s).expect("encodes");
     let back: ClusterState = serde_json::from_str(&text).expect("decodes");
+    // The indexes by agent and app are rebuilt from the records.
     assert_eq!(back, s);
+    assert_eq!(back.instances_on(&AgentId::from("a1")).count(), 2);
+    assert_eq!(back.instances_of(&app_id("/web")).count(), 2);
+    assert_eq!(
+        back.assignment_revision(&AgentId::from("a1")),
+        s.assignment_revision(&AgentId::from("a1"))
+    );
 
     let cmd = Command::RegisterAgent {
         agent: agent("a1", "10.0.0.1"),
@@ -455,7 +605,7 @@ fn applying_the_same_commands_gives_the_same_state() {
             app: app("/web", 2),
             version: "v1".into(),
         },
-        Command::PutInstances {
+        Command::PlaceInstances {
             instances: vec![instance("web.1", "/web", "a1")],
         },
         Command::SetAgentState {
@@ -472,7 +622,7 @@ fn applying_the_same_commands_gives_the_same_state() {
     assert_eq!(run(), run());
 }
 
-fn report(
+pub(super) fn report(
     s: &mut ClusterState,
     agent: &str,
     id: &str,
@@ -493,9 +643,7 @@ fn report(
 fn an_agent_report_changes_only_its_own_instances_condition_and_times() {
     let mut s = with_app_and_agent();
     register(&mut s, "a2", "10.0.0.2");
-    s.apply(Command::PutInstances {
-        instances: vec![instance("i1", "/web", "a1")],
-    });
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
     // Another agent cannot speak for i1.
     assert_eq!(
         report(&mut s, "a2", "i1", Condition::Failed, 2_000),
@@ -533,9 +681,7 @@ fn an_agent_report_changes_only_its_own_instances_condition_and_times() {
 #[test]
 fn a_terminal_condition_is_final_against_later_reports() {
     let mut s = with_app_and_agent();
-    s.apply(Command::PutInstances {
-        instances: vec![instance("i1", "/web", "a1")],
-    });
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
     report(&mut s, "a1", "i1", Condition::Failed, 2_000);
     // A late, reordered "running" from the same agent does not revive it.
     assert_eq!(
@@ -550,34 +696,38 @@ fn a_terminal_condition_is_final_against_later_reports() {
 }
 
 #[test]
-fn a_scheduler_copy_decided_before_a_failure_cannot_undo_it() {
-    // The race the whole-record writes allowed: the scheduler copies i1 (running) to set its
-    // goal, the agent's Failed commits, then the stale copy lands. The failure must stand, or
-    // i1 stays "running, decommissioned" forever, holding its resources.
+fn a_scheduler_decision_made_before_a_failure_cannot_undo_it() {
+    // The race whole-record writes allowed: the scheduler decides from i1 (running) to
+    // decommission it, the agent's Failed commits, then the decision lands. The failure must
+    // stand, or i1 stays "running, decommissioned" forever, holding its resources.
     let mut s = with_app_and_agent();
-    s.apply(Command::PutInstances {
-        instances: vec![instance("i1", "/web", "a1")],
-    });
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
     report(&mut s, "a1", "i1", Condition::Running, 2_000);
-    let mut stale = s.instances()[&InstanceId::from("i1")].clone();
-    stale.goal = Goal::Decommissioned;
-    stale.updated_at_ms = 2_100;
+    let seen = get(&s, "i1");
     report(&mut s, "a1", "i1", Condition::Failed, 2_200);
-    s.apply(Command::PutInstances {
-        instances: vec![stale],
+    let r = s.apply(Command::SetGoals {
+        changes: vec![GoalChange {
+            instance_id: seen.id.clone(),
+            revision: seen.revision,
+            goal: Goal::Decommissioned,
+        }],
+        at_ms: 2_100,
     });
-    let inst = &s.instances()[&InstanceId::from("i1")];
+    assert!(
+        matches!(&r, Response::Decided { applied, .. } if applied.is_empty()),
+        "{r:?}"
+    );
+    let inst = get(&s, "i1");
     assert_eq!(inst.condition, Condition::Failed);
     assert_eq!(inst.updated_at_ms, 2_200);
-    assert_eq!(inst.goal, Goal::Decommissioned);
+    // It holds nothing: the agent's resources are free.
+    assert_eq!(s.usage(&AgentId::from("a1")), Usage::default());
 }
 
 #[test]
 fn a_report_racing_an_app_deletion_cannot_bring_its_instance_back() {
     let mut s = with_app_and_agent();
-    s.apply(Command::PutInstances {
-        instances: vec![instance("i1", "/web", "a1")],
-    });
+    place(&mut s, vec![instance("i1", "/web", "a1")]);
     s.apply(Command::DeleteApp { id: app_id("/web") });
     report(&mut s, "a1", "i1", Condition::Running, 2_000);
     let inst = &s.instances()[&InstanceId::from("i1")];
@@ -598,31 +748,36 @@ fn a_report_racing_an_app_deletion_cannot_bring_its_instance_back() {
 #[test]
 fn an_agent_back_from_unreachable_runs_its_unreplaced_instances_again_in_the_same_apply() {
     let mut s = with_app_and_agent();
-    let mut running = instance("i1", "/web", "a1");
-    running.condition = Condition::Unreachable;
-    let mut ended = instance("i2", "/web", "a1");
-    ended.condition = Condition::Failed;
-    s.apply(Command::PutInstances {
-        instances: vec![running, ended],
-    });
+    place(
+        &mut s,
+        vec![instance("i1", "/web", "a1"), instance("i2", "/web", "a1")],
+    );
+    report(&mut s, "a1", "i1", Condition::Running, 1_500);
+    report(&mut s, "a1", "i2", Condition::Failed, 1_600);
     s.apply(Command::SetAgentState {
         agent_id: AgentId::from("a1"),
         state: AgentState::Unreachable,
         at_ms: 2_000,
     });
+    let seen = get(&s, "i1");
+    s.apply(Command::MarkUnreachable {
+        instances: vec![Decided {
+            instance_id: seen.id.clone(),
+            revision: seen.revision,
+        }],
+        at_ms: 2_100,
+    });
+    assert_eq!(get(&s, "i1").condition, Condition::Unreachable);
     s.apply(Command::SetAgentState {
         agent_id: AgentId::from("a1"),
         state: AgentState::Active,
         at_ms: 3_000,
     });
-    let i1 = &s.instances()[&InstanceId::from("i1")];
+    let i1 = get(&s, "i1");
     assert_eq!(
         (i1.condition, i1.updated_at_ms),
         (Condition::Running, 3_000)
     );
     // A terminal instance stays terminal.
-    assert_eq!(
-        s.instances()[&InstanceId::from("i2")].condition,
-        Condition::Failed
-    );
+    assert_eq!(get(&s, "i2").condition, Condition::Failed);
 }
