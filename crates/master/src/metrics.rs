@@ -14,6 +14,7 @@ pub struct Metrics {
     leader_changes: AtomicU64,
     writes_failed: AtomicU64,
     forwarded: AtomicU64,
+    assignments_answered: AtomicU64,
     apply_count: AtomicU64,
     apply_sum_micros: AtomicU64,
     apply_buckets: [AtomicU64; BUCKETS.len()],
@@ -47,6 +48,11 @@ impl Metrics {
     /// Counts a request forwarded to the leader.
     pub fn forwarded(&self) {
         self.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answered assignments long poll.
+    pub fn assignments_answered(&self) {
+        self.assignments_answered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records how long a write took from proposal to applied.
@@ -113,6 +119,14 @@ impl Metrics {
             "counter",
             "Requests this master forwarded to the leader.",
             self.forwarded.load(Ordering::Relaxed).to_string(),
+        );
+        series(
+            "drover_assignment_polls_answered_total",
+            "counter",
+            "Assignment long polls this master answered (an agent's returns only when its own assignments change, or when its wait runs out).",
+            self.assignments_answered
+                .load(Ordering::Relaxed)
+                .to_string(),
         );
         let name = "drover_apply_latency_seconds";
         let _ = writeln!(

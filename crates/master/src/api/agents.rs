@@ -202,7 +202,9 @@ fn unreachable_definition() -> AppDefinition {
 }
 
 /// `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS`: answers at once when the
-/// state moved past `after`, otherwise when it does or `wait_ms` passes.
+/// agent's own assignments moved past revision `after`, otherwise when they do or `wait_ms`
+/// passes. Commits that do not touch this agent's assignments do not wake it: the revision is
+/// the agent's ([`ClusterState::assignment_revision`]), not the log's.
 pub async fn assignments(
     State(m): State<Arc<Master>>,
     Path(id): Path<String>,
@@ -212,18 +214,17 @@ pub async fn assignments(
     if m.state.read(|a| a.state.agent(&id).is_none()) {
         return Err(unknown_agent(&id.0));
     }
-    let mut metrics = m.raft.metrics();
+    // Subscribed before the first look, so an apply between the look and the wait wakes it.
+    let mut applied = m.state.subscribe();
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let applied = metrics
-            .borrow_and_update()
-            .last_applied
-            .map_or(0, |l| l.index);
-        if applied > q.after || tokio::time::Instant::now() >= deadline {
+        applied.borrow_and_update();
+        let revision = m.state.read(|a| a.state.assignment_revision(&id));
+        if revision > q.after || tokio::time::Instant::now() >= deadline {
             break;
         }
-        if tokio::time::timeout_at(deadline, metrics.changed())
+        if tokio::time::timeout_at(deadline, applied.changed())
             .await
             .is_err()
         {
@@ -231,9 +232,10 @@ pub async fn assignments(
         }
     }
     m.agents.heard_from(&id, None);
+    m.metrics.assignments_answered();
     let (revision, tasks) = m.state.read(|a| {
         (
-            a.last_applied.map_or(0, |l| l.index),
+            a.state.assignment_revision(&id),
             assignments_for(&a.state, &id),
         )
     });
