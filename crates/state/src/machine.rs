@@ -74,13 +74,55 @@ pub struct AgentRecord {
     pub state_since_ms: u64,
 }
 
+/// The format of app definitions in the log and in snapshots that this build writes, and
+/// the newest it reads: 1 = Marathon's JSON, read by the stored-definition reader (which
+/// applies none of the rules added for new input, so no later tightening of the API's
+/// validation makes an old entry unreadable; see `AppDefinition::from_stored_json`).
+pub const APP_FORMAT: u32 = 1;
+
 /// One stored version of an app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AppVersion {
     /// The version string.
     pub version: String,
     /// The definition at that version.
     pub app: AppDefinition,
+    /// The format `app` is stored in ([`APP_FORMAT`]; absent in stage-1 entries, which are
+    /// format 1).
+    #[serde(default = "app_format")]
+    pub format: u32,
+}
+
+fn app_format() -> u32 {
+    APP_FORMAT
+}
+
+impl<'de> Deserialize<'de> for AppVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Stored {
+            version: String,
+            #[serde(default = "app_format")]
+            format: u32,
+            app: serde_json::Value,
+        }
+        let stored = Stored::deserialize(d)?;
+        // A newer master may write a format this one cannot read: say so rather than guess.
+        if stored.format > APP_FORMAT {
+            return Err(serde::de::Error::custom(format!(
+                "app version {} is stored in format {}, and this drover reads formats up to {APP_FORMAT}: upgrade this master to the version the others run",
+                stored.version, stored.format
+            )));
+        }
+        let app = AppDefinition::from_stored_json(&stored.app).map_err(|e| {
+            serde::de::Error::custom(format!("app version {}: {e}", stored.version))
+        })?;
+        Ok(AppVersion {
+            version: stored.version,
+            app,
+            format: stored.format,
+        })
+    }
 }
 
 /// An app: its current version and the versions before it.
@@ -772,6 +814,7 @@ impl ClusterState {
         let entry = AppVersion {
             version: version.clone(),
             app,
+            format: APP_FORMAT,
         };
         let created = match self.apps.get_mut(&id) {
             Some(rec) => {

@@ -260,6 +260,11 @@ impl AppDefinition {
         }
         match app {
             Some(app) if errors.is_empty() => Ok(app),
+            // A stored definition was valid when it was accepted: a rule tightened since then
+            // must not make the log or a snapshot unreadable. It loads as read, every field
+            // the current rules refuse at its default; only a definition without a readable
+            // id (which no version of drover accepted) is refused.
+            Some(app) if !enforce => Ok(app),
             _ => Err(errors),
         }
     }

@@ -347,7 +347,14 @@ fn stored_definitions_beyond_a_limit_are_read_clamped_not_refused() {
     let nul = json!({"id": "old", "cmd": "echo a\u{0}b", "labels": {"big": "x".repeat(limits::MAX_APP_BYTES)}});
     assert!(AppDefinition::from_json(&nul).is_err());
     assert!(serde_json::from_value::<AppDefinition>(nul).is_ok());
-    // Rules that are not limits still hold for stored definitions.
-    let broken = json!({"id": "old", "cmd": "x", "instances": -1});
-    assert!(serde_json::from_value::<AppDefinition>(broken).is_err());
+    // Nor is any rule tightened after a definition was stored: what the current rules refuse
+    // reads clamped into range or at its default, so an old log or snapshot never becomes
+    // unreadable.
+    let tightened = json!({"id": "old", "cmd": "x", "instances": -1, "mem": 64});
+    assert!(AppDefinition::from_json(&tightened).is_err());
+    let app: AppDefinition = serde_json::from_value(tightened).unwrap();
+    assert_eq!((app.instances, app.mem), (0, 64.0));
+    // Only a definition without a readable id, which no version accepted, is refused.
+    let no_id = json!({"cmd": "x"});
+    assert!(serde_json::from_value::<AppDefinition>(no_id).is_err());
 }
