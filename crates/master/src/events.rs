@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use domain::AgentId;
+use serde::Serialize;
 use serde_json::{Value, json};
+use state::InstanceId;
 use tokio::sync::broadcast;
 
 use crate::clock;
@@ -16,9 +19,188 @@ use crate::node::Master;
 /// How many events a slow subscriber may fall behind before it misses some.
 const BACKLOG: usize = 4096;
 
-/// One event: its Marathon type and its JSON (which includes `eventType` and `timestamp`).
+/// An event of Marathon's event bus, with the fields Marathon's JSON carries (camelCase; the
+/// variant is `eventType`). Published after the change it describes has committed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "eventType",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Event {
+    /// An instance's condition changed (Mesos's task status update).
+    StatusUpdateEvent {
+        /// The app.
+        app_id: String,
+        /// The task (= instance) id.
+        task_id: InstanceId,
+        /// The instance id.
+        instance_id: InstanceId,
+        /// Mesos's name for the condition, `TASK_RUNNING` etc.
+        task_status: &'static str,
+        /// What the agent said about it, if anything.
+        message: Option<String>,
+        /// The agent's hostname.
+        host: String,
+        /// The agent.
+        agent_id: AgentId,
+        /// The agent, under Mesos's name.
+        slave_id: AgentId,
+        /// Host ports.
+        ports: Vec<u64>,
+        /// The app version it runs.
+        version: String,
+        /// The agent's region.
+        region: Option<String>,
+        /// The agent's zone.
+        zone: Option<String>,
+    },
+    /// An instance's condition changed (Marathon's instance view).
+    InstanceChangedEvent {
+        /// The instance.
+        instance_id: InstanceId,
+        /// The app.
+        run_spec_id: String,
+        /// The agent.
+        agent_id: AgentId,
+        /// The agent's hostname.
+        host: String,
+        /// The app version.
+        run_spec_version: String,
+        /// The new condition, `Running` etc.
+        condition: String,
+    },
+    /// A task's health changed.
+    HealthStatusChangedEvent {
+        /// The app.
+        app_id: String,
+        /// The instance.
+        instance_id: InstanceId,
+        /// The app version.
+        version: String,
+        /// Healthy or not.
+        alive: bool,
+    },
+    /// A health check failed.
+    FailedHealthCheckEvent {
+        /// The app.
+        app_id: String,
+        /// The instance.
+        instance_id: InstanceId,
+        /// The task (= instance).
+        task_id: InstanceId,
+        /// The app version.
+        version: String,
+        /// Why, as the check saw it.
+        cause: Option<String>,
+    },
+    /// An instance is killed for failing its health checks.
+    UnhealthyInstanceKillEvent {
+        /// The app.
+        app_id: String,
+        /// The instance.
+        instance_id: InstanceId,
+        /// The task (= instance).
+        task_id: InstanceId,
+        /// The app version.
+        version: String,
+        /// Why.
+        reason: String,
+        /// The agent's hostname.
+        host: Option<String>,
+    },
+    /// An app was created or changed through the API.
+    ApiPostEvent {
+        /// The caller's address (not recorded).
+        client_ip: Option<String>,
+        /// The request's path.
+        uri: String,
+        /// The definition as stored.
+        app_definition: Value,
+    },
+    /// A deployment started.
+    DeploymentInfo {
+        /// The plan (Marathon's deployment JSON).
+        plan: Value,
+        /// Its current step.
+        current_step: Value,
+    },
+    /// A deployment finished.
+    DeploymentSuccess {
+        /// Its id.
+        id: String,
+        /// The plan.
+        plan: Value,
+    },
+    /// A deployment was rolled back or cancelled.
+    DeploymentFailed {
+        /// Its id.
+        id: String,
+        /// The plan.
+        plan: Value,
+        /// `rolled back` or `cancelled`.
+        reason: String,
+    },
+    /// A step of a deployment finished.
+    DeploymentStepSuccess {
+        /// The plan.
+        plan: Value,
+        /// The step that finished.
+        current_step: Value,
+    },
+    /// An app was deleted.
+    AppTerminatedEvent {
+        /// The app.
+        app_id: String,
+    },
+    /// Mass eviction protection changed (drover's own event).
+    EvictionProtectionEvent {
+        /// Whether it holds anything back.
+        engaged: bool,
+        /// Every zone looks unreachable.
+        cut_off: bool,
+        /// The zones it holds back.
+        zones: Vec<String>,
+        /// For people.
+        reason: String,
+    },
+    /// A subscriber attached to the stream.
+    EventStreamAttached {
+        /// Its address (not recorded).
+        remote_address: String,
+    },
+    /// A subscriber went away.
+    EventStreamDetached {
+        /// Its address (not recorded).
+        remote_address: String,
+    },
+}
+
+impl Event {
+    /// Marathon's name for the event, as `eventType` and the SSE event name carry it.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::StatusUpdateEvent { .. } => "status_update_event",
+            Event::InstanceChangedEvent { .. } => "instance_changed_event",
+            Event::HealthStatusChangedEvent { .. } => "health_status_changed_event",
+            Event::FailedHealthCheckEvent { .. } => "failed_health_check_event",
+            Event::UnhealthyInstanceKillEvent { .. } => "unhealthy_instance_kill_event",
+            Event::ApiPostEvent { .. } => "api_post_event",
+            Event::DeploymentInfo { .. } => "deployment_info",
+            Event::DeploymentSuccess { .. } => "deployment_success",
+            Event::DeploymentFailed { .. } => "deployment_failed",
+            Event::DeploymentStepSuccess { .. } => "deployment_step_success",
+            Event::AppTerminatedEvent { .. } => "app_terminated_event",
+            Event::EvictionProtectionEvent { .. } => "eviction_protection_event",
+            Event::EventStreamAttached { .. } => "event_stream_attached",
+            Event::EventStreamDetached { .. } => "event_stream_detached",
+        }
+    }
+}
+
+/// One published event: its type and its JSON, with `eventType` and `timestamp`.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub struct Published {
     /// Marathon's event type, e.g. `status_update_event`.
     pub event_type: &'static str,
     /// The event's JSON.
@@ -28,7 +210,7 @@ pub struct Event {
 /// Publishes events to every subscriber.
 #[derive(Debug)]
 pub struct EventBus {
-    sender: broadcast::Sender<Event>,
+    sender: broadcast::Sender<Published>,
 }
 
 impl Default for EventBus {
@@ -40,18 +222,20 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Publishes an event; `fields` are merged with `eventType` and `timestamp`.
-    pub fn publish(&self, event_type: &'static str, fields: Value) {
-        let mut body = json!({"eventType": event_type, "timestamp": clock::iso(clock::now_ms())});
-        if let (Some(b), Value::Object(f)) = (body.as_object_mut(), fields) {
-            b.extend(f);
+    /// Publishes an event, stamped with the time.
+    pub fn publish(&self, event: Event) {
+        let event_type = event.event_type();
+        let mut body = serde_json::to_value(&event).unwrap_or_else(|_| json!({}));
+        if let Some(b) = body.as_object_mut() {
+            b.insert("eventType".into(), json!(event_type));
+            b.insert("timestamp".into(), json!(clock::iso(clock::now_ms())));
         }
         // No subscriber is not an error.
-        let _ = self.sender.send(Event { event_type, body });
+        let _ = self.sender.send(Published { event_type, body });
     }
 
     /// A new subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.sender.subscribe()
     }
 }
@@ -68,8 +252,9 @@ pub async fn stream(
         .map(str::to_string)
         .collect();
     let receiver = m.events.subscribe();
-    m.events
-        .publish("event_stream_attached", json!({"remoteAddress": "client"}));
+    m.events.publish(Event::EventStreamAttached {
+        remote_address: "client".into(),
+    });
     let detach = Detach(m.clone());
     let stream = futures_util::stream::unfold(
         (receiver, wanted, detach),
@@ -98,8 +283,64 @@ struct Detach(Arc<Master>);
 
 impl Drop for Detach {
     fn drop(&mut self) {
-        self.0
-            .events
-            .publish("event_stream_detached", json!({"remoteAddress": "client"}));
+        self.0.events.publish(Event::EventStreamDetached {
+            remote_address: "client".into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_marathons_field_names_type_and_time() {
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        bus.publish(Event::StatusUpdateEvent {
+            app_id: "/web".into(),
+            task_id: "web.instance-1".into(),
+            instance_id: "web.instance-1".into(),
+            task_status: "TASK_RUNNING",
+            message: None,
+            host: "h1".into(),
+            agent_id: "a1".into(),
+            slave_id: "a1".into(),
+            ports: vec![31000],
+            version: "v1".into(),
+            region: Some("r".into()),
+            zone: None,
+        });
+        let got = rx.try_recv().expect("published");
+        assert_eq!(got.event_type, "status_update_event");
+        let mut body = got.body;
+        let stamp = body
+            .as_object_mut()
+            .and_then(|b| b.remove("timestamp"))
+            .expect("a timestamp");
+        assert!(stamp.as_str().is_some_and(|t| t.ends_with('Z')), "{stamp}");
+        assert_eq!(
+            body,
+            json!({
+                "eventType": "status_update_event", "appId": "/web", "taskId": "web.instance-1",
+                "instanceId": "web.instance-1", "taskStatus": "TASK_RUNNING", "message": null,
+                "host": "h1", "agentId": "a1", "slaveId": "a1", "ports": [31000],
+                "version": "v1", "region": "r", "zone": null,
+            })
+        );
+        for e in [
+            Event::AppTerminatedEvent {
+                app_id: "/x".into(),
+            },
+            Event::EventStreamAttached {
+                remote_address: "c".into(),
+            },
+        ] {
+            let name = e.event_type();
+            assert_eq!(
+                serde_json::to_value(&e).expect("encodes")["eventType"],
+                name
+            );
+        }
     }
 }

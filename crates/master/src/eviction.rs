@@ -17,10 +17,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use domain::AgentId;
-use serde_json::json;
 use state::{AgentState, ClusterState};
 
-use crate::events::EventBus;
+use crate::events::{Event, EventBus};
 
 /// How the cluster looks this pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,10 +123,12 @@ impl EvictionGuard {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if g.last != *now {
-            events.publish(
-                "eviction_protection_event",
-                json!({"engaged": now.engaged(), "cutOff": now.cut_off, "zones": now.zones, "reason": now.describe(interval)}),
-            );
+            events.publish(Event::EvictionProtectionEvent {
+                engaged: now.engaged(),
+                cut_off: now.cut_off,
+                zones: now.zones.iter().cloned().collect(),
+                reason: now.describe(interval),
+            });
             g.last = now.clone();
         }
         if !now.engaged() {

@@ -21,6 +21,7 @@ use state::{
 
 use crate::clock;
 use crate::deployments;
+use crate::events::Event;
 use crate::eviction;
 use crate::leadership::{LeaderService, ServiceFuture};
 use crate::node::Master;
@@ -241,14 +242,14 @@ async fn commit(master: &Master, mut plan: Plan) -> Result<(), crate::error::Api
     }
     for d in plan.finished {
         let json = deployments::to_json(&d);
-        master.events.publish(
-            "deployment_step_success",
-            serde_json::json!({"plan": json, "currentStep": json["steps"][0]}),
-        );
-        master.events.publish(
-            "deployment_success",
-            serde_json::json!({"id": d.id, "plan": json}),
-        );
+        master.events.publish(Event::DeploymentStepSuccess {
+            current_step: json["steps"][0].clone(),
+            plan: json.clone(),
+        });
+        master.events.publish(Event::DeploymentSuccess {
+            id: d.id.clone(),
+            plan: json,
+        });
     }
     Ok(())
 }
@@ -635,10 +636,16 @@ fn plan_app(
             .is_some_and(|h| h.should_kill)
         {
             tracing::info!(instance = %inst.id, "killing unhealthy instance");
-            master.events.publish(
-                "unhealthy_instance_kill_event",
-                serde_json::json!({"appId": app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "reason": "failed health checks", "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone())}),
-            );
+            master.events.publish(Event::UnhealthyInstanceKillEvent {
+                app_id: app_id.to_string(),
+                instance_id: inst.id.clone(),
+                task_id: inst.id.clone(),
+                version: inst.app_version.clone(),
+                reason: "failed health checks".into(),
+                host: state
+                    .agent(&inst.agent_id)
+                    .map(|r| r.agent.hostname.clone()),
+            });
             plan.goals.push(decommission(inst));
             continue;
         }

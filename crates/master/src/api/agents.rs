@@ -17,6 +17,7 @@ use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Respon
 
 use crate::clock;
 use crate::error::ApiError;
+use crate::events::Event;
 use crate::node::Master;
 
 /// The longest a long poll for assignments is held open.
@@ -278,7 +279,9 @@ pub async fn status(
     // instances only.
     m.state.read(|a| {
         for update in &report.updates {
-            let (Some(h), Some(inst)) = (&update.health, a.state.instances().get(&update.instance_id)) else {
+            let (Some(h), Some(inst)) =
+                (&update.health, a.state.instances().get(&update.instance_id))
+            else {
                 continue;
             };
             if inst.agent_id != id {
@@ -286,16 +289,21 @@ pub async fn status(
             }
             let before = m.agents.health(&inst.id).map(|b| b.healthy);
             if before != Some(h.healthy) {
-                m.events.publish(
-                    "health_status_changed_event",
-                    json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "version": inst.app_version, "alive": h.healthy}),
-                );
+                m.events.publish(Event::HealthStatusChangedEvent {
+                    app_id: inst.app_id.to_string(),
+                    instance_id: inst.id.clone(),
+                    version: inst.app_version.clone(),
+                    alive: h.healthy,
+                });
             }
             if !h.healthy {
-                m.events.publish(
-                    "failed_health_check_event",
-                    json!({"appId": inst.app_id.as_str(), "instanceId": inst.id, "taskId": inst.id, "version": inst.app_version, "cause": h.last_failure_cause}),
-                );
+                m.events.publish(Event::FailedHealthCheckEvent {
+                    app_id: inst.app_id.to_string(),
+                    instance_id: inst.id.clone(),
+                    task_id: inst.id.clone(),
+                    version: inst.app_version.clone(),
+                    cause: h.last_failure_cause.clone(),
+                });
             }
             m.agents.set_health(&inst.id, h.clone());
         }
@@ -340,24 +348,36 @@ pub async fn status(
             let (host, region, zone) = a
                 .state
                 .agent(&inst.agent_id)
-                .map(|r| (r.agent.hostname.clone(), r.agent.region().map(str::to_string), r.agent.zone().map(str::to_string)))
+                .map(|r| {
+                    (
+                        r.agent.hostname.clone(),
+                        r.agent.region().map(str::to_string),
+                        r.agent.zone().map(str::to_string),
+                    )
+                })
                 .unwrap_or_default();
-            m.events.publish(
-                "status_update_event",
-                json!({
-                    "appId": inst.app_id.as_str(), "taskId": inst.id, "instanceId": inst.id,
-                    "taskStatus": mesos_task_state(*condition), "message": message,
-                    "host": host, "agentId": inst.agent_id, "slaveId": inst.agent_id,
-                    "ports": inst.ports, "version": inst.app_version, "region": region, "zone": zone,
-                }),
-            );
-            m.events.publish(
-                "instance_changed_event",
-                json!({
-                    "instanceId": inst.id, "runSpecId": inst.app_id.as_str(), "agentId": inst.agent_id,
-                    "host": host, "runSpecVersion": inst.app_version, "condition": format!("{condition:?}"),
-                }),
-            );
+            m.events.publish(Event::StatusUpdateEvent {
+                app_id: inst.app_id.to_string(),
+                task_id: inst.id.clone(),
+                instance_id: inst.id.clone(),
+                task_status: mesos_task_state(*condition),
+                message: message.map(str::to_string),
+                host: host.clone(),
+                agent_id: inst.agent_id.clone(),
+                slave_id: inst.agent_id.clone(),
+                ports: inst.ports.clone(),
+                version: inst.app_version.clone(),
+                region,
+                zone,
+            });
+            m.events.publish(Event::InstanceChangedEvent {
+                instance_id: inst.id.clone(),
+                run_spec_id: inst.app_id.to_string(),
+                agent_id: inst.agent_id.clone(),
+                host,
+                run_spec_version: inst.app_version.clone(),
+                condition: format!("{condition:?}"),
+            });
         }
     });
     Ok(Json(json!({})))

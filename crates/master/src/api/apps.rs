@@ -17,6 +17,7 @@ use state::{Command, Response as Applied};
 
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
+use crate::events::Event;
 use crate::node::Master;
 
 /// Marathon's header naming the deployment an operation started.
@@ -135,10 +136,11 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
                 .map(|r| app_with_status(&m, &a.state, r.current(), false))
         })
         .unwrap_or(Value::Null);
-    m.events.publish(
-        "api_post_event",
-        json!({"clientIp": null, "uri": "/v2/apps", "appDefinition": body}),
-    );
+    m.events.publish(Event::ApiPostEvent {
+        client_ip: None,
+        uri: "/v2/apps".into(),
+        app_definition: body.clone(),
+    });
     let mut headers = deployment_headers(&deployment);
     if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
         headers.insert(header::LOCATION, v);
@@ -159,10 +161,10 @@ async fn start_deployment(
     let plan = deployments::to_json(&deployment);
     m.write(Command::PutDeployment { deployment, force })
         .await?;
-    m.events.publish(
-        "deployment_info",
-        json!({"plan": plan, "currentStep": plan["steps"][0]}),
-    );
+    m.events.publish(Event::DeploymentInfo {
+        current_step: plan["steps"][0].clone(),
+        plan: plan.clone(),
+    });
     Ok(id)
 }
 
@@ -407,10 +409,11 @@ async fn update(
         .state
         .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
         .unwrap_or(Value::Null);
-    m.events.publish(
-        "api_post_event",
-        json!({"clientIp": null, "uri": format!("/v2/apps{id}"), "appDefinition": definition}),
-    );
+    m.events.publish(Event::ApiPostEvent {
+        client_ip: None,
+        uri: format!("/v2/apps{id}"),
+        app_definition: definition.clone(),
+    });
     let status = if current.is_some() {
         StatusCode::OK
     } else {
@@ -457,8 +460,9 @@ pub async fn delete(
         Applied::NotFound { .. } => Err(ApiError::app_not_found(id.as_str())),
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
         _ => {
-            m.events
-                .publish("app_terminated_event", json!({"appId": id.as_str()}));
+            m.events.publish(Event::AppTerminatedEvent {
+                app_id: id.to_string(),
+            });
             let deployment = uuid::Uuid::new_v4().to_string();
             let version = m.next_version(None);
             Ok((

@@ -11,6 +11,7 @@ use state::Command;
 
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
+use crate::events::Event;
 use crate::node::Master;
 
 /// `GET /v2/deployments`.
@@ -44,10 +45,11 @@ pub async fn delete(
     };
     m.write(Command::DeleteDeployment { id: id.clone() })
         .await?;
-    m.events.publish(
-        "deployment_failed",
-        json!({"id": id, "plan": deployments::to_json(&deployment), "reason": if force { "cancelled" } else { "rolled back" }}),
-    );
+    m.events.publish(Event::DeploymentFailed {
+        id: id.clone(),
+        plan: deployments::to_json(&deployment),
+        reason: if force { "cancelled" } else { "rolled back" }.into(),
+    });
     if force {
         return Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response());
     }
