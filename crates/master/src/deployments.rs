@@ -5,30 +5,12 @@
 
 use domain::AppId;
 use serde_json::{Value, json};
-use state::{ClusterState, Deployment, Instance};
+use state::{ClusterState, Deployment, DeploymentAction, DeploymentStep, Instance};
 
 use crate::clock;
 
 /// What a deployment does to its app (Marathon's action names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// A new app.
-    Start,
-    /// Only the instance count changed.
-    Scale,
-    /// The definition changed, or a restart was asked for: every instance is replaced.
-    Restart,
-}
-
-impl Action {
-    fn name(self) -> &'static str {
-        match self {
-            Action::Start => "StartApplication",
-            Action::Scale => "ScaleApplication",
-            Action::Restart => "RestartApplication",
-        }
-    }
-}
+pub use state::ActionKind as Action;
 
 /// A new deployment of `app` at `version`.
 pub fn new(app: &AppId, version: &str, action: Action) -> Deployment {
@@ -36,7 +18,12 @@ pub fn new(app: &AppId, version: &str, action: Action) -> Deployment {
         id: uuid::Uuid::new_v4().to_string(),
         version: version.to_string(),
         affected_apps: vec![app.clone()],
-        steps: json!([{"actions": [{"action": action.name(), "app": app.as_str()}]}]),
+        steps: vec![DeploymentStep {
+            actions: vec![DeploymentAction {
+                action,
+                app: app.clone(),
+            }],
+        }],
         current_step: 1,
         created_at_ms: clock::now_ms(),
     }
@@ -45,9 +32,9 @@ pub fn new(app: &AppId, version: &str, action: Action) -> Deployment {
 /// Whether a deployment replaces every instance older than its version.
 pub fn restarts(d: &Deployment) -> bool {
     d.steps
-        .pointer("/0/actions/0/action")
-        .and_then(Value::as_str)
-        == Some(Action::Restart.name())
+        .first()
+        .and_then(|s| s.actions.first())
+        .is_some_and(|a| a.action == Action::RestartApplication)
 }
 
 /// The deployment in progress for an app, if any.
@@ -80,16 +67,12 @@ pub fn is_old(state: &ClusterState, inst: &Instance) -> bool {
 
 /// Marathon's JSON for a deployment.
 pub fn to_json(d: &Deployment) -> Value {
-    let actions = d
+    let current: Vec<Value> = d
         .steps
-        .pointer("/0/actions")
-        .cloned()
-        .unwrap_or_else(|| json!([]));
-    let current: Vec<Value> = actions
-        .as_array()
+        .first()
         .into_iter()
-        .flatten()
-        .map(|a| json!({"action": a["action"], "app": a["app"], "readinessCheckResults": []}))
+        .flat_map(|s| &s.actions)
+        .map(|a| json!({"action": a.action, "app": a.app.as_str(), "readinessCheckResults": []}))
         .collect();
     json!({
         "id": d.id,
@@ -99,6 +82,6 @@ pub fn to_json(d: &Deployment) -> Value {
         "steps": d.steps,
         "currentActions": current,
         "currentStep": d.current_step,
-        "totalSteps": d.steps.as_array().map_or(1, Vec::len),
+        "totalSteps": d.steps.len(),
     })
 }

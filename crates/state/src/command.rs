@@ -282,12 +282,41 @@ pub struct Deployment {
     pub version: String,
     /// Apps the deployment changes; an app is locked by at most one deployment.
     pub affected_apps: Vec<AppId>,
-    /// The steps, in Marathon's JSON shape.
-    pub steps: serde_json::Value,
+    /// The steps, in order (Marathon's JSON shape when serialized).
+    pub steps: Vec<DeploymentStep>,
     /// Index of the step in progress, from 0.
     pub current_step: u32,
     /// When the leader created it, ms since the Unix epoch.
     pub created_at_ms: u64,
+}
+
+/// One step of a deployment: actions that run together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentStep {
+    /// The actions.
+    pub actions: Vec<DeploymentAction>,
+}
+
+/// One action of a step: what happens to which app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentAction {
+    /// What happens.
+    pub action: ActionKind,
+    /// To which app.
+    pub app: AppId,
+}
+
+/// What a deployment action does (Marathon's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionKind {
+    /// A new app.
+    StartApplication,
+    /// Only the instance count changed.
+    ScaleApplication,
+    /// The definition changed, or a restart was asked for: every instance is replaced.
+    RestartApplication,
+    /// The app is being removed.
+    StopApplication,
 }
 
 /// An instance's id, Marathon style: `<app path with dots>.instance-<uuid>`.

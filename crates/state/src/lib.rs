@@ -24,8 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use command::{
-    AgentState, Command, Condition, Decided, Deployment, Goal, GoalChange, Instance, InstanceId,
-    InstanceReport, Reserved, Response, Subject,
+    ActionKind, AgentState, Command, Condition, Decided, Deployment, DeploymentAction,
+    DeploymentStep, Goal, GoalChange, Instance, InstanceId, InstanceReport, Reserved, Response,
+    Subject,
 };
 pub use error::StoreError;
 pub use log_store::RedbLogStore;

@@ -125,3 +125,31 @@ fn a_stored_definition_that_todays_rules_refuse_still_reads() {
         .app;
     assert_eq!(web.env.get("MODE").map(String::as_str), Some("pr\0od"));
 }
+
+#[test]
+fn a_stage_1_deployment_reads_into_typed_steps() {
+    // Stage 1 wrote a deployment's steps as the JSON its deployments::new built:
+    // `[{"actions": [{"action": <Marathon's action name>, "app": <id>}]}]`.
+    let entry = serde_json::json!({
+        "type": "put_deployment",
+        "deployment": {
+            "id": "d-1", "version": "2026-11-01T00:00:00.000Z", "affected_apps": ["/prod/web"],
+            "steps": [{"actions": [{"action": "RestartApplication", "app": "/prod/web"}]}],
+            "current_step": 1, "created_at_ms": 5,
+        },
+        "force": false,
+    });
+    let cmd: Command = serde_json::from_value(entry).expect("a stage-1 deployment reads");
+    let Command::PutDeployment { deployment, .. } = cmd else {
+        panic!("not a deployment: {cmd:?}")
+    };
+    assert_eq!(
+        deployment.steps,
+        vec![state::DeploymentStep {
+            actions: vec![state::DeploymentAction {
+                action: state::ActionKind::RestartApplication,
+                app: AppId::parse("/prod/web").expect("id"),
+            }]
+        }]
+    );
+}

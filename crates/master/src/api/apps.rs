@@ -127,7 +127,7 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
     let version = m.next_version(None);
     let id = app.id.clone();
     commit_app(&m, app, version.clone()).await?;
-    let deployment = start_deployment(&m, &id, &version, Action::Start, false).await?;
+    let deployment = start_deployment(&m, &id, &version, Action::StartApplication, false).await?;
     let body = m
         .state
         .read(|a| {
@@ -316,7 +316,7 @@ pub async fn post(
         .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
     let version = m.next_version(Some(&current.version));
     commit_app(&m, current.app, version.clone()).await?;
-    let deployment = start_deployment(&m, &id, &version, Action::Restart, force).await?;
+    let deployment = start_deployment(&m, &id, &version, Action::RestartApplication, force).await?;
     Ok((
         StatusCode::OK,
         deployment_headers(&deployment),
@@ -382,14 +382,14 @@ async fn update(
     };
     let app = validate(&merged)?;
     let action = match &current {
-        None => Action::Start,
+        None => Action::StartApplication,
         Some(cur) => {
             let mut same = cur.app.clone();
             same.instances = app.instances;
             if same == app {
-                Action::Scale
+                Action::ScaleApplication
             } else {
-                Action::Restart
+                Action::RestartApplication
             }
         }
     };

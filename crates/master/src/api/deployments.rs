@@ -72,7 +72,7 @@ pub async fn delete(
                     version: version.clone(),
                 })
                 .await?;
-                let d = deployments::new(app_id, &version, Action::Restart);
+                let d = deployments::new(app_id, &version, Action::RestartApplication);
                 rollback = Some((d.id.clone(), version));
                 m.write(Command::PutDeployment {
                     deployment: d,

@@ -161,8 +161,11 @@ pub async fn delete(
             let mut app = current.app.clone();
             app.instances = app.instances.saturating_sub(n);
             let version = m.next_version(Some(&current.version));
-            let deployment =
-                crate::deployments::new(&app_id, &version, crate::deployments::Action::Scale);
+            let deployment = crate::deployments::new(
+                &app_id,
+                &version,
+                crate::deployments::Action::ScaleApplication,
+            );
             last = json!({"version": version, "deploymentId": deployment.id});
             commands.push(state::Command::PutApp { app, version });
             commands.push(state::Command::PutDeployment {

@@ -501,7 +501,12 @@ fn an_app_is_locked_by_one_deployment_unless_forced() {
         id: id.into(),
         version: "v1".into(),
         affected_apps: vec![app_id("/web")],
-        steps: json!([[{"action": "StartApplication", "app": "/web"}]]),
+        steps: vec![crate::command::DeploymentStep {
+            actions: vec![crate::command::DeploymentAction {
+                action: crate::command::ActionKind::StartApplication,
+                app: app_id("/web"),
+            }],
+        }],
         current_step: 0,
         created_at_ms: 5,
     };
