@@ -19,9 +19,21 @@ use crate::node::Master;
 pub const RTT_WARNING_MS: u64 = 100;
 
 /// Heartbeats, RTTs and health, in memory on the leader.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentView {
     inner: Mutex<ViewInner>,
+    /// Counts the changes the scheduler reads (a task's health verdict): passes wake on it,
+    /// not on every heartbeat or report that repeats what was known.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for AgentView {
+    fn default() -> Self {
+        AgentView {
+            inner: Mutex::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +86,31 @@ impl AgentView {
         self.lock().rtt_ms.get(agent).copied()
     }
 
-    /// Records a task's health.
+    /// Records a task's health; signals [`AgentView::subscribe`] when its verdict (healthy,
+    /// should be killed) is new or flipped.
     pub fn set_health(&self, instance: &InstanceId, report: HealthReport) {
-        self.lock().health.insert(instance.clone(), report);
+        let verdict = (report.healthy, report.should_kill);
+        let before = self
+            .lock()
+            .health
+            .insert(instance.clone(), report)
+            .map(|b| (b.healthy, b.should_kill));
+        if before != Some(verdict) {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// A receiver that sees a change whenever a task's health verdict is new or flipped
+    /// (what the scheduler reads of this view). An agent's liveness is not signalled here:
+    /// it changes through the replicated state (`SetAgentState`), whose applied index the
+    /// scheduler watches already.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Every task's last health report.
+    pub fn health_all(&self) -> HashMap<InstanceId, HealthReport> {
+        self.lock().health.clone()
     }
 
     /// A task's last health report.

@@ -1,0 +1,43 @@
+//! Health kills, and what health means for the other policies: an instance whose checks
+//! failed past its app's limit is decommissioned (and replaced); an instance is ready when it
+//! runs and, if its app has health checks, its last check passed.
+
+use domain::{AppDefinition, AppId};
+use serde_json::{Value, json};
+use state::{ClusterState, Condition, Instance};
+
+use super::reconcile::Observations;
+
+/// Whether the instance's agent reported it failing its health checks beyond the limit.
+pub fn should_kill(obs: &Observations, inst: &Instance) -> bool {
+    obs.health.get(&inst.id).is_some_and(|h| h.should_kill)
+}
+
+/// Whether the instance runs and passes its app's health checks (if it has any).
+pub fn ready(app: &AppDefinition, obs: &Observations, inst: &Instance) -> bool {
+    inst.condition == Condition::Running
+        && (app.health_checks.is_empty() || obs.health.get(&inst.id).is_some_and(|h| h.healthy))
+}
+
+/// Whether the instance runs but its health is not known yet (a new leader has not heard
+/// from its agent): neither ready nor to be killed.
+pub fn unknown(app: &AppDefinition, obs: &Observations, inst: &Instance) -> bool {
+    inst.condition == Condition::Running
+        && !app.health_checks.is_empty()
+        && !obs.health.contains_key(&inst.id)
+}
+
+/// The `unhealthy_instance_kill_event` for a health kill.
+pub fn kill_event(state: &ClusterState, app_id: &AppId, inst: &Instance) -> (&'static str, Value) {
+    (
+        "unhealthy_instance_kill_event",
+        json!({
+            "appId": app_id.as_str(),
+            "instanceId": inst.id,
+            "taskId": inst.id,
+            "version": inst.app_version,
+            "reason": "failed health checks",
+            "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone()),
+        }),
+    )
+}
