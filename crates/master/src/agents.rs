@@ -124,6 +124,9 @@ impl AgentView {
     }
 }
 
+/// How often liveness looks for silent agents: agents are marked unreachable up to this late.
+pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
+
 /// Marks agents unreachable when they stop heartbeating, after a grace period that starts
 /// when this master is elected (a new leader has heard from nobody yet).
 pub struct Liveness;
@@ -138,7 +141,7 @@ impl LeaderService for Liveness {
             let elected = Instant::now();
             let grace = master.config.agent_reregistration_grace;
             let timeout = master.config.agent_unreachable_after;
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut tick = tokio::time::interval(LIVENESS_TICK);
             loop {
                 tick.tick().await;
                 let now = Instant::now();

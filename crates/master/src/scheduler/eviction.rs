@@ -13,10 +13,13 @@
 //! (one agent per 30 s) left a lost zone of 100 agents about 50 minutes without its
 //! instances. A zone partly lost is likelier a failing switch or a partition that heals, so it
 //! stays paced; a zone wholly lost while another zone is failing too is paced as well (the
-//! cluster is in trouble, and the rest may not take the load). The scheduler waits a
-//! heartbeat interval after a zone's latest agent was marked unreachable before it trusts the
-//! zone's state, so that the agents of one failing zone, found silent one after another, are
-//! judged together. Each transition is published as an `eviction_protection_event` and the
+//! cluster is in trouble, and the rest may not take the load). Whether a zone is
+//! out depends on the other zones, and agents are found silent (or come back) one after
+//! another, not in one instant: so the scheduler replaces nothing on an unreachable agent
+//! until no agent anywhere has changed state for the settle delay (a heartbeat interval and
+//! a liveness tick). The agents of a failing zone are then judged as one outage, and the
+//! agents of a whole cluster coming back one by one are not taken, half-way, for zones
+//! lost while others are healthy. Each transition is published as an `eviction_protection_event` and the
 //! states show in `/v1/cluster/health`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,8 +62,6 @@ pub struct Zone {
     pub agents: usize,
     /// Of those, the unreachable ones.
     pub unreachable: usize,
-    /// When its latest agent was marked unreachable (ms since the epoch), if one is.
-    pub last_marked_ms: Option<u64>,
 }
 
 /// How the cluster's zones look in one pass. Agents without a zone form the zone `""`.
@@ -68,6 +69,9 @@ pub struct Zone {
 pub struct Assessment {
     /// Every zone with agents, by name.
     pub zones: BTreeMap<String, Zone>,
+    /// When an agent last changed state (was marked unreachable, came back, registered),
+    /// ms since the epoch: zone states are trusted a settle delay after that.
+    pub last_change_ms: Option<u64>,
 }
 
 impl Assessment {
@@ -155,6 +159,7 @@ impl Assessment {
 /// agents that makes it more than a few lost machines.
 pub fn assess(state: &ClusterState, threshold: f64) -> Assessment {
     let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
+    let mut last_change_ms = None;
     for r in state
         .agents()
         .values()
@@ -166,13 +171,12 @@ pub fn assess(state: &ClusterState, threshold: f64) -> Assessment {
                 state: ZoneState::Healthy,
                 agents: 0,
                 unreachable: 0,
-                last_marked_ms: None,
             });
         z.agents += 1;
         if r.state == AgentState::Unreachable {
             z.unreachable += 1;
-            z.last_marked_ms = z.last_marked_ms.max(Some(r.state_since_ms));
         }
+        last_change_ms = last_change_ms.max(Some(r.state_since_ms));
     }
     let beyond = |z: &Zone| z.unreachable as f64 >= threshold * z.agents as f64;
     let heavy = |z: &Zone| z.unreachable >= 2 && beyond(z);
@@ -197,7 +201,10 @@ pub fn assess(state: &ClusterState, threshold: f64) -> Assessment {
             ZoneState::Healthy
         };
     }
-    Assessment { zones }
+    Assessment {
+        zones,
+        last_change_ms,
+    }
 }
 
 /// The leader's memory of pacing between passes (not replicated): which unreachable agents'

@@ -208,7 +208,8 @@ impl Scheduler {
         Policy {
             eviction_threshold: master.config.eviction_threshold,
             eviction_interval_ms: ms(master.config.eviction_interval),
-            settle_ms: ms(master.config.agent_heartbeat),
+            // Agents are marked when liveness next looks, up to a tick after their timeout.
+            settle_ms: ms(master.config.agent_heartbeat + crate::agents::LIVENESS_TICK),
             region: master.config.domain.region.clone(),
             launch_budget: MAX_LAUNCHES_PER_PASS,
             term,

@@ -49,8 +49,8 @@ pub struct Policy {
     pub eviction_threshold: f64,
     /// In a paced zone, one more agent's instances are replaced per this many ms.
     pub eviction_interval_ms: u64,
-    /// After a zone's latest agent was marked unreachable, wait this long (the agents'
-    /// heartbeat interval) before judging the zone.
+    /// After any agent changed state, wait this long (the agents' heartbeat interval and a
+    /// liveness tick) before judging the zones and replacing anything on unreachable agents.
     pub settle_ms: u64,
     /// The master's own region: the local region while no master in the state has one.
     pub region: String,
@@ -75,8 +75,6 @@ pub struct Decision {
     pub queue: BTreeMap<AppId, QueueEntry>,
     /// What the eviction memory holds after this pass.
     pub eviction: EvictionMemory,
-    /// The zones as this pass assessed them.
-    pub zones: Assessment,
     /// The earliest time (ms since the epoch) at which a time-based rule changes its
     /// answer: the next pass is due then at the latest.
     pub next_wake_ms: Option<u64>,
@@ -314,7 +312,6 @@ pub fn reconcile(
         events,
         queue: plan.queue,
         eviction: memory,
-        zones,
         next_wake_ms: wake.0,
     }
 }

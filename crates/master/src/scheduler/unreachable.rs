@@ -52,12 +52,10 @@ pub fn judge(
         mark,
         counts: true,
     };
-    // Agents of one failing zone are not all found silent in the same instant: wait a
-    // heartbeat interval after the zone's latest was marked, so that it is judged whole.
+    // Agents are found silent (and come back) one after another: judge the zones only once
+    // no agent has changed state for the settle delay (see `eviction`).
     let latest = zones
-        .zones
-        .get(lost.zone)
-        .and_then(|z| z.last_marked_ms)
+        .last_change_ms
         .unwrap_or(lost.since_ms)
         .max(lost.since_ms);
     let settled_at = latest.saturating_add(policy.settle_ms);

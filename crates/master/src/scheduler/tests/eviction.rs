@@ -153,7 +153,7 @@ fn each_zone_state_replaces_what_its_rule_says_in_one_pass() {
     h.advance(3_600_000);
     let d = h.decide();
     assert!(d.command.is_none(), "cut off: {:?}", kinds(&d));
-    assert!(d.zones.cut_off());
+    assert!(d.eviction.last.cut_off());
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn a_zone_outage_is_balanced_over_the_remaining_zones() {
     let mut h = spread(1);
     lose_in_a(&mut h, 3);
     let d = h.pass();
-    assert_eq!(d.zones.state("a"), Outage);
+    assert_eq!(d.eviction.last.state("a"), Outage);
     assert_eq!(placed(&d).len(), 3);
     let per = h.per_zone("/spread");
     assert_eq!(per.get("a"), None, "{per:?}");
@@ -186,7 +186,7 @@ fn a_partly_unreachable_zone_releases_one_agent_per_interval_and_wakes_for_the_n
     let mut h = spread(1);
     lose_in_a(&mut h, 2);
     let d = h.pass();
-    assert_eq!(d.zones.state("a"), PartlyUnreachable);
+    assert_eq!(d.eviction.last.state("a"), PartlyUnreachable);
     assert_eq!(placed(&d).len(), 1);
     let released = h.now;
     assert_eq!(
@@ -223,7 +223,7 @@ fn agents_of_a_failing_zone_found_silent_one_after_another_are_judged_together()
     assert_eq!(d.next_wake_ms, Some(h.now + h.policy.settle_ms / 2));
     h.advance(h.policy.settle_ms / 2);
     let d = h.decide();
-    assert_eq!(d.zones.state("a"), Outage);
+    assert_eq!(d.eviction.last.state("a"), Outage);
     assert_eq!(placed(&d).len(), 3, "judged whole: an outage, not paced");
 }
 
@@ -279,4 +279,45 @@ fn released_agents_are_forgotten_once_every_zone_is_healthy_again() {
     }
     h.pass();
     assert!(h.obs.eviction.released.is_empty());
+}
+
+#[test]
+fn a_cut_off_cluster_coming_back_zone_by_zone_is_not_taken_half_way_for_an_outage() {
+    let mut h = spread(1);
+    let originals = ids_of(&h.live("/spread"));
+    let agent = |z: &str, i: usize| domain::AgentId::from(format!("{z}-{i}").as_str());
+    for z in ["a", "b", "c"] {
+        for i in 1..=3 {
+            h.lose(&agent(z, i));
+        }
+    }
+    h.pass();
+    h.advance(60_000);
+    assert!(h.pass().command.is_none(), "cut off: nothing replaced");
+    // Zones a and b answer first: for a moment c looks like a zone lost while the others are
+    // healthy. Nothing is replaced until the agents have been still for the settle delay.
+    for z in ["a", "b"] {
+        for i in 1..=3 {
+            h.back(&agent(z, i));
+        }
+    }
+    let d = h.pass();
+    assert_eq!(d.eviction.last.state("c"), Outage);
+    assert!(
+        placed(&d).is_empty() && forgotten(&d).is_empty(),
+        "{:?}",
+        kinds(&d)
+    );
+    assert_eq!(d.next_wake_ms, Some(h.now + h.policy.settle_ms));
+    h.advance(h.policy.settle_ms / 2);
+    for i in 1..=3 {
+        h.back(&agent("c", i));
+    }
+    h.advance(h.policy.settle_ms);
+    h.settle();
+    assert_eq!(
+        ids_of(&h.live("/spread")),
+        originals,
+        "the same instances run on"
+    );
 }
