@@ -183,3 +183,42 @@ impl LeaderService for Liveness {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(healthy: bool, should_kill: bool, at: u64) -> HealthReport {
+        HealthReport {
+            healthy,
+            consecutive_failures: u32::from(!healthy),
+            last_failure_cause: None,
+            checked_at_ms: at,
+            should_kill,
+        }
+    }
+
+    #[test]
+    fn the_scheduler_is_signalled_when_a_health_verdict_is_new_or_flips_not_when_it_repeats() {
+        let view = AgentView::default();
+        let mut changes = view.subscribe();
+        let id = InstanceId::from("web.instance-1");
+        view.set_health(&id, report(true, false, 1));
+        assert!(changes.has_changed().unwrap_or(false), "a first verdict");
+        changes.mark_unchanged();
+        view.set_health(&id, report(true, false, 2));
+        view.heard_from(&AgentId::from("a-1"), Some(3));
+        assert!(
+            !changes.has_changed().unwrap_or(true),
+            "the same verdict, a heartbeat"
+        );
+        view.set_health(&id, report(false, false, 3));
+        assert!(changes.has_changed().unwrap_or(false), "healthy flipped");
+        changes.mark_unchanged();
+        view.set_health(&id, report(false, true, 4));
+        assert!(
+            changes.has_changed().unwrap_or(false),
+            "should_kill flipped"
+        );
+    }
+}
