@@ -377,7 +377,7 @@ pub fn forgotten(d: &Decision) -> Vec<InstanceId> {
 
 /// The types of a decision's events, in order.
 pub fn event_types(d: &Decision) -> Vec<&'static str> {
-    d.events.iter().map(|(t, _)| *t).collect()
+    d.events.iter().map(|e| e.event_type).collect()
 }
 
 /// The ids of instances.

@@ -3,10 +3,10 @@
 //! runs and, if its app has health checks, its last check passed.
 
 use domain::{AppDefinition, AppId};
-use serde_json::{Value, json};
+use serde_json::json;
 use state::{ClusterState, Condition, Instance};
 
-use super::reconcile::Observations;
+use super::reconcile::{Event, Observations, Requires};
 
 /// Whether the instance's agent reported it failing its health checks beyond the limit.
 pub fn should_kill(obs: &Observations, inst: &Instance) -> bool {
@@ -27,9 +27,9 @@ pub fn unknown(app: &AppDefinition, obs: &Observations, inst: &Instance) -> bool
         && !obs.health.contains_key(&inst.id)
 }
 
-/// The `unhealthy_instance_kill_event` for a health kill.
-pub fn kill_event(state: &ClusterState, app_id: &AppId, inst: &Instance) -> (&'static str, Value) {
-    (
+/// The `unhealthy_instance_kill_event` for a health kill (published if the kill applied).
+pub fn kill_event(state: &ClusterState, app_id: &AppId, inst: &Instance) -> Event {
+    Event::new(
         "unhealthy_instance_kill_event",
         json!({
             "appId": app_id.as_str(),
@@ -40,4 +40,5 @@ pub fn kill_event(state: &ClusterState, app_id: &AppId, inst: &Instance) -> (&'s
             "host": state.agent(&inst.agent_id).map(|r| r.agent.hostname.clone()),
         }),
     )
+    .requiring(Requires::Goal(inst.id.clone()))
 }

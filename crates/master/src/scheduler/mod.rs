@@ -21,14 +21,14 @@
 //! The policies, one module each: [`rolling`], [`backoff`], [`unreachable`], [`eviction`]
 //! (zone states), [`rebalance`], [`health`], with [`placement`] as glue to `domain::place`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::AppId;
-use state::{ClusterState, Command, Response};
+use state::{ClusterState, Command, InstanceId, Response};
 
 use crate::clock;
 use crate::leadership::{LeaderService, ServiceFuture};
@@ -52,7 +52,7 @@ mod tests;
 pub use eviction::{Assessment, EvictionMemory, ZoneState};
 pub use ids::{CountedIds, IdSource, UuidIds};
 pub use placement::live_agents;
-pub use reconcile::{Decision, Event, Observations, Policy, reconcile};
+pub use reconcile::{Decision, Event, Observations, Policy, Requires, reconcile};
 
 /// Why an app's instances are not all placed, as the last pass saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +165,71 @@ pub struct Outcome {
     pub decision: Decision,
     /// What the commit answered.
     pub committed: Result<Option<Response>, String>,
+    /// What the commit applied, as far as the decision's events depend on it.
+    pub applied: Applied,
+}
+
+/// The parts of a committed batch that events describe: goal changes and finished
+/// deployments the state machine applied (a stale part is refused, and its event dropped).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Instances whose goal change applied.
+    pub goals: BTreeSet<InstanceId>,
+    /// Deployments deleted.
+    pub deployments_deleted: BTreeSet<String>,
+}
+
+impl Applied {
+    /// What `answer` says applied of `batch`, whose commands it answers in order.
+    fn of(batch: &[Part], answer: &Response) -> Self {
+        let mut applied = Applied::default();
+        let Response::Batch { responses } = answer else {
+            return applied;
+        };
+        for (part, response) in batch.iter().zip(responses) {
+            match (part, response) {
+                (Part::Goals, Response::Decided { applied: ids, .. }) => {
+                    applied.goals.extend(ids.iter().cloned());
+                }
+                (Part::Deployment(id), Response::Ok) => {
+                    applied.deployments_deleted.insert(id.clone());
+                }
+                _ => {}
+            }
+        }
+        applied
+    }
+
+    /// Whether an event's condition holds.
+    fn allows(&self, requires: Option<&Requires>) -> bool {
+        match requires {
+            None => true,
+            Some(Requires::Goal(id)) => self.goals.contains(id),
+            Some(Requires::DeploymentDeleted(id)) => self.deployments_deleted.contains(id),
+        }
+    }
+}
+
+/// What a command of a batch is, as far as events depend on it.
+enum Part {
+    Goals,
+    Deployment(String),
+    Other,
+}
+
+/// The parts of a batch, in order.
+fn parts(command: &Command) -> Vec<Part> {
+    let Command::Batch { commands } = command else {
+        return Vec::new();
+    };
+    commands
+        .iter()
+        .map(|c| match c {
+            Command::SetGoals { .. } => Part::Goals,
+            Command::DeleteDeployment { id } => Part::Deployment(id.clone()),
+            _ => Part::Other,
+        })
+        .collect()
 }
 
 /// One pass over a snapshot: decide, then commit the decision's batch through `commit`
@@ -188,13 +253,21 @@ pub async fn pass(
             reconcile::panic_message(panic.as_ref())
         )
     })?;
-    let committed = match decision.command.take() {
-        None => Ok(None),
-        Some(command) => commit.commit(command).await.map(Some),
+    let (committed, applied) = match decision.command.take() {
+        None => (Ok(None), Applied::default()),
+        Some(command) => {
+            let batch = parts(&command);
+            let committed = commit.commit(command).await;
+            let applied = committed
+                .as_ref()
+                .map_or_else(|_| Applied::default(), |answer| Applied::of(&batch, answer));
+            (committed.map(Some), applied)
+        }
     };
     Ok(Outcome {
         decision,
         committed,
+        applied,
     })
 }
 
@@ -268,7 +341,8 @@ async fn drive(master: &Master, policy: &Policy) -> (Option<u64>, bool) {
 
 /// Records what a pass decided: the queue always; the eviction memory and the events only
 /// when its commit succeeded (or there was nothing to commit), since events describe what
-/// has committed and a failed pass is decided again. Returns when the next pass is due at
+/// has committed and a failed pass is decided again; an event about a part of the batch
+/// that was refused as stale is dropped. Returns when the next pass is due at
 /// the latest (ms since the epoch), and whether the pass failed.
 pub fn record(
     outcome: Result<Outcome, String>,
@@ -279,6 +353,7 @@ pub fn record(
     let Outcome {
         decision,
         committed,
+        applied,
     } = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -293,8 +368,10 @@ pub fn record(
                 log_refused(answer);
             }
             eviction.record(decision.eviction);
-            for (event_type, fields) in decision.events {
-                publish(event_type, fields);
+            for event in decision.events {
+                if applied.allows(event.requires.as_ref()) {
+                    publish(event.event_type, event.fields);
+                }
             }
             (decision.next_wake_ms, false)
         }

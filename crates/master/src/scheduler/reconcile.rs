@@ -61,8 +61,44 @@ pub struct Policy {
 }
 
 /// An event to publish once the pass's commit succeeded: its type and its fields, as
-/// `EventBus::publish` takes them.
-pub type Event = (&'static str, Value);
+/// `EventBus::publish` takes them, and what the commit must have applied for it to be true.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event type.
+    pub event_type: &'static str,
+    /// Its fields.
+    pub fields: Value,
+    /// Published only if the commit applied this (`None`: whenever the commit succeeded).
+    pub requires: Option<Requires>,
+}
+
+/// A part of a pass's batch an event describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requires {
+    /// The goal change of this instance applied (it was not stale).
+    Goal(InstanceId),
+    /// This deployment was deleted (finished).
+    DeploymentDeleted(String),
+}
+
+impl Event {
+    /// An event true once the pass committed.
+    pub fn new(event_type: &'static str, fields: Value) -> Self {
+        Event {
+            event_type,
+            fields,
+            requires: None,
+        }
+    }
+
+    /// The same event, published only if `requires` applied.
+    pub fn requiring(self, requires: Requires) -> Self {
+        Event {
+            requires: Some(requires),
+            ..self
+        }
+    }
+}
 
 /// What one pass decided.
 #[derive(Debug, Clone, Default)]
@@ -196,11 +232,17 @@ fn finished_events(finished: &[Deployment]) -> Vec<Event> {
     let mut events = Vec::new();
     for d in finished {
         let json = deployments::to_json(d);
-        events.push((
-            "deployment_step_success",
-            json!({"plan": json, "currentStep": json["steps"][0]}),
-        ));
-        events.push(("deployment_success", json!({"id": d.id, "plan": json})));
+        let done = Requires::DeploymentDeleted(d.id.clone());
+        events.push(
+            Event::new(
+                "deployment_step_success",
+                json!({"plan": json, "currentStep": json["steps"][0]}),
+            )
+            .requiring(done.clone()),
+        );
+        events.push(
+            Event::new("deployment_success", json!({"id": d.id, "plan": json})).requiring(done),
+        );
     }
     events
 }
@@ -219,7 +261,8 @@ pub fn reconcile(
     let zones = eviction::assess(state, policy.eviction_threshold);
     let mut memory = obs.eviction.clone();
     if let Some(event) = memory.observe(&zones, policy.eviction_interval_ms) {
-        plan.events.push(("eviction_protection_event", event));
+        plan.events
+            .push(Event::new("eviction_protection_event", event));
     }
 
     // Instances by app; forget those that stopped for good.

@@ -147,6 +147,39 @@ async fn events_and_the_eviction_memory_are_recorded_only_after_the_commit_succe
 }
 
 #[tokio::test]
+async fn an_event_about_a_part_refused_as_stale_is_not_published() {
+    let h = busy();
+    // Between the snapshot and the commit, the sick instance's agent reports it failed: the
+    // health kill is stale (its revision moved) and is refused, so its event is not true.
+    let mut seam = Counting {
+        state: h.state.clone(),
+        commits: 0,
+        fail: false,
+    };
+    let sick = h.live("/sick").remove(0).id;
+    seam.state.apply(Command::ReportInstances {
+        agent_id: h.state.instances()[&sick].agent_id.clone(),
+        reports: vec![state::InstanceReport {
+            instance_id: sick.clone(),
+            condition: Condition::Failed,
+            at_ms: h.now,
+        }],
+    });
+    let mut ids = h.ids.clone();
+    let outcome = pass(&h.state, &h.obs, &h.policy, h.now, &mut ids, &mut seam).await;
+    assert!(
+        outcome
+            .as_ref()
+            .is_ok_and(|o| !o.applied.goals.contains(&sick)),
+        "{outcome:?}"
+    );
+    let (queue, guard) = (Queue::default(), EvictionGuard::default());
+    let mut published: Vec<&'static str> = Vec::new();
+    record(outcome, &queue, &guard, &mut |t, _| published.push(t));
+    assert_eq!(published, ["deployment_step_success", "deployment_success"]);
+}
+
+#[tokio::test]
 async fn a_panic_in_a_pass_commits_nothing_and_says_why() {
     let mut h = Harness::new();
     h.zone("a", 1);

@@ -241,7 +241,7 @@ fn each_transition_is_an_event_naming_the_zone_and_its_state() {
     }
     let d = h.pass();
     assert_eq!(event_types(&d), ["eviction_protection_event"]);
-    let e = &d.events[0].1;
+    let e = &d.events[0].fields;
     assert_eq!(e["zones"], json!(["a"]));
     assert_eq!(e["zoneStates"]["a"], "outage");
     assert_eq!(e["zoneStates"]["b"], "healthy");
@@ -264,8 +264,8 @@ fn each_transition_is_an_event_naming_the_zone_and_its_state() {
     }
     let d = h.pass();
     assert_eq!(event_types(&d), ["eviction_protection_event"]);
-    assert_eq!(d.events[0].1["zones"], json!([]));
-    assert_eq!(d.events[0].1["engaged"], false);
+    assert_eq!(d.events[0].fields["zones"], json!([]));
+    assert_eq!(d.events[0].fields["engaged"], false);
 }
 
 #[test]

@@ -23,8 +23,8 @@ fn an_instance_failing_its_checks_is_decommissioned_and_replaced_in_the_same_pas
     assert_eq!(placed(&d).len(), 1, "the replacement");
     assert_eq!(kinds(&d), ["goals", "place"]);
     assert_eq!(event_types(&d), ["unhealthy_instance_kill_event"]);
-    assert_eq!(d.events[0].1["instanceId"], json!(sick));
-    assert_eq!(d.events[0].1["appId"], "/web");
+    assert_eq!(d.events[0].fields["instanceId"], json!(sick));
+    assert_eq!(d.events[0].fields["appId"], "/web");
 }
 
 #[test]

@@ -20,6 +20,17 @@ fn upgrading(min_healthy: f64, over: f64) -> (Harness, Vec<InstanceId>) {
     (h, old)
 }
 
+/// Asserts that the decision stops exactly one instance, one of `old`, for good.
+fn one_old_stopped(d: &crate::scheduler::Decision, old: &[InstanceId]) {
+    let stopped = goals(d);
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(
+        old.contains(&stopped[0].0),
+        "{stopped:?} is not one of {old:?}"
+    );
+    assert_eq!(stopped[0].1, Goal::Decommissioned);
+}
+
 #[test]
 fn with_full_capacity_kept_new_instances_start_before_any_old_one_stops() {
     let (mut h, old) = upgrading(1.0, 1.0);
@@ -49,10 +60,7 @@ fn with_full_capacity_kept_new_instances_start_before_any_old_one_stops() {
 fn with_half_capacity_and_no_surplus_one_old_instance_stops_and_one_new_starts() {
     let (mut h, old) = upgrading(0.5, 0.0);
     let d = h.decide();
-    let stopped = goals(&d);
-    assert_eq!(stopped.len(), 1, "{stopped:?}");
-    assert!(old.contains(&stopped[0].0));
-    assert_eq!(stopped[0].1, Goal::Decommissioned);
+    one_old_stopped(&d, &old);
     assert_eq!(placed(&d).len(), 1, "one launch within the total of two");
 }
 
@@ -69,9 +77,7 @@ fn an_old_instance_that_is_not_ready_goes_first() {
 fn when_neither_a_kill_nor_a_launch_fits_one_old_instance_goes_so_the_deployment_progresses() {
     let (mut h, old) = upgrading(1.0, 0.0);
     let d = h.decide();
-    let stopped = goals(&d);
-    assert_eq!(stopped.len(), 1, "{stopped:?}");
-    assert!(old.contains(&stopped[0].0));
+    one_old_stopped(&d, &old);
     assert!(placed(&d).is_empty(), "the launch follows in the next pass");
 }
 
@@ -98,7 +104,7 @@ fn a_deployment_is_finished_with_its_events_once_the_app_runs_the_new_version_re
         event_types(&d),
         ["deployment_step_success", "deployment_success"]
     );
-    assert_eq!(d.events[1].1["plan"]["affectedApps"], json!(["/web"]));
+    assert_eq!(d.events[1].fields["plan"]["affectedApps"], json!(["/web"]));
     h.commit(&d);
     assert!(h.state.deployments().is_empty());
 }
