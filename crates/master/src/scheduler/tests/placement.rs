@@ -64,3 +64,9 @@ fn nothing_to_place_on_is_queued_with_a_reason_and_no_commit() {
     assert!(d.command.is_none());
     assert_eq!(d.queue[&app_id("/nowhere")].unplaced, 2);
 }
+
+#[test]
+fn the_next_pass_reason_names_the_budget() {
+    let budget = crate::scheduler::MAX_LAUNCHES_PER_PASS;
+    assert!(REASON_NEXT_PASS.contains(&format!("at most {budget} launches")));
+}
