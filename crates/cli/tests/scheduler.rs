@@ -447,8 +447,11 @@ fn mass_eviction_protection_engages_for_a_zone_and_shows_in_health_and_events() 
 
 #[test]
 fn mass_eviction_protection_replaces_one_agents_instances_per_interval() {
-    let sp = spread_app("sched-eviction-limit", slow_eviction_flags(), 2, 6);
-    let zone_a = sp.zone("local-a");
+    // Two of local-a's three agents go: the zone is partly unreachable (a wholly lost zone
+    // is an outage, replaced at once; see `a_zone_outage_moves_its_instances_…`), and a
+    // partly unreachable zone is paced.
+    let sp = spread_app("sched-eviction-limit", slow_eviction_flags(), 3, 9);
+    let killed: Vec<usize> = sp.zone("local-a").into_iter().take(2).collect();
     let Spread {
         mut s,
         app_id,
@@ -459,24 +462,25 @@ fn mass_eviction_protection_replaces_one_agents_instances_per_interval() {
     let per_host = count_by(&before, |t| &t.host);
     assert_eq!(
         per_host.len(),
-        6,
+        9,
         "one instance per agent (spread within zones): {per_host:?}"
     );
-    let zone_a_hosts: BTreeSet<String> = zone_a
+    let killed_hosts: BTreeSet<String> = killed
         .iter()
         .map(|&i| s.agent(i).hostname.clone())
         .collect();
     let stranded = ids(&before
         .iter()
-        .filter(|t| t.zone == "local-a")
+        .filter(|t| killed_hosts.contains(&t.host))
         .cloned()
         .collect::<Vec<_>>());
 
-    for &i in &zone_a {
+    for &i in &killed {
         s.kill_agent(i);
     }
     // One agent's instance is replaced at once; the other's waits for the interval (600 s).
-    let what = "one of local-a's two instances is replaced and the other is held as unreachable";
+    let what =
+        "one of the two lost agents' instances is replaced and the other is held as unreachable";
     let held = wait_showing(&mut s, SETTLE, what, |s| {
         let ts = app_tasks(s, app_id).unwrap_or_default();
         let running: Vec<&Task> = ts.iter().filter(|t| t.running()).collect();
@@ -485,16 +489,16 @@ fn mass_eviction_protection_replaces_one_agents_instances_per_interval() {
             .filter(|t| t.state == "TASK_UNREACHABLE")
             .collect();
         let launched = log.ids().len();
-        if ts.len() == 6
-            && running.len() == 5
-            && running.iter().all(|t| !zone_a_hosts.contains(&t.host))
+        if ts.len() == 9
+            && running.len() == 8
+            && running.iter().all(|t| !killed_hosts.contains(&t.host))
             && unreachable.len() == 1
             && stranded.contains(&unreachable[0].id)
         {
             Ok(unreachable[0].clone())
         } else {
             Err(format!(
-                "{}\n  {launched} launches in all (6 at the start)",
+                "{}\n  {launched} launches in all (9 at the start)",
                 describe(&ts)
             ))
         }

@@ -19,9 +19,21 @@ use crate::node::Master;
 pub const RTT_WARNING_MS: u64 = 100;
 
 /// Heartbeats, RTTs and health, in memory on the leader.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentView {
     inner: Mutex<ViewInner>,
+    /// Counts the changes the scheduler reads (a task's health verdict): passes wake on it,
+    /// not on every heartbeat or report that repeats what was known.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for AgentView {
+    fn default() -> Self {
+        AgentView {
+            inner: Mutex::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +86,31 @@ impl AgentView {
         self.lock().rtt_ms.get(agent).copied()
     }
 
-    /// Records a task's health.
+    /// Records a task's health; signals [`AgentView::subscribe`] when its verdict (healthy,
+    /// should be killed) is new or flipped.
     pub fn set_health(&self, instance: &InstanceId, report: HealthReport) {
-        self.lock().health.insert(instance.clone(), report);
+        let verdict = (report.healthy, report.should_kill);
+        let before = self
+            .lock()
+            .health
+            .insert(instance.clone(), report)
+            .map(|b| (b.healthy, b.should_kill));
+        if before != Some(verdict) {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// A receiver that sees a change whenever a task's health verdict is new or flipped
+    /// (what the scheduler reads of this view). An agent's liveness is not signalled here:
+    /// it changes through the replicated state (`SetAgentState`), whose applied index the
+    /// scheduler watches already.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Every task's last health report.
+    pub fn health_all(&self) -> HashMap<InstanceId, HealthReport> {
+        self.lock().health.clone()
     }
 
     /// A task's last health report.
@@ -89,6 +123,9 @@ impl AgentView {
         self.lock().health.retain(|id, _| keep(id));
     }
 }
+
+/// How often liveness looks for silent agents: agents are marked unreachable up to this late.
+pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
 
 /// Marks agents unreachable when they stop heartbeating, after a grace period that starts
 /// when this master is elected (a new leader has heard from nobody yet).
@@ -104,7 +141,7 @@ impl LeaderService for Liveness {
             let elected = Instant::now();
             let grace = master.config.agent_reregistration_grace;
             let timeout = master.config.agent_unreachable_after;
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut tick = tokio::time::interval(LIVENESS_TICK);
             loop {
                 tick.tick().await;
                 let now = Instant::now();
@@ -144,5 +181,44 @@ impl LeaderService for Liveness {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(healthy: bool, should_kill: bool, at: u64) -> HealthReport {
+        HealthReport {
+            healthy,
+            consecutive_failures: u32::from(!healthy),
+            last_failure_cause: None,
+            checked_at_ms: at,
+            should_kill,
+        }
+    }
+
+    #[test]
+    fn the_scheduler_is_signalled_when_a_health_verdict_is_new_or_flips_not_when_it_repeats() {
+        let view = AgentView::default();
+        let mut changes = view.subscribe();
+        let id = InstanceId::from("web.instance-1");
+        view.set_health(&id, report(true, false, 1));
+        assert!(changes.has_changed().unwrap_or(false), "a first verdict");
+        changes.mark_unchanged();
+        view.set_health(&id, report(true, false, 2));
+        view.heard_from(&AgentId::from("a-1"), Some(3));
+        assert!(
+            !changes.has_changed().unwrap_or(true),
+            "the same verdict, a heartbeat"
+        );
+        view.set_health(&id, report(false, false, 3));
+        assert!(changes.has_changed().unwrap_or(false), "healthy flipped");
+        changes.mark_unchanged();
+        view.set_health(&id, report(false, true, 4));
+        assert!(
+            changes.has_changed().unwrap_or(false),
+            "should_kill flipped"
+        );
     }
 }

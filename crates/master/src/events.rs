@@ -159,8 +159,10 @@ pub enum Event {
         engaged: bool,
         /// Every zone looks unreachable.
         cut_off: bool,
-        /// The zones it holds back.
+        /// The zones that are not healthy.
         zones: Vec<String>,
+        /// Every zone's state: `healthy`, `partly-unreachable`, `outage` or `cut-off`.
+        zone_states: std::collections::BTreeMap<String, String>,
         /// For people.
         reason: String,
     },

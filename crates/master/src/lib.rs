@@ -14,7 +14,6 @@ pub mod config;
 pub mod deployments;
 pub mod error;
 pub mod events;
-pub mod eviction;
 pub mod forward;
 pub mod leadership;
 pub mod metrics;

@@ -45,7 +45,7 @@ pub struct Master {
     /// Events for `/v2/events`.
     pub events: crate::events::EventBus,
     /// Mass eviction protection's memory.
-    pub eviction: crate::eviction::EvictionGuard,
+    pub eviction: crate::scheduler::EvictionGuard,
 }
 
 /// What a master is in the Raft group right now.
@@ -91,7 +91,7 @@ impl Master {
             agents: AgentView::default(),
             queue: crate::scheduler::Queue::default(),
             events: crate::events::EventBus::default(),
-            eviction: crate::eviction::EvictionGuard::default(),
+            eviction: crate::scheduler::EvictionGuard::default(),
         }
     }
 

@@ -13,12 +13,24 @@ use state::AgentState;
 use crate::agents::RTT_WARNING_MS;
 use crate::error::ApiError;
 use crate::node::Master;
+use crate::scheduler::Assessment;
 
 fn check(name: &str, status: &str, reason: String) -> Value {
     json!({"name": name, "status": status, "reason": reason})
 }
 
-/// `GET /v1/cluster/health`.
+/// Each zone's state as the last scheduler pass assessed it, with its counts.
+fn zones_json(a: &Assessment) -> Value {
+    let zones: Vec<Value> = a
+        .zones
+        .iter()
+        .map(|(name, z)| json!({"zone": name, "state": z.state.as_str(), "agents": z.agents, "unreachable": z.unreachable}))
+        .collect();
+    json!(zones)
+}
+
+/// `GET /v1/cluster/health`: the checks, and `zones`, each zone's state (`healthy`,
+/// `partly-unreachable`, `outage`, `cut-off`; see `scheduler::eviction`).
 pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
     m.linearizable().await?;
     let queue = m.queue.entries();
@@ -90,14 +102,17 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
             check("group-by-balance", "warn", format!("unbalanced: {}", degraded.join("; ")))
         });
         let protection = m.eviction.current();
-        let reason = protection.describe(m.config.eviction_interval);
-        checks.push(if protection.cut_off {
+        let interval_ms = u64::try_from(m.config.eviction_interval.as_millis()).unwrap_or(u64::MAX);
+        let reason = protection.describe(interval_ms);
+        let mut eviction = if protection.cut_off() {
             check("eviction-protection", "fail", reason)
         } else if protection.engaged() {
             check("eviction-protection", "warn", reason)
         } else {
             check("eviction-protection", "pass", reason)
-        });
+        };
+        eviction["zones"] = zones_json(&protection);
+        checks.push(eviction);
         let failing: Vec<String> = queue
             .iter()
             .filter_map(|(id, e)| Some(format!("{id}: {}", e.error.as_ref()?)))
@@ -133,5 +148,8 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
     } else {
         "pass"
     };
-    Ok(Json(json!({"status": overall, "checks": checks})))
+    let zones = zones_json(&m.eviction.current());
+    Ok(Json(
+        json!({"status": overall, "checks": checks, "zones": zones}),
+    ))
 }

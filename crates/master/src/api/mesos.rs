@@ -1,19 +1,16 @@
 //! Mesos master read endpoints (and Mesos-DNS names) for DC/OS tooling: the leader and every
 //! agent with `domain.fault_domain`, so `dcos node` and friends show regions and zones.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use domain::AgentId;
 use serde_json::{Value, json};
 use state::{AgentState, ClusterState};
 
 use super::tasks::task_json;
 use crate::error::ApiError;
 use crate::node::Master;
-use crate::scheduler::{InUse, in_use};
 
 fn host_port(addr: &str) -> (&str, u16) {
     match addr.rsplit_once(':') {
@@ -22,10 +19,9 @@ fn host_port(addr: &str) -> (&str, u16) {
     }
 }
 
-fn slave_json(used: &HashMap<AgentId, InUse>, r: &state::machine::AgentRecord) -> Value {
+fn slave_json(s: &ClusterState, r: &state::machine::AgentRecord) -> Value {
     let a = &r.agent;
-    let none = InUse::default();
-    let used = used.get(&a.id).unwrap_or(&none);
+    let used = s.usage(&a.id);
     let thousandths = |v: u64| v as f64 / 1000.0;
     json!({
         "id": a.id,
@@ -76,8 +72,7 @@ pub async fn state(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError
     let leader = m.leader().map(|(_, a)| a);
     Ok(Json(m.state.read(|a| {
         let s = &a.state;
-        let used = in_use(s);
-        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(&used, r)).collect();
+        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(s, r)).collect();
         let count = |st: AgentState| s.agents().values().filter(|r| r.state == st).count();
         json!({
             "version": format!("drover-{}", env!("CARGO_PKG_VERSION")),
@@ -101,8 +96,7 @@ pub async fn state_summary(State(m): State<Arc<Master>>) -> Result<Json<Value>, 
     m.linearizable().await?;
     Ok(Json(m.state.read(|a| {
         let s = &a.state;
-        let used = in_use(s);
-        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(&used, r)).collect();
+        let slaves: Vec<Value> = s.agents().values().map(|r| slave_json(s, r)).collect();
         json!({
             "hostname": host_port(m.config.advertised()).0,
             "cluster": "drover",
@@ -117,12 +111,11 @@ pub async fn state_summary(State(m): State<Arc<Master>>) -> Result<Json<Value>, 
 pub async fn slaves(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
     m.linearizable().await?;
     Ok(Json(m.state.read(|a| {
-        let used = in_use(&a.state);
         let slaves: Vec<Value> = a
             .state
             .agents()
             .values()
-            .map(|r| slave_json(&used, r))
+            .map(|r| slave_json(&a.state, r))
             .collect();
         json!({ "slaves": slaves })
     })))

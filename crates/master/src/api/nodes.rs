@@ -54,7 +54,6 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
                 "remote": false,
             }));
         }
-        let used = crate::scheduler::in_use(s);
         let mut agents: Vec<_> = s.agents().values().collect();
         agents.sort_by(|a, b| {
             let key = |r: &state::machine::AgentRecord| {
@@ -71,9 +70,9 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
         for r in agents {
             let a = &r.agent;
             let rtt = m.agents.rtt_ms(&a.id);
-            let (tasks, cpus_used, mem_used) = used.get(&a.id).map_or((0, 0.0, 0.0), |u| {
-                (u.tasks, u.cpus as f64 / 1000.0, u.mem as f64 / 1000.0)
-            });
+            let u = s.usage(&a.id);
+            let (tasks, cpus_used, mem_used) =
+                (u.tasks, u.cpus as f64 / 1000.0, u.mem as f64 / 1000.0);
             nodes.push(json!({
                 "type": "agent",
                 "id": a.id,

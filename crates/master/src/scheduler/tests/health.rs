@@ -1,0 +1,68 @@
+//! Health kills.
+
+use serde_json::json;
+use state::{Condition, Goal};
+
+use crate::scheduler::harness::*;
+
+fn checked(n: u32) -> serde_json::Value {
+    json!({"id": "/web", "instances": n,
+           "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}]})
+}
+
+#[test]
+fn an_instance_failing_its_checks_is_decommissioned_and_replaced_in_the_same_pass() {
+    let mut h = Harness::new();
+    h.zone("a", 2);
+    let running = h.running(checked(2));
+    assert_eq!(running.len(), 2);
+    let sick = running[0].id.clone();
+    h.health(&sick, false, true);
+    let d = h.decide();
+    assert_eq!(goals(&d), vec![(sick.clone(), Goal::Decommissioned)]);
+    assert_eq!(placed(&d).len(), 1, "the replacement");
+    assert_eq!(kinds(&d), ["goals", "place"]);
+    assert_eq!(event_types(&d), ["unhealthy_instance_kill_event"]);
+    assert_eq!(d.events[0].fields()["instanceId"], json!(sick));
+    assert_eq!(d.events[0].fields()["appId"], "/web");
+}
+
+#[test]
+fn a_failing_check_below_the_limit_kills_nothing() {
+    let mut h = Harness::new();
+    h.zone("a", 1);
+    let running = h.running(checked(1));
+    h.health(&running[0].id, false, false);
+    let d = h.decide();
+    assert!(d.command.is_none(), "{:?}", kinds(&d));
+    assert!(d.events.is_empty());
+}
+
+#[test]
+fn an_instance_whose_health_is_not_known_is_neither_ready_nor_killed_by_a_restart() {
+    let mut h = Harness::new();
+    h.zone("a", 2);
+    let running = h.running(checked(1));
+    // A new leader has heard no health report yet.
+    h.obs.health.clear();
+    h.app(
+        checked(1)
+            .as_object()
+            .cloned()
+            .map(|mut o| {
+                o.insert("cmd".into(), json!("sleep 2000"));
+                serde_json::Value::Object(o)
+            })
+            .expect("an object"),
+    );
+    h.deploy("/web", "RestartApplication");
+    let d = h.decide();
+    assert!(
+        goals(&d).is_empty(),
+        "the unknown old instance stays: {:?}",
+        goals(&d)
+    );
+    // One new instance may be launched above the count (maximumOverCapacity 1 by default).
+    assert_eq!(placed(&d).len(), 1);
+    assert_eq!(running[0].condition, Condition::Running);
+}
