@@ -11,7 +11,7 @@
 //! (agent heartbeat 1 s, assignment long poll 25 s). Each agent advertises its own address
 //! (127.2.X.Y: the masters refuse a second live agent with the same IP) and serves its
 //! status API on that address, so no port is taken per agent on 127.0.0.1; agents offer cpus
-//! 64, mem 65536 and are spread over zones `local-a`…`local-d`. Apps of `sleep 100000`
+//! 64, mem 65536 and are spread over zones `local-a`…`local-d`. Apps of `exec sleep 100000`
 //! (cpus 0.01, mem 1, no ports) are created until M instances exist; once every one is
 //! `TASK_RUNNING` and no deployment is left, the run settles, then measures over the window:
 //!
@@ -293,7 +293,7 @@ fn main() {
     for a in 0..apps {
         let n = app_size.min(instances - a * app_size);
         let app = json!({
-            "id": format!("/rest/sleepers-{a:03}"), "cmd": "sleep 100000", "instances": n,
+            "id": format!("/rest/sleepers-{a:03}"), "cmd": "exec sleep 100000", "instances": n,
             "cpus": 0.01, "mem": 1, "portDefinitions": [],
         });
         match http::post(&leader_addr, "/v2/apps", &app) {
