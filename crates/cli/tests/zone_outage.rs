@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use agent_support::events::EventStream;
 use agent_support::{SETTLE, Site};
 use scheduler_support::site::{
-    CONVERGE, ZONES, add_agents, app_tasks, pause_every_agent, processes_of, site,
-    sleeper, slow_eviction_flags, start_agents, wait_app_running,
+    CONVERGE, ZONES, add_agents, app_tasks, pause_every_agent, processes_of, site, sleeper,
+    slow_eviction_flags, start_agents, wait_app_running,
 };
 use scheduler_support::{
     LaunchLog, Sampler, Task, count_by, describe, drain, event_types, ids, per_zone, set_flag,
@@ -76,7 +76,11 @@ struct Zoned {
 impl Zoned {
     fn start(name: &str) -> Self {
         let mut flags = slow_eviction_flags();
-        set_flag(&mut flags, "--agent-unreachable-ms", &UNREACHABLE_MS.to_string());
+        set_flag(
+            &mut flags,
+            "--agent-unreachable-ms",
+            &UNREACHABLE_MS.to_string(),
+        );
         let mut s = site(name, 1, flags);
         let agents = add_agents(&mut s, "local", &ZONES, PER_ZONE);
         start_agents(&mut s, &agents);
@@ -91,11 +95,16 @@ impl Zoned {
         let spread_tasks = wait_app_running(&mut s, SPREAD, SPREAD_N);
         let zones = per_zone(&spread_tasks, &ZONES);
         if spread(zones.values()) > 0 {
-            s.fail(&format!("{SPREAD}: {SPREAD_N} instances over 3 zones: {zones:?}"));
+            s.fail(&format!(
+                "{SPREAD}: {SPREAD_N} instances over 3 zones: {zones:?}"
+            ));
         }
         let unique_tasks = wait_app_running(&mut s, UNIQUE, UNIQUE_N);
         if count_by(&unique_tasks, |t| &t.host).len() != UNIQUE_N {
-            s.fail(&format!("{UNIQUE} repeats a host: {}", describe(&unique_tasks)));
+            s.fail(&format!(
+                "{UNIQUE} repeats a host: {}",
+                describe(&unique_tasks)
+            ));
         }
         if !unique_tasks.iter().any(|t| t.zone == LOST) {
             s.fail(&format!(
@@ -167,7 +176,9 @@ fn whole_and_balanced(app: &str, n: usize, ts: &[Task]) -> Result<(), String> {
     }
     let by_zone = count_by(ts, |t| &t.zone);
     if app == SPREAD && spread(by_zone.values()) > 1 {
-        return Err(format!("GROUP_BY zone is off by more than one: {by_zone:?}"));
+        return Err(format!(
+            "GROUP_BY zone is off by more than one: {by_zone:?}"
+        ));
     }
     if app == UNIQUE && count_by(ts, |t| &t.host).len() != n {
         return Err("a host holds two instances".into());
@@ -435,7 +446,11 @@ fn with_every_zone_cut_off_nothing_is_replaced_and_the_same_instances_run_on() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(log.ids(), first_launches, "launches while every zone was cut off");
+    assert_eq!(
+        log.ids(),
+        first_launches,
+        "launches while every zone was cut off"
+    );
 
     for (i, _) in &agents {
         s.resume_agent(*i);
@@ -455,7 +470,10 @@ fn with_every_zone_cut_off_nothing_is_replaced_and_the_same_instances_run_on() {
     assert_eq!(ever, original, "instance ids the masters ever showed");
     for (app, ts) in &end {
         let zones = per_zone(ts, &ZONES);
-        assert!(spread(zones.values()) <= 1, "{app} after the return: {zones:?}");
+        assert!(
+            spread(zones.values()) <= 1,
+            "{app} after the return: {zones:?}"
+        );
     }
     for (id, p) in &original_procs {
         assert!(p.is_alive(), "{id} (pid {}) was killed", p.pid);
