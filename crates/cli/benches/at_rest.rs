@@ -368,9 +368,11 @@ fn main() {
         None => format!("not exported ({what})"),
     };
     let polls_text = match polls {
-        // Every held poll ends within 25 s, so none in a whole window means that this build's
-        // api/agents.rs does not bump the counter yet.
-        Some(n) if n < 1.0 => "0 (the counter is not bumped by this build)".to_string(),
+        // Every held poll ends within 25 s, so none in a longer window means that this
+        // build's api/agents.rs does not bump the counter yet.
+        Some(n) if n < 1.0 && secs > 25.0 => {
+            "0 (the counter is not bumped by this build)".to_string()
+        }
         other => per_s(other, "no drover_assignment_polls_total on /metrics"),
     };
 
