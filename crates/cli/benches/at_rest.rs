@@ -17,8 +17,9 @@
 //!
 //! - the leader's CPU (utime + stime from `/proc/<pid>/stat`, in cores) and RSS;
 //! - the agents' CPU, summed (what the fan-out costs the other side);
-//! - assignment long polls the leader answered (`drover_assignment_polls_total`) and Raft
-//!   entries it applied (`drover_raft_commit_index`);
+//! - assignment long polls the leader answered (`drover_assignment_polls_answered_total`,
+//!   absent before issue 10's wake-up change) and Raft entries it applied
+//!   (`drover_raft_commit_index`);
 //! - the whole machine's busy CPU and load average, because the machine may be shared.
 //!
 //! `cargo test --benches` runs it without `--bench`: a smoke run with 4 agents, 8 instances,
@@ -255,7 +256,7 @@ fn read(c: &Cluster, leader: u32, leader_pid: u32, agent_pids: &[u32]) -> Readin
         leader_ticks: cpu_ticks(leader_pid),
         agent_ticks: agent_pids.iter().map(|&p| cpu_ticks(p)).sum(),
         machine: machine_ticks(),
-        polls: c.metric(leader, "drover_assignment_polls_total"),
+        polls: c.metric(leader, "drover_assignment_polls_answered_total"),
         applied: c.metric(leader, "drover_raft_commit_index"),
     }
 }
@@ -368,12 +369,10 @@ fn main() {
         None => format!("not exported ({what})"),
     };
     let polls_text = match polls {
-        // Every held poll ends within 25 s, so none in a longer window means that this
-        // build's api/agents.rs does not bump the counter yet.
-        Some(n) if n < 1.0 && secs > 25.0 => {
-            "0 (the counter is not bumped by this build)".to_string()
-        }
-        other => per_s(other, "no drover_assignment_polls_total on /metrics"),
+        other => per_s(
+            other,
+            "no drover_assignment_polls_answered_total on /metrics",
+        ),
     };
 
     println!(
