@@ -368,12 +368,10 @@ fn main() {
         Some(n) => format!("{n:.0} ({:.1}/s)", n / secs),
         None => format!("not exported ({what})"),
     };
-    let polls_text = match polls {
-        other => per_s(
-            other,
-            "no drover_assignment_polls_answered_total on /metrics",
-        ),
-    };
+    let polls_text = per_s(
+        polls,
+        "no drover_assignment_polls_answered_total on /metrics",
+    );
 
     println!(
         "at rest: 1 master, {agents_n} agents, {instances} instances in {apps} apps (all running after {:.1} s), settled {} s, measured over {secs:.1} s",
