@@ -276,6 +276,11 @@ impl Cluster {
         }
     }
 
+    /// The process id of master `id`, while it runs (for benchmarks that read `/proc`).
+    pub fn pid(&self, id: u32) -> Option<u32> {
+        self.master(id).child.as_ref().map(Child::id)
+    }
+
     /// Ids of masters that run and are not stopped.
     pub fn live_ids(&mut self) -> Vec<u32> {
         let mut live = Vec::new();
