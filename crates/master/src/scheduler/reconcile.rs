@@ -28,8 +28,8 @@ use super::eviction::{self, Assessment, EvictionMemory};
 use super::ids::IdSource;
 use super::unreachable::{self, Lost};
 use super::{
-    FAILPOINT_PANIC_APP, MAX_CHANGES_PER_PASS, QueueEntry, REASON_NEXT_PASS, backoff, health,
-    placement, rebalance, rolling,
+    MAX_CHANGES_PER_PASS, QueueEntry, REASON_NEXT_PASS, backoff, health, placement, rebalance,
+    rolling,
 };
 use crate::deployments;
 use crate::events::Event;
@@ -415,8 +415,8 @@ fn plan_app<I: IdSource>(
     } = *pass;
     // A fault-injection point for tests of the containment above (debug builds only).
     #[cfg(debug_assertions)]
-    if std::env::var(FAILPOINT_PANIC_APP).is_ok_and(|v| v == app_id.as_str()) {
-        panic!("failpoint {FAILPOINT_PANIC_APP} for {app_id}");
+    if std::env::var(super::FAILPOINT_PANIC_APP).is_ok_and(|v| v == app_id.as_str()) {
+        panic!("failpoint {} for {app_id}", super::FAILPOINT_PANIC_APP);
     }
     let app = &record.current().app;
     let version = &record.current().version;
