@@ -240,6 +240,7 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
             backoff_base: Duration::from_millis(10),
             backoff_cap: Duration::from_millis(100),
         },
+        tasks: agent::TaskExecution::Host,
     }
 }
 
