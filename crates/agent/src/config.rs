@@ -33,6 +33,9 @@ pub struct AgentConfig {
     pub timings: Timings,
     /// What runs the tasks.
     pub tasks: TaskExecution,
+    /// How connections to the masters are opened; `None`: TCP, giving up a connection
+    /// attempt after `timings.request_timeout`.
+    pub connector: Option<state::transport::Connector>,
 }
 
 /// What runs an agent's tasks.

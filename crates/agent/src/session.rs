@@ -110,10 +110,14 @@ pub async fn run(
             recovered.lost.len()
         );
     }
-    let client = Arc::new(MasterClient::new(
-        config.masters.clone(),
-        config.timings.request_timeout,
-    ));
+    let client = Arc::new(match &config.connector {
+        None => MasterClient::new(config.masters.clone(), config.timings.request_timeout),
+        Some(connector) => MasterClient::with_connector(
+            config.masters.clone(),
+            config.timings.request_timeout,
+            connector.clone(),
+        ),
+    });
     let agent = Agent {
         id: agent_id.clone(),
         hostname: config.hostname.clone(),

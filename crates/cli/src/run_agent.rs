@@ -213,6 +213,7 @@ pub fn run(args: AgentArgs) -> ExitCode {
         },
         timings: Timings::default(),
         tasks: agent::TaskExecution::Host,
+        connector: None,
     };
     crate::logging::init();
     match runtime.block_on(agent::run(config, signals.wait())) {

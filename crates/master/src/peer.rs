@@ -7,14 +7,13 @@ pub use axum::http::Method;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use state::transport::Connector;
 
 /// One pooled HTTP/1 client, shared.
 #[derive(Clone)]
 pub struct PeerClient {
-    client: Client<HttpConnector, Body>,
+    client: Client<Connector, Body>,
 }
 
 impl Default for PeerClient {
@@ -24,13 +23,16 @@ impl Default for PeerClient {
 }
 
 impl PeerClient {
-    /// A client with connection pooling and TCP_NODELAY.
+    /// A client over TCP with connection pooling, TCP_NODELAY and a 2 s connect limit.
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        Self::with_connector(Connector::tcp(Some(Duration::from_secs(2))))
+    }
+
+    /// A pooled client that opens connections with `connector` (a test's or a simulation's
+    /// transport).
+    pub fn with_connector(connector: Connector) -> Self {
         PeerClient {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: state::transport::client(connector),
         }
     }
 

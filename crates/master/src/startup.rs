@@ -9,6 +9,7 @@ use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
 use serde_json::json;
 use state::network::HttpNetwork;
+use state::transport::Connector;
 use state::types::Raft;
 
 use crate::config::{ConfigError, MasterConfig};
@@ -100,8 +101,20 @@ pub enum StartupError {
 /// The store file inside the data dir.
 const STORE_FILE: &str = "raft.redb";
 
-/// Runs a master until Ctrl-C or SIGTERM.
+/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP.
 pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
+    run_with_connector(config, Connector::tcp(Some(PEER_CONNECT_TIMEOUT))).await
+}
+
+/// How long a master's connection attempt to a peer may take.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// As [`run`], with every connection to a peer (Raft, forwarding, peer questions) opened by
+/// `connector`.
+pub async fn run_with_connector(
+    config: MasterConfig,
+    connector: Connector,
+) -> Result<(), StartupError> {
     config.validate()?;
     // Before anything can be asked of this master: a signal that arrives while it starts is
     // a request to stop (exit 0), not the default action (death by signal).
@@ -125,7 +138,8 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let stored = StoredIdentity::read(&mut log_store, &reader)
         .await
         .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
-    check_peers(&config, fresh, &stored).await?;
+    let peers = PeerClient::with_connector(connector.clone());
+    check_peers(&config, &peers, fresh, &stored).await?;
     stored.check_membership(&config)?;
     let (election_timeout_min, election_timeout_max) = config.openraft_election_timeouts();
     let raft_config = openraft::Config {
@@ -141,7 +155,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        HttpNetwork::new(config.id).with_cluster_id(reader.clone()),
+        HttpNetwork::with_connector(config.id, connector).with_cluster_id(reader.clone()),
         log_store,
         state_machine,
     )
@@ -154,7 +168,9 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
             addr: config.listen.to_string(),
             source,
         })?;
-    let master = Arc::new(Master::new(config, raft, reader));
+    let mut master = Master::new(config, raft, reader);
+    master.peers = peers;
+    let master = Arc::new(master);
     tracing::info!(
         id = master.config.id,
         listen = %master.config.listen,
@@ -318,10 +334,10 @@ impl StoredIdentity {
 /// that already exists.
 async fn check_peers(
     config: &MasterConfig,
+    client: &PeerClient,
     fresh: bool,
     stored: &StoredIdentity,
 ) -> Result<(), StartupError> {
-    let client = PeerClient::new();
     let checks = config.peers().map(|(id, addr)| {
         let client = client.clone();
         let addr = addr.to_string();
