@@ -13,7 +13,7 @@ use state::transport::Connector;
 use state::types::Raft;
 
 use crate::config::{ConfigError, MasterConfig};
-use crate::leadership::{self, ClusterIdentity, LeaderService};
+use crate::leadership::{self, ClusterIdentity, ExitReason, LeaderService};
 use crate::node::Master;
 use crate::peer::PeerClient;
 
@@ -101,8 +101,9 @@ pub enum StartupError {
 /// The store file inside the data dir.
 const STORE_FILE: &str = "raft.redb";
 
-/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP.
-pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
+/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP. Returns why it
+/// ended; the caller exits the process with [`ExitReason::exit_code`].
+pub async fn run(config: MasterConfig) -> Result<ExitReason, StartupError> {
     run_with_connector(config, Connector::tcp(Some(PEER_CONNECT_TIMEOUT))).await
 }
 
@@ -114,7 +115,7 @@ pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn run_with_connector(
     config: MasterConfig,
     connector: Connector,
-) -> Result<(), StartupError> {
+) -> Result<ExitReason, StartupError> {
     config.validate()?;
     // Before anything can be asked of this master: a signal that arrives while it starts is
     // a request to stop (exit 0), not the default action (death by signal).
@@ -186,7 +187,7 @@ pub async fn run_with_connector(
         Arc::new(crate::agents::Liveness),
         Arc::new(crate::scheduler::Scheduler),
     ];
-    tokio::spawn(leadership::supervise(master.clone(), services));
+    let mut leadership = tokio::spawn(leadership::supervise(master.clone(), services));
     tokio::spawn(form_cluster(master.clone()));
     let registration = tokio::spawn(register(master.clone()));
 
@@ -200,6 +201,19 @@ pub async fn run_with_connector(
                 // notices Raft going away and exits with a vaguer message.
                 return Err(e);
             }
+            tokio::select! {
+                _ = shutdown.requested() => tracing::info!("shutting down"),
+                ended = &mut leadership => {
+                    if let Some(reason) = ended_with(master.config.id, ended) {
+                        return Ok(reason);
+                    }
+                }
+            }
+        }
+        ended = &mut leadership => {
+            if let Some(reason) = ended_with(master.config.id, ended) {
+                return Ok(reason);
+            }
             shutdown.requested().await;
         }
         result = server => {
@@ -211,7 +225,23 @@ pub async fn run_with_connector(
         }
     }
     let _ = master.raft.shutdown().await;
-    Ok(())
+    Ok(ExitReason::Requested)
+}
+
+/// The reason the leadership supervisor ended the master for, if it did. Leaves the
+/// process at once (no Raft shutdown): a fatal Raft error or a lost leadership under
+/// `--exit-on-leadership-loss` is fail-fast, as the process exit it replaces was.
+fn ended_with(
+    id: u64,
+    ended: Result<Option<ExitReason>, tokio::task::JoinError>,
+) -> Option<ExitReason> {
+    match ended {
+        Ok(reason) => reason,
+        Err(e) => Some(ExitReason::RaftFailed {
+            id,
+            reason: format!("the leadership supervisor failed: {e}"),
+        }),
+    }
 }
 
 /// SIGTERM and SIGINT, handled from the moment [`Shutdown::install`] returns.
