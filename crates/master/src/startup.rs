@@ -12,6 +12,7 @@ use state::network::HttpNetwork;
 use state::transport::Connector;
 use state::types::Raft;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, MasterConfig};
 use crate::leadership::{self, ClusterIdentity, ExitReason, LeaderService};
 use crate::node::Master;
@@ -101,21 +102,38 @@ pub enum StartupError {
 /// The store file inside the data dir.
 const STORE_FILE: &str = "raft.redb";
 
-/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP. Returns why it
-/// ended; the caller exits the process with [`ExitReason::exit_code`].
+/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP and reading the
+/// system's clock. Returns why it ended; the caller exits the process with
+/// [`ExitReason::exit_code`].
 pub async fn run(config: MasterConfig) -> Result<ExitReason, StartupError> {
-    run_with_connector(config, Connector::tcp(Some(PEER_CONNECT_TIMEOUT))).await
+    run_with(config, Seams::system()).await
 }
 
 /// How long a master's connection attempt to a peer may take.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// As [`run`], with every connection to a peer (Raft, forwarding, peer questions) opened by
-/// `connector`.
-pub async fn run_with_connector(
-    config: MasterConfig,
-    connector: Connector,
-) -> Result<ExitReason, StartupError> {
+/// What a master takes from the world outside it, replaceable by a test or a simulation.
+#[derive(Debug, Clone)]
+pub struct Seams {
+    /// Opens every connection to a peer: Raft, forwarding, peer questions.
+    pub connector: Connector,
+    /// Where the master reads the time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Seams {
+    /// TCP (with [`PEER_CONNECT_TIMEOUT`]) and the system's clock.
+    pub fn system() -> Self {
+        Seams {
+            connector: Connector::tcp(Some(PEER_CONNECT_TIMEOUT)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// As [`run`], over `seams`.
+pub async fn run_with(config: MasterConfig, seams: Seams) -> Result<ExitReason, StartupError> {
+    let Seams { connector, clock } = seams;
     config.validate()?;
     // Before anything can be asked of this master: a signal that arrives while it starts is
     // a request to stop (exit 0), not the default action (death by signal).
@@ -169,7 +187,7 @@ pub async fn run_with_connector(
             addr: config.listen.to_string(),
             source,
         })?;
-    let mut master = Master::new(config, raft, reader);
+    let mut master = Master::new(config, raft, reader).with_clock(clock);
     master.peers = peers;
     let master = Arc::new(master);
     tracing::info!(
