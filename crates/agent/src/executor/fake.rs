@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use state::InstanceId;
 use tokio::sync::watch;
 
-use super::{BoxFuture, Executor, Exit, Launch, Record, RunningTask, StartError, StopSignal};
+use super::{
+    BoxFuture, Executor, Exit, Launch, Record, Recovering, RunningTask, StartError, Starting,
+    StopSignal,
+};
 use crate::checkpoint::Checkpoint;
 
 /// The signal number a SIGTERM ends a fake task with.
@@ -149,11 +152,7 @@ fn end(table: &mut Table, id: &InstanceId, exit: Exit) -> bool {
 }
 
 impl Executor for FakeExecutor {
-    fn start<'a>(
-        &'a self,
-        launch: Launch<'a>,
-        _record: Record<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn RunningTask>, StartError>> {
+    fn start<'a>(&'a self, launch: Launch<'a>, _record: Record<'a>) -> Starting<'a> {
         let id = launch.assignment.instance_id.clone();
         let started = self.change(|t| {
             *t.starts.entry(id.clone()).or_default() += 1;
@@ -170,10 +169,7 @@ impl Executor for FakeExecutor {
         Box::pin(std::future::ready(started))
     }
 
-    fn recover<'a>(
-        &'a self,
-        checkpoint: &'a Checkpoint,
-    ) -> BoxFuture<'a, Option<Box<dyn RunningTask>>> {
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a> {
         let id = checkpoint.instance_id();
         let found = self.table().live.get(id).map(|sender| {
             Box::new(self.task(id.clone(), sender.subscribe())) as Box<dyn RunningTask>

@@ -127,23 +127,22 @@ impl dyn RunningTask {
     }
 }
 
+/// A task being started: the running task, or why it did not start.
+pub type Starting<'a> = BoxFuture<'a, Result<Box<dyn RunningTask>, StartError>>;
+
+/// A task being looked for after a restart: found (and watched again), or gone.
+pub type Recovering<'a> = BoxFuture<'a, Option<Box<dyn RunningTask>>>;
+
 /// What starts tasks of one kind, and finds them again after an agent restart.
 pub trait Executor: Send + Sync + fmt::Debug {
     /// Starts a task. An executor whose tasks survive the agent calls `record` with the
     /// task's [`Locator`] before the task's command runs, and does not run it when
     /// recording fails.
-    fn start<'a>(
-        &'a self,
-        launch: Launch<'a>,
-        record: Record<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn RunningTask>, StartError>>;
+    fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a>;
 
     /// Takes over a task an earlier agent process started from its checkpoint, if it is
     /// still there.
-    fn recover<'a>(
-        &'a self,
-        checkpoint: &'a Checkpoint,
-    ) -> BoxFuture<'a, Option<Box<dyn RunningTask>>>;
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a>;
 }
 
 /// The executors of an agent, and which one runs which app.
@@ -243,11 +242,7 @@ impl ContainerRuntime {
 }
 
 impl Executor for ContainerRuntime {
-    fn start<'a>(
-        &'a self,
-        launch: Launch<'a>,
-        record: Record<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn RunningTask>, StartError>> {
+    fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
         Box::pin(async move {
             #[cfg(feature = "docker")]
             if let Some(engine) = &self.engine {
@@ -270,10 +265,7 @@ impl Executor for ContainerRuntime {
         })
     }
 
-    fn recover<'a>(
-        &'a self,
-        checkpoint: &'a Checkpoint,
-    ) -> BoxFuture<'a, Option<Box<dyn RunningTask>>> {
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a> {
         Box::pin(async move {
             #[cfg(feature = "docker")]
             if let (Some(engine), Some(name)) = (&self.engine, &checkpoint.container) {

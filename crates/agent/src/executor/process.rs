@@ -23,7 +23,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin};
 
 use super::{
-    BoxFuture, Executor, Exit, Launch, Locator, Record, RunningTask, StartError, StopSignal,
+    BoxFuture, Executor, Exit, Launch, Locator, Record, Recovering, RunningTask, StartError,
+    Starting, StopSignal,
 };
 use crate::checkpoint::Checkpoint;
 use crate::procfs::{self, ProcessIdentity};
@@ -88,11 +89,7 @@ impl HeldTask {
 pub struct ProcessExecutor;
 
 impl Executor for ProcessExecutor {
-    fn start<'a>(
-        &'a self,
-        launch: Launch<'a>,
-        record: Record<'a>,
-    ) -> BoxFuture<'a, Result<Box<dyn RunningTask>, StartError>> {
+    fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
         Box::pin(async move {
             let held =
                 spawn(launch.assignment, launch.sandbox, launch.env).map_err(StartError::Failed)?;
@@ -106,10 +103,7 @@ impl Executor for ProcessExecutor {
         })
     }
 
-    fn recover<'a>(
-        &'a self,
-        checkpoint: &'a Checkpoint,
-    ) -> BoxFuture<'a, Option<Box<dyn RunningTask>>> {
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a> {
         let task = checkpoint
             .process
             .and_then(ProcessTask::adopt)
