@@ -129,3 +129,49 @@ fn innermost(e: &dyn std::error::Error) -> String {
     }
     current.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use serde_json::json;
+    use state::transport::Stream;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_peer_client_reaches_its_peers_through_the_connector_given() {
+        let peer = axum::Router::new().route(
+            "/health",
+            get(|| async { axum::Json(json!({"region": "local"})) }),
+        );
+        let dialled: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = dialled.clone();
+        let client = PeerClient::with_connector(Connector::new(move |uri: hyper::Uri| {
+            seen.lock().unwrap().push(uri.to_string());
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let service = TowerToHyperService::new(peer.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(server), service)
+                    .await;
+            });
+            async move { Ok(Stream::tokio(client)) }
+        }));
+        let health = client
+            .get_json(
+                "master-2.simulated:8080",
+                "/health",
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(health, Some(json!({"region": "local"})));
+        assert_eq!(
+            *dialled.lock().unwrap(),
+            ["http://master-2.simulated:8080/"]
+        );
+    }
+}
