@@ -11,13 +11,13 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, USER_AGENT};
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use state::protocol::{
     Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport,
 };
+use state::transport::Connector;
 use tokio::sync::Notify;
 
 /// Why a call to a master failed.
@@ -84,7 +84,7 @@ impl CallError {
 pub struct MasterClient {
     masters: Vec<String>,
     current: AtomicUsize,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     timeout: Duration,
     user_agent: String,
     rotated: Notify,
@@ -94,9 +94,12 @@ impl MasterClient {
     /// A client for `masters` (`HOST:PORT` each, at least one); calls other than the
     /// long poll give up after `timeout`.
     pub fn new(masters: Vec<String>, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
-        connector.set_nodelay(true);
+        Self::with_connector(masters, timeout, Connector::tcp(Some(timeout)))
+    }
+
+    /// As [`MasterClient::new`], opening connections with `connector` (a test's or a
+    /// simulation's transport).
+    pub fn with_connector(masters: Vec<String>, timeout: Duration, connector: Connector) -> Self {
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

@@ -31,6 +31,22 @@ pub struct AgentConfig {
     pub sandbox_retention: crate::retention::Retention,
     /// Protocol timings.
     pub timings: Timings,
+    /// What runs the tasks.
+    pub tasks: TaskExecution,
+    /// How connections to the masters are opened; `None`: TCP, giving up a connection
+    /// attempt after `timings.request_timeout`.
+    pub connector: Option<state::transport::Connector>,
+}
+
+/// What runs an agent's tasks.
+#[derive(Debug, Clone, Default)]
+pub enum TaskExecution {
+    /// Processes on this host, and Docker containers when an engine answers (the default).
+    #[default]
+    Host,
+    /// One executor for every task, e.g. a [`crate::executor::FakeExecutor`] for a
+    /// simulated agent.
+    Only(std::sync::Arc<dyn crate::executor::Executor>),
 }
 
 /// Protocol timings; the defaults are for production, tests shorten them.

@@ -268,7 +268,9 @@ mod tests {
             work_dir: work_dir.clone(),
             checkpoints: Checkpoints::new(work_dir.tasks_dir()),
             outbox: Arc::new(crate::outbox::Outbox::new()),
-            containers: crate::executor::ContainerRuntime::unavailable("test"),
+            executors: crate::executor::Executors::host(
+                crate::executor::ContainerRuntime::unavailable("test"),
+            ),
         });
         let now = SystemTime::now();
         for (name, minutes_ago) in [("old", 30), ("older", 40), ("new", 1)] {

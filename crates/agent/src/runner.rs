@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::app::ContainerType;
 use state::protocol::{HealthReport, TaskAssignment, TaskStatus};
 use state::{Condition, InstanceId};
 use tokio::sync::watch;
@@ -12,7 +11,7 @@ use tokio::sync::watch;
 use crate::checkpoint::Checkpoint;
 use crate::clock::now_ms;
 use crate::env::task_env;
-use crate::executor::{Exit, Workload, process};
+use crate::executor::{Exit, Launch, Locator, RunningTask, StartError};
 use crate::health::{self, Target};
 use crate::supervisor::Inner;
 
@@ -73,21 +72,13 @@ pub(crate) async fn launch(
             format!("cannot create the sandbox {}: {e}", sandbox.display()),
         );
     }
-    let is_docker = assignment
-        .app
-        .container
-        .as_ref()
-        .is_some_and(|c| c.kind == ContainerType::Docker);
+    let executor = ctx.executors.for_app(&assignment.app);
     let mut cp = Checkpoint {
-        // A container's name is known before it exists: a restart looks for it by name.
-        #[cfg(feature = "docker")]
-        container: is_docker.then(|| crate::executor::docker::container_name(&id)),
-        #[cfg(not(feature = "docker"))]
-        container: None,
         assignment,
         sandbox,
         started_at_ms: now_ms(),
         process: None,
+        container: None,
         kill_requested: false,
         terminal: None,
     };
@@ -108,31 +99,37 @@ pub(crate) async fn launch(
         );
     }
     let env = task_env(&cp.assignment, &ctx.hostname, &cp.sandbox);
-    let started = if is_docker {
-        ctx.containers
-            .launch(&cp.assignment, &cp.sandbox, &env)
-            .await
-    } else {
-        match process::spawn(&cp.assignment, &cp.sandbox, &env) {
-            Ok(held) => {
-                cp.process = Some(held.identity());
-                if let Err(e) = ctx.checkpoints.save(&cp) {
-                    // Its command has not run: without the pid on disk a restarted agent
-                    // could not find it, so it never does.
-                    held.abandon().await;
-                    cp.process = None;
-                    let message = not_checkpointed(ctx, &e);
-                    tracing::warn!("task {id} could not start: {message}");
-                    return finish(&inner, cp, status(&id, Condition::Failed, Some(message)));
-                }
-                Ok(Workload::Process(held.release().await))
-            }
-            Err(message) => Err(message),
-        }
+    let mut recorded = None;
+    let started = {
+        let written = &cp;
+        // The executor calls this before the task's command runs: the checkpoint then says
+        // where a restarted agent finds the task.
+        let mut record = |locator: Locator| {
+            let mut next = written.clone();
+            locate(&mut next, locator.clone());
+            ctx.checkpoints
+                .save(&next)
+                .map_err(|e| not_checkpointed(ctx, &e))?;
+            recorded = Some(locator);
+            Ok(())
+        };
+        let launch = Launch {
+            assignment: &cp.assignment,
+            sandbox: &cp.sandbox,
+            env: &env,
+        };
+        executor.start(launch, &mut record).await
     };
+    if let Some(locator) = recorded {
+        locate(&mut cp, locator);
+    }
     let workload = match started {
         Ok(w) => w,
-        Err(message) => {
+        Err(StartError::Unrecorded(message)) => {
+            tracing::warn!("task {id} could not start: {message}");
+            return finish(&inner, cp, status(&id, Condition::Failed, Some(message)));
+        }
+        Err(StartError::Failed(message)) => {
             tracing::warn!("task {id} could not start: {message}");
             let st = status(&id, Condition::Error, Some(message));
             return finish(&inner, cp, st);
@@ -142,12 +139,20 @@ pub(crate) async fn launch(
     supervise(inner.clone(), cp, workload, kill).await;
 }
 
+/// Writes where a task is into its checkpoint.
+fn locate(cp: &mut Checkpoint, locator: Locator) {
+    match locator {
+        Locator::Process(identity) => cp.process = Some(identity),
+        Locator::Container(name) => cp.container = Some(name),
+    }
+}
+
 /// Watches a running task (new, or found again after a restart) until it ends: runs its
 /// health checks, stops it when asked, and reports how it ended.
 pub(crate) async fn supervise(
     inner: Arc<Inner>,
     mut cp: Checkpoint,
-    mut workload: Workload,
+    mut workload: Box<dyn RunningTask>,
     mut kill: watch::Receiver<bool>,
 ) {
     let ctx = &inner.ctx;

@@ -15,8 +15,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::client::{CallError, MasterClient};
-use crate::config::{AgentConfig, DEFAULT_HEARTBEAT, Timings};
-use crate::executor::ContainerRuntime;
+use crate::config::{AgentConfig, DEFAULT_HEARTBEAT, TaskExecution, Timings};
+use crate::executor::{ContainerRuntime, Executors};
 use crate::outbox::Outbox;
 use crate::status_api::{self, AgentView};
 use crate::supervisor::{Supervisor, TaskContext};
@@ -76,19 +76,25 @@ pub async fn run(
     let agent_id = work_dir.agent_id()?;
     let fence = Arc::new(work_dir.term_fence()?);
     let outbox = Arc::new(Outbox::new());
-    let containers = ContainerRuntime::detect().await;
-    if !containers.is_available() {
-        tracing::info!(
-            "Docker apps cannot run here: {}",
-            containers.unavailable_reason()
-        );
-    }
+    let executors = match &config.tasks {
+        TaskExecution::Host => {
+            let containers = ContainerRuntime::detect().await;
+            if !containers.is_available() {
+                tracing::info!(
+                    "Docker apps cannot run here: {}",
+                    containers.unavailable_reason()
+                );
+            }
+            Executors::host(containers)
+        }
+        TaskExecution::Only(executor) => Executors::only(executor.clone()),
+    };
     let supervisor = Supervisor::new(TaskContext {
         hostname: config.hostname.clone(),
         work_dir: work_dir.clone(),
         checkpoints: crate::checkpoint::Checkpoints::new(work_dir.tasks_dir()),
         outbox: outbox.clone(),
-        containers,
+        executors,
     });
     let recovered = supervisor
         .recover()
@@ -104,10 +110,14 @@ pub async fn run(
             recovered.lost.len()
         );
     }
-    let client = Arc::new(MasterClient::new(
-        config.masters.clone(),
-        config.timings.request_timeout,
-    ));
+    let client = Arc::new(match &config.connector {
+        None => MasterClient::new(config.masters.clone(), config.timings.request_timeout),
+        Some(connector) => MasterClient::with_connector(
+            config.masters.clone(),
+            config.timings.request_timeout,
+            connector.clone(),
+        ),
+    });
     let agent = Agent {
         id: agent_id.clone(),
         hostname: config.hostname.clone(),

@@ -92,7 +92,7 @@ mod tests {
 
     use super::*;
     use crate::checkpoint::Checkpoints;
-    use crate::executor::ContainerRuntime;
+    use crate::executor::{Executors, FakeExecutor};
     use crate::outbox::Outbox;
     use crate::supervisor::TaskContext;
     use crate::work_dir::WorkDir;
@@ -117,7 +117,7 @@ mod tests {
             checkpoints: Checkpoints::new(work_dir.tasks_dir()),
             work_dir,
             outbox: Arc::new(Outbox::new()),
-            containers: ContainerRuntime::unavailable("test"),
+            executors: Executors::only(Arc::new(FakeExecutor::new())),
         });
         let agent: Agent = serde_json::from_value(json!({
             "id": "a-1", "hostname": "h", "ip": "127.0.0.1"

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::clock::now_ms;
-use crate::executor::{ContainerRuntime, ProcessTask, Workload};
+use crate::executor::{Executors, RunningTask};
 use crate::outbox::Outbox;
 use crate::runner;
 use crate::work_dir::WorkDir;
@@ -28,8 +28,8 @@ pub struct TaskContext {
     pub checkpoints: Checkpoints,
     /// Where status updates go.
     pub outbox: Arc<Outbox>,
-    /// Docker, if this agent can run containers.
-    pub containers: ContainerRuntime,
+    /// What runs tasks (processes and Docker containers, or a fake).
+    pub executors: Executors,
 }
 
 #[derive(Debug)]
@@ -166,14 +166,13 @@ impl Supervisor {
         Ok(found)
     }
 
-    async fn adopt(&self, cp: &Checkpoint) -> Option<Workload> {
-        if let Some(identity) = cp.process {
-            return ProcessTask::adopt(identity).map(Workload::Process);
-        }
-        if let Some(name) = &cp.container {
-            return self.inner.ctx.containers.adopt(name).await;
-        }
-        None
+    async fn adopt(&self, cp: &Checkpoint) -> Option<Box<dyn RunningTask>> {
+        self.inner
+            .ctx
+            .executors
+            .for_app(&cp.assignment.app)
+            .recover(cp)
+            .await
     }
 
     fn start_runner<F, Fut>(&self, id: InstanceId, kill_now: bool, run: F)
@@ -287,3 +286,6 @@ impl Supervisor {
         ids
     }
 }
+
+#[cfg(test)]
+mod tests;

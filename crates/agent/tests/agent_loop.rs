@@ -200,7 +200,8 @@ async fn status(
     })
 }
 
-async fn fake_master() -> (Fake, SocketAddr) {
+/// A fake master that knows nothing yet, and its internal agent API.
+fn fake_router() -> (Fake, Router) {
     let fake = Fake {
         master: Arc::new(Mutex::new(Master {
             term: 1,
@@ -215,6 +216,11 @@ async fn fake_master() -> (Fake, SocketAddr) {
         .route("/internal/agents/{id}/assignments", get(assignments))
         .route("/internal/agents/{id}/status", post(status))
         .with_state(fake.clone());
+    (fake, app)
+}
+
+async fn fake_master() -> (Fake, SocketAddr) {
+    let (fake, app) = fake_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -240,6 +246,8 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
             backoff_base: Duration::from_millis(10),
             backoff_cap: Duration::from_millis(100),
         },
+        tasks: agent::TaskExecution::Host,
+        connector: None,
     }
 }
 
@@ -552,4 +560,64 @@ async fn a_stopped_agent_leaves_its_tasks_running_and_a_new_one_takes_them_over(
         .count();
     assert_eq!(staged, 1, "started once, never again");
     second.stop().await;
+}
+
+/// The seam a simulation uses: the agent's every call to its master goes through a
+/// replaced connector, here into the fake master's router over in-memory streams, and its
+/// tasks run on a fake executor, so nothing opens a socket or starts a process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_talks_to_its_master_through_a_replaced_connector() {
+    use agent::executor::FakeExecutor;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use state::transport::{Connector, Stream};
+
+    let (fake, app) = fake_router();
+    let dialled: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = dialled.clone();
+    let connector = Connector::new(move |uri: hyper::Uri| {
+        seen.lock().unwrap().push(uri.to_string());
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server), service)
+                .await;
+        });
+        async move { Ok(Stream::tokio(client)) }
+    });
+    let executor = FakeExecutor::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(vec!["master-1.simulated:8080".into()], dir.path());
+    config.connector = Some(connector);
+    config.tasks = agent::TaskExecution::Only(Arc::new(executor.clone()));
+    let agent = start(config);
+
+    let reg = eventually("a registration", || {
+        let r = fake.with(|m| m.registrations.first().cloned());
+        async move { r }
+    })
+    .await;
+    fake.assign(1, vec![sleeper("sleepy.instance-1")]);
+    fake.status_where("sleepy.instance-1", |u| u.condition == Condition::Running)
+        .await;
+    assert_eq!(executor.running(), ["sleepy.instance-1".into()]);
+    assert!(executor.exit(&"sleepy.instance-1".into(), 0));
+    fake.status_where("sleepy.instance-1", |u| u.condition == Condition::Finished)
+        .await;
+    assert!(
+        fake.with(|m| m.heartbeats) > 0,
+        "heartbeats of {}",
+        reg.agent.id.0
+    );
+    agent.stop().await;
+
+    let dialled = dialled.lock().unwrap().clone();
+    assert!(!dialled.is_empty());
+    assert!(
+        dialled
+            .iter()
+            .all(|u| u == "http://master-1.simulated:8080/"),
+        "{dialled:?}"
+    );
 }

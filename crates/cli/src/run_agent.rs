@@ -212,6 +212,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
             max_age: args.sandbox_retention_age,
         },
         timings: Timings::default(),
+        tasks: agent::TaskExecution::Host,
+        connector: None,
     };
     crate::logging::init();
     match runtime.block_on(agent::run(config, signals.wait())) {

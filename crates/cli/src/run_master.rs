@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use master::leadership::ExitReason;
 use master::{MasterConfig, parse_masters};
 
 use crate::detect;
@@ -136,7 +137,14 @@ pub fn run(args: MasterArgs) -> ExitCode {
         Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
     };
     match runtime.block_on(master::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(ExitReason::Requested) => ExitCode::SUCCESS,
+        Ok(reason) => {
+            eprintln!("{reason}");
+            // Fail fast, as a supervisor expects: nothing of this master waits for its
+            // in-flight work (blocking storage calls included) before the process ends.
+            runtime.shutdown_background();
+            ExitCode::from(u8::try_from(reason.exit_code()).unwrap_or(1))
+        }
         Err(e) => fail(1, e.to_string()),
     }
 }

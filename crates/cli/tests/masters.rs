@@ -493,6 +493,13 @@ fn exit_on_leadership_loss_exits_with_103() {
         Some(103),
         "exit status after leadership loss: {status}"
     );
+    let stderr = c.stderr(leader_id);
+    if !stderr.contains(&format!(
+        "drover master {leader_id}: lost leadership of term"
+    )) || !stderr.contains("exiting with code 103 (--exit-on-leadership-loss)")
+    {
+        c.fail("the exit on leadership loss must say why, with its code");
+    }
     let survivors: Vec<u32> = c.ids().into_iter().filter(|&id| id != leader_id).collect();
     // Both survivors may stand at once, and openraft lets the higher id depose a leader of
     // the same term: a survivor elected for a moment then exits with 103 too, as the flag

@@ -10,7 +10,6 @@ use domain::AgentId;
 use state::protocol::{DiskUse, HealthReport};
 use state::{AgentState, Command, InstanceId};
 
-use crate::clock;
 use crate::leadership::{LeaderService, ServiceFuture};
 use crate::node::Master;
 
@@ -173,7 +172,7 @@ impl LeaderService for Liveness {
                     let cmd = Command::SetAgentState {
                         agent_id,
                         state: AgentState::Unreachable,
-                        at_ms: clock::now_ms(),
+                        at_ms: master.clock.now_ms(),
                     };
                     if let Err(e) = master.write(cmd).await {
                         tracing::warn!(error = ?e.body, "cannot mark an agent unreachable");

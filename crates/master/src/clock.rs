@@ -1,8 +1,67 @@
-//! Wall-clock time as Marathon writes it: `2026-11-21T19:55:01.123Z`.
+//! Wall-clock time: the [`Clock`] the master reads it from (the system's, or a test's
+//! [`ManualClock`]), and Marathon's way of writing it, `2026-11-21T19:55:01.123Z`.
+//!
+//! The master reads the time through `Master::clock`, so a test or a simulation decides
+//! what "now" is. (The scheduler still calls [`now_ms`] until its redesign passes `now` in.)
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, now.
+/// Where the master reads wall-clock time from.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Milliseconds since the Unix epoch, now.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
+/// A clock that moves only when told to (tests, simulations).
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    ms: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at `ms` since the Unix epoch.
+    pub fn at(ms: u64) -> Self {
+        ManualClock {
+            ms: AtomicU64::new(ms),
+        }
+    }
+
+    /// Sets the time to `ms` since the Unix epoch (it may go back, as a real clock can).
+    pub fn set(&self, ms: u64) {
+        self.ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        // fetch_update with a closure that always succeeds: the Err arm cannot happen.
+        let _ = self
+            .ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ms| {
+                Some(ms.saturating_add(by))
+            });
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now, by the system's clock.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -71,5 +130,18 @@ mod tests {
             assert_eq!(parse_iso(&iso(ms)), Some(ms));
         }
         assert_eq!(parse_iso("yesterday"), None);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let clock = ManualClock::at(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        clock.advance(Duration::from_millis(250));
+        assert_eq!(clock.now_ms(), 1_250);
+        clock.set(500);
+        assert_eq!(clock.now_ms(), 500);
+        clock.set(u64::MAX - 1);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now_ms(), u64::MAX);
     }
 }

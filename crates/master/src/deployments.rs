@@ -7,13 +7,11 @@ use domain::AppId;
 use serde_json::{Value, json};
 use state::{ClusterState, Deployment, DeploymentAction, DeploymentStep, Instance};
 
-use crate::clock;
-
 /// What a deployment does to its app (Marathon's action names).
 pub use state::ActionKind as Action;
 
-/// A new deployment of `app` at `version`.
-pub fn new(app: &AppId, version: &str, action: Action) -> Deployment {
+/// A new deployment of `app` at `version`, created at `now_ms`.
+pub fn new(app: &AppId, version: &str, action: Action, now_ms: u64) -> Deployment {
     Deployment {
         id: uuid::Uuid::new_v4().to_string(),
         version: version.to_string(),
@@ -25,7 +23,7 @@ pub fn new(app: &AppId, version: &str, action: Action) -> Deployment {
             }],
         }],
         current_step: 1,
-        created_at_ms: clock::now_ms(),
+        created_at_ms: now_ms,
     }
 }
 

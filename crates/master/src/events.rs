@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use state::InstanceId;
 use tokio::sync::broadcast;
 
-use crate::clock;
+use crate::clock::{self, Clock, SystemClock};
 use crate::node::Master;
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -213,24 +213,32 @@ pub struct Published {
 #[derive(Debug)]
 pub struct EventBus {
     sender: broadcast::Sender<Published>,
+    /// What stamps each event's `timestamp`.
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus {
-            sender: broadcast::channel(BACKLOG).0,
-        }
+        Self::with_clock(Arc::new(SystemClock))
     }
 }
 
 impl EventBus {
-    /// Publishes an event, stamped with the time.
+    /// A bus whose events are stamped by `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        EventBus {
+            sender: broadcast::channel(BACKLOG).0,
+            clock,
+        }
+    }
+
+    /// Publishes an event, stamped with the time of the bus's clock.
     pub fn publish(&self, event: Event) {
         let event_type = event.event_type();
         let mut body = serde_json::to_value(&event).unwrap_or_else(|_| json!({}));
         if let Some(b) = body.as_object_mut() {
             b.insert("eventType".into(), json!(event_type));
-            b.insert("timestamp".into(), json!(clock::iso(clock::now_ms())));
+            b.insert("timestamp".into(), json!(clock::iso(self.clock.now_ms())));
         }
         // No subscriber is not an error.
         let _ = self.sender.send(Published { event_type, body });
@@ -344,5 +352,28 @@ mod tests {
                 name
             );
         }
+    }
+
+    #[test]
+    fn events_are_stamped_by_the_bus_s_clock() {
+        let clock = Arc::new(crate::clock::ManualClock::at(1_795_290_901_123));
+        let bus = EventBus::with_clock(clock.clone());
+        let mut events = bus.subscribe();
+        let terminated = || Event::AppTerminatedEvent {
+            app_id: "/x".into(),
+        };
+        bus.publish(terminated());
+        clock.advance(Duration::from_secs(2));
+        bus.publish(terminated());
+        let stamps: Vec<Value> = (0..2)
+            .map(|_| events.try_recv().expect("an event").body["timestamp"].clone())
+            .collect();
+        assert_eq!(
+            stamps,
+            [
+                json!("2026-11-21T19:55:01.123Z"),
+                json!("2026-11-21T19:55:03.123Z")
+            ]
+        );
     }
 }

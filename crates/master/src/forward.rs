@@ -79,16 +79,15 @@ fn other_cluster(master: &Master, request: &Request) -> Option<ApiError> {
         master.config.id,
         request.uri().path()
     );
-    warn_rarely(&message);
+    warn_rarely(master.clock.now_ms(), &message);
     Some(ApiError::new(StatusCode::MISDIRECTED_REQUEST, message))
 }
 
 /// Logs a refusal at most once every ten seconds: a master of another cluster retries its
 /// Raft RPCs many times a second.
-fn warn_rarely(message: &str) {
+fn warn_rarely(now: u64, message: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = crate::clock::now_ms();
     let last = LAST.load(Ordering::Relaxed);
     if now.saturating_sub(last) >= 10_000
         && LAST

@@ -3,6 +3,10 @@
 //! The scheduler, agent liveness and health aggregation plug in here as [`LeaderService`]s.
 //! Each runs as one task per term; losing leadership aborts the tasks at once, so nothing a
 //! deposed leader started keeps writing (and its writes would fail anyway: Raft refuses them).
+//!
+//! When the master must end (Raft stopped with a fatal error, or leadership was lost under
+//! `--exit-on-leadership-loss`), [`supervise`] returns an [`ExitReason`]; only `main` exits
+//! the process, so a master can also run inside a test or a simulation.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +20,54 @@ use crate::node::Master;
 
 /// Exit code when `--exit-on-leadership-loss` is set and leadership is lost (as Marathon).
 pub const EXIT_LEADERSHIP_LOST: i32 = 103;
+
+/// Why a running master ended, and the exit code the process ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// A stop this process was asked for (SIGTERM, Ctrl-C): exit 0.
+    Requested,
+    /// Raft stopped with a fatal error (storage): exit 1.
+    RaftFailed {
+        /// This master's id.
+        id: u64,
+        /// What Raft said.
+        reason: String,
+    },
+    /// Leadership was lost with `--exit-on-leadership-loss` set: exit
+    /// [`EXIT_LEADERSHIP_LOST`].
+    LeadershipLost {
+        /// This master's id.
+        id: u64,
+        /// The term it led.
+        term: u64,
+    },
+}
+
+impl ExitReason {
+    /// The process's exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExitReason::Requested => 0,
+            ExitReason::RaftFailed { .. } => 1,
+            ExitReason::LeadershipLost { .. } => EXIT_LEADERSHIP_LOST,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::Requested => f.write_str("stopped on request"),
+            ExitReason::RaftFailed { id, reason } => {
+                write!(f, "drover master {id}: Raft stopped: {reason}. Exiting.")
+            }
+            ExitReason::LeadershipLost { id, term } => write!(
+                f,
+                "drover master {id}: lost leadership of term {term}; exiting with code {EXIT_LEADERSHIP_LOST} (--exit-on-leadership-loss)"
+            ),
+        }
+    }
+}
 
 /// A boxed future, as services return.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -55,8 +107,13 @@ impl LeaderService for ClusterIdentity {
     }
 }
 
-/// Watches Raft and starts or stops the leader-only services.
-pub async fn supervise(master: Arc<Master>, services: Vec<Arc<dyn LeaderService>>) {
+/// Watches Raft and starts or stops the leader-only services. Returns when Raft stops: with
+/// the reason the master must exit for, or `None` when this process asked Raft to stop (the
+/// caller then decides how it ends).
+pub async fn supervise(
+    master: Arc<Master>,
+    services: Vec<Arc<dyn LeaderService>>,
+) -> Option<ExitReason> {
     let mut metrics = master.raft.metrics();
     let mut running: Option<(u64, Vec<JoinHandle<()>>)> = None;
     let mut last_leader = None;
@@ -72,14 +129,14 @@ pub async fn supervise(master: Arc<Master>, services: Vec<Arc<dyn LeaderService>
         };
         if let Err(openraft::error::Fatal::Stopped) = stopped {
             // A shutdown this process asked for (SIGTERM, Ctrl-C): startup decides the exit.
-            return;
+            return None;
         }
         if let Err(fatal) = stopped {
-            eprintln!(
-                "drover master {}: Raft stopped: {fatal}. Exiting.",
-                master.config.id
-            );
-            std::process::exit(1);
+            abort_all(running.take());
+            return Some(ExitReason::RaftFailed {
+                id: master.config.id,
+                reason: fatal.to_string(),
+            });
         }
         if leader != last_leader {
             if last_leader.is_some() || leader.is_some() {
@@ -92,17 +149,13 @@ pub async fn supervise(master: Arc<Master>, services: Vec<Arc<dyn LeaderService>
         match (&running, leading) {
             (Some((t, _)), true) if *t == term => {}
             (Some(_), _) => {
-                let (t, tasks) = running.take().unwrap_or_default();
-                for task in tasks {
-                    task.abort();
-                }
+                let t = abort_all(running.take());
                 tracing::info!(term = t, "leadership lost: leader-only services stopped");
                 if master.config.exit_on_leadership_loss {
-                    eprintln!(
-                        "drover master {}: lost leadership of term {t}; exiting with code {EXIT_LEADERSHIP_LOST} (--exit-on-leadership-loss)",
-                        master.config.id
-                    );
-                    std::process::exit(EXIT_LEADERSHIP_LOST);
+                    return Some(ExitReason::LeadershipLost {
+                        id: master.config.id,
+                        term: t,
+                    });
                 }
                 continue;
             }
@@ -120,7 +173,47 @@ pub async fn supervise(master: Arc<Master>, services: Vec<Arc<dyn LeaderService>
             (None, false) => {}
         }
         if metrics.changed().await.is_err() {
-            return;
+            abort_all(running.take());
+            return None;
         }
+    }
+}
+
+/// Aborts the leader-only tasks of a term; returns that term (0 when none ran).
+fn abort_all(running: Option<(u64, Vec<JoinHandle<()>>)>) -> u64 {
+    let (term, tasks) = running.unwrap_or_default();
+    for task in tasks {
+        task.abort();
+    }
+    term
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_reasons_keep_the_codes_and_messages_operators_rely_on() {
+        let raft = ExitReason::RaftFailed {
+            id: 2,
+            reason: "storage error".into(),
+        };
+        let lost = ExitReason::LeadershipLost { id: 3, term: 7 };
+        assert_eq!(
+            (
+                ExitReason::Requested.exit_code(),
+                raft.exit_code(),
+                lost.exit_code()
+            ),
+            (0, 1, 103)
+        );
+        assert_eq!(
+            raft.to_string(),
+            "drover master 2: Raft stopped: storage error. Exiting."
+        );
+        assert_eq!(
+            lost.to_string(),
+            "drover master 3: lost leadership of term 7; exiting with code 103 (--exit-on-leadership-loss)"
+        );
     }
 }

@@ -13,7 +13,7 @@ use state::types::Raft;
 use state::{Command, Response, StateReader};
 
 use crate::agents::AgentView;
-use crate::clock;
+use crate::clock::{self, Clock, SystemClock};
 use crate::config::MasterConfig;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, RaftFigures};
@@ -46,6 +46,8 @@ pub struct Master {
     pub events: crate::events::EventBus,
     /// Mass eviction protection's memory.
     pub eviction: crate::scheduler::EvictionGuard,
+    /// Where this master reads the time (set with [`Master::with_clock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What a master is in the Raft group right now.
@@ -92,7 +94,16 @@ impl Master {
             queue: crate::scheduler::Queue::default(),
             events: crate::events::EventBus::default(),
             eviction: crate::scheduler::EvictionGuard::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same master reading the time from `clock` (a test's or a simulation's), events
+    /// included. Call before it serves anything.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.events = crate::events::EventBus::with_clock(clock.clone());
+        self.clock = clock;
+        self
     }
 
     /// This master's role.
@@ -242,7 +253,7 @@ impl Master {
     /// after every version this master issued before.
     pub fn next_version(&self, current: Option<&str>) -> String {
         let floor = current.and_then(clock::parse_iso).map_or(0, |v| v + 1);
-        let mut candidate = clock::now_ms().max(floor);
+        let mut candidate = self.clock.now_ms().max(floor);
         let mut last = self.last_version_ms.load(Ordering::SeqCst);
         loop {
             candidate = candidate.max(last + 1);

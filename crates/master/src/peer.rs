@@ -7,14 +7,13 @@ pub use axum::http::Method;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use state::transport::Connector;
 
 /// One pooled HTTP/1 client, shared.
 #[derive(Clone)]
 pub struct PeerClient {
-    client: Client<HttpConnector, Body>,
+    client: Client<Connector, Body>,
 }
 
 impl Default for PeerClient {
@@ -24,13 +23,16 @@ impl Default for PeerClient {
 }
 
 impl PeerClient {
-    /// A client with connection pooling and TCP_NODELAY.
+    /// A client over TCP with connection pooling, TCP_NODELAY and a 2 s connect limit.
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        Self::with_connector(Connector::tcp(Some(Duration::from_secs(2))))
+    }
+
+    /// A pooled client that opens connections with `connector` (a test's or a simulation's
+    /// transport).
+    pub fn with_connector(connector: Connector) -> Self {
         PeerClient {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: state::transport::client(connector),
         }
     }
 
@@ -126,4 +128,50 @@ fn innermost(e: &dyn std::error::Error) -> String {
         current = next;
     }
     current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use serde_json::json;
+    use state::transport::Stream;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_peer_client_reaches_its_peers_through_the_connector_given() {
+        let peer = axum::Router::new().route(
+            "/health",
+            get(|| async { axum::Json(json!({"region": "local"})) }),
+        );
+        let dialled: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = dialled.clone();
+        let client = PeerClient::with_connector(Connector::new(move |uri: hyper::Uri| {
+            seen.lock().unwrap().push(uri.to_string());
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let service = TowerToHyperService::new(peer.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(server), service)
+                    .await;
+            });
+            async move { Ok(Stream::tokio(client)) }
+        }));
+        let health = client
+            .get_json(
+                "master-2.simulated:8080",
+                "/health",
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(health, Some(json!({"region": "local"})));
+        assert_eq!(
+            *dialled.lock().unwrap(),
+            ["http://master-2.simulated:8080/"]
+        );
+    }
 }

@@ -9,10 +9,12 @@ use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
 use serde_json::json;
 use state::network::HttpNetwork;
+use state::transport::Connector;
 use state::types::Raft;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, MasterConfig};
-use crate::leadership::{self, ClusterIdentity, LeaderService};
+use crate::leadership::{self, ClusterIdentity, ExitReason, LeaderService};
 use crate::node::Master;
 use crate::peer::PeerClient;
 
@@ -100,8 +102,38 @@ pub enum StartupError {
 /// The store file inside the data dir.
 const STORE_FILE: &str = "raft.redb";
 
-/// Runs a master until Ctrl-C or SIGTERM.
-pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
+/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP and reading the
+/// system's clock. Returns why it ended; the caller exits the process with
+/// [`ExitReason::exit_code`].
+pub async fn run(config: MasterConfig) -> Result<ExitReason, StartupError> {
+    run_with(config, Seams::system()).await
+}
+
+/// How long a master's connection attempt to a peer may take.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a master takes from the world outside it, replaceable by a test or a simulation.
+#[derive(Debug, Clone)]
+pub struct Seams {
+    /// Opens every connection to a peer: Raft, forwarding, peer questions.
+    pub connector: Connector,
+    /// Where the master reads the time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Seams {
+    /// TCP (with [`PEER_CONNECT_TIMEOUT`]) and the system's clock.
+    pub fn system() -> Self {
+        Seams {
+            connector: Connector::tcp(Some(PEER_CONNECT_TIMEOUT)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// As [`run`], over `seams`.
+pub async fn run_with(config: MasterConfig, seams: Seams) -> Result<ExitReason, StartupError> {
+    let Seams { connector, clock } = seams;
     config.validate()?;
     // Before anything can be asked of this master: a signal that arrives while it starts is
     // a request to stop (exit 0), not the default action (death by signal).
@@ -125,7 +157,8 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let stored = StoredIdentity::read(&mut log_store, &reader)
         .await
         .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
-    check_peers(&config, fresh, &stored).await?;
+    let peers = PeerClient::with_connector(connector.clone());
+    check_peers(&config, &peers, fresh, &stored).await?;
     stored.check_membership(&config)?;
     let (election_timeout_min, election_timeout_max) = config.openraft_election_timeouts();
     let raft_config = openraft::Config {
@@ -141,7 +174,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        HttpNetwork::new(config.id).with_cluster_id(reader.clone()),
+        HttpNetwork::with_connector(config.id, connector).with_cluster_id(reader.clone()),
         log_store,
         state_machine,
     )
@@ -154,7 +187,9 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
             addr: config.listen.to_string(),
             source,
         })?;
-    let master = Arc::new(Master::new(config, raft, reader));
+    let mut master = Master::new(config, raft, reader).with_clock(clock);
+    master.peers = peers;
+    let master = Arc::new(master);
     tracing::info!(
         id = master.config.id,
         listen = %master.config.listen,
@@ -170,7 +205,7 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
         Arc::new(crate::agents::Liveness),
         Arc::new(crate::scheduler::Scheduler),
     ];
-    tokio::spawn(leadership::supervise(master.clone(), services));
+    let mut leadership = tokio::spawn(leadership::supervise(master.clone(), services));
     tokio::spawn(form_cluster(master.clone()));
     let registration = tokio::spawn(register(master.clone()));
 
@@ -184,6 +219,19 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
                 // notices Raft going away and exits with a vaguer message.
                 return Err(e);
             }
+            tokio::select! {
+                _ = shutdown.requested() => tracing::info!("shutting down"),
+                ended = &mut leadership => {
+                    if let Some(reason) = ended_with(master.config.id, ended) {
+                        return Ok(reason);
+                    }
+                }
+            }
+        }
+        ended = &mut leadership => {
+            if let Some(reason) = ended_with(master.config.id, ended) {
+                return Ok(reason);
+            }
             shutdown.requested().await;
         }
         result = server => {
@@ -195,7 +243,23 @@ pub async fn run(config: MasterConfig) -> Result<(), StartupError> {
         }
     }
     let _ = master.raft.shutdown().await;
-    Ok(())
+    Ok(ExitReason::Requested)
+}
+
+/// The reason the leadership supervisor ended the master for, if it did. Leaves the
+/// process at once (no Raft shutdown): a fatal Raft error or a lost leadership under
+/// `--exit-on-leadership-loss` is fail-fast, as the process exit it replaces was.
+fn ended_with(
+    id: u64,
+    ended: Result<Option<ExitReason>, tokio::task::JoinError>,
+) -> Option<ExitReason> {
+    match ended {
+        Ok(reason) => reason,
+        Err(e) => Some(ExitReason::RaftFailed {
+            id,
+            reason: format!("the leadership supervisor failed: {e}"),
+        }),
+    }
 }
 
 /// SIGTERM and SIGINT, handled from the moment [`Shutdown::install`] returns.
@@ -318,10 +382,10 @@ impl StoredIdentity {
 /// that already exists.
 async fn check_peers(
     config: &MasterConfig,
+    client: &PeerClient,
     fresh: bool,
     stored: &StoredIdentity,
 ) -> Result<(), StartupError> {
-    let client = PeerClient::new();
     let checks = config.peers().map(|(id, addr)| {
         let client = client.clone();
         let addr = addr.to_string();

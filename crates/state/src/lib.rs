@@ -7,6 +7,8 @@
 //! - [`log_store`] / [`mem_log_store`]: the Raft log and vote, in redb or in memory.
 //! - [`state_machine`]: the state machine around `ClusterState`, with persisted snapshots.
 //! - [`network`]: the Raft network over HTTP (client, and the server's request handling).
+//! - [`transport`]: the [`transport::Connector`] every internal HTTP client opens
+//!   connections with (TCP, or a test's own streams).
 //!
 //! One redb file holds a master's log, vote and current snapshot: [`open`] it.
 
@@ -18,6 +20,7 @@ pub mod mem_log_store;
 pub mod network;
 pub mod protocol;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
 
 use std::path::Path;

@@ -13,8 +13,6 @@ use hyper::body::Bytes;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
-use hyper_util::rt::TokioExecutor;
 use openraft::RPCTypes;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
@@ -28,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::state_machine::StateReader;
+use crate::transport::Connector;
 use crate::types::{Node, NodeId, Raft, TypeConfig};
 
 /// The largest Raft RPC body a master accepts, bytes (64 MiB). Senders stay well below it:
@@ -144,13 +143,13 @@ pub enum PeerError {
 
 /// The client side of the Raft network: one HTTP client shared by all peers.
 #[derive(Clone)]
-pub struct HttpNetwork<K = HttpConnector> {
+pub struct HttpNetwork {
     id: NodeId,
-    client: Client<K, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     cluster: Option<StateReader>,
 }
 
-impl<K> fmt::Debug for HttpNetwork<K> {
+impl fmt::Debug for HttpNetwork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpNetwork")
             .field("id", &self.id)
@@ -159,21 +158,17 @@ impl<K> fmt::Debug for HttpNetwork<K> {
 }
 
 impl HttpNetwork {
-    /// A network for the master with Raft node id `id`, over plain TCP.
+    /// A network for the master with Raft node id `id`, over plain TCP. No connect time
+    /// limit of its own: every RPC has openraft's.
     pub fn new(id: NodeId) -> Self {
-        Self::with_connector(id, HttpConnector::new())
+        Self::with_connector(id, Connector::tcp(None))
     }
-}
 
-impl<K> HttpNetwork<K>
-where
-    K: Connect + Clone + Send + Sync + 'static,
-{
-    /// A network over a custom connector (e.g. a simulated network in tests).
-    pub fn with_connector(id: NodeId, connector: K) -> Self {
+    /// A network over `connector` (e.g. a simulated network in tests).
+    pub fn with_connector(id: NodeId, connector: Connector) -> Self {
         HttpNetwork {
             id,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::transport::client(connector),
             cluster: None,
         }
     }
@@ -186,11 +181,8 @@ where
     }
 }
 
-impl<K> RaftNetworkFactory<TypeConfig> for HttpNetwork<K>
-where
-    K: Connect + Clone + Send + Sync + 'static,
-{
-    type Network = HttpPeer<K>;
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpPeer;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Self::Network {
         HttpPeer {
@@ -204,15 +196,15 @@ where
 }
 
 /// The connection to one peer master.
-pub struct HttpPeer<K = HttpConnector> {
+pub struct HttpPeer {
     id: NodeId,
     target: NodeId,
     addr: String,
-    client: Client<K, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     cluster: Option<StateReader>,
 }
 
-impl<K> fmt::Debug for HttpPeer<K> {
+impl fmt::Debug for HttpPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpPeer")
             .field("target", &self.target)
@@ -224,10 +216,7 @@ impl<K> fmt::Debug for HttpPeer<K> {
 /// How much of an error body goes into an error message.
 const ERROR_BODY_LIMIT: usize = 512;
 
-impl<K> HttpPeer<K>
-where
-    K: Connect + Clone + Send + Sync + 'static,
-{
+impl HttpPeer {
     async fn call<Req, Resp, E>(
         &self,
         rpc: RaftRpc,
@@ -376,10 +365,7 @@ fn encode_append(
 /// Shorthand for the errors of the RPCs below.
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, Node, RaftError<NodeId, E>>;
 
-impl<K> RaftNetwork<TypeConfig> for HttpPeer<K>
-where
-    K: Connect + Clone + Send + Sync + 'static,
-{
+impl RaftNetwork<TypeConfig> for HttpPeer {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

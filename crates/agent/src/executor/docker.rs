@@ -26,7 +26,7 @@ use state::protocol::TaskAssignment;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
-use super::{Exit, StopSignal};
+use super::{BoxFuture, Exit, RunningTask, StopSignal};
 
 /// Where the sandbox appears inside a container (`MESOS_SANDBOX`), as with Mesos.
 pub const SANDBOX_IN_CONTAINER: &str = "/mnt/mesos/sandbox";
@@ -280,6 +280,20 @@ impl ContainerTask {
         {
             tracing::warn!("cannot remove container {}: {}", self.name, message(&e));
         }
+    }
+}
+
+impl RunningTask for ContainerTask {
+    fn wait(&mut self) -> BoxFuture<'_, Exit> {
+        Box::pin(ContainerTask::wait(self))
+    }
+
+    fn signal(&self, signal: StopSignal) -> BoxFuture<'_, ()> {
+        Box::pin(ContainerTask::signal(self, signal))
+    }
+
+    fn clean_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(ContainerTask::clean_up(self))
     }
 }
 

@@ -1,15 +1,37 @@
-//! Executors: what runs a task. A plain process (`process`), or a Docker container
-//! (`docker`, behind the cargo feature of that name).
+//! Executors: what runs a task, behind the [`Executor`] trait. A plain process
+//! ([`process`]), a Docker container ([`docker`], behind the cargo feature of that name), or
+//! nothing at all ([`fake`]: tasks that start, run and end when a test says so).
+//!
+//! The runner owns a task's life (sandbox, checkpoints, health checks, status updates); an
+//! executor only starts it, finds it again after a restart, and hands back a
+//! [`RunningTask`] to wait for, signal and clean up after.
 
+pub mod fake;
 pub mod process;
 
 #[cfg(feature = "docker")]
 pub mod docker;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use process::ProcessTask;
+use domain::AppDefinition;
+use domain::app::ContainerType;
+use state::protocol::TaskAssignment;
+
+use crate::checkpoint::Checkpoint;
+use crate::procfs::ProcessIdentity;
+
+pub use fake::FakeExecutor;
+pub use process::{ProcessExecutor, ProcessTask};
+
+/// A boxed future that can move between threads (what the object-safe traits here return).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How a task's process or container ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,44 +67,53 @@ pub enum StopSignal {
     Kill,
 }
 
-/// A started task, whatever runs it.
-#[derive(Debug)]
-pub enum Workload {
+/// Where a started task can be found again after an agent restart; the runner writes it
+/// into the task's checkpoint before the task's command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locator {
     /// A process group on this host.
-    Process(ProcessTask),
-    /// A Docker container.
-    #[cfg(feature = "docker")]
-    Container(docker::ContainerTask),
+    Process(ProcessIdentity),
+    /// A Docker container of this name.
+    Container(String),
 }
 
-impl Workload {
+/// What starting a task needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// The assignment (app definition, ports, instance id).
+    pub assignment: &'a TaskAssignment,
+    /// The task's sandbox (it exists).
+    pub sandbox: &'a Path,
+    /// The task's whole environment.
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// Records a task's [`Locator`] durably; `Err` carries the message to report (the task must
+/// then not run).
+pub type Record<'a> = &'a mut (dyn FnMut(Locator) -> Result<(), String> + Send);
+
+/// Why a task did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// Its locator could not be recorded, so it was not started (reported `failed`).
+    Unrecorded(String),
+    /// The executor could not start it (reported `error`).
+    Failed(String),
+}
+
+/// A started task, whatever runs it.
+pub trait RunningTask: Send + Sync + fmt::Debug {
     /// Waits until the task ends. Cancel-safe: dropping the future leaves the task alone.
-    pub async fn wait(&mut self) -> Exit {
-        match self {
-            Workload::Process(p) => p.wait().await,
-            #[cfg(feature = "docker")]
-            Workload::Container(c) => c.wait().await,
-        }
-    }
+    fn wait(&mut self) -> BoxFuture<'_, Exit>;
 
     /// Sends a stop signal to the whole task (its process group, or its container).
-    pub async fn signal(&self, signal: StopSignal) {
-        match self {
-            Workload::Process(p) => p.signal(signal),
-            #[cfg(feature = "docker")]
-            Workload::Container(c) => c.signal(signal).await,
-        }
-    }
+    fn signal(&self, signal: StopSignal) -> BoxFuture<'_, ()>;
 
     /// Cleans up after the task ended: stray processes of its group, its container.
-    pub async fn clean_up(&self) {
-        match self {
-            Workload::Process(p) => p.signal(StopSignal::Kill),
-            #[cfg(feature = "docker")]
-            Workload::Container(c) => c.clean_up().await,
-        }
-    }
+    fn clean_up(&self) -> BoxFuture<'_, ()>;
+}
 
+impl dyn RunningTask {
     /// Stops the task: SIGTERM, then SIGKILL once `grace` has passed. Returns how it ended.
     pub async fn stop(&mut self, grace: Duration) -> Exit {
         self.signal(StopSignal::Term).await;
@@ -92,6 +123,63 @@ impl Workload {
                 self.signal(StopSignal::Kill).await;
                 self.wait().await
             }
+        }
+    }
+}
+
+/// A task being started: the running task, or why it did not start.
+pub type Starting<'a> = BoxFuture<'a, Result<Box<dyn RunningTask>, StartError>>;
+
+/// A task being looked for after a restart: found (and watched again), or gone.
+pub type Recovering<'a> = BoxFuture<'a, Option<Box<dyn RunningTask>>>;
+
+/// What starts tasks of one kind, and finds them again after an agent restart.
+pub trait Executor: Send + Sync + fmt::Debug {
+    /// Starts a task. An executor whose tasks survive the agent calls `record` with the
+    /// task's [`Locator`] before the task's command runs, and does not run it when
+    /// recording fails.
+    fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a>;
+
+    /// Takes over a task an earlier agent process started from its checkpoint, if it is
+    /// still there.
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a>;
+}
+
+/// The executors of an agent, and which one runs which app.
+#[derive(Debug, Clone)]
+pub struct Executors {
+    process: Arc<dyn Executor>,
+    container: Arc<dyn Executor>,
+}
+
+impl Executors {
+    /// This host's: apps as processes, Docker apps through `containers` (which may say
+    /// why it cannot run them).
+    pub fn host(containers: ContainerRuntime) -> Self {
+        Executors {
+            process: Arc::new(ProcessExecutor),
+            container: Arc::new(containers),
+        }
+    }
+
+    /// One executor for every app (e.g. a [`FakeExecutor`]).
+    pub fn only(executor: Arc<dyn Executor>) -> Self {
+        Executors {
+            process: executor.clone(),
+            container: executor,
+        }
+    }
+
+    /// The executor that runs `app`.
+    pub fn for_app(&self, app: &AppDefinition) -> &dyn Executor {
+        let is_docker = app
+            .container
+            .as_ref()
+            .is_some_and(|c| c.kind == ContainerType::Docker);
+        if is_docker {
+            self.container.as_ref()
+        } else {
+            self.process.as_ref()
         }
     }
 }
@@ -151,32 +239,43 @@ impl ContainerRuntime {
     pub fn unavailable_reason(&self) -> &str {
         &self.unavailable
     }
+}
 
-    /// Starts a Docker task, or says why this agent cannot.
-    pub async fn launch(
-        &self,
-        assignment: &state::protocol::TaskAssignment,
-        sandbox: &std::path::Path,
-        env: &std::collections::BTreeMap<String, String>,
-    ) -> Result<Workload, String> {
-        #[cfg(feature = "docker")]
-        if let Some(engine) = &self.engine {
-            return engine
-                .launch(assignment, sandbox, env)
-                .await
-                .map(Workload::Container);
-        }
-        let _ = (assignment, sandbox, env);
-        Err(format!("{NO_DOCKER}: {}", self.unavailable))
+impl Executor for ContainerRuntime {
+    fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
+        Box::pin(async move {
+            #[cfg(feature = "docker")]
+            if let Some(engine) = &self.engine {
+                // The name is known before the container exists: a restart looks for it.
+                record(Locator::Container(docker::container_name(
+                    &launch.assignment.instance_id,
+                )))
+                .map_err(StartError::Unrecorded)?;
+                return engine
+                    .launch(launch.assignment, launch.sandbox, launch.env)
+                    .await
+                    .map(|c| Box::new(c) as Box<dyn RunningTask>)
+                    .map_err(StartError::Failed);
+            }
+            let _ = (launch, record);
+            Err(StartError::Failed(format!(
+                "{NO_DOCKER}: {}",
+                self.unavailable
+            )))
+        })
     }
 
-    /// Takes over a container an earlier agent process started, if it still runs.
-    pub async fn adopt(&self, name: &str) -> Option<Workload> {
-        #[cfg(feature = "docker")]
-        if let Some(engine) = &self.engine {
-            return engine.adopt(name).await.map(Workload::Container);
-        }
-        let _ = name;
-        None
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a> {
+        Box::pin(async move {
+            #[cfg(feature = "docker")]
+            if let (Some(engine), Some(name)) = (&self.engine, &checkpoint.container) {
+                return engine
+                    .adopt(name)
+                    .await
+                    .map(|c| Box::new(c) as Box<dyn RunningTask>);
+            }
+            let _ = checkpoint;
+            None
+        })
     }
 }

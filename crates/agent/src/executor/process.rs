@@ -22,7 +22,11 @@ use state::protocol::TaskAssignment;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin};
 
-use super::{Exit, StopSignal};
+use super::{
+    BoxFuture, Executor, Exit, Launch, Locator, Record, Recovering, RunningTask, StartError,
+    Starting, StopSignal,
+};
+use crate::checkpoint::Checkpoint;
 use crate::procfs::{self, ProcessIdentity};
 
 /// How often a task found again after a restart is checked for exit.
@@ -76,6 +80,51 @@ impl HeldTask {
         drop(self.gate);
         self.task.signal(StopSignal::Kill);
         self.task.wait().await;
+    }
+}
+
+/// Runs tasks as process groups on this host ([`spawn`], held until their identity is
+/// recorded, then released).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessExecutor;
+
+impl Executor for ProcessExecutor {
+    fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
+        Box::pin(async move {
+            let held =
+                spawn(launch.assignment, launch.sandbox, launch.env).map_err(StartError::Failed)?;
+            if let Err(message) = record(Locator::Process(held.identity())) {
+                // Its command has not run: without the pid on disk a restarted agent could
+                // not find it, so it never does.
+                held.abandon().await;
+                return Err(StartError::Unrecorded(message));
+            }
+            Ok(Box::new(held.release().await) as Box<dyn RunningTask>)
+        })
+    }
+
+    fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a> {
+        let task = checkpoint
+            .process
+            .and_then(ProcessTask::adopt)
+            .map(|t| Box::new(t) as Box<dyn RunningTask>);
+        Box::pin(std::future::ready(task))
+    }
+}
+
+impl RunningTask for ProcessTask {
+    fn wait(&mut self) -> BoxFuture<'_, Exit> {
+        Box::pin(ProcessTask::wait(self))
+    }
+
+    fn signal(&self, signal: StopSignal) -> BoxFuture<'_, ()> {
+        ProcessTask::signal(self, signal);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn clean_up(&self) -> BoxFuture<'_, ()> {
+        ProcessTask::signal(self, StopSignal::Kill);
+        Box::pin(std::future::ready(()))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent::checkpoint::{Checkpoint, Checkpoints};
-use agent::executor::ContainerRuntime;
+use agent::executor::{ContainerRuntime, Executors};
 use agent::outbox::Outbox;
 use agent::supervisor::{Supervisor, TaskContext};
 use agent::work_dir::WorkDir;
@@ -67,7 +67,7 @@ pub fn supervisor_with(
         checkpoints: Checkpoints::new(work_dir.tasks_dir()),
         work_dir,
         outbox,
-        containers,
+        executors: Executors::host(containers),
     })
 }
 

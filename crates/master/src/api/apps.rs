@@ -156,7 +156,7 @@ async fn start_deployment(
     action: Action,
     force: bool,
 ) -> Result<String, ApiError> {
-    let deployment = deployments::new(app, version, action);
+    let deployment = deployments::new(app, version, action, m.clock.now_ms());
     let id = deployment.id.clone();
     let plan = deployments::to_json(&deployment);
     m.write(Command::PutDeployment { deployment, force })

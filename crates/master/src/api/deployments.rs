@@ -72,7 +72,12 @@ pub async fn delete(
                     version: version.clone(),
                 })
                 .await?;
-                let d = deployments::new(app_id, &version, Action::RestartApplication);
+                let d = deployments::new(
+                    app_id,
+                    &version,
+                    Action::RestartApplication,
+                    m.clock.now_ms(),
+                );
                 rollback = Some((d.id.clone(), version));
                 m.write(Command::PutDeployment {
                     deployment: d,

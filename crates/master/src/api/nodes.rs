@@ -104,7 +104,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
 /// `GET /v2/queue`: apps with instances waiting, with the counted reasons and the delay.
 pub async fn queue(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
     m.linearizable().await?;
-    let now = clock::now_ms();
+    let now = m.clock.now_ms();
     let entries = m.queue.entries();
     let items: Vec<Value> = m.state.read(|a| {
         entries

@@ -115,7 +115,7 @@ pub async fn delete(
     let scale = super::query_flag(&query, "scale", false);
     let _serial = m.write_lock.lock().await;
     m.linearizable().await?;
-    let now = clock::now_ms();
+    let now = m.clock.now_ms();
     let (killed, json_of_killed): (Vec<Instance>, Vec<Value>) = m.state.read(|a| {
         body.ids
             .iter()
@@ -165,6 +165,7 @@ pub async fn delete(
                 &app_id,
                 &version,
                 crate::deployments::Action::ScaleApplication,
+                now,
             );
             last = json!({"version": version, "deploymentId": deployment.id});
             commands.push(state::Command::PutApp { app, version });
