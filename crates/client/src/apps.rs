@@ -69,7 +69,12 @@ struct RawApp {
 }
 
 /// The count fields, which are not part of a definition.
-const COUNT_FIELDS: [&str; 4] = ["tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy"];
+const COUNT_FIELDS: [&str; 4] = [
+    "tasksStaged",
+    "tasksRunning",
+    "tasksHealthy",
+    "tasksUnhealthy",
+];
 
 impl From<RawApp> for App {
     fn from(raw: RawApp) -> Self {

@@ -18,7 +18,7 @@ pub mod queue;
 pub mod system;
 pub mod tasks;
 
-pub use apps::{App, AppEnvelope, AppList, Change, TaskCounts, Versions, VersionInfo};
+pub use apps::{App, AppEnvelope, AppList, Change, TaskCounts, VersionInfo, Versions};
 pub use deployments::{CurrentAction, Deployment, DeploymentRef, Step, StepAction};
 pub use error::{DecodeError, ErrorBody, ErrorDetail, decode};
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};

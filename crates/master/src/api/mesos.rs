@@ -47,7 +47,7 @@ fn framework_json(m: &Master, s: &ClusterState) -> Value {
             json!({
                 "id": i.id, "name": i.app_id.as_str().trim_start_matches('/'),
                 "framework_id": s.cluster_id(), "slave_id": i.agent_id,
-                "state": t["state"], "resources": {}, "region": t["region"], "zone": t["zone"],
+                "state": t.state, "resources": {}, "region": t.region, "zone": t.zone,
             })
         })
         .collect();
