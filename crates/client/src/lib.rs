@@ -8,6 +8,8 @@
 //! an `Option` skipped when `None`. The JSON fixtures in `tests/wire.rs` are answers of a
 //! real master: a type that drifts from the wire fails there.
 
+#![warn(missing_docs)]
+
 pub mod apps;
 pub mod deployments;
 pub mod error;
