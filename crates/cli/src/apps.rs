@@ -195,15 +195,7 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
             );
             let mut t = table(&["TASK", "HOST", "REGION", "ZONE", "STATE", "HEALTH", "PORTS"]);
             for task in app.tasks.iter().flatten() {
-                t.add_row([
-                    or_na(Some(&task.id)),
-                    or_na(task.host.as_deref()),
-                    or_na(task.region.as_deref()),
-                    or_na(task.zone.as_deref()),
-                    or_na(Some(&task.state)),
-                    task.health().to_string(),
-                    task.ports_text(),
-                ]);
+                t.add_row(output::task_row(task, false));
             }
             println!("\n{t}\n");
             // The definition with its version, without the status.

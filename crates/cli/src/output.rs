@@ -41,6 +41,23 @@ pub fn or_na(v: Option<&str>) -> String {
     }
 }
 
+/// A task's row: TASK, [APP,] HOST, REGION, ZONE, STATE, HEALTH, PORTS.
+pub fn task_row(task: &client::Task, with_app: bool) -> Vec<String> {
+    let mut row = vec![or_na(Some(&task.id))];
+    if with_app {
+        row.push(or_na(Some(&task.app_id)));
+    }
+    row.extend([
+        or_na(task.host.as_deref()),
+        or_na(task.region.as_deref()),
+        or_na(task.zone.as_deref()),
+        or_na(Some(&task.state)),
+        task.health().to_string(),
+        task.ports_text(),
+    ]);
+    row
+}
+
 /// Prints an error and gives the exit code 1.
 pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

@@ -89,16 +89,7 @@ pub fn run_task(args: TaskArgs) -> ExitCode {
             "TASK", "APP", "HOST", "REGION", "ZONE", "STATE", "HEALTH", "PORTS",
         ]);
         for task in &answer.tasks {
-            t.add_row([
-                or_na(Some(&task.id)),
-                or_na(Some(&task.app_id)),
-                or_na(task.host.as_deref()),
-                or_na(task.region.as_deref()),
-                or_na(task.zone.as_deref()),
-                or_na(Some(&task.state)),
-                task.health().to_string(),
-                task.ports_text(),
-            ]);
+            t.add_row(output::task_row(task, true));
         }
         println!("{t}");
         Ok(())
