@@ -3,7 +3,8 @@
 //!
 //! Marathon's v2 endpoints (`/v2/apps`, `/v2/tasks`, `/v2/deployments`, `/v2/queue`,
 //! `/v2/info`, `/v2/leader`) keep Marathon's field names (camelCase, through serde renames);
-//! drover's own (`/v1/nodes`, `/v1/cluster/health`, `/v1/plan`) use snake_case. A field the
+//! the Mesos read endpoints (`mesos`) keep Mesos' names; drover's own (`/v1/nodes`,
+//! `/v1/cluster/health`, `/v1/plan`) use snake_case. A field the
 //! master sends as `null` is an `Option` that serializes as `null`; a field it leaves out is
 //! an `Option` skipped when `None`. The JSON fixtures in `tests/wire.rs` are answers of a
 //! real master: a type that drifts from the wire fails there.
@@ -14,6 +15,7 @@ pub mod apps;
 pub mod deployments;
 pub mod error;
 pub mod health;
+pub mod mesos;
 pub mod nodes;
 pub mod plan;
 pub mod queue;

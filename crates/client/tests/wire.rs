@@ -168,6 +168,26 @@ fn the_overall_status_is_the_worst_check() {
     assert!(health.checks.iter().any(|c| c.zones.is_some()));
 }
 
+#[test]
+fn mesos_state_round_trips() {
+    round_trip::<mesos::MesosState>(MESOS_STATE);
+}
+
+#[test]
+fn mesos_summary_round_trips() {
+    round_trip::<mesos::StateSummary>(MESOS_SUMMARY);
+}
+
+#[test]
+fn mesos_slaves_round_trips() {
+    round_trip::<mesos::Slaves>(MESOS_SLAVES);
+}
+
+#[test]
+fn mesos_dns_leader_round_trips() {
+    round_trip::<Vec<mesos::DnsHost>>(MESOS_DNS_LEADER);
+}
+
 const NODES: &str = r#"{
  "local_region": "local",
  "nodes": [
@@ -1000,3 +1020,295 @@ const ERROR_409: &str = r#"{
 const ERROR_404: &str = r#"{
  "message": "App '/nope' does not exist"
 }"#;
+
+const MESOS_STATE: &str = r#"{
+ "version": "drover-0.1.0",
+ "id": "e4db656a-0984-46d6-b012-d9693bab8aba",
+ "cluster": "drover",
+ "leader": "master@127.0.0.1:18480",
+ "leader_info": {
+  "id": "1",
+  "hostname": "127.0.0.1",
+  "ip": "127.0.0.1",
+  "port": 18480,
+  "domain": {
+   "fault_domain": {
+    "region": {
+     "name": "local"
+    },
+    "zone": {
+     "name": "local-a"
+    }
+   }
+  }
+ },
+ "hostname": "127.0.0.1",
+ "domain": {
+  "fault_domain": {
+   "region": {
+    "name": "local"
+   },
+   "zone": {
+    "name": "local-a"
+   }
+  }
+ },
+ "activated_slaves": 12,
+ "deactivated_slaves": 0,
+ "unreachable_slaves": 0,
+ "slaves": [
+  {
+   "id": "0bf2375d-da61-4206-8344-f4e61a700064",
+   "hostname": "agent-aws-us-east1-d-1",
+   "pid": "slave(1)@127.0.1.8:5051",
+   "active": true,
+   "registered_time": 1796127515.691,
+   "resources": {
+    "cpus": 2.0,
+    "mem": 2048.0,
+    "disk": 10000.0,
+    "ports": "[31700-31799]"
+   },
+   "used_resources": {
+    "cpus": 0.0,
+    "mem": 0.0,
+    "disk": 0.0
+   },
+   "attributes": {
+    "rack": "aws-us-east1-d-r1"
+   },
+   "domain": {
+    "fault_domain": {
+     "region": {
+      "name": "aws-us-east1"
+     },
+     "zone": {
+      "name": "aws-us-east1-d"
+     }
+    }
+   },
+   "TASK_RUNNING": 0
+  },
+  {
+   "id": "0d71019b-f326-4e57-b842-2308e3c7753c",
+   "hostname": "agent-aws-us-east2-a-1",
+   "pid": "slave(1)@127.0.1.9:5051",
+   "active": true,
+   "registered_time": 1796127515.691,
+   "resources": {
+    "cpus": 2.0,
+    "mem": 2048.0,
+    "disk": 10000.0,
+    "ports": "[31800-31899]"
+   },
+   "used_resources": {
+    "cpus": 0.0,
+    "mem": 0.0,
+    "disk": 0.0
+   },
+   "attributes": {
+    "rack": "aws-us-east2-a-r1"
+   },
+   "domain": {
+    "fault_domain": {
+     "region": {
+      "name": "aws-us-east2"
+     },
+     "zone": {
+      "name": "aws-us-east2-a"
+     }
+    }
+   },
+   "TASK_RUNNING": 0
+  }
+ ],
+ "frameworks": [
+  {
+   "id": "e4db656a-0984-46d6-b012-d9693bab8aba",
+   "name": "marathon",
+   "active": true,
+   "tasks": [
+    {
+     "id": "http-service.instance-402c7140-2f9d-41f7-be4d-ef8e3a48b37c",
+     "name": "http-service",
+     "framework_id": "e4db656a-0984-46d6-b012-d9693bab8aba",
+     "slave_id": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
+     "state": "TASK_RUNNING",
+     "resources": {},
+     "region": "local",
+     "zone": "local-a"
+    }
+   ]
+  }
+ ]
+}"#;
+
+const MESOS_SUMMARY: &str = r#"{
+ "hostname": "127.0.0.1",
+ "cluster": "drover",
+ "leader_info": {
+  "id": "1",
+  "hostname": "127.0.0.1",
+  "ip": "127.0.0.1",
+  "port": 18480,
+  "domain": {
+   "fault_domain": {
+    "region": {
+     "name": "local"
+    },
+    "zone": {
+     "name": "local-a"
+    }
+   }
+  }
+ },
+ "slaves": [
+  {
+   "id": "0bf2375d-da61-4206-8344-f4e61a700064",
+   "hostname": "agent-aws-us-east1-d-1",
+   "pid": "slave(1)@127.0.1.8:5051",
+   "active": true,
+   "registered_time": 1796127515.691,
+   "resources": {
+    "cpus": 2.0,
+    "mem": 2048.0,
+    "disk": 10000.0,
+    "ports": "[31700-31799]"
+   },
+   "used_resources": {
+    "cpus": 0.0,
+    "mem": 0.0,
+    "disk": 0.0
+   },
+   "attributes": {
+    "rack": "aws-us-east1-d-r1"
+   },
+   "domain": {
+    "fault_domain": {
+     "region": {
+      "name": "aws-us-east1"
+     },
+     "zone": {
+      "name": "aws-us-east1-d"
+     }
+    }
+   },
+   "TASK_RUNNING": 0
+  },
+  {
+   "id": "0d71019b-f326-4e57-b842-2308e3c7753c",
+   "hostname": "agent-aws-us-east2-a-1",
+   "pid": "slave(1)@127.0.1.9:5051",
+   "active": true,
+   "registered_time": 1796127515.691,
+   "resources": {
+    "cpus": 2.0,
+    "mem": 2048.0,
+    "disk": 10000.0,
+    "ports": "[31800-31899]"
+   },
+   "used_resources": {
+    "cpus": 0.0,
+    "mem": 0.0,
+    "disk": 0.0
+   },
+   "attributes": {
+    "rack": "aws-us-east2-a-r1"
+   },
+   "domain": {
+    "fault_domain": {
+     "region": {
+      "name": "aws-us-east2"
+     },
+     "zone": {
+      "name": "aws-us-east2-a"
+     }
+    }
+   },
+   "TASK_RUNNING": 0
+  }
+ ],
+ "frameworks": [
+  {
+   "id": "e4db656a-0984-46d6-b012-d9693bab8aba",
+   "name": "marathon",
+   "active": true
+  }
+ ]
+}"#;
+
+const MESOS_SLAVES: &str = r#"{
+ "slaves": [
+  {
+   "id": "0bf2375d-da61-4206-8344-f4e61a700064",
+   "hostname": "agent-aws-us-east1-d-1",
+   "pid": "slave(1)@127.0.1.8:5051",
+   "active": true,
+   "registered_time": 1796127515.691,
+   "resources": {
+    "cpus": 2.0,
+    "mem": 2048.0,
+    "disk": 10000.0,
+    "ports": "[31700-31799]"
+   },
+   "used_resources": {
+    "cpus": 0.0,
+    "mem": 0.0,
+    "disk": 0.0
+   },
+   "attributes": {
+    "rack": "aws-us-east1-d-r1"
+   },
+   "domain": {
+    "fault_domain": {
+     "region": {
+      "name": "aws-us-east1"
+     },
+     "zone": {
+      "name": "aws-us-east1-d"
+     }
+    }
+   },
+   "TASK_RUNNING": 0
+  },
+  {
+   "id": "0d71019b-f326-4e57-b842-2308e3c7753c",
+   "hostname": "agent-aws-us-east2-a-1",
+   "pid": "slave(1)@127.0.1.9:5051",
+   "active": true,
+   "registered_time": 1796127515.691,
+   "resources": {
+    "cpus": 2.0,
+    "mem": 2048.0,
+    "disk": 10000.0,
+    "ports": "[31800-31899]"
+   },
+   "used_resources": {
+    "cpus": 0.0,
+    "mem": 0.0,
+    "disk": 0.0
+   },
+   "attributes": {
+    "rack": "aws-us-east2-a-r1"
+   },
+   "domain": {
+    "fault_domain": {
+     "region": {
+      "name": "aws-us-east2"
+     },
+     "zone": {
+      "name": "aws-us-east2-a"
+     }
+    }
+   },
+   "TASK_RUNNING": 0
+  }
+ ]
+}"#;
+
+const MESOS_DNS_LEADER: &str = r#"[
+ {
+  "host": "leader.mesos.",
+  "ip": "127.0.0.1"
+ }
+]"#;
