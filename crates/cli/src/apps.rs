@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use client::{App, AppEnvelope, AppList, Change, Deployment, Plan, Queue, QueueItem};
 use master::peer::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cluster::{CliError, MasterFlag};
-use crate::output::{self, fail, read_json, request, table, text};
+use crate::output::{self, fail, fetch, or_na, read_json, request, table, text};
 
 /// `drover app …`.
 #[derive(Args)]
@@ -138,14 +139,18 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
     match command {
         AppCommand::Add { file, wait } => {
             let app = read_json(&file)?;
-            let answer = request(m, Method::POST, "/v2/apps", Some(&app))?;
-            let id = text(&answer["id"]);
-            let deployment = answer["deployments"][0]["id"].as_str().map(str::to_string);
+            let answer: App = fetch(m, Method::POST, "/v2/apps", Some(&app))?;
+            let id = answer.id().to_string();
+            let deployment = answer
+                .deployments
+                .as_ref()
+                .and_then(|d| d.first())
+                .map(|d| d.id.clone());
             println!("Created {id}");
             finish(m, &id, deployment, wait)
         }
         AppCommand::List { json } => {
-            let answer = request(m, Method::GET, "/v2/apps", None)?;
+            let answer: AppList = fetch(m, Method::GET, "/v2/apps", None)?;
             if json {
                 output::json(&answer);
                 return Ok(ExitCode::SUCCESS);
@@ -159,61 +164,47 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 "MEM",
                 "DEPLOYMENTS",
             ]);
-            for a in answer["apps"].as_array().into_iter().flatten() {
+            for a in &answer.apps {
                 t.add_row([
-                    text(&a["id"]),
-                    text(&a["tasksRunning"]),
-                    text(&a["tasksHealthy"]),
-                    text(&a["instances"]),
-                    text(&a["cpus"]),
-                    text(&a["mem"]),
-                    a["deployments"].as_array().map_or(0, Vec::len).to_string(),
+                    or_na(Some(a.id())),
+                    a.counts().tasks_running.to_string(),
+                    a.counts().tasks_healthy.to_string(),
+                    text(a.field("instances")),
+                    text(a.field("cpus")),
+                    text(a.field("mem")),
+                    a.deployments.as_ref().map_or(0, Vec::len).to_string(),
                 ]);
             }
             println!("{t}");
             Ok(ExitCode::SUCCESS)
         }
         AppCommand::Show { id, json } => {
-            let answer = request(m, Method::GET, &app_path(&id), None)?;
+            let answer: AppEnvelope = fetch(m, Method::GET, &app_path(&id), None)?;
             if json {
                 output::json(&answer);
                 return Ok(ExitCode::SUCCESS);
             }
-            let app = &answer["app"];
+            let app = answer.app;
             println!(
                 "{}  running {} / healthy {} / wanted {}  version {}",
-                text(&app["id"]),
-                text(&app["tasksRunning"]),
-                text(&app["tasksHealthy"]),
-                text(&app["instances"]),
-                text(&app["version"])
+                or_na(Some(app.id())),
+                app.counts().tasks_running,
+                app.counts().tasks_healthy,
+                text(app.field("instances")),
+                or_na(Some(&app.version))
             );
             let mut t = table(&["TASK", "HOST", "REGION", "ZONE", "STATE", "HEALTH", "PORTS"]);
-            for task in app["tasks"].as_array().into_iter().flatten() {
-                t.add_row([
-                    text(&task["id"]),
-                    text(&task["host"]),
-                    text(&task["region"]),
-                    text(&task["zone"]),
-                    text(&task["state"]),
-                    output::task_health(task),
-                    output::task_ports(task),
-                ]);
+            for task in app.tasks.iter().flatten() {
+                t.add_row(output::task_row(task, false));
             }
             println!("\n{t}\n");
-            let mut definition = app.clone();
-            if let Some(o) = definition.as_object_mut() {
-                for k in [
-                    "tasks",
-                    "tasksRunning",
-                    "tasksHealthy",
-                    "tasksStaged",
-                    "tasksUnhealthy",
-                    "deployments",
-                ] {
-                    o.remove(k);
-                }
-            }
+            // The definition with its version, without the status.
+            let definition = App {
+                counts: None,
+                deployments: None,
+                tasks: None,
+                ..app
+            };
             output::json(&definition);
             Ok(ExitCode::SUCCESS)
         }
@@ -229,7 +220,7 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 app_path(&id),
                 if force { "?force=true" } else { "" }
             );
-            let answer = request(m, Method::PUT, &path, Some(&body))?;
+            let answer: Change = fetch(m, Method::PUT, &path, Some(&body))?;
             changed(m, &id, &answer, wait)
         }
         AppCommand::Scale {
@@ -243,7 +234,7 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 app_path(&id),
                 if force { "?force=true" } else { "" }
             );
-            let answer = request(
+            let answer: Change = fetch(
                 m,
                 Method::PUT,
                 &path,
@@ -257,7 +248,7 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 app_path(&id),
                 if force { "?force=true" } else { "" }
             );
-            let answer = request(m, Method::POST, &path, None)?;
+            let answer: Change = fetch(m, Method::POST, &path, None)?;
             changed(m, &id, &answer, wait)
         }
         AppCommand::Remove { id } => {
@@ -267,7 +258,7 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
         }
         AppCommand::Plan { file, json } => {
             let app = read_json(&file)?;
-            let answer = request(m, Method::POST, "/v1/plan", Some(&app))?;
+            let answer: Plan = fetch(m, Method::POST, "/v1/plan", Some(&app))?;
             if json {
                 output::json(&answer);
             } else {
@@ -278,12 +269,11 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
         AppCommand::Why { id } => {
             let want = format!("/{}", id.trim_start_matches('/'));
             request(m, Method::GET, &app_path(&id), None)?;
-            let queue = request(m, Method::GET, "/v2/queue", None)?;
-            let entry = queue["queue"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|q| q["app"]["id"] == want.as_str());
+            let queue: Queue = fetch(m, Method::GET, "/v2/queue", None)?;
+            let entry = queue
+                .queue
+                .iter()
+                .find(|q| q.app_id() == Some(want.as_str()));
             match entry {
                 None => println!("Every instance of {want} is placed."),
                 Some(q) => println!("{}", explain(&want, q)),
@@ -308,37 +298,31 @@ pub fn reason_in_words(reason: &str) -> String {
     }
 }
 
-fn explain(id: &str, q: &Value) -> String {
-    let mut out = format!("{} instance(s) of {id} are not placed.", text(&q["count"]));
-    let left = q["delay"]["timeLeftSeconds"].as_u64().unwrap_or(0);
+fn explain(id: &str, q: &QueueItem) -> String {
+    let mut out = format!("{} instance(s) of {id} are not placed.", q.count);
+    let left = q.delay.time_left_seconds;
     if left > 0 {
         out.push_str(&format!(
             "\nLaunches are delayed {left} s more after failures (backoff)."
         ));
     }
-    let reasons: BTreeMap<String, u64> = q["unplacedReasons"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-        .collect();
-    if !reasons.is_empty() {
+    if !q.unplaced_reasons.is_empty() {
         out.push_str("\nAgents that cannot take one:");
-        let mut sorted: Vec<_> = reasons.into_iter().collect();
+        let mut sorted: Vec<_> = q.unplaced_reasons.iter().collect();
         sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         for (reason, n) in sorted {
-            out.push_str(&format!("\n  {n} agent(s) {}", reason_in_words(&reason)));
+            out.push_str(&format!("\n  {n} agent(s) {}", reason_in_words(reason)));
         }
     }
     out
 }
 
-fn print_plan(answer: &Value) {
-    println!("Local region: {}", text(&answer["local_region"]));
+fn print_plan(answer: &Plan) {
+    println!("Local region: {}", or_na(Some(&answer.local_region)));
     let mut per_zone: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for p in answer["placements"].as_array().into_iter().flatten() {
+    for p in &answer.placements {
         *per_zone
-            .entry((text(&p["region"]), text(&p["zone"])))
+            .entry((or_na(Some(&p.region)), or_na(p.zone.as_deref())))
             .or_default() += 1;
     }
     let placed: usize = per_zone.values().sum();
@@ -349,24 +333,24 @@ fn print_plan(answer: &Value) {
     if placed > 0 {
         println!("{t}");
     }
-    let unplaced = answer["unplaced"].as_u64().unwrap_or(0);
+    let unplaced = answer.unplaced;
     println!(
         "{placed} would be placed, {unplaced} not ({} already running).",
-        text(&answer["running"])
+        answer.running.map_or("N/A".to_string(), |n| n.to_string())
     );
     if unplaced > 0 {
-        for (reason, n) in answer["reasons"].as_object().into_iter().flatten() {
-            println!("  {} agent(s): {}", text(n), reason);
+        for (reason, n) in &answer.reasons {
+            println!("  {n} agent(s): {reason}");
         }
     }
 }
 
-fn changed(m: &MasterFlag, id: &str, answer: &Value, wait: Wait) -> Result<ExitCode, CliError> {
-    let deployment = answer["deploymentId"].as_str().map(str::to_string);
+fn changed(m: &MasterFlag, id: &str, answer: &Change, wait: Wait) -> Result<ExitCode, CliError> {
+    let deployment = answer.deployment_id.clone();
     match &deployment {
         Some(d) => println!(
             "Deployment {d} started (version {}).",
-            text(&answer["version"])
+            or_na(Some(&answer.version))
         ),
         None => println!("Nothing changed."),
     }
@@ -392,13 +376,16 @@ fn finish(
     let mut stderr = std::io::stderr();
     let mut gone_since: Option<Instant> = None;
     loop {
-        let app = request(m, Method::GET, &app_path(id), None)?;
-        let a = &app["app"];
-        let wanted = a["instances"].as_u64().unwrap_or(0);
-        let placed = a["tasks"].as_array().map_or(0, Vec::len);
-        let running = a["tasksRunning"].as_u64().unwrap_or(0);
-        let healthy = a["tasksHealthy"].as_u64().unwrap_or(0);
-        let checks = a["healthChecks"].as_array().is_some_and(|h| !h.is_empty());
+        let app: AppEnvelope = fetch(m, Method::GET, &app_path(id), None)?;
+        let a = &app.app;
+        let wanted = a.field("instances").as_u64().unwrap_or(0);
+        let placed = a.tasks.as_ref().map_or(0, Vec::len);
+        let running = u64::from(a.counts().tasks_running);
+        let healthy = u64::from(a.counts().tasks_healthy);
+        let checks = a
+            .field("healthChecks")
+            .as_array()
+            .is_some_and(|h| !h.is_empty());
         let bar = |n: u64| {
             let filled = (n.min(wanted) * 20)
                 .checked_div(wanted)
@@ -417,10 +404,8 @@ fn finish(
             }
         );
         let _ = stderr.flush();
-        let deployments = request(m, Method::GET, "/v2/deployments", None)?;
-        let active = deployments
-            .as_array()
-            .is_some_and(|ds| ds.iter().any(|d| d["id"] == deployment.as_str()));
+        let deployments: Vec<Deployment> = fetch(m, Method::GET, "/v2/deployments", None)?;
+        let active = deployments.iter().any(|d| d.id == deployment);
         if !active {
             let ready = if checks { healthy } else { running };
             if ready >= wanted && placed as u64 == wanted {
@@ -440,12 +425,11 @@ fn finish(
         }
         if Instant::now() >= deadline {
             let _ = writeln!(stderr);
-            let queue = request(m, Method::GET, "/v2/queue", None)?;
-            let why = queue["queue"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|q| q["app"]["id"] == a["id"])
+            let queue: Queue = fetch(m, Method::GET, "/v2/queue", None)?;
+            let why = queue
+                .queue
+                .iter()
+                .find(|q| q.app_id() == Some(a.id()))
                 .map(|q| format!("\n{}", explain(id, q)))
                 .unwrap_or_default();
             return Ok(fail(format!(

@@ -58,7 +58,8 @@ pub fn call(
     })
 }
 
-/// The `message` of an error answer, or the whole body.
+/// The `message` of an error answer, or the whole body (for bodies that are not
+/// [`client::ErrorBody`]).
 pub fn message(body: &Value) -> String {
     body.get("message")
         .and_then(Value::as_str)

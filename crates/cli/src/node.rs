@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use comfy_table::{Table, presets::NOTHING};
+use client::{Node, Nodes};
 use master::peer::Method;
-use serde_json::Value;
 
-use crate::cluster::{self, MasterFlag};
+use crate::cluster::MasterFlag;
+use crate::output::{self, fail, fetch, or_na, table};
 
 /// `drover node …`.
 #[derive(Args)]
@@ -37,65 +37,48 @@ Examples:
     },
 }
 
-fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => "N/A".to_string(),
-    }
-}
-
 /// Runs `drover node …`.
 pub fn run(args: NodeArgs) -> ExitCode {
     let NodeCommand::List { master, json } = args.command;
-    let (status, body) = match cluster::call(&master, Method::GET, "/v1/nodes", None) {
-        Ok(answer) => answer,
-        Err(e) => {
-            eprintln!("error: {}", e.0);
-            return ExitCode::from(1);
-        }
+    let nodes: Nodes = match fetch(&master, Method::GET, "/v1/nodes", None) {
+        Ok(nodes) => nodes,
+        Err(e) => return fail(e.0),
     };
-    if status != 200 {
-        eprintln!(
-            "error: the cluster answered {status}: {}",
-            cluster::message(&body)
-        );
-        return ExitCode::from(1);
-    }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
+        output::json(&nodes);
         return ExitCode::SUCCESS;
     }
-    let mut table = Table::new();
-    table.load_preset(NOTHING);
-    table.set_header(["HOSTNAME", "IP", "ID", "TYPE", "REGION", "ZONE"]);
-    for node in body
-        .get("nodes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let kind = match (
-            text(node, "type").as_str(),
-            node.get("leader").and_then(Value::as_bool),
-        ) {
-            ("master", Some(true)) => "master (leader)".to_string(),
-            (other, _) => other.to_string(),
+    let mut table = table(&["HOSTNAME", "IP", "ID", "TYPE", "REGION", "ZONE"]);
+    for node in &nodes.nodes {
+        let (kind, region, zone, ip) = match node {
+            Node::Master(m) => (
+                if m.leader {
+                    "master (leader)"
+                } else {
+                    "master"
+                },
+                or_na(m.region.as_deref()),
+                m.zone.as_deref(),
+                m.ip.as_str(),
+            ),
+            Node::Agent(a) => (
+                "agent",
+                if a.remote {
+                    format!("{} (remote)", or_na(Some(&a.region)))
+                } else {
+                    or_na(Some(&a.region))
+                },
+                a.zone.as_deref(),
+                a.ip.as_str(),
+            ),
         };
-        let mut region = text(node, "region");
-        if node.get("remote").and_then(Value::as_bool) == Some(true) {
-            region.push_str(" (remote)");
-        }
         table.add_row([
-            text(node, "hostname"),
-            text(node, "ip"),
-            text(node, "id"),
-            kind,
+            or_na(Some(node.hostname())),
+            or_na(Some(ip)),
+            or_na(Some(node.id())),
+            kind.to_string(),
             region,
-            text(node, "zone"),
+            or_na(zone),
         ]);
     }
     println!("{table}");

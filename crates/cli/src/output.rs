@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use comfy_table::{Table, presets::NOTHING};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cluster::{self, CliError, MasterFlag};
@@ -17,7 +19,7 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 /// Pretty JSON on stdout.
-pub fn json(v: &Value) {
+pub fn json(v: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -31,28 +33,29 @@ pub fn text(v: &Value) -> String {
     }
 }
 
-/// A task's health as one word: `healthy`, `unhealthy`, or `-` without health checks.
-pub fn task_health(task: &Value) -> String {
-    match task["healthCheckResults"].as_array() {
-        Some(r) if !r.is_empty() && r.iter().all(|h| h["alive"] == true) => "healthy".into(),
-        Some(r) if !r.is_empty() => "unhealthy".into(),
-        _ => "-".into(),
+/// An optional text for a table: `N/A` when absent or empty.
+pub fn or_na(v: Option<&str>) -> String {
+    match v {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => "N/A".into(),
     }
 }
 
-/// A task's host ports, comma-separated, or `-`.
-pub fn task_ports(task: &Value) -> String {
-    let ports: Vec<String> = task["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
-    if ports.is_empty() {
-        "-".into()
-    } else {
-        ports.join(",")
+/// A task's row: TASK, [APP,] HOST, REGION, ZONE, STATE, HEALTH, PORTS.
+pub fn task_row(task: &client::Task, with_app: bool) -> Vec<String> {
+    let mut row = vec![or_na(Some(&task.id))];
+    if with_app {
+        row.push(or_na(Some(&task.app_id)));
     }
+    row.extend([
+        or_na(task.host.as_deref()),
+        or_na(task.region.as_deref()),
+        or_na(task.zone.as_deref()),
+        or_na(Some(&task.state)),
+        task.health().to_string(),
+        task.ports_text(),
+    ]);
+    row
 }
 
 /// Prints an error and gives the exit code 1.
@@ -73,22 +76,31 @@ pub fn request(
     if (200..300).contains(&status) {
         return Ok(answer);
     }
-    let mut message = format!("{} (HTTP {status})", cluster::message(&answer));
-    for d in answer
-        .get("details")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let errors: Vec<String> = d["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
-        message.push_str(&format!("\n  {}: {}", text(&d["path"]), errors.join("; ")));
+    // An error body that is not Marathon's shape is shown whole.
+    let Ok(error) = serde_json::from_value::<client::ErrorBody>(answer.clone()) else {
+        return Err(CliError(format!(
+            "{} (HTTP {status})",
+            cluster::message(&answer)
+        )));
+    };
+    let mut message = format!("{} (HTTP {status})", error.message);
+    for d in error.details.into_iter().flatten() {
+        message.push_str(&format!("\n  {}: {}", d.path, d.errors.join("; ")));
     }
     Err(CliError(message))
+}
+
+/// Calls the cluster like [`request`] and decodes the answer into the endpoint's type; an
+/// answer of another shape is an error naming the endpoint and the field.
+pub fn fetch<T: DeserializeOwned>(
+    flag: &MasterFlag,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<T, CliError> {
+    let endpoint = format!("{method} {path}");
+    let answer = request(flag, method, path, body)?;
+    client::decode(&endpoint, answer).map_err(|e| CliError(e.to_string()))
 }
 
 /// Reads a JSON file, naming the file and the problem when it cannot.

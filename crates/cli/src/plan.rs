@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use client::{Plan, PlannedInstance};
 use comfy_table::{Table, presets::NOTHING};
 use domain::inventory::Inventory;
 use domain::{AppDefinition, PlacementResult, Snapshot, place};
-use serde_json::json;
 
 /// Arguments of `drover plan`.
 #[derive(Args)]
@@ -121,26 +121,28 @@ fn plan(args: &PlanArgs) -> Result<(), ExitCode> {
 }
 
 fn print_json(inventory: &Inventory, local_region: &str, result: &PlacementResult) {
-    let placements: Vec<_> = result
+    let placements = result
         .placements
         .iter()
         .map(|p| {
             let a = &inventory.agents[p.agent_index];
-            json!({
-                "agent_id": a.id,
-                "hostname": a.hostname,
-                "region": a.region().unwrap_or(local_region),
-                "zone": a.zone(),
-                "ports": p.ports,
-            })
+            PlannedInstance {
+                agent_id: a.id.to_string(),
+                hostname: a.hostname.clone(),
+                region: a.region().unwrap_or(local_region).to_string(),
+                zone: a.zone().map(str::to_string),
+                ports: p.ports.clone(),
+            }
         })
         .collect();
-    let out = json!({
-        "local_region": local_region,
-        "placements": placements,
-        "unplaced": result.unplaced,
-        "reasons": result.reasons,
-    });
+    // `/v1/plan`'s answer without `running`: an inventory has no running count to report.
+    let out = Plan {
+        local_region: local_region.to_string(),
+        running: None,
+        placements,
+        unplaced: result.unplaced,
+        reasons: result.reasons.clone(),
+    };
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
 }
 

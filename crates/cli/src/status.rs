@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use clap::{Args, Subcommand};
+use client::{ClusterHealth, Leader, Status};
 use http_body_util::BodyExt;
 use master::peer::{Method, PeerClient};
 use serde_json::Value;
 
 use crate::cluster::MasterFlag;
-use crate::output::{self, fail, request, table, text};
+use crate::output::{self, fail, fetch, or_na, table};
 
 /// `drover leader`.
 #[derive(Args)]
@@ -23,9 +24,9 @@ pub struct LeaderArgs {
 
 /// Runs `drover leader`.
 pub fn run_leader(args: LeaderArgs) -> ExitCode {
-    match request(&args.master, Method::GET, "/v2/leader", None) {
+    match fetch::<Leader>(&args.master, Method::GET, "/v2/leader", None) {
         Ok(answer) => {
-            println!("{}", text(&answer["leader"]));
+            println!("{}", or_na(Some(&answer.leader)));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e.0),
@@ -56,7 +57,7 @@ enum ClusterCommand {
 /// Runs `drover cluster …`; exits 1 when a check fails.
 pub fn run_cluster(args: ClusterArgs) -> ExitCode {
     let ClusterCommand::Health { json } = args.command;
-    let answer = match request(&args.master, Method::GET, "/v1/cluster/health", None) {
+    let answer: ClusterHealth = match fetch(&args.master, Method::GET, "/v1/cluster/health", None) {
         Ok(a) => a,
         Err(e) => return fail(e.0),
     };
@@ -64,12 +65,16 @@ pub fn run_cluster(args: ClusterArgs) -> ExitCode {
         output::json(&answer);
     } else {
         let mut t = table(&["CHECK", "STATUS", "REASON"]);
-        for c in answer["checks"].as_array().into_iter().flatten() {
-            t.add_row([text(&c["name"]), text(&c["status"]), text(&c["reason"])]);
+        for c in &answer.checks {
+            t.add_row([
+                or_na(Some(&c.name)),
+                c.status.as_str().to_string(),
+                or_na(Some(&c.reason)),
+            ]);
         }
-        println!("{t}\n\nOverall: {}", text(&answer["status"]));
+        println!("{t}\n\nOverall: {}", answer.status.as_str());
     }
-    if answer["status"] == "fail" {
+    if answer.status == Status::Fail {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use client::{Change, Deployment, Tasks};
 use master::peer::Method;
-use serde_json::Value;
 
 use crate::cluster::{CliError, MasterFlag};
-use crate::output::{self, fail, request, table, text};
+use crate::output::{self, fail, fetch, or_na, request, table};
 
 /// `drover task …`.
 #[derive(Args)]
@@ -80,7 +80,7 @@ pub fn run_task(args: TaskArgs) -> ExitCode {
             Some(id) => format!("/v2/apps/{}/tasks", id.trim_start_matches('/')),
             None => "/v2/tasks".to_string(),
         };
-        let answer = request(&args.master, Method::GET, &path, None)?;
+        let answer: Tasks = fetch(&args.master, Method::GET, &path, None)?;
         if json {
             output::json(&answer);
             return Ok(());
@@ -88,17 +88,8 @@ pub fn run_task(args: TaskArgs) -> ExitCode {
         let mut t = table(&[
             "TASK", "APP", "HOST", "REGION", "ZONE", "STATE", "HEALTH", "PORTS",
         ]);
-        for task in answer["tasks"].as_array().into_iter().flatten() {
-            t.add_row([
-                text(&task["id"]),
-                text(&task["appId"]),
-                text(&task["host"]),
-                text(&task["region"]),
-                text(&task["zone"]),
-                text(&task["state"]),
-                output::task_health(task),
-                output::task_ports(task),
-            ]);
+        for task in &answer.tasks {
+            t.add_row(output::task_row(task, true));
         }
         println!("{t}");
         Ok(())
@@ -110,25 +101,19 @@ pub fn run_deployment(args: DeploymentArgs) -> ExitCode {
     let m = &args.master;
     done(match args.command {
         DeploymentCommand::List { json } => (|| {
-            let answer = request(m, Method::GET, "/v2/deployments", None)?;
+            let answer: Vec<Deployment> = fetch(m, Method::GET, "/v2/deployments", None)?;
             if json {
                 output::json(&answer);
                 return Ok(());
             }
             let mut t = table(&["ID", "APPS", "ACTION", "VERSION"]);
-            for d in answer.as_array().into_iter().flatten() {
-                let apps: Vec<String> = d["affectedApps"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(text)
-                    .collect();
-                let action = d["currentActions"][0]["action"].clone();
+            for d in &answer {
+                let action = d.current_actions.first().map(|a| a.action.as_str());
                 t.add_row([
-                    text(&d["id"]),
-                    apps.join(","),
-                    text(&action),
-                    text(&d["version"]),
+                    or_na(Some(&d.id)),
+                    d.affected_apps.join(","),
+                    or_na(action),
+                    or_na(Some(&d.version)),
                 ]);
             }
             println!("{t}");
@@ -139,14 +124,16 @@ pub fn run_deployment(args: DeploymentArgs) -> ExitCode {
                 "/v2/deployments/{id}{}",
                 if force { "?force=true" } else { "" }
             );
-            let answer: Value = request(m, Method::DELETE, &path, None)?;
             if force {
+                // The answer to a cancel is `{}`.
+                request(m, Method::DELETE, &path, None)?;
                 println!("Deployment {id} cancelled; nothing was changed back.");
             } else {
+                let answer: Change = fetch(m, Method::DELETE, &path, None)?;
                 println!(
                     "Rolling back: deployment {} (version {}).",
-                    text(&answer["deploymentId"]),
-                    text(&answer["version"])
+                    or_na(answer.deployment_id.as_deref()),
+                    or_na(Some(&answer.version))
                 );
             }
             Ok(())

@@ -4,7 +4,7 @@
 //! against other changes unless they are forced, and says what is in progress.
 
 use domain::AppId;
-use serde_json::{Value, json};
+use serde_json::Value;
 use state::{ClusterState, Deployment, DeploymentAction, DeploymentStep, Instance};
 
 /// What a deployment does to its app (Marathon's action names).
@@ -63,23 +63,59 @@ pub fn is_old(state: &ClusterState, inst: &Instance) -> bool {
             .is_some_and(|d| restarts(d) && inst.app_version.as_str() < d.version.as_str())
 }
 
-/// Marathon's JSON for a deployment.
-pub fn to_json(d: &Deployment) -> Value {
-    let current: Vec<Value> = d
+/// Marathon's name of an action.
+fn action_name(kind: Action) -> &'static str {
+    match kind {
+        Action::StartApplication => "StartApplication",
+        Action::ScaleApplication => "ScaleApplication",
+        Action::RestartApplication => "RestartApplication",
+        Action::StopApplication => "StopApplication",
+    }
+}
+
+/// A deployment as `/v2/deployments` shows it.
+pub fn wire(d: &Deployment) -> client::Deployment {
+    let current_actions = d
         .steps
         .first()
         .into_iter()
         .flat_map(|s| &s.actions)
-        .map(|a| json!({"action": a.action, "app": a.app.as_str(), "readinessCheckResults": []}))
+        .map(|a| client::CurrentAction {
+            action: action_name(a.action).to_string(),
+            app: a.app.as_str().to_string(),
+            readiness_check_results: Vec::new(),
+        })
         .collect();
-    json!({
-        "id": d.id,
-        "version": d.version,
-        "affectedApps": d.affected_apps.iter().map(AppId::as_str).collect::<Vec<_>>(),
-        "affectedPods": [],
-        "steps": d.steps,
-        "currentActions": current,
-        "currentStep": d.current_step,
-        "totalSteps": d.steps.len(),
-    })
+    client::Deployment {
+        id: d.id.clone(),
+        version: d.version.clone(),
+        affected_apps: d
+            .affected_apps
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
+        affected_pods: Vec::new(),
+        steps: d
+            .steps
+            .iter()
+            .map(|s| client::Step {
+                actions: s
+                    .actions
+                    .iter()
+                    .map(|a| client::StepAction {
+                        action: action_name(a.action).to_string(),
+                        app: a.app.as_str().to_string(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        current_actions,
+        current_step: d.current_step,
+        total_steps: d.steps.len(),
+    }
+}
+
+/// Marathon's JSON for a deployment (in events).
+pub fn to_json(d: &Deployment) -> Value {
+    serde_json::to_value(wire(d)).unwrap_or(Value::Null)
 }

@@ -15,7 +15,6 @@ use state::protocol::{
 };
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
 
-use crate::clock;
 use crate::error::ApiError;
 use crate::events::Event;
 use crate::node::Master;
@@ -65,7 +64,7 @@ pub async fn register(
         .write(Command::RegisterAgent {
             agent,
             remote,
-            at_ms: clock::now_ms(),
+            at_ms: m.clock.now_ms(),
         })
         .await?;
     if let Applied::Conflict { message } = answer {
@@ -137,7 +136,7 @@ pub async fn heartbeat(
             m.write(Command::SetAgentState {
                 agent_id: id.clone(),
                 state: AgentState::Active,
-                at_ms: clock::now_ms(),
+                at_ms: m.clock.now_ms(),
             })
             .await?;
             // Its unreplaced instances are marked running again by the same command.

@@ -10,8 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use client::{App, AppEnvelope, AppList, Change, DeploymentRef, ErrorBody, VersionInfo, Versions};
 use domain::{AppDefinition, AppId};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
@@ -23,11 +24,37 @@ use crate::node::Master;
 /// Marathon's header naming the deployment an operation started.
 const DEPLOYMENT_HEADER: &str = "marathon-deployment-id";
 
-fn app_json(v: &AppVersion) -> Value {
-    let mut out = v.app.to_json();
-    out["version"] = json!(v.version);
-    out["versionInfo"] = json!({"lastConfigChangeAt": v.version, "lastScalingAt": v.version});
-    out
+/// A definition as Marathon's JSON object.
+pub fn definition_map(app: &AppDefinition) -> Map<String, Value> {
+    match app.to_json() {
+        Value::Object(fields) => fields,
+        // A definition always serializes to an object; anything else has no fields to show.
+        _ => Map::new(),
+    }
+}
+
+fn app_json(v: &AppVersion) -> App {
+    let mut definition = definition_map(&v.app);
+    // The version fields are the record's, not the definition's.
+    definition.remove("version");
+    definition.remove("versionInfo");
+    App {
+        definition,
+        version: v.version.clone(),
+        version_info: VersionInfo {
+            last_config_change_at: v.version.clone(),
+            last_scaling_at: v.version.clone(),
+        },
+        counts: None,
+        deployments: None,
+        tasks: None,
+    }
+}
+
+/// An app as JSON, for events.
+fn app_value(app: Option<App>) -> Value {
+    app.and_then(|a| serde_json::to_value(a).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// An app as Marathon lists it: the definition, its task counts, its deployments, and its
@@ -37,23 +64,19 @@ fn app_with_status(
     state: &state::ClusterState,
     v: &AppVersion,
     with_tasks: bool,
-) -> Value {
+) -> App {
     let mut out = app_json(v);
-    if let (Some(o), Value::Object(c)) = (
-        out.as_object_mut(),
-        super::tasks::counts(m, state, &v.app.id),
-    ) {
-        o.extend(c);
-    }
-    let deployments: Vec<Value> = state
-        .deployments()
-        .values()
-        .filter(|d| d.affected_apps.contains(&v.app.id))
-        .map(|d| json!({"id": d.id}))
-        .collect();
-    out["deployments"] = json!(deployments);
+    out.counts = Some(super::tasks::counts(m, state, &v.app.id));
+    out.deployments = Some(
+        state
+            .deployments()
+            .values()
+            .filter(|d| d.affected_apps.contains(&v.app.id))
+            .map(|d| DeploymentRef { id: d.id.clone() })
+            .collect(),
+    );
     if with_tasks {
-        out["tasks"] = json!(super::tasks::tasks_of(m, state, &v.app.id));
+        out.tasks = Some(super::tasks::tasks_of(m, state, &v.app.id));
     }
     out
 }
@@ -97,20 +120,20 @@ fn deployment_headers(id: &str) -> HeaderMap {
 pub async fn list(
     State(m): State<Arc<Master>>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppList>, ApiError> {
     m.linearizable().await?;
     let with_tasks = query
         .unwrap_or_default()
         .split('&')
         .any(|kv| kv == "embed=apps.tasks" || kv == "embed=tasks");
-    let apps: Vec<Value> = m.state.read(|a| {
+    let apps: Vec<App> = m.state.read(|a| {
         a.state
             .apps()
             .values()
             .map(|r| app_with_status(&m, &a.state, r.current(), with_tasks))
             .collect()
     });
-    Ok(Json(json!({ "apps": apps })))
+    Ok(Json(AppList { apps }))
 }
 
 /// `POST /v2/apps`: create; 409 when the id is taken.
@@ -128,14 +151,11 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
     let id = app.id.clone();
     commit_app(&m, app, version.clone()).await?;
     let deployment = start_deployment(&m, &id, &version, Action::StartApplication, false).await?;
-    let body = m
-        .state
-        .read(|a| {
-            a.state
-                .app(&id)
-                .map(|r| app_with_status(&m, &a.state, r.current(), false))
-        })
-        .unwrap_or(Value::Null);
+    let body = app_value(m.state.read(|a| {
+        a.state
+            .app(&id)
+            .map(|r| app_with_status(&m, &a.state, r.current(), false))
+    }));
     m.events.publish(Event::ApiPostEvent {
         client_ip: None,
         uri: "/v2/apps".into(),
@@ -179,9 +199,11 @@ fn check_lock(m: &Master, app: &AppId, force: bool) -> Result<(), ApiError> {
     match locking {
         Some(id) => Err(ApiError {
             status: StatusCode::CONFLICT,
-            body: json!({
-                "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{id}'."),
-                "deployments": [{"id": id}],
+            body: json!(ErrorBody {
+                deployments: Some(vec![DeploymentRef { id: id.clone() }]),
+                ..ErrorBody::new(format!(
+                    "App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{id}'."
+                ))
             }),
         }),
         None => Ok(()),
@@ -226,7 +248,7 @@ fn split(path: &str) -> AppPath<'_> {
 pub async fn get(
     State(m): State<Arc<Master>>,
     Path(path): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     m.linearizable().await?;
     let (raw, version) = match split(&path) {
         AppPath::Tasks(id) => {
@@ -235,9 +257,10 @@ pub async fn get(
                 a.state
                     .app(&id)
                     .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
-                Ok(Json(
-                    json!({ "tasks": super::tasks::tasks_of(&m, &a.state, &id) }),
-                ))
+                Ok(Json(client::Tasks {
+                    tasks: super::tasks::tasks_of(&m, &a.state, &id),
+                })
+                .into_response())
             });
         }
         AppPath::App(id) => (id, None),
@@ -250,23 +273,23 @@ pub async fn get(
             .state
             .app(&id)
             .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
-        Ok(Json(match version {
-            None => json!({ "app": app_with_status(&m, &a.state, record.current(), true) }),
-            Some(None) => {
-                let versions: Vec<&str> = record
-                    .versions()
-                    .rev()
-                    .map(|v| v.version.as_str())
-                    .collect();
-                json!({ "versions": versions })
-            }
-            Some(Some(v)) => app_json(record.version(v).ok_or_else(|| {
+        Ok(match version {
+            None => Json(AppEnvelope {
+                app: app_with_status(&m, &a.state, record.current(), true),
+            })
+            .into_response(),
+            Some(None) => Json(Versions {
+                versions: record.versions().rev().map(|v| v.version.clone()).collect(),
+            })
+            .into_response(),
+            Some(Some(v)) => Json(app_json(record.version(v).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     format!("App '{id}' has no version {v}"),
                 )
-            })?),
-        }))
+            })?))
+            .into_response(),
+        })
     })
 }
 
@@ -320,7 +343,10 @@ pub async fn post(
     Ok((
         StatusCode::OK,
         deployment_headers(&deployment),
-        Json(json!({"version": version, "deploymentId": deployment})),
+        Json(Change {
+            version,
+            deployment_id: Some(deployment),
+        }),
     )
         .into_response())
 }
@@ -398,17 +424,20 @@ async fn update(
         let version = current.map(|c| c.version).unwrap_or_default();
         return Ok((
             StatusCode::OK,
-            Json(json!({"version": version, "deploymentId": null})),
+            Json(Change {
+                version,
+                deployment_id: None,
+            }),
         )
             .into_response());
     }
     let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
     commit_app(&m, app, version.clone()).await?;
     let deployment = start_deployment(&m, &id, &version, action, force).await?;
-    let definition = m
-        .state
-        .read(|a| a.state.app(&id).map(|r| app_json(r.current())))
-        .unwrap_or(Value::Null);
+    let definition = app_value(
+        m.state
+            .read(|a| a.state.app(&id).map(|r| app_json(r.current()))),
+    );
     m.events.publish(Event::ApiPostEvent {
         client_ip: None,
         uri: format!("/v2/apps{id}"),
@@ -422,7 +451,10 @@ async fn update(
     Ok((
         status,
         deployment_headers(&deployment),
-        Json(json!({"version": version, "deploymentId": deployment})),
+        Json(Change {
+            version,
+            deployment_id: Some(deployment),
+        }),
     )
         .into_response())
 }
@@ -468,7 +500,10 @@ pub async fn delete(
             Ok((
                 StatusCode::OK,
                 deployment_headers(&deployment),
-                Json(json!({"version": version, "deploymentId": deployment})),
+                Json(Change {
+                    version,
+                    deployment_id: Some(deployment),
+                }),
             )
                 .into_response())
         }

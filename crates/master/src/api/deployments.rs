@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use client::Change;
 use state::Command;
 
 use crate::deployments::{self, Action};
@@ -15,16 +15,16 @@ use crate::events::Event;
 use crate::node::Master;
 
 /// `GET /v2/deployments`.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Vec<client::Deployment>>, ApiError> {
     m.linearizable().await?;
-    let list: Vec<Value> = m.state.read(|a| {
+    let list = m.state.read(|a| {
         a.state
             .deployments()
             .values()
-            .map(deployments::to_json)
+            .map(deployments::wire)
             .collect()
     });
-    Ok(Json(json!(list)))
+    Ok(Json(list))
 }
 
 /// `DELETE /v2/deployments/{id}[?force=true]`: without `force`, roll the app back to the
@@ -51,7 +51,7 @@ pub async fn delete(
         reason: if force { "cancelled" } else { "rolled back" }.into(),
     });
     if force {
-        return Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(serde_json::Map::new())).into_response());
     }
     // Roll back: every affected app returns to the version it had before.
     let mut rollback = None;
@@ -102,7 +102,10 @@ pub async fn delete(
     Ok((
         StatusCode::OK,
         headers,
-        Json(json!({"deploymentId": deployment_id, "version": version})),
+        Json(Change {
+            version,
+            deployment_id: Some(deployment_id),
+        }),
     )
         .into_response())
 }

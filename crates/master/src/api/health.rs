@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use client::{Check, ClusterHealth, Status, ZoneHealth};
 use domain::Operator;
-use serde_json::{Value, json};
 use state::AgentState;
 
 use crate::agents::RTT_WARNING_MS;
@@ -15,23 +15,26 @@ use crate::error::ApiError;
 use crate::node::Master;
 use crate::scheduler::Assessment;
 
-fn check(name: &str, status: &str, reason: String) -> Value {
-    json!({"name": name, "status": status, "reason": reason})
+fn check(name: &str, status: Status, reason: String) -> Check {
+    Check::new(name, status, reason)
 }
 
 /// Each zone's state as the last scheduler pass assessed it, with its counts.
-fn zones_json(a: &Assessment) -> Value {
-    let zones: Vec<Value> = a
-        .zones
+fn zones_json(a: &Assessment) -> Vec<ZoneHealth> {
+    a.zones
         .iter()
-        .map(|(name, z)| json!({"zone": name, "state": z.state.as_str(), "agents": z.agents, "unreachable": z.unreachable}))
-        .collect();
-    json!(zones)
+        .map(|(name, z)| ZoneHealth {
+            zone: name.clone(),
+            state: z.state.as_str().to_string(),
+            agents: z.agents,
+            unreachable: z.unreachable,
+        })
+        .collect()
 }
 
 /// `GET /v1/cluster/health`: the checks, and `zones`, each zone's state (`healthy`,
 /// `partly-unreachable`, `outage`, `cut-off`; see `scheduler::eviction`).
-pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<ClusterHealth>, ApiError> {
     m.linearizable().await?;
     let queue = m.queue.entries();
     let checks = m.state.read(|a| {
@@ -39,24 +42,24 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
         let mut checks = Vec::new();
         let n = m.config.masters.len();
         checks.push(if n % 2 == 1 && n > 1 {
-            check("masters-count", "pass", format!("{n} masters: the cluster survives {} failures", n / 2))
+            check("masters-count", Status::Pass, format!("{n} masters: the cluster survives {} failures", n / 2))
         } else if n == 1 {
-            check("masters-count", "warn", "1 master: losing it stops every change; run 3 or 5 for high availability".into())
+            check("masters-count", Status::Warn, "1 master: losing it stops every change; run 3 or 5 for high availability".into())
         } else {
-            check("masters-count", "fail", format!("{n} masters: run an odd number (3 or 5)"))
+            check("masters-count", Status::Fail, format!("{n} masters: run an odd number (3 or 5)"))
         });
         let domains: Vec<_> = s.masters().values().filter_map(|r| r.domain.clone()).collect();
         let regions: BTreeSet<&str> = domains.iter().map(|d| d.region.as_str()).collect();
         checks.push(if regions.len() <= 1 {
-            check("masters-region", "pass", format!("all masters are in region {}", regions.iter().next().unwrap_or(&"N/A")))
+            check("masters-region", Status::Pass, format!("all masters are in region {}", regions.iter().next().unwrap_or(&"N/A")))
         } else {
-            check("masters-region", "fail", format!("masters span regions {regions:?}; all must be in one"))
+            check("masters-region", Status::Fail, format!("masters span regions {regions:?}; all must be in one"))
         });
         let zones: BTreeSet<&str> = domains.iter().map(|d| d.zone.as_str()).collect();
         checks.push(if n == 1 || zones.len() == domains.len() {
-            check("masters-zones", "pass", format!("{} masters in {} zones", domains.len(), zones.len()))
+            check("masters-zones", Status::Pass, format!("{} masters in {} zones", domains.len(), zones.len()))
         } else {
-            check("masters-zones", "warn", format!("{} masters share {} zones; losing one zone may cost the quorum — put each master in its own zone", domains.len(), zones.len()))
+            check("masters-zones", Status::Warn, format!("{} masters share {} zones; losing one zone may cost the quorum — put each master in its own zone", domains.len(), zones.len()))
         });
         let unreachable: Vec<String> = s
             .agents()
@@ -65,9 +68,9 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
             .map(|r| r.agent.hostname.clone())
             .collect();
         checks.push(if unreachable.is_empty() {
-            check("agents-reachable", "pass", format!("all {} agents answer", s.agents().len()))
+            check("agents-reachable", Status::Pass, format!("all {} agents answer", s.agents().len()))
         } else {
-            check("agents-reachable", "warn", format!("unreachable agents: {}", unreachable.join(", ")))
+            check("agents-reachable", Status::Warn, format!("unreachable agents: {}", unreachable.join(", ")))
         });
         let slow: Vec<String> = s
             .agents()
@@ -75,9 +78,9 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
             .filter_map(|r| m.agents.rtt_ms(&r.agent.id).filter(|rtt| *rtt >= RTT_WARNING_MS).map(|rtt| format!("{} ({rtt} ms)", r.agent.hostname)))
             .collect();
         checks.push(if slow.is_empty() {
-            check("agents-rtt", "pass", format!("every agent answers the leader in under {RTT_WARNING_MS} ms"))
+            check("agents-rtt", Status::Pass, format!("every agent answers the leader in under {RTT_WARNING_MS} ms"))
         } else {
-            check("agents-rtt", "warn", format!("agents at or above {RTT_WARNING_MS} ms from the leader: {}", slow.join(", ")))
+            check("agents-rtt", Status::Warn, format!("agents at or above {RTT_WARNING_MS} ms from the leader: {}", slow.join(", ")))
         });
         // GROUP_BY spread over the values that are alive.
         let mut degraded = Vec::new();
@@ -97,30 +100,30 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
             }
         }
         checks.push(if degraded.is_empty() {
-            check("group-by-balance", "pass", "every GROUP_BY is balanced within one".into())
+            check("group-by-balance", Status::Pass, "every GROUP_BY is balanced within one".into())
         } else {
-            check("group-by-balance", "warn", format!("unbalanced: {}", degraded.join("; ")))
+            check("group-by-balance", Status::Warn, format!("unbalanced: {}", degraded.join("; ")))
         });
         let protection = m.eviction.current();
         let interval_ms = u64::try_from(m.config.eviction_interval.as_millis()).unwrap_or(u64::MAX);
         let reason = protection.describe(interval_ms);
         let mut eviction = if protection.cut_off() {
-            check("eviction-protection", "fail", reason)
+            check("eviction-protection", Status::Fail, reason)
         } else if protection.engaged() {
-            check("eviction-protection", "warn", reason)
+            check("eviction-protection", Status::Warn, reason)
         } else {
-            check("eviction-protection", "pass", reason)
+            check("eviction-protection", Status::Pass, reason)
         };
-        eviction["zones"] = zones_json(&protection);
+        eviction.zones = Some(zones_json(&protection));
         checks.push(eviction);
         let failing: Vec<String> = queue
             .iter()
             .filter_map(|(id, e)| Some(format!("{id}: {}", e.error.as_ref()?)))
             .collect();
         checks.push(if failing.is_empty() {
-            check("scheduler", "pass", "every app was decided about in the last pass".into())
+            check("scheduler", Status::Pass, "every app was decided about in the last pass".into())
         } else {
-            check("scheduler", "fail", failing.join("; "))
+            check("scheduler", Status::Fail, failing.join("; "))
         });
         let waiting: Vec<String> = queue
             .iter()
@@ -135,21 +138,21 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiErro
             })
             .collect();
         checks.push(if waiting.is_empty() {
-            check("instances-placed", "pass", "every instance is placed".into())
+            check("instances-placed", Status::Pass, "every instance is placed".into())
         } else {
-            check("instances-placed", "warn", waiting.join("; "))
+            check("instances-placed", Status::Warn, waiting.join("; "))
         });
         checks
     });
-    let overall = if checks.iter().any(|c| c["status"] == "fail") {
-        "fail"
-    } else if checks.iter().any(|c| c["status"] == "warn") {
-        "warn"
-    } else {
-        "pass"
-    };
+    let status = checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass);
     let zones = zones_json(&m.eviction.current());
-    Ok(Json(
-        json!({"status": overall, "checks": checks, "zones": zones}),
-    ))
+    Ok(Json(ClusterHealth {
+        status,
+        checks,
+        zones,
+    }))
 }

@@ -1,11 +1,10 @@
 //! `/v1/nodes` (masters and agents with their fault domains) and `/v2/queue`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use client::{AgentNode, Delay, MasterNode, Node, NodeState, Nodes, Queue, QueueItem, Used};
 use state::AgentState;
 
 use crate::agents::RTT_WARNING_MS;
@@ -19,7 +18,7 @@ fn host_of(addr: &str) -> &str {
 
 /// `GET /v1/nodes`: every master (leader marked) and agent, with region, zone and whether
 /// it is remote.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError> {
     m.linearizable().await?;
     let leader = m.leader().map(|(id, _)| id);
     let body = m.state.read(|a| {
@@ -42,16 +41,15 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
             let domain = registered
                 .and_then(|r| r.domain.clone())
                 .or_else(|| (id == m.config.id).then(|| m.config.domain.clone()));
-            nodes.push(json!({
-                "type": "master",
-                "id": id.to_string(),
-                "hostname": host_of(&addr),
-                "ip": host_of(&addr),
-                "address": addr,
-                "leader": leader == Some(id),
-                "region": domain.as_ref().map(|d| d.region.clone()),
-                "zone": domain.as_ref().map(|d| d.zone.clone()),
-                "remote": false,
+            nodes.push(Node::Master(MasterNode {
+                id: id.to_string(),
+                hostname: host_of(&addr).to_string(),
+                ip: host_of(&addr).to_string(),
+                leader: leader == Some(id),
+                region: domain.as_ref().map(|d| d.region.clone()),
+                zone: domain.as_ref().map(|d| d.zone.clone()),
+                remote: false,
+                address: addr,
             }));
         }
         let mut agents: Vec<_> = s.agents().values().collect();
@@ -73,58 +71,65 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
             let u = s.usage(&a.id);
             let (tasks, cpus_used, mem_used) =
                 (u.tasks, u.cpus as f64 / 1000.0, u.mem as f64 / 1000.0);
-            nodes.push(json!({
-                "type": "agent",
-                "id": a.id,
-                "hostname": a.hostname,
-                "ip": a.ip,
-                "region": a.region().unwrap_or(&local),
-                "zone": a.zone(),
-                "remote": r.remote,
-                "state": match r.state {
-                    AgentState::Active => "active",
-                    AgentState::Unreachable => "unreachable",
-                    AgentState::Gone => "gone",
+            nodes.push(Node::Agent(AgentNode {
+                id: a.id.to_string(),
+                hostname: a.hostname.clone(),
+                ip: a.ip.clone(),
+                region: a.region().unwrap_or(&local).to_string(),
+                zone: a.zone().map(str::to_string),
+                remote: r.remote,
+                state: match r.state {
+                    AgentState::Active => NodeState::Active,
+                    AgentState::Unreachable => NodeState::Unreachable,
+                    AgentState::Gone => NodeState::Gone,
                 },
-                "tasks": tasks,
-                "resources": a.resources,
-                "used": {"cpus": cpus_used, "mem": mem_used},
-                "attributes": a.attributes,
-                "rtt_ms": rtt,
-                "disk_use": m.agents.disk(&a.id),
-                "rtt_warning": rtt.is_some_and(|r| r >= RTT_WARNING_MS),
-                "registered_at": clock::iso(r.registered_at_ms),
+                tasks,
+                resources: a.resources.clone(),
+                used: Used {
+                    cpus: cpus_used,
+                    mem: mem_used,
+                },
+                attributes: a.attributes.clone(),
+                rtt_ms: rtt,
+                disk_use: m
+                    .agents
+                    .disk(&a.id)
+                    .and_then(|d| serde_json::to_value(d).ok()),
+                rtt_warning: rtt.is_some_and(|r| r >= RTT_WARNING_MS),
+                registered_at: clock::iso(r.registered_at_ms),
             }));
         }
-        json!({"local_region": local, "nodes": nodes})
+        Nodes {
+            local_region: local,
+            nodes,
+        }
     });
     Ok(Json(body))
 }
 
 /// `GET /v2/queue`: apps with instances waiting, with the counted reasons and the delay.
-pub async fn queue(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+pub async fn queue(State(m): State<Arc<Master>>) -> Result<Json<Queue>, ApiError> {
     m.linearizable().await?;
     let now = m.clock.now_ms();
     let entries = m.queue.entries();
-    let items: Vec<Value> = m.state.read(|a| {
+    let queue: Vec<QueueItem> = m.state.read(|a| {
         entries
             .iter()
             .filter_map(|(id, e)| {
                 let app = a.state.app(id)?;
                 let left = e.delayed_until_ms.map_or(0, |u| u.saturating_sub(now));
-                let reasons: BTreeMap<&String, &u32> = e.reasons.iter().collect();
-                let mut item = json!({
-                    "app": app.current().app.to_json(),
-                    "count": e.unplaced,
-                    "delay": {"timeLeftSeconds": left / 1000, "overdue": left == 0},
-                    "unplacedReasons": reasons,
-                });
-                if let Some(error) = &e.error {
-                    item["schedulingError"] = json!(error);
-                }
-                Some(item)
+                Some(QueueItem {
+                    app: super::apps::definition_map(&app.current().app),
+                    count: e.unplaced,
+                    delay: Delay {
+                        time_left_seconds: left / 1000,
+                        overdue: left == 0,
+                    },
+                    unplaced_reasons: e.reasons.clone(),
+                    scheduling_error: e.error.clone(),
+                })
             })
             .collect()
     });
-    Ok(Json(json!({ "queue": items })))
+    Ok(Json(Queue { queue }))
 }

@@ -8,9 +8,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use client::system::{DroverInfo, HttpConfig, RaftInfo, RaftMember};
+use client::{Info, Leader, Message, ProcessHealth};
 use domain::FaultDomain;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use state::network::RaftRpc;
 use state::{Command, Response as Applied};
 
@@ -23,65 +24,69 @@ pub async fn ping() -> &'static str {
 }
 
 /// `GET /health`: this process, whatever the cluster's state.
-pub async fn health(State(m): State<Arc<Master>>) -> Json<Value> {
+pub async fn health(State(m): State<Arc<Master>>) -> Json<ProcessHealth> {
     let metrics = m.raft.metrics().borrow().clone();
     let cluster_id = m.state.read(|a| a.state.cluster_id().map(str::to_string));
-    Json(json!({
-        "id": m.config.id,
-        "role": m.role().as_str(),
-        "term": metrics.current_term,
-        "leader": m.leader().map(|(_, addr)| addr),
-        "region": m.config.domain.region,
-        "zone": m.config.domain.zone,
-        "initialized": metrics.last_log_index.is_some(),
-        "cluster_id": cluster_id,
-    }))
+    Json(ProcessHealth {
+        id: m.config.id,
+        role: m.role().as_str().to_string(),
+        term: metrics.current_term,
+        leader: m.leader().map(|(_, addr)| addr),
+        region: m.config.domain.region.clone(),
+        zone: m.config.domain.zone.clone(),
+        initialized: metrics.last_log_index.is_some(),
+        cluster_id,
+    })
 }
 
 /// `GET /v2/leader`.
-pub async fn leader(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+pub async fn leader(State(m): State<Arc<Master>>) -> Result<Json<Leader>, ApiError> {
     match m.leader() {
-        Some((_, addr)) => Ok(Json(json!({ "leader": addr }))),
+        Some((_, addr)) => Ok(Json(Leader { leader: addr })),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "There is no leader")),
     }
 }
 
 /// `DELETE /v2/leader`: the leader (requests are forwarded to it) steps down.
-pub async fn abdicate(State(m): State<Arc<Master>>) -> Json<Value> {
+pub async fn abdicate(State(m): State<Arc<Master>>) -> Json<Message> {
     m.abdicate(Duration::from_secs(10));
-    Json(json!({ "message": "Leadership abdicated" }))
+    Json(Message {
+        message: "Leadership abdicated".into(),
+    })
 }
 
 /// `GET /v2/info`.
-pub async fn info(State(m): State<Arc<Master>>) -> Json<Value> {
+pub async fn info(State(m): State<Arc<Master>>) -> Json<Info> {
     let figures = m.raft_figures();
     let leader = m.leader().map(|(_, addr)| addr);
     let cluster_id = m.state.read(|a| a.state.cluster_id().map(str::to_string));
-    let members: Vec<Value> = m
+    let members = m
         .members()
         .into_iter()
-        .map(|(id, addr)| json!({"id": id, "address": addr}))
+        .map(|(id, address)| RaftMember { id, address })
         .collect();
-    Json(json!({
-        "name": "drover",
-        "version": env!("CARGO_PKG_VERSION"),
-        "leader": leader,
-        "elected": m.role() == Role::Leader && !m.abdicating(),
-        "frameworkId": cluster_id,
-        "http_config": {"http_port": m.config.listen.port()},
-        "drover": {
-            "id": m.config.id,
-            "region": m.config.domain.region,
-            "zone": m.config.domain.zone,
-            "raft": {
-                "term": figures.term,
-                "state": m.role().as_str(),
-                "members": members,
-                "commitIndex": figures.applied,
-                "lastLogIndex": figures.last_log,
-            }
-        }
-    }))
+    Json(Info {
+        name: "drover".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        leader,
+        elected: m.role() == Role::Leader && !m.abdicating(),
+        framework_id: cluster_id,
+        http_config: HttpConfig {
+            http_port: m.config.listen.port(),
+        },
+        drover: DroverInfo {
+            id: m.config.id,
+            region: m.config.domain.region.clone(),
+            zone: m.config.domain.zone.clone(),
+            raft: RaftInfo {
+                term: figures.term,
+                state: m.role().as_str().to_string(),
+                members,
+                commit_index: figures.applied,
+                last_log_index: figures.last_log,
+            },
+        },
+    })
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -123,7 +128,7 @@ pub struct MasterRegistration {
 pub async fn register_master(
     State(m): State<Arc<Master>>,
     Json(reg): Json<MasterRegistration>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     let answer = m
         .write(Command::PutMaster {
             id: reg.id,
@@ -133,7 +138,9 @@ pub async fn register_master(
         .await?;
     match answer {
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
-        _ => Ok(Json(json!({"message": "registered"}))),
+        _ => Ok(Json(Message {
+            message: "registered".into(),
+        })),
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use client::{Change, HealthCheckResult, IpAddress, Task, TaskCounts, TaskIds, Tasks};
 use state::{ClusterState, Condition, Instance};
 
 use super::agents::mesos_task_state;
@@ -13,49 +13,54 @@ use crate::error::ApiError;
 use crate::node::Master;
 
 /// Marathon's task JSON for one instance, with drover's `region` and `zone`.
-pub fn task_json(m: &Master, state: &ClusterState, i: &Instance) -> Value {
+pub fn task_json(m: &Master, state: &ClusterState, i: &Instance) -> Task {
     let agent = state.agent(&i.agent_id);
     let local = state
         .local_region()
         .unwrap_or(m.config.domain.region.as_str());
-    let health: Vec<Value> = m
+    let health = m
         .agents
         .health(&i.id)
-        .map(|h| {
-            json!({
-                "instanceId": i.id,
-                "alive": h.healthy,
-                "consecutiveFailures": h.consecutive_failures,
-                "lastFailureCause": h.last_failure_cause,
-                "lastSuccess": h.healthy.then(|| clock::iso(h.checked_at_ms)),
-                "lastFailure": (!h.healthy).then(|| clock::iso(h.checked_at_ms)),
-            })
+        .map(|h| HealthCheckResult {
+            instance_id: i.id.to_string(),
+            alive: h.healthy,
+            consecutive_failures: h.consecutive_failures,
+            last_failure_cause: h.last_failure_cause.clone(),
+            last_success: h.healthy.then(|| clock::iso(h.checked_at_ms)),
+            last_failure: (!h.healthy).then(|| clock::iso(h.checked_at_ms)),
         })
         .into_iter()
         .collect();
     let host = agent.map(|r| r.agent.hostname.clone());
     let ip = agent.map(|r| r.agent.ip.clone());
-    json!({
-        "id": i.id,
-        "appId": i.app_id.as_str(),
-        "host": host,
-        "ipAddresses": ip.map(|ip| vec![json!({"ipAddress": ip, "protocol": "IPv4"})]).unwrap_or_default(),
-        "ports": i.ports,
-        "servicePorts": [],
-        "slaveId": i.agent_id,
-        "agentId": i.agent_id,
-        "state": mesos_task_state(i.condition),
-        "stagedAt": clock::iso(i.created_at_ms),
-        "startedAt": i.started_at_ms.map(clock::iso),
-        "version": i.app_version,
-        "healthCheckResults": health,
-        "region": agent.map(|r| r.agent.region().unwrap_or(local).to_string()),
-        "zone": agent.and_then(|r| r.agent.zone().map(str::to_string)),
-    })
+    Task {
+        id: i.id.to_string(),
+        app_id: i.app_id.as_str().to_string(),
+        host,
+        ip_addresses: ip
+            .map(|ip| {
+                vec![IpAddress {
+                    ip_address: ip,
+                    protocol: "IPv4".into(),
+                }]
+            })
+            .unwrap_or_default(),
+        ports: i.ports.clone(),
+        service_ports: Vec::new(),
+        slave_id: i.agent_id.to_string(),
+        agent_id: i.agent_id.to_string(),
+        state: mesos_task_state(i.condition).to_string(),
+        staged_at: clock::iso(i.created_at_ms),
+        started_at: i.started_at_ms.map(clock::iso),
+        version: i.app_version.clone(),
+        health_check_results: health,
+        region: agent.map(|r| r.agent.region().unwrap_or(local).to_string()),
+        zone: agent.and_then(|r| r.agent.zone().map(str::to_string)),
+    }
 }
 
 /// The counts Marathon puts on every app.
-pub fn counts(m: &Master, state: &ClusterState, app: &domain::AppId) -> Value {
+pub fn counts(m: &Master, state: &ClusterState, app: &domain::AppId) -> TaskCounts {
     let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
     for i in state
         .instances_of(app)
@@ -72,11 +77,16 @@ pub fn counts(m: &Master, state: &ClusterState, app: &domain::AppId) -> Value {
             None => {}
         }
     }
-    json!({"tasksStaged": staged, "tasksRunning": running, "tasksHealthy": healthy, "tasksUnhealthy": unhealthy})
+    TaskCounts {
+        tasks_staged: staged,
+        tasks_running: running,
+        tasks_healthy: healthy,
+        tasks_unhealthy: unhealthy,
+    }
 }
 
 /// The live (not yet terminal) tasks of an app.
-pub fn tasks_of(m: &Master, state: &ClusterState, app: &domain::AppId) -> Vec<Value> {
+pub fn tasks_of(m: &Master, state: &ClusterState, app: &domain::AppId) -> Vec<Task> {
     state
         .instances_of(app)
         .filter(|i| !i.condition.is_terminal())
@@ -85,9 +95,9 @@ pub fn tasks_of(m: &Master, state: &ClusterState, app: &domain::AppId) -> Vec<Va
 }
 
 /// `GET /v2/tasks`.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Tasks>, ApiError> {
     m.linearizable().await?;
-    let tasks: Vec<Value> = m.state.read(|a| {
+    let tasks: Vec<Task> = m.state.read(|a| {
         a.state
             .instances()
             .values()
@@ -95,13 +105,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Value>, ApiError>
             .map(|i| task_json(&m, &a.state, i))
             .collect()
     });
-    Ok(Json(json!({ "tasks": tasks })))
-}
-
-/// Body of `POST /v2/tasks/delete`.
-#[derive(serde::Deserialize)]
-pub struct TaskIds {
-    ids: Vec<String>,
+    Ok(Json(Tasks { tasks }))
 }
 
 /// `POST /v2/tasks/delete[?scale=true]`: kill tasks; without `scale` they are replaced, with
@@ -116,7 +120,7 @@ pub async fn delete(
     let _serial = m.write_lock.lock().await;
     m.linearizable().await?;
     let now = m.clock.now_ms();
-    let (killed, json_of_killed): (Vec<Instance>, Vec<Value>) = m.state.read(|a| {
+    let (killed, json_of_killed): (Vec<Instance>, Vec<Task>) = m.state.read(|a| {
         body.ids
             .iter()
             .filter_map(|id| a.state.instances().get(&state::InstanceId(id.clone())))
@@ -151,7 +155,7 @@ pub async fn delete(
             .collect(),
         at_ms: now,
     }];
-    let mut last = json!({});
+    let mut last = None;
     if scale {
         for (app_id, n) in per_app {
             let current = m
@@ -167,7 +171,10 @@ pub async fn delete(
                 crate::deployments::Action::ScaleApplication,
                 now,
             );
-            last = json!({"version": version, "deploymentId": deployment.id});
+            last = Some(Change {
+                version: version.clone(),
+                deployment_id: Some(deployment.id.clone()),
+            });
             commands.push(state::Command::PutApp { app, version });
             commands.push(state::Command::PutDeployment {
                 deployment,
@@ -177,7 +184,14 @@ pub async fn delete(
     }
     m.write(state::Command::Batch { commands }).await?;
     if !scale {
-        return Ok(Json(json!({ "tasks": json_of_killed })).into_response());
+        return Ok(Json(Tasks {
+            tasks: json_of_killed,
+        })
+        .into_response());
     }
-    Ok(Json(last).into_response())
+    Ok(match last {
+        Some(change) => Json(change).into_response(),
+        // No app of the killed tasks is left to scale down: Marathon's empty answer.
+        None => Json(serde_json::Map::new()).into_response(),
+    })
 }

@@ -30,7 +30,6 @@ use std::time::Duration;
 use domain::AppId;
 use state::{ClusterState, Command, InstanceId, Response};
 
-use crate::clock;
 use crate::leadership::{LeaderService, ServiceFuture};
 use crate::node::Master;
 
@@ -133,7 +132,7 @@ pub const FAILPOINT_PANIC_APP: &str = "DROVER_FAILPOINT_PANIC_APP";
 
 /// A pass runs at least this often, whatever else wakes it (a safety net: every rule that
 /// changes with time names its deadline in `next_wake_ms`).
-pub const SAFETY_PASS: Duration = Duration::from_secs(3);
+pub const SAFETY_PASS: Duration = Duration::from_secs(30);
 
 /// Passes are at least this far apart, so that a burst of commits costs one pass, not one
 /// per commit.
@@ -314,7 +313,7 @@ async fn drive(master: &Master, policy: &Policy) -> (Option<u64>, bool) {
         health: master.agents.health_all(),
         eviction: master.eviction.memory(),
     };
-    let now = clock::now_ms();
+    let now = master.clock.now_ms();
     let outcome = pass(
         &snapshot,
         &obs,
@@ -401,7 +400,7 @@ impl LeaderService for Scheduler {
                 }
                 tokio::time::sleep(MIN_PASS_GAP).await;
                 let until_wake = next_wake_ms.map_or(SAFETY_PASS, |at| {
-                    Duration::from_millis(at.saturating_sub(clock::now_ms())).min(SAFETY_PASS)
+                    Duration::from_millis(at.saturating_sub(master.clock.now_ms())).min(SAFETY_PASS)
                 });
                 tokio::select! {
                     r = applied.changed() => if r.is_err() { tokio::time::sleep(until_wake).await },

@@ -1,0 +1,151 @@
+//! `/v2/apps`: apps with their status, their versions, and the answers of changes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::deployments::DeploymentRef;
+use crate::tasks::Task;
+
+/// `GET /v2/apps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppList {
+    /// The apps.
+    pub apps: Vec<App>,
+}
+
+/// `GET /v2/apps/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppEnvelope {
+    /// The app, with its tasks.
+    pub app: App,
+}
+
+/// `GET /v2/apps/{id}/versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    /// Newest first.
+    pub versions: Vec<String>,
+}
+
+/// An app as Marathon lists it: its definition (Marathon's JSON, kept as it is: the domain
+/// crate validates it), its version, task counts, deployments, and tasks when embedded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawApp")]
+pub struct App {
+    /// The definition's fields (`id`, `instances`, `cpus`, …).
+    #[serde(flatten)]
+    pub definition: Map<String, Value>,
+    /// The app's current version (ISO 8601).
+    pub version: String,
+    /// When it last changed.
+    #[serde(rename = "versionInfo")]
+    pub version_info: VersionInfo,
+    /// Its task counts (absent on a single version, `/v2/apps/{id}/versions/{v}`).
+    #[serde(flatten)]
+    pub counts: Option<TaskCounts>,
+    /// Its deployments in progress (absent on a single version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<Vec<DeploymentRef>>,
+    /// Its live tasks, when embedded (`GET /v2/apps/{id}`, `?embed=apps.tasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<Task>>,
+}
+
+/// [`App`] as serde reads it: a flattened map keeps every field it sees, so the counts
+/// (read into their own struct as well) are taken out of the definition afterwards.
+#[derive(Deserialize)]
+struct RawApp {
+    #[serde(flatten)]
+    definition: Map<String, Value>,
+    version: String,
+    #[serde(rename = "versionInfo")]
+    version_info: VersionInfo,
+    #[serde(flatten)]
+    counts: Option<TaskCounts>,
+    #[serde(default)]
+    deployments: Option<Vec<DeploymentRef>>,
+    #[serde(default)]
+    tasks: Option<Vec<Task>>,
+}
+
+/// The count fields, which are not part of a definition.
+const COUNT_FIELDS: [&str; 4] = [
+    "tasksStaged",
+    "tasksRunning",
+    "tasksHealthy",
+    "tasksUnhealthy",
+];
+
+impl From<RawApp> for App {
+    fn from(raw: RawApp) -> Self {
+        let mut definition = raw.definition;
+        if raw.counts.is_some() {
+            for key in COUNT_FIELDS {
+                definition.remove(key);
+            }
+        }
+        App {
+            definition,
+            version: raw.version,
+            version_info: raw.version_info,
+            counts: raw.counts,
+            deployments: raw.deployments,
+            tasks: raw.tasks,
+        }
+    }
+}
+
+/// `versionInfo` of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    /// The version of the last change.
+    pub last_config_change_at: String,
+    /// The version of the last scaling.
+    pub last_scaling_at: String,
+}
+
+/// The counts Marathon puts on every app.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCounts {
+    /// Scheduled, staging or starting.
+    pub tasks_staged: u32,
+    /// Running.
+    pub tasks_running: u32,
+    /// Passing their health check.
+    pub tasks_healthy: u32,
+    /// Failing it.
+    pub tasks_unhealthy: u32,
+}
+
+/// The answer of a change that starts a deployment (`PUT`, `POST …/restart`, `DELETE`,
+/// rollback, `tasks/delete?scale=true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The app's new version.
+    pub version: String,
+    /// The deployment started, or `null` when nothing changed.
+    pub deployment_id: Option<String>,
+}
+
+impl App {
+    /// The app's id.
+    pub fn id(&self) -> &str {
+        self.definition
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// A field of the definition, `instances`, `cpus`.
+    pub fn field(&self, name: &str) -> &Value {
+        self.definition.get(name).unwrap_or(&Value::Null)
+    }
+
+    /// The counts, zero when absent.
+    pub fn counts(&self) -> TaskCounts {
+        self.counts.unwrap_or_default()
+    }
+}

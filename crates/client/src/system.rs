@@ -1,0 +1,104 @@
+//! `/v2/leader`, `/v2/info` and `/health`: who leads, what this master is, whether it lives.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v2/leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leader {
+    /// The leader's `HOST:PORT`.
+    pub leader: String,
+}
+
+/// An answer that is only a message (`DELETE /v2/leader`, `POST /internal/masters`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// What was done.
+    pub message: String,
+}
+
+/// `GET /health`: this process, whatever the cluster's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessHealth {
+    /// This master's id.
+    pub id: u64,
+    /// `leader`, `follower`, `candidate`, …
+    pub role: String,
+    /// The Raft term it knows.
+    pub term: u64,
+    /// The leader's address, when one is known.
+    pub leader: Option<String>,
+    /// This master's region.
+    pub region: String,
+    /// This master's zone.
+    pub zone: String,
+    /// Whether its log holds anything.
+    pub initialized: bool,
+    /// The cluster's id, once initialized.
+    pub cluster_id: Option<String>,
+}
+
+/// `GET /v2/info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    /// Always `drover`.
+    pub name: String,
+    /// drover's version.
+    pub version: String,
+    /// The leader's address, when one is known.
+    pub leader: Option<String>,
+    /// Whether the answering master leads (and is not abdicating).
+    pub elected: bool,
+    /// The cluster's id (Marathon's framework id).
+    #[serde(rename = "frameworkId")]
+    pub framework_id: Option<String>,
+    /// The port the master listens on.
+    pub http_config: HttpConfig,
+    /// drover's own figures.
+    pub drover: DroverInfo,
+}
+
+/// `http_config` of `/v2/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpConfig {
+    /// The API port.
+    pub http_port: u16,
+}
+
+/// `drover` of `/v2/info`: the answering master and its Raft figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroverInfo {
+    /// This master's id.
+    pub id: u64,
+    /// Its region.
+    pub region: String,
+    /// Its zone.
+    pub zone: String,
+    /// Its Raft figures.
+    pub raft: RaftInfo,
+}
+
+/// `drover.raft` of `/v2/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftInfo {
+    /// The current term.
+    pub term: u64,
+    /// This master's role.
+    pub state: String,
+    /// The voters.
+    pub members: Vec<RaftMember>,
+    /// The last applied index.
+    #[serde(rename = "commitIndex")]
+    pub commit_index: u64,
+    /// The last index in the log.
+    #[serde(rename = "lastLogIndex")]
+    pub last_log_index: u64,
+}
+
+/// One voter of `drover.raft.members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftMember {
+    /// The master's id.
+    pub id: u64,
+    /// Its `HOST:PORT`.
+    pub address: String,
+}
