@@ -386,11 +386,9 @@ async fn update(
     let current = m
         .state
         .read(|a| a.state.app(&id).map(|r| r.current().clone()));
-    match &current {
-        Some(_) => check_lock(&m, &id, force)?,
-        // Marathon: a PUT may create the app, a PATCH only changes one that exists.
-        None if !may_create => return Err(ApiError::app_not_found(id.as_str())),
-        None => {}
+    // Marathon: a PUT may create the app, a PATCH only changes one that exists.
+    if current.is_none() && !may_create {
+        return Err(ApiError::app_not_found(id.as_str()));
     }
     // Read-only fields Marathon clients send back are not part of the definition.
     for key in READ_ONLY {
@@ -406,7 +404,12 @@ async fn update(
         }
         _ => changes,
     };
+    // What is wrong with the change is said first (422), whether or not a deployment
+    // holds the app (409), as Marathon does.
     let app = validate(&merged)?;
+    if current.is_some() {
+        check_lock(&m, &id, force)?;
+    }
     let action = match &current {
         None => Action::StartApplication,
         Some(cur) => {
