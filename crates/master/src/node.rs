@@ -125,7 +125,9 @@ impl Master {
     /// The leader as this master knows it: its id and address. While this master abdicates it
     /// does not name itself.
     pub fn leader(&self) -> Option<(u64, String)> {
-        let metrics = self.raft.metrics().borrow().clone();
+        // Read under the borrow, not from a clone of the metrics: this runs for every request.
+        let watch = self.raft.metrics();
+        let metrics = watch.borrow();
         let id = metrics.current_leader?;
         if id == self.config.id && (self.abdicating() || metrics.state != ServerState::Leader) {
             return None;
