@@ -52,16 +52,18 @@ impl AgentView {
 
     /// Records a sign of life, with the RTT the agent measured, if any.
     pub fn heard_from(&self, agent: &AgentId, rtt_ms: Option<u64>) {
+        // Every heartbeat of every agent lands here: update in place, and copy the id only
+        // the first time.
         let mut v = self.lock();
-        v.last_seen.insert(agent.clone(), Instant::now());
+        put(&mut v.last_seen, agent, Instant::now());
         if let Some(rtt) = rtt_ms {
-            v.rtt_ms.insert(agent.clone(), rtt);
+            put(&mut v.rtt_ms, agent, rtt);
         }
     }
 
     /// Records the work dir disk use an agent reported.
     pub fn set_disk(&self, agent: &AgentId, disk: DiskUse) {
-        self.lock().disk.insert(agent.clone(), disk);
+        put(&mut self.lock().disk, agent, disk);
     }
 
     /// The agent's last reported work dir disk use.
@@ -125,6 +127,16 @@ impl AgentView {
 
 /// How often liveness looks for silent agents: agents are marked unreachable up to this late.
 pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
+
+/// Sets `map[agent]`, cloning the id only when the agent is new to the map.
+fn put<V>(map: &mut HashMap<AgentId, V>, agent: &AgentId, value: V) {
+    match map.get_mut(agent) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(agent.clone(), value);
+        }
+    }
+}
 
 /// Marks agents unreachable when they stop heartbeating, after a grace period that starts
 /// when this master is elected (a new leader has heard from nobody yet).

@@ -99,6 +99,11 @@ fn warn_rarely(now: u64, message: &str) {
 }
 
 async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
+    // The common case, on the leader: a request that came straight from its client (every
+    // agent heartbeat) is answered here without looking further.
+    if !request.headers().contains_key(VIA_HEADER) && master.is_leader() {
+        return next.run(request).await;
+    }
     let me = master.config.advertised().to_string();
     let via = request
         .headers()
