@@ -106,8 +106,10 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn id(n: usize) -> String {
-    format!("i{n}")
+/// The id of the `generation`th instance placed in slot `n`: every placement is a new
+/// instance with a new id, as real (UUID) ids are never reused.
+fn id(n: usize, generation: u32) -> String {
+    format!("i{n}.{generation}")
 }
 
 /// The model around the state: it hands out versions and clocks.
@@ -115,6 +117,8 @@ struct Run {
     state: ClusterState,
     now: u64,
     versions: u64,
+    /// Per slot, how many placements were decided (the latest names the slot's instance).
+    generations: [u32; INSTANCES],
 }
 
 impl Run {
@@ -131,6 +135,7 @@ impl Run {
             state,
             now: 1,
             versions: 0,
+            generations: [0; INSTANCES],
         };
         for a in APPS {
             let cmd = run.put_app(a);
@@ -151,7 +156,10 @@ impl Run {
     }
 
     fn revision(&self, n: usize, behind: u64) -> Option<(InstanceId, u64)> {
-        let inst = self.state.instances().get(&InstanceId(id(n)))?;
+        let inst = self
+            .state
+            .instances()
+            .get(&InstanceId(id(n, self.generations[n])))?;
         Some((inst.id.clone(), inst.revision.saturating_sub(behind)))
     }
 
@@ -166,7 +174,8 @@ impl Run {
                 port,
                 stale,
             } => {
-                let mut inst = instance(&id(*n), APPS[*app], AGENTS[*agent]);
+                self.generations[*n] += 1;
+                let mut inst = instance(&id(*n, self.generations[*n]), APPS[*app], AGENTS[*agent]);
                 inst.app_version = match (stale, self.state.app(&app_id(APPS[*app]))) {
                     (false, Some(r)) => r.current().version.clone(),
                     _ => "v0".into(),
@@ -214,7 +223,7 @@ impl Run {
             } => Command::ReportInstances {
                 agent_id: AgentId::from(AGENTS[*agent]),
                 reports: vec![InstanceReport {
-                    instance_id: InstanceId(id(*n)),
+                    instance_id: InstanceId(id(*n, self.generations[*n])),
                     condition: *condition,
                     at_ms: now,
                 }],
