@@ -5,7 +5,8 @@
 //! as it is when the step runs (so a "stale" decision names a revision the instance has since
 //! left). After every step the invariants below are checked; at the end every agent reports
 //! the instances of deleted apps stopped, and they must all have ended. The number of cases
-//! is `PROPTEST_CASES` (default 2,000); a failure prints the shrunk sequence to replay.
+//! is `PROPTEST_CASES` (default 2,000) and the seed `PROPTEST_RNG_SEED` (fixed by default, so
+//! CI runs the same cases every time); a failure prints the shrunk sequence to replay.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -381,8 +382,17 @@ fn cases() -> u32 {
         .unwrap_or(2_000)
 }
 
+/// The same cases on every run unless `PROPTEST_RNG_SEED` names other ones (CI replays
+/// exactly; explore with `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=100000`).
+fn seed() -> proptest::test_runner::RngSeed {
+    std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(proptest::test_runner::RngSeed::Fixed(0x6472_6f76_6572))
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), rng_seed: seed(), ..ProptestConfig::default() })]
 
     #[test]
     fn the_life_cycle_holds_under_any_interleaving(steps in proptest::collection::vec(step(), 1..50)) {
