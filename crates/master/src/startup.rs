@@ -400,10 +400,17 @@ async fn check_peers(
         }
     });
     let answers = futures_join_all(checks).await;
+    // Whose region counts: a peer of a formed cluster (it has a cluster id), or, while the
+    // cluster is being formed, only the master with the lowest id. Masters started together
+    // must not refuse each other on the word of a newcomer in the wrong region, who is the
+    // one to be refused (it checks the lowest-id master too, here and in `register`).
+    let authority = config.masters.keys().next().copied();
     for (peer, health, addr) in answers {
         let Some(health) = health else { continue };
+        let formed = health.get("cluster_id").and_then(|c| c.as_str()).is_some();
         if let Some(theirs) = health.get("region").and_then(|r| r.as_str())
             && theirs != config.domain.region
+            && (formed || Some(peer) == authority)
         {
             return Err(StartupError::RegionMismatch {
                 mine: config.domain.region.clone(),
