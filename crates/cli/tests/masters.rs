@@ -166,6 +166,12 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
         .into_iter()
         .find(|&id| id != follower && c.addr(id) != leader)
         .expect("a second follower");
+    // The app's first deployment holds it until the scheduler has finished it (a pass after
+    // the write); a PUT before that is refused with 409, as Marathon refuses it.
+    c.wait_until(ELECTION, "the app's first deployment to finish", |c| {
+        http::get(&c.addr(other), "/v2/deployments")
+            .is_ok_and(|r| r.status == 200 && r.body_json.as_array().is_some_and(Vec::is_empty))
+    });
     let put = http::put(
         &c.addr(other),
         "/v2/apps/prod/web",
