@@ -185,11 +185,7 @@ fn assignments_for(state: &ClusterState, agent: &AgentId) -> Vec<TaskAssignment>
 /// The definition an instance runs; for an instance of a deleted app (only ever told to
 /// stop), a stand-in carrying the id.
 fn definition_of(state: &ClusterState, i: &Instance) -> AppDefinition {
-    let found = state
-        .app(&i.app_id)
-        .and_then(|r| r.version(&i.app_version).or(Some(r.current())))
-        .map(|v| v.app.clone());
-    found.unwrap_or_else(|| {
+    state.definition(i).cloned().unwrap_or_else(|| {
         AppDefinition::from_json(&json!({"id": i.app_id.as_str(), "cmd": "true", "instances": 0}))
             .unwrap_or_else(|_| unreachable_definition())
     })
