@@ -136,7 +136,7 @@ pub fn run(args: MasterArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(master::run(config)) {
+    match runtime.block_on(serve(config)) {
         Ok(ExitReason::Requested) => ExitCode::SUCCESS,
         Ok(reason) => {
             eprintln!("{reason}");
@@ -147,4 +147,12 @@ pub fn run(args: MasterArgs) -> ExitCode {
         }
         Err(e) => fail(1, e.to_string()),
     }
+}
+
+/// Serves one master until SIGTERM or SIGINT: the handlers are installed first (a signal
+/// while it starts is a request to stop), then `--listen` is bound.
+async fn serve(config: MasterConfig) -> Result<ExitReason, master::StartupError> {
+    let stop = master::startup::stop_signals()?;
+    let listener = master::startup::bind(config.listen).await?;
+    master::run_with(config, master::Seams::system(), listener, stop).await
 }

@@ -11,7 +11,7 @@ use state::protocol::{DiskUse, HealthReport};
 use state::{AgentState, Command, InstanceId};
 
 use crate::leadership::{LeaderService, ServiceFuture};
-use crate::node::Master;
+use crate::node::RaftNode;
 
 /// An agent at or above this round-trip time to the leader is flagged (DC/OS's limit for
 /// remote regions).
@@ -140,29 +140,40 @@ fn put<V>(map: &mut HashMap<AgentId, V>, agent: &AgentId, value: V) {
 
 /// Marks agents unreachable when they stop heartbeating, after a grace period that starts
 /// when this master is elected (a new leader has heard from nobody yet).
-pub struct Liveness;
+pub struct Liveness {
+    node: Arc<RaftNode>,
+    agents: Arc<AgentView>,
+}
+
+impl Liveness {
+    /// The service, reading heartbeats from `agents` and writing through `node`.
+    pub fn new(node: Arc<RaftNode>, agents: Arc<AgentView>) -> Self {
+        Liveness { node, agents }
+    }
+}
 
 impl LeaderService for Liveness {
     fn name(&self) -> &'static str {
         "agent liveness"
     }
 
-    fn run(&self, master: Arc<Master>, _term: u64) -> ServiceFuture {
+    fn run(&self, _term: u64) -> ServiceFuture {
+        let (node, agents) = (self.node.clone(), self.agents.clone());
         Box::pin(async move {
             let elected = Instant::now();
-            let grace = master.config.agent_reregistration_grace;
-            let timeout = master.config.agent_unreachable_after;
+            let grace = node.config().agent_reregistration_grace;
+            let timeout = node.config().agent_unreachable_after;
             let mut tick = tokio::time::interval(LIVENESS_TICK);
             loop {
                 tick.tick().await;
                 let now = Instant::now();
-                let lost: Vec<AgentId> = master.state.read(|a| {
+                let lost: Vec<AgentId> = node.state().read(|a| {
                     a.state
                         .agents()
                         .values()
                         .filter(|r| r.state == AgentState::Active)
                         .filter(|r| {
-                            let heard = master.agents.last_seen(&r.agent.id);
+                            let heard = agents.last_seen(&r.agent.id);
                             let deadline = match heard {
                                 Some(t) => (t + timeout).max(elected + grace),
                                 None => elected + grace,
@@ -177,16 +188,16 @@ impl LeaderService for Liveness {
                 let _serial = if lost.is_empty() {
                     None
                 } else {
-                    Some(master.write_lock.lock().await)
+                    Some(node.exclusive().await)
                 };
                 for agent_id in lost {
                     tracing::warn!(agent = %agent_id, "agent unreachable: no heartbeat for {timeout:?}");
                     let cmd = Command::SetAgentState {
                         agent_id,
                         state: AgentState::Unreachable,
-                        at_ms: master.clock.now_ms(),
+                        at_ms: node.clock().now_ms(),
                     };
-                    if let Err(e) = master.write(cmd).await {
+                    if let Err(e) = node.write(cmd).await {
                         tracing::warn!(error = ?e.body, "cannot mark an agent unreachable");
                     }
                 }

@@ -14,7 +14,6 @@ use state::InstanceId;
 use tokio::sync::broadcast;
 
 use crate::clock::{self, Clock, SystemClock};
-use crate::node::Master;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const BACKLOG: usize = 4096;
@@ -252,7 +251,7 @@ impl EventBus {
 
 /// `GET /v2/events[?event_type=T&event_type=U]`: the SSE stream.
 pub async fn stream(
-    State(m): State<Arc<Master>>,
+    State(events): State<Arc<EventBus>>,
     RawQuery(query): RawQuery,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let wanted: Vec<String> = query
@@ -261,11 +260,11 @@ pub async fn stream(
         .filter_map(|kv| kv.strip_prefix("event_type="))
         .map(str::to_string)
         .collect();
-    let receiver = m.events.subscribe();
-    m.events.publish(Event::EventStreamAttached {
+    let receiver = events.subscribe();
+    events.publish(Event::EventStreamAttached {
         remote_address: "client".into(),
     });
-    let detach = Detach(m.clone());
+    let detach = Detach(events);
     let stream = futures_util::stream::unfold(
         (receiver, wanted, detach),
         |(mut receiver, wanted, detach)| async move {
@@ -289,11 +288,11 @@ pub async fn stream(
 }
 
 /// Publishes `event_stream_detached` when a subscriber goes away.
-struct Detach(Arc<Master>);
+struct Detach(Arc<EventBus>);
 
 impl Drop for Detach {
     fn drop(&mut self) {
-        self.0.events.publish(Event::EventStreamDetached {
+        self.0.publish(Event::EventStreamDetached {
             remote_address: "client".into(),
         });
     }

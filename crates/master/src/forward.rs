@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use state::network::CLUSTER_ID_HEADER;
 
 use crate::error::ApiError;
-use crate::node::Master;
+use crate::node::RaftNode;
 
 /// Names the leader on every answer.
 pub const LEADER_HEADER: &str = "x-marathon-leader";
@@ -43,7 +43,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 /// forward to the leader, waiting up to `leader_wait` for one to be known. A request another
 /// master sent (Raft RPCs, forwarded requests) from another cluster is refused.
 pub async fn to_leader(
-    State(master): State<Arc<Master>>,
+    State(master): State<Arc<RaftNode>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -65,21 +65,21 @@ pub async fn to_leader(
 
 /// The refusal of a request that names a cluster other than this master's, if it does.
 /// A master that does not know its cluster id yet (a new cluster) accepts anything.
-fn other_cluster(master: &Master, request: &Request) -> Option<ApiError> {
+fn other_cluster(master: &RaftNode, request: &Request) -> Option<ApiError> {
     let theirs = request.headers().get(CLUSTER_ID_HEADER)?;
     let theirs = String::from_utf8_lossy(theirs.as_bytes());
     let mine = master
-        .state
+        .state()
         .read(|a| a.state.cluster_id().map(str::to_string))?;
     if mine == theirs {
         return None;
     }
     let message = format!(
         "This master (id {}) belongs to cluster {mine}, but the request to {} came from a master of cluster {theirs}; it was refused and nothing was done. A master of another cluster is sending here: check the --masters of the sender, and never start a master on a data dir copied from another cluster.",
-        master.config.id,
+        master.config().id,
         request.uri().path()
     );
-    warn_rarely(master.clock.now_ms(), &message);
+    warn_rarely(master.clock().now_ms(), &message);
     Some(ApiError::new(StatusCode::MISDIRECTED_REQUEST, message))
 }
 
@@ -98,13 +98,13 @@ fn warn_rarely(now: u64, message: &str) {
     }
 }
 
-async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
+async fn route(master: &RaftNode, request: Request, next: Next) -> Response {
     // The common case, on the leader: a request that came straight from its client (every
     // agent heartbeat) is answered here without looking further.
     if !request.headers().contains_key(VIA_HEADER) && master.is_leader() {
         return next.run(request).await;
     }
-    let me = master.config.advertised().to_string();
+    let me = master.config().advertised().to_string();
     let via = request
         .headers()
         .get(VIA_HEADER)
@@ -118,7 +118,7 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
     if hops.contains(&me.as_str()) {
         return ApiError::new(StatusCode::BAD_GATEWAY, "Detected proxying loop.").into_response();
     }
-    let deadline = tokio::time::Instant::now() + master.config.leader_wait;
+    let deadline = tokio::time::Instant::now() + master.config().leader_wait;
     let mut request = Some(request);
     let mut buffered: Option<(Parts, Bytes)> = None;
     loop {
@@ -128,7 +128,7 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
             .leader()
             .filter(|(_, addr)| !hops.contains(&addr.as_str()));
         match leader {
-            Some((id, _)) if id == master.config.id => {
+            Some((id, _)) if id == master.config().id => {
                 let request = match (request.take(), buffered.take()) {
                     (Some(r), _) => r,
                     (None, Some((parts, body))) => Request::from_parts(parts, Body::from(body)),
@@ -175,7 +175,7 @@ async fn route(master: &Arc<Master>, request: Request, next: Next) -> Response {
                     Forwarded::Unreachable(e) if tokio::time::Instant::now() >= deadline => {
                         return ApiError::unavailable(format!(
                             "The leader at {addr} cannot be reached ({e}) and no other leader was elected within {} s. Retry in a moment.",
-                            master.config.leader_wait.as_secs_f32()
+                            master.config().leader_wait.as_secs_f32()
                         ))
                         .into_response();
                     }
@@ -220,7 +220,7 @@ enum Forwarded {
 /// given up to the write timeout; one that does not (paused, cut off) is given up at once,
 /// so the client hears within about `--leader-wait-ms`.
 async fn forward(
-    master: &Arc<Master>,
+    master: &RaftNode,
     parts: &Parts,
     body: Bytes,
     leader: &str,
@@ -228,7 +228,7 @@ async fn forward(
     me: &str,
     deadline: tokio::time::Instant,
 ) -> Forwarded {
-    master.metrics.forwarded();
+    master.metrics().forwarded();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = format!("http://{leader}{path}").parse::<Uri>() else {
         return Forwarded::Answer(
@@ -249,7 +249,7 @@ async fn forward(
     }
     // The leader refuses it if it belongs to another cluster (see `other_cluster`).
     if let Some(cluster_id) = master
-        .state
+        .state()
         .read(|a| a.state.cluster_id().map(str::to_string))
     {
         out = out.header(CLUSTER_ID_HEADER, cluster_id);
@@ -272,8 +272,8 @@ async fn forward(
     // The leader answers (at least with headers) within its own write timeout; a leader that
     // is paused or cut off must not hold the client for that long.
     let started = tokio::time::Instant::now();
-    let patience = master.config.write_timeout + master.config.leader_wait;
-    let send = master.peers.send(out);
+    let patience = master.config().write_timeout + master.config().leader_wait;
+    let send = master.peers().send(out);
     tokio::pin!(send);
     let sent = match tokio::time::timeout_at(deadline.max(started), &mut send).await {
         Ok(sent) => sent,
@@ -295,7 +295,7 @@ async fn forward(
             return Forwarded::Answer(
                 ApiError::unavailable(format!(
                     "The leader at {leader} stopped answering (not even /ping) and no other leader was elected within {} s; the request may or may not have been applied. Read it back, then retry.",
-                    master.config.leader_wait.as_secs_f32()
+                    master.config().leader_wait.as_secs_f32()
                 ))
                 .into_response(),
             );
@@ -324,11 +324,11 @@ async fn forward(
 }
 
 /// True when the leader answers `/ping` quickly: it is alive, only slow with the request.
-async fn leader_alive(master: &Master, leader: &str) -> bool {
+async fn leader_alive(master: &RaftNode, leader: &str) -> bool {
     let wait =
-        (master.config.leader_wait / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        (master.config().leader_wait / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
     master
-        .peers
+        .peers()
         .call(crate::peer::Method::GET, leader, "/ping", None, wait)
         .await
         .is_ok_and(|(status, _)| status.is_success())

@@ -16,7 +16,7 @@ use openraft::ServerState;
 use state::{Command, Response};
 use tokio::task::JoinHandle;
 
-use crate::node::Master;
+use crate::node::RaftNode;
 
 /// Exit code when `--exit-on-leadership-loss` is set and leadership is lost (as Marathon).
 pub const EXIT_LEADERSHIP_LOST: i32 = 103;
@@ -77,22 +77,32 @@ pub trait LeaderService: Send + Sync + 'static {
     /// Short name, for logs.
     fn name(&self) -> &'static str;
     /// Runs for as long as this master leads in `term`; it is aborted when that ends.
-    fn run(&self, master: Arc<Master>, term: u64) -> ServiceFuture;
+    fn run(&self, term: u64) -> ServiceFuture;
 }
 
 /// Fixes the cluster id once, when the first leader is elected.
-pub struct ClusterIdentity;
+pub struct ClusterIdentity {
+    node: Arc<RaftNode>,
+}
+
+impl ClusterIdentity {
+    /// The service, writing through `node`.
+    pub fn new(node: Arc<RaftNode>) -> Self {
+        ClusterIdentity { node }
+    }
+}
 
 impl LeaderService for ClusterIdentity {
     fn name(&self) -> &'static str {
         "cluster identity"
     }
 
-    fn run(&self, master: Arc<Master>, _term: u64) -> ServiceFuture {
+    fn run(&self, _term: u64) -> ServiceFuture {
+        let node = self.node.clone();
         Box::pin(async move {
-            while master.state.read(|a| a.state.cluster_id().is_none()) {
+            while node.state().read(|a| a.state.cluster_id().is_none()) {
                 let id = uuid::Uuid::new_v4().to_string();
-                match master.write(Command::InitCluster { cluster_id: id }).await {
+                match node.write(Command::InitCluster { cluster_id: id }).await {
                     Ok(Response::ClusterId { cluster_id }) => {
                         tracing::info!(cluster_id, "cluster id fixed");
                     }
@@ -111,10 +121,10 @@ impl LeaderService for ClusterIdentity {
 /// the reason the master must exit for, or `None` when this process asked Raft to stop (the
 /// caller then decides how it ends).
 pub async fn supervise(
-    master: Arc<Master>,
+    node: Arc<RaftNode>,
     services: Vec<Arc<dyn LeaderService>>,
 ) -> Option<ExitReason> {
-    let mut metrics = master.raft.metrics();
+    let mut metrics = node.raft().metrics();
     let mut running: Option<(u64, Vec<JoinHandle<()>>)> = None;
     let mut last_leader = None;
     loop {
@@ -129,18 +139,19 @@ pub async fn supervise(
         };
         if let Err(openraft::error::Fatal::Stopped) = stopped {
             // A shutdown this process asked for (SIGTERM, Ctrl-C): startup decides the exit.
+            abort_all(running.take());
             return None;
         }
         if let Err(fatal) = stopped {
             abort_all(running.take());
             return Some(ExitReason::RaftFailed {
-                id: master.config.id,
+                id: node.config().id,
                 reason: fatal.to_string(),
             });
         }
         if leader != last_leader {
             if last_leader.is_some() || leader.is_some() {
-                master.metrics.leader_changed();
+                node.metrics().leader_changed();
             }
             tracing::info!(?leader, term, "leader changed");
             last_leader = leader;
@@ -151,9 +162,9 @@ pub async fn supervise(
             (Some(_), _) => {
                 let t = abort_all(running.take());
                 tracing::info!(term = t, "leadership lost: leader-only services stopped");
-                if master.config.exit_on_leadership_loss {
+                if node.config().exit_on_leadership_loss {
                     return Some(ExitReason::LeadershipLost {
-                        id: master.config.id,
+                        id: node.config().id,
                         term: t,
                     });
                 }
@@ -165,7 +176,7 @@ pub async fn supervise(
                     .iter()
                     .map(|s| {
                         tracing::debug!(service = s.name(), "starting");
-                        tokio::spawn(s.run(master.clone(), term))
+                        tokio::spawn(s.run(term))
                     })
                     .collect();
                 running = Some((term, tasks));

@@ -1,7 +1,11 @@
 //! drover's master: a Raft member that serves the Marathon-compatible API.
 //!
 //! - [`config`]: flags and their checks.
-//! - [`node`]: the running master ([`Master`]): role, leader, linearizable reads, writes.
+//! - [`node`]: the Raft node ([`RaftNode`]): role, leader, linearizable reads, writes.
+//! - [`agents`], [`scheduler`]: the leader's memory ([`agents::AgentView`], the queue and the
+//!   eviction guard) and the leader services that use it.
+//! - [`events`]: the event bus behind `/v2/events`.
+//! - [`parts`]: the parts put together ([`Parts`]), for the router and the leader services.
 //! - [`forward`]: followers forward every request to the leader.
 //! - [`api`]: the HTTP API.
 //! - [`leadership`]: leader-only services, started on election and stopped on its loss.
@@ -18,10 +22,12 @@ pub mod forward;
 pub mod leadership;
 pub mod metrics;
 pub mod node;
+pub mod parts;
 pub mod peer;
 pub mod scheduler;
 pub mod startup;
 
 pub use config::{ConfigError, MasterConfig, parse_masters};
-pub use node::Master;
-pub use startup::{StartupError, run};
+pub use node::RaftNode;
+pub use parts::Parts;
+pub use startup::{Seams, StartupError, run_with};

@@ -1,4 +1,5 @@
-//! A running master: its Raft node, its view of the state, and the operations the API needs.
+//! A master's Raft node ([`RaftNode`]): its role, the leader, linearizable reads, writes, the
+//! version clock and abdication.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,42 +13,33 @@ use serde_json::Value;
 use state::types::Raft;
 use state::{Command, Response, StateReader};
 
-use crate::agents::AgentView;
-use crate::clock::{self, Clock, SystemClock};
+use crate::clock::{self, Clock};
 use crate::config::MasterConfig;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, RaftFigures};
 use crate::peer::PeerClient;
 
-/// One master process.
-pub struct Master {
-    /// Its configuration.
-    pub config: MasterConfig,
-    /// Its Raft node.
-    pub raft: Raft,
-    /// The applied cluster state.
-    pub state: StateReader,
-    /// Its counters.
-    pub metrics: Metrics,
-    /// HTTP client for forwarding and talking to peers.
-    pub peers: PeerClient,
+/// This master's Raft node and everything that speaks for it: its configuration, its view
+/// of the replicated state, the write path (one command, one log entry), linearizable reads,
+/// the version clock, abdication, and its client for talking to peers.
+///
+/// It holds nothing only the leader knows (that is [`crate::agents::AgentView`] and the
+/// scheduler's [`crate::scheduler::Queue`] and [`crate::scheduler::EvictionGuard`]) and does
+/// not publish events ([`crate::events::EventBus`]).
+pub struct RaftNode {
+    config: MasterConfig,
+    raft: Raft,
+    state: StateReader,
+    metrics: Metrics,
+    peers: PeerClient,
+    clock: Arc<dyn Clock>,
     /// Set while this master hands leadership over (`DELETE /v2/leader`).
     abdicating: AtomicBool,
     /// Serialises multi-step API changes and scheduler passes on the leader, so neither sees
     /// half of the other (e.g. "create if absent", an app and its deployment).
-    pub write_lock: tokio::sync::Mutex<()>,
+    exclusive: tokio::sync::Mutex<()>,
     /// The last version timestamp this master issued, so versions never repeat.
     last_version_ms: AtomicU64,
-    /// Heartbeats, RTTs and task health (leader's memory, not replicated).
-    pub agents: AgentView,
-    /// Why instances are not placed, per app (leader's memory, not replicated).
-    pub queue: crate::scheduler::Queue,
-    /// Events for `/v2/events`.
-    pub events: crate::events::EventBus,
-    /// Mass eviction protection's memory.
-    pub eviction: crate::scheduler::EvictionGuard,
-    /// Where this master reads the time (set with [`Master::with_clock`]).
-    pub clock: Arc<dyn Clock>,
 }
 
 /// What a master is in the Raft group right now.
@@ -78,32 +70,64 @@ impl Role {
     }
 }
 
-impl Master {
-    /// Wraps a started Raft node.
-    pub fn new(config: MasterConfig, raft: Raft, state: StateReader) -> Self {
-        Master {
+impl RaftNode {
+    /// Wraps a started Raft node over `state`, talking to peers through `peers` and reading
+    /// the time from `clock`.
+    pub fn new(
+        config: MasterConfig,
+        raft: Raft,
+        state: StateReader,
+        peers: PeerClient,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        RaftNode {
             config,
             raft,
             state,
             metrics: Metrics::default(),
-            peers: PeerClient::new(),
+            peers,
+            clock,
             abdicating: AtomicBool::new(false),
-            write_lock: tokio::sync::Mutex::new(()),
+            exclusive: tokio::sync::Mutex::new(()),
             last_version_ms: AtomicU64::new(0),
-            agents: AgentView::default(),
-            queue: crate::scheduler::Queue::default(),
-            events: crate::events::EventBus::default(),
-            eviction: crate::scheduler::EvictionGuard::default(),
-            clock: Arc::new(SystemClock),
         }
     }
 
-    /// The same master reading the time from `clock` (a test's or a simulation's), events
-    /// included. Call before it serves anything.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.events = crate::events::EventBus::with_clock(clock.clone());
-        self.clock = clock;
-        self
+    /// This master's configuration.
+    pub fn config(&self) -> &MasterConfig {
+        &self.config
+    }
+
+    /// The Raft handle (for Raft's own RPCs, forming the cluster and watching its metrics).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The applied cluster state, as this master has applied it.
+    pub fn state(&self) -> &StateReader {
+        &self.state
+    }
+
+    /// This master's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The HTTP client for forwarding and talking to peers.
+    pub fn peers(&self) -> &PeerClient {
+        &self.peers
+    }
+
+    /// Where this master reads the time.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Waits for this master's turn to make a change of several steps (or a scheduler pass)
+    /// that nothing else on this master may interleave with; the turn lasts as long as the
+    /// guard.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.exclusive.lock().await
     }
 
     /// This master's role.

@@ -2,8 +2,12 @@
 //! Raft and the API, form the cluster once, register, and supervise leadership.
 
 use std::collections::BTreeMap;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::serve::Listener;
 
 use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
@@ -14,8 +18,10 @@ use state::types::Raft;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, MasterConfig};
-use crate::leadership::{self, ClusterIdentity, ExitReason, LeaderService};
-use crate::node::Master;
+use crate::events::EventBus;
+use crate::leadership::{self, ExitReason};
+use crate::node::RaftNode;
+use crate::parts::Parts;
 use crate::peer::PeerClient;
 
 /// Why a master refused to start or stopped.
@@ -102,11 +108,25 @@ pub enum StartupError {
 /// The store file inside the data dir.
 const STORE_FILE: &str = "raft.redb";
 
-/// Runs a master until Ctrl-C or SIGTERM, talking to its peers over TCP and reading the
-/// system's clock. Returns why it ended; the caller exits the process with
-/// [`ExitReason::exit_code`].
-pub async fn run(config: MasterConfig) -> Result<ExitReason, StartupError> {
-    run_with(config, Seams::system()).await
+/// Binds the master's port (API, UI and Raft share it).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Installs the SIGTERM and SIGINT handlers now, and returns a future that resolves when
+/// either arrives: the shutdown a master process passes to [`run_with`]. Install them before
+/// anything can be asked of the master: a signal that arrives while it starts is then a
+/// request to stop (exit 0), not the default action (death by signal).
+pub fn stop_signals() -> Result<impl Future<Output = ()> + Send + 'static, StartupError> {
+    let mut signals = StopSignals::install().map_err(|e| {
+        StartupError::Raft(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
+    })?;
+    Ok(async move { signals.requested().await })
 }
 
 /// How long a master's connection attempt to a peer may take.
@@ -131,15 +151,27 @@ impl Seams {
     }
 }
 
-/// As [`run`], over `seams`.
-pub async fn run_with(config: MasterConfig, seams: Seams) -> Result<ExitReason, StartupError> {
+/// Runs a master: serves its API on `listener` (a bound `TcpListener` for the binary, any
+/// [`Listener`] for a test or a simulation), reaches its peers and reads the time through
+/// `seams`, and runs until `shutdown` resolves (the binary passes [`stop_signals`]) or it must
+/// end. Returns why it ended; the binary exits with [`ExitReason::exit_code`].
+///
+/// Whatever it started ends with it, so several masters can run in one process and a test
+/// can stop one: when this returns (or is dropped) the listener closes, open connections are
+/// closed after their request in flight, and the leader services and Raft stop.
+pub async fn run_with<L>(
+    config: MasterConfig,
+    seams: Seams,
+    listener: L,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<ExitReason, StartupError>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
     let Seams { connector, clock } = seams;
     config.validate()?;
-    // Before anything can be asked of this master: a signal that arrives while it starts is
-    // a request to stop (exit 0), not the default action (death by signal).
-    let mut shutdown = Shutdown::install().map_err(|e| {
-        StartupError::Raft(format!("cannot install the SIGTERM/SIGINT handlers: {e}"))
-    })?;
+    tokio::pin!(shutdown);
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StartupError::Storage(format!(
             "cannot create data dir {}: {e}",
@@ -181,73 +213,111 @@ pub async fn run_with(config: MasterConfig, seams: Seams) -> Result<ExitReason, 
     .await
     .map_err(|e| StartupError::Raft(e.to_string()))?;
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartupError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    let mut master = Master::new(config, raft, reader).with_clock(clock);
-    master.peers = peers;
-    let master = Arc::new(master);
+    let master = Parts::new(
+        RaftNode::new(config, raft, reader, peers, clock.clone()),
+        EventBus::with_clock(clock),
+    );
+    let node = master.node().clone();
+    let (id, listen) = (node.config().id, node.config().listen);
     tracing::info!(
-        id = master.config.id,
-        listen = %master.config.listen,
-        region = %master.config.domain.region,
-        zone = %master.config.domain.zone,
+        id,
+        listen = %listen,
+        bound = ?listener.local_addr().ok(),
+        region = %node.config().domain.region,
+        zone = %node.config().domain.zone,
         "master started"
     );
-    let app = crate::api::router(master.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let services: Vec<Arc<dyn LeaderService>> = vec![
-        Arc::new(ClusterIdentity),
-        Arc::new(crate::agents::Liveness),
-        Arc::new(crate::scheduler::Scheduler),
-    ];
-    let mut leadership = tokio::spawn(leadership::supervise(master.clone(), services));
-    tokio::spawn(form_cluster(master.clone()));
-    let registration = tokio::spawn(register(master.clone()));
+    let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        axum::serve(listener, master.router())
+            .with_graceful_shutdown(async move {
+                let _ = serving.await;
+            })
+            .into_future(),
+    );
+    let mut leadership = tokio::spawn(leadership::supervise(
+        node.clone(),
+        master.leader_services(),
+    ));
+    let forming = tokio::spawn(form_cluster(node.clone()));
+    let mut registration = tokio::spawn(register(node.clone()));
+    let _running = Running {
+        tasks: vec![
+            leadership.abort_handle(),
+            forming.abort_handle(),
+            registration.abort_handle(),
+        ],
+        _stop_serving: stop_serving,
+        node: node.clone(),
+    };
 
     tokio::select! {
-        _ = shutdown.requested() => {
+        () = &mut shutdown => {
             tracing::info!("shutting down");
         }
-        result = registration => {
+        result = &mut registration => {
             if let Ok(Err(e)) = result {
                 // Return at once: the error must reach the operator before anything else
                 // notices Raft going away and exits with a vaguer message.
                 return Err(e);
             }
             tokio::select! {
-                _ = shutdown.requested() => tracing::info!("shutting down"),
+                () = &mut shutdown => tracing::info!("shutting down"),
                 ended = &mut leadership => {
-                    if let Some(reason) = ended_with(master.config.id, ended) {
+                    if let Some(reason) = ended_with(id, ended) {
                         return Ok(reason);
                     }
                 }
             }
         }
         ended = &mut leadership => {
-            if let Some(reason) = ended_with(master.config.id, ended) {
+            if let Some(reason) = ended_with(id, ended) {
                 return Ok(reason);
             }
-            shutdown.requested().await;
+            (&mut shutdown).await;
         }
-        result = server => {
-            let _ = master.raft.shutdown().await;
+        result = &mut server => {
+            let _ = node.raft().shutdown().await;
             return Err(StartupError::Listen {
-                addr: master.config.listen.to_string(),
+                addr: listen.to_string(),
                 source: std::io::Error::other(format!("the HTTP server stopped: {result:?}")),
             });
         }
     }
-    let _ = master.raft.shutdown().await;
+    let _ = node.raft().shutdown().await;
     Ok(ExitReason::Requested)
 }
 
+/// What a running master started besides its Raft node, stopped when [`run_with`] ends by
+/// any path (returned, failed, or dropped by its caller).
+struct Running {
+    /// The leadership supervisor (and with it the leader services), forming, registering.
+    tasks: Vec<tokio::task::AbortHandle>,
+    /// Dropped, it closes the listener and the open connections (after their request).
+    _stop_serving: tokio::sync::oneshot::Sender<()>,
+    /// Its Raft node, stopped in the background.
+    node: Arc<RaftNode>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        // Not awaited: a master that must end fails fast (a process exit follows in the
+        // binary); in a test process this stops the node's Raft core all the same. A
+        // shutdown already done makes this one a no-op.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let node = self.node.clone();
+            runtime.spawn(async move {
+                let _ = node.raft().shutdown().await;
+            });
+        }
+    }
+}
+
 /// The reason the leadership supervisor ended the master for, if it did. Leaves the
-/// process at once (no Raft shutdown): a fatal Raft error or a lost leadership under
+/// process at once (no Raft shutdown awaited): a fatal Raft error or a lost leadership under
 /// `--exit-on-leadership-loss` is fail-fast, as the process exit it replaces was.
 fn ended_with(
     id: u64,
@@ -262,16 +332,16 @@ fn ended_with(
     }
 }
 
-/// SIGTERM and SIGINT, handled from the moment [`Shutdown::install`] returns.
-struct Shutdown {
+/// SIGTERM and SIGINT, handled from the moment [`StopSignals::install`] returns.
+struct StopSignals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
-impl Shutdown {
+impl StopSignals {
     fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Shutdown {
+        Ok(StopSignals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
         })
@@ -463,13 +533,13 @@ where
 /// The master with the lowest id initialises the membership (every listed master) once, when
 /// a majority of them answer in its region; a master whose log is not empty never
 /// initialises again.
-async fn form_cluster(master: Arc<Master>) {
-    let lowest = master.config.masters.keys().next().copied();
-    if lowest != Some(master.config.id) {
+async fn form_cluster(master: Arc<RaftNode>) {
+    let lowest = master.config().masters.keys().next().copied();
+    if lowest != Some(master.config().id) {
         return;
     }
     loop {
-        match master.raft.is_initialized().await {
+        match master.raft().is_initialized().await {
             Ok(true) | Err(_) => return,
             Ok(false) => {}
         }
@@ -477,29 +547,29 @@ async fn form_cluster(master: Arc<Master>) {
         // names every listed master, so the others join when they come (a master in
         // another region exits instead, see `register`).
         let mut agreeing = 1;
-        for (peer, addr) in master.config.peers() {
+        for (peer, addr) in master.config().peers() {
             let Some(health) = master.peer_health(addr).await else {
                 continue;
             };
             let theirs = health.get("region").and_then(|r| r.as_str()).unwrap_or("");
-            if theirs == master.config.domain.region {
+            if theirs == master.config().domain.region {
                 agreeing += 1;
             } else {
                 tracing::error!(
                     "master {peer} at {addr} is in region '{theirs}', but this master, which forms the cluster, is in '{}'; all masters must be in one region",
-                    master.config.domain.region
+                    master.config().domain.region
                 );
             }
         }
-        let all = agreeing > master.config.masters.len() / 2;
+        let all = agreeing > master.config().masters.len() / 2;
         if all {
             let members: BTreeMap<u64, BasicNode> = master
-                .config
+                .config()
                 .masters
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
                 .collect();
-            match master.raft.initialize(members).await {
+            match master.raft().initialize(members).await {
                 Ok(()) => {
                     tracing::info!("cluster formed");
                     return;
@@ -516,30 +586,30 @@ async fn form_cluster(master: Arc<Master>) {
 /// leader refuses a master whose region differs from the cluster's. Until then, the master
 /// with the lowest id (the one that forms the cluster) is the authority on the region: a
 /// master in another region exits rather than take part in an election.
-async fn register(master: Arc<Master>) -> Result<(), StartupError> {
+async fn register(master: Arc<RaftNode>) -> Result<(), StartupError> {
     let body = json!({
-        "id": master.config.id,
-        "addr": master.config.advertised(),
-        "domain": master.config.domain,
+        "id": master.config().id,
+        "addr": master.config().advertised(),
+        "domain": master.config().domain,
     });
     loop {
-        let known = master.state.read(|a| {
-            a.state.masters().get(&master.config.id).is_some_and(|m| {
-                m.addr == master.config.advertised()
-                    && m.domain.as_ref() == Some(&master.config.domain)
+        let known = master.state().read(|a| {
+            a.state.masters().get(&master.config().id).is_some_and(|m| {
+                m.addr == master.config().advertised()
+                    && m.domain.as_ref() == Some(&master.config().domain)
             })
         });
         if known {
             return Ok(());
         }
-        if let Some((&first, first_addr)) = master.config.masters.iter().next()
-            && first != master.config.id
+        if let Some((&first, first_addr)) = master.config().masters.iter().next()
+            && first != master.config().id
             && let Some(health) = master.peer_health(first_addr).await
             && let Some(theirs) = health.get("region").and_then(|r| r.as_str())
-            && theirs != master.config.domain.region
+            && theirs != master.config().domain.region
         {
             return Err(StartupError::RegionMismatch {
-                mine: master.config.domain.region.clone(),
+                mine: master.config().domain.region.clone(),
                 theirs: theirs.to_string(),
                 peer: first,
                 addr: first_addr.clone(),
@@ -547,7 +617,7 @@ async fn register(master: Arc<Master>) -> Result<(), StartupError> {
         }
         if let Some((_, leader)) = master.leader() {
             match master
-                .peers
+                .peers()
                 .post_json(&leader, "/internal/masters", &body, Duration::from_secs(6))
                 .await
             {

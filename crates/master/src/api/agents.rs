@@ -15,9 +15,10 @@ use state::protocol::{
 };
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
 
+use crate::agents::AgentView;
 use crate::error::ApiError;
-use crate::events::Event;
-use crate::node::Master;
+use crate::events::{Event, EventBus};
+use crate::node::RaftNode;
 
 /// The longest a long poll for assignments is held open.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -31,7 +32,8 @@ fn unknown_agent(id: &str) -> ApiError {
 
 /// `POST /internal/agents/register`.
 pub async fn register(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     Json(reg): Json<Registration>,
 ) -> Result<Json<Registered>, ApiError> {
     let agent = reg.agent;
@@ -51,31 +53,31 @@ pub async fn register(
             format!("cannot register agent: {}", problems.join(", ")),
         ));
     }
-    let local = m.state.read(|a| {
+    let local = m.state().read(|a| {
         a.state
             .local_region()
             .map(str::to_string)
-            .unwrap_or_else(|| m.config.domain.region.clone())
+            .unwrap_or_else(|| m.config().domain.region.clone())
     });
-    refuse_a_copy(&m, &agent)?;
+    refuse_a_copy(&m, &agents, &agent)?;
     let remote = agent.is_remote(&local);
     let id = agent.id.clone();
     let answer = m
         .write(Command::RegisterAgent {
             agent,
             remote,
-            at_ms: m.clock.now_ms(),
+            at_ms: m.clock().now_ms(),
         })
         .await?;
     if let Applied::Conflict { message } = answer {
         return Err(ApiError::new(StatusCode::CONFLICT, message));
     }
-    m.agents.heard_from(&id, None);
+    agents.heard_from(&id, None);
     tracing::info!(agent = %id, remote, "agent registered");
     Ok(Json(Registered {
         agent_id: id,
         term: m.term(),
-        heartbeat_interval_ms: m.config.agent_heartbeat.as_millis() as u64,
+        heartbeat_interval_ms: m.config().agent_heartbeat.as_millis() as u64,
         local_region: local,
         remote,
     }))
@@ -85,8 +87,8 @@ pub async fn register(
 /// id (a work dir copied from a running agent) would both run its instances. An agent that
 /// moved is accepted once its old registration is unreachable; while this master has not
 /// heard from the agent since its election, it cannot tell yet and answers 503 (retried).
-fn refuse_a_copy(m: &Master, agent: &Agent) -> Result<(), ApiError> {
-    let registered = m.state.read(|a| {
+fn refuse_a_copy(m: &RaftNode, agents: &AgentView, agent: &Agent) -> Result<(), ApiError> {
+    let registered = m.state().read(|a| {
         a.state
             .agent(&agent.id)
             .filter(|r| r.state == AgentState::Active && r.agent.ip != agent.ip)
@@ -95,8 +97,8 @@ fn refuse_a_copy(m: &Master, agent: &Agent) -> Result<(), ApiError> {
     let Some(live_ip) = registered else {
         return Ok(());
     };
-    let window = m.config.agent_unreachable_after;
-    match m.agents.silent_for(&agent.id) {
+    let window = m.config().agent_unreachable_after;
+    match agents.silent_for(&agent.id) {
         Some(silent) if silent > window => Ok(()),
         None => Err(ApiError::unavailable(format!(
             "agent {} is registered at {live_ip} and the leader has not heard from it since it was elected; it cannot tell yet whether it still runs there (retry)",
@@ -123,12 +125,13 @@ fn refuse_a_copy(m: &Master, agent: &Agent) -> Result<(), ApiError> {
 
 /// `POST /internal/agents/{id}/heartbeat`.
 pub async fn heartbeat(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     Path(id): Path<String>,
     Json(beat): Json<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
     let id = AgentId(id);
-    let agent_state = m.state.read(|a| a.state.agent(&id).map(|r| r.state));
+    let agent_state = m.state().read(|a| a.state.agent(&id).map(|r| r.state));
     match agent_state {
         None | Some(AgentState::Gone) => return Err(unknown_agent(&id.0)),
         Some(AgentState::Unreachable) => {
@@ -136,16 +139,16 @@ pub async fn heartbeat(
             m.write(Command::SetAgentState {
                 agent_id: id.clone(),
                 state: AgentState::Active,
-                at_ms: m.clock.now_ms(),
+                at_ms: m.clock().now_ms(),
             })
             .await?;
             // Its unreplaced instances are marked running again by the same command.
         }
         Some(AgentState::Active) => {}
     }
-    m.agents.heard_from(&id, beat.rtt_ms);
+    agents.heard_from(&id, beat.rtt_ms);
     if let Some(disk) = beat.disk {
-        m.agents.set_disk(&id, disk);
+        agents.set_disk(&id, disk);
     }
     Ok(Json(HeartbeatAck { term: m.term() }))
 }
@@ -202,21 +205,22 @@ fn unreachable_definition() -> AppDefinition {
 /// passes. Commits that do not touch this agent's assignments do not wake it: the revision is
 /// the agent's ([`ClusterState::assignment_revision`]), not the log's.
 pub async fn assignments(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     Path(id): Path<String>,
     Query(q): Query<AssignmentsQuery>,
 ) -> Result<Json<Assignments>, ApiError> {
     let id = AgentId(id);
-    if m.state.read(|a| a.state.agent(&id).is_none()) {
+    if m.state().read(|a| a.state.agent(&id).is_none()) {
         return Err(unknown_agent(&id.0));
     }
     // Subscribed before the first look, so an apply between the look and the wait wakes it.
-    let mut applied = m.state.subscribe();
+    let mut applied = m.state().subscribe();
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         applied.borrow_and_update();
-        let revision = m.state.read(|a| a.state.assignment_revision(&id));
+        let revision = m.state().read(|a| a.state.assignment_revision(&id));
         if revision > q.after || tokio::time::Instant::now() >= deadline {
             break;
         }
@@ -227,9 +231,9 @@ pub async fn assignments(
             break;
         }
     }
-    m.agents.heard_from(&id, None);
-    m.metrics.assignments_answered();
-    let (revision, tasks) = m.state.read(|a| {
+    agents.heard_from(&id, None);
+    m.metrics().assignments_answered();
+    let (revision, tasks) = m.state().read(|a| {
         (
             a.state.assignment_revision(&id),
             assignments_for(&a.state, &id),
@@ -261,18 +265,20 @@ pub fn mesos_task_state(c: Condition) -> &'static str {
 /// `POST /internal/agents/{id}/status`: records condition changes (replicated) and health
 /// (leader's memory).
 pub async fn status(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
+    State(events): State<Arc<EventBus>>,
     Path(id): Path<String>,
     Json(report): Json<StatusReport>,
 ) -> Result<Json<Value>, ApiError> {
     let id = AgentId(id);
-    if m.state.read(|a| a.state.agent(&id).is_none()) {
+    if m.state().read(|a| a.state.agent(&id).is_none()) {
         return Err(unknown_agent(&id.0));
     }
-    m.agents.heard_from(&id, None);
+    agents.heard_from(&id, None);
     // Health is the leader's memory, not replicated: recorded at once, for this agent's own
     // instances only.
-    m.state.read(|a| {
+    m.state().read(|a| {
         for update in &report.updates {
             let (Some(h), Some(inst)) =
                 (&update.health, a.state.instances().get(&update.instance_id))
@@ -282,9 +288,9 @@ pub async fn status(
             if inst.agent_id != id {
                 continue;
             }
-            let before = m.agents.health(&inst.id).map(|b| b.healthy);
+            let before = agents.health(&inst.id).map(|b| b.healthy);
             if before != Some(h.healthy) {
-                m.events.publish(Event::HealthStatusChangedEvent {
+                events.publish(Event::HealthStatusChangedEvent {
                     app_id: inst.app_id.to_string(),
                     instance_id: inst.id.clone(),
                     version: inst.app_version.clone(),
@@ -292,7 +298,7 @@ pub async fn status(
                 });
             }
             if !h.healthy {
-                m.events.publish(Event::FailedHealthCheckEvent {
+                events.publish(Event::FailedHealthCheckEvent {
                     app_id: inst.app_id.to_string(),
                     instance_id: inst.id.clone(),
                     task_id: inst.id.clone(),
@@ -300,7 +306,7 @@ pub async fn status(
                     cause: h.last_failure_cause.clone(),
                 });
             }
-            m.agents.set_health(&inst.id, h.clone());
+            agents.set_health(&inst.id, h.clone());
         }
     });
     // Conditions go through the state machine, which applies the life-cycle rules (only
@@ -327,7 +333,7 @@ pub async fn status(
     else {
         return Ok(Json(json!({})));
     };
-    m.state.read(|a| {
+    m.state().read(|a| {
         for (instance_id, condition) in &changed {
             let Some(inst) = a.state.instances().get(instance_id) else {
                 continue;
@@ -351,7 +357,7 @@ pub async fn status(
                     )
                 })
                 .unwrap_or_default();
-            m.events.publish(Event::StatusUpdateEvent {
+            events.publish(Event::StatusUpdateEvent {
                 app_id: inst.app_id.to_string(),
                 task_id: inst.id.clone(),
                 instance_id: inst.id.clone(),
@@ -365,7 +371,7 @@ pub async fn status(
                 region,
                 zone,
             });
-            m.events.publish(Event::InstanceChangedEvent {
+            events.publish(Event::InstanceChangedEvent {
                 instance_id: inst.id.clone(),
                 run_spec_id: inst.app_id.to_string(),
                 agent_id: inst.agent_id.clone(),

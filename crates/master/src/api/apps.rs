@@ -16,10 +16,11 @@ use serde_json::{Map, Value, json};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
+use crate::agents::AgentView;
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
-use crate::events::Event;
-use crate::node::Master;
+use crate::events::{Event, EventBus};
+use crate::node::RaftNode;
 
 /// Marathon's header naming the deployment an operation started.
 const DEPLOYMENT_HEADER: &str = "marathon-deployment-id";
@@ -58,15 +59,16 @@ fn app_value(app: Option<App>) -> Value {
 }
 
 /// An app as Marathon lists it: the definition, its task counts, its deployments, and its
-/// tasks when asked for.
+/// tasks when asked for (see [`super::tasks::task_json`] for `agents` and `own_region`).
 fn app_with_status(
-    m: &Master,
+    agents: &AgentView,
+    own_region: &str,
     state: &state::ClusterState,
     v: &AppVersion,
     with_tasks: bool,
 ) -> App {
     let mut out = app_json(v);
-    out.counts = Some(super::tasks::counts(m, state, &v.app.id));
+    out.counts = Some(super::tasks::counts(agents, state, &v.app.id));
     out.deployments = Some(
         state
             .deployments()
@@ -76,7 +78,7 @@ fn app_with_status(
             .collect(),
     );
     if with_tasks {
-        out.tasks = Some(super::tasks::tasks_of(m, state, &v.app.id));
+        out.tasks = Some(super::tasks::tasks_of(agents, own_region, state, &v.app.id));
     }
     out
 }
@@ -118,7 +120,8 @@ fn deployment_headers(id: &str) -> HeaderMap {
 
 /// `GET /v2/apps[?embed=apps.tasks]`.
 pub async fn list(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AppList>, ApiError> {
     m.linearizable().await?;
@@ -126,22 +129,35 @@ pub async fn list(
         .unwrap_or_default()
         .split('&')
         .any(|kv| kv == "embed=apps.tasks" || kv == "embed=tasks");
-    let apps: Vec<App> = m.state.read(|a| {
+    let apps: Vec<App> = m.state().read(|a| {
         a.state
             .apps()
             .values()
-            .map(|r| app_with_status(&m, &a.state, r.current(), with_tasks))
+            .map(|r| {
+                app_with_status(
+                    &agents,
+                    &m.config().domain.region,
+                    &a.state,
+                    r.current(),
+                    with_tasks,
+                )
+            })
             .collect()
     });
     Ok(Json(AppList { apps }))
 }
 
 /// `POST /v2/apps`: create; 409 when the id is taken.
-pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
+    State(events): State<Arc<EventBus>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let app = validate(&parse_body(&body)?)?;
-    let _serial = m.write_lock.lock().await;
+    let _serial = m.exclusive().await;
     m.linearizable().await?;
-    if m.state.read(|a| a.state.app(&app.id).is_some()) {
+    if m.state().read(|a| a.state.app(&app.id).is_some()) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("An app with id [{}] already exists.", app.id),
@@ -150,13 +166,20 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
     let version = m.next_version(None);
     let id = app.id.clone();
     commit_app(&m, app, version.clone()).await?;
-    let deployment = start_deployment(&m, &id, &version, Action::StartApplication, false).await?;
-    let body = app_value(m.state.read(|a| {
-        a.state
-            .app(&id)
-            .map(|r| app_with_status(&m, &a.state, r.current(), false))
+    let deployment =
+        start_deployment(&m, &events, &id, &version, Action::StartApplication, false).await?;
+    let body = app_value(m.state().read(|a| {
+        a.state.app(&id).map(|r| {
+            app_with_status(
+                &agents,
+                &m.config().domain.region,
+                &a.state,
+                r.current(),
+                false,
+            )
+        })
     }));
-    m.events.publish(Event::ApiPostEvent {
+    events.publish(Event::ApiPostEvent {
         client_ip: None,
         uri: "/v2/apps".into(),
         app_definition: body.clone(),
@@ -170,18 +193,19 @@ pub async fn create(State(m): State<Arc<Master>>, body: Bytes) -> Result<Respons
 
 /// Records a deployment for a change just committed, and announces it.
 async fn start_deployment(
-    m: &Master,
+    m: &RaftNode,
+    events: &EventBus,
     app: &AppId,
     version: &str,
     action: Action,
     force: bool,
 ) -> Result<String, ApiError> {
-    let deployment = deployments::new(app, version, action, m.clock.now_ms());
+    let deployment = deployments::new(app, version, action, m.clock().now_ms());
     let id = deployment.id.clone();
     let plan = deployments::to_json(&deployment);
     m.write(Command::PutDeployment { deployment, force })
         .await?;
-    m.events.publish(Event::DeploymentInfo {
+    events.publish(Event::DeploymentInfo {
         current_step: plan["steps"][0].clone(),
         plan: plan.clone(),
     });
@@ -189,12 +213,12 @@ async fn start_deployment(
 }
 
 /// 409 when a deployment holds the app and the change is not forced (Marathon's answer).
-fn check_lock(m: &Master, app: &AppId, force: bool) -> Result<(), ApiError> {
+fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
     if force {
         return Ok(());
     }
     let locking = m
-        .state
+        .state()
         .read(|a| deployments::of_app(&a.state, app).map(|d| d.id.clone()));
     match locking {
         Some(id) => Err(ApiError {
@@ -210,7 +234,7 @@ fn check_lock(m: &Master, app: &AppId, force: bool) -> Result<(), ApiError> {
     }
 }
 
-async fn commit_app(m: &Master, app: AppDefinition, version: String) -> Result<(), ApiError> {
+async fn commit_app(m: &RaftNode, app: AppDefinition, version: String) -> Result<(), ApiError> {
     match m.write(Command::PutApp { app, version }).await? {
         Applied::AppVersion { .. } | Applied::Ok => Ok(()),
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
@@ -246,19 +270,25 @@ fn split(path: &str) -> AppPath<'_> {
 
 /// `GET /v2/apps/{id}`, `…/versions`, `…/versions/{version}`.
 pub async fn get(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     m.linearizable().await?;
     let (raw, version) = match split(&path) {
         AppPath::Tasks(id) => {
             let id = app_id(id)?;
-            return m.state.read(|a| {
+            return m.state().read(|a| {
                 a.state
                     .app(&id)
                     .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
                 Ok(Json(client::Tasks {
-                    tasks: super::tasks::tasks_of(&m, &a.state, &id),
+                    tasks: super::tasks::tasks_of(
+                        &agents,
+                        &m.config().domain.region,
+                        &a.state,
+                        &id,
+                    ),
                 })
                 .into_response())
             });
@@ -268,14 +298,20 @@ pub async fn get(
         AppPath::Version(id, v) => (id, Some(Some(v))),
     };
     let id = app_id(raw)?;
-    m.state.read(|a| {
+    m.state().read(|a| {
         let record = a
             .state
             .app(&id)
             .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
         Ok(match version {
             None => Json(AppEnvelope {
-                app: app_with_status(&m, &a.state, record.current(), true),
+                app: app_with_status(
+                    &agents,
+                    &m.config().domain.region,
+                    &a.state,
+                    record.current(),
+                    true,
+                ),
             })
             .into_response(),
             Some(None) => Json(Versions {
@@ -297,28 +333,31 @@ pub async fn get(
 /// Marathon's default `partialUpdate=true`; `?partialUpdate=false` replaces the definition).
 /// `POST /v2/apps/{id}/restart` also lands here.
 pub async fn put(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(events): State<Arc<EventBus>>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let partial = super::query_flag(&query, "partialUpdate", true);
-    update(m, &path, &query, body, partial, true).await
+    update(&m, &events, &path, &query, body, partial, true).await
 }
 
 /// `PATCH /v2/apps/{id}`: update the fields given.
 pub async fn patch(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(events): State<Arc<EventBus>>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    update(m, &path, &query, body, true, false).await
+    update(&m, &events, &path, &query, body, true, false).await
 }
 
 /// `POST /v2/apps/{id}/restart`.
 pub async fn post(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(events): State<Arc<EventBus>>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -330,16 +369,24 @@ pub async fn post(
     };
     let id = app_id(raw)?;
     let force = super::query_flag(&query, "force", false);
-    let _serial = m.write_lock.lock().await;
+    let _serial = m.exclusive().await;
     m.linearizable().await?;
     check_lock(&m, &id, force)?;
     let current = m
-        .state
+        .state()
         .read(|a| a.state.app(&id).map(|r| r.current().clone()))
         .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
     let version = m.next_version(Some(&current.version));
     commit_app(&m, current.app, version.clone()).await?;
-    let deployment = start_deployment(&m, &id, &version, Action::RestartApplication, force).await?;
+    let deployment = start_deployment(
+        &m,
+        &events,
+        &id,
+        &version,
+        Action::RestartApplication,
+        force,
+    )
+    .await?;
     Ok((
         StatusCode::OK,
         deployment_headers(&deployment),
@@ -352,7 +399,8 @@ pub async fn post(
 }
 
 async fn update(
-    m: Arc<Master>,
+    m: &RaftNode,
+    events: &EventBus,
     path: &str,
     query: &Option<String>,
     body: Bytes,
@@ -381,10 +429,10 @@ async fn update(
             obj.insert("id".into(), json!(id.as_str()));
         }
     }
-    let _serial = m.write_lock.lock().await;
+    let _serial = m.exclusive().await;
     m.linearizable().await?;
     let current = m
-        .state
+        .state()
         .read(|a| a.state.app(&id).map(|r| r.current().clone()));
     // Marathon: a PUT may create the app, a PATCH only changes one that exists.
     if current.is_none() && !may_create {
@@ -436,12 +484,12 @@ async fn update(
     }
     let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
     commit_app(&m, app, version.clone()).await?;
-    let deployment = start_deployment(&m, &id, &version, action, force).await?;
+    let deployment = start_deployment(&m, &events, &id, &version, action, force).await?;
     let definition = app_value(
-        m.state
+        m.state()
             .read(|a| a.state.app(&id).map(|r| app_json(r.current()))),
     );
-    m.events.publish(Event::ApiPostEvent {
+    events.publish(Event::ApiPostEvent {
         client_ip: None,
         uri: format!("/v2/apps{id}"),
         app_definition: definition.clone(),
@@ -478,14 +526,15 @@ const READ_ONLY: &[&str] = &[
 
 /// `DELETE /v2/apps/{id}`.
 pub async fn delete(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(events): State<Arc<EventBus>>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = app_id(&path)?;
-    let _serial = m.write_lock.lock().await;
+    let _serial = m.exclusive().await;
     m.linearizable().await?;
     let locking = m
-        .state
+        .state()
         .read(|a| deployments::of_app(&a.state, &id).map(|d| d.id.clone()));
     if let Some(d) = locking {
         m.write(Command::DeleteDeployment { id: d }).await?;
@@ -495,7 +544,7 @@ pub async fn delete(
         Applied::NotFound { .. } => Err(ApiError::app_not_found(id.as_str())),
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
         _ => {
-            m.events.publish(Event::AppTerminatedEvent {
+            events.publish(Event::AppTerminatedEvent {
                 app_id: id.to_string(),
             });
             let deployment = uuid::Uuid::new_v4().to_string();

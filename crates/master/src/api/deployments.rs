@@ -11,13 +11,15 @@ use state::Command;
 
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
-use crate::events::Event;
-use crate::node::Master;
+use crate::events::{Event, EventBus};
+use crate::node::RaftNode;
 
 /// `GET /v2/deployments`.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Vec<client::Deployment>>, ApiError> {
+pub async fn list(
+    State(m): State<Arc<RaftNode>>,
+) -> Result<Json<Vec<client::Deployment>>, ApiError> {
     m.linearizable().await?;
-    let list = m.state.read(|a| {
+    let list = m.state().read(|a| {
         a.state
             .deployments()
             .values()
@@ -30,14 +32,15 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Vec<client::Deplo
 /// `DELETE /v2/deployments/{id}[?force=true]`: without `force`, roll the app back to the
 /// version before the deployment (a new deployment); with it, just stop tracking it.
 pub async fn delete(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(events): State<Arc<EventBus>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let force = super::query_flag(&query, "force", false);
-    let _serial = m.write_lock.lock().await;
+    let _serial = m.exclusive().await;
     m.linearizable().await?;
-    let Some(deployment) = m.state.read(|a| a.state.deployments().get(&id).cloned()) else {
+    let Some(deployment) = m.state().read(|a| a.state.deployments().get(&id).cloned()) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("DeploymentPlan {id} does not exist"),
@@ -45,7 +48,7 @@ pub async fn delete(
     };
     m.write(Command::DeleteDeployment { id: id.clone() })
         .await?;
-    m.events.publish(Event::DeploymentFailed {
+    events.publish(Event::DeploymentFailed {
         id: id.clone(),
         plan: deployments::to_json(&deployment),
         reason: if force { "cancelled" } else { "rolled back" }.into(),
@@ -56,7 +59,7 @@ pub async fn delete(
     // Roll back: every affected app returns to the version it had before.
     let mut rollback = None;
     for app_id in &deployment.affected_apps {
-        let previous = m.state.read(|a| {
+        let previous = m.state().read(|a| {
             a.state.app(app_id).and_then(|r| {
                 r.versions()
                     .rev()
@@ -76,7 +79,7 @@ pub async fn delete(
                     app_id,
                     &version,
                     Action::RestartApplication,
-                    m.clock.now_ms(),
+                    m.clock().now_ms(),
                 );
                 rollback = Some((d.id.clone(), version));
                 m.write(Command::PutDeployment {

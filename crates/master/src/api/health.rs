@@ -10,10 +10,10 @@ use client::{Check, ClusterHealth, Status, ZoneHealth};
 use domain::Operator;
 use state::AgentState;
 
-use crate::agents::RTT_WARNING_MS;
+use crate::agents::{AgentView, RTT_WARNING_MS};
 use crate::error::ApiError;
-use crate::node::Master;
-use crate::scheduler::Assessment;
+use crate::node::RaftNode;
+use crate::scheduler::{Assessment, EvictionGuard, Queue};
 
 fn check(name: &str, status: Status, reason: String) -> Check {
     Check::new(name, status, reason)
@@ -34,13 +34,18 @@ fn zones_json(a: &Assessment) -> Vec<ZoneHealth> {
 
 /// `GET /v1/cluster/health`: the checks, and `zones`, each zone's state (`healthy`,
 /// `partly-unreachable`, `outage`, `cut-off`; see `scheduler::eviction`).
-pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<ClusterHealth>, ApiError> {
+pub async fn health(
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
+    State(queue): State<Arc<Queue>>,
+    State(eviction): State<Arc<EvictionGuard>>,
+) -> Result<Json<ClusterHealth>, ApiError> {
     m.linearizable().await?;
-    let queue = m.queue.entries();
-    let checks = m.state.read(|a| {
+    let queue = queue.entries();
+    let checks = m.state().read(|a| {
         let s = &a.state;
         let mut checks = Vec::new();
-        let n = m.config.masters.len();
+        let n = m.config().masters.len();
         checks.push(if n % 2 == 1 && n > 1 {
             check("masters-count", Status::Pass, format!("{n} masters: the cluster survives {} failures", n / 2))
         } else if n == 1 {
@@ -75,7 +80,7 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<ClusterHealth>,
         let slow: Vec<String> = s
             .agents()
             .values()
-            .filter_map(|r| m.agents.rtt_ms(&r.agent.id).filter(|rtt| *rtt >= RTT_WARNING_MS).map(|rtt| format!("{} ({rtt} ms)", r.agent.hostname)))
+            .filter_map(|r| agents.rtt_ms(&r.agent.id).filter(|rtt| *rtt >= RTT_WARNING_MS).map(|rtt| format!("{} ({rtt} ms)", r.agent.hostname)))
             .collect();
         checks.push(if slow.is_empty() {
             check("agents-rtt", Status::Pass, format!("every agent answers the leader in under {RTT_WARNING_MS} ms"))
@@ -86,7 +91,7 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<ClusterHealth>,
         let mut degraded = Vec::new();
         for (id, record) in s.apps() {
             for c in record.current().app.constraints.iter().filter(|c| c.operator == Operator::GroupBy) {
-                let local = s.local_region().unwrap_or(m.config.domain.region.as_str());
+                let local = s.local_region().unwrap_or(m.config().domain.region.as_str());
                 let mut per: BTreeMap<String, usize> = BTreeMap::new();
                 for i in s.instances_of(id).filter(|i| !i.condition.is_terminal()) {
                     if let Some(v) = s.agent(&i.agent_id).and_then(|r| c.value_of(&r.agent, local)) {
@@ -104,8 +109,8 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<ClusterHealth>,
         } else {
             check("group-by-balance", Status::Warn, format!("unbalanced: {}", degraded.join("; ")))
         });
-        let protection = m.eviction.current();
-        let interval_ms = u64::try_from(m.config.eviction_interval.as_millis()).unwrap_or(u64::MAX);
+        let protection = eviction.current();
+        let interval_ms = u64::try_from(m.config().eviction_interval.as_millis()).unwrap_or(u64::MAX);
         let reason = protection.describe(interval_ms);
         let mut eviction = if protection.cut_off() {
             check("eviction-protection", Status::Fail, reason)
@@ -149,7 +154,7 @@ pub async fn health(State(m): State<Arc<Master>>) -> Result<Json<ClusterHealth>,
         .map(|c| c.status)
         .max()
         .unwrap_or(Status::Pass);
-    let zones = zones_json(&m.eviction.current());
+    let zones = zones_json(&eviction.current());
     Ok(Json(ClusterHealth {
         status,
         checks,

@@ -12,8 +12,9 @@ use client::mesos::{
 use state::{AgentState, ClusterState};
 
 use super::tasks::task_json;
+use crate::agents::AgentView;
 use crate::error::ApiError;
-use crate::node::Master;
+use crate::node::RaftNode;
 
 fn host_port(addr: &str) -> (&str, u16) {
     match addr.rsplit_once(':') {
@@ -53,13 +54,13 @@ fn framework(s: &ClusterState, tasks: Option<Vec<FrameworkTask>>) -> Framework {
     }
 }
 
-fn framework_json(m: &Master, s: &ClusterState) -> Framework {
+fn framework_json(agents: &AgentView, own_region: &str, s: &ClusterState) -> Framework {
     let tasks = s
         .instances()
         .values()
         .filter(|i| !i.condition.is_terminal())
         .map(|i| {
-            let t = task_json(m, s, i);
+            let t = task_json(agents, own_region, s, i);
             FrameworkTask {
                 id: i.id.to_string(),
                 name: i.app_id.as_str().trim_start_matches('/').to_string(),
@@ -75,7 +76,7 @@ fn framework_json(m: &Master, s: &ClusterState) -> Framework {
     framework(s, Some(tasks))
 }
 
-fn leader_info(m: &Master) -> LeaderInfo {
+fn leader_info(m: &RaftNode) -> LeaderInfo {
     let leader = m.leader();
     let (host, port) = leader.as_ref().map_or(("", 0), |(_, a)| host_port(a));
     LeaderInfo {
@@ -83,15 +84,18 @@ fn leader_info(m: &Master) -> LeaderInfo {
         hostname: host.to_string(),
         ip: host.to_string(),
         port,
-        domain: m.config.domain.to_json(),
+        domain: m.config().domain.to_json(),
     }
 }
 
 /// `GET /mesos/master/state` (and `state.json`).
-pub async fn state(State(m): State<Arc<Master>>) -> Result<Json<MesosState>, ApiError> {
+pub async fn state(
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
+) -> Result<Json<MesosState>, ApiError> {
     m.linearizable().await?;
     let leader = m.leader().map(|(_, a)| a);
-    Ok(Json(m.state.read(|a| {
+    Ok(Json(m.state().read(|a| {
         let s = &a.state;
         let count = |st: AgentState| s.agents().values().filter(|r| r.state == st).count();
         MesosState {
@@ -100,24 +104,24 @@ pub async fn state(State(m): State<Arc<Master>>) -> Result<Json<MesosState>, Api
             cluster: "drover".into(),
             leader: leader.as_ref().map(|l| format!("master@{l}")),
             leader_info: leader_info(&m),
-            hostname: host_port(m.config.advertised()).0.to_string(),
-            domain: m.config.domain.to_json(),
+            hostname: host_port(m.config().advertised()).0.to_string(),
+            domain: m.config().domain.to_json(),
             activated_slaves: count(AgentState::Active),
             deactivated_slaves: 0,
             unreachable_slaves: count(AgentState::Unreachable),
             slaves: s.agents().values().map(|r| slave_json(s, r)).collect(),
-            frameworks: vec![framework_json(&m, s)],
+            frameworks: vec![framework_json(&agents, &m.config().domain.region, s)],
         }
     })))
 }
 
 /// `GET /mesos/master/state-summary`.
-pub async fn state_summary(State(m): State<Arc<Master>>) -> Result<Json<StateSummary>, ApiError> {
+pub async fn state_summary(State(m): State<Arc<RaftNode>>) -> Result<Json<StateSummary>, ApiError> {
     m.linearizable().await?;
-    Ok(Json(m.state.read(|a| {
+    Ok(Json(m.state().read(|a| {
         let s = &a.state;
         StateSummary {
-            hostname: host_port(m.config.advertised()).0.to_string(),
+            hostname: host_port(m.config().advertised()).0.to_string(),
             cluster: "drover".into(),
             leader_info: leader_info(&m),
             slaves: s.agents().values().map(|r| slave_json(s, r)).collect(),
@@ -127,9 +131,9 @@ pub async fn state_summary(State(m): State<Arc<Master>>) -> Result<Json<StateSum
 }
 
 /// `GET /mesos/master/slaves`.
-pub async fn slaves(State(m): State<Arc<Master>>) -> Result<Json<Slaves>, ApiError> {
+pub async fn slaves(State(m): State<Arc<RaftNode>>) -> Result<Json<Slaves>, ApiError> {
     m.linearizable().await?;
-    Ok(Json(m.state.read(|a| {
+    Ok(Json(m.state().read(|a| {
         Slaves {
             slaves: a
                 .state
@@ -142,7 +146,7 @@ pub async fn slaves(State(m): State<Arc<Master>>) -> Result<Json<Slaves>, ApiErr
 }
 
 /// `GET /mesos_dns/v1/hosts/master.mesos`: every master.
-pub async fn dns_masters(State(m): State<Arc<Master>>) -> Json<Vec<DnsHost>> {
+pub async fn dns_masters(State(m): State<Arc<RaftNode>>) -> Json<Vec<DnsHost>> {
     Json(
         m.members()
             .values()
@@ -159,7 +163,7 @@ fn dns_host(host: &str, addr: &str) -> DnsHost {
 }
 
 /// `GET /mesos_dns/v1/hosts/leader.mesos`: the leader.
-pub async fn dns_leader(State(m): State<Arc<Master>>) -> Json<Vec<DnsHost>> {
+pub async fn dns_leader(State(m): State<Arc<RaftNode>>) -> Json<Vec<DnsHost>> {
     Json(
         m.leader()
             .map(|(_, addr)| dns_host("leader.mesos.", &addr))

@@ -12,8 +12,6 @@ mod system;
 mod tasks;
 mod ui;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -25,7 +23,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::forward;
-use crate::node::Master;
+use crate::parts::Parts;
 
 /// The largest request body the API accepts (1 MiB); a larger one is answered 413.
 pub const PUBLIC_BODY_LIMIT: usize = 1024 * 1024;
@@ -55,8 +53,8 @@ fn too_large_message(limit: usize) -> String {
     )
 }
 
-/// The whole API of a master.
-pub fn router(master: Arc<Master>) -> Router {
+/// The whole API of a master; each handler takes the parts it uses.
+pub fn router(master: Parts) -> Router {
     let v2 = Router::new()
         .route("/apps", get(apps::list).post(apps::create))
         .route(
@@ -112,7 +110,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .merge(raft)
         .fallback(system::no_route)
         .layer(middleware::from_fn_with_state(
-            master.clone(),
+            master.node().clone(),
             forward::to_leader,
         ))
         .layer(middleware::from_fn(json_errors))

@@ -7,10 +7,10 @@ use axum::extract::State;
 use client::{AgentNode, Delay, MasterNode, Node, NodeState, Nodes, Queue, QueueItem, Used};
 use state::AgentState;
 
-use crate::agents::RTT_WARNING_MS;
+use crate::agents::{AgentView, RTT_WARNING_MS};
 use crate::clock;
 use crate::error::ApiError;
-use crate::node::Master;
+use crate::node::RaftNode;
 
 fn host_of(addr: &str) -> &str {
     addr.rsplit_once(':').map_or(addr, |(h, _)| h)
@@ -18,17 +18,20 @@ fn host_of(addr: &str) -> &str {
 
 /// `GET /v1/nodes`: every master (leader marked) and agent, with region, zone and whether
 /// it is remote.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError> {
+pub async fn list(
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
+) -> Result<Json<Nodes>, ApiError> {
     m.linearizable().await?;
     let leader = m.leader().map(|(id, _)| id);
-    let body = m.state.read(|a| {
+    let body = m.state().read(|a| {
         let s = &a.state;
         let local = s
             .local_region()
-            .unwrap_or(m.config.domain.region.as_str())
+            .unwrap_or(m.config().domain.region.as_str())
             .to_string();
         let mut nodes = Vec::new();
-        let mut ids: Vec<u64> = m.config.masters.keys().copied().collect();
+        let mut ids: Vec<u64> = m.config().masters.keys().copied().collect();
         ids.extend(s.masters().keys().copied());
         ids.sort_unstable();
         ids.dedup();
@@ -36,11 +39,11 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError>
             let registered = s.masters().get(&id);
             let addr = registered
                 .map(|r| r.addr.clone())
-                .or_else(|| m.config.masters.get(&id).cloned())
+                .or_else(|| m.config().masters.get(&id).cloned())
                 .unwrap_or_default();
             let domain = registered
                 .and_then(|r| r.domain.clone())
-                .or_else(|| (id == m.config.id).then(|| m.config.domain.clone()));
+                .or_else(|| (id == m.config().id).then(|| m.config().domain.clone()));
             nodes.push(Node::Master(MasterNode {
                 id: id.to_string(),
                 hostname: host_of(&addr).to_string(),
@@ -52,8 +55,8 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError>
                 address: addr,
             }));
         }
-        let mut agents: Vec<_> = s.agents().values().collect();
-        agents.sort_by(|a, b| {
+        let mut records: Vec<_> = s.agents().values().collect();
+        records.sort_by(|a, b| {
             let key = |r: &state::machine::AgentRecord| {
                 let region = r.agent.region().unwrap_or(&local).to_string();
                 (
@@ -65,9 +68,9 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError>
             };
             key(a).cmp(&key(b))
         });
-        for r in agents {
+        for r in records {
             let a = &r.agent;
-            let rtt = m.agents.rtt_ms(&a.id);
+            let rtt = agents.rtt_ms(&a.id);
             let u = s.usage(&a.id);
             let (tasks, cpus_used, mem_used) =
                 (u.tasks, u.cpus as f64 / 1000.0, u.mem as f64 / 1000.0);
@@ -91,8 +94,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError>
                 },
                 attributes: a.attributes.clone(),
                 rtt_ms: rtt,
-                disk_use: m
-                    .agents
+                disk_use: agents
                     .disk(&a.id)
                     .and_then(|d| serde_json::to_value(d).ok()),
                 rtt_warning: rtt.is_some_and(|r| r >= RTT_WARNING_MS),
@@ -108,11 +110,14 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError>
 }
 
 /// `GET /v2/queue`: apps with instances waiting, with the counted reasons and the delay.
-pub async fn queue(State(m): State<Arc<Master>>) -> Result<Json<Queue>, ApiError> {
+pub async fn queue(
+    State(m): State<Arc<RaftNode>>,
+    State(queue): State<Arc<crate::scheduler::Queue>>,
+) -> Result<Json<Queue>, ApiError> {
     m.linearizable().await?;
-    let now = m.clock.now_ms();
-    let entries = m.queue.entries();
-    let queue: Vec<QueueItem> = m.state.read(|a| {
+    let now = m.clock().now_ms();
+    let entries = queue.entries();
+    let queue: Vec<QueueItem> = m.state().read(|a| {
         entries
             .iter()
             .filter_map(|(id, e)| {

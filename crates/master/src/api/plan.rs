@@ -13,11 +13,11 @@ use domain::placement::{ExistingInstance, Snapshot, place};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::node::Master;
+use crate::node::RaftNode;
 use crate::scheduler::live_agents;
 
 /// `POST /v1/plan` with a Marathon app definition.
-pub async fn plan(State(m): State<Arc<Master>>, body: Bytes) -> Result<Json<Plan>, ApiError> {
+pub async fn plan(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Json<Plan>, ApiError> {
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -29,11 +29,11 @@ pub async fn plan(State(m): State<Arc<Master>>, body: Bytes) -> Result<Json<Plan
         body: errors.to_json(),
     })?;
     m.linearizable().await?;
-    Ok(Json(m.state.read(|a| {
+    Ok(Json(m.state().read(|a| {
         let s = &a.state;
         let local = s
             .local_region()
-            .unwrap_or(m.config.domain.region.as_str())
+            .unwrap_or(m.config().domain.region.as_str())
             .to_string();
         let agents = live_agents(s);
         let existing: Vec<ExistingInstance> = s

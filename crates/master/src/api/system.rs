@@ -16,7 +16,7 @@ use state::network::RaftRpc;
 use state::{Command, Response as Applied};
 
 use crate::error::ApiError;
-use crate::node::{Master, Role};
+use crate::node::{RaftNode, Role};
 
 /// `GET /ping`.
 pub async fn ping() -> &'static str {
@@ -24,23 +24,23 @@ pub async fn ping() -> &'static str {
 }
 
 /// `GET /health`: this process, whatever the cluster's state.
-pub async fn health(State(m): State<Arc<Master>>) -> Json<ProcessHealth> {
-    let metrics = m.raft.metrics().borrow().clone();
-    let cluster_id = m.state.read(|a| a.state.cluster_id().map(str::to_string));
+pub async fn health(State(m): State<Arc<RaftNode>>) -> Json<ProcessHealth> {
+    let metrics = m.raft().metrics().borrow().clone();
+    let cluster_id = m.state().read(|a| a.state.cluster_id().map(str::to_string));
     Json(ProcessHealth {
-        id: m.config.id,
+        id: m.config().id,
         role: m.role().as_str().to_string(),
         term: metrics.current_term,
         leader: m.leader().map(|(_, addr)| addr),
-        region: m.config.domain.region.clone(),
-        zone: m.config.domain.zone.clone(),
+        region: m.config().domain.region.clone(),
+        zone: m.config().domain.zone.clone(),
         initialized: metrics.last_log_index.is_some(),
         cluster_id,
     })
 }
 
 /// `GET /v2/leader`.
-pub async fn leader(State(m): State<Arc<Master>>) -> Result<Json<Leader>, ApiError> {
+pub async fn leader(State(m): State<Arc<RaftNode>>) -> Result<Json<Leader>, ApiError> {
     match m.leader() {
         Some((_, addr)) => Ok(Json(Leader { leader: addr })),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "There is no leader")),
@@ -48,7 +48,7 @@ pub async fn leader(State(m): State<Arc<Master>>) -> Result<Json<Leader>, ApiErr
 }
 
 /// `DELETE /v2/leader`: the leader (requests are forwarded to it) steps down.
-pub async fn abdicate(State(m): State<Arc<Master>>) -> Json<Message> {
+pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Json<Message> {
     m.abdicate(Duration::from_secs(10));
     Json(Message {
         message: "Leadership abdicated".into(),
@@ -56,10 +56,10 @@ pub async fn abdicate(State(m): State<Arc<Master>>) -> Json<Message> {
 }
 
 /// `GET /v2/info`.
-pub async fn info(State(m): State<Arc<Master>>) -> Json<Info> {
+pub async fn info(State(m): State<Arc<RaftNode>>) -> Json<Info> {
     let figures = m.raft_figures();
     let leader = m.leader().map(|(_, addr)| addr);
-    let cluster_id = m.state.read(|a| a.state.cluster_id().map(str::to_string));
+    let cluster_id = m.state().read(|a| a.state.cluster_id().map(str::to_string));
     let members = m
         .members()
         .into_iter()
@@ -72,12 +72,12 @@ pub async fn info(State(m): State<Arc<Master>>) -> Json<Info> {
         elected: m.role() == Role::Leader && !m.abdicating(),
         framework_id: cluster_id,
         http_config: HttpConfig {
-            http_port: m.config.listen.port(),
+            http_port: m.config().listen.port(),
         },
         drover: DroverInfo {
-            id: m.config.id,
-            region: m.config.domain.region.clone(),
-            zone: m.config.domain.zone.clone(),
+            id: m.config().id,
+            region: m.config().domain.region.clone(),
+            zone: m.config().domain.zone.clone(),
             raft: RaftInfo {
                 term: figures.term,
                 state: m.role().as_str().to_string(),
@@ -90,14 +90,14 @@ pub async fn info(State(m): State<Arc<Master>>) -> Json<Info> {
 }
 
 /// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(m): State<Arc<Master>>) -> Response {
-    let text = m.metrics.render(&m.raft_figures());
+pub async fn metrics(State(m): State<Arc<RaftNode>>) -> Response {
+    let text = m.metrics().render(&m.raft_figures());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// `POST /internal/raft/{append|vote|snapshot}`.
 pub async fn raft_rpc(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
     Path(rpc): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -105,7 +105,7 @@ pub async fn raft_rpc(
         return ApiError::new(StatusCode::NOT_FOUND, format!("no Raft RPC named {rpc}"))
             .into_response();
     };
-    match state::network::answer(&m.raft, rpc, &body).await {
+    match state::network::answer(&m.raft(), rpc, &body).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -126,7 +126,7 @@ pub struct MasterRegistration {
 /// `POST /internal/masters`: records a master in the registry; 409 when its region differs
 /// from the cluster's.
 pub async fn register_master(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
     Json(reg): Json<MasterRegistration>,
 ) -> Result<Json<Message>, ApiError> {
     let answer = m

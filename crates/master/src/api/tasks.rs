@@ -8,18 +8,18 @@ use client::{Change, HealthCheckResult, IpAddress, Task, TaskCounts, TaskIds, Ta
 use state::{ClusterState, Condition, Instance};
 
 use super::agents::mesos_task_state;
+use crate::agents::AgentView;
 use crate::clock;
 use crate::error::ApiError;
-use crate::node::Master;
+use crate::node::RaftNode;
 
-/// Marathon's task JSON for one instance, with drover's `region` and `zone`.
-pub fn task_json(m: &Master, state: &ClusterState, i: &Instance) -> Task {
+/// Marathon's task JSON for one instance, with drover's `region` and `zone` (an agent without
+/// a region is in the cluster's local region, or else in `own_region`, this master's) and the
+/// health the leader last heard of (`agents`).
+pub fn task_json(agents: &AgentView, own_region: &str, state: &ClusterState, i: &Instance) -> Task {
     let agent = state.agent(&i.agent_id);
-    let local = state
-        .local_region()
-        .unwrap_or(m.config.domain.region.as_str());
-    let health = m
-        .agents
+    let local = state.local_region().unwrap_or(own_region);
+    let health = agents
         .health(&i.id)
         .map(|h| HealthCheckResult {
             instance_id: i.id.to_string(),
@@ -60,7 +60,7 @@ pub fn task_json(m: &Master, state: &ClusterState, i: &Instance) -> Task {
 }
 
 /// The counts Marathon puts on every app.
-pub fn counts(m: &Master, state: &ClusterState, app: &domain::AppId) -> TaskCounts {
+pub fn counts(agents: &AgentView, state: &ClusterState, app: &domain::AppId) -> TaskCounts {
     let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
     for i in state
         .instances_of(app)
@@ -71,7 +71,7 @@ pub fn counts(m: &Master, state: &ClusterState, app: &domain::AppId) -> TaskCoun
             Condition::Scheduled | Condition::Staging | Condition::Starting => staged += 1,
             _ => {}
         }
-        match m.agents.health(&i.id).map(|h| h.healthy) {
+        match agents.health(&i.id).map(|h| h.healthy) {
             Some(true) => healthy += 1,
             Some(false) => unhealthy += 1,
             None => {}
@@ -85,24 +85,32 @@ pub fn counts(m: &Master, state: &ClusterState, app: &domain::AppId) -> TaskCoun
     }
 }
 
-/// The live (not yet terminal) tasks of an app.
-pub fn tasks_of(m: &Master, state: &ClusterState, app: &domain::AppId) -> Vec<Task> {
+/// The live (not yet terminal) tasks of an app (see [`task_json`]).
+pub fn tasks_of(
+    agents: &AgentView,
+    own_region: &str,
+    state: &ClusterState,
+    app: &domain::AppId,
+) -> Vec<Task> {
     state
         .instances_of(app)
         .filter(|i| !i.condition.is_terminal())
-        .map(|i| task_json(m, state, i))
+        .map(|i| task_json(agents, own_region, state, i))
         .collect()
 }
 
 /// `GET /v2/tasks`.
-pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Tasks>, ApiError> {
+pub async fn list(
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
+) -> Result<Json<Tasks>, ApiError> {
     m.linearizable().await?;
-    let tasks: Vec<Task> = m.state.read(|a| {
+    let tasks: Vec<Task> = m.state().read(|a| {
         a.state
             .instances()
             .values()
             .filter(|i| !i.condition.is_terminal())
-            .map(|i| task_json(&m, &a.state, i))
+            .map(|i| task_json(&agents, &m.config().domain.region, &a.state, i))
             .collect()
     });
     Ok(Json(Tasks { tasks }))
@@ -111,21 +119,27 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Tasks>, ApiError>
 /// `POST /v2/tasks/delete[?scale=true]`: kill tasks; without `scale` they are replaced, with
 /// it their apps' instance counts go down by as many.
 pub async fn delete(
-    State(m): State<Arc<Master>>,
+    State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     Json(body): Json<TaskIds>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let scale = super::query_flag(&query, "scale", false);
-    let _serial = m.write_lock.lock().await;
+    let _serial = m.exclusive().await;
     m.linearizable().await?;
-    let now = m.clock.now_ms();
-    let (killed, json_of_killed): (Vec<Instance>, Vec<Task>) = m.state.read(|a| {
+    let now = m.clock().now_ms();
+    let (killed, json_of_killed): (Vec<Instance>, Vec<Task>) = m.state().read(|a| {
         body.ids
             .iter()
             .filter_map(|id| a.state.instances().get(&state::InstanceId(id.clone())))
             .filter(|i| !i.condition.is_terminal())
-            .map(|i| (i.clone(), task_json(&m, &a.state, i)))
+            .map(|i| {
+                (
+                    i.clone(),
+                    task_json(&agents, &m.config().domain.region, &a.state, i),
+                )
+            })
             .unzip()
     });
     let unknown: Vec<&String> = body
@@ -159,7 +173,7 @@ pub async fn delete(
     if scale {
         for (app_id, n) in per_app {
             let current = m
-                .state
+                .state()
                 .read(|a| a.state.app(&app_id).map(|r| r.current().clone()));
             let Some(current) = current else { continue };
             let mut app = current.app.clone();

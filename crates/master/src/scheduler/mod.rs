@@ -3,12 +3,12 @@
 //! The decision is a pure function, [`reconcile`], of a snapshot of the state and explicit
 //! observations; this module is the thin driver around it. Each pass:
 //!
-//! 1. takes a copy of the state (under `write_lock`, so that an API change made of several
+//! 1. takes a copy of the state (in the node's exclusive turn, so that an API change made of several
 //!    writes is never seen half done, and released at once: nothing is locked while
 //!    deciding), and gathers the [`Observations`] (task health, the eviction memory);
 //! 2. calls [`reconcile`];
 //! 3. records the queue, commits the decision's one batch through a [`Commit`] seam (under
-//!    `write_lock` again), and only once that succeeded records the eviction memory and
+//!    exclusive turn again), and only once that succeeded records the eviction memory and
 //!    publishes the decision's events. Parts of the batch that went stale between snapshot
 //!    and commit are refused by the state machine, and the next pass decides again.
 //!
@@ -30,8 +30,11 @@ use std::time::Duration;
 use domain::AppId;
 use state::{ClusterState, Command, InstanceId, Response};
 
+use crate::agents::AgentView;
+use crate::config::MasterConfig;
+use crate::events::EventBus;
 use crate::leadership::{LeaderService, ServiceFuture};
-use crate::node::Master;
+use crate::node::RaftNode;
 
 pub mod backoff;
 pub mod eviction;
@@ -146,12 +149,12 @@ pub trait Commit {
     -> impl Future<Output = Result<Response, String>> + Send;
 }
 
-/// Commits through the master's Raft node, under its `write_lock`.
-struct ThroughRaft<'a>(&'a Master);
+/// Commits through the master's Raft node, in its exclusive turn.
+struct ThroughRaft<'a>(&'a RaftNode);
 
 impl Commit for ThroughRaft<'_> {
     async fn commit(&mut self, command: Command) -> Result<Response, String> {
-        let _serial = self.0.write_lock.lock().await;
+        let _serial = self.0.exclusive().await;
         self.0.write(command).await.map_err(|e| e.body.to_string())
     }
 }
@@ -270,19 +273,45 @@ pub async fn pass(
     })
 }
 
-/// The scheduler as a leader-only service.
-pub struct Scheduler;
+/// The scheduler as a leader-only service: the driver around [`reconcile`], with the parts
+/// it reads (the node's state, task health, the eviction memory) and writes (the node, the
+/// queue, the eviction memory, the event bus).
+#[derive(Clone)]
+pub struct Scheduler {
+    node: Arc<RaftNode>,
+    agents: Arc<AgentView>,
+    queue: Arc<Queue>,
+    eviction: Arc<EvictionGuard>,
+    events: Arc<EventBus>,
+}
 
 impl Scheduler {
-    /// The policy this master decides by in `term`.
-    pub fn policy(master: &Master, term: u64) -> Policy {
+    /// The scheduler over these parts.
+    pub fn new(
+        node: Arc<RaftNode>,
+        agents: Arc<AgentView>,
+        queue: Arc<Queue>,
+        eviction: Arc<EvictionGuard>,
+        events: Arc<EventBus>,
+    ) -> Self {
+        Scheduler {
+            node,
+            agents,
+            queue,
+            eviction,
+            events,
+        }
+    }
+
+    /// The policy a master configured with `config` decides by in `term`.
+    pub fn policy(config: &MasterConfig, term: u64) -> Policy {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Policy {
-            eviction_threshold: master.config.eviction_threshold,
-            eviction_interval_ms: ms(master.config.eviction_interval),
+            eviction_threshold: config.eviction_threshold,
+            eviction_interval_ms: ms(config.eviction_interval),
             // Agents are marked when liveness next looks, up to a tick after their timeout.
-            settle_ms: ms(master.config.agent_heartbeat + crate::agents::LIVENESS_TICK),
-            region: master.config.domain.region.clone(),
+            settle_ms: ms(config.agent_heartbeat + crate::agents::LIVENESS_TICK),
+            region: config.domain.region.clone(),
             launch_budget: MAX_LAUNCHES_PER_PASS,
             term,
         }
@@ -302,37 +331,39 @@ fn log_refused(answer: &Response) {
     }
 }
 
-/// Runs one pass on `master` and records what it decided; returns when the next pass is
-/// due at the latest (ms since the epoch), and whether the pass failed.
-async fn drive(master: &Master, policy: &Policy) -> (Option<u64>, bool) {
-    let snapshot = {
-        let _serial = master.write_lock.lock().await;
-        master.state.snapshot().state
-    };
-    let obs = Observations {
-        health: master.agents.health_all(),
-        eviction: master.eviction.memory(),
-    };
-    let now = master.clock.now_ms();
-    let outcome = pass(
-        &snapshot,
-        &obs,
-        policy,
-        now,
-        &mut UuidIds,
-        &mut ThroughRaft(master),
-    )
-    .await;
-    // Health of instances that no longer exist is of no use to anyone (read from the
-    // state as it is now: an instance placed since the snapshot keeps its report).
-    master.state.read(|a| {
-        master
-            .agents
-            .retain_health(|id| a.state.instances().contains_key(id))
-    });
-    record(outcome, &master.queue, &master.eviction, &mut |event| {
-        master.events.publish(event)
-    })
+impl Scheduler {
+    /// Runs one pass and records what it decided; returns when the next pass is due at the
+    /// latest (ms since the epoch), and whether the pass failed.
+    async fn drive(&self, policy: &Policy) -> (Option<u64>, bool) {
+        let node = self.node.as_ref();
+        let snapshot = {
+            let _serial = node.exclusive().await;
+            node.state().snapshot().state
+        };
+        let obs = Observations {
+            health: self.agents.health_all(),
+            eviction: self.eviction.memory(),
+        };
+        let now = node.clock().now_ms();
+        let outcome = pass(
+            &snapshot,
+            &obs,
+            policy,
+            now,
+            &mut UuidIds,
+            &mut ThroughRaft(node),
+        )
+        .await;
+        // Health of instances that no longer exist is of no use to anyone (read from the
+        // state as it is now: an instance placed since the snapshot keeps its report).
+        node.state().read(|a| {
+            self.agents
+                .retain_health(|id| a.state.instances().contains_key(id))
+        });
+        record(outcome, &self.queue, &self.eviction, &mut |event| {
+            self.events.publish(event)
+        })
+    }
 }
 
 /// Records what a pass decided: the queue always; the eviction memory and the events only
@@ -383,24 +414,26 @@ impl LeaderService for Scheduler {
         "scheduler"
     }
 
-    fn run(&self, master: Arc<Master>, term: u64) -> ServiceFuture {
+    fn run(&self, term: u64) -> ServiceFuture {
+        let scheduler = self.clone();
         Box::pin(async move {
+            let node = scheduler.node.clone();
             // A new leader has every committed entry in its log, but maybe not yet applied:
             // plan only from a state that includes everything committed before this term.
-            while master.linearizable().await.is_err() {
+            while node.linearizable().await.is_err() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let policy = Scheduler::policy(&master, term);
-            let mut applied = master.state.subscribe();
-            let mut observed = master.agents.subscribe();
+            let policy = Scheduler::policy(node.config(), term);
+            let mut applied = node.state().subscribe();
+            let mut observed = scheduler.agents.subscribe();
             loop {
-                let (next_wake_ms, failed) = drive(&master, &policy).await;
+                let (next_wake_ms, failed) = scheduler.drive(&policy).await;
                 if failed {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 tokio::time::sleep(MIN_PASS_GAP).await;
                 let until_wake = next_wake_ms.map_or(SAFETY_PASS, |at| {
-                    Duration::from_millis(at.saturating_sub(master.clock.now_ms())).min(SAFETY_PASS)
+                    Duration::from_millis(at.saturating_sub(node.clock().now_ms())).min(SAFETY_PASS)
                 });
                 tokio::select! {
                     r = applied.changed() => if r.is_err() { tokio::time::sleep(until_wake).await },
