@@ -1,8 +1,8 @@
 //! Wall-clock time: the [`Clock`] the master reads it from (the system's, or a test's
 //! [`ManualClock`]), and Marathon's way of writing it, `2026-11-21T19:55:01.123Z`.
 //!
-//! The master reads the time through `Master::clock`, so a test or a simulation decides
-//! what "now" is. (The scheduler still calls [`now_ms`] until its redesign passes `now` in.)
+//! The master reads the time through [`crate::RaftNode::clock`] (its event bus through the
+//! same clock), so a test or a simulation decides what "now" is.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -456,7 +456,7 @@ async fn update(
     // holds the app (409), as Marathon does.
     let app = validate(&merged)?;
     if current.is_some() {
-        check_lock(&m, &id, force)?;
+        check_lock(m, &id, force)?;
     }
     let action = match &current {
         None => Action::StartApplication,
@@ -483,8 +483,8 @@ async fn update(
             .into_response());
     }
     let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
-    commit_app(&m, app, version.clone()).await?;
-    let deployment = start_deployment(&m, &events, &id, &version, action, force).await?;
+    commit_app(m, app, version.clone()).await?;
+    let deployment = start_deployment(m, events, &id, &version, action, force).await?;
     let definition = app_value(
         m.state()
             .read(|a| a.state.app(&id).map(|r| app_json(r.current()))),

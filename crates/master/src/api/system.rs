@@ -105,7 +105,7 @@ pub async fn raft_rpc(
         return ApiError::new(StatusCode::NOT_FOUND, format!("no Raft RPC named {rpc}"))
             .into_response();
     };
-    match state::network::answer(&m.raft(), rpc, &body).await {
+    match state::network::answer(m.raft(), rpc, &body).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
