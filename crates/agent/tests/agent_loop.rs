@@ -590,7 +590,9 @@ async fn an_agent_told_to_stop_its_tasks_on_exit_stops_them_and_reports_them_kil
             !agent::procfs::is_running(pid),
             "{id} still runs after its agent stopped"
         );
-        let end = checkpoint(dir.path(), id).terminal.expect("a checkpointed end");
+        let end = checkpoint(dir.path(), id)
+            .terminal
+            .expect("a checkpointed end");
         assert_eq!(end.condition, Condition::Killed, "{id}");
         assert!(
             fake.statuses()
