@@ -416,7 +416,7 @@ async fn masters_not_up(client: &PeerClient, masters: &[(usize, String)]) -> Vec
             .get_json(addr, "/health", Duration::from_secs(2))
             .await
             .and_then(|v| serde_json::from_value::<client::ProcessHealth>(v).ok());
-        if !health.is_some_and(|h| h.leader.is_some()) {
+        if health.is_none_or(|h| h.leader.is_none()) {
             waiting.push(*k);
         }
     }

@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The data dir, locked for this dev.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl DataDirLock {
 }
 
 /// The refusal, naming the dev that holds the lock.
-fn in_use(data_dir: &Path, path: &PathBuf, file: &mut File) -> String {
+fn in_use(data_dir: &Path, path: &Path, file: &mut File) -> String {
     let mut text = String::new();
     let _ = file.read_to_string(&mut text);
     let who = match text.trim().parse::<u32>() {
