@@ -151,6 +151,8 @@ fn processes_using(dir: &Path) -> Vec<String> {
 /// Its data dir is `<root>/data`; the test owns `root`.
 struct Dev {
     child: Child,
+    /// The thread reading dev's stdout when it is a pipe ([`Stdout::ClosedAfterStart`]).
+    reader: Option<std::thread::JoinHandle<()>>,
     root: PathBuf,
     addr: String,
     output: PathBuf,
@@ -159,23 +161,40 @@ struct Dev {
 impl Dev {
     /// Starts a dev with [`TOPOLOGY`] and `extra` flags on free ports, data under `root`.
     fn spawn(root: &Path, extra: &[&str]) -> Self {
-        Self::spawn_on(root, &format!("127.0.0.1:{}", free_ports(3)), extra)
+        Self::spawn_on(
+            root,
+            &format!("127.0.0.1:{}", free_ports(3)),
+            extra,
+            Stdout::File,
+        )
     }
 
-    /// [`Dev::spawn`] with `--listen addr`.
-    fn spawn_on(root: &Path, addr: &str, extra: &[&str]) -> Self {
+    /// [`Dev::spawn`] with `--listen addr`, its stdout as `stdout` says.
+    fn spawn_on(root: &Path, addr: &str, extra: &[&str], stdout: Stdout) -> Self {
         let topology = root.join("topology.toml");
         fs::write(&topology, TOPOLOGY).expect("write the topology");
         let addr = addr.to_string();
         let n = fs::read_dir(root).map(|d| d.count()).unwrap_or(0);
         let output = root.join(format!("dev-{n}.out"));
-        let child = dev_command(&root.join("data"), &addr, &topology, extra)
-            .stdout(File::create(&output).expect("create the dev output file"))
-            .stderr(File::options().append(true).open(&output).expect("open it"))
+        let file = File::create(&output).expect("create the dev output file");
+        let mut cmd = dev_command(&root.join("data"), &addr, &topology, extra);
+        cmd.stderr(File::options().append(true).open(&output).expect("open it"));
+        match stdout {
+            Stdout::File => cmd.stdout(file.try_clone().expect("open the dev output file")),
+            Stdout::ClosedAfterStart => cmd.stdout(Stdio::piped()),
+        };
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {DROVER} dev: {e}"));
+        // Like a terminal that goes away: copied to the file up to the end of what dev
+        // prints when it is running, then closed, so dev's next line meets a dead reader.
+        let reader = child
+            .stdout
+            .take()
+            .map(|pipe| std::thread::spawn(move || copy_until_running(pipe, file)));
         Dev {
             child,
+            reader,
             root: root.to_path_buf(),
             addr,
             output,
@@ -340,6 +359,28 @@ impl Drop for Dev {
     }
 }
 
+/// Where dev's stdout goes.
+#[derive(Debug, Clone, Copy)]
+enum Stdout {
+    /// A file.
+    File,
+    /// A pipe closed once dev has printed that it is running.
+    ClosedAfterStart,
+}
+
+/// Copies dev's stdout into `file` line by line up to its last line after start-up, then
+/// returns, closing the pipe.
+fn copy_until_running(pipe: std::process::ChildStdout, mut file: File) {
+    use std::io::{BufRead, Write};
+    for line in std::io::BufReader::new(pipe).lines() {
+        let Ok(line) = line else { return };
+        let _ = writeln!(file, "{line}");
+        if line.contains("Ctrl-C stops everything") {
+            return;
+        }
+    }
+}
+
 fn dev_command(data: &Path, addr: &str, topology: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(DROVER);
     cmd.args(["dev", "--listen", addr, "--data-dir"])
@@ -357,7 +398,8 @@ fn dev_command(data: &Path, addr: &str, topology: &Path, extra: &[&str]) -> Comm
 enum Stop {
     /// A signal to dev alone.
     Signal(Signal),
-    /// SIGHUP to dev's whole process group, as when its terminal is closed.
+    /// SIGHUP to dev's whole process group, as when its terminal is closed; dev's output
+    /// has no reader by then, as with a closed terminal.
     HangUpGroup,
 }
 
@@ -365,7 +407,12 @@ enum Stop {
 /// master, agent or task process is left.
 fn stopping_dev_leaves_nothing_behind(name: &str, how: Stop) {
     let root = TempDir::new(name);
-    let mut dev = Dev::spawn(root.path(), &[]);
+    let stdout = match how {
+        Stop::HangUpGroup => Stdout::ClosedAfterStart,
+        Stop::Signal(_) => Stdout::File,
+    };
+    let addr = format!("127.0.0.1:{}", free_ports(3));
+    let mut dev = Dev::spawn_on(root.path(), &addr, &[], stdout);
     dev.wait_running();
     let mut tracked = vec![Tracked::new("drover dev", dev.child.id())];
     tracked.extend(dev.cluster_processes(3));
@@ -378,6 +425,9 @@ fn stopping_dev_leaves_nothing_behind(name: &str, how: Stop) {
         "before the stop, every process runs: {not_running:?}"
     );
 
+    if let Some(reader) = dev.reader.take() {
+        reader.join().expect("the reader of dev's stdout");
+    }
     match how {
         Stop::Signal(signal) => kill(dev.pid(), signal).expect("signal drover dev"),
         Stop::HangUpGroup => killpg(dev.pid(), Signal::SIGHUP).expect("SIGHUP dev's group"),
@@ -521,7 +571,7 @@ fn a_second_dev_on_a_data_dir_in_use_refuses_naming_the_first_and_touches_nothin
         || first_procs.iter().all(|p| !p.alive()),
     );
     // Its masters were formed on the first dev's address: the new one uses it too.
-    let mut third = Dev::spawn_on(root.path(), &first.addr, &["--masters", "1"]);
+    let mut third = Dev::spawn_on(root.path(), &first.addr, &["--masters", "1"], Stdout::File);
     third.wait_running();
 }
 
