@@ -121,7 +121,7 @@ impl Tracked {
 /// Live processes whose command line or working directory is under `dir`: masters and
 /// agents get their data dirs on the command line, tasks run in sandboxes there.
 fn processes_using(dir: &Path) -> Vec<String> {
-    let dir = dir.display().to_string();
+    let dir = format!("{}/", dir.display());
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
