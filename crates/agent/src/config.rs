@@ -33,6 +33,8 @@ pub struct AgentConfig {
     pub timings: Timings,
     /// What runs the tasks.
     pub tasks: TaskExecution,
+    /// What happens to the tasks when the agent stops.
+    pub tasks_on_exit: TasksOnExit,
     /// How connections to the masters are opened; `None`: TCP, giving up a connection
     /// attempt after `timings.request_timeout`.
     pub connector: Option<state::transport::Connector>,
@@ -47,6 +49,18 @@ pub enum TaskExecution {
     /// One executor for every task, e.g. a [`crate::executor::FakeExecutor`] for a
     /// simulated agent.
     Only(std::sync::Arc<dyn crate::executor::Executor>),
+}
+
+/// What happens to an agent's tasks when the agent stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TasksOnExit {
+    /// They keep running, and a restarted agent with the same work dir finds them again
+    /// (the default: an agent upgrade or crash costs no task).
+    #[default]
+    Keep,
+    /// They are stopped (each with its kill grace period) before the agent exits: for
+    /// `drover dev`, whose cluster takes its tasks with it when it goes.
+    Stop,
 }
 
 /// Protocol timings; the defaults are for production, tests shorten them.

@@ -3,7 +3,7 @@
 //! register again. Status updates flow beside it, retried until a master has them.
 //!
 //! Tasks never depend on this loop: when no master answers they keep running, and nothing
-//! here stops them on exit.
+//! here stops them on exit, unless the agent was told to ([`TasksOnExit::Stop`], dev only).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::client::{CallError, MasterClient};
-use crate::config::{AgentConfig, DEFAULT_HEARTBEAT, TaskExecution, Timings};
+use crate::config::{AgentConfig, DEFAULT_HEARTBEAT, TaskExecution, TasksOnExit, Timings};
 use crate::executor::{ContainerRuntime, Executors};
 use crate::outbox::Outbox;
 use crate::status_api::{self, AgentView};
@@ -66,8 +66,8 @@ pub enum AgentError {
     },
 }
 
-/// Runs an agent until `shutdown` completes (tasks keep running after it returns) or the
-/// masters refuse it.
+/// Runs an agent until `shutdown` completes (tasks keep running after it returns, unless
+/// `config.tasks_on_exit` says to stop them) or the masters refuse it.
 pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send,
@@ -173,6 +173,7 @@ pub async fn run(
         config.timings.clone(),
         accepted,
     ));
+    let tasks_on_exit = config.tasks_on_exit;
     let session = Session {
         config,
         agent,
@@ -188,11 +189,18 @@ pub async fn run(
     let result = tokio::select! {
         r = session.run() => r,
         () = shutdown => {
-            tracing::info!("stopping the agent; its tasks keep running");
+            match tasks_on_exit {
+                TasksOnExit::Keep => tracing::info!("stopping the agent; its tasks keep running"),
+                TasksOnExit::Stop => tracing::info!("stopping the agent and its tasks"),
+            }
             Ok(())
         }
     };
     let was_accepted = *session.registered.borrow();
+    if tasks_on_exit == TasksOnExit::Stop {
+        // Before the sender goes: the tasks' ends join the last report below.
+        supervisor.stop_all().await;
+    }
     sender.abort();
     // Awaited, not aborted: a sweep under way holds the work dir (and its lock) until done,
     // and a restarted agent in this process must find the lock free.

@@ -196,6 +196,20 @@ impl Supervisor {
         runners.shutdown().await;
     }
 
+    /// Stops every task (each with its kill grace period) and returns once each has ended
+    /// and its end is checkpointed and queued: what an agent told to take its tasks with it
+    /// ([`crate::TasksOnExit::Stop`]) does on its way out.
+    pub async fn stop_all(&self) {
+        for entry in self.inner.table().values() {
+            if let Entry::Active(kill) = entry {
+                kill.send_replace(true);
+            }
+        }
+        let mut runners =
+            std::mem::take(&mut *self.inner.runners.lock().unwrap_or_else(|p| p.into_inner()));
+        while runners.join_next().await.is_some() {}
+    }
+
     /// Makes the tasks match the master's whole desired set: starts tasks whose goal is
     /// running and that never ran here, stops tasks whose goal is killed and running tasks
     /// that are not listed, and forgets ended tasks the master no longer lists (once their

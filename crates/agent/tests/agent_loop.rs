@@ -247,6 +247,7 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
             backoff_cap: Duration::from_millis(100),
         },
         tasks: agent::TaskExecution::Host,
+        tasks_on_exit: agent::TasksOnExit::Keep,
         connector: None,
     }
 }
@@ -560,6 +561,46 @@ async fn a_stopped_agent_leaves_its_tasks_running_and_a_new_one_takes_them_over(
         .count();
     assert_eq!(staged, 1, "started once, never again");
     second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_told_to_stop_its_tasks_on_exit_stops_them_and_reports_them_killed() {
+    let (fake, addr) = fake_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.assign(
+        1,
+        vec![sleeper("dev.instance-1"), {
+            let mut a = sleeper("dev.instance-2");
+            a.ports = vec![31002];
+            a
+        }],
+    );
+    let mut cfg = config(vec![addr.to_string()], dir.path());
+    cfg.tasks_on_exit = agent::TasksOnExit::Stop;
+    let agent = start(cfg);
+    let mut pids = Vec::new();
+    for id in ["dev.instance-1", "dev.instance-2"] {
+        fake.status_where(id, |u| u.condition == Condition::Running)
+            .await;
+        pids.push(checkpoint(dir.path(), id).process.unwrap());
+    }
+    agent.stop().await;
+    for (id, pid) in ["dev.instance-1", "dev.instance-2"].into_iter().zip(pids) {
+        assert!(
+            !agent::procfs::is_running(pid),
+            "{id} still runs after its agent stopped"
+        );
+        let end = checkpoint(dir.path(), id)
+            .terminal
+            .expect("a checkpointed end");
+        assert_eq!(end.condition, Condition::Killed, "{id}");
+        assert!(
+            fake.statuses()
+                .iter()
+                .any(|u| u.instance_id == InstanceId::from(id) && u.condition == Condition::Killed),
+            "the agent's last report carries the end of {id}"
+        );
+    }
 }
 
 /// The seam a simulation uses: the agent's every call to its master goes through a

@@ -1,27 +1,63 @@
 //! `drover dev`: a whole cluster on this machine in one command — masters and agents across
-//! regions and zones, as real processes on loopback, cleaned up on Ctrl-C.
+//! regions and zones, as real processes on loopback, that go away with it: Ctrl-C, SIGTERM,
+//! SIGHUP (a closed terminal), SIGKILL or a crash of dev stop every master, agent and task
+//! it started.
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+mod lock;
+mod process;
+mod topology;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use agent::checkpoint::Checkpoints;
-use agent::procfs;
 use clap::Args;
 use master::peer::PeerClient;
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
-use serde::Deserialize;
-use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use lock::DataDirLock;
+use process::{Process, Role, kill_tasks, stop_all};
+use topology::{DevPorts, Topology, plan_ports};
+
+/// Prints a line on stdout, and never panics: after a closed terminal's SIGHUP, dev still
+/// has to stop everything it started, with nobody left to read what it says.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`say!`] on stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// How long masters may take to serve `/health` and agree on a leader.
+const MASTERS_UP: Duration = Duration::from_secs(30);
+
+/// How long agents may take to register.
+const AGENTS_UP: Duration = Duration::from_secs(60);
 
 /// Arguments of `drover dev`.
 #[derive(Args)]
 #[command(after_help = "\
-By default: one master in region `local`, and one agent in each zone of three regions —
-`local`, `aws-us-east1` and `aws-us-east2`, zones `<region>-a` … `<region>-d` — twelve agents
-in all, each with its own loopback address (127.0.1.N) and port range. Logs and data go to
---data-dir (a temporary directory unless given). Ctrl-C stops everything it started.
+By default: three masters in region `local`, one in each of the zones `local-a`, `local-b`
+and `local-c` (they elect a leader, and the cluster survives losing one), and one agent in
+each zone of three regions — `local`, `aws-us-east1` and `aws-us-east2`, zones `<region>-a`
+… `<region>-d` — twelve agents in all, each with its own loopback address (127.0.1.N) and
+port range. Logs and data go to --data-dir (a temporary directory unless given).
+
+drover dev reports \"running\" once every master serves /health with a leader and every
+agent has registered; otherwise it says which process failed and where its log is, and stops
+the rest. Ctrl-C, SIGTERM and SIGHUP (a closed terminal) stop the agents, their tasks and the
+masters. If drover dev itself is killed (SIGKILL) or crashes, the kernel stops its masters and
+agents, and the agents stop their tasks. One drover dev at a time uses a data dir: a second
+one on the same --data-dir refuses, naming the first one's pid.
 
 A topology file (TOML) chooses other regions and zones:
 
@@ -34,15 +70,16 @@ A topology file (TOML) chooses other regions and zones:
   name = \"eu-west\"
   zones = [\"eu-west-a\"]
 
-The first region is the local one (the masters' region).
+The first region is the local one (the masters' region); master N goes to its zone N (they
+share zones when it has fewer zones than masters).
 
 Examples:
   drover dev
-  drover dev --masters 3 --listen 127.0.0.1:9090
+  drover dev --masters 1 --listen 127.0.0.1:9090
   drover dev --topology my-topology.toml --data-dir /tmp/drover-dev")]
 pub struct DevArgs {
-    /// How many masters: 1 or 3.
-    #[arg(long, default_value_t = 1, value_parser = master_count)]
+    /// How many masters: 3 (one per zone of the local region) or 1.
+    #[arg(long, default_value_t = 3, value_parser = master_count)]
     masters: u8,
     /// Regions, zones and agents per zone (TOML).
     #[arg(long, value_name = "FILE")]
@@ -64,169 +101,26 @@ fn master_count(s: &str) -> Result<u8, String> {
     }
 }
 
-/// Regions and zones of a dev cluster.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Topology {
-    /// Regions; the first is the local one.
-    region: Vec<RegionSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegionSpec {
-    name: String,
-    zones: Vec<String>,
-    #[serde(default = "one")]
-    agents_per_zone: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-impl Topology {
-    /// The seed examples' topology: three regions of four zones, one agent each.
-    pub fn default_seed() -> Self {
-        let region = |name: &str| RegionSpec {
-            name: name.to_string(),
-            zones: ["a", "b", "c", "d"]
-                .iter()
-                .map(|z| format!("{name}-{z}"))
-                .collect(),
-            agents_per_zone: 1,
-        };
-        Topology {
-            region: vec![
-                region("local"),
-                region("aws-us-east1"),
-                region("aws-us-east2"),
-            ],
-        }
-    }
-
-    fn parse(path: &Path) -> Result<Self, String> {
-        let text = crate::input::read_text(path, "topology", crate::input::MAX_OTHER_FILE)?;
-        let t: Topology = toml::from_str(&text)
-            .map_err(|e| format!("topology {} is not valid: {e}", path.display()))?;
-        if t.region.is_empty() || t.region.iter().any(|r| r.zones.is_empty()) {
-            return Err(format!(
-                "topology {}: every region needs a name and at least one zone",
-                path.display()
-            ));
-        }
-        Ok(t)
-    }
-}
-
-/// The first port of the task port ranges dev gives agents; each agent gets
-/// [`AGENT_PORTS`] ports after the previous one's.
-const AGENT_PORT_BASE: u16 = 31000;
-
-/// Task ports per dev agent.
-const AGENT_PORTS: u16 = 100;
-
-/// Dev agent N listens on 127.0.1.N, so there are at most this many.
-const MAX_AGENTS: u64 = 254;
-
-/// The ports a dev cluster uses, worked out (and checked) before anything starts.
-#[derive(Debug, PartialEq, Eq)]
-struct DevPorts {
-    /// Each master's address, by id.
-    masters: Vec<(u8, String)>,
-    /// Each agent's loopback address and task port range (first, last), in start order.
-    agents: Vec<(String, u16, u16)>,
-}
-
-/// Every port `drover dev` derives from `--listen`, `--masters` and the topology, or why
-/// they do not fit (a port past 65535, port 0, masters inside the agents' task ports).
-fn plan_ports(listen: std::net::SocketAddr, masters: u8, agents: u64) -> Result<DevPorts, String> {
-    let port = listen.port();
-    if port == 0 {
-        return Err(format!(
-            "--listen {listen}: drover dev needs a fixed port, since every master and agent is told the masters' addresses before they start; use e.g. --listen {}:8080",
-            listen.ip()
-        ));
-    }
-    let last = u32::from(port) + u32::from(masters) - 1;
-    if last > u32::from(u16::MAX) {
-        return Err(format!(
-            "--listen {listen} with --masters {masters}: the masters would need ports {port} to {last}, past 65535; use a port from 1 to {}",
-            u32::from(u16::MAX) + 1 - u32::from(masters)
-        ));
-    }
-    if agents > MAX_AGENTS {
-        return Err(format!(
-            "the topology has {agents} agents; drover dev runs at most {MAX_AGENTS} (agent N gets the loopback address 127.0.1.N); use fewer zones or a smaller agents_per_zone"
-        ));
-    }
-    let mut agent_ports = Vec::new();
-    for n in 1..=agents {
-        // At most 254 agents: 31000 + 254 * 100 stays below 65535.
-        let first = u64::from(AGENT_PORT_BASE) + (n - 1) * u64::from(AGENT_PORTS);
-        let last = first + u64::from(AGENT_PORTS) - 1;
-        let (Ok(first), Ok(last)) = (u16::try_from(first), u16::try_from(last)) else {
-            return Err(format!(
-                "agent {n} would get task ports {first} to {last}, past 65535; use fewer agents"
-            ));
-        };
-        agent_ports.push((format!("127.0.1.{n}"), first, last));
-    }
-    if let (Some((_, low, _)), Some((_, _, high))) = (agent_ports.first(), agent_ports.last())
-        && u32::from(port) <= u32::from(*high)
-        && last >= u32::from(*low)
-    {
-        return Err(format!(
-            "--listen {listen}: the masters' ports {port} to {last} overlap the agents' task ports {low} to {high}, so tasks could not bind them; use a port below {low} or above {high}"
-        ));
-    }
-    let host = listen.ip();
-    let masters = (1..=masters)
-        .map(|i| (i, format!("{host}:{}", u32::from(port) + u32::from(i) - 1)))
-        .collect();
-    Ok(DevPorts {
-        masters,
-        agents: agent_ports,
-    })
-}
-
-impl Topology {
-    /// How many agents it has.
-    fn agent_count(&self) -> u64 {
-        self.region
-            .iter()
-            .map(|r| (r.zones.len() as u64).saturating_mul(u64::from(r.agents_per_zone)))
-            .fold(0, u64::saturating_add)
-    }
+/// `1 master`, `3 masters`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn domain_json(region: &str, zone: &str) -> String {
     domain::FaultDomain::new(region, zone).to_json().to_string()
 }
 
-/// One process the dev cluster started.
-struct Process {
-    name: String,
-    child: Child,
-    log: PathBuf,
-    exited: bool,
-    /// Program and arguments, to start it again.
-    command: (PathBuf, Vec<std::ffi::OsString>),
-    /// A file whose appearance asks drover dev to start the process again.
-    restart_marker: PathBuf,
-}
-
 /// Runs `drover dev`.
 pub fn run(args: DevArgs) -> ExitCode {
     if !args.listen.ip().is_loopback() {
-        eprintln!("error: drover dev binds loopback only; use --listen 127.0.0.1:PORT");
+        say_err!("error: drover dev binds loopback only; use --listen 127.0.0.1:PORT");
         return ExitCode::from(2);
     }
     let topology = match &args.topology {
         Some(path) => match Topology::parse(path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {e}");
+                say_err!("error: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -235,21 +129,68 @@ pub fn run(args: DevArgs) -> ExitCode {
     let ports = match plan_ports(args.listen, args.masters, topology.agent_count()) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: every child is started from it, and the kernel's parent-death signal
+    // fires when the thread that started a child exits (see process::die_with).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say_err!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
     runtime.block_on(dev(args, topology, ports))
+}
+
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP (a closed terminal): each stops the dev cluster.
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The name of the next stop signal.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// The cluster being started or run.
+struct Cluster {
+    procs: Vec<Process>,
+    data_dir: PathBuf,
+    /// The data dir is dev's own temporary one (removed after a clean stop).
+    temporary: bool,
+    stop: StopSignals,
+    client: PeerClient,
+}
+
+/// How a start-up wait ended.
+enum Startup {
+    Up,
+    /// These processes failed (what happened to each).
+    Failed(Vec<(usize, String)>),
+    /// A stop signal arrived.
+    Stopped(&'static str),
 }
 
 async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
@@ -260,17 +201,42 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
             true,
         ),
     };
+    // First of all: a data dir in use by another dev is left as it is.
+    let _lock = match DataDirLock::acquire(&data_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            say_err!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let refuse = |e: String| {
+        say_err!("error: {e}");
+        if temporary {
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+        ExitCode::from(1)
+    };
+    let stop = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => return refuse(format!("cannot install the signal handlers: {e}")),
+    };
+    if let Err(e) = ports_free(&ports) {
+        return refuse(e);
+    }
     let logs = data_dir.join("logs");
     if let Err(e) = std::fs::create_dir_all(&logs) {
-        eprintln!("error: cannot create {}: {e}", logs.display());
-        return ExitCode::from(1);
+        return refuse(format!("cannot create {}: {e}", logs.display()));
     }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: cannot find the drover binary: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return refuse(format!("cannot find the drover binary: {e}")),
+    };
+    let mut c = Cluster {
+        procs: Vec::new(),
+        data_dir: data_dir.clone(),
+        temporary,
+        stop,
+        client: PeerClient::new(),
     };
     let local = topology.region[0].name.clone();
     let local_zones = &topology.region[0].zones;
@@ -286,10 +252,10 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         .collect::<Vec<_>>()
         .join(",");
 
-    let mut procs: Vec<Process> = Vec::new();
+    let mut master_rows = Vec::new();
     for (i, addr) in &masters {
         let zone = &local_zones[(usize::from(*i) - 1) % local_zones.len()];
-        let dir = data_dir.join(format!("master-{i}"));
+        let name = format!("master-{i}");
         let mut cmd = Command::new(&exe);
         cmd.arg("master")
             .args([
@@ -301,34 +267,34 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                 &masters_flag,
             ])
             .arg("--data-dir")
-            .arg(&dir)
+            .arg(data_dir.join(&name))
             .args(["--domain", &domain_json(&local, zone)]);
-        match spawn(cmd, &format!("master-{i}"), &logs) {
-            Ok(p) => procs.push(p),
-            Err(e) => return fail(&mut procs, &e, &data_dir, temporary).await,
+        match Process::spawn(cmd, &name, Role::Master, &logs) {
+            Ok(p) => c.procs.push(p),
+            Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
         }
+        master_rows.push((name, addr.clone(), zone.clone()));
     }
-    let client = PeerClient::new();
-    println!(
-        "Starting {} master{} …",
-        masters.len(),
-        if masters.len() == 1 { "" } else { "s" }
+    let zones: Vec<&str> = master_rows.iter().map(|(_, _, z)| z.as_str()).collect();
+    say!(
+        "Starting {} in region {local}, zone{} {} …",
+        count(masters.len(), "master"),
+        if zones.len() == 1 { "" } else { "s" },
+        zones.join(", ")
     );
-    if wait_for(
-        &client,
-        &masters[0].1,
-        "/v2/leader",
-        Duration::from_secs(30),
-        |_| true,
-    )
-    .await
-    .is_none()
-    {
-        let e = format!(
-            "no leader was elected within 30 s; see the logs in {}",
-            logs.display()
-        );
-        return fail(&mut procs, &e, &data_dir, temporary).await;
+    let master_addrs: Vec<(usize, String)> = masters
+        .iter()
+        .enumerate()
+        .map(|(k, (_, a))| (k, a.clone()))
+        .collect();
+    let client = c.client.clone();
+    let outcome = c
+        .wait_up(MASTERS_UP, "serve /health with a leader", || {
+            masters_not_up(&client, &master_addrs)
+        })
+        .await;
+    if let Some(code) = c.unless_up(outcome).await {
+        return code;
     }
 
     let mut n = 0u32;
@@ -341,7 +307,7 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                 let name = format!("agent-{zone}-{k}");
                 let Some((ip, first_port, last_port)) = agent_ports.next() else {
                     let e = format!("no ports were planned for agent {n}");
-                    return fail(&mut procs, &e, &data_dir, temporary).await;
+                    return c.fail(vec![(usize::MAX, e)]).await;
                 };
                 let mut cmd = Command::new(&exe);
                 cmd.arg("agent")
@@ -354,338 +320,259 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                         "--resources",
                         &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),
                     ])
-                    .args(["--attributes", &format!("rack:{zone}-r{k}")]);
-                match spawn(cmd, &name, &logs) {
+                    .args(["--attributes", &format!("rack:{zone}-r{k}")])
+                    // A dev cluster takes its tasks with it, also when dev is killed.
+                    .arg("--stop-tasks-on-exit");
+                match Process::spawn(cmd, &name, Role::Agent, &logs) {
                     Ok(p) => {
                         agent_rows.push((
+                            c.procs.len(),
                             name,
                             ip,
                             region.name.clone(),
                             zone.clone(),
-                            p.child.id(),
                         ));
-                        procs.push(p);
+                        c.procs.push(p);
                     }
-                    Err(e) => return fail(&mut procs, &e, &data_dir, temporary).await,
+                    Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
                 }
             }
         }
     }
-    let want = n as usize;
-    let registered = wait_for(
-        &client,
-        &masters[0].1,
-        "/v1/nodes",
-        Duration::from_secs(60),
-        |v| {
-            v.get("nodes")
-                .and_then(Value::as_array)
-                .is_some_and(|nodes| {
-                    nodes
-                        .iter()
-                        .filter(|n| n["type"] == "agent" && n["state"] == "active")
-                        .count()
-                        >= want
-                })
-        },
-    )
-    .await;
-    if registered.is_none() {
-        let e = format!(
-            "not every agent registered within 60 s; see the logs in {}",
-            logs.display()
-        );
-        return fail(&mut procs, &e, &data_dir, temporary).await;
+    let agents: Vec<(usize, String)> = agent_rows
+        .iter()
+        .map(|(k, name, ..)| (*k, name.clone()))
+        .collect();
+    let first = masters[0].1.clone();
+    let outcome = c
+        .wait_up(AGENTS_UP, "register", || {
+            agents_not_registered(&client, &first, &agents)
+        })
+        .await;
+    if let Some(code) = c.unless_up(outcome).await {
+        return code;
     }
 
-    let ui = format!("http://{}", masters[0].1);
-    println!(
-        "\ndrover dev is running: {} master(s), {n} agents in {} regions.\n",
-        masters.len(),
-        topology.region.len()
+    let ui = format!("http://{first}");
+    say!(
+        "\ndrover dev is running: {}, {} in {} (drover dev: pid {}).\n",
+        count(masters.len(), "master"),
+        count(n as usize, "agent"),
+        count(topology.region.len(), "region"),
+        std::process::id()
     );
-    for (i, addr) in &masters {
-        println!(
-            "  master-{i}  http://{addr}  (pid {})",
-            procs[usize::from(*i) - 1].child.id().unwrap_or(0)
+    for (k, (name, addr, zone)) in master_rows.iter().enumerate() {
+        say!(
+            "  {name:<24} http://{addr:<16} {local} / {zone}  (pid {})",
+            c.procs[k].pid().unwrap_or(0)
         );
     }
-    for (name, ip, region, zone, pid) in &agent_rows {
+    for (k, name, ip, region, zone) in &agent_rows {
         let local_mark = if *region == local { " (local)" } else { "" };
-        println!(
-            "  {name:<24} {ip:<12} {region}{local_mark} / {zone}  (pid {})",
-            pid.unwrap_or(0)
+        say!(
+            "  {name:<24} {ip:<23} {region}{local_mark} / {zone}  (pid {})",
+            c.procs[*k].pid().unwrap_or(0)
         );
     }
-    println!("\nUI:   {ui}");
-    println!("Logs: {}\n", logs.display());
-    println!("Try:");
-    println!("  drover node list --master {}", masters[0].1);
-    println!("  curl -s -XPOST {ui}/v2/apps -d @examples/apps/balanced-zones.json");
-    println!(
+    say!("\nUI:   {ui}");
+    say!("Logs: {}\n", logs.display());
+    say!("Try:");
+    say!("  drover node list --master {first}");
+    say!("  curl -s -XPOST {ui}/v2/apps -d @examples/apps/balanced-zones.json");
+    say!(
         "  drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json"
     );
-    println!(
-        "\nKill an agent (kill -9 <pid>) and watch its instances come back elsewhere; start it again with"
+    say!(
+        "\nKill an agent or a master (kill -9 <pid>) and watch the cluster heal; start it again with"
     );
-    println!("  sh {}/<agent>.restart.sh", logs.display());
-    println!("Ctrl-C stops everything.");
+    say!("  sh {}/<name>.restart.sh", logs.display());
+    say!("Ctrl-C stops everything.");
 
-    supervise(&mut procs).await;
-    println!("\nStopping …");
-    stop_all(&mut procs).await;
-    kill_tasks(&data_dir);
-    if temporary {
-        let _ = std::fs::remove_dir_all(&data_dir);
-    }
+    let signal = c.supervise().await;
+    c.stop_everything(signal).await;
     ExitCode::SUCCESS
 }
 
-fn spawn(cmd: Command, name: &str, logs: &Path) -> Result<Process, String> {
-    let std_cmd = cmd.as_std();
-    let command = (
-        PathBuf::from(std_cmd.get_program()),
-        std_cmd.get_args().map(|a| a.to_os_string()).collect(),
-    );
-    let restart_marker = logs.join(format!("{name}.restart"));
-    // Asking drover dev (not the shell) to start it again keeps it supervised: Ctrl-C
-    // stops it like the rest.
-    let script = logs.join(format!("{name}.restart.sh"));
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n# Asks drover dev to start {name} again (after you killed it).\ntouch '{}'\n",
-            restart_marker.display()
-        ),
-    )
-    .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
-    start(name, command, restart_marker, logs, false)
-}
-
-fn start(
-    name: &str,
-    command: (PathBuf, Vec<std::ffi::OsString>),
-    restart_marker: PathBuf,
-    logs: &Path,
-    append: bool,
-) -> Result<Process, String> {
-    let log = logs.join(format!("{name}.log"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(append)
-        .write(true)
-        .truncate(!append)
-        .open(&log)
-        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let err = file
-        .try_clone()
-        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let child = Command::new(&command.0)
-        .args(&command.1)
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))?;
-    Ok(Process {
-        name: name.to_string(),
-        child,
-        log,
-        exited: false,
-        command,
-        restart_marker,
-    })
-}
-
-async fn wait_for(
-    client: &PeerClient,
-    addr: &str,
-    path: &str,
-    within: Duration,
-    ready: impl Fn(&Value) -> bool,
-) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(v) = client.get_json(addr, path, Duration::from_secs(2)).await
-            && ready(&v)
-        {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    None
-}
-
-/// Waits for Ctrl-C, reporting children that exit meanwhile (a killed agent is part of the
-/// fun, not a reason to stop).
-async fn supervise(procs: &mut [Process]) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        tokio::select! {
-            _ = &mut ctrl_c => return,
-            Some(()) = async { match term.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => return,
-            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => return,
-            _ = tick.tick() => {
-                for p in procs.iter_mut() {
-                    if !p.exited
-                        && let Ok(Some(status)) = p.child.try_wait()
-                    {
-                        p.exited = true;
-                        println!("{} exited ({status}); its log: {}", p.name, p.log.display());
-                    }
-                    if p.restart_marker.exists() {
-                        let _ = std::fs::remove_file(&p.restart_marker);
-                        if !p.exited {
-                            println!("{} is still running; kill it first", p.name);
-                            continue;
-                        }
-                        let logs = p.log.parent().map(Path::to_path_buf).unwrap_or_default();
-                        match start(&p.name, p.command.clone(), p.restart_marker.clone(), &logs, true) {
-                            Ok(again) => {
-                                println!("{} started again (pid {})", p.name, again.child.id().unwrap_or(0));
-                                *p = again;
-                            }
-                            Err(e) => println!("cannot start {} again: {e}", p.name),
-                        }
-                    }
-                }
-            }
+/// Refuses at once when a master's address is taken (say, by the masters of a dev on
+/// another data dir), before any log is written: the masters would fail to bind, and the
+/// other program's answers could pass for theirs.
+fn ports_free(ports: &DevPorts) -> Result<(), String> {
+    for (i, addr) in &ports.masters {
+        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+            return Err(format!(
+                "master-{i}'s address {addr} cannot be used ({e}): another drover dev or another program listens there; give --listen another port (the masters take it and the next {})",
+                ports.masters.len() - 1
+            ));
         }
     }
+    Ok(())
 }
 
-async fn stop_all(procs: &mut [Process]) {
-    for p in procs.iter_mut().filter(|p| !p.exited) {
-        if let Some(pid) = p.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    for p in procs.iter_mut().filter(|p| !p.exited) {
-        if tokio::time::timeout_at(deadline, p.child.wait())
+/// The masters (by index) that do not yet serve `/health` knowing a leader.
+async fn masters_not_up(client: &PeerClient, masters: &[(usize, String)]) -> Vec<usize> {
+    let mut waiting = Vec::new();
+    for (k, addr) in masters {
+        let health = client
+            .get_json(addr, "/health", Duration::from_secs(2))
             .await
-            .is_err()
-        {
-            let _ = p.child.kill().await;
+            .and_then(|v| serde_json::from_value::<client::ProcessHealth>(v).ok());
+        if health.is_none_or(|h| h.leader.is_none()) {
+            waiting.push(*k);
         }
     }
+    waiting
 }
 
-/// Agents leave their tasks running when they stop (so tasks survive agent restarts); a dev
-/// cluster going away takes its tasks with it. Each task leads its own process group, whose
-/// id is the pid the agent checkpointed.
-fn kill_tasks(data_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else {
-        return;
-    };
-    for tasks_dir in entries
-        .flatten()
-        .map(|e| e.path().join("tasks"))
-        .filter(|p| p.is_dir())
+/// The agents (by index) that the masters do not list as active yet.
+async fn agents_not_registered(
+    client: &PeerClient,
+    master: &str,
+    agents: &[(usize, String)],
+) -> Vec<usize> {
+    let nodes = client
+        .get_json(master, "/v1/nodes", Duration::from_secs(5))
+        .await
+        .and_then(|v| serde_json::from_value::<client::Nodes>(v).ok());
+    let active: Vec<String> = nodes
+        .map(|n| n.nodes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|node| match node {
+            client::Node::Agent(a) if a.state == client::NodeState::Active => Some(a.hostname),
+            _ => None,
+        })
+        .collect();
+    agents
+        .iter()
+        .filter(|(_, name)| !active.contains(name))
+        .map(|(k, _)| *k)
+        .collect()
+}
+
+impl Cluster {
+    /// Waits until `not_up` names no process, a process exits, `within` passes, or a stop
+    /// signal arrives.
+    async fn wait_up<F, Fut>(&mut self, within: Duration, what: &str, not_up: F) -> Startup
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Vec<usize>>,
     {
-        let Ok(checkpoints) = Checkpoints::new(tasks_dir).load_all() else {
-            continue;
-        };
-        for process in checkpoints
-            .into_iter()
-            .flatten()
-            .filter_map(|cp| cp.process)
-        {
-            let pgid = i32::try_from(process.pid).ok().filter(|p| *p > 1);
-            if let Some(pgid) = pgid
-                && procfs::is_running(process)
-            {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let exited: Vec<(usize, String)> = self
+                .procs
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(k, p)| {
+                    p.check_exit()
+                        .map(|status| (k, format!("{} exited ({status}) before it was up", p.name)))
+                })
+                .collect();
+            if !exited.is_empty() {
+                return Startup::Failed(exited);
+            }
+            let waiting = tokio::select! {
+                signal = self.stop.recv() => return Startup::Stopped(signal),
+                waiting = not_up() => waiting,
+            };
+            if waiting.is_empty() {
+                return Startup::Up;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let failed = waiting
+                    .into_iter()
+                    .map(|k| {
+                        let name = self.procs.get(k).map_or("?", |p| p.name.as_str());
+                        (
+                            k,
+                            format!("{name} did not {what} within {} s", within.as_secs()),
+                        )
+                    })
+                    .collect();
+                return Startup::Failed(failed);
+            }
+            tokio::select! {
+                signal = self.stop.recv() => return Startup::Stopped(signal),
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
     }
-}
 
-async fn fail(procs: &mut [Process], message: &str, data_dir: &Path, temporary: bool) -> ExitCode {
-    eprintln!("error: {message}");
-    for p in procs.iter() {
-        if let Ok(text) = std::fs::read_to_string(&p.log) {
-            let tail: Vec<&str> = text.lines().rev().take(5).collect();
-            if !tail.is_empty() {
-                eprintln!("--- last lines of {}:", p.log.display());
+    /// `None` when everything is up; otherwise stops what was started and gives dev's exit
+    /// code.
+    async fn unless_up(&mut self, outcome: Startup) -> Option<ExitCode> {
+        match outcome {
+            Startup::Up => None,
+            Startup::Failed(failed) => Some(self.fail(failed).await),
+            Startup::Stopped(signal) => {
+                self.stop_everything(signal).await;
+                Some(ExitCode::SUCCESS)
+            }
+        }
+    }
+
+    /// Says what failed (each failed process's last log lines), stops the rest, and keeps
+    /// the data dir for the logs. `usize::MAX` marks a failure of no particular process.
+    async fn fail(&mut self, failed: Vec<(usize, String)>) -> ExitCode {
+        for (k, message) in &failed {
+            say_err!("error: {message}");
+            let Some(p) = self.procs.get(*k) else {
+                continue;
+            };
+            say_err!("  its log: {}", p.log.display());
+            if let Ok(text) = std::fs::read_to_string(&p.log) {
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
                 for line in tail.iter().rev() {
-                    eprintln!("    {line}");
+                    say_err!("    {line}");
+                }
+            }
+        }
+        say_err!("Stopping what was started …");
+        let killed = stop_all(&mut self.procs).await;
+        if !killed.is_empty() {
+            say_err!("killed (they did not stop in time): {}", killed.join(", "));
+        }
+        kill_tasks(&self.data_dir);
+        say_err!(
+            "The logs are kept in {}.",
+            self.data_dir.join("logs").display()
+        );
+        ExitCode::from(1)
+    }
+
+    /// Reports processes that exit and starts again those whose restart script ran, until a
+    /// stop signal arrives (a killed agent is part of the fun, not a reason to stop).
+    async fn supervise(&mut self) -> &'static str {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                signal = self.stop.recv() => return signal,
+                _ = tick.tick() => {
+                    for p in &mut self.procs {
+                        if let Some(status) = p.check_exit() {
+                            say!("{} exited ({status}); its log: {}", p.name, p.log.display());
+                        }
+                        if let Some(news) = p.restart_if_asked() {
+                            say!("{news}");
+                        }
+                    }
                 }
             }
         }
     }
-    stop_all(procs).await;
-    kill_tasks(data_dir);
-    if temporary {
-        let _ = std::fs::remove_dir_all(data_dir);
-    }
-    ExitCode::from(1)
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn listen(s: &str) -> std::net::SocketAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn ports_past_65535_or_port_0_are_refused_before_anything_starts() {
-        let e = plan_ports(listen("127.0.0.1:65535"), 3, 12).unwrap_err();
-        assert!(
-            e.contains("--listen") && e.contains("65537") && e.contains("65533"),
-            "{e}"
-        );
-        let e = plan_ports(listen("127.0.0.1:0"), 1, 12).unwrap_err();
-        assert!(e.contains("--listen") && e.contains("fixed port"), "{e}");
-        let p = plan_ports(listen("127.0.0.1:65533"), 3, 0).unwrap();
-        assert_eq!(p.masters.last().unwrap().1, "127.0.0.1:65535");
-    }
-
-    #[test]
-    fn agents_get_their_own_addresses_and_ports_within_range() {
-        let p = plan_ports(listen("127.0.0.1:8080"), 3, 12).unwrap();
-        assert_eq!(
-            p.masters,
-            [
-                (1, "127.0.0.1:8080".to_string()),
-                (2, "127.0.0.1:8081".to_string()),
-                (3, "127.0.0.1:8082".to_string())
-            ]
-        );
-        assert_eq!(p.agents[0], ("127.0.1.1".to_string(), 31000, 31099));
-        assert_eq!(p.agents[11], ("127.0.1.12".to_string(), 32100, 32199));
-        let most = plan_ports(listen("127.0.0.1:8080"), 1, MAX_AGENTS).unwrap();
-        assert_eq!(most.agents.len(), 254);
-        let e = plan_ports(listen("127.0.0.1:8080"), 1, MAX_AGENTS + 1).unwrap_err();
-        assert!(e.contains("255 agents") && e.contains("254"), "{e}");
-    }
-
-    #[test]
-    fn masters_inside_the_agents_task_ports_are_refused() {
-        let e = plan_ports(listen("127.0.0.1:31050"), 1, 12).unwrap_err();
-        assert!(e.contains("31000") && e.contains("32199"), "{e}");
-        let e = plan_ports(listen("127.0.0.1:30999"), 3, 12).unwrap_err();
-        assert!(e.contains("overlap"), "{e}");
-        plan_ports(listen("127.0.0.1:32200"), 3, 12).unwrap();
-        plan_ports(listen("127.0.0.1:30997"), 3, 12).unwrap();
-    }
-
-    #[test]
-    fn a_huge_topology_counts_without_overflow() {
-        let t = Topology {
-            region: vec![RegionSpec {
-                name: "r".into(),
-                zones: vec!["a".into(), "b".into()],
-                agents_per_zone: u32::MAX,
-            }],
-        };
-        assert_eq!(t.agent_count(), 2 * u64::from(u32::MAX));
+    /// Stops the agents with their tasks, then the masters, and removes a temporary data dir.
+    async fn stop_everything(&mut self, signal: &str) {
+        say!("\n{signal}: stopping the agents and their tasks, then the masters …");
+        let killed = stop_all(&mut self.procs).await;
+        if !killed.is_empty() {
+            say!("killed (they did not stop in time): {}", killed.join(", "));
+        }
+        // Tasks of agents that were killed (by the user, or above) are still running.
+        kill_tasks(&self.data_dir);
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+        say!("Stopped.");
     }
 }

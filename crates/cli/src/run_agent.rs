@@ -78,6 +78,9 @@ pub struct AgentArgs {
     /// How long a sandbox is kept after its task ended: 90s, 30m, 1h, 7d; 0s to 365d.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_retention_age)]
     sandbox_retention_age: Duration,
+    /// drover dev's: stop the tasks when the agent stops (a real agent leaves them running).
+    #[arg(long, hide = true)]
+    stop_tasks_on_exit: bool,
 }
 
 /// Most sandboxes of ended tasks an agent can be told to keep.
@@ -213,6 +216,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
         },
         timings: Timings::default(),
         tasks: agent::TaskExecution::Host,
+        tasks_on_exit: if args.stop_tasks_on_exit {
+            agent::TasksOnExit::Stop
+        } else {
+            agent::TasksOnExit::Keep
+        },
         connector: None,
     };
     crate::logging::init();

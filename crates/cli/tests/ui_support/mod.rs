@@ -27,7 +27,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Where the test leaves its screenshots: `target/ui-screenshots/` of the workspace.
 pub const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ui-screenshots");
 
-/// How long `drover dev` may take to start a master and twelve agents on a loaded machine.
+/// How long `drover dev` may take to start three masters and twelve agents on a loaded machine.
 const DEV_START: Duration = Duration::from_secs(120);
 
 /// How long a stopped process may take to exit.
@@ -97,7 +97,7 @@ fn pid_of(child: &Child) -> Pid {
     Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"))
 }
 
-/// A running `drover dev`: one master and twelve agents in three regions.
+/// A running `drover dev`: three masters and twelve agents in three regions.
 pub struct DevCluster {
     child: Child,
     /// The UI and API address, `http://127.0.0.1:PORT`.
