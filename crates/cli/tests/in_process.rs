@@ -158,6 +158,7 @@ fn agent_config(n: u32, masters: &[String], work_dir: &Path, tasks: &FakeExecuto
             backoff_cap: Duration::from_millis(200),
         },
         tasks: TaskExecution::Only(Arc::new(tasks.clone())),
+        tasks_on_exit: Default::default(),
         connector: None,
     }
 }
