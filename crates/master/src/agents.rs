@@ -82,6 +82,21 @@ impl AgentView {
         self.lock().last_seen.get(agent).copied()
     }
 
+    /// The agents among `candidates` that `overdue` finds silent, given when each was last
+    /// heard from (`None`: never, by this master). One look under one lock, however many
+    /// agents there are.
+    pub fn silent<'a>(
+        &self,
+        candidates: impl Iterator<Item = &'a AgentId>,
+        overdue: impl Fn(Option<Instant>) -> bool,
+    ) -> Vec<AgentId> {
+        let v = self.lock();
+        candidates
+            .filter(|id| overdue(v.last_seen.get(*id).copied()))
+            .cloned()
+            .collect()
+    }
+
     /// The agent's last measured round-trip time to the leader.
     pub fn rtt_ms(&self, agent: &AgentId) -> Option<u64> {
         self.lock().rtt_ms.get(agent).copied()
@@ -128,6 +143,10 @@ impl AgentView {
 /// How often liveness looks for silent agents: agents are marked unreachable up to this late.
 pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
 
+/// Agents marked unreachable in one commit (a batch of a few hundred bytes each, far below
+/// the log's entry limit).
+const MARKS_PER_COMMIT: usize = 1_000;
+
 /// Sets `map[agent]`, cloning the id only when the agent is new to the map.
 fn put<V>(map: &mut HashMap<AgentId, V>, agent: &AgentId, value: V) {
     match map.get_mut(agent) {
@@ -167,38 +186,44 @@ impl LeaderService for Liveness {
             loop {
                 tick.tick().await;
                 let now = Instant::now();
-                let lost: Vec<AgentId> = node.state().read(|a| {
-                    a.state
+                let overdue = |heard: Option<Instant>| {
+                    let deadline = match heard {
+                        Some(t) => (t + timeout).max(elected + grace),
+                        None => elected + grace,
+                    };
+                    now > deadline
+                };
+                let lost = node.state().read(|a| {
+                    let active = a
+                        .state
                         .agents()
                         .values()
-                        .filter(|r| r.state == AgentState::Active)
-                        .filter(|r| {
-                            let heard = agents.last_seen(&r.agent.id);
-                            let deadline = match heard {
-                                Some(t) => (t + timeout).max(elected + grace),
-                                None => elected + grace,
-                            };
-                            now > deadline
-                        })
-                        .map(|r| r.agent.id.clone())
-                        .collect()
+                        .filter(|r| r.state == AgentState::Active);
+                    agents.silent(active.map(|r| &r.agent.id), overdue)
                 });
-                // All agents found silent in this pass are marked together, with no
-                // scheduler pass in between: mass eviction protection must see them as one.
-                let _serial = if lost.is_empty() {
-                    None
-                } else {
-                    Some(node.exclusive().await)
-                };
-                for agent_id in lost {
+                if lost.is_empty() {
+                    continue;
+                }
+                // All agents found silent in this pass are marked together, in one commit
+                // per batch and with no scheduler pass in between: mass eviction protection
+                // must see them as one, and a lost zone of thousands of agents costs a few
+                // writes, not thousands.
+                let _serial = node.exclusive().await;
+                for agent_id in &lost {
                     tracing::warn!(agent = %agent_id, "agent unreachable: no heartbeat for {timeout:?}");
-                    let cmd = Command::SetAgentState {
-                        agent_id,
-                        state: AgentState::Unreachable,
-                        at_ms: node.clock().now_ms(),
-                    };
-                    if let Err(e) = node.write(cmd).await {
-                        tracing::warn!(error = ?e.body, "cannot mark an agent unreachable");
+                }
+                let at_ms = node.clock().now_ms();
+                for chunk in lost.chunks(MARKS_PER_COMMIT) {
+                    let commands = chunk
+                        .iter()
+                        .map(|agent_id| Command::SetAgentState {
+                            agent_id: agent_id.clone(),
+                            state: AgentState::Unreachable,
+                            at_ms,
+                        })
+                        .collect();
+                    if let Err(e) = node.write(Command::Batch { commands }).await {
+                        tracing::warn!(error = ?e.body, agents = chunk.len(), "cannot mark agents unreachable");
                     }
                 }
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderName, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -55,10 +55,8 @@ pub async fn to_leader(
     } else {
         route(&master, request, next).await
     };
-    if let Some((_, addr)) = master.leader()
-        && let Ok(v) = HeaderValue::from_str(&format!("http://{addr}"))
-    {
-        response.headers_mut().insert(LEADER_HEADER, v);
+    if let Some(leader) = master.leader_header() {
+        response.headers_mut().insert(LEADER_HEADER, leader);
     }
     response
 }
@@ -68,12 +66,14 @@ pub async fn to_leader(
 fn other_cluster(master: &RaftNode, request: &Request) -> Option<ApiError> {
     let theirs = request.headers().get(CLUSTER_ID_HEADER)?;
     let theirs = String::from_utf8_lossy(theirs.as_bytes());
-    let mine = master
-        .state()
-        .read(|a| a.state.cluster_id().map(str::to_string))?;
-    if mine == theirs {
-        return None;
-    }
+    // Compared in place (every Raft RPC and forwarded request carries the header); the id is
+    // copied only for the refusal.
+    let mine = master.state().read(|a| {
+        a.state
+            .cluster_id()
+            .filter(|mine| *mine != theirs)
+            .map(str::to_string)
+    })?;
     let message = format!(
         "This master (id {}) belongs to cluster {mine}, but the request to {} came from a master of cluster {theirs}; it was refused and nothing was done. A master of another cluster is sending here: check the --masters of the sender, and never start a master on a data dir copied from another cluster.",
         master.config().id,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
 use serde_json::Value;
@@ -40,6 +40,8 @@ pub struct RaftNode {
     exclusive: tokio::sync::Mutex<()>,
     /// The last version timestamp this master issued, so versions never repeat.
     last_version_ms: AtomicU64,
+    /// The leader header last made: leader id, address, value ([`RaftNode::leader_header`]).
+    leader_header: std::sync::Mutex<Option<(u64, String, HeaderValue)>>,
 }
 
 /// What a master is in the Raft group right now.
@@ -90,6 +92,7 @@ impl RaftNode {
             abdicating: AtomicBool::new(false),
             exclusive: tokio::sync::Mutex::new(()),
             last_version_ms: AtomicU64::new(0),
+            leader_header: std::sync::Mutex::new(None),
         }
     }
 
@@ -149,25 +152,49 @@ impl RaftNode {
     /// The leader as this master knows it: its id and address. While this master abdicates it
     /// does not name itself.
     pub fn leader(&self) -> Option<(u64, String)> {
-        // Read under the borrow, not from a clone of the metrics: this runs for every request.
+        self.with_leader(|id, addr| (id, addr.to_string()))
+    }
+
+    /// `f` of the leader's id and address, read in place: this runs for every request, so
+    /// nothing is cloned (see [`RaftNode::leader`] for who counts as the leader).
+    fn with_leader<T>(&self, f: impl FnOnce(u64, &str) -> T) -> Option<T> {
         let watch = self.raft.metrics();
         let metrics = watch.borrow();
         let id = metrics.current_leader?;
         if id == self.config.id && (self.abdicating() || metrics.state != ServerState::Leader) {
             return None;
         }
-        let addr = metrics
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
-            .or_else(|| self.config.masters.get(&id).cloned())?;
-        Some((id, addr))
+        let addr = match metrics.membership_config.membership().get_node(&id) {
+            Some(node) => node.addr.as_str(),
+            None => self.config.masters.get(&id)?.as_str(),
+        };
+        Some(f(id, addr))
     }
 
     /// True when this master leads and is not handing over.
     pub fn is_leader(&self) -> bool {
-        self.leader().is_some_and(|(id, _)| id == self.config.id)
+        self.with_leader(|id, _| id == self.config.id)
+            .unwrap_or(false)
+    }
+
+    /// The `X-Marathon-Leader` value naming the leader (`http://HOST:PORT`), made once per
+    /// leader and then reused: every answer carries it.
+    pub fn leader_header(&self) -> Option<HeaderValue> {
+        self.with_leader(|id, addr| {
+            let mut cached = self
+                .leader_header
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*cached {
+                Some((cid, caddr, value)) if *cid == id && caddr == addr => Some(value.clone()),
+                _ => {
+                    let value = HeaderValue::from_str(&format!("http://{addr}")).ok()?;
+                    *cached = Some((id, addr.to_string(), value.clone()));
+                    Some(value)
+                }
+            }
+        })
+        .flatten()
     }
 
     /// True while leadership is being handed over.
