@@ -366,15 +366,10 @@ fn a_failure_deciding_about_one_app_stays_with_that_app() {
     let error = entry["schedulingError"].as_str().unwrap_or_default();
     assert!(error.contains("could not schedule this app"), "{entry}");
     let check = s.wait_for(SETTLE, "cluster health names /doomed", |s| {
-        scheduler_support::site::health_check(s, "scheduler").filter(|c| c["status"] == "fail")
+        scheduler_support::site::health_check(s, "scheduler")
+            .filter(|c| c.status == client::Status::Fail)
     });
-    assert!(
-        check["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("/doomed"),
-        "{check}"
-    );
+    assert!(check.reason.contains("/doomed"), "{check:?}");
     assert_every_master_up(&mut s, "a panic while scheduling /doomed");
     // Later changes still go through: the scheduler was not stopped by the panic.
     s.put_app(&sleeper("/fine", 3, &log));

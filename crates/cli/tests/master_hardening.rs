@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 #[track_caller]
 fn cluster_id(c: &mut Cluster, id: u32) -> String {
     c.wait_for(ELECTION, "the master reports a cluster id", |c| {
-        c.health(id)?["cluster_id"].as_str().map(str::to_string)
+        c.health(id)?.cluster_id
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod common;
 
+use client::ProcessHealth;
 use common::{
     Cluster, ELECTION, EXIT, WRITE, app, assert_apps_present, assert_leader_header, framework_id,
     http, run_to_exit,
@@ -23,17 +24,17 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         ELECTION,
         "one master reports role leader, the others follower of it",
         |c| {
-            let hs: Vec<Option<Value>> = c.ids().iter().map(|&id| c.health(id)).collect();
+            let hs: Vec<Option<ProcessHealth>> = c.ids().iter().map(|&id| c.health(id)).collect();
             let Some(hs) = hs.into_iter().collect::<Option<Vec<_>>>() else {
                 return false;
             };
-            let leaders: Vec<&Value> = hs.iter().filter(|h| h["role"] == "leader").collect();
+            let leaders: Vec<&ProcessHealth> = hs.iter().filter(|h| h.role == "leader").collect();
             leaders.len() == 1
-                && leaders[0]["id"] == leader_id
-                && hs
-                    .iter()
-                    .all(|h| h["leader"] == leader.as_str() && h["term"] == leaders[0]["term"])
-                && hs.iter().filter(|h| h["role"] == "follower").count() == 2
+                && leaders[0].id == u64::from(leader_id)
+                && hs.iter().all(|h| {
+                    h.leader.as_deref() == Some(leader.as_str()) && h.term == leaders[0].term
+                })
+                && hs.iter().filter(|h| h.role == "follower").count() == 2
         },
     );
 
@@ -41,6 +42,7 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         let addr = c.addr(id);
         let r = http::get(&addr, "/v2/leader")
             .unwrap_or_else(|e| c.fail(&format!("GET /v2/leader on {id}: {e}")));
+        // The whole body, not the `Leader` type: Marathon's exact shape, no other field.
         if r.status != 200 || r.body_json != json!({"leader": leader}) {
             c.fail(&format!(
                 "GET /v2/leader on master {id}: {r}, expected leader {leader}"
@@ -51,11 +53,11 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         let h = c
             .health(id)
             .unwrap_or_else(|| c.fail(&format!("GET /health on master {id}")));
-        assert_eq!(h["id"], id, "/health of master {id}: {h}");
-        assert_eq!(h["region"], "local", "/health of master {id}: {h}");
+        assert_eq!(h.id, u64::from(id), "/health of master {id}: {h:?}");
+        assert_eq!(h.region, "local", "/health of master {id}: {h:?}");
         assert!(
-            h["zone"].is_string(),
-            "/health of master {id} has no zone: {h}"
+            !h.zone.is_empty(),
+            "/health of master {id} has no zone: {h:?}"
         );
 
         let info = http::get(&addr, "/v2/info")
@@ -105,8 +107,8 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         ELECTION,
         "every master reports the same cluster id as frameworkId",
         |c| {
-            let ids: Vec<Value> = c.ids().iter().map(|&id| framework_id(c, id)).collect();
-            ids[0].is_string() && ids.iter().all(|f| *f == ids[0])
+            let ids: Vec<Option<String>> = c.ids().iter().map(|&id| framework_id(c, id)).collect();
+            ids[0].is_some() && ids.iter().all(|f| *f == ids[0])
         },
     );
 }

@@ -25,13 +25,14 @@ use std::time::{Duration, Instant};
 
 use agent_support::events::EventStream;
 use agent_support::{SETTLE, Site};
+use client::AppEnvelope;
 use scheduler_support::site::{
     CONVERGE, ZONES, add_agents, app_tasks, pause_every_agent, processes_of, site, sleeper,
     slow_eviction_flags, start_agents, wait_app_running,
 };
 use scheduler_support::{
-    LaunchLog, Sampler, Task, count_by, describe, drain, event_types, ids, per_zone, set_flag,
-    spread, tasks, wait_showing,
+    LaunchLog, Sampler, Task, count_by, describe, drain, event_types, ids, listed_tasks, per_zone,
+    set_flag, spread, tasks, wait_showing,
 };
 use serde_json::{Value, json};
 
@@ -230,9 +231,10 @@ fn without_timestamp(e: &Value) -> Value {
     e
 }
 
-/// Running instances of one app in a `/v2/apps{id}` answer.
+/// Running instances of one app in a `/v2/apps{id}` answer (0 when it is not one).
 fn running_in(body: &Value) -> usize {
-    tasks(&body["app"]).iter().filter(|t| t.running()).count()
+    client::decode::<AppEnvelope>("GET /v2/apps{id}", body.clone())
+        .map_or(0, |a| tasks(&a.app).iter().filter(|t| t.running()).count())
 }
 
 #[test]
@@ -402,7 +404,7 @@ fn with_every_zone_cut_off_nothing_is_replaced_and_the_same_instances_run_on() {
         vec![s.masters.addr(1)],
         "/v2/tasks",
         Duration::from_millis(50),
-        |body| Some(ids(&tasks(body))),
+        |body| Some(ids(&listed_tasks(body)?)),
     );
 
     pause_every_agent(&mut s, &agents);

@@ -98,11 +98,27 @@ fn error_404_round_trips() {
 }
 
 #[test]
+fn an_apps_definition_reads_back_as_a_valid_definition() {
+    let app = round_trip::<AppEnvelope>(APP).app;
+    let definition = app.parse_definition().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(definition.id.to_string(), app.id());
+    assert_eq!(
+        serde_json::to_value(u64::from(definition.instances))
+            .ok()
+            .as_ref(),
+        Some(app.field("instances"))
+    );
+}
+
+#[test]
 fn an_agent_id_in_use_refusal_round_trips() {
     let error = round_trip::<ErrorBody>(ERROR_AGENT_ID_IN_USE);
     let refusal = error.refusal.expect("the refusal says why");
     assert_eq!(refusal.reason, "agent_id_in_use");
-    assert_eq!((refusal.live_ip.as_str(), refusal.ip.as_str()), ("127.0.0.2", "127.0.0.3"));
+    assert_eq!(
+        (refusal.live_ip.as_str(), refusal.ip.as_str()),
+        ("127.0.0.2", "127.0.0.3")
+    );
     assert_eq!(round_trip::<ErrorBody>(ERROR_404).refusal, None);
 }
 
