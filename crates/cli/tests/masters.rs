@@ -6,12 +6,12 @@
 
 mod common;
 
-use client::ProcessHealth;
+use client::{App, AppEnvelope, AppList, Change, Deployment, Info, ProcessHealth, Versions};
 use common::{
     Cluster, ELECTION, EXIT, WRITE, app, assert_apps_present, assert_leader_header, framework_id,
     http, run_to_exit,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[test]
 fn three_masters_elect_one_leader_that_every_master_names() {
@@ -65,29 +65,27 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         if info.status != 200 {
             c.fail(&format!("GET /v2/info on master {id}: {info}"));
         }
-        let i = &info.body_json;
-        assert_eq!(i["name"], "drover", "/v2/info on master {id}: {i}");
-        assert!(i["version"].is_string(), "/v2/info on master {id}: {i}");
-        assert_eq!(i["leader"], leader.as_str(), "/v2/info on master {id}: {i}");
+        // The type checks that version, the Raft term and commitIndex are there.
+        let i = info.typed::<Info>();
+        assert_eq!(i.name, "drover", "/v2/info on master {id}: {i:?}");
+        assert!(!i.version.is_empty(), "/v2/info on master {id}: {i:?}");
+        assert_eq!(
+            i.leader.as_deref(),
+            Some(leader.as_str()),
+            "/v2/info on master {id}: {i:?}"
+        );
         // Like /v2/leader, /v2/info is answered by each master itself: `elected` says
         // whether this one leads.
         assert_eq!(
-            i["elected"],
+            i.elected,
             id == leader_id,
-            "/v2/info on master {id} (leader is {leader_id}): {i}"
+            "/v2/info on master {id} (leader is {leader_id}): {i:?}"
         );
-        assert!(
-            i["drover"]["raft"]["term"].is_u64(),
-            "/v2/info on master {id}: {i}"
-        );
-        assert!(
-            i["drover"]["raft"]["commitIndex"].is_u64(),
-            "/v2/info on master {id}: {i}"
-        );
+        assert!(i.drover.raft.term > 0, "/v2/info on master {id}: {i:?}");
         assert_eq!(
-            i["drover"]["raft"]["members"].as_array().map(Vec::len),
-            Some(3),
-            "/v2/info members on master {id}: {i}"
+            i.drover.raft.members.len(),
+            3,
+            "/v2/info members on master {id}: {i:?}"
         );
 
         let metrics = http::get(&addr, "/metrics")
@@ -129,8 +127,9 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     if r.status != 201 {
         c.fail(&format!("POST /v2/apps through follower {follower}: {r}"));
     }
-    assert_eq!(r.body_json["id"], "/prod/web", "{r}");
-    assert_eq!(r.body_json["labels"]["op"], "create-1", "{r}");
+    let created = r.typed::<App>();
+    assert_eq!(created.id(), "/prod/web", "{r}");
+    assert_eq!(created.field("labels")["op"], "create-1", "{r}");
     assert!(
         r.header("Marathon-Deployment-Id")
             .is_some_and(|d| !d.is_empty()),
@@ -142,19 +141,17 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     for id in c.ids() {
         let r = http::get(&c.addr(id), "/v2/apps/prod/web")
             .unwrap_or_else(|e| c.fail(&format!("GET on {id}: {e}")));
-        if r.status != 200
-            || r.body_json["app"]["labels"]["op"] != "create-1"
-            || r.body_json["app"]["cmd"] != a["cmd"]
-        {
+        let read = r.decode::<AppEnvelope>().ok().filter(|_| r.status == 200);
+        if !read.is_some_and(|e| {
+            e.app.field("labels")["op"] == "create-1" && e.app.field("cmd") == &a["cmd"]
+        }) {
             c.fail(&format!("GET /v2/apps/prod/web on master {id}: {r}"));
         }
         let list = http::get(&c.addr(id), "/v2/apps")
             .unwrap_or_else(|e| c.fail(&format!("GET /v2/apps on {id}: {e}")));
-        let ids: Vec<&str> = list.body_json["apps"]
-            .as_array()
-            .map(|apps| apps.iter().filter_map(|a| a["id"].as_str()).collect())
-            .unwrap_or_default();
-        if list.status != 200 || ids != ["/prod/web"] {
+        let apps = list.typed::<AppList>().apps;
+        let ids: Vec<&str> = apps.iter().map(App::id).collect();
+        if ids != ["/prod/web"] {
             c.fail(&format!("GET /v2/apps on master {id}: {list}"));
         }
     }
@@ -171,8 +168,8 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     // The app's first deployment holds it until the scheduler has finished it (a pass after
     // the write); a PUT before that is refused with 409, as Marathon refuses it.
     c.wait_until(ELECTION, "the app's first deployment to finish", |c| {
-        http::get(&c.addr(other), "/v2/deployments")
-            .is_ok_and(|r| r.status == 200 && r.body_json.as_array().is_some_and(Vec::is_empty))
+        http::get_as::<Vec<Deployment>>(&c.addr(other), "/v2/deployments")
+            .is_ok_and(|ds| ds.is_empty())
     });
     let put = http::put(
         &c.addr(other),
@@ -180,25 +177,16 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
         &app("/prod/web", "update-2"),
     )
     .unwrap_or_else(|e| c.fail(&e.to_string()));
-    if put.status != 200
-        || !put.body_json["version"].is_string()
-        || !put.body_json["deploymentId"].is_string()
-    {
+    let change = put.decode::<Change>().ok().filter(|_| put.status == 200);
+    if !change.is_some_and(|ch| !ch.version.is_empty() && ch.deployment_id.is_some()) {
         c.fail(&format!(
             "PUT of an existing app through follower {other}: {put}"
         ));
     }
     let versions = http::get(&c.addr(follower), "/v2/apps/prod/web/versions")
         .unwrap_or_else(|e| c.fail(&e.to_string()));
-    let list: Vec<String> = versions.body_json["versions"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    if versions.status != 200 || list.len() != 2 {
+    let list = versions.typed::<Versions>().versions;
+    if list.len() != 2 {
         c.fail(&format!("two writes, expected two versions: {versions}"));
     }
     let mut ops: Vec<String> = Vec::new();
@@ -211,8 +199,9 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
         if r.status != 200 {
             c.fail(&format!("GET version {v}: {r}"));
         }
+        let version = r.typed::<App>();
         ops.push(
-            r.body_json["labels"]["op"]
+            version.field("labels")["op"]
                 .as_str()
                 .unwrap_or("")
                 .to_string(),
@@ -228,7 +217,8 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     // Delete through a follower; then it is gone everywhere.
     let del = http::delete(&c.addr(follower), "/v2/apps/prod/web")
         .unwrap_or_else(|e| c.fail(&e.to_string()));
-    if del.status != 200 || !del.body_json["deploymentId"].is_string() {
+    let change = del.decode::<Change>().ok().filter(|_| del.status == 200);
+    if !change.is_some_and(|ch| ch.deployment_id.is_some()) {
         c.fail(&format!("DELETE through follower: {del}"));
     }
     for id in c.ids() {
@@ -293,24 +283,20 @@ fn an_invalid_app_gets_marathons_422_body() {
             c.fail(&format!("POST of an invalid app on master {id}: {r}"));
         }
         assert_leader_header(&c, &r, &leader, "422 answer");
-        assert_eq!(r.body_json["message"], "Object is not valid", "{r}");
-        let details = r.body_json["details"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let at = |path: &str| -> Vec<Value> {
+        let error = r
+            .error()
+            .unwrap_or_else(|| c.fail(&format!("422 without an error body: {r}")));
+        assert_eq!(error.message, "Object is not valid", "{r}");
+        let details = error.details.unwrap_or_default();
+        let at = |path: &str| -> Vec<String> {
             details
                 .iter()
-                .filter(|d| d["path"] == path)
-                .flat_map(|d| d["errors"].as_array().cloned().unwrap_or_default())
+                .filter(|d| d.path == path)
+                .flat_map(|d| d.errors.clone())
                 .collect()
         };
-        assert_eq!(
-            at("/instances"),
-            [json!("got -1, expected 0 or more")],
-            "{r}"
-        );
-        assert_eq!(at("/mem"), [json!("got -5, expected 0.0 or more")], "{r}");
+        assert_eq!(at("/instances"), ["got -1, expected 0 or more"], "{r}");
+        assert_eq!(at("/mem"), ["got -5, expected 0.0 or more"], "{r}");
 
         let put =
             http::put(&c.addr(id), "/v2/apps/bad", &bad).unwrap_or_else(|e| c.fail(&e.to_string()));
@@ -318,7 +304,7 @@ fn an_invalid_app_gets_marathons_422_body() {
             put.status, 422,
             "PUT of an invalid app on master {id}: {put}"
         );
-        assert_eq!(put.body_json["message"], "Object is not valid", "{put}");
+        assert_eq!(put.message(), "Object is not valid", "{put}");
     }
     let r = c.get_settled(1, "/v2/apps/bad", WRITE);
     assert_eq!(r.status, 404, "an invalid app is never stored: {r}");
@@ -460,6 +446,7 @@ fn delete_v2_leader_moves_leadership() {
     let mut c = Cluster::launch("abdicate", 3);
     let first = c.wait_for_leader(ELECTION);
     let r = http::delete(&first, "/v2/leader").unwrap_or_else(|e| c.fail(&e.to_string()));
+    // The exact body, raw: Marathon's answer has this one field and no other.
     if r.status != 200 || r.body_json != json!({"message": "Leadership abdicated"}) {
         c.fail(&format!("DELETE /v2/leader on the leader: {r}"));
     }
@@ -473,6 +460,7 @@ fn delete_v2_leader_moves_leadership() {
         .expect("a follower");
     let r =
         http::delete(&c.addr(follower), "/v2/leader").unwrap_or_else(|e| c.fail(&e.to_string()));
+    // The exact body, raw: Marathon's answer has this one field and no other.
     if r.status != 200 || r.body_json != json!({"message": "Leadership abdicated"}) {
         c.fail(&format!(
             "DELETE /v2/leader through follower {follower}: {r}"

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use agent_support::events::EventStream;
 use agent_support::procs;
 use agent_support::{SETTLE, Site};
-use client::{AppEnvelope, Change, Status};
+use client::{AppEnvelope, Change, Queue, Status};
 use scheduler_support::site::{
     CONVERGE, Spread, ZONES, add_agents, app_tasks, create_gated_app, deployments_of, health_check,
     pause_every_agent, processes_of, restart, send, sigkill, site, sleeper, slow_eviction_flags,
@@ -146,11 +146,11 @@ fn an_instance_whose_process_is_killed_is_relaunched_after_its_backoff() {
     let what = format!("/v2/queue shows {app_id} waiting out its backoff");
     let delay = s.wait_for(SETTLE, &what, |s| {
         let r = s.get("/v2/queue")?;
-        r.body_json["queue"]
-            .as_array()?
-            .iter()
-            .find(|q| q["app"]["id"] == app_id && q["delay"]["overdue"] == false)
-            .map(|q| q["delay"].clone())
+        r.typed::<Queue>()
+            .queue
+            .into_iter()
+            .find(|q| q.app_id() == Some(app_id) && !q.delay.overdue)
+            .map(|q| q.delay)
     });
     let what = format!("a new instance of {app_id} runs instead of {}", first.id);
     let (second, seen_after) = s.wait_for(SETTLE, &what, |s| {
@@ -162,7 +162,7 @@ fn an_instance_whose_process_is_killed_is_relaunched_after_its_backoff() {
     // A lower bound the app's backoffSeconds imposes (load can only make it longer).
     assert!(
         seen_after + Duration::from_millis(100) >= BACKOFF,
-        "the replacement ran {seen_after:?} after the kill, before backoffSeconds {BACKOFF:?}; queue delay was {delay}"
+        "the replacement ran {seen_after:?} after the kill, before backoffSeconds {BACKOFF:?}; queue delay was {delay:?}"
     );
     assert!(!process.is_alive(), "the killed process lives");
     let launches = log.launches();
@@ -1098,18 +1098,12 @@ fn the_event_stream_delivers_marathons_events() {
     if r.status != 200 {
         s.fail(&format!("PUT /v2/apps{web} with cpus 1000: {r}"));
     }
-    let stuck = r.body_json["deploymentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let stuck = r.typed::<Change>().deployment_id.unwrap_or_default();
     let r = send(&mut s, "DELETE", &format!("/v2/deployments/{stuck}"), None);
     if r.status != 200 {
         s.fail(&format!("DELETE /v2/deployments/{stuck}: {r}"));
     }
-    let rollback = r.body_json["deploymentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let rollback = r.typed::<Change>().deployment_id.unwrap_or_default();
     let failed = expect_event(&s, &mut all, SETTLE, "deployment_failed", |e| {
         e["eventType"] == "deployment_failed" && e["id"] == stuck.as_str()
     });
