@@ -73,10 +73,9 @@ fn an_agent_with_a_detect_script_registers_and_node_list_shows_its_region_and_zo
     // moment after the election; the node list before that shows N/A for it.
     s.wait_until(SETTLE, "/v1/nodes lists the master in local/local-a", |s| {
         s.get("/v1/nodes").is_some_and(|r| {
-            r.body_json["nodes"].as_array().is_some_and(|ns| {
-                ns.iter().any(|n| {
-                    n["type"] == "master" && n["region"] == "local" && n["zone"] == "local-a"
-                })
+            r.typed::<Nodes>().nodes.iter().any(|n| {
+                matches!(n, Node::Master(m)
+                    if m.region.as_deref() == Some("local") && m.zone.as_deref() == Some("local-a"))
             })
         })
     });
