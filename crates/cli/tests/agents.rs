@@ -72,12 +72,14 @@ fn an_agent_with_a_detect_script_registers_and_node_list_shows_its_region_and_zo
     // A master's own domain is listed once it has registered itself with the cluster, a
     // moment after the election; the node list before that shows N/A for it.
     s.wait_until(SETTLE, "/v1/nodes lists the master in local/local-a", |s| {
-        s.get("/v1/nodes").is_some_and(|r| {
-            r.typed::<Nodes>().nodes.iter().any(|n| {
-                matches!(n, Node::Master(m)
+        s.get("/v1/nodes")
+            .and_then(|r| r.typed_ok::<Nodes>())
+            .is_some_and(|r| {
+                r.nodes.iter().any(|n| {
+                    matches!(n, Node::Master(m)
                     if m.region.as_deref() == Some("local") && m.zone.as_deref() == Some("local-a"))
+                })
             })
-        })
     });
     let master = s.masters.addr(1);
     let expected = [

@@ -317,7 +317,7 @@ fn hostile_requests_leave_every_master_up_and_kill_nothing() {
         "/v2/queue lists /nowhere with 100000 waiting",
         |s| {
             let q = s.get("/v2/queue")?;
-            q.typed::<Queue>()
+            q.typed_ok::<Queue>()?
                 .queue
                 .into_iter()
                 .find(|e| e.app_id() == Some("/nowhere") && e.count == 100_000)
@@ -356,7 +356,7 @@ fn a_failure_deciding_about_one_app_stays_with_that_app() {
     wait_app_running(&mut s, "/fine", 2);
     let entry = s.wait_for(SETTLE, "/v2/queue says why /doomed is not scheduled", |s| {
         let q = s.get("/v2/queue")?;
-        q.typed::<Queue>()
+        q.typed_ok::<Queue>()?
             .queue
             .into_iter()
             .find(|e| e.app_id() == Some("/doomed"))

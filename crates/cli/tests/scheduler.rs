@@ -146,7 +146,7 @@ fn an_instance_whose_process_is_killed_is_relaunched_after_its_backoff() {
     let what = format!("/v2/queue shows {app_id} waiting out its backoff");
     let delay = s.wait_for(SETTLE, &what, |s| {
         let r = s.get("/v2/queue")?;
-        r.typed::<Queue>()
+        r.typed_ok::<Queue>()?
             .queue
             .into_iter()
             .find(|q| q.app_id() == Some(app_id) && !q.delay.overdue)

@@ -207,7 +207,10 @@ fn health_naming(s: &mut Site, zone: &str) -> Option<Vec<Check>> {
 /// `/v1/cluster/health`'s checks, for failure messages.
 fn health_text(s: &mut Site) -> String {
     s.get("/v1/cluster/health")
-        .map(|r| format!("{:?}", r.typed::<ClusterHealth>().checks))
+        .map(|r| match r.decode::<ClusterHealth>() {
+            Ok(health) => format!("{:?}", health.checks),
+            Err(_) => r.to_string(),
+        })
         .unwrap_or_else(|| "no answer".into())
 }
 

@@ -148,7 +148,8 @@ impl Agent {
             .collect()
     }
 
-    /// `GET /health` of its status API, if it answers.
+    /// `GET /health` of its status API, if it answers. A `Value`: the agent's own status
+    /// API is not part of the master's API, and `client` has no type for it.
     pub fn health(&self) -> Option<Value> {
         let r = http::request(&self.listen, "GET", "/health", None, PROBE).ok()?;
         (r.status == 200).then_some(r.body_json)

@@ -62,9 +62,11 @@ impl Run {
             .unwrap_or_else(|e| panic!("{e}:\n{self}"))
     }
 
-    /// Its stdout as `T` when it exited 0 and printed JSON of that shape.
+    /// Its stdout as `T` when it exited 0, None otherwise (for polls); JSON of another
+    /// shape after exit 0 panics, since waiting cannot fix it.
+    #[track_caller]
     pub fn typed_ok<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
-        client::decode(&format!("drover {}", self.args.join(" ")), self.json_ok()?).ok()
+        self.ok().then(|| self.typed())
     }
 
     /// Its stdout as JSON when it exited 0 and printed JSON.
@@ -239,8 +241,8 @@ impl CliCluster {
         // A master's own domain is listed once it has registered itself, a moment after
         // its election.
         site.wait_until(SETTLE, "/v1/nodes lists the master in local/local-a", |s| {
-            s.get("/v1/nodes").is_some_and(|r| {
-                r.typed::<Nodes>().nodes.iter().any(|n| {
+            s.get("/v1/nodes").and_then(|r| r.typed_ok::<Nodes>()).is_some_and(|r| {
+                r.nodes.iter().any(|n| {
                     matches!(n, Node::Master(m)
                         if m.region.as_deref() == Some("local") && m.zone.as_deref() == Some("local-a"))
                 })

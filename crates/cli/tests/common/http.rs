@@ -78,6 +78,13 @@ impl Response {
             .unwrap_or_else(|e| panic!("{e}; the answer: {self}"))
     }
 
+    /// The body of a 2xx answer as `T`, None for any other status (for polls that wait
+    /// for a success); a 2xx body of another shape panics, since waiting cannot fix it.
+    #[track_caller]
+    pub fn typed_ok<T: DeserializeOwned>(&self) -> Option<T> {
+        self.is_success().then(|| self.typed())
+    }
+
     /// The error body (Marathon's `{"message", "details"?}`), None when the body is not one.
     pub fn error(&self) -> Option<ErrorBody> {
         self.decode().ok()

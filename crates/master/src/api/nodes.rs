@@ -91,7 +91,7 @@ pub async fn list(State(m): State<Arc<Master>>) -> Result<Json<Nodes>, ApiError>
                 },
                 attributes: a.attributes.clone(),
                 rtt_ms: rtt,
-                disk_use: m.agents.disk(&a.id).map(|d| client::nodes::DiskUse {
+                disk_use: m.agents.disk(&a.id).map(|d| client::DiskUse {
                     work_dir_bytes: d.work_dir_bytes,
                     sandboxes: d.sandboxes,
                     available_bytes: d.available_bytes,
