@@ -641,7 +641,7 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
     let app = show.typed::<AppEnvelope>().app;
     c.check(
-        app.field("labels")["version"] == "2"
+        app.label("version") == Some("2")
             && app.field("instances") == 3
             && app.field("cmd") == "exec sleep 1000",
         "app update changed the label and kept the fields it did not give",
@@ -834,7 +834,7 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
     let app = show.typed::<AppEnvelope>().app;
     c.check(
-        app.field("labels")["version"] == "1"
+        app.label("version") == Some("1")
             && app
                 .field("healthChecks")
                 .as_array()

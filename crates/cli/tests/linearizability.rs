@@ -282,8 +282,8 @@ fn label_op(c: &Cluster, app: &App, app_id: &str) -> String {
     if app.id() != app_id {
         c.fail(&format!("asked for {app_id}, got {app:?}"));
     }
-    let op = app.field("labels")["op"]
-        .as_str()
+    let op = app
+        .label("op")
         .unwrap_or_else(|| c.fail(&format!("{app_id} has no labels.op: {app:?}")));
     if !app
         .field("cmd")

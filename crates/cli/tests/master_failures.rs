@@ -114,7 +114,7 @@ fn writes_without_quorum(name: &str, pause_leader: bool) {
         match read_app(&mut c, id, "/quorum/during") {
             None => {}
             Some(a)
-                if a.field("labels")["op"] == "during"
+                if a.label("op") == Some("during")
                     && a.field("cmd") == &attempt["cmd"]
                     && a.field("mem") == &attempt["mem"] => {}
             Some(a) => c.fail(&format!(
@@ -123,7 +123,7 @@ fn writes_without_quorum(name: &str, pause_leader: bool) {
         }
         match read_app(&mut c, id, "/quorum/before") {
             None => {}
-            Some(a) if a.field("labels")["op"] == "before" => {}
+            Some(a) if a.label("op") == Some("before") => {}
             Some(a) => c.fail(&format!("/quorum/before changed without a write: {a:?}")),
         }
     }

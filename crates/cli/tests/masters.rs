@@ -129,7 +129,7 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     }
     let created = r.typed::<App>();
     assert_eq!(created.id(), "/prod/web", "{r}");
-    assert_eq!(created.field("labels")["op"], "create-1", "{r}");
+    assert_eq!(created.label("op"), Some("create-1"), "{r}");
     assert!(
         r.header("Marathon-Deployment-Id")
             .is_some_and(|d| !d.is_empty()),
@@ -141,10 +141,11 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     for id in c.ids() {
         let r = http::get(&c.addr(id), "/v2/apps/prod/web")
             .unwrap_or_else(|e| c.fail(&format!("GET on {id}: {e}")));
-        let read = r.decode::<AppEnvelope>().ok().filter(|_| r.status == 200);
-        if !read.is_some_and(|e| {
-            e.app.field("labels")["op"] == "create-1" && e.app.field("cmd") == &a["cmd"]
-        }) {
+        let same = r.status == 200
+            && r.decode::<AppEnvelope>().is_ok_and(|e| {
+                e.app.label("op") == Some("create-1") && e.app.field("cmd") == &a["cmd"]
+            });
+        if !same {
             c.fail(&format!("GET /v2/apps/prod/web on master {id}: {r}"));
         }
         let list = http::get(&c.addr(id), "/v2/apps")
@@ -177,8 +178,11 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
         &app("/prod/web", "update-2"),
     )
     .unwrap_or_else(|e| c.fail(&e.to_string()));
-    let change = put.decode::<Change>().ok().filter(|_| put.status == 200);
-    if !change.is_some_and(|ch| !ch.version.is_empty() && ch.deployment_id.is_some()) {
+    let deploys = put.status == 200
+        && put
+            .decode::<Change>()
+            .is_ok_and(|ch| !ch.version.is_empty() && ch.deployment_id.is_some());
+    if !deploys {
         c.fail(&format!(
             "PUT of an existing app through follower {other}: {put}"
         ));
@@ -200,12 +204,7 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
             c.fail(&format!("GET version {v}: {r}"));
         }
         let version = r.typed::<App>();
-        ops.push(
-            version.field("labels")["op"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+        ops.push(version.label("op").unwrap_or_default().to_string());
     }
     ops.sort();
     assert_eq!(
@@ -217,8 +216,11 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     // Delete through a follower; then it is gone everywhere.
     let del = http::delete(&c.addr(follower), "/v2/apps/prod/web")
         .unwrap_or_else(|e| c.fail(&e.to_string()));
-    let change = del.decode::<Change>().ok().filter(|_| del.status == 200);
-    if !change.is_some_and(|ch| ch.deployment_id.is_some()) {
+    let deploys = del.status == 200
+        && del
+            .decode::<Change>()
+            .is_ok_and(|ch| ch.deployment_id.is_some());
+    if !deploys {
         c.fail(&format!("DELETE through follower: {del}"));
     }
     for id in c.ids() {

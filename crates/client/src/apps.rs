@@ -146,6 +146,11 @@ impl App {
         self.definition.get(name).unwrap_or(&Value::Null)
     }
 
+    /// The value of label `key` (`labels.<key>`), None when the app has no such label.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.field("labels").get(key).and_then(Value::as_str)
+    }
+
     /// The definition read as the master validates one (typed labels, constraints, health
     /// checks, ...); an error names the fields that are not a valid Marathon app.
     pub fn parse_definition(&self) -> Result<AppDefinition, ValidationErrors> {

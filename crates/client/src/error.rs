@@ -21,9 +21,10 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<DeploymentRef>>,
     /// Why an agent's registration was refused, for the agent to act on
-    /// (`state::protocol::AGENT_ID_IN_USE`), with the agents involved.
+    /// (`state::protocol::AGENT_ID_IN_USE`), with the agents involved. Boxed: it is rare,
+    /// and inline it would make every error answer (every `Result<_, ApiError>`) large.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<Refusal>,
+    pub refusal: Option<Box<Refusal>>,
 }
 
 /// An agent registration refused because its id is live at another IP (a copied work dir).

@@ -102,12 +102,30 @@ fn an_apps_definition_reads_back_as_a_valid_definition() {
     let app = round_trip::<AppEnvelope>(APP).app;
     let definition = app.parse_definition().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(definition.id.to_string(), app.id());
+    for (key, value) in &definition.labels {
+        assert_eq!(app.label(key), Some(value.as_str()), "label {key}");
+    }
+    assert_eq!(app.label("no-such-label"), None);
     assert_eq!(
         serde_json::to_value(u64::from(definition.instances))
             .ok()
             .as_ref(),
         Some(app.field("instances"))
     );
+}
+
+#[test]
+fn an_apps_label_is_read_by_key() {
+    let wire = serde_json::json!({
+        "id": "/web", "labels": {"op": "create-1"}, "version": "2026-01-01T00:00:00.000Z",
+        "versionInfo": {
+            "lastConfigChangeAt": "2026-01-01T00:00:00.000Z",
+            "lastScalingAt": "2026-01-01T00:00:00.000Z"
+        }
+    });
+    let app: App = decode("GET /v2/apps/web", wire).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(app.label("op"), Some("create-1"));
+    assert_eq!(app.label("other"), None);
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub fn assert_apps_present(c: &mut Cluster, via: &[u32], apps: &[(String, String
     for &m in via {
         for (id, op) in apps {
             match read_app(c, m, id) {
-                Some(a) if a.field("labels")["op"] == op.as_str() => {}
+                Some(a) if a.label("op") == Some(op.as_str()) => {}
                 Some(a) => c.fail(&format!(
                     "app {id} read through master {m} has labels {} but the acknowledged write had op {op}",
                     a.field("labels")

@@ -96,10 +96,10 @@ impl Response {
 pub enum ReadError {
     /// No answer.
     Http(HttpError),
-    /// An answer outside 2xx.
-    Status(Response),
+    /// An answer outside 2xx (boxed, like the next: an answer is large).
+    Status(Box<Response>),
     /// A 2xx answer of another shape than its type.
-    Shape(DecodeError, Response),
+    Shape(DecodeError, Box<Response>),
 }
 
 impl fmt::Display for ReadError {
@@ -133,9 +133,9 @@ pub fn post_as<T: DeserializeOwned>(addr: &str, path: &str, body: &Value) -> Res
 /// A 2xx answer decoded as `T`.
 pub fn read_as<T: DeserializeOwned>(r: Response) -> Result<T, ReadError> {
     if !r.is_success() {
-        return Err(ReadError::Status(r));
+        return Err(ReadError::Status(Box::new(r)));
     }
-    r.decode().map_err(|e| ReadError::Shape(e, r))
+    r.decode().map_err(|e| ReadError::Shape(e, Box::new(r)))
 }
 
 impl fmt::Display for Response {

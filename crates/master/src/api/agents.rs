@@ -106,12 +106,12 @@ fn refuse_a_copy(m: &Master, agent: &Agent) -> Result<(), ApiError> {
         Some(silent) => Err(ApiError {
             status: StatusCode::CONFLICT,
             body: ErrorBody {
-                refusal: Some(Refusal {
+                refusal: Some(Box::new(Refusal {
                     reason: AGENT_ID_IN_USE.to_string(),
                     agent_id: agent.id.to_string(),
                     live_ip: live_ip.clone(),
                     ip: agent.ip.clone(),
-                }),
+                })),
                 ..ErrorBody::new(format!(
                     "agent {id} is live at {live_ip} (last heartbeat {ms} ms ago), and this agent at {ip} has the same id: its work dir was copied from that agent's. Give this agent its own work dir (or remove agent-id, tasks/ and sandboxes/ from the copy) and start it again. If agent {id} moved to {ip}, stop the old process; {ip} is accepted once the masters mark agent {id} unreachable ({window_ms} ms without a heartbeat).",
                     id = agent.id,
