@@ -25,6 +25,7 @@ use client::{
     App, AppEnvelope, AppList, ClusterHealth, Deployment, Node, Nodes, Plan, Status, Tasks,
 };
 use common::TempDir;
+use domain::AppDefinition;
 use serde_json::{Value, json};
 
 /// An address where no master answers (port 1 is privileged and unused on loopback).
@@ -36,6 +37,12 @@ fn sleeper(id: &str, n: u32) -> Value {
         "id": id, "cmd": "exec sleep 1000", "instances": n, "cpus": 0.1, "mem": 16,
         "portDefinitions": [],
     })
+}
+
+/// The definition of an app as `--json` shows it, validated as the master validates one.
+fn definition(app: &App) -> AppDefinition {
+    app.parse_definition()
+        .unwrap_or_else(|e| panic!("the definition of {} is not valid: {e}", app.id()))
 }
 
 /// The task ids of an app (`app show --json`'s `app`).
@@ -501,7 +508,7 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
     let list = c.ok(&["app", "list", "--json"]);
     c.check(
         matches!(&list.typed::<AppList>().apps[..],
-            [a] if a.id() == "/cli/web" && a.field("instances") == 2),
+            [a] if a.id() == "/cli/web" && definition(a).instances == 2),
         "app list --json has /cli/web with 2 instances",
         &list,
     );
@@ -529,7 +536,7 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
     let web_ids = task_ids(&app);
     c.check(
         app.id() == "/cli/web"
-            && app.field("instances") == 2
+            && definition(&app).instances == 2
             && web_ids.len() == 2
             && app
                 .tasks
@@ -612,7 +619,7 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
     let app = show.typed::<AppEnvelope>().app;
     let before = task_ids(&app);
     c.check(
-        app.field("instances") == 3 && app.counts().tasks_running == 3 && before.len() == 3,
+        definition(&app).instances == 3 && app.counts().tasks_running == 3 && before.len() == 3,
         "after app scale 3: 3 instances wanted, 3 running",
         &show,
     );
@@ -642,8 +649,8 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
     let app = show.typed::<AppEnvelope>().app;
     c.check(
         app.label("version") == Some("2")
-            && app.field("instances") == 3
-            && app.field("cmd") == "exec sleep 1000",
+            && definition(&app).instances == 3
+            && definition(&app).cmd.as_deref() == Some("exec sleep 1000"),
         "app update changed the label and kept the fields it did not give",
         &show,
     );
@@ -834,11 +841,7 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
     let app = show.typed::<AppEnvelope>().app;
     c.check(
-        app.label("version") == Some("1")
-            && app
-                .field("healthChecks")
-                .as_array()
-                .is_some_and(Vec::is_empty),
+        app.label("version") == Some("1") && definition(&app).health_checks.is_empty(),
         "after the rollback /cli/web has its previous definition again",
         &show,
     );

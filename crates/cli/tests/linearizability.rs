@@ -285,9 +285,12 @@ fn label_op(c: &Cluster, app: &App, app_id: &str) -> String {
     let op = app
         .label("op")
         .unwrap_or_else(|| c.fail(&format!("{app_id} has no labels.op: {app:?}")));
-    if !app
-        .field("cmd")
-        .as_str()
+    let definition = app
+        .parse_definition()
+        .unwrap_or_else(|e| c.fail(&format!("{app_id} is not a valid definition: {e}")));
+    if !definition
+        .cmd
+        .as_deref()
         .is_some_and(|cmd| cmd.ends_with(op))
     {
         c.fail(&format!(

@@ -1123,9 +1123,11 @@ fn the_event_stream_delivers_marathons_events() {
     let app = s
         .app(web)
         .unwrap_or_else(|| s.fail("the rolled back app is gone"));
+    let definition = app
+        .parse_definition()
+        .unwrap_or_else(|e| s.fail(&format!("{web} is not a valid definition: {e}")));
     assert_eq!(
-        app.field("cpus"),
-        0.05,
+        definition.cpus, 0.05,
         "the rollback restores the definition: {app:?}"
     );
     wait_app_running(&mut s, web, 1);
