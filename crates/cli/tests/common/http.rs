@@ -125,12 +125,7 @@ pub fn get_as<T: DeserializeOwned>(addr: &str, path: &str) -> Result<T, ReadErro
     read_as(get(addr, path)?)
 }
 
-/// `POST addr path` with `body`, the 2xx answer decoded as `T`.
-pub fn post_as<T: DeserializeOwned>(addr: &str, path: &str, body: &Value) -> Result<T, ReadError> {
-    read_as(post(addr, path, body)?)
-}
-
-/// A 2xx answer decoded as `T`.
+/// A 2xx answer of any request decoded as `T` (`read_as(http::post(..)?)`).
 pub fn read_as<T: DeserializeOwned>(r: Response) -> Result<T, ReadError> {
     if !r.is_success() {
         return Err(ReadError::Status(Box::new(r)));
