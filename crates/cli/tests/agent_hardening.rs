@@ -26,6 +26,7 @@ use std::time::Duration;
 use agent_support::events::EventStream;
 use agent_support::procs;
 use agent_support::{DomainSource, SETTLE, Site, agent_id, write_script};
+use client::{App, NodeState};
 use common::{DROVER, TempDir, domain_json, free_port, run_to_exit};
 use serde_json::{Value, json};
 
@@ -86,15 +87,8 @@ impl Drop for Tmpfs {
 }
 
 /// The ids of an app's tasks.
-fn task_ids(app: &Value) -> Vec<String> {
-    app["tasks"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter_map(|t| t["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+fn task_ids(app: &App) -> Vec<String> {
+    app.tasks.iter().flatten().map(|t| t.id.clone()).collect()
 }
 
 /// A long-running app of `n` instances that does nothing.
@@ -173,9 +167,9 @@ fn a_copy_of_a_live_agents_work_dir_is_refused_and_the_original_keeps_its_tasks(
     // The original is still itself, at its address, with the same task processes.
     let node = s.wait_agent_active(orig);
     assert_eq!(
-        (node["id"].as_str(), node["ip"].as_str()),
-        (Some(id.as_str()), Some(orig_ip.as_str())),
-        "{node}"
+        (node.id.as_str(), node.ip.as_str()),
+        (id.as_str(), orig_ip.as_str()),
+        "{node:?}"
     );
     let after = s.wait_running("/clone/sleepers", 2);
     assert_eq!(task_ids(&after), task_ids(&app), "the app's instances");
@@ -188,7 +182,7 @@ fn a_copy_of_a_live_agents_work_dir_is_refused_and_the_original_keeps_its_tasks(
         }
     }
     if let Some(n) = s.agent_node(copy) {
-        s.fail(&format!("the refused copy is listed: {n}"));
+        s.fail(&format!("the refused copy is listed: {n:?}"));
     }
 }
 
@@ -203,13 +197,16 @@ fn an_agent_that_moved_after_its_old_registration_became_unreachable_is_accepted
     s.wait_for(
         SETTLE,
         "the masters list the killed agent as unreachable",
-        |s| s.agent_node(a).filter(|n| n["state"] == "unreachable"),
+        |s| {
+            s.agent_node(a)
+                .filter(|n| n.state == NodeState::Unreachable)
+        },
     );
     let new_ip = "127.0.1.200".to_string();
     s.agent_mut(a).ip = new_ip.clone();
     let node = s.start_agent_active(a);
-    assert_eq!(node["id"], first["id"], "{node}");
-    assert_eq!(node["ip"], new_ip.as_str(), "{node}");
+    assert_eq!(node.id, first.id, "{node:?}");
+    assert_eq!(node.ip, new_ip, "{node:?}");
 }
 
 #[test]
@@ -333,14 +330,14 @@ fn the_advertised_disk_is_the_work_dirs_own_filesystem_and_an_explicit_disk_wins
     s.agent_mut(explicit).resources = Some(spec);
 
     let node = s.start_agent_active(measured);
-    let disk = node["resources"]["disk"].as_f64().unwrap_or(-1.0);
+    let disk = node.resources.disk;
     if !(5.0..=6.0).contains(&disk) {
         s.fail(&format!(
-            "an agent on a 6 MiB work dir offers disk {disk}, not its filesystem's: {node}"
+            "an agent on a 6 MiB work dir offers disk {disk}, not its filesystem's: {node:?}"
         ));
     }
     let node = s.start_agent_active(explicit);
-    assert_eq!(node["resources"]["disk"].as_f64(), Some(123.0), "{node}");
+    assert_eq!(node.resources.disk, 123.0, "{node:?}");
 }
 
 #[test]
@@ -363,7 +360,10 @@ fn sandboxes_of_ended_tasks_are_removed_beyond_the_count_and_after_the_age() {
     s.wait_for(
         SETTLE,
         "a sweep counts the four running tasks' sandboxes",
-        |s| s.agent_node(a).filter(|n| n["disk_use"]["sandboxes"] == 4),
+        |s| {
+            s.agent_node(a)
+                .filter(|n| n.disk_use.is_some_and(|d| d.sandboxes == 4))
+        },
     );
     assert_eq!(sandboxes(&work_dir), ids, "one sandbox per running task");
 
@@ -378,12 +378,17 @@ fn sandboxes_of_ended_tasks_are_removed_beyond_the_count_and_after_the_age() {
     });
     assert!(kept.is_subset(&ids), "kept {kept:?} of {ids:?}");
     let node = s.wait_for(SETTLE, "/v1/nodes shows the agent's disk use", |s| {
-        s.agent_node(a).filter(|n| n["disk_use"]["sandboxes"] == 2)
+        s.agent_node(a)
+            .filter(|n| n.disk_use.is_some_and(|d| d.sandboxes == 2))
     });
-    let use_ = &node["disk_use"];
-    for field in ["work_dir_bytes", "available_bytes", "total_bytes"] {
-        if use_[field].as_u64().is_none_or(|b| b == 0) {
-            s.fail(&format!("disk_use.{field} is missing or 0: {node}"));
+    let use_ = node.disk_use.unwrap_or_default();
+    for (field, bytes) in [
+        ("work_dir_bytes", use_.work_dir_bytes),
+        ("available_bytes", use_.available_bytes),
+        ("total_bytes", use_.total_bytes),
+    ] {
+        if bytes == 0 {
+            s.fail(&format!("disk_use.{field} is 0: {node:?}"));
         }
     }
 

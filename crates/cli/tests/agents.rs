@@ -24,28 +24,20 @@ use agent_support::fake_master::{self, FakeMaster};
 use agent_support::http_stub::HttpStub;
 use agent_support::procs::{self, TaskProcess};
 use agent_support::{DomainSource, SETTLE, Site, agent_id, write_script};
+use client::{App, HealthCheckResult, Node, NodeState, Nodes};
 use common::{DROVER, TempDir, free_port, run_to_exit};
 use serde_json::{Value, json};
 
-/// `(id, host, ports)` of every task of an app JSON.
-fn tasks_of(app: &Value) -> Vec<(String, String, Vec<u64>)> {
-    app["tasks"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    (
-                        t["id"].as_str().unwrap_or_default().to_string(),
-                        t["host"].as_str().unwrap_or_default().to_string(),
-                        t["ports"]
-                            .as_array()
-                            .map(|ps| ps.iter().filter_map(Value::as_u64).collect())
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect()
+/// `(id, host, ports)` of every task of an app.
+fn tasks_of(app: &App) -> Vec<(String, String, Vec<u64>)> {
+    app.tasks
+        .iter()
+        .flatten()
+        .map(|t| {
+            let host = t.host.clone().unwrap_or_default();
+            (t.id.clone(), host, t.ports.clone())
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// A long-running app of `n` instances that does nothing.
@@ -80,13 +72,14 @@ fn an_agent_with_a_detect_script_registers_and_node_list_shows_its_region_and_zo
     // A master's own domain is listed once it has registered itself with the cluster, a
     // moment after the election; the node list before that shows N/A for it.
     s.wait_until(SETTLE, "/v1/nodes lists the master in local/local-a", |s| {
-        s.get("/v1/nodes").is_some_and(|r| {
-            r.body_json["nodes"].as_array().is_some_and(|ns| {
-                ns.iter().any(|n| {
-                    n["type"] == "master" && n["region"] == "local" && n["zone"] == "local-a"
+        s.get("/v1/nodes")
+            .and_then(|r| r.typed_ok::<Nodes>())
+            .is_some_and(|r| {
+                r.nodes.iter().any(|n| {
+                    matches!(n, Node::Master(m)
+                    if m.region.as_deref() == Some("local") && m.zone.as_deref() == Some("local-a"))
                 })
             })
-        })
     });
     let master = s.masters.addr(1);
     let expected = [
@@ -295,9 +288,9 @@ fn a_second_live_agent_with_the_same_address_is_refused() {
     }
     // The first agent is untouched, and the second was never listed.
     let node = s.wait_agent_active(first);
-    assert_eq!(node["ip"], ip.as_str(), "{node}");
+    assert_eq!(node.ip, ip, "{node:?}");
     if let Some(n) = s.agent_node(second) {
-        s.fail(&format!("the refused agent is listed: {n}"));
+        s.fail(&format!("the refused agent is listed: {n:?}"));
     }
 }
 
@@ -322,8 +315,8 @@ fn instances_run_as_processes_with_marathons_environment_and_their_ports() {
         "constraints": [["hostname", "UNIQUE"]],
     }));
     let app = s.wait_running(app_id, 2);
-    let version = app["version"].as_str().unwrap_or_default().to_string();
-    assert!(!version.is_empty(), "the app has no version: {app}");
+    let version = app.version.clone();
+    assert!(!version.is_empty(), "the app has no version: {app:?}");
     let tasks = tasks_of(&app);
     let hosts: Vec<&str> = tasks.iter().map(|t| t.1.as_str()).collect();
     assert!(
@@ -437,22 +430,18 @@ fn a_health_check_that_starts_failing_is_reported() {
     let (task_id, _, ports) = tasks_of(&app).remove(0);
     assert_eq!(ports, vec![u64::from(port)], "the task's ports");
 
-    let health = |s: &mut Site| -> Option<(Value, Value)> {
+    let health = |s: &mut Site| -> Option<(App, HealthCheckResult)> {
         let app = s.app(app_id)?;
-        let t = app["tasks"]
-            .as_array()?
-            .iter()
-            .find(|t| t["id"] == task_id.as_str())?
-            .clone();
-        let h = t["healthCheckResults"].as_array()?.first()?.clone();
+        let t = app.tasks.as_ref()?.iter().find(|t| t.id == task_id)?;
+        let h = t.health_check_results.first()?.clone();
         Some((app, h))
     };
     let (app, h) = s.wait_for(SETTLE, "the task is reported healthy", |s| {
-        health(s).filter(|(_, h)| h["alive"] == true)
+        health(s).filter(|(_, h)| h.alive)
     });
-    assert_eq!(app["tasksHealthy"], 1, "{app}");
-    assert_eq!(app["tasksUnhealthy"], 0, "{app}");
-    assert_eq!(h["instanceId"], task_id.as_str(), "{h}");
+    assert_eq!(app.counts().tasks_healthy, 1, "{app:?}");
+    assert_eq!(app.counts().tasks_unhealthy, 0, "{app:?}");
+    assert_eq!(h.instance_id, task_id, "{h:?}");
     assert!(
         stub.paths().iter().any(|p| p == "/health"),
         "the check did not GET /health on port {port}: {:?}",
@@ -462,23 +451,20 @@ fn a_health_check_that_starts_failing_is_reported() {
     // Nothing listens on the port any more: the check fails, and the masters say so.
     stub.stop();
     let (app, h) = s.wait_for(SETTLE, "the task is reported unhealthy", |s| {
-        health(s).filter(|(_, h)| h["alive"] == false)
+        health(s).filter(|(_, h)| !h.alive)
     });
-    assert_eq!(app["tasksUnhealthy"], 1, "{app}");
-    assert_eq!(app["tasksHealthy"], 0, "{app}");
-    assert!(
-        h["consecutiveFailures"].as_u64().is_some_and(|n| n >= 1),
-        "{h}"
-    );
-    let cause = h["lastFailureCause"].as_str().unwrap_or_default();
+    assert_eq!(app.counts().tasks_unhealthy, 1, "{app:?}");
+    assert_eq!(app.counts().tasks_healthy, 0, "{app:?}");
+    assert!(h.consecutive_failures >= 1, "{h:?}");
+    let cause = h.last_failure_cause.as_deref().unwrap_or_default();
     assert!(
         cause.contains(&port.to_string()),
-        "lastFailureCause does not name the port {port}: {h}"
+        "lastFailureCause does not name the port {port}: {h:?}"
     );
-    assert!(h["lastFailure"].is_string(), "{h}");
+    assert!(h.last_failure.is_some(), "{h:?}");
     // Far from maxConsecutiveFailures: the same instance keeps running.
     let ids: Vec<String> = tasks_of(&app).into_iter().map(|t| t.0).collect();
-    assert_eq!(ids, vec![task_id.clone()], "{app}");
+    assert_eq!(ids, vec![task_id.clone()], "{app:?}");
 }
 
 #[test]
@@ -595,12 +581,14 @@ fn an_agent_killed_and_restarted_finds_its_tasks_again() {
     }
     // Registered again as itself: same id, one agent.
     let node = s.wait_agent_active(a);
-    assert_eq!(node["id"], before["id"], "{node}");
-    let nodes = s.get("/v1/nodes").expect("/v1/nodes").body_json;
-    let agents = nodes["nodes"]
-        .as_array()
-        .map(|ns| ns.iter().filter(|n| n["type"] == "agent").count());
-    assert_eq!(agents, Some(1), "{nodes}");
+    assert_eq!(node.id, before.id, "{node:?}");
+    let nodes: Nodes = s.get("/v1/nodes").expect("/v1/nodes").typed();
+    let agents = nodes
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, Node::Agent(_)))
+        .count();
+    assert_eq!(agents, 1, "{nodes:?}");
 }
 
 /// Slow: the masters stay stopped for the 30 s the issue names.
@@ -802,16 +790,17 @@ fn instances_of_a_killed_agent_are_replaced_within_their_constraints_and_killed_
     let what = format!("the masters call {old_host} unreachable");
     s.wait_until(SETTLE, &what, |s| {
         s.agent_node(lost)
-            .is_some_and(|n| n["state"] == "unreachable")
+            .is_some_and(|n| n.state == NodeState::Unreachable)
     });
     let what = format!("{old_id} is replaced by an instance on another agent");
     let replaced = s.wait_for(SETTLE, &what, |s| {
         let app = s.app(app_id)?;
         let tasks = tasks_of(&app);
-        let running = app["tasks"]
-            .as_array()?
+        let running = app
+            .tasks
+            .as_ref()?
             .iter()
-            .all(|t| t["state"] == "TASK_RUNNING");
+            .all(|t| t.state == "TASK_RUNNING");
         (tasks.len() == 1 && tasks[0].0 != old_id && running).then(|| tasks[0].clone())
     });
     assert_eq!(
@@ -835,7 +824,7 @@ fn instances_of_a_killed_agent_are_replaced_within_their_constraints_and_killed_
     s.wait_until(SETTLE, &what, |_| !old_process.is_alive());
     let app = s.wait_running(app_id, 1);
     let ids: Vec<String> = tasks_of(&app).into_iter().map(|t| t.0).collect();
-    assert_eq!(ids, vec![replaced.0.clone()], "{app}");
+    assert_eq!(ids, vec![replaced.0.clone()], "{app:?}");
     assert!(
         procs::processes_with_env("MESOS_TASK_ID", &old_id).is_empty(),
         "a process of {old_id} still runs"

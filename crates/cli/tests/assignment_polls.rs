@@ -59,6 +59,8 @@ fn poll(
         )
         .expect("the long poll is answered");
         assert_eq!(r.status, 200, "{}", r.body);
+        // The internal agent protocol (`state::protocol::Assignments`), not the public API
+        // that `client` types: read raw.
         let tasks = r.body_json["tasks"]
             .as_array()
             .map(|t| {

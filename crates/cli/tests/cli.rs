@@ -21,7 +21,11 @@ use agent_support::{SETTLE, agent_id};
 use cli_support::{
     AGENTS, CliCluster, Follower, Run, WAIT, drover, drover_env, write_file, write_json,
 };
+use client::{
+    App, AppEnvelope, AppList, ClusterHealth, Deployment, Node, Nodes, Plan, Status, Tasks,
+};
 use common::TempDir;
+use domain::AppDefinition;
 use serde_json::{Value, json};
 
 /// An address where no master answers (port 1 is privileged and unused on loopback).
@@ -35,14 +39,15 @@ fn sleeper(id: &str, n: u32) -> Value {
     })
 }
 
-/// The task ids of an app JSON (`app show --json`'s `app`).
-fn task_ids(app: &Value) -> BTreeSet<String> {
-    app["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect()
+/// The definition of an app as `--json` shows it, validated as the master validates one.
+fn definition(app: &App) -> AppDefinition {
+    app.parse_definition()
+        .unwrap_or_else(|e| panic!("the definition of {} is not valid: {e}", app.id()))
+}
+
+/// The task ids of an app (`app show --json`'s `app`).
+fn task_ids(app: &App) -> BTreeSet<String> {
+    app.tasks.iter().flatten().map(|t| t.id.clone()).collect()
 }
 
 /// The names under "Commands:" in a `--help` text, without `help`.
@@ -280,25 +285,22 @@ fn node_list_leader_and_cluster_health_describe_the_cluster_and_bad_requests_are
 
     // --json: GET /v1/nodes.
     let as_json = c.ok(&["node", "list", "--json"]);
-    let nodes = as_json.json()["nodes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let nodes = as_json.typed::<Nodes>().nodes;
     c.check(
-        nodes
-            .iter()
-            .any(|n| n["type"] == "master" && n["leader"] == true && n["zone"] == "local-a"),
+        nodes.iter().any(
+            |n| matches!(n, Node::Master(m) if m.leader && m.zone.as_deref() == Some("local-a")),
+        ),
         "node list --json has the leading master in local-a",
         &as_json,
     );
     for (host, region, zone) in AGENTS {
         c.check(
             nodes.iter().any(|n| {
-                n["type"] == "agent"
-                    && n["hostname"] == host
-                    && n["region"] == region
-                    && n["zone"] == zone
-                    && n["remote"] == (region != "local")
+                matches!(n, Node::Agent(a)
+                    if a.hostname == host
+                        && a.region == region
+                        && a.zone.as_deref() == Some(zone)
+                        && a.remote == (region != "local"))
             }),
             &format!("node list --json has agent {host} in {region}/{zone}"),
             &as_json,
@@ -314,28 +316,26 @@ fn node_list_leader_and_cluster_health_describe_the_cluster_and_bad_requests_are
 
     // cluster health: each check with a status and a reason; exit 1 only when one fails.
     let health = c.run(&["cluster", "health", "--json"]);
-    let answer = health.json();
-    let checks = answer["checks"].as_array().cloned().unwrap_or_default();
-    let statuses = ["pass", "warn", "fail"];
+    // The type makes every check carry a name and one of pass, warn, fail.
+    let answer = health.typed::<ClusterHealth>();
+    let checks = &answer.checks;
     c.check(
         !checks.is_empty()
-            && checks.iter().all(|ch| {
-                ch["name"].is_string()
-                    && ch["reason"].as_str().is_some_and(|r| !r.is_empty())
-                    && statuses.iter().any(|s| ch["status"] == *s)
-            }),
+            && checks
+                .iter()
+                .all(|ch| !ch.name.is_empty() && !ch.reason.is_empty()),
         "cluster health --json lists checks, each with a name, a status and a reason",
         &health,
     );
     c.check(
         checks
             .iter()
-            .any(|ch| ch["name"] == "masters-count" && ch["status"] == "warn"),
+            .any(|ch| ch.name == "masters-count" && ch.status == Status::Warn),
         "cluster health warns about a single master",
         &health,
     );
     c.check(
-        health.ok() == (answer["status"] != "fail"),
+        health.ok() == (answer.status != Status::Fail),
         "cluster health --json exits non-zero exactly when the overall status is fail",
         &health,
     );
@@ -347,6 +347,7 @@ fn node_list_leader_and_cluster_health_describe_the_cluster_and_bad_requests_are
         "cluster health's header is CHECK STATUS REASON",
         &health,
     );
+    let statuses = ["pass", "warn", "fail"];
     let shown: Vec<&str> = rows
         .iter()
         .skip(1)
@@ -425,7 +426,7 @@ fn node_list_leader_and_cluster_health_describe_the_cluster_and_bad_requests_are
     );
     let apps = c.ok(&["app", "list", "--json"]);
     c.check(
-        apps.json()["apps"].as_array().is_some_and(Vec::is_empty),
+        apps.typed::<AppList>().apps.is_empty(),
         "no refused app was created",
         &apps,
     );
@@ -454,25 +455,23 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &plan,
     );
     let plan = c.ok(&["app", "plan", &web_file, "--json"]);
-    let answer = plan.json();
-    let zones: BTreeSet<&str> = answer["placements"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["region"] == "local")
-        .filter_map(|p| p["zone"].as_str())
+    let answer = plan.typed::<Plan>();
+    let zones: BTreeSet<&str> = answer
+        .placements
+        .iter()
+        .filter(|p| p.region == "local")
+        .filter_map(|p| p.zone.as_deref())
         .collect();
     c.check(
-        answer["placements"].as_array().map(Vec::len) == Some(2)
+        answer.placements.len() == 2
             && zones == BTreeSet::from(["local-a", "local-b"])
-            && answer["unplaced"] == 0
-            && answer["reasons"].is_object(),
+            && answer.unplaced == 0,
         "app plan --json: placements in local-a and local-b, unplaced 0, reasons",
         &plan,
     );
     let apps = c.ok(&["app", "list", "--json"]);
     c.check(
-        apps.json()["apps"].as_array().is_some_and(Vec::is_empty),
+        apps.typed::<AppList>().apps.is_empty(),
         "app plan deploys nothing",
         &apps,
     );
@@ -508,9 +507,8 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
     );
     let list = c.ok(&["app", "list", "--json"]);
     c.check(
-        list.json()["apps"]
-            .as_array()
-            .is_some_and(|a| a.len() == 1 && a[0]["id"] == "/cli/web" && a[0]["instances"] == 2),
+        matches!(&list.typed::<AppList>().apps[..],
+            [a] if a.id() == "/cli/web" && definition(a).instances == 2),
         "app list --json has /cli/web with 2 instances",
         &list,
     );
@@ -534,17 +532,17 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &show,
     );
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
-    let app = show.json()["app"].clone();
+    let app = show.typed::<AppEnvelope>().app;
     let web_ids = task_ids(&app);
     c.check(
-        app["id"] == "/cli/web"
-            && app["instances"] == 2
+        app.id() == "/cli/web"
+            && definition(&app).instances == 2
             && web_ids.len() == 2
-            && app["tasks"]
-                .as_array()
-                .into_iter()
+            && app
+                .tasks
+                .iter()
                 .flatten()
-                .all(|t| t["region"] == "local"),
+                .all(|t| t.region.as_deref() == Some("local")),
         "app show --json: /cli/web with 2 tasks in region local",
         &show,
     );
@@ -561,11 +559,8 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &["task", "list", "--app", "/cli/worker", "--json"],
         "/cli/worker has a running task",
         |run| {
-            run.json_ok().is_some_and(|v| {
-                v["tasks"]
-                    .as_array()
-                    .is_some_and(|t| t.len() == 1 && t[0]["state"] == "TASK_RUNNING")
-            })
+            run.typed_ok::<Tasks>()
+                .is_some_and(|v| matches!(&v.tasks[..], [t] if t.state == "TASK_RUNNING"))
         },
     );
     let tasks = c.ok(&["task", "list"]);
@@ -600,12 +595,12 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &tasks,
     );
     let tasks = c.ok(&["task", "list", "--json"]);
-    let listed: BTreeSet<String> = tasks.json()["tasks"]
-        .as_array()
+    let listed: BTreeSet<String> = tasks
+        .typed::<Tasks>()
+        .tasks
         .into_iter()
-        .flatten()
-        .filter(|t| t["appId"] == "/cli/web")
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .filter(|t| t.app_id == "/cli/web")
+        .map(|t| t.id)
         .collect();
     c.check(
         listed == web_ids,
@@ -621,10 +616,10 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &scale,
     );
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
-    let app = show.json()["app"].clone();
+    let app = show.typed::<AppEnvelope>().app;
     let before = task_ids(&app);
     c.check(
-        app["instances"] == 3 && app["tasksRunning"] == 3 && before.len() == 3,
+        definition(&app).instances == 3 && app.counts().tasks_running == 3 && before.len() == 3,
         "after app scale 3: 3 instances wanted, 3 running",
         &show,
     );
@@ -636,7 +631,7 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &restart,
     );
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
-    let after = task_ids(&show.json()["app"]);
+    let after = task_ids(&show.typed::<AppEnvelope>().app);
     c.check(
         after.len() == 3 && after.is_disjoint(&before),
         &format!("app restart replaced every task {before:?}"),
@@ -651,9 +646,11 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &update,
     );
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
-    let app = show.json()["app"].clone();
+    let app = show.typed::<AppEnvelope>().app;
     c.check(
-        app["labels"]["version"] == "2" && app["instances"] == 3 && app["cmd"] == "exec sleep 1000",
+        app.label("version") == Some("2")
+            && definition(&app).instances == 3
+            && definition(&app).cmd.as_deref() == Some("exec sleep 1000"),
         "app update changed the label and kept the fields it did not give",
         &show,
     );
@@ -676,13 +673,14 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &plan,
     );
     let plan = c.ok(&["app", "plan", &big_file, "--json"]);
-    let answer = plan.json();
+    let answer = plan.typed::<Plan>();
     c.check(
-        answer["placements"].as_array().is_some_and(Vec::is_empty)
-            && answer["unplaced"] == 2
-            && answer["reasons"]["insufficient mem"]
-                .as_u64()
-                .is_some_and(|n| n > 0),
+        answer.placements.is_empty()
+            && answer.unplaced == 2
+            && answer
+                .reasons
+                .get("insufficient mem")
+                .is_some_and(|n| *n > 0),
         "app plan --json of a too big app: no placements, 2 unplaced, insufficient mem",
         &plan,
     );
@@ -726,11 +724,8 @@ fn an_app_is_planned_added_listed_shown_scaled_restarted_updated_and_removed() {
         &["task", "list", "--json"],
         "/cli/web's tasks are gone",
         |run| {
-            run.json_ok().is_some_and(|v| {
-                v["tasks"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().all(|t| t["appId"] != "/cli/web"))
-            })
+            run.typed_ok::<Tasks>()
+                .is_some_and(|v| v.tasks.iter().all(|t| t.app_id != "/cli/web"))
         },
     );
 }
@@ -768,6 +763,7 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
         ));
     };
     let (kind, body) = line.split_once('\t').unwrap_or(("", ""));
+    // An event as printed, raw: events have no type in `client` yet.
     let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     if kind != "api_post_event"
         || body["eventType"] != "api_post_event"
@@ -821,10 +817,9 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
     );
     let list = c.ok(&["deployment", "list", "--json"]);
     c.check(
-        list.json().as_array().is_some_and(|ds| {
-            ds.iter()
-                .any(|d| d["id"] == deployment.as_str() && d["affectedApps"] == json!(["/cli/web"]))
-        }),
+        list.typed::<Vec<Deployment>>()
+            .iter()
+            .any(|d| d.id == deployment && d.affected_apps == ["/cli/web"]),
         &format!("deployment list --json has {deployment}"),
         &list,
     );
@@ -837,17 +832,16 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
     );
     let list = c.ok(&["deployment", "list", "--json"]);
     c.check(
-        list.json()
-            .as_array()
-            .is_some_and(|ds| ds.iter().all(|d| d["id"] != deployment.as_str())),
+        list.typed::<Vec<Deployment>>()
+            .iter()
+            .all(|d| d.id != deployment),
         &format!("{deployment} is gone after its rollback"),
         &list,
     );
     let show = c.ok(&["app", "show", "/cli/web", "--json"]);
-    let app = show.json()["app"].clone();
+    let app = show.typed::<AppEnvelope>().app;
     c.check(
-        app["labels"]["version"] == "1"
-            && app["healthChecks"].as_array().is_some_and(Vec::is_empty),
+        app.label("version") == Some("1") && definition(&app).health_checks.is_empty(),
         "after the rollback /cli/web has its previous definition again",
         &show,
     );
@@ -856,13 +850,11 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
         &["app", "show", "/cli/web", "--json"],
         "/cli/web runs 1 instance of its rolled-back version and has no deployment",
         |run| {
-            run.json_ok().is_some_and(|v| {
-                let app = &v["app"];
-                let tasks = app["tasks"].as_array().cloned().unwrap_or_default();
-                app["deployments"].as_array().is_some_and(Vec::is_empty)
-                    && tasks.len() == 1
-                    && tasks[0]["state"] == "TASK_RUNNING"
-                    && tasks[0]["version"] == app["version"]
+            run.typed_ok::<AppEnvelope>().is_some_and(|v| {
+                let app = &v.app;
+                app.deployments.as_ref().is_some_and(Vec::is_empty)
+                    && matches!(app.tasks.as_deref(), Some([t])
+                        if t.state == "TASK_RUNNING" && t.version == app.version)
             })
         },
     );

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use agent_support::{SETTLE, Site};
+use client::{AppEnvelope, Queue};
 use common::http;
 use scheduler_support::site::{
     add_agents, processes_of, send, site, sleeper, start_agents, wait_app_running,
@@ -43,13 +44,12 @@ fn assert_every_master_up(s: &mut Site, after: &str) {
 
 /// The `errors` Marathon's 422 body lists under `path`.
 fn errors_at(r: &http::Response, path: &str) -> Vec<String> {
-    r.body_json["details"]
-        .as_array()
+    r.error()
+        .and_then(|e| e.details)
         .into_iter()
         .flatten()
-        .filter(|d| d["path"] == path)
-        .flat_map(|d| d["errors"].as_array().cloned().unwrap_or_default())
-        .filter_map(|e| e.as_str().map(str::to_string))
+        .filter(|d| d.path == path)
+        .flat_map(|d| d.errors)
         .collect()
 }
 
@@ -317,11 +317,10 @@ fn hostile_requests_leave_every_master_up_and_kill_nothing() {
         "/v2/queue lists /nowhere with 100000 waiting",
         |s| {
             let q = s.get("/v2/queue")?;
-            q.body_json["queue"]
-                .as_array()?
-                .iter()
-                .find(|e| e["app"]["id"] == "/nowhere" && e["count"] == 100_000)
-                .cloned()
+            q.typed_ok::<Queue>()?
+                .queue
+                .into_iter()
+                .find(|e| e.app_id() == Some("/nowhere") && e.count == 100_000)
         },
     );
     assert_every_master_up(&mut s, "an app of 100000 instances that cannot be placed");
@@ -357,24 +356,18 @@ fn a_failure_deciding_about_one_app_stays_with_that_app() {
     wait_app_running(&mut s, "/fine", 2);
     let entry = s.wait_for(SETTLE, "/v2/queue says why /doomed is not scheduled", |s| {
         let q = s.get("/v2/queue")?;
-        q.body_json["queue"]
-            .as_array()?
-            .iter()
-            .find(|e| e["app"]["id"] == "/doomed")
-            .cloned()
+        q.typed_ok::<Queue>()?
+            .queue
+            .into_iter()
+            .find(|e| e.app_id() == Some("/doomed"))
     });
-    let error = entry["schedulingError"].as_str().unwrap_or_default();
-    assert!(error.contains("could not schedule this app"), "{entry}");
+    let error = entry.scheduling_error.as_deref().unwrap_or_default();
+    assert!(error.contains("could not schedule this app"), "{entry:?}");
     let check = s.wait_for(SETTLE, "cluster health names /doomed", |s| {
-        scheduler_support::site::health_check(s, "scheduler").filter(|c| c["status"] == "fail")
+        scheduler_support::site::health_check(s, "scheduler")
+            .filter(|c| c.status == client::Status::Fail)
     });
-    assert!(
-        check["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("/doomed"),
-        "{check}"
-    );
+    assert!(check.reason.contains("/doomed"), "{check:?}");
     assert_every_master_up(&mut s, "a panic while scheduling /doomed");
     // Later changes still go through: the scheduler was not stopped by the panic.
     s.put_app(&sleeper("/fine", 3, &log));
@@ -422,9 +415,7 @@ fn followers_catch_up_on_definitions_near_the_size_limit() {
         let r = http::get(&addr, &format!("/v2/apps{id}"))
             .unwrap_or_else(|e| s.fail(&format!("GET {id}: {e}")));
         assert_eq!(r.status, 200, "{id} via the follower: {r}");
-        assert_eq!(
-            r.body_json["app"]["labels"]["big"].as_str().map(str::len),
-            Some(label.len())
-        );
+        let app = r.typed::<AppEnvelope>().app;
+        assert_eq!(app.label("big").map(str::len), Some(label.len()));
     }
 }

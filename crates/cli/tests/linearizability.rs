@@ -64,8 +64,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use client::{App, AppEnvelope, Versions};
 use common::{Cluster, ELECTION, HttpError, Response, Rng, app, http};
-use serde_json::Value;
 
 /// Client threads.
 const CLIENTS: usize = 4;
@@ -239,7 +239,7 @@ fn observe(c: &mut Cluster, app_id: &str) -> Observed {
     for m in c.ids() {
         let r = c.get_settled(m, &format!("/v2/apps{app_id}"), READ_TIMEOUT);
         let current = match r.status {
-            200 => Some(label_op(c, &r.body_json["app"], app_id)),
+            200 => Some(label_op(c, &read_as::<AppEnvelope>(c, &r).app, app_id)),
             404 => None,
             _ => c.fail(&format!("GET /v2/apps{app_id} through master {m}: {r}")),
         };
@@ -252,12 +252,7 @@ fn observe(c: &mut Cluster, app_id: &str) -> Observed {
     let leader = c.wait_for_leader_id(ELECTION);
     let r = c.get_settled(leader, &format!("/v2/apps{app_id}/versions"), READ_TIMEOUT);
     let mut versions: Vec<String> = match r.status {
-        200 => r.body_json["versions"]
-            .as_array()
-            .unwrap_or_else(|| c.fail(&format!("versions of {app_id} is not a list: {r}")))
-            .iter()
-            .map(|v| v.as_str().unwrap_or_default().to_string())
-            .collect(),
+        200 => read_as::<Versions>(c, &r).versions,
         404 => Vec::new(),
         _ => c.fail(&format!("GET /v2/apps{app_id}/versions: {r}")),
     };
@@ -275,7 +270,7 @@ fn observe(c: &mut Cluster, app_id: &str) -> Observed {
         if r.status != 200 {
             c.fail(&format!("GET /v2/apps{app_id}/versions/{v}: {r}"));
         }
-        history.push(label_op(c, &r.body_json, app_id));
+        history.push(label_op(c, &read_as::<App>(c, &r), app_id));
     }
     Observed {
         current: first,
@@ -283,19 +278,32 @@ fn observe(c: &mut Cluster, app_id: &str) -> Observed {
     }
 }
 
-fn label_op(c: &Cluster, app: &Value, app_id: &str) -> String {
-    if app["id"] != app_id {
-        c.fail(&format!("asked for {app_id}, got {app}"));
+fn label_op(c: &Cluster, app: &App, app_id: &str) -> String {
+    if app.id() != app_id {
+        c.fail(&format!("asked for {app_id}, got {app:?}"));
     }
-    let op = app["labels"]["op"]
-        .as_str()
-        .unwrap_or_else(|| c.fail(&format!("{app_id} has no labels.op: {app}")));
-    if !app["cmd"].as_str().is_some_and(|cmd| cmd.ends_with(op)) {
+    let op = app
+        .label("op")
+        .unwrap_or_else(|| c.fail(&format!("{app_id} has no labels.op: {app:?}")));
+    let definition = app
+        .parse_definition()
+        .unwrap_or_else(|e| c.fail(&format!("{app_id} is not a valid definition: {e}")));
+    if !definition
+        .cmd
+        .as_deref()
+        .is_some_and(|cmd| cmd.ends_with(op))
+    {
         c.fail(&format!(
-            "{app_id}: cmd and labels.op come from different writes: {app}"
+            "{app_id}: cmd and labels.op come from different writes: {app:?}"
         ));
     }
     op.to_string()
+}
+
+/// The body of `r` as `T`, failing with the cluster's logs when it has another shape.
+fn read_as<T: serde::de::DeserializeOwned>(c: &Cluster, r: &Response) -> T {
+    r.decode()
+        .unwrap_or_else(|e| c.fail(&format!("{e}; the answer: {r}")))
 }
 
 /// Checks one app's ops (in issue order) against what the cluster holds; returns the

@@ -5,8 +5,8 @@
 
 mod common;
 
+use client::{App, AppList, Versions};
 use common::{Cluster, ELECTION, WRITE, app, assert_apps_present, framework_id, http, read_app};
-use serde_json::Value;
 
 #[test]
 fn sigkill_of_the_leader_elects_another_and_loses_no_acknowledged_app() {
@@ -91,7 +91,7 @@ fn writes_without_quorum(name: &str, pause_leader: bool) {
         c.wait_until(
             ELECTION,
             "the remaining follower reports that it knows no leader",
-            |c| c.health(via).is_some_and(|h| h["leader"].is_null()),
+            |c| c.health(via).is_some_and(|h| h.leader.is_none()),
         );
         let r = http::post(&c.addr(via), "/v2/apps", &attempt).unwrap_or_else(|e| {
             c.fail(&format!(
@@ -114,25 +114,24 @@ fn writes_without_quorum(name: &str, pause_leader: bool) {
         match read_app(&mut c, id, "/quorum/during") {
             None => {}
             Some(a)
-                if a["labels"]["op"] == "during"
-                    && a["cmd"] == attempt["cmd"]
-                    && a["mem"] == attempt["mem"] => {}
+                if a.label("op") == Some("during")
+                    && a.parse_definition().is_ok_and(|d| {
+                        d.cmd.as_deref() == attempt["cmd"].as_str()
+                            && Some(d.mem) == attempt["mem"].as_f64()
+                    }) => {}
             Some(a) => c.fail(&format!(
-                "/quorum/during is half-applied on master {id}: {a}"
+                "/quorum/during is half-applied on master {id}: {a:?}"
             )),
         }
         match read_app(&mut c, id, "/quorum/before") {
             None => {}
-            Some(a) if a["labels"]["op"] == "before" => {}
-            Some(a) => c.fail(&format!("/quorum/before changed without a write: {a}")),
+            Some(a) if a.label("op") == Some("before") => {}
+            Some(a) => c.fail(&format!("/quorum/before changed without a write: {a:?}")),
         }
     }
     let versions = c.get_settled(leader_id, "/v2/apps/quorum/during/versions", WRITE);
     if versions.status == 200 {
-        let n = versions.body_json["versions"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
+        let n = versions.typed::<Versions>().versions.len();
         assert!(
             (1..=2).contains(&n),
             "two failed writes of one app left {n} versions: {versions}"
@@ -144,10 +143,8 @@ fn writes_without_quorum(name: &str, pause_leader: bool) {
         c.put_app_acked(id, &app(&format!("/quorum/after-{id}"), "after"), WRITE);
     }
     let list = c.get_settled(leader_id, "/v2/apps", WRITE);
-    let ids: Vec<&str> = list.body_json["apps"]
-        .as_array()
-        .map(|apps| apps.iter().filter_map(|a| a["id"].as_str()).collect())
-        .unwrap_or_default();
+    let apps = list.typed::<AppList>().apps;
+    let ids: Vec<&str> = apps.iter().map(App::id).collect();
     for id in c.ids() {
         assert!(
             ids.contains(&format!("/quorum/after-{id}").as_str()),
@@ -207,7 +204,7 @@ fn stopping_every_master_and_starting_again_keeps_every_acknowledged_app() {
     let leader = c.wait_for_leader(ELECTION);
     let leader_id = c.id_of(&leader);
     let cluster_id = c.wait_for(ELECTION, "the leader reports the cluster id", |c| {
-        Some(framework_id(c, leader_id)).filter(Value::is_string)
+        framework_id(c, leader_id)
     });
     let mut acked = Vec::new();
     for i in 0..6u32 {
@@ -239,15 +236,15 @@ fn stopping_every_master_and_starting_again_keeps_every_acknowledged_app() {
     );
     let versions = c.get_settled(leader_id, "/v2/apps/durable/app-0/versions", WRITE);
     assert_eq!(
-        versions.body_json["versions"].as_array().map(Vec::len),
-        Some(2),
+        versions.typed::<Versions>().versions.len(),
+        2,
         "both versions of /durable/app-0 survive: {versions}"
     );
     // Each master answers /v2/info from what it has applied; once it has applied the log
     // again, the cluster id must be the one from before.
     for id in c.ids() {
         let after = c.wait_for(ELECTION, "the master reports a cluster id again", |c| {
-            Some(framework_id(c, id)).filter(Value::is_string)
+            framework_id(c, id)
         });
         assert_eq!(
             after, cluster_id,

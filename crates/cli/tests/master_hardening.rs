@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use client::ErrorBody;
 use common::{
     Cluster, DROVER, ELECTION, EXIT, TempDir, WRITE, app, assert_apps_present, http, read_app,
     run_to_exit,
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 #[track_caller]
 fn cluster_id(c: &mut Cluster, id: u32) -> String {
     c.wait_for(ELECTION, "the master reports a cluster id", |c| {
-        c.health(id)?["cluster_id"].as_str().map(str::to_string)
+        c.health(id)?.cluster_id
     })
 }
 
@@ -54,6 +55,13 @@ fn transplant(from: &mut Cluster, id: u32, to: &Cluster, into: u32) -> std::path
     }
     copy_dir(&from.master(id).data_dir, &own);
     aside
+}
+
+/// The `message` of an error body answered by `endpoint`, "" when the body is not one.
+fn error_message(endpoint: &str, body: &Value) -> String {
+    client::decode::<ErrorBody>(endpoint, body.clone())
+        .map(|e| e.message)
+        .unwrap_or_default()
 }
 
 #[test]
@@ -205,7 +213,7 @@ fn raft_rpcs_and_forwarded_requests_from_another_cluster_are_refused() {
             status, 421,
             "a vote request of another cluster to master {id}: {body}"
         );
-        let message = body["message"].as_str().unwrap_or("");
+        let message = error_message("POST /internal/raft/vote", &body);
         assert!(
             message.contains(&mine) && message.contains(foreign),
             "the refusal names both clusters: {body}"
@@ -229,7 +237,10 @@ fn raft_rpcs_and_forwarded_requests_from_another_cluster_are_refused() {
             status, 421,
             "a write from another cluster via {addr}: {body}"
         );
-        assert!(body["message"].as_str().is_some(), "JSON message: {body}");
+        assert!(
+            client::decode::<ErrorBody>("POST /v2/apps", body.clone()).is_ok(),
+            "JSON message: {body}"
+        );
     }
     assert!(
         read_app(&mut c, follower, "/misdirected").is_none(),
@@ -598,7 +609,7 @@ fn every_error_body_is_json_and_a_leaders_refusal_is_relayed() {
         let addr = c.addr(id);
         let (status, body) = post_oversized(&addr, "/v2/apps", &oversized_app("/too/big"))
             .unwrap_or_else(|e| c.fail(&format!("a body over 1 MiB to master {id}: {e}")));
-        let message = body["message"].as_str().unwrap_or("");
+        let message = error_message("POST /v2/apps", &body);
         if status != 413 || !message.contains("1048576") {
             c.fail(&format!(
                 "a body over 1 MiB to master {id} must be a 413 JSON message naming the limit: {status} {body}"
@@ -619,7 +630,7 @@ fn every_error_body_is_json_and_a_leaders_refusal_is_relayed() {
         // Not an object: the leader refuses it, and a follower relays that refusal.
         let r = http::post(&addr, "/v2/apps", &json!("not an app"))
             .unwrap_or_else(|e| c.fail(&e.to_string()));
-        if !(400..500).contains(&r.status) || r.body_json.is_null() {
+        if !(400..500).contains(&r.status) || r.error().is_none() {
             c.fail(&format!(
                 "an app that is not an object, to master {id}, must get the leader's 4xx JSON answer: {r}"
             ));

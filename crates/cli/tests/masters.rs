@@ -6,11 +6,12 @@
 
 mod common;
 
+use client::{App, AppEnvelope, AppList, Change, Deployment, Info, ProcessHealth, Versions};
 use common::{
     Cluster, ELECTION, EXIT, WRITE, app, assert_apps_present, assert_leader_header, framework_id,
     http, run_to_exit,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[test]
 fn three_masters_elect_one_leader_that_every_master_names() {
@@ -23,17 +24,17 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         ELECTION,
         "one master reports role leader, the others follower of it",
         |c| {
-            let hs: Vec<Option<Value>> = c.ids().iter().map(|&id| c.health(id)).collect();
+            let hs: Vec<Option<ProcessHealth>> = c.ids().iter().map(|&id| c.health(id)).collect();
             let Some(hs) = hs.into_iter().collect::<Option<Vec<_>>>() else {
                 return false;
             };
-            let leaders: Vec<&Value> = hs.iter().filter(|h| h["role"] == "leader").collect();
+            let leaders: Vec<&ProcessHealth> = hs.iter().filter(|h| h.role == "leader").collect();
             leaders.len() == 1
-                && leaders[0]["id"] == leader_id
-                && hs
-                    .iter()
-                    .all(|h| h["leader"] == leader.as_str() && h["term"] == leaders[0]["term"])
-                && hs.iter().filter(|h| h["role"] == "follower").count() == 2
+                && leaders[0].id == u64::from(leader_id)
+                && hs.iter().all(|h| {
+                    h.leader.as_deref() == Some(leader.as_str()) && h.term == leaders[0].term
+                })
+                && hs.iter().filter(|h| h.role == "follower").count() == 2
         },
     );
 
@@ -41,6 +42,7 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         let addr = c.addr(id);
         let r = http::get(&addr, "/v2/leader")
             .unwrap_or_else(|e| c.fail(&format!("GET /v2/leader on {id}: {e}")));
+        // The whole body, not the `Leader` type: Marathon's exact shape, no other field.
         if r.status != 200 || r.body_json != json!({"leader": leader}) {
             c.fail(&format!(
                 "GET /v2/leader on master {id}: {r}, expected leader {leader}"
@@ -51,11 +53,11 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         let h = c
             .health(id)
             .unwrap_or_else(|| c.fail(&format!("GET /health on master {id}")));
-        assert_eq!(h["id"], id, "/health of master {id}: {h}");
-        assert_eq!(h["region"], "local", "/health of master {id}: {h}");
+        assert_eq!(h.id, u64::from(id), "/health of master {id}: {h:?}");
+        assert_eq!(h.region, "local", "/health of master {id}: {h:?}");
         assert!(
-            h["zone"].is_string(),
-            "/health of master {id} has no zone: {h}"
+            !h.zone.is_empty(),
+            "/health of master {id} has no zone: {h:?}"
         );
 
         let info = http::get(&addr, "/v2/info")
@@ -63,29 +65,27 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         if info.status != 200 {
             c.fail(&format!("GET /v2/info on master {id}: {info}"));
         }
-        let i = &info.body_json;
-        assert_eq!(i["name"], "drover", "/v2/info on master {id}: {i}");
-        assert!(i["version"].is_string(), "/v2/info on master {id}: {i}");
-        assert_eq!(i["leader"], leader.as_str(), "/v2/info on master {id}: {i}");
+        // The type checks that version, the Raft term and commitIndex are there.
+        let i = info.typed::<Info>();
+        assert_eq!(i.name, "drover", "/v2/info on master {id}: {i:?}");
+        assert!(!i.version.is_empty(), "/v2/info on master {id}: {i:?}");
+        assert_eq!(
+            i.leader.as_deref(),
+            Some(leader.as_str()),
+            "/v2/info on master {id}: {i:?}"
+        );
         // Like /v2/leader, /v2/info is answered by each master itself: `elected` says
         // whether this one leads.
         assert_eq!(
-            i["elected"],
+            i.elected,
             id == leader_id,
-            "/v2/info on master {id} (leader is {leader_id}): {i}"
+            "/v2/info on master {id} (leader is {leader_id}): {i:?}"
         );
-        assert!(
-            i["drover"]["raft"]["term"].is_u64(),
-            "/v2/info on master {id}: {i}"
-        );
-        assert!(
-            i["drover"]["raft"]["commitIndex"].is_u64(),
-            "/v2/info on master {id}: {i}"
-        );
+        assert!(i.drover.raft.term > 0, "/v2/info on master {id}: {i:?}");
         assert_eq!(
-            i["drover"]["raft"]["members"].as_array().map(Vec::len),
-            Some(3),
-            "/v2/info members on master {id}: {i}"
+            i.drover.raft.members.len(),
+            3,
+            "/v2/info members on master {id}: {i:?}"
         );
 
         let metrics = http::get(&addr, "/metrics")
@@ -105,8 +105,8 @@ fn three_masters_elect_one_leader_that_every_master_names() {
         ELECTION,
         "every master reports the same cluster id as frameworkId",
         |c| {
-            let ids: Vec<Value> = c.ids().iter().map(|&id| framework_id(c, id)).collect();
-            ids[0].is_string() && ids.iter().all(|f| *f == ids[0])
+            let ids: Vec<Option<String>> = c.ids().iter().map(|&id| framework_id(c, id)).collect();
+            ids[0].is_some() && ids.iter().all(|f| *f == ids[0])
         },
     );
 }
@@ -127,8 +127,9 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     if r.status != 201 {
         c.fail(&format!("POST /v2/apps through follower {follower}: {r}"));
     }
-    assert_eq!(r.body_json["id"], "/prod/web", "{r}");
-    assert_eq!(r.body_json["labels"]["op"], "create-1", "{r}");
+    let created = r.typed::<App>();
+    assert_eq!(created.id(), "/prod/web", "{r}");
+    assert_eq!(created.label("op"), Some("create-1"), "{r}");
     assert!(
         r.header("Marathon-Deployment-Id")
             .is_some_and(|d| !d.is_empty()),
@@ -140,19 +141,21 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     for id in c.ids() {
         let r = http::get(&c.addr(id), "/v2/apps/prod/web")
             .unwrap_or_else(|e| c.fail(&format!("GET on {id}: {e}")));
-        if r.status != 200
-            || r.body_json["app"]["labels"]["op"] != "create-1"
-            || r.body_json["app"]["cmd"] != a["cmd"]
-        {
+        let same = r.status == 200
+            && r.decode::<AppEnvelope>().is_ok_and(|e| {
+                e.app.label("op") == Some("create-1")
+                    && e.app
+                        .parse_definition()
+                        .is_ok_and(|d| d.cmd.as_deref() == a["cmd"].as_str())
+            });
+        if !same {
             c.fail(&format!("GET /v2/apps/prod/web on master {id}: {r}"));
         }
         let list = http::get(&c.addr(id), "/v2/apps")
             .unwrap_or_else(|e| c.fail(&format!("GET /v2/apps on {id}: {e}")));
-        let ids: Vec<&str> = list.body_json["apps"]
-            .as_array()
-            .map(|apps| apps.iter().filter_map(|a| a["id"].as_str()).collect())
-            .unwrap_or_default();
-        if list.status != 200 || ids != ["/prod/web"] {
+        let apps = list.typed::<AppList>().apps;
+        let ids: Vec<&str> = apps.iter().map(App::id).collect();
+        if ids != ["/prod/web"] {
             c.fail(&format!("GET /v2/apps on master {id}: {list}"));
         }
     }
@@ -169,8 +172,8 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     // The app's first deployment holds it until the scheduler has finished it (a pass after
     // the write); a PUT before that is refused with 409, as Marathon refuses it.
     c.wait_until(ELECTION, "the app's first deployment to finish", |c| {
-        http::get(&c.addr(other), "/v2/deployments")
-            .is_ok_and(|r| r.status == 200 && r.body_json.as_array().is_some_and(Vec::is_empty))
+        http::get_as::<Vec<Deployment>>(&c.addr(other), "/v2/deployments")
+            .is_ok_and(|ds| ds.is_empty())
     });
     let put = http::put(
         &c.addr(other),
@@ -178,25 +181,19 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
         &app("/prod/web", "update-2"),
     )
     .unwrap_or_else(|e| c.fail(&e.to_string()));
-    if put.status != 200
-        || !put.body_json["version"].is_string()
-        || !put.body_json["deploymentId"].is_string()
-    {
+    let deploys = put.status == 200
+        && put
+            .decode::<Change>()
+            .is_ok_and(|ch| !ch.version.is_empty() && ch.deployment_id.is_some());
+    if !deploys {
         c.fail(&format!(
             "PUT of an existing app through follower {other}: {put}"
         ));
     }
     let versions = http::get(&c.addr(follower), "/v2/apps/prod/web/versions")
         .unwrap_or_else(|e| c.fail(&e.to_string()));
-    let list: Vec<String> = versions.body_json["versions"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    if versions.status != 200 || list.len() != 2 {
+    let list = versions.typed::<Versions>().versions;
+    if list.len() != 2 {
         c.fail(&format!("two writes, expected two versions: {versions}"));
     }
     let mut ops: Vec<String> = Vec::new();
@@ -209,12 +206,8 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
         if r.status != 200 {
             c.fail(&format!("GET version {v}: {r}"));
         }
-        ops.push(
-            r.body_json["labels"]["op"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+        let version = r.typed::<App>();
+        ops.push(version.label("op").unwrap_or_default().to_string());
     }
     ops.sort();
     assert_eq!(
@@ -226,7 +219,11 @@ fn an_app_written_through_a_follower_is_readable_from_every_master() {
     // Delete through a follower; then it is gone everywhere.
     let del = http::delete(&c.addr(follower), "/v2/apps/prod/web")
         .unwrap_or_else(|e| c.fail(&e.to_string()));
-    if del.status != 200 || !del.body_json["deploymentId"].is_string() {
+    let deploys = del.status == 200
+        && del
+            .decode::<Change>()
+            .is_ok_and(|ch| ch.deployment_id.is_some());
+    if !deploys {
         c.fail(&format!("DELETE through follower: {del}"));
     }
     for id in c.ids() {
@@ -291,24 +288,20 @@ fn an_invalid_app_gets_marathons_422_body() {
             c.fail(&format!("POST of an invalid app on master {id}: {r}"));
         }
         assert_leader_header(&c, &r, &leader, "422 answer");
-        assert_eq!(r.body_json["message"], "Object is not valid", "{r}");
-        let details = r.body_json["details"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let at = |path: &str| -> Vec<Value> {
+        let error = r
+            .error()
+            .unwrap_or_else(|| c.fail(&format!("422 without an error body: {r}")));
+        assert_eq!(error.message, "Object is not valid", "{r}");
+        let details = error.details.unwrap_or_default();
+        let at = |path: &str| -> Vec<String> {
             details
                 .iter()
-                .filter(|d| d["path"] == path)
-                .flat_map(|d| d["errors"].as_array().cloned().unwrap_or_default())
+                .filter(|d| d.path == path)
+                .flat_map(|d| d.errors.clone())
                 .collect()
         };
-        assert_eq!(
-            at("/instances"),
-            [json!("got -1, expected 0 or more")],
-            "{r}"
-        );
-        assert_eq!(at("/mem"), [json!("got -5, expected 0.0 or more")], "{r}");
+        assert_eq!(at("/instances"), ["got -1, expected 0 or more"], "{r}");
+        assert_eq!(at("/mem"), ["got -5, expected 0.0 or more"], "{r}");
 
         let put =
             http::put(&c.addr(id), "/v2/apps/bad", &bad).unwrap_or_else(|e| c.fail(&e.to_string()));
@@ -316,7 +309,7 @@ fn an_invalid_app_gets_marathons_422_body() {
             put.status, 422,
             "PUT of an invalid app on master {id}: {put}"
         );
-        assert_eq!(put.body_json["message"], "Object is not valid", "{put}");
+        assert_eq!(put.message(), "Object is not valid", "{put}");
     }
     let r = c.get_settled(1, "/v2/apps/bad", WRITE);
     assert_eq!(r.status, 404, "an invalid app is never stored: {r}");
@@ -458,6 +451,7 @@ fn delete_v2_leader_moves_leadership() {
     let mut c = Cluster::launch("abdicate", 3);
     let first = c.wait_for_leader(ELECTION);
     let r = http::delete(&first, "/v2/leader").unwrap_or_else(|e| c.fail(&e.to_string()));
+    // The exact body, raw: Marathon's answer has this one field and no other.
     if r.status != 200 || r.body_json != json!({"message": "Leadership abdicated"}) {
         c.fail(&format!("DELETE /v2/leader on the leader: {r}"));
     }
@@ -471,6 +465,7 @@ fn delete_v2_leader_moves_leadership() {
         .expect("a follower");
     let r =
         http::delete(&c.addr(follower), "/v2/leader").unwrap_or_else(|e| c.fail(&e.to_string()));
+    // The exact body, raw: Marathon's answer has this one field and no other.
     if r.status != 200 || r.body_json != json!({"message": "Leadership abdicated"}) {
         c.fail(&format!(
             "DELETE /v2/leader through follower {follower}: {r}"

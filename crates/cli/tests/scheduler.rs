@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use agent_support::events::EventStream;
 use agent_support::procs;
 use agent_support::{SETTLE, Site};
+use client::{AppEnvelope, Change, Queue, Status};
 use scheduler_support::site::{
     CONVERGE, Spread, ZONES, add_agents, app_tasks, create_gated_app, deployments_of, health_check,
     pause_every_agent, processes_of, restart, send, sigkill, site, sleeper, slow_eviction_flags,
@@ -30,7 +31,8 @@ use scheduler_support::site::{
 };
 use scheduler_support::{
     HTTP_SERVER, HealthGate, LaunchLog, Sampler, Task, count_by, describe, drain, event_types,
-    expect_event, fast_master_flags, http_health_check, ids, per_zone, spread, tasks, wait_showing,
+    expect_event, fast_master_flags, http_health_check, ids, listed_tasks, per_zone, spread, tasks,
+    wait_showing,
 };
 use serde_json::{Value, json};
 
@@ -144,11 +146,11 @@ fn an_instance_whose_process_is_killed_is_relaunched_after_its_backoff() {
     let what = format!("/v2/queue shows {app_id} waiting out its backoff");
     let delay = s.wait_for(SETTLE, &what, |s| {
         let r = s.get("/v2/queue")?;
-        r.body_json["queue"]
-            .as_array()?
-            .iter()
-            .find(|q| q["app"]["id"] == app_id && q["delay"]["overdue"] == false)
-            .map(|q| q["delay"].clone())
+        r.typed_ok::<Queue>()?
+            .queue
+            .into_iter()
+            .find(|q| q.app_id() == Some(app_id) && !q.delay.overdue)
+            .map(|q| q.delay)
     });
     let what = format!("a new instance of {app_id} runs instead of {}", first.id);
     let (second, seen_after) = s.wait_for(SETTLE, &what, |s| {
@@ -160,7 +162,7 @@ fn an_instance_whose_process_is_killed_is_relaunched_after_its_backoff() {
     // A lower bound the app's backoffSeconds imposes (load can only make it longer).
     assert!(
         seen_after + Duration::from_millis(100) >= BACKOFF,
-        "the replacement ran {seen_after:?} after the kill, before backoffSeconds {BACKOFF:?}; queue delay was {delay}"
+        "the replacement ran {seen_after:?} after the kill, before backoffSeconds {BACKOFF:?}; queue delay was {delay:?}"
     );
     assert!(!process.is_alive(), "the killed process lives");
     let launches = log.launches();
@@ -371,8 +373,8 @@ fn mass_eviction_protection_engages_for_a_zone_and_shows_in_health_and_events() 
         .unwrap_or_else(|e| s.fail(&format!("subscribe to /v2/events: {e}")));
     let check = health_check(&mut s, "eviction-protection");
     assert_eq!(
-        check.as_ref().map(|c| c["status"].clone()),
-        Some(json!("pass")),
+        check.as_ref().map(|c| c.status),
+        Some(Status::Pass),
         "before: {check:?}"
     );
 
@@ -399,15 +401,13 @@ fn mass_eviction_protection_engages_for_a_zone_and_shows_in_health_and_events() 
         SETTLE,
         "cluster health warns of eviction protection in local-a",
         |s| match health_check(s, "eviction-protection") {
-            Some(c) if c["status"] == "warn" && c.to_string().contains("local-a") => Ok(c),
+            Some(c) if c.status == Status::Warn && format!("{c:?}").contains("local-a") => Ok(c),
             other => Err(format!("{other:?}")),
         },
     );
     assert!(
-        check["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("local-a")),
-        "the reason names the zone: {check}"
+        check.reason.contains("local-a"),
+        "the reason names the zone: {check:?}"
     );
 
     // The zone returns: protection disengages, and the app is whole and balanced again.
@@ -426,7 +426,7 @@ fn mass_eviction_protection_engages_for_a_zone_and_shows_in_health_and_events() 
         SETTLE,
         "cluster health passes eviction-protection",
         |s| match health_check(s, "eviction-protection") {
-            Some(c) if c["status"] == "pass" => Ok(()),
+            Some(c) if c.status == Status::Pass => Ok(()),
             other => Err(format!("{other:?}")),
         },
     );
@@ -540,16 +540,11 @@ fn with_every_zone_unreachable_the_leader_says_it_is_cut_off() {
         SETTLE,
         "cluster health fails eviction-protection",
         |s| match health_check(s, "eviction-protection") {
-            Some(c) if c["status"] == "fail" => Ok(c),
+            Some(c) if c.status == Status::Fail => Ok(c),
             other => Err(format!("{other:?}")),
         },
     );
-    assert!(
-        check["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("cut off")),
-        "{check}"
-    );
+    assert!(check.reason.contains("cut off"), "{check:?}");
 
     for (i, _) in &agents {
         s.resume_agent(*i);
@@ -626,7 +621,7 @@ fn with_every_zone_unreachable_the_leader_replaces_nothing() {
         vec![s.masters.addr(1)],
         "/v2/tasks",
         Duration::from_millis(50),
-        |body| Some(ids(&tasks(body))),
+        |body| Some(ids(&listed_tasks(body)?)),
     );
 
     pause_every_agent(&mut s, &agents);
@@ -693,7 +688,8 @@ fn a_rolling_restart_with_minimum_health_capacity_half_never_drops_below_half_he
     let what = format!("all {N} instances are healthy");
     let before = s.wait_for(SETTLE, &what, |s| {
         let a = s.app(app_id)?;
-        (a["tasksHealthy"] == N && deployments_of(s, app_id)?.is_empty()).then(|| tasks(&a))
+        (a.counts().tasks_healthy as usize == N && deployments_of(s, app_id)?.is_empty())
+            .then(|| tasks(&a))
     });
 
     let leader = s.masters.wait_for_leader(SETTLE);
@@ -703,11 +699,13 @@ fn a_rolling_restart_with_minimum_health_capacity_half_never_drops_below_half_he
         &format!("/v2/apps{app_id}"),
         Duration::from_millis(20),
         |body| {
-            let app = &body["app"];
-            let versions: BTreeSet<String> = tasks(app).into_iter().map(|t| t.version).collect();
+            let app = client::decode::<AppEnvelope>("GET /v2/apps/{id}", body.clone())
+                .ok()?
+                .app;
+            let versions: BTreeSet<String> = tasks(&app).into_iter().map(|t| t.version).collect();
             Some((
-                app["tasksHealthy"].as_u64()?,
-                app["deployments"].as_array().map_or(0, Vec::len),
+                u64::from(app.counts().tasks_healthy),
+                app.deployments.as_ref().map_or(0, Vec::len),
                 versions,
             ))
         },
@@ -716,14 +714,9 @@ fn a_rolling_restart_with_minimum_health_capacity_half_never_drops_below_half_he
     if r.status != 200 {
         s.fail(&format!("POST /v2/apps{app_id}/restart: {r}"));
     }
-    let version = r.body_json["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let deployment = r.body_json["deploymentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let change = r.typed::<Change>();
+    let version = change.version;
+    let deployment = change.deployment_id.unwrap_or_default();
     assert_eq!(
         r.header("Marathon-Deployment-Id"),
         Some(deployment.as_str()),
@@ -735,7 +728,7 @@ fn a_rolling_restart_with_minimum_health_capacity_half_never_drops_below_half_he
         let a = s.app(app_id)?;
         let ts = tasks(&a);
         (deployments_of(s, app_id)?.is_empty()
-            && a["tasksHealthy"] == N
+            && a.counts().tasks_healthy as usize == N
             && ts.len() == N
             && ts.iter().all(|t| t.version == version && t.running()))
         .then_some(ts)
@@ -794,7 +787,7 @@ fn killing_the_leader_during_a_deployment_the_new_leader_finishes_it_without_dup
         .collect();
     // Every instance id any master shows, all along.
     let seen = Sampler::start(addrs, "/v2/tasks", Duration::from_millis(50), |body| {
-        Some(ids(&tasks(body)))
+        Some(ids(&listed_tasks(body)?))
     });
 
     let leader = s.masters.wait_for_leader(SETTLE);
@@ -919,15 +912,15 @@ fn a_rolling_restart_interrupted_by_a_leader_change_keeps_half_of_its_instances_
         N / 2
     );
     wait_showing(&mut s, SETTLE, &what, |s| {
-        let a = s.app(app_id).unwrap_or_default();
+        let a = s.app(app_id);
+        let healthy = a.as_ref().map(|a| a.counts().tasks_healthy as usize);
         let alive: Vec<bool> = old_procs.values().map(|p| p.is_alive()).collect();
-        if a["tasksHealthy"] == N / 2 && alive.iter().all(|a| *a) {
+        if healthy == Some(N / 2) && alive.iter().all(|a| *a) {
             Ok(())
         } else {
             Err(format!(
-                "tasksHealthy {}; old processes alive {alive:?}; {}",
-                a["tasksHealthy"],
-                describe(&tasks(&a))
+                "tasksHealthy {healthy:?}; old processes alive {alive:?}; {}",
+                describe(&a.as_ref().map(tasks).unwrap_or_default())
             ))
         }
     });
@@ -974,19 +967,16 @@ fn after_a_leader_change_the_new_leader_knows_every_instances_health() {
     let new_leader = s.masters.wait_for_new_leader(&leader, SETTLE);
     let what = format!("the new leader {new_leader} reports the {N} instances healthy");
     wait_showing(&mut s, SETTLE, &what, |s| {
-        let a = s.app(app_id).unwrap_or_default();
-        let ts = tasks(&a);
-        if a["tasksHealthy"] == N
+        let a = s.app(app_id);
+        let ts = a.as_ref().map(tasks).unwrap_or_default();
+        let healthy = a.map(|a| a.counts().tasks_healthy as usize);
+        if healthy == Some(N)
             && ids(&ts) == ids(&before)
             && ts.iter().all(|t| t.alive == Some(true))
         {
             Ok(())
         } else {
-            Err(format!(
-                "tasksHealthy {} {}",
-                a["tasksHealthy"],
-                describe(&ts)
-            ))
+            Err(format!("tasksHealthy {healthy:?} {}", describe(&ts)))
         }
     });
     assert_eq!(log.ids(), ids(&before), "launches: only the originals");
@@ -1108,18 +1098,12 @@ fn the_event_stream_delivers_marathons_events() {
     if r.status != 200 {
         s.fail(&format!("PUT /v2/apps{web} with cpus 1000: {r}"));
     }
-    let stuck = r.body_json["deploymentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let stuck = r.typed::<Change>().deployment_id.unwrap_or_default();
     let r = send(&mut s, "DELETE", &format!("/v2/deployments/{stuck}"), None);
     if r.status != 200 {
         s.fail(&format!("DELETE /v2/deployments/{stuck}: {r}"));
     }
-    let rollback = r.body_json["deploymentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let rollback = r.typed::<Change>().deployment_id.unwrap_or_default();
     let failed = expect_event(&s, &mut all, SETTLE, "deployment_failed", |e| {
         e["eventType"] == "deployment_failed" && e["id"] == stuck.as_str()
     });
@@ -1139,9 +1123,12 @@ fn the_event_stream_delivers_marathons_events() {
     let app = s
         .app(web)
         .unwrap_or_else(|| s.fail("the rolled back app is gone"));
+    let definition = app
+        .parse_definition()
+        .unwrap_or_else(|e| s.fail(&format!("{web} is not a valid definition: {e}")));
     assert_eq!(
-        app["cpus"], 0.05,
-        "the rollback restores the definition: {app}"
+        definition.cpus, 0.05,
+        "the rollback restores the definition: {app:?}"
     );
     wait_app_running(&mut s, web, 1);
 

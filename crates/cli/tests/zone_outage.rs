@@ -25,13 +25,14 @@ use std::time::{Duration, Instant};
 
 use agent_support::events::EventStream;
 use agent_support::{SETTLE, Site};
+use client::{AppEnvelope, Check, ClusterHealth, Status};
 use scheduler_support::site::{
     CONVERGE, ZONES, add_agents, app_tasks, pause_every_agent, processes_of, site, sleeper,
     slow_eviction_flags, start_agents, wait_app_running,
 };
 use scheduler_support::{
-    LaunchLog, Sampler, Task, count_by, describe, drain, event_types, ids, per_zone, set_flag,
-    spread, tasks, wait_showing,
+    LaunchLog, Sampler, Task, count_by, describe, drain, event_types, ids, listed_tasks, per_zone,
+    set_flag, spread, tasks, wait_showing,
 };
 use serde_json::{Value, json};
 
@@ -189,17 +190,16 @@ fn whole_and_balanced(app: &str, n: usize, ts: &[Task]) -> Result<(), String> {
 /// The non-passing checks of `/v1/cluster/health` that name `zone` and say something about
 /// it: not the `GROUP_BY` counts (which name every value of an unbalanced app) nor the list
 /// of unreachable agents (whose hostnames here contain their zone's name).
-fn health_naming(s: &mut Site, zone: &str) -> Option<Vec<Value>> {
+fn health_naming(s: &mut Site, zone: &str) -> Option<Vec<Check>> {
     const NOT_ABOUT_ZONES: [&str; 2] = ["group-by-balance", "agents-reachable"];
     let r = s.get("/v1/cluster/health").filter(|r| r.status == 200)?;
     Some(
-        r.body_json["checks"]
-            .as_array()?
-            .iter()
-            .filter(|c| c["status"] != "pass")
-            .filter(|c| !NOT_ABOUT_ZONES.iter().any(|n| c["name"] == *n))
-            .filter(|c| c["reason"].as_str().is_some_and(|r| r.contains(zone)))
-            .cloned()
+        r.typed::<ClusterHealth>()
+            .checks
+            .into_iter()
+            .filter(|c| c.status != Status::Pass)
+            .filter(|c| !NOT_ABOUT_ZONES.contains(&c.name.as_str()))
+            .filter(|c| c.reason.contains(zone))
             .collect(),
     )
 }
@@ -207,7 +207,10 @@ fn health_naming(s: &mut Site, zone: &str) -> Option<Vec<Value>> {
 /// `/v1/cluster/health`'s checks, for failure messages.
 fn health_text(s: &mut Site) -> String {
     s.get("/v1/cluster/health")
-        .map(|r| r.body_json["checks"].to_string())
+        .map(|r| match r.decode::<ClusterHealth>() {
+            Ok(health) => format!("{:?}", health.checks),
+            Err(_) => r.to_string(),
+        })
         .unwrap_or_else(|| "no answer".into())
 }
 
@@ -230,9 +233,10 @@ fn without_timestamp(e: &Value) -> Value {
     e
 }
 
-/// Running instances of one app in a `/v2/apps{id}` answer.
+/// Running instances of one app in a `/v2/apps{id}` answer (0 when it is not one).
 fn running_in(body: &Value) -> usize {
-    tasks(&body["app"]).iter().filter(|t| t.running()).count()
+    client::decode::<AppEnvelope>("GET /v2/apps{id}", body.clone())
+        .map_or(0, |a| tasks(&a.app).iter().filter(|t| t.running()).count())
 }
 
 #[test]
@@ -402,7 +406,7 @@ fn with_every_zone_cut_off_nothing_is_replaced_and_the_same_instances_run_on() {
         vec![s.masters.addr(1)],
         "/v2/tasks",
         Duration::from_millis(50),
-        |body| Some(ids(&tasks(body))),
+        |body| Some(ids(&listed_tasks(body)?)),
     );
 
     pause_every_agent(&mut s, &agents);
@@ -428,7 +432,7 @@ fn with_every_zone_cut_off_nothing_is_replaced_and_the_same_instances_run_on() {
     wait_showing(&mut s, SETTLE, what, |s| {
         let r = s.get("/v1/cluster/health").filter(|r| r.status == 200);
         match r {
-            Some(r) if r.body_json["status"] == "fail" => Ok(()),
+            Some(r) if r.typed::<ClusterHealth>().status == Status::Fail => Ok(()),
             _ => Err(health_text(s)),
         }
     });

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use domain::{AppDefinition, ValidationErrors};
+
 use crate::deployments::DeploymentRef;
 use crate::tasks::Task;
 
@@ -142,6 +144,17 @@ impl App {
     /// A field of the definition, `instances`, `cpus`.
     pub fn field(&self, name: &str) -> &Value {
         self.definition.get(name).unwrap_or(&Value::Null)
+    }
+
+    /// The value of label `key` (`labels.<key>`), None when the app has no such label.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.field("labels").get(key).and_then(Value::as_str)
+    }
+
+    /// The definition read as the master validates one (typed labels, constraints, health
+    /// checks, ...); an error names the fields that are not a valid Marathon app.
+    pub fn parse_definition(&self) -> Result<AppDefinition, ValidationErrors> {
+        AppDefinition::from_json(&Value::Object(self.definition.clone()))
     }
 
     /// The counts, zero when absent.

@@ -5,6 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use domain::ValidationErrors;
+
 use crate::deployments::DeploymentRef;
 
 /// The body of an answer outside 2xx.
@@ -18,6 +20,24 @@ pub struct ErrorBody {
     /// The deployments locking an app (409 on a change that is not forced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<DeploymentRef>>,
+    /// Why an agent's registration was refused, for the agent to act on
+    /// (`state::protocol::AGENT_ID_IN_USE`), with the agents involved. Boxed: it is rare,
+    /// and inline it would make every error answer (every `Result<_, ApiError>`) large.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<Box<Refusal>>,
+}
+
+/// An agent registration refused because its id is live at another IP (a copied work dir).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Machine-readable reason, `agent_id_in_use`.
+    pub reason: String,
+    /// The id both agents claim.
+    pub agent_id: String,
+    /// The IP the live agent with that id registered from.
+    pub live_ip: String,
+    /// The IP of the agent that was refused.
+    pub ip: String,
 }
 
 /// One validation error: the JSON path of the field and what is wrong with it.
@@ -36,7 +56,36 @@ impl ErrorBody {
             message: message.into(),
             details: None,
             deployments: None,
+            refusal: None,
         }
+    }
+
+    /// Marathon's 422: `"Object is not valid"` with one detail per offending path.
+    pub fn invalid(errors: &ValidationErrors) -> Self {
+        ErrorBody {
+            details: Some(
+                errors
+                    .details()
+                    .iter()
+                    .map(|(path, errors)| ErrorDetail {
+                        path: path.clone(),
+                        errors: errors.clone(),
+                    })
+                    .collect(),
+            ),
+            ..ErrorBody::new("Object is not valid")
+        }
+    }
+}
+
+/// The message, then each validation detail as `path: problems`.
+impl std::fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for detail in self.details.iter().flatten() {
+            write!(f, "; {}: {}", detail.path, detail.errors.join(", "))?;
+        }
+        Ok(())
     }
 }
 

@@ -24,9 +24,9 @@ pub mod tasks;
 
 pub use apps::{App, AppEnvelope, AppList, Change, TaskCounts, VersionInfo, Versions};
 pub use deployments::{CurrentAction, Deployment, DeploymentRef, Step, StepAction};
-pub use error::{DecodeError, ErrorBody, ErrorDetail, decode};
+pub use error::{DecodeError, ErrorBody, ErrorDetail, Refusal, decode};
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};
-pub use nodes::{AgentNode, MasterNode, Node, NodeState, Nodes, Used};
+pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};
 pub use queue::{Delay, Queue, QueueItem};
 pub use system::{Info, Leader, Message, ProcessHealth};

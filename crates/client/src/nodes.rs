@@ -2,7 +2,19 @@
 
 use domain::{Attributes, Resources};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+/// How much of its disk an agent's work dir uses (`state::protocol::DiskUse` on the wire).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// Bytes under the work dir (checkpoints and sandboxes).
+    pub work_dir_bytes: u64,
+    /// Sandboxes kept, of running and of ended tasks.
+    pub sandboxes: u64,
+    /// Bytes still available on the work dir's filesystem.
+    pub available_bytes: u64,
+    /// Size of the work dir's filesystem in bytes.
+    pub total_bytes: u64,
+}
 
 /// The answer of `GET /v1/nodes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,9 +106,8 @@ pub struct AgentNode {
     pub attributes: Attributes,
     /// The round trip of its last heartbeat, when known.
     pub rtt_ms: Option<u64>,
-    /// Its work dir's disk use as it last reported it (`work_dir_bytes`, `sandboxes`,
-    /// `available_bytes`, `total_bytes`), when known.
-    pub disk_use: Option<Value>,
+    /// Its work dir's disk use as it last reported it, when known.
+    pub disk_use: Option<DiskUse>,
     /// Whether `rtt_ms` is at or above the warning threshold.
     pub rtt_warning: bool,
     /// When it registered (ISO 8601).

@@ -98,6 +98,70 @@ fn error_404_round_trips() {
 }
 
 #[test]
+fn an_apps_definition_reads_back_as_a_valid_definition() {
+    let app = round_trip::<AppEnvelope>(APP).app;
+    let definition = app.parse_definition().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(definition.id.to_string(), app.id());
+    for (key, value) in &definition.labels {
+        assert_eq!(app.label(key), Some(value.as_str()), "label {key}");
+    }
+    assert_eq!(app.label("no-such-label"), None);
+    assert_eq!(
+        serde_json::to_value(u64::from(definition.instances))
+            .ok()
+            .as_ref(),
+        Some(app.field("instances"))
+    );
+}
+
+#[test]
+fn an_apps_label_is_read_by_key() {
+    let wire = serde_json::json!({
+        "id": "/web", "labels": {"op": "create-1"}, "version": "2026-01-01T00:00:00.000Z",
+        "versionInfo": {
+            "lastConfigChangeAt": "2026-01-01T00:00:00.000Z",
+            "lastScalingAt": "2026-01-01T00:00:00.000Z"
+        }
+    });
+    let app: App = decode("GET /v2/apps/web", wire).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(app.label("op"), Some("create-1"));
+    assert_eq!(app.label("other"), None);
+}
+
+#[test]
+fn an_agent_id_in_use_refusal_round_trips() {
+    let error = round_trip::<ErrorBody>(ERROR_AGENT_ID_IN_USE);
+    let refusal = error.refusal.expect("the refusal says why");
+    assert_eq!(refusal.reason, "agent_id_in_use");
+    assert_eq!(
+        (refusal.live_ip.as_str(), refusal.ip.as_str()),
+        ("127.0.0.2", "127.0.0.3")
+    );
+    assert_eq!(round_trip::<ErrorBody>(ERROR_404).refusal, None);
+}
+
+#[test]
+fn validation_errors_give_marathons_422_body() {
+    let mut errors = domain::ValidationErrors::default();
+    errors.add("/id", "must not be empty");
+    errors.add("/cpus", "must be positive");
+    errors.add("/cpus", "must be a number");
+    let body = serde_json::to_value(ErrorBody::invalid(&errors)).expect("serializes");
+    assert_eq!(
+        body,
+        serde_json::json!({"message": "Object is not valid", "details": [
+            {"path": "/id", "errors": ["must not be empty"]},
+            {"path": "/cpus", "errors": ["must be positive", "must be a number"]},
+        ]})
+    );
+    assert_eq!(body, errors.to_json(), "the same body as the domain's own");
+    assert_eq!(
+        ErrorBody::invalid(&errors).to_string(),
+        "Object is not valid; /id: must not be empty; /cpus: must be positive, must be a number"
+    );
+}
+
+#[test]
 fn nodes_tell_masters_from_agents() {
     let nodes = round_trip::<Nodes>(NODES);
     assert!(matches!(&nodes.nodes[0], Node::Master(m) if m.leader));
@@ -1015,6 +1079,14 @@ const ERROR_409: &str = r#"{
    "id": "843f9589-da1d-41e5-912a-0e29d96dea95"
   }
  ]
+}"#;
+
+const ERROR_AGENT_ID_IN_USE: &str = r#"{
+ "message": "agent a-1 is live at 127.0.0.2 (last heartbeat 80 ms ago), and this agent at 127.0.0.3 has the same id: its work dir was copied from that agent's.",
+ "reason": "agent_id_in_use",
+ "agent_id": "a-1",
+ "live_ip": "127.0.0.2",
+ "ip": "127.0.0.3"
 }"#;
 
 const ERROR_404: &str = r#"{

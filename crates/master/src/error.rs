@@ -3,15 +3,17 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use client::ErrorBody;
+use domain::ValidationErrors;
 
 /// An error answer.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// JSON body, at least `{"message": …}`.
-    pub body: Value,
+    /// The body, Marathon's `{"message", "details"?}` (typed, so the CLI and tests read it
+    /// with the same type).
+    pub body: ErrorBody,
 }
 
 impl ApiError {
@@ -19,7 +21,7 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            body: json!({"message": message.into()}),
+            body: ErrorBody::new(message),
         }
     }
 
@@ -31,6 +33,14 @@ impl ApiError {
     /// 404 with Marathon's app message.
     pub fn app_not_found(id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"))
+    }
+
+    /// 422 with Marathon's validation body, one detail per offending path.
+    pub fn invalid(errors: &ValidationErrors) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody::invalid(errors),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use client::{AgentNode, App, AppEnvelope, Node, NodeState, Nodes};
 use serde_json::Value;
 
 use crate::common::{Cluster, DROVER, domain_json, free_port, http, strip_ansi, tail};
@@ -147,7 +148,8 @@ impl Agent {
             .collect()
     }
 
-    /// `GET /health` of its status API, if it answers.
+    /// `GET /health` of its status API, if it answers. A `Value`: the agent's own status
+    /// API is not part of the master's API, and `client` has no type for it.
     pub fn health(&self) -> Option<Value> {
         let r = http::request(&self.listen, "GET", "/health", None, PROBE).ok()?;
         (r.status == 200).then_some(r.body_json)
@@ -323,31 +325,30 @@ impl Site {
     }
 
     /// `GET /v1/nodes` → the node whose hostname is agent `i`'s.
-    pub fn agent_node(&mut self, i: usize) -> Option<Value> {
+    pub fn agent_node(&mut self, i: usize) -> Option<AgentNode> {
         let host = self.agents[i].hostname.clone();
         let r = self.get("/v1/nodes").filter(|r| r.status == 200)?;
-        r.body_json["nodes"]
-            .as_array()?
-            .iter()
-            .find(|n| n["type"] == "agent" && n["hostname"] == host.as_str())
-            .cloned()
+        r.typed::<Nodes>().nodes.into_iter().find_map(|n| match n {
+            Node::Agent(a) if a.hostname == host => Some(a),
+            _ => None,
+        })
     }
 
-    /// Waits until the masters list agent `i` as active; returns its node JSON.
+    /// Waits until the masters list agent `i` as active; returns its node.
     #[track_caller]
-    pub fn wait_agent_active(&mut self, i: usize) -> Value {
+    pub fn wait_agent_active(&mut self, i: usize) -> AgentNode {
         let what = format!(
             "the masters list agent {} as active in /v1/nodes",
             self.agents[i].hostname
         );
         self.wait_for(SETTLE, &what, |s| {
-            s.agent_node(i).filter(|n| n["state"] == "active")
+            s.agent_node(i).filter(|n| n.state == NodeState::Active)
         })
     }
 
     /// Starts agent `i` and waits until it is active.
     #[track_caller]
-    pub fn start_agent_active(&mut self, i: usize) -> Value {
+    pub fn start_agent_active(&mut self, i: usize) -> AgentNode {
         self.start_agent(i);
         self.wait_agent_active(i)
     }
@@ -383,26 +384,23 @@ impl Site {
         self.masters.put_app_acked(via, app, SETTLE);
     }
 
-    /// `GET /v2/apps{id}` → the app JSON (with `tasks`), if it answers 200.
-    pub fn app(&mut self, id: &str) -> Option<Value> {
+    /// `GET /v2/apps{id}` → the app (with `tasks`), if it answers 200.
+    pub fn app(&mut self, id: &str) -> Option<App> {
         let r = self.get(&format!("/v2/apps{id}"))?;
-        (r.status == 200).then(|| r.body_json["app"].clone())
+        (r.status == 200).then(|| r.typed::<AppEnvelope>().app)
     }
 
     /// Waits until app `id` has exactly `n` tasks, all `TASK_RUNNING`, each with a live
-    /// process on its agent; returns the app JSON.
+    /// process on its agent; returns the app.
     #[track_caller]
-    pub fn wait_running(&mut self, id: &str, n: usize) -> Value {
+    pub fn wait_running(&mut self, id: &str, n: usize) -> App {
         let what = format!("app {id} has {n} task(s), all TASK_RUNNING with a live process");
         self.wait_for(SETTLE, &what, |s| {
             let app = s.app(id)?;
-            let tasks = app["tasks"].as_array()?;
+            let tasks = app.tasks.as_deref()?;
             let running = tasks.len() == n
                 && tasks.iter().all(|t| {
-                    t["state"] == "TASK_RUNNING"
-                        && t["id"]
-                            .as_str()
-                            .is_some_and(|tid| s.task_process(tid).is_some_and(|p| p.is_alive()))
+                    t.state == "TASK_RUNNING" && s.task_process(&t.id).is_some_and(|p| p.is_alive())
                 });
             running.then_some(app)
         })

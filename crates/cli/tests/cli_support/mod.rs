@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use client::{Node, Nodes};
 use serde_json::Value;
 
 use crate::agent_support::{SETTLE, Site};
@@ -51,6 +52,21 @@ impl Run {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+
+    /// Its stdout (the `--json` output) as the API type `T`; panics with the run when it
+    /// is not JSON of that shape.
+    #[track_caller]
+    pub fn typed<T: serde::de::DeserializeOwned>(&self) -> T {
+        client::decode(&format!("drover {}", self.args.join(" ")), self.json())
+            .unwrap_or_else(|e| panic!("{e}:\n{self}"))
+    }
+
+    /// Its stdout as `T` when it exited 0, None otherwise (for polls); JSON of another
+    /// shape after exit 0 panics, since waiting cannot fix it.
+    #[track_caller]
+    pub fn typed_ok<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.ok().then(|| self.typed())
     }
 
     /// Its stdout as JSON when it exited 0 and printed JSON.
@@ -225,11 +241,10 @@ impl CliCluster {
         // A master's own domain is listed once it has registered itself, a moment after
         // its election.
         site.wait_until(SETTLE, "/v1/nodes lists the master in local/local-a", |s| {
-            s.get("/v1/nodes").is_some_and(|r| {
-                r.body_json["nodes"].as_array().is_some_and(|ns| {
-                    ns.iter().any(|n| {
-                        n["type"] == "master" && n["region"] == "local" && n["zone"] == "local-a"
-                    })
+            s.get("/v1/nodes").and_then(|r| r.typed_ok::<Nodes>()).is_some_and(|r| {
+                r.nodes.iter().any(|n| {
+                    matches!(n, Node::Master(m)
+                        if m.region.as_deref() == Some("local") && m.zone.as_deref() == Some("local-a"))
                 })
             })
         });

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use client::{App, AppEnvelope, Info};
 
 use super::{Cluster, Response, http};
 
@@ -23,12 +23,15 @@ pub fn assert_leader_header(c: &Cluster, r: &Response, leader: &str, what: &str)
     }
 }
 
-/// `GET /v2/apps{id}` through `via`; the app JSON if it exists, None on 404.
+/// `GET /v2/apps{id}` through `via`; the app if it exists, None on 404.
 #[track_caller]
-pub fn read_app(c: &mut Cluster, via: u32, id: &str) -> Option<Value> {
+pub fn read_app(c: &mut Cluster, via: u32, id: &str) -> Option<App> {
     let r = c.get_settled(via, &format!("/v2/apps{id}"), WRITE);
     match r.status {
-        200 => Some(r.body_json["app"].clone()),
+        200 => match r.decode::<AppEnvelope>() {
+            Ok(envelope) => Some(envelope.app),
+            Err(e) => c.fail(&format!("{e}; the answer: {r}")),
+        },
         404 => None,
         _ => c.fail(&format!("GET /v2/apps{id} through master {via}: {r}")),
     }
@@ -41,10 +44,10 @@ pub fn assert_apps_present(c: &mut Cluster, via: &[u32], apps: &[(String, String
     for &m in via {
         for (id, op) in apps {
             match read_app(c, m, id) {
-                Some(a) if a["labels"]["op"] == op.as_str() => {}
+                Some(a) if a.label("op") == Some(op.as_str()) => {}
                 Some(a) => c.fail(&format!(
                     "app {id} read through master {m} has labels {} but the acknowledged write had op {op}",
-                    a["labels"]
+                    a.field("labels")
                 )),
                 None => c.fail(&format!(
                     "acknowledged app {id} (op {op}) is missing when read through master {m}"
@@ -54,11 +57,9 @@ pub fn assert_apps_present(c: &mut Cluster, via: &[u32], apps: &[(String, String
     }
 }
 
-/// `frameworkId` of master `id`'s own `/v2/info` (Null when it has none or no answer).
-pub fn framework_id(c: &Cluster, id: u32) -> Value {
-    http::get(&c.addr(id), "/v2/info")
+/// `frameworkId` of master `id`'s own `/v2/info` (None when it has none or no answer).
+pub fn framework_id(c: &Cluster, id: u32) -> Option<String> {
+    http::get_as::<Info>(&c.addr(id), "/v2/info")
         .ok()
-        .filter(|r| r.status == 200)
-        .map(|r| r.body_json["frameworkId"].clone())
-        .unwrap_or(Value::Null)
+        .and_then(|info| info.framework_id)
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use client::{Leader, ProcessHealth};
 use serde_json::Value;
 
 use super::files::{TempDir, proc_state, strip_ansi, tail};
@@ -399,7 +400,7 @@ impl Cluster {
             if r.status != 200 {
                 return None;
             }
-            let leader = r.body_json["leader"].as_str()?.to_string();
+            let leader = r.decode::<Leader>().ok()?.leader;
             match &agreed {
                 None => agreed = Some(leader),
                 Some(a) if *a == leader => {}
@@ -443,10 +444,10 @@ impl Cluster {
         self.id_of(&leader)
     }
 
-    /// `GET /health` of master `id`, if it answers 200 with JSON.
-    pub fn health(&self, id: u32) -> Option<Value> {
+    /// `GET /health` of master `id`, if it answers 200 with its health.
+    pub fn health(&self, id: u32) -> Option<ProcessHealth> {
         let r = http::request(&self.addr(id), "GET", "/health", None, PROBE_TIMEOUT).ok()?;
-        (r.status == 200).then_some(r.body_json)
+        (r.status == 200).then(|| r.decode().ok()).flatten()
     }
 
     /// The value of an unlabelled-by-us Prometheus series on master `id`'s `/metrics`
@@ -486,15 +487,15 @@ impl Cluster {
         let Some(applied) = self.metric(id, "drover_raft_commit_index") else {
             return false;
         };
-        let role_ok = if id == leader_id {
-            me["role"] == "leader"
+        let role = if id == leader_id {
+            "leader"
         } else {
-            me["role"] == "follower"
+            "follower"
         };
-        role_ok
-            && me["leader"] == leader.as_str()
-            && me["term"] == lh["term"]
-            && lh["role"] == "leader"
+        me.role == role
+            && me.leader.as_deref() == Some(leader.as_str())
+            && me.term == lh.term
+            && lh.role == "leader"
             && applied >= leader_applied
     }
 

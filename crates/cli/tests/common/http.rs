@@ -5,12 +5,18 @@
 //! Every call has a total deadline, so a hung master shows up as an error, never as a
 //! hung test. Connect failures are kept apart from later ones because they prove that
 //! the request was never sent (the linearizability checker relies on that).
+//!
+//! Answers are read through the API's own types (`client`): [`Response::typed`] and
+//! [`get_as`] decode a body into its type, and a body of another shape fails naming the
+//! endpoint and the field, not as a `Null` somewhere down an index chain.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use client::{DecodeError, ErrorBody};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// How long a connect may take on loopback before the master is considered unreachable.
@@ -24,6 +30,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// An answer from a master.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The request that got this answer, `GET /v2/apps` (named in decode errors).
+    pub endpoint: String,
     /// The status code.
     pub status: u16,
     /// Header names (lower-cased) and values, in the order received.
@@ -49,10 +57,80 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
-    /// The `message` field of a JSON error body, or "" when there is none.
-    pub fn message(&self) -> &str {
-        self.body_json["message"].as_str().unwrap_or("")
+    /// The `message` of the error body, or "" when the body is not one.
+    pub fn message(&self) -> String {
+        self.error().map(|e| e.message).unwrap_or_default()
     }
+
+    /// The body as `T`, or an error naming the endpoint and the field that does not fit.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        client::decode(&self.endpoint, self.body_json.clone())
+    }
+
+    /// The body of a 2xx answer as `T`; panics with the answer when it is not a success or
+    /// does not have `T`'s shape.
+    #[track_caller]
+    pub fn typed<T: DeserializeOwned>(&self) -> T {
+        if !self.is_success() {
+            panic!("{} answered {self}", self.endpoint);
+        }
+        self.decode()
+            .unwrap_or_else(|e| panic!("{e}; the answer: {self}"))
+    }
+
+    /// The body of a 2xx answer as `T`, None for any other status (for polls that wait
+    /// for a success); a 2xx body of another shape panics, since waiting cannot fix it.
+    #[track_caller]
+    pub fn typed_ok<T: DeserializeOwned>(&self) -> Option<T> {
+        self.is_success().then(|| self.typed())
+    }
+
+    /// The error body (Marathon's `{"message", "details"?}`), None when the body is not one.
+    pub fn error(&self) -> Option<ErrorBody> {
+        self.decode().ok()
+    }
+}
+
+/// Why a typed read ([`get_as`]) has no value.
+#[derive(Debug)]
+pub enum ReadError {
+    /// No answer.
+    Http(HttpError),
+    /// An answer outside 2xx (boxed, like the next: an answer is large).
+    Status(Box<Response>),
+    /// A 2xx answer of another shape than its type.
+    Shape(DecodeError, Box<Response>),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Http(e) => write!(f, "no answer: {e}"),
+            ReadError::Status(r) => write!(f, "{} answered {r}", r.endpoint),
+            ReadError::Shape(e, r) => write!(f, "{e}; the answer: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl From<HttpError> for ReadError {
+    fn from(e: HttpError) -> Self {
+        ReadError::Http(e)
+    }
+}
+
+/// `GET addr path`, its 2xx body decoded as `T`.
+pub fn get_as<T: DeserializeOwned>(addr: &str, path: &str) -> Result<T, ReadError> {
+    read_as(get(addr, path)?)
+}
+
+/// A 2xx answer of any request decoded as `T` (`read_as(http::post(..)?)`).
+pub fn read_as<T: DeserializeOwned>(r: Response) -> Result<T, ReadError> {
+    if !r.is_success() {
+        return Err(ReadError::Status(Box::new(r)));
+    }
+    r.decode().map_err(|e| ReadError::Shape(e, Box::new(r)))
 }
 
 impl fmt::Display for Response {
@@ -204,7 +282,9 @@ fn exchange(
     };
     let body = String::from_utf8_lossy(&raw).into_owned();
     let body_json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let endpoint = format!("{method} {path}");
     Ok(Response {
+        endpoint,
         status,
         headers,
         body,

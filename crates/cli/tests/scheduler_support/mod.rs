@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use client::App;
 use serde_json::Value;
 
 use crate::agent_support::Site;
@@ -75,25 +76,29 @@ impl Task {
     }
 }
 
-/// The tasks of an app JSON (`app.tasks`) or of `/v2/tasks` (`tasks`).
-pub fn tasks(json: &Value) -> Vec<Task> {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    json["tasks"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .map(|t| Task {
-                    id: s(&t["id"]),
-                    host: s(&t["host"]),
-                    state: s(&t["state"]),
-                    version: s(&t["version"]),
-                    region: s(&t["region"]),
-                    zone: s(&t["zone"]),
-                    alive: t["healthCheckResults"][0]["alive"].as_bool(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// The tasks of an app (`app.tasks`, empty when the answer has none).
+pub fn tasks(app: &App) -> Vec<Task> {
+    app.tasks.iter().flatten().map(Task::from).collect()
+}
+
+/// The tasks of a `/v2/tasks` answer (None when it is not one).
+pub fn listed_tasks(body: &Value) -> Option<Vec<Task>> {
+    let listed: client::Tasks = client::decode("GET /v2/tasks", body.clone()).ok()?;
+    Some(listed.tasks.iter().map(Task::from).collect())
+}
+
+impl From<&client::Task> for Task {
+    fn from(t: &client::Task) -> Self {
+        Task {
+            id: t.id.clone(),
+            host: t.host.clone().unwrap_or_default(),
+            state: t.state.clone(),
+            version: t.version.clone(),
+            region: t.region.clone().unwrap_or_default(),
+            zone: t.zone.clone().unwrap_or_default(),
+            alive: t.health_check_results.first().map(|h| h.alive),
+        }
+    }
 }
 
 /// How many of `tasks` have each value of `key`.

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use client::{Change, Check, ClusterHealth, Deployment};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -101,28 +102,22 @@ pub fn processes_of(s: &Site, ids: &BTreeSet<String>) -> BTreeMap<String, TaskPr
 }
 
 /// `GET /v1/cluster/health` → the check named `name`.
-pub fn health_check(s: &mut Site, name: &str) -> Option<Value> {
+pub fn health_check(s: &mut Site, name: &str) -> Option<Check> {
     let r = s.get("/v1/cluster/health").filter(|r| r.status == 200)?;
-    r.body_json["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
+    r.typed::<ClusterHealth>()
+        .checks
+        .into_iter()
+        .find(|c| c.name == name)
 }
 
 /// `GET /v2/deployments` → the deployments (ids) of app `id`.
 pub fn deployments_of(s: &mut Site, id: &str) -> Option<Vec<String>> {
     let r = s.get("/v2/deployments").filter(|r| r.status == 200)?;
     Some(
-        r.body_json
-            .as_array()?
-            .iter()
-            .filter(|d| {
-                d["affectedApps"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x == id))
-            })
-            .filter_map(|d| d["id"].as_str().map(str::to_string))
+        r.typed::<Vec<Deployment>>()
+            .into_iter()
+            .filter(|d| d.affected_apps.iter().any(|x| x == id))
+            .map(|d| d.id)
             .collect(),
     )
 }
@@ -232,21 +227,20 @@ pub fn create_gated_app(
     }));
     let first_version = s
         .app(id)
-        .and_then(|a| a["version"].as_str().map(str::to_string))
+        .map(|a| a.version)
         .unwrap_or_else(|| s.fail(&format!("{id} has no version")));
     gate.open(&first_version);
     wait_app_running(s, id, n);
     let what = format!("all {n} instances are healthy and the start deployment is done");
     wait_showing(s, SETTLE, &what, |s| {
-        let a = s.app(id).unwrap_or_default();
+        let a = s.app(id);
+        let ts = a.as_ref().map(tasks).unwrap_or_default();
+        let healthy = a.map(|a| a.counts().tasks_healthy as usize);
         let deployments = deployments_of(s, id);
-        if a["tasksHealthy"] == n && deployments.as_ref().is_some_and(Vec::is_empty) {
-            Ok(tasks(&a))
+        if healthy == Some(n) && deployments.as_ref().is_some_and(Vec::is_empty) {
+            Ok(ts)
         } else {
-            Err(format!(
-                "deployments {deployments:?}; {}",
-                describe(&tasks(&a))
-            ))
+            Err(format!("deployments {deployments:?}; {}", describe(&ts)))
         }
     })
 }
@@ -255,19 +249,19 @@ pub fn create_gated_app(
 #[track_caller]
 pub fn wait_deployed(s: &mut Site, id: &str, n: usize, version: &str, what: &str) -> Vec<Task> {
     wait_showing(s, CONVERGE, what, |s| {
-        let a = s.app(id).unwrap_or_default();
-        let ts = tasks(&a);
+        let a = s.app(id);
+        let ts = a.as_ref().map(tasks).unwrap_or_default();
+        let healthy = a.map(|a| a.counts().tasks_healthy as usize);
         let deployments = deployments_of(s, id);
         if deployments.as_ref().is_some_and(Vec::is_empty)
-            && a["tasksHealthy"] == n
+            && healthy == Some(n)
             && ts.len() == n
             && ts.iter().all(|t| t.version == version && t.running())
         {
             Ok(ts)
         } else {
             Err(format!(
-                "deployments {deployments:?}, tasksHealthy {}; {}",
-                a["tasksHealthy"],
+                "deployments {deployments:?}, tasksHealthy {healthy:?}; {}",
                 describe(&ts)
             ))
         }
@@ -282,6 +276,6 @@ pub fn restart(s: &Site, addr: &str, id: &str) -> (String, String) {
     if r.status != 200 {
         s.fail(&format!("POST {path}: {r}"));
     }
-    let field = |k: &str| r.body_json[k].as_str().unwrap_or_default().to_string();
-    (field("version"), field("deploymentId"))
+    let change = r.typed::<Change>();
+    (change.version, change.deployment_id.unwrap_or_default())
 }

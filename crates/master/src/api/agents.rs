@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use client::{ErrorBody, Refusal};
 use domain::{Agent, AgentId, AppDefinition};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -106,19 +107,21 @@ fn refuse_a_copy(m: &RaftNode, agents: &AgentView, agent: &Agent) -> Result<(), 
         ))),
         Some(silent) => Err(ApiError {
             status: StatusCode::CONFLICT,
-            body: json!({
-                "message": format!(
+            body: ErrorBody {
+                refusal: Some(Box::new(Refusal {
+                    reason: AGENT_ID_IN_USE.to_string(),
+                    agent_id: agent.id.to_string(),
+                    live_ip: live_ip.clone(),
+                    ip: agent.ip.clone(),
+                })),
+                ..ErrorBody::new(format!(
                     "agent {id} is live at {live_ip} (last heartbeat {ms} ms ago), and this agent at {ip} has the same id: its work dir was copied from that agent's. Give this agent its own work dir (or remove agent-id, tasks/ and sandboxes/ from the copy) and start it again. If agent {id} moved to {ip}, stop the old process; {ip} is accepted once the masters mark agent {id} unreachable ({window_ms} ms without a heartbeat).",
                     id = agent.id,
                     ip = agent.ip,
                     ms = silent.as_millis(),
                     window_ms = window.as_millis(),
-                ),
-                "reason": AGENT_ID_IN_USE,
-                "agent_id": agent.id,
-                "live_ip": live_ip,
-                "ip": agent.ip,
-            }),
+                ))
+            },
         }),
     }
 }

@@ -93,20 +93,14 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
 }
 
 fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
-    AppDefinition::from_json(value).map_err(|errors| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        body: errors.to_json(),
-    })
+    AppDefinition::from_json(value).map_err(|errors| ApiError::invalid(&errors))
 }
 
 fn app_id(raw: &str) -> Result<AppId, ApiError> {
     AppId::parse(raw).map_err(|msg| {
         let mut errors = domain::ValidationErrors::default();
         errors.add("/id", msg);
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: errors.to_json(),
-        }
+        ApiError::invalid(&errors)
     })
 }
 
@@ -223,12 +217,12 @@ fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
     match locking {
         Some(id) => Err(ApiError {
             status: StatusCode::CONFLICT,
-            body: json!(ErrorBody {
+            body: ErrorBody {
                 deployments: Some(vec![DeploymentRef { id: id.clone() }]),
                 ..ErrorBody::new(format!(
                     "App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{id}'."
                 ))
-            }),
+            },
         }),
         None => Ok(()),
     }

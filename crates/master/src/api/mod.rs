@@ -19,7 +19,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::forward;
@@ -155,7 +154,8 @@ async fn json_errors(request: Request, next: Next) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, Body::from(json!({ "message": message }).to_string()))
+    let body = serde_json::to_vec(&client::ErrorBody::new(message)).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// A boolean query parameter (`?force=true`), or `default` when it is absent.

@@ -94,9 +94,12 @@ pub async fn list(
                 },
                 attributes: a.attributes.clone(),
                 rtt_ms: rtt,
-                disk_use: agents
-                    .disk(&a.id)
-                    .and_then(|d| serde_json::to_value(d).ok()),
+                disk_use: agents.disk(&a.id).map(|d| client::DiskUse {
+                    work_dir_bytes: d.work_dir_bytes,
+                    sandboxes: d.sandboxes,
+                    available_bytes: d.available_bytes,
+                    total_bytes: d.total_bytes,
+                }),
                 rtt_warning: rtt.is_some_and(|r| r >= RTT_WARNING_MS),
                 registered_at: clock::iso(r.registered_at_ms),
             }));

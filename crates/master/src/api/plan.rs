@@ -24,10 +24,7 @@ pub async fn plan(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Json<Pl
             format!("Invalid JSON: {e}. Send a Marathon app definition."),
         )
     })?;
-    let app = AppDefinition::from_json(&value).map_err(|errors| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        body: errors.to_json(),
-    })?;
+    let app = AppDefinition::from_json(&value).map_err(|errors| ApiError::invalid(&errors))?;
     m.linearizable().await?;
     Ok(Json(m.state().read(|a| {
         let s = &a.state;
