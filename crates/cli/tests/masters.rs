@@ -402,6 +402,28 @@ fn a_new_cluster_refuses_the_master_in_another_region() {
 }
 
 #[test]
+fn a_master_started_after_the_others_formed_the_cluster_joins_on_its_first_start() {
+    // Masters started together do not start at the same instant: the first two can form
+    // the cluster before the third looks. Its empty data dir is a first start, not a loss.
+    let mut c = Cluster::new("late-first-start", 3);
+    c.start_ids(&[1, 3]);
+    c.wait_for_leader(ELECTION);
+    c.put_app_acked(1, &app("/late/before", "before"), WRITE);
+    c.start(2);
+    c.wait_caught_up(2, ELECTION);
+    c.put_app_acked(2, &app("/late/after", "after"), WRITE);
+    assert_apps_present(
+        &mut c,
+        &[1, 2, 3],
+        &[
+            ("/late/before".to_string(), "before".to_string()),
+            ("/late/after".to_string(), "after".to_string()),
+        ],
+    );
+    assert_eq!(c.live_ids(), [1, 2, 3], "every master runs");
+}
+
+#[test]
 fn a_master_whose_data_dir_was_lost_is_refused() {
     let mut c = Cluster::launch("lost-data", 3);
     let leader = c.wait_for_leader(ELECTION);
@@ -409,6 +431,12 @@ fn a_master_whose_data_dir_was_lost_is_refused() {
         c.wait_caught_up(id, ELECTION);
     }
     c.put_app_acked(1, &app("/lost/kept", "kept"), WRITE);
+    // Each master registers once it serves; only a registered master's empty data dir is a
+    // loss (an unregistered one is starting for the first time).
+    c.wait_for(ELECTION, "every master registered with the cluster", |c| {
+        let registered = c.health(1)?.registered_masters;
+        (registered == [1, 2, 3]).then_some(())
+    });
     let follower = c
         .ids()
         .into_iter()

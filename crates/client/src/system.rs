@@ -35,6 +35,10 @@ pub struct ProcessHealth {
     pub initialized: bool,
     /// The cluster's id, once initialized.
     pub cluster_id: Option<String>,
+    /// The masters that have registered with the cluster (each does once it serves, on its
+    /// first start): a master with an empty data dir that is listed here lost its data.
+    #[serde(default)]
+    pub registered_masters: Vec<u64>,
 }
 
 /// `GET /v2/info`.

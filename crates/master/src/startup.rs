@@ -46,7 +46,7 @@ pub enum StartupError {
     },
     /// The data dir is empty but the cluster already exists.
     #[error(
-        "the data dir {dir} is empty, but the cluster already exists (master {peer} at {addr} is part of it). A master that lost its data must not rejoin with an empty log: it could vote twice in a term and lose acknowledged writes. Restore the data dir from a backup (re-adding a master with an empty data dir is not supported yet; see docs/operations.md)"
+        "the data dir {dir} is empty, but this master was part of the cluster before (master {peer} at {addr} lists it as registered). A master that lost its data must not rejoin with an empty log: it could vote twice in a term and lose acknowledged writes. Restore the data dir from a backup (re-adding a master with an empty data dir is not supported yet; see docs/operations.md)"
     )]
     LostData {
         /// The data dir.
@@ -501,8 +501,14 @@ async fn check_peers(
                 addr,
             });
         }
-        let formed = health.get("cluster_id").is_some_and(|c| !c.is_null());
-        if fresh && formed {
+        // An empty data dir in a formed cluster is a first start (masters started together:
+        // the others formed the cluster before this one looked) unless the cluster has seen
+        // this master before: it registers once it serves, so a listed master lost its data.
+        let known = health
+            .get("registered_masters")
+            .and_then(|r| r.as_array())
+            .is_some_and(|ids| ids.iter().any(|id| id.as_u64() == Some(config.id)));
+        if fresh && known {
             return Err(StartupError::LostData {
                 dir: config.data_dir.display().to_string(),
                 peer,

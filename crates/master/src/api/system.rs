@@ -26,7 +26,12 @@ pub async fn ping() -> &'static str {
 /// `GET /health`: this process, whatever the cluster's state.
 pub async fn health(State(m): State<Arc<RaftNode>>) -> Json<ProcessHealth> {
     let metrics = m.raft().metrics().borrow().clone();
-    let cluster_id = m.state().read(|a| a.state.cluster_id().map(str::to_string));
+    let (cluster_id, registered_masters) = m.state().read(|a| {
+        (
+            a.state.cluster_id().map(str::to_string),
+            a.state.masters().keys().copied().collect(),
+        )
+    });
     Json(ProcessHealth {
         id: m.config().id,
         role: m.role().as_str().to_string(),
@@ -36,6 +41,7 @@ pub async fn health(State(m): State<Arc<RaftNode>>) -> Json<ProcessHealth> {
         zone: m.config().domain.zone.clone(),
         initialized: metrics.last_log_index.is_some(),
         cluster_id,
+        registered_masters,
     })
 }
 
@@ -59,7 +65,12 @@ pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Json<Message> {
 pub async fn info(State(m): State<Arc<RaftNode>>) -> Json<Info> {
     let figures = m.raft_figures();
     let leader = m.leader().map(|(_, addr)| addr);
-    let cluster_id = m.state().read(|a| a.state.cluster_id().map(str::to_string));
+    let (cluster_id, registered_masters) = m.state().read(|a| {
+        (
+            a.state.cluster_id().map(str::to_string),
+            a.state.masters().keys().copied().collect::<Vec<_>>(),
+        )
+    });
     let members = m
         .members()
         .into_iter()
