@@ -637,7 +637,8 @@ const PROCESS_HEALTH: &str = r#"{
  "region": "local",
  "zone": "local-a",
  "initialized": true,
- "cluster_id": "e4db656a-0984-46d6-b012-d9693bab8aba"
+ "cluster_id": "e4db656a-0984-46d6-b012-d9693bab8aba",
+ "registered_masters": [1, 2, 3]
 }"#;
 
 const TASKS: &str = r#"{
