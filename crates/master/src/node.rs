@@ -248,8 +248,16 @@ impl RaftNode {
 
     fn no_quorum(&self, what: &str) -> ApiError {
         let n = self.config.masters.len();
+        let wait = self.config.write_timeout;
+        if n == 1 {
+            // One master is its own quorum: only slowness (a slow disk, an overloaded machine)
+            // keeps it from committing.
+            return ApiError::unavailable(format!(
+                "This master could not commit within {wait:?} (--write-timeout-ms): its disk or machine is too slow or overloaded; {what}. Check its log and load, then retry.",
+            ));
+        }
         ApiError::unavailable(format!(
-            "No quorum: fewer than {} of the {n} masters answer, so the cluster cannot agree on anything; {what}. Check the masters' /health and bring them back.",
+            "No quorum within {wait:?}: fewer than {} of the {n} masters answered in time, so the cluster cannot agree on anything; {what}. Check the masters' /health and bring them back.",
             n / 2 + 1,
         ))
     }

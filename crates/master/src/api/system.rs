@@ -29,7 +29,7 @@ pub async fn health(State(m): State<Arc<RaftNode>>) -> Json<ProcessHealth> {
     let (cluster_id, registered_masters) = m.state().read(|a| {
         (
             a.state.cluster_id().map(str::to_string),
-            a.state.masters().keys().copied().collect(),
+            a.state.masters().keys().copied().collect::<Vec<_>>(),
         )
     });
     Json(ProcessHealth {
@@ -65,12 +65,7 @@ pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Json<Message> {
 pub async fn info(State(m): State<Arc<RaftNode>>) -> Json<Info> {
     let figures = m.raft_figures();
     let leader = m.leader().map(|(_, addr)| addr);
-    let (cluster_id, registered_masters) = m.state().read(|a| {
-        (
-            a.state.cluster_id().map(str::to_string),
-            a.state.masters().keys().copied().collect::<Vec<_>>(),
-        )
-    });
+    let cluster_id = m.state().read(|a| a.state.cluster_id().map(str::to_string));
     let members = m
         .members()
         .into_iter()
