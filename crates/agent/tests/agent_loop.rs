@@ -248,6 +248,8 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
         },
         tasks: agent::TaskExecution::Host,
         connector: None,
+        task_state: agent::TaskState::OnDisk,
+        pool: None,
     }
 }
 

@@ -214,6 +214,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
         timings: Timings::default(),
         tasks: agent::TaskExecution::Host,
         connector: None,
+        task_state: agent::TaskState::OnDisk,
+        pool: None,
     };
     crate::logging::init();
     match runtime.block_on(agent::run(config, signals.wait())) {

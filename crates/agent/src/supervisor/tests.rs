@@ -32,6 +32,7 @@ fn agent_over(dir: Arc<tempfile::TempDir>, fake: &FakeExecutor) -> Agent {
     let supervisor = Supervisor::new(TaskContext {
         hostname: "fake-host".into(),
         checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+        make_sandboxes: true,
         work_dir,
         outbox: outbox.clone(),
         executors: Executors::only(Arc::new(fake.clone())),
