@@ -384,6 +384,10 @@ fn main() {
     let after = read(&c, leader, leader_pid, &agent_pids);
     let rss = status_kb(leader_pid, "VmRSS");
     let hwm = status_kb(leader_pid, "VmHWM");
+    let agents_rss: u64 = agent_pids
+        .iter()
+        .filter_map(|&p| status_kb(p, "VmRSS"))
+        .sum();
     let load_after = loadavg();
 
     let secs = after.at.duration_since(before.at).as_secs_f64();
@@ -449,6 +453,7 @@ fn main() {
                 agent_cores / agents_n.max(1) as f64
             ),
         ),
+        ("agents' RSS, summed", mib(Some(agents_rss))),
         ("assignment polls answered", polls_text),
         (
             "Raft entries applied",
