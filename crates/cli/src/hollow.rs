@@ -376,7 +376,8 @@ pub fn run(args: HollowArgs) -> ExitCode {
             tokio::select! {
                 () = &mut waiting => break,
                 done = agents.join_next() => match done {
-                    // Only a refused agent (a duplicate IP, bad fields) ends by itself.
+                    // An agent ends by itself only when the masters refuse it (a duplicate
+                    // IP, bad fields) or its work dir cannot be used.
                     Some(Ok((host, Err(e)))) => {
                         failed += 1;
                         eprintln!("error: agent {host} stopped: {e}");
@@ -391,7 +392,10 @@ pub fn run(args: HollowArgs) -> ExitCode {
         while agents.join_next().await.is_some() {}
         server.abort();
         if failed > 0 {
-            fail(1, format!("{failed} of {} agents were refused by the masters", args.count))
+            fail(
+                1,
+                format!("{failed} of {} agents stopped early (their errors are above)", args.count),
+            )
         } else {
             ExitCode::SUCCESS
         }
