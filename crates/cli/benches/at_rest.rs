@@ -25,6 +25,8 @@
 //! `DROVER_BENCH_HOLLOW=1` runs the agents as one `drover hollow-agents N` process instead
 //! (the same addresses, resources and zones; fake tasks, no task processes), so the leader
 //! can be measured with thousands of agents; "agents' CPU" is then that one process.
+//! `DROVER_BENCH_HOLLOW_CONNECTIONS=per-agent` gives each hollow agent its own connections,
+//! as agent processes have, instead of the fleet's shared pool.
 //!
 //! `cargo test --benches` runs it without `--bench`: a smoke run with 4 agents, 8 instances,
 //! a 2 s window. Every agent and task process is killed at the end, also when the run fails.
@@ -137,6 +139,11 @@ impl Fleet {
             .args(["--first-ip", "127.2.0.1"])
             .args(["--regions", "local", "--zones", "4"])
             .args(["--control", "127.0.0.1:0"])
+            .args(
+                std::env::var("DROVER_BENCH_HOLLOW_CONNECTIONS")
+                    .is_ok_and(|v| v == "per-agent")
+                    .then_some("--connections-per-agent"),
+            )
             .arg("--resources")
             .arg("cpus:64;mem:65536;disk:10000;ports:[31000-31009]")
             .stdin(Stdio::null())

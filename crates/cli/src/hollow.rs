@@ -115,6 +115,10 @@ pub struct HollowArgs {
     /// address is printed).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5050")]
     control: SocketAddr,
+    /// Give every agent its own connections to the masters, as agent processes have,
+    /// instead of one pool shared by the fleet (to compare what each costs the masters).
+    #[arg(long)]
+    connections_per_agent: bool,
     /// Heartbeat interval, 50 to 60000 [default: what the leader asks for, 1000 ms].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
     heartbeat_interval_ms: Option<u64>,
@@ -325,7 +329,7 @@ pub fn run(args: HollowArgs) -> ExitCode {
             tasks: TaskExecution::Only(Arc::new(fake.clone())),
             connector: None,
             task_state: TaskState::InMemory,
-            pool: Some(pool.clone()),
+            pool: (!args.connections_per_agent).then(|| pool.clone()),
         })
         .collect();
     runtime.block_on(async move {
