@@ -70,6 +70,10 @@ Each agent keeps its id and leader-term fence in --work-dir/<hostname>, so a res
 registers the same agents again. Each agent holds a file descriptor for its work dir's lock
 and a connection or two to the masters: allow about 3 × N open files (ulimit -n).
 
+Exit codes: 0 after Ctrl-C or SIGTERM; 1 when an agent stopped early (refused by the masters,
+e.g. a duplicate IP, or an unusable work dir) or the control endpoint cannot be bound; 2 on
+bad flags, or when no fault domains could be told (give --regions).
+
 Examples:
   drover hollow-agents 30 --masters 127.0.0.1:8080 --work-dir /tmp/hollow \\
     --regions local,aws-us-east2 --zones 2
