@@ -1,8 +1,12 @@
 //! Task checkpoints: one JSON file per task in `WORK_DIR/tasks/`, written before and after
-//! every step that a restarted agent must know about (launch, kill request, exit).
+//! every step that a restarted agent must know about (launch, kill request, exit). Hollow
+//! agents keep them in memory instead ([`Checkpoints::in_memory`]): their tasks are fake and
+//! end with the process, so there is nothing a restart could find again.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use state::InstanceId;
@@ -41,51 +45,105 @@ impl Checkpoint {
     }
 }
 
-/// The checkpoint files in one directory.
+/// The checkpoints of one agent: files in one directory, or (hollow agents) a table in
+/// memory.
 #[derive(Debug, Clone)]
 pub struct Checkpoints {
-    dir: PathBuf,
+    store: Store,
+}
+
+#[derive(Debug, Clone)]
+enum Store {
+    /// One fsynced file per task.
+    Dir(PathBuf),
+    /// Nothing survives the process; clones share the table.
+    Memory(Arc<Mutex<BTreeMap<InstanceId, Checkpoint>>>),
 }
 
 impl Checkpoints {
     /// Checkpoints kept in `dir` (which must exist).
     pub fn new(dir: PathBuf) -> Self {
-        Checkpoints { dir }
+        Checkpoints {
+            store: Store::Dir(dir),
+        }
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Checkpoints kept only in memory: no file, no fsync. For hollow agents, whose fake
+    /// tasks do not outlive the process; a real agent must never use this.
+    pub fn in_memory() -> Self {
+        Checkpoints {
+            store: Store::Memory(Arc::default()),
+        }
     }
 
-    fn path(&self, id: &InstanceId) -> io::Result<PathBuf> {
+    /// The directory; `None` for checkpoints in memory.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.store {
+            Store::Dir(dir) => Some(dir),
+            Store::Memory(_) => None,
+        }
+    }
+
+    fn path(dir: &Path, id: &InstanceId) -> io::Result<PathBuf> {
         check_instance_id(id).map_err(io::Error::other)?;
-        Ok(self.dir.join(format!("{id}.json")))
+        Ok(dir.join(format!("{id}.json")))
+    }
+
+    fn table(
+        table: &Mutex<BTreeMap<InstanceId, Checkpoint>>,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<InstanceId, Checkpoint>> {
+        table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes (replaces) a task's checkpoint durably.
     pub fn save(&self, cp: &Checkpoint) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
-        write_atomically(&self.path(cp.instance_id())?, &bytes)
+        match &self.store {
+            Store::Dir(dir) => {
+                let bytes = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
+                write_atomically(&Self::path(dir, cp.instance_id())?, &bytes)
+            }
+            Store::Memory(table) => {
+                Self::table(table).insert(cp.instance_id().clone(), cp.clone());
+                Ok(())
+            }
+        }
     }
 
     /// Reads one task's checkpoint.
     pub fn load(&self, id: &InstanceId) -> Result<Checkpoint, String> {
-        load(&self.path(id).map_err(|e| e.to_string())?)
+        match &self.store {
+            Store::Dir(dir) => load(&Self::path(dir, id).map_err(|e| e.to_string())?),
+            Store::Memory(table) => Self::table(table)
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("no checkpoint of task {id}")),
+        }
     }
 
     /// Removes a task's checkpoint (the task is over and the master knows it).
     pub fn remove(&self, id: &InstanceId) -> io::Result<()> {
-        match std::fs::remove_file(self.path(id)?) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        match &self.store {
+            Store::Dir(dir) => match std::fs::remove_file(Self::path(dir, id)?) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            Store::Memory(table) => {
+                Self::table(table).remove(id);
+                Ok(())
+            }
         }
     }
 
     /// Every checkpoint in the directory; unreadable ones come back as errors naming the file.
     pub fn load_all(&self) -> io::Result<Vec<Result<Checkpoint, String>>> {
+        let dir = match &self.store {
+            Store::Dir(dir) => dir,
+            Store::Memory(table) => {
+                return Ok(Self::table(table).values().cloned().map(Ok).collect());
+            }
+        };
         let mut out = Vec::new();
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| {

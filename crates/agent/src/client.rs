@@ -79,6 +79,23 @@ impl CallError {
     }
 }
 
+/// HTTP connections to the masters, shareable between the agents of one process (hollow
+/// agents): clones share one pool, so a thousand agents do not open a thousand pools.
+#[derive(Debug, Clone)]
+pub struct MasterPool {
+    http: Client<Connector, Full<Bytes>>,
+}
+
+impl MasterPool {
+    /// A pool opening its connections with `connector`.
+    pub fn new(connector: Connector) -> Self {
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        MasterPool { http }
+    }
+}
+
 /// A client for the masters' internal agent API.
 #[derive(Debug)]
 pub struct MasterClient {
@@ -100,9 +117,12 @@ impl MasterClient {
     /// As [`MasterClient::new`], opening connections with `connector` (a test's or a
     /// simulation's transport).
     pub fn with_connector(masters: Vec<String>, timeout: Duration, connector: Connector) -> Self {
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        Self::with_pool(masters, timeout, MasterPool::new(connector))
+    }
+
+    /// As [`MasterClient::new`], over connections from `pool` (shared with other clients).
+    pub fn with_pool(masters: Vec<String>, timeout: Duration, pool: MasterPool) -> Self {
+        let http = pool.http;
         let masters = masters
             .into_iter()
             .map(|m| {

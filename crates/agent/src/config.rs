@@ -38,6 +38,24 @@ pub struct AgentConfig {
     /// How connections to the masters are opened; `None`: TCP, giving up a connection
     /// attempt after `timings.request_timeout`.
     pub connector: Option<state::transport::Connector>,
+    /// Where task checkpoints and sandboxes live.
+    pub task_state: TaskState,
+    /// A connection pool shared with the other agents of this process (hollow agents);
+    /// `None`: the agent opens its own, with `connector`.
+    pub pool: Option<crate::client::MasterPool>,
+}
+
+/// Where an agent keeps what it knows about its tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskState {
+    /// In the work dir: a checkpoint fsynced at every step and a sandbox directory per task,
+    /// so a restarted agent finds its tasks again (every real agent).
+    #[default]
+    OnDisk,
+    /// In memory: no checkpoint file, no sandbox, no sandbox sweeps. For hollow agents,
+    /// whose fake tasks end with the process anyway. The agent id and the leader-term
+    /// fence stay in the work dir.
+    InMemory,
 }
 
 /// What runs an agent's tasks.

@@ -27,7 +27,7 @@ pub mod status_api;
 pub mod supervisor;
 pub mod work_dir;
 
-pub use config::{AgentConfig, TaskExecution, TasksOnExit, Timings, parse_masters};
+pub use config::{AgentConfig, TaskExecution, TaskState, TasksOnExit, Timings, parse_masters};
 pub use executor::NO_DOCKER;
 pub use retention::Retention;
 pub use runner::{DEFAULT_KILL_GRACE, terminal_status};

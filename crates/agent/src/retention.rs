@@ -267,6 +267,7 @@ mod tests {
             hostname: "h".into(),
             work_dir: work_dir.clone(),
             checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+            make_sandboxes: true,
             outbox: Arc::new(crate::outbox::Outbox::new()),
             executors: crate::executor::Executors::host(
                 crate::executor::ContainerRuntime::unavailable("test"),

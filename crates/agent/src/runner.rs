@@ -66,7 +66,9 @@ pub(crate) async fn launch(
         Ok(s) => s,
         Err(e) => return fail(Condition::Error, e.to_string()),
     };
-    if let Err(e) = std::fs::create_dir_all(&sandbox) {
+    if ctx.make_sandboxes
+        && let Err(e) = std::fs::create_dir_all(&sandbox)
+    {
         return fail(
             Condition::Failed,
             format!("cannot create the sandbox {}: {e}", sandbox.display()),
@@ -232,9 +234,12 @@ impl Drop for AbortOnDrop {
 
 /// Why a task was not started when its checkpoint could not be written.
 fn not_checkpointed(ctx: &crate::supervisor::TaskContext, e: &std::io::Error) -> String {
+    let dir = ctx
+        .checkpoints
+        .dir()
+        .map_or("memory".to_string(), |d| d.display().to_string());
     format!(
-        "not started: its checkpoint cannot be written to {}: {e}; a task runs only once a restarted agent could find it again (free space on the work dir's filesystem)",
-        ctx.checkpoints.dir().display()
+        "not started: its checkpoint cannot be written to {dir}: {e}; a task runs only once a restarted agent could find it again (free space on the work dir's filesystem)"
     )
 }
 

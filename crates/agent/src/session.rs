@@ -15,7 +15,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::client::{CallError, MasterClient};
-use crate::config::{AgentConfig, DEFAULT_HEARTBEAT, TaskExecution, TasksOnExit, Timings};
+use crate::config::{
+    AgentConfig, DEFAULT_HEARTBEAT, TaskExecution, TaskState, TasksOnExit, Timings,
+};
 use crate::executor::{ContainerRuntime, Executors};
 use crate::outbox::Outbox;
 use crate::status_api::{self, AgentView};
@@ -89,10 +91,16 @@ pub async fn run(
         }
         TaskExecution::Only(executor) => Executors::only(executor.clone()),
     };
+    let on_disk = config.task_state == TaskState::OnDisk;
     let supervisor = Supervisor::new(TaskContext {
         hostname: config.hostname.clone(),
         work_dir: work_dir.clone(),
-        checkpoints: crate::checkpoint::Checkpoints::new(work_dir.tasks_dir()),
+        checkpoints: if on_disk {
+            crate::checkpoint::Checkpoints::new(work_dir.tasks_dir())
+        } else {
+            crate::checkpoint::Checkpoints::in_memory()
+        },
+        make_sandboxes: on_disk,
         outbox: outbox.clone(),
         executors,
     });
@@ -110,9 +118,14 @@ pub async fn run(
             recovered.lost.len()
         );
     }
-    let client = Arc::new(match &config.connector {
-        None => MasterClient::new(config.masters.clone(), config.timings.request_timeout),
-        Some(connector) => MasterClient::with_connector(
+    let client = Arc::new(match (&config.pool, &config.connector) {
+        (Some(pool), _) => MasterClient::with_pool(
+            config.masters.clone(),
+            config.timings.request_timeout,
+            pool.clone(),
+        ),
+        (None, None) => MasterClient::new(config.masters.clone(), config.timings.request_timeout),
+        (None, Some(connector)) => MasterClient::with_connector(
             config.masters.clone(),
             config.timings.request_timeout,
             connector.clone(),
@@ -153,13 +166,16 @@ pub async fn run(
 
     let disk = Arc::new(std::sync::Mutex::new(None));
     let (stop_sweeping, sweeping) = watch::channel(false);
-    let sweeper = tokio::spawn(crate::retention::run(
-        supervisor.clone(),
-        work_dir.clone(),
-        config.sandbox_retention,
-        disk.clone(),
-        sweeping,
-    ));
+    // Without sandboxes there is nothing to sweep (and no disk use worth reporting).
+    let sweeper = on_disk.then(|| {
+        tokio::spawn(crate::retention::run(
+            supervisor.clone(),
+            work_dir.clone(),
+            config.sandbox_retention,
+            disk.clone(),
+            sweeping,
+        ))
+    });
     let forget_me = Arc::new(Notify::new());
     // Nothing is reported before a master has accepted this agent: a refused copy of another
     // agent's work dir must not report that agent's tasks as its own.
@@ -205,7 +221,9 @@ pub async fn run(
     // Awaited, not aborted: a sweep under way holds the work dir (and its lock) until done,
     // and a restarted agent in this process must find the lock free.
     stop_sweeping.send_replace(true);
-    let _ = sweeper.await;
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     if let Some(s) = server {
         s.abort();
         let _ = s.await;

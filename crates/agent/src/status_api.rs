@@ -115,6 +115,7 @@ mod tests {
         let supervisor = Supervisor::new(TaskContext {
             hostname: "h".into(),
             checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+            make_sandboxes: true,
             work_dir,
             outbox: Arc::new(Outbox::new()),
             executors: Executors::only(Arc::new(FakeExecutor::new())),

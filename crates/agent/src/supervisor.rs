@@ -26,6 +26,9 @@ pub struct TaskContext {
     pub work_dir: Arc<WorkDir>,
     /// Task checkpoints.
     pub checkpoints: Checkpoints,
+    /// Whether each task gets a sandbox directory under the work dir: false only for
+    /// hollow agents, whose fake tasks never use one.
+    pub make_sandboxes: bool,
     /// Where status updates go.
     pub outbox: Arc<Outbox>,
     /// What runs tasks (processes and Docker containers, or a fake).

@@ -249,6 +249,8 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
         tasks: agent::TaskExecution::Host,
         tasks_on_exit: agent::TasksOnExit::Keep,
         connector: None,
+        task_state: agent::TaskState::OnDisk,
+        pool: None,
     }
 }
 

@@ -22,6 +22,12 @@
 //!   (`drover_raft_commit_index`);
 //! - the whole machine's busy CPU and load average, because the machine may be shared.
 //!
+//! `DROVER_BENCH_HOLLOW=1` runs the agents as one `drover hollow-agents N` process instead
+//! (the same addresses, resources and zones; fake tasks, no task processes), so the leader
+//! can be measured with thousands of agents; "agents' CPU" is then that one process.
+//! `DROVER_BENCH_HOLLOW_CONNECTIONS=per-agent` gives each hollow agent its own connections,
+//! as agent processes have, instead of the fleet's shared pool.
+//!
 //! `cargo test --benches` runs it without `--bench`: a smoke run with 4 agents, 8 instances,
 //! a 2 s window. Every agent and task process is killed at the end, also when the run fails.
 
@@ -110,6 +116,50 @@ impl Fleet {
             });
         }
         fleet
+    }
+
+    /// Starts `n` hollow agents in one `drover hollow-agents` process, as [`Fleet::start`]
+    /// would (the same resources and zones; addresses counting up from 127.2.0.1).
+    fn start_hollow(dir: &Path, masters: &str, n: usize) -> Self {
+        let hostname = "hollow-agents".to_string();
+        let work_dir = dir.join("hollow");
+        let log = dir.join("hollow-agents.log");
+        let out = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("clone {}: {e}", log.display()));
+        let child = Command::new(DROVER)
+            .arg("hollow-agents")
+            .arg(n.to_string())
+            .arg("--masters")
+            .arg(masters)
+            .arg("--work-dir")
+            .arg(&work_dir)
+            .args(["--hostname-prefix", "rest-agent"])
+            .args(["--first-ip", "127.2.0.1"])
+            .args(["--regions", "local", "--zones", "4"])
+            .args(["--control", "127.0.0.1:0"])
+            .args(
+                std::env::var("DROVER_BENCH_HOLLOW_CONNECTIONS")
+                    .is_ok_and(|v| v == "per-agent")
+                    .then_some("--connections-per-agent"),
+            )
+            .arg("--resources")
+            .arg("cpus:64;mem:65536;disk:10000;ports:[31000-31009]")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {DROVER} hollow-agents {n}: {e}"));
+        Fleet {
+            dir: dir.to_path_buf(),
+            agents: vec![FleetAgent {
+                hostname,
+                work_dir,
+                log,
+                child,
+            }],
+        }
     }
 
     /// Log tails of the first few agents that exited, or of the first agents.
@@ -288,7 +338,12 @@ fn main() {
     let Some(leader_pid) = c.pid(leader) else {
         c.fail("the leader has no process id");
     };
-    let mut fleet = Fleet::start(c.dir(), &leader_addr, agents_n);
+    let hollow = std::env::var("DROVER_BENCH_HOLLOW").is_ok_and(|v| v == "1");
+    let mut fleet = if hollow {
+        Fleet::start_hollow(c.dir(), &leader_addr, agents_n)
+    } else {
+        Fleet::start(c.dir(), &leader_addr, agents_n)
+    };
     let what = format!("all {agents_n} agents are active");
     poll(&c, &mut fleet, &what, || {
         let nodes = get(&leader_addr, "/v1/nodes")?;
@@ -336,6 +391,10 @@ fn main() {
     let after = read(&c, leader, leader_pid, &agent_pids);
     let rss = status_kb(leader_pid, "VmRSS");
     let hwm = status_kb(leader_pid, "VmHWM");
+    let agents_rss: u64 = agent_pids
+        .iter()
+        .filter_map(|&p| status_kb(p, "VmRSS"))
+        .sum();
     let load_after = loadavg();
 
     let secs = after.at.duration_since(before.at).as_secs_f64();
@@ -374,7 +433,12 @@ fn main() {
     );
 
     println!(
-        "at rest: 1 master, {agents_n} agents, {instances} instances in {apps} apps (all running after {:.1} s), settled {} s, measured over {secs:.1} s",
+        "at rest: 1 master, {agents_n} {} agents, {instances} instances in {apps} apps (all running after {:.1} s), settled {} s, measured over {secs:.1} s",
+        if hollow {
+            "hollow (one drover hollow-agents process)"
+        } else {
+            "process"
+        },
         start_time.as_secs_f64(),
         settle.as_secs()
     );
@@ -396,6 +460,7 @@ fn main() {
                 agent_cores / agents_n.max(1) as f64
             ),
         ),
+        ("agents' RSS, summed", mib(Some(agents_rss))),
         ("assignment polls answered", polls_text),
         (
             "Raft entries applied",

@@ -2,9 +2,18 @@
 
 /// Installs the global log subscriber once.
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,master=info,state=info,agent=info,drover=info")
-    });
+    init_with("warn,master=info,state=info,agent=info,drover=info");
+}
+
+/// As [`init`], but agents log only warnings by default: `drover hollow-agents` runs
+/// thousands of them, whose every task start would otherwise be a line.
+pub fn init_quiet_agents() {
+    init_with("warn,drover=info");
+}
+
+fn init_with(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -4,6 +4,7 @@ mod apps;
 mod cluster;
 mod detect;
 mod dev;
+mod hollow;
 mod input;
 mod logging;
 mod node;
@@ -53,6 +54,8 @@ enum Command {
     Node(node::NodeArgs),
     /// A whole cluster on this machine: masters and agents across regions and zones.
     Dev(dev::DevArgs),
+    /// Benchmark and test tool: N simulated agents with fake tasks, in one process.
+    HollowAgents(hollow::HollowArgs),
     /// Apps: add, list, show, update, scale, restart, remove, plan, why.
     App(apps::AppArgs),
     /// Tasks (running instances): `drover task list`.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => run_agent::run(args),
         Command::Node(args) => node::run(args),
         Command::Dev(args) => dev::run(args),
+        Command::HollowAgents(args) => hollow::run(args),
         Command::App(args) => apps::run(args),
         Command::Task(args) => tasks::run_task(args),
         Command::Deployment(args) => tasks::run_deployment(args),

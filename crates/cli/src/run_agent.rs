@@ -222,6 +222,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
             agent::TasksOnExit::Keep
         },
         connector: None,
+        task_state: agent::TaskState::OnDisk,
+        pool: None,
     };
     crate::logging::init();
     match runtime.block_on(agent::run(config, signals.wait())) {

@@ -159,6 +159,8 @@ fn agent_config(n: u32, masters: &[String], work_dir: &Path, tasks: &FakeExecuto
         },
         tasks: TaskExecution::Only(Arc::new(tasks.clone())),
         tasks_on_exit: Default::default(),
+        task_state: agent::TaskState::InMemory,
+        pool: None,
         connector: None,
     }
 }

@@ -32,6 +32,7 @@ fn agent_over(dir: Arc<tempfile::TempDir>, fake: &FakeExecutor) -> Agent {
     let supervisor = Supervisor::new(TaskContext {
         hostname: "fake-host".into(),
         checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+        make_sandboxes: true,
         work_dir,
         outbox: outbox.clone(),
         executors: Executors::only(Arc::new(fake.clone())),
@@ -269,4 +270,67 @@ async fn a_restarted_agent_finds_its_fake_tasks_again() {
     assert!(fake.exit(&"web.i-1".into(), 4));
     let st = second.terminal("web.i-1").await;
     assert_eq!((st.condition, st.exit_code), (Condition::Failed, Some(4)));
+}
+
+/// A hollow agent's supervisor: checkpoints in memory, no sandboxes.
+fn hollow_agent(dir: Arc<tempfile::TempDir>) -> Agent {
+    let work_dir = Arc::new(WorkDir::open(dir.path()).expect("work dir"));
+    let outbox = Arc::new(Outbox::new());
+    let fake = FakeExecutor::new();
+    let supervisor = Supervisor::new(TaskContext {
+        hostname: "hollow-1".into(),
+        checkpoints: Checkpoints::in_memory(),
+        make_sandboxes: false,
+        work_dir,
+        outbox: outbox.clone(),
+        executors: Executors::only(Arc::new(fake.clone())),
+    });
+    Agent {
+        supervisor,
+        outbox,
+        fake,
+        _dir: dir,
+    }
+}
+
+/// The names in a directory of the work dir.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("readable")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hollow_agent_runs_kills_and_forgets_tasks_without_writing_a_file() {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let a = hollow_agent(dir.clone());
+    a.supervisor.reconcile(&[
+        web("web.i-1", TaskGoal::Running),
+        web("web.i-2", TaskGoal::Running),
+    ]);
+    a.running("web.i-1").await;
+    a.running("web.i-2").await;
+    assert_eq!(entries(&dir.path().join("tasks")), Vec::<String>::new());
+    assert_eq!(entries(&dir.path().join("sandboxes")), Vec::<String>::new());
+
+    // Its tasks still end, are killed and are forgotten as a real agent's are.
+    assert!(a.fake.exit(&"web.i-1".into(), 3));
+    assert_eq!(a.terminal("web.i-1").await.condition, Condition::Failed);
+    a.supervisor.reconcile(&[web("web.i-2", TaskGoal::Killed)]);
+    assert_eq!(a.terminal("web.i-2").await.condition, Condition::Killed);
+    let checkpoints = &a.supervisor.context().checkpoints;
+    assert!(
+        checkpoints
+            .load(&"web.i-2".into())
+            .is_ok_and(|cp| cp.terminal.is_some())
+    );
+    a.outbox.acknowledge(usize::MAX);
+    a.supervisor.reconcile(&[]);
+    assert!(checkpoints.load(&"web.i-2".into()).is_err());
+    assert_eq!(a.supervisor.tasks(), []);
+    assert_eq!(entries(&dir.path().join("tasks")), Vec::<String>::new());
 }

@@ -65,6 +65,7 @@ pub fn supervisor_with(
     Supervisor::new(TaskContext {
         hostname: "test-host".into(),
         checkpoints: Checkpoints::new(work_dir.tasks_dir()),
+        make_sandboxes: true,
         work_dir,
         outbox,
         executors: Executors::host(containers),
