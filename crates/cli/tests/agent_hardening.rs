@@ -26,7 +26,7 @@ use std::time::Duration;
 use agent_support::events::EventStream;
 use agent_support::procs;
 use agent_support::{DomainSource, SETTLE, Site, agent_id, write_script};
-use client::{App, NodeState};
+use client::{App, Event, NodeState};
 use common::{DROVER, TempDir, domain_json, free_port, run_to_exit};
 use serde_json::{Value, json};
 
@@ -230,24 +230,34 @@ fn a_task_whose_checkpoint_cannot_be_written_never_runs_and_fails_with_the_reaso
     }));
     let sandbox = |s: &Site, task: &str| s.agent(a).work_dir.join("sandboxes").join(task);
     let next_failure = |s: &Site, events: &mut EventStream, app_id: &str| loop {
-        let Some(event) = events.wait_for(SETTLE, |e| e["appId"] == app_id) else {
+        let update = events.wait_for(SETTLE, |e| match e {
+            Event::StatusUpdateEvent {
+                app_id: of,
+                task_id,
+                task_status,
+                message,
+                ..
+            } if of == app_id => Some((task_id.clone(), task_status.clone(), message.clone())),
+            _ => None,
+        });
+        let Some((task_id, status, message)) = update else {
             s.fail(&format!(
                 "no status update for {app_id}; seen {:?}",
                 events.seen()
             ));
         };
-        let message = event["message"].as_str().unwrap_or_default();
-        match event["taskStatus"].as_str() {
-            Some("TASK_STAGING") => continue,
-            Some("TASK_FAILED")
-                if message.contains("not started")
-                    && message.contains("checkpoint")
-                    && message.contains("No space left on device") =>
+        let reason = message.as_deref().unwrap_or_default();
+        match status.as_str() {
+            "TASK_STAGING" => continue,
+            "TASK_FAILED"
+                if reason.contains("not started")
+                    && reason.contains("checkpoint")
+                    && reason.contains("No space left on device") =>
             {
-                break event["taskId"].as_str().unwrap_or_default().to_string();
+                break task_id;
             }
             _ => s.fail(&format!(
-                "expected TASK_FAILED with the reason, got {event}"
+                "expected TASK_FAILED with the reason, got {status} of {task_id}: {message:?}"
             )),
         }
     };

@@ -24,7 +24,7 @@ use agent_support::fake_master::{self, FakeMaster};
 use agent_support::http_stub::HttpStub;
 use agent_support::procs::{self, TaskProcess};
 use agent_support::{DomainSource, SETTLE, Site, agent_id, write_script};
-use client::{App, HealthCheckResult, Node, NodeState, Nodes};
+use client::{App, Event, HealthCheckResult, Node, NodeState, Nodes};
 use common::{DROVER, TempDir, free_port, run_to_exit};
 use serde_json::{Value, json};
 
@@ -493,18 +493,21 @@ fn an_instance_failing_max_consecutive_failures_is_killed_and_replaced() {
             .into_iter()
             .find_map(|(id, _, _)| Some((id.clone(), s.task_process(&id)?)))
     });
-    let event = events.wait_for(SETTLE, |e| e["instanceId"] == first.as_str());
-    let Some(event) = event else {
+    let killed = events.wait_for(SETTLE, |e| match e {
+        Event::UnhealthyInstanceKillEvent {
+            instance_id,
+            app_id,
+            ..
+        } if *instance_id == first => Some(app_id.clone()),
+        _ => None,
+    });
+    let Some(killed_app) = killed else {
         s.fail(&format!(
             "no unhealthy_instance_kill_event for {first}; events seen: {:?}",
             events.seen()
         ));
     };
-    assert_eq!(event["appId"], app_id, "{event}");
-    assert_eq!(
-        event["eventType"], "unhealthy_instance_kill_event",
-        "{event}"
-    );
+    assert_eq!(killed_app, app_id, "the killed instance's app");
 
     let what = format!("{first} is gone and its process ended, and a new instance replaced it");
     let replacement = s.wait_for(SETTLE, &what, |s| {

@@ -22,7 +22,8 @@ use cli_support::{
     AGENTS, CliCluster, Follower, Run, WAIT, drover, drover_env, write_file, write_json,
 };
 use client::{
-    App, AppEnvelope, AppList, ClusterHealth, Deployment, Node, Nodes, Plan, Status, Tasks,
+    App, AppEnvelope, AppList, ClusterHealth, Deployment, Event, Node, Nodes, Plan, Stamped,
+    Status, Tasks,
 };
 use common::TempDir;
 use domain::AppDefinition;
@@ -740,7 +741,7 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
     // published before anyone listens.
     let mut attached = EventStream::open(&c.master, &["event_stream_attached"])
         .unwrap_or_else(|e| c.fail(&format!("open the event stream: {e}")));
-    let is_attach = |e: &Value| e["eventType"] == "event_stream_attached";
+    let is_attach = |e: &Event| matches!(e, Event::EventStreamAttached { .. }).then_some(());
     if attached.wait_for(SETTLE, is_attach).is_none() {
         c.fail("the watcher's own event_stream_attached did not arrive");
     }
@@ -763,14 +764,18 @@ fn events_are_followed_and_a_stuck_deployment_is_listed_and_rolled_back() {
         ));
     };
     let (kind, body) = line.split_once('\t').unwrap_or(("", ""));
-    // An event as printed, raw: events have no type in `client` yet.
-    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    if kind != "api_post_event"
-        || body["eventType"] != "api_post_event"
-        || body["appDefinition"]["id"] != "/cli/probe"
-    {
+    let event = serde_json::from_str(body)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            client::decode::<Stamped>("drover events", json).map_err(|e| e.to_string())
+        })
+        .map(|s| s.event);
+    let probed = matches!(&event, Ok(Event::ApiPostEvent { app_definition, .. })
+        if app_definition["id"] == "/cli/probe");
+    if kind != "api_post_event" || !probed {
+        let read = event.map(|e| e.event_type());
         c.fail(&format!(
-            "drover events printed {line:?}; expected `api_post_event<TAB>{{…/cli/probe…}}`"
+            "drover events printed {line:?} (read as {read:?}); expected `api_post_event<TAB>{{…/cli/probe…}}`"
         ));
     }
     events.kill();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use agent_support::events::EventStream;
 use agent_support::procs;
 use agent_support::{SETTLE, Site};
-use client::{AppEnvelope, Change, Queue, Status};
+use client::{AppEnvelope, Change, Event, Queue, Status};
 use scheduler_support::site::{
     CONVERGE, Spread, ZONES, add_agents, app_tasks, create_gated_app, deployments_of, health_check,
     pause_every_agent, processes_of, restart, send, sigkill, site, sleeper, slow_eviction_flags,
@@ -382,20 +382,27 @@ fn mass_eviction_protection_engages_for_a_zone_and_shows_in_health_and_events() 
     for &i in &zone_a {
         s.kill_agent(i);
     }
-    let engaged = expect_event(
+    let (cut_off, reason) = expect_event(
         &s,
         &mut events,
         SETTLE,
         "eviction protection engaged for zone local-a",
-        |e| {
-            e["engaged"] == true
-                && e["zones"]
-                    .as_array()
-                    .is_some_and(|z| z.iter().any(|z| z == "local-a"))
+        |e| match e {
+            Event::EvictionProtectionEvent {
+                engaged: true,
+                zones,
+                cut_off,
+                reason,
+                ..
+            } if zones.iter().any(|z| z == "local-a") => Some((*cut_off, reason.clone())),
+            _ => None,
         },
     );
-    assert_eq!(engaged["cutOff"], false, "{engaged}");
-    assert!(engaged["reason"].is_string(), "{engaged}");
+    assert!(!cut_off, "one zone of two is not cut off: {reason}");
+    assert!(
+        reason.contains("local-a"),
+        "the reason names the zone: {reason}"
+    );
     let check = wait_showing(
         &mut s,
         SETTLE,
@@ -419,7 +426,7 @@ fn mass_eviction_protection_engages_for_a_zone_and_shows_in_health_and_events() 
         &mut events,
         SETTLE,
         "eviction protection disengaged",
-        |e| e["engaged"] == false,
+        |e| matches!(e, Event::EvictionProtectionEvent { engaged: false, .. }).then_some(()),
     );
     wait_showing(
         &mut s,
@@ -527,14 +534,21 @@ fn with_every_zone_unreachable_the_leader_says_it_is_cut_off() {
     let mut events = EventStream::open(&s.masters.addr(1), &["eviction_protection_event"])
         .unwrap_or_else(|e| s.fail(&format!("subscribe to /v2/events: {e}")));
     pause_every_agent(&mut s, &agents);
-    let cut = expect_event(
+    let engaged = expect_event(
         &s,
         &mut events,
         SETTLE,
         "eviction protection: cut off",
-        |e| e["cutOff"] == true,
+        |e| match e {
+            Event::EvictionProtectionEvent {
+                cut_off: true,
+                engaged,
+                ..
+            } => Some(*engaged),
+            _ => None,
+        },
     );
-    assert_eq!(cut["engaged"], true, "{cut}");
+    assert!(engaged, "a cut-off leader holds replacements back");
     let check = wait_showing(
         &mut s,
         SETTLE,
@@ -554,7 +568,7 @@ fn with_every_zone_unreachable_the_leader_says_it_is_cut_off() {
         &mut events,
         SETTLE,
         "eviction protection disengaged",
-        |e| e["engaged"] == false,
+        |e| matches!(e, Event::EvictionProtectionEvent { engaged: false, .. }).then_some(()),
     );
     for (i, _) in &agents {
         s.wait_agent_active(*i);
@@ -630,7 +644,7 @@ fn with_every_zone_unreachable_the_leader_replaces_nothing() {
         &mut events,
         SETTLE,
         "eviction protection: cut off",
-        |e| e["cutOff"] == true,
+        |e| matches!(e, Event::EvictionProtectionEvent { cut_off: true, .. }).then_some(()),
     );
     let what = "the original instances all show as unreachable";
     wait_showing(&mut s, SETTLE, what, |s| {
@@ -654,7 +668,7 @@ fn with_every_zone_unreachable_the_leader_replaces_nothing() {
         &mut events,
         SETTLE,
         "eviction protection disengaged",
-        |e| e["engaged"] == false,
+        |e| matches!(e, Event::EvictionProtectionEvent { engaged: false, .. }).then_some(()),
     );
     let end = wait_app_running(&mut s, app_id, 3);
     let ever: BTreeSet<String> = seen.finish().into_iter().flatten().collect();
@@ -993,9 +1007,14 @@ fn the_event_stream_delivers_marathons_events() {
     let filter = ["deployment_success", "app_terminated_event"];
     let mut filtered = EventStream::open(&addr, &filter)
         .unwrap_or_else(|e| s.fail(&format!("subscribe to /v2/events?event_type=…: {e}")));
-    expect_event(&s, &mut all, SETTLE, "event_stream_attached", |e| {
-        e["eventType"] == "event_stream_attached"
-    });
+    let is = |t: &'static str| move |e: &Event| (e.event_type() == t).then_some(());
+    expect_event(
+        &s,
+        &mut all,
+        SETTLE,
+        "event_stream_attached",
+        is("event_stream_attached"),
+    );
 
     // A healthy app: posted, deployed, running, healthy.
     let web = "/events/web";
@@ -1003,37 +1022,35 @@ fn the_event_stream_delivers_marathons_events() {
         "id": web, "cmd": HTTP_SERVER, "instances": 1, "cpus": 0.05, "mem": 8,
         "portDefinitions": [{"port": 0}], "healthChecks": [http_health_check()],
     }));
-    let is = |t: &'static str| move |e: &Value| e["eventType"] == t;
-    let posted = expect_event(&s, &mut all, SETTLE, "api_post_event", is("api_post_event"));
-    assert_eq!(posted["appDefinition"]["id"], web, "{posted}");
-    let info = expect_event(
-        &s,
-        &mut all,
-        SETTLE,
-        "deployment_info",
-        is("deployment_info"),
-    );
-    let started = info["plan"]["id"].as_str().unwrap_or_default().to_string();
-    assert!(
-        info["plan"]["affectedApps"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x == web)),
-        "{info}"
-    );
-    let running = expect_event(
+    let posted = expect_event(&s, &mut all, SETTLE, "api_post_event", |e| match e {
+        Event::ApiPostEvent { app_definition, .. } => Some(app_definition["id"].clone()),
+        _ => None,
+    });
+    assert_eq!(posted, web, "the posted definition's id");
+    let plan = expect_event(&s, &mut all, SETTLE, "deployment_info", |e| match e {
+        Event::DeploymentInfo { plan, .. } => Some(plan.clone()),
+        _ => None,
+    });
+    assert!(plan.affected_apps.iter().any(|a| a == web), "{plan:?}");
+    let started = plan.id;
+    let task_id = expect_event(
         &s,
         &mut all,
         SETTLE,
         "status_update_event TASK_RUNNING",
-        |e| {
-            e["eventType"] == "status_update_event"
-                && e["appId"] == web
-                && e["taskStatus"] == "TASK_RUNNING"
+        |e| match e {
+            Event::StatusUpdateEvent {
+                app_id,
+                task_status,
+                task_id,
+                ..
+            } if app_id == web && task_status == "TASK_RUNNING" => Some(task_id.clone()),
+            _ => None,
         },
     );
-    let task_id = running["taskId"].as_str().unwrap_or_default().to_string();
     expect_event(&s, &mut all, SETTLE, "instance_changed_event", |e| {
-        e["eventType"] == "instance_changed_event" && e["instanceId"] == task_id.as_str()
+        matches!(e, Event::InstanceChangedEvent { instance_id, .. } if *instance_id == task_id)
+            .then_some(())
     });
     expect_event(
         &s,
@@ -1041,16 +1058,16 @@ fn the_event_stream_delivers_marathons_events() {
         SETTLE,
         "health_status_changed_event alive",
         |e| {
-            e["eventType"] == "health_status_changed_event"
-                && e["instanceId"] == task_id.as_str()
-                && e["alive"] == true
+            matches!(e, Event::HealthStatusChangedEvent { instance_id, alive: true, .. }
+                if *instance_id == task_id)
+            .then_some(())
         },
     );
     expect_event(&s, &mut all, SETTLE, "deployment_step_success", |e| {
-        e["eventType"] == "deployment_step_success" && e["plan"]["id"] == started.as_str()
+        matches!(e, Event::DeploymentStepSuccess { plan, .. } if plan.id == started).then_some(())
     });
     expect_event(&s, &mut all, SETTLE, "deployment_success", |e| {
-        e["eventType"] == "deployment_success" && e["id"] == started.as_str()
+        matches!(e, Event::DeploymentSuccess { id, .. } if *id == started).then_some(())
     });
 
     // An app whose health check fails: reported, then killed and replaced.
@@ -1063,26 +1080,35 @@ fn the_event_stream_delivers_marathons_events() {
             "intervalSeconds": 1, "delaySeconds": 0, "timeoutSeconds": 5, "maxConsecutiveFailures": 1,
         }],
     }));
-    let failed = expect_event(&s, &mut all, SETTLE, "failed_health_check_event", |e| {
-        e["eventType"] == "failed_health_check_event" && e["appId"] == sick
-    });
-    let sick_task = failed["instanceId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let sick_task = expect_event(
+        &s,
+        &mut all,
+        SETTLE,
+        "failed_health_check_event",
+        |e| match e {
+            Event::FailedHealthCheckEvent {
+                app_id,
+                instance_id,
+                ..
+            } if app_id == sick => Some(instance_id.clone()),
+            _ => None,
+        },
+    );
     expect_event(
         &s,
         &mut all,
         SETTLE,
         "health_status_changed_event not alive",
         |e| {
-            e["eventType"] == "health_status_changed_event"
-                && e["appId"] == sick
-                && e["alive"] == false
+            matches!(e, Event::HealthStatusChangedEvent { app_id, alive: false, .. }
+                if app_id == sick)
+            .then_some(())
         },
     );
     expect_event(&s, &mut all, SETTLE, "unhealthy_instance_kill_event", |e| {
-        e["eventType"] == "unhealthy_instance_kill_event" && e["instanceId"] == sick_task.as_str()
+        matches!(e, Event::UnhealthyInstanceKillEvent { instance_id, .. }
+            if *instance_id == sick_task)
+        .then_some(())
     });
     s.wait_until(SETTLE, "the unhealthy instance is replaced", |s| {
         app_tasks(s, sick).is_some_and(|ts| !ts.is_empty() && ts.iter().all(|t| t.id != sick_task))
@@ -1104,21 +1130,20 @@ fn the_event_stream_delivers_marathons_events() {
         s.fail(&format!("DELETE /v2/deployments/{stuck}: {r}"));
     }
     let rollback = r.typed::<Change>().deployment_id.unwrap_or_default();
-    let failed = expect_event(&s, &mut all, SETTLE, "deployment_failed", |e| {
-        e["eventType"] == "deployment_failed" && e["id"] == stuck.as_str()
+    let (plan, reason) = expect_event(&s, &mut all, SETTLE, "deployment_failed", |e| match e {
+        Event::DeploymentFailed { id, plan, reason } if *id == stuck => {
+            Some((plan.clone(), reason.clone()))
+        }
+        _ => None,
     });
-    assert!(
-        failed["plan"]["affectedApps"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x == web)),
-        "{failed}"
-    );
+    assert!(plan.affected_apps.iter().any(|a| a == web), "{plan:?}");
+    assert_eq!(reason, "rolled back");
     expect_event(
         &s,
         &mut all,
         SETTLE,
         "deployment_success of the rollback",
-        |e| e["eventType"] == "deployment_success" && e["id"] == rollback.as_str(),
+        |e| matches!(e, Event::DeploymentSuccess { id, .. } if *id == rollback).then_some(()),
     );
     let app = s
         .app(web)
@@ -1137,9 +1162,10 @@ fn the_event_stream_delivers_marathons_events() {
     if r.status != 200 {
         s.fail(&format!("DELETE /v2/apps{web}: {r}"));
     }
-    expect_event(&s, &mut all, SETTLE, "app_terminated_event", |e| {
-        e["eventType"] == "app_terminated_event" && e["appId"] == web
-    });
+    let terminated = |e: &Event| {
+        matches!(e, Event::AppTerminatedEvent { app_id } if app_id == web).then_some(())
+    };
+    expect_event(&s, &mut all, SETTLE, "app_terminated_event", terminated);
 
     // The filtered stream got those two types, and only them.
     expect_event(
@@ -1147,10 +1173,10 @@ fn the_event_stream_delivers_marathons_events() {
         &mut filtered,
         SETTLE,
         "app_terminated_event (filtered)",
-        |e| e["eventType"] == "app_terminated_event" && e["appId"] == web,
+        terminated,
     );
-    let types: BTreeSet<String> = event_types(filtered.seen()).into_iter().collect();
-    let wanted: BTreeSet<String> = filter.iter().map(|t| t.to_string()).collect();
+    let types: BTreeSet<&str> = event_types(filtered.seen()).into_iter().collect();
+    let wanted: BTreeSet<&str> = filter.into_iter().collect();
     assert_eq!(
         types, wanted,
         "event types on /v2/events?event_type=deployment_success&event_type=app_terminated_event"
@@ -1159,9 +1185,9 @@ fn the_event_stream_delivers_marathons_events() {
     // A subscriber that goes away is announced once the master notices (when it next writes
     // to it): more events follow until then.
     drop(filtered);
-    let detached = |e: &Value| e["eventType"] == "event_stream_detached";
+    let detached = is("event_stream_detached");
     let mut n = 0;
-    while !all.seen().iter().any(detached)
+    while !all.seen().iter().any(|e| detached(e).is_some())
         && all.wait_for(Duration::from_secs(1), detached).is_none()
     {
         n += 1;
@@ -1184,7 +1210,7 @@ fn the_event_stream_delivers_marathons_events() {
         }
     }
     drain(&mut all, Duration::from_millis(200));
-    let seen: BTreeSet<String> = event_types(all.seen()).into_iter().collect();
+    let seen: BTreeSet<&str> = event_types(all.seen()).into_iter().collect();
     for t in [
         "api_post_event",
         "status_update_event",

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use agent_support::events::EventStream;
 use agent_support::{SETTLE, Site};
-use client::{AppEnvelope, Check, ClusterHealth, Status};
+use client::{AppEnvelope, Check, ClusterHealth, Event, Status};
 use scheduler_support::site::{
     CONVERGE, ZONES, add_agents, app_tasks, pause_every_agent, processes_of, site, sleeper,
     slow_eviction_flags, start_agents, wait_app_running,
@@ -214,23 +214,10 @@ fn health_text(s: &mut Site) -> String {
         .unwrap_or_else(|| "no answer".into())
 }
 
-/// An event about a zone's state (not about one instance) that names `zone`, in `zones`
-/// (`eviction_protection_event`) or `zone`.
-fn names_zone(e: &Value, zone: &str) -> bool {
-    let about_an_instance = e.get("instanceId").is_some() || e.get("taskId").is_some();
-    let listed = e["zones"]
-        .as_array()
-        .is_some_and(|zs| zs.iter().any(|z| z == zone));
-    !about_an_instance && (listed || e["zone"] == zone)
-}
-
-/// An event without its `timestamp`, to compare what two events say.
-fn without_timestamp(e: &Value) -> Value {
-    let mut e = e.clone();
-    if let Some(o) = e.as_object_mut() {
-        o.remove("timestamp");
-    }
-    e
+/// An event about the zones' states (`eviction_protection_event`) that names `zone` among
+/// those not healthy.
+fn names_zone(e: &Event, zone: &str) -> bool {
+    matches!(e, Event::EvictionProtectionEvent { zones, .. } if zones.iter().any(|z| z == zone))
 }
 
 /// Running instances of one app in a `/v2/apps{id}` answer (0 when it is not one).
@@ -307,7 +294,9 @@ fn a_zone_cut_off_has_all_its_instances_replaced_in_the_other_zones_at_once_and_
     });
     let what = format!("an event on /v2/events names {LOST}");
     let first = events.seen().iter().any(|e| names_zone(e, LOST))
-        || events.wait_for(SETTLE, |e| names_zone(e, LOST)).is_some();
+        || events
+            .wait_for(SETTLE, |e| names_zone(e, LOST).then_some(()))
+            .is_some();
     if !first {
         s.fail(&format!(
             "no {what}; event types seen: {:?}",
@@ -316,13 +305,15 @@ fn a_zone_cut_off_has_all_its_instances_replaced_in_the_other_zones_at_once_and_
     }
     // The zone's latest state, as announced before it returns (read what is in flight).
     drain(&mut events, Duration::from_secs(1));
-    let outage_event = events
+    let Some(outage_event) = events
         .seen()
         .iter()
         .rev()
         .find(|e| names_zone(e, LOST))
-        .map(without_timestamp)
-        .unwrap_or_default();
+        .cloned()
+    else {
+        s.fail(&format!("no event naming {LOST} among those seen"));
+    };
 
     // The zone answers again. Its agents kill the originals that were replaced meanwhile; the
     // apps keep their wanted number of running instances all along (a rebalance onto the
@@ -380,13 +371,13 @@ fn a_zone_cut_off_has_all_its_instances_replaced_in_the_other_zones_at_once_and_
         Some(c) if c.is_empty() => Ok(()),
         _ => Err(health_text(s)),
     });
-    let kind = outage_event["eventType"].clone();
+    let kind = outage_event.event_type();
     let returned = events.wait_for(SETTLE, |e| {
-        e["eventType"] == kind && without_timestamp(e) != outage_event
+        (e.event_type() == kind && *e != outage_event).then_some(())
     });
     if returned.is_none() {
         s.fail(&format!(
-            "no {kind} after {LOST} returned; the outage was announced by {outage_event}; event types seen: {:?}",
+            "no {kind} after {LOST} returned; the outage was announced by {outage_event:?}; event types seen: {:?}",
             event_types(events.seen())
         ));
     }

@@ -2,9 +2,9 @@
 //! serializes them, the CLI that decodes them and the tests that read them.
 //!
 //! Marathon's v2 endpoints (`/v2/apps`, `/v2/tasks`, `/v2/deployments`, `/v2/queue`,
-//! `/v2/info`, `/v2/leader`) keep Marathon's field names (camelCase, through serde renames);
-//! the Mesos read endpoints (`mesos`) keep Mesos' names; drover's own (`/v1/nodes`,
-//! `/v1/cluster/health`, `/v1/plan`) use snake_case. A field the
+//! `/v2/info`, `/v2/leader`, the `/v2/events` stream) keep Marathon's field names
+//! (camelCase, through serde renames); the Mesos read endpoints (`mesos`) keep Mesos' names;
+//! drover's own (`/v1/nodes`, `/v1/cluster/health`, `/v1/plan`) use snake_case. A field the
 //! master sends as `null` is an `Option` that serializes as `null`; a field it leaves out is
 //! an `Option` skipped when `None`. The JSON fixtures in `tests/wire.rs` are answers of a
 //! real master: a type that drifts from the wire fails there.
@@ -14,6 +14,7 @@
 pub mod apps;
 pub mod deployments;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod mesos;
 pub mod nodes;
@@ -25,6 +26,7 @@ pub mod tasks;
 pub use apps::{App, AppEnvelope, AppList, Change, TaskCounts, VersionInfo, Versions};
 pub use deployments::{CurrentAction, Deployment, DeploymentRef, Step, StepAction};
 pub use error::{DecodeError, ErrorBody, ErrorDetail, Refusal, decode};
+pub use events::{Event, Stamped};
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};
 pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};

@@ -252,6 +252,122 @@ fn mesos_dns_leader_round_trips() {
     round_trip::<Vec<mesos::DnsHost>>(MESOS_DNS_LEADER);
 }
 
+/// Decodes an event as `/v2/events` carried it, checks its kind, and serializes it again to
+/// the very same text: the master publishes this type, so its field order is the wire's too.
+fn event_round_trip(fixture: &str, kind: &str) -> Stamped {
+    let stamped = round_trip::<Stamped>(fixture);
+    assert_eq!(stamped.event.event_type(), kind);
+    let text = serde_json::to_string(&stamped).expect("the event serializes");
+    assert_eq!(text, fixture, "the event is not the wire's text");
+    stamped
+}
+
+#[test]
+fn status_update_round_trips() {
+    event_round_trip(STATUS_UPDATE_EVENT, "status_update_event");
+}
+
+#[test]
+fn instance_changed_round_trips() {
+    event_round_trip(INSTANCE_CHANGED_EVENT, "instance_changed_event");
+}
+
+#[test]
+fn health_status_changed_round_trips() {
+    event_round_trip(HEALTH_STATUS_CHANGED_EVENT, "health_status_changed_event");
+}
+
+#[test]
+fn failed_health_check_round_trips() {
+    event_round_trip(FAILED_HEALTH_CHECK_EVENT, "failed_health_check_event");
+}
+
+#[test]
+fn unhealthy_instance_kill_round_trips() {
+    event_round_trip(
+        UNHEALTHY_INSTANCE_KILL_EVENT,
+        "unhealthy_instance_kill_event",
+    );
+}
+
+#[test]
+fn api_post_round_trips() {
+    event_round_trip(API_POST_EVENT, "api_post_event");
+}
+
+#[test]
+fn deployment_info_round_trips() {
+    event_round_trip(DEPLOYMENT_INFO, "deployment_info");
+}
+
+#[test]
+fn deployment_success_round_trips() {
+    event_round_trip(DEPLOYMENT_SUCCESS, "deployment_success");
+}
+
+#[test]
+fn deployment_failed_round_trips() {
+    event_round_trip(DEPLOYMENT_FAILED, "deployment_failed");
+}
+
+#[test]
+fn deployment_step_success_round_trips() {
+    event_round_trip(DEPLOYMENT_STEP_SUCCESS, "deployment_step_success");
+}
+
+#[test]
+fn app_terminated_round_trips() {
+    event_round_trip(APP_TERMINATED_EVENT, "app_terminated_event");
+}
+
+#[test]
+fn eviction_protection_round_trips() {
+    event_round_trip(EVICTION_PROTECTION_EVENT, "eviction_protection_event");
+}
+
+#[test]
+fn event_stream_attached_round_trips() {
+    event_round_trip(EVENT_STREAM_ATTACHED, "event_stream_attached");
+}
+
+#[test]
+fn event_stream_detached_round_trips() {
+    event_round_trip(EVENT_STREAM_DETACHED, "event_stream_detached");
+}
+
+#[test]
+fn an_events_type_is_its_tag() {
+    let stamped = event_round_trip(STATUS_UPDATE_EVENT, "status_update_event");
+    let Event::StatusUpdateEvent {
+        task_status,
+        message,
+        zone,
+        ..
+    } = &stamped.event
+    else {
+        panic!("not a status update: {stamped:?}");
+    };
+    assert_eq!(task_status, "TASK_KILLED");
+    assert!(message.as_deref().is_some_and(|m| m.contains("SIGTERM")));
+    assert_eq!(zone.as_deref(), Some("local-a"));
+    let wire: Value = serde_json::from_str(DEPLOYMENT_INFO).expect("JSON");
+    let Event::DeploymentInfo { plan, current_step } = decode::<Stamped>("GET /v2/events", wire)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .event
+    else {
+        panic!("not a deployment_info");
+    };
+    assert_eq!(current_step.as_ref(), plan.steps.first());
+}
+
+#[test]
+fn an_unknown_event_type_is_an_error_naming_it() {
+    let wire =
+        serde_json::json!({"eventType": "no_such_event", "timestamp": "2026-12-01T15:10:05.488Z"});
+    let error = decode::<Stamped>("GET /v2/events", wire).expect_err("an unknown kind");
+    assert!(error.problem.contains("no_such_event"), "{error}");
+}
+
 const NODES: &str = r#"{
  "local_region": "local",
  "nodes": [
@@ -1385,3 +1501,35 @@ const MESOS_DNS_LEADER: &str = r#"[
   "ip": "127.0.0.1"
  }
 ]"#;
+
+// `/v2/events` of a one-master `drover dev` (main at bfa72e7, two agents in zones local-a and
+// local-b; apps /web, /sick with a failing health check, /stuck too big; the /stuck deployment
+// cancelled, /web changed, /stuck deleted, the local-b agent stopped), one event of each kind.
+
+const STATUS_UPDATE_EVENT: &str = r#"{"eventType":"status_update_event","appId":"/sick","taskId":"sick.instance-a9e05c91-dcd7-4b1c-8b5d-10a5deceebe5","instanceId":"sick.instance-a9e05c91-dcd7-4b1c-8b5d-10a5deceebe5","taskStatus":"TASK_KILLED","message":"killed on request; it was ended by signal SIGTERM (15)","host":"agent-local-a-1","agentId":"2c8dc250-bb52-4bef-b30c-ae6643cc395c","slaveId":"2c8dc250-bb52-4bef-b30c-ae6643cc395c","ports":[31001],"version":"2026-12-01T15:10:06.489Z","region":"local","zone":"local-a","timestamp":"2026-12-01T15:10:21.908Z"}"#;
+
+const INSTANCE_CHANGED_EVENT: &str = r#"{"eventType":"instance_changed_event","instanceId":"web.instance-997ce7d4-b0ff-4845-84e7-9f9261aefd3c","runSpecId":"/web","agentId":"2c8dc250-bb52-4bef-b30c-ae6643cc395c","host":"agent-local-a-1","runSpecVersion":"2026-12-01T15:10:06.469Z","condition":"Staging","timestamp":"2026-12-01T15:10:06.760Z"}"#;
+
+const HEALTH_STATUS_CHANGED_EVENT: &str = r#"{"eventType":"health_status_changed_event","appId":"/web","instanceId":"web.instance-997ce7d4-b0ff-4845-84e7-9f9261aefd3c","version":"2026-12-01T15:10:06.469Z","alive":true,"timestamp":"2026-12-01T15:10:21.698Z"}"#;
+
+const FAILED_HEALTH_CHECK_EVENT: &str = r#"{"eventType":"failed_health_check_event","appId":"/sick","instanceId":"sick.instance-a9e05c91-dcd7-4b1c-8b5d-10a5deceebe5","taskId":"sick.instance-a9e05c91-dcd7-4b1c-8b5d-10a5deceebe5","version":"2026-12-01T15:10:06.489Z","cause":"GET http://127.0.0.1:31001/: Connection refused (os error 111)","timestamp":"2026-12-01T15:10:21.699Z"}"#;
+
+const UNHEALTHY_INSTANCE_KILL_EVENT: &str = r#"{"eventType":"unhealthy_instance_kill_event","appId":"/sick","instanceId":"sick.instance-a9e05c91-dcd7-4b1c-8b5d-10a5deceebe5","taskId":"sick.instance-a9e05c91-dcd7-4b1c-8b5d-10a5deceebe5","version":"2026-12-01T15:10:06.489Z","reason":"failed health checks","host":"agent-local-a-1","timestamp":"2026-12-01T15:10:21.757Z"}"#;
+
+const API_POST_EVENT: &str = r#"{"eventType":"api_post_event","clientIp":null,"uri":"/v2/apps/web","appDefinition":{"id":"/web","cmd":"python3 -m http.server \"$PORT0\"","instances":1,"cpus":0.1,"mem":48.0,"disk":0.0,"portDefinitions":[{"port":0,"protocol":"tcp","name":"http"}],"requirePorts":false,"env":{},"labels":{},"constraints":[],"healthChecks":[{"protocol":"HTTP","gracePeriodSeconds":5.0,"intervalSeconds":1.0,"timeoutSeconds":1.0,"maxConsecutiveFailures":3,"delaySeconds":15.0,"path":"/","ignoreHttp1xx":false,"portIndex":0}],"upgradeStrategy":{"minimumHealthCapacity":1.0,"maximumOverCapacity":1.0},"backoffSeconds":1.0,"backoffFactor":1.15,"maxLaunchDelaySeconds":300.0,"killSelection":"YOUNGEST_FIRST","unreachableStrategy":{"inactiveAfterSeconds":0.0,"expungeAfterSeconds":0.0},"version":"2026-12-01T15:10:32.771Z","versionInfo":{"lastConfigChangeAt":"2026-12-01T15:10:32.771Z","lastScalingAt":"2026-12-01T15:10:32.771Z"}},"timestamp":"2026-12-01T15:10:32.784Z"}"#;
+
+const DEPLOYMENT_INFO: &str = r#"{"eventType":"deployment_info","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:06.472Z"}"#;
+
+const DEPLOYMENT_SUCCESS: &str = r#"{"eventType":"deployment_success","id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
+
+const DEPLOYMENT_FAILED: &str = r#"{"eventType":"deployment_failed","id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","plan":{"id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","version":"2026-12-01T15:10:06.516Z","affectedApps":["/stuck"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/stuck"}]}],"currentActions":[{"action":"StartApplication","app":"/stuck","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"reason":"cancelled","timestamp":"2026-12-01T15:10:32.760Z"}"#;
+
+const DEPLOYMENT_STEP_SUCCESS: &str = r#"{"eventType":"deployment_step_success","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
+
+const APP_TERMINATED_EVENT: &str = r#"{"eventType":"app_terminated_event","appId":"/stuck","timestamp":"2026-12-01T15:10:32.796Z"}"#;
+
+const EVICTION_PROTECTION_EVENT: &str = r#"{"eventType":"eviction_protection_event","engaged":true,"cutOff":false,"zones":["local-b"],"zoneStates":{"local-a":"healthy","local-b":"outage"},"reason":"zone local-b is out (1 of 1 agents unreachable): its instances are replaced at once in the other zones","timestamp":"2026-12-01T15:10:47.520Z"}"#;
+
+const EVENT_STREAM_ATTACHED: &str = r#"{"eventType":"event_stream_attached","remoteAddress":"client","timestamp":"2026-12-01T15:10:05.488Z"}"#;
+
+const EVENT_STREAM_DETACHED: &str = r#"{"eventType":"event_stream_detached","remoteAddress":"client","timestamp":"2026-12-01T15:10:43.237Z"}"#;

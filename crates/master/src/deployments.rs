@@ -4,7 +4,6 @@
 //! against other changes unless they are forced, and says what is in progress.
 
 use domain::AppId;
-use serde_json::Value;
 use state::{ClusterState, Deployment, DeploymentAction, DeploymentStep, Instance};
 
 /// What a deployment does to its app (Marathon's action names).
@@ -113,9 +112,4 @@ pub fn wire(d: &Deployment) -> client::Deployment {
         current_step: d.current_step,
         total_steps: d.steps.len(),
     }
-}
-
-/// Marathon's JSON for a deployment (in events).
-pub fn to_json(d: &Deployment) -> Value {
-    serde_json::to_value(wire(d)).unwrap_or(Value::Null)
 }

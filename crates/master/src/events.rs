@@ -1,5 +1,6 @@
 //! The event bus behind `GET /v2/events` (Marathon's SSE stream). Events are published on
-//! the leader, where every request and agent report lands; followers relay the stream.
+//! the leader, where every request and agent report lands; followers relay the stream. The
+//! events are `client::events`' types: the master sends what the CLI and the tests read.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,197 +8,15 @@ use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use domain::AgentId;
-use serde::Serialize;
+pub use client::events::Event;
+use client::events::Stamped;
 use serde_json::{Value, json};
-use state::InstanceId;
 use tokio::sync::broadcast;
 
 use crate::clock::{self, Clock, SystemClock};
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const BACKLOG: usize = 4096;
-
-/// An event of Marathon's event bus, with the fields Marathon's JSON carries (camelCase; the
-/// variant is `eventType`). Published after the change it describes has committed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(
-    tag = "eventType",
-    rename_all = "snake_case",
-    rename_all_fields = "camelCase"
-)]
-pub enum Event {
-    /// An instance's condition changed (Mesos's task status update).
-    StatusUpdateEvent {
-        /// The app.
-        app_id: String,
-        /// The task (= instance) id.
-        task_id: InstanceId,
-        /// The instance id.
-        instance_id: InstanceId,
-        /// Mesos's name for the condition, `TASK_RUNNING` etc.
-        task_status: &'static str,
-        /// What the agent said about it, if anything.
-        message: Option<String>,
-        /// The agent's hostname.
-        host: String,
-        /// The agent.
-        agent_id: AgentId,
-        /// The agent, under Mesos's name.
-        slave_id: AgentId,
-        /// Host ports.
-        ports: Vec<u64>,
-        /// The app version it runs.
-        version: String,
-        /// The agent's region.
-        region: Option<String>,
-        /// The agent's zone.
-        zone: Option<String>,
-    },
-    /// An instance's condition changed (Marathon's instance view).
-    InstanceChangedEvent {
-        /// The instance.
-        instance_id: InstanceId,
-        /// The app.
-        run_spec_id: String,
-        /// The agent.
-        agent_id: AgentId,
-        /// The agent's hostname.
-        host: String,
-        /// The app version.
-        run_spec_version: String,
-        /// The new condition, `Running` etc.
-        condition: String,
-    },
-    /// A task's health changed.
-    HealthStatusChangedEvent {
-        /// The app.
-        app_id: String,
-        /// The instance.
-        instance_id: InstanceId,
-        /// The app version.
-        version: String,
-        /// Healthy or not.
-        alive: bool,
-    },
-    /// A health check failed.
-    FailedHealthCheckEvent {
-        /// The app.
-        app_id: String,
-        /// The instance.
-        instance_id: InstanceId,
-        /// The task (= instance).
-        task_id: InstanceId,
-        /// The app version.
-        version: String,
-        /// Why, as the check saw it.
-        cause: Option<String>,
-    },
-    /// An instance is killed for failing its health checks.
-    UnhealthyInstanceKillEvent {
-        /// The app.
-        app_id: String,
-        /// The instance.
-        instance_id: InstanceId,
-        /// The task (= instance).
-        task_id: InstanceId,
-        /// The app version.
-        version: String,
-        /// Why.
-        reason: String,
-        /// The agent's hostname.
-        host: Option<String>,
-    },
-    /// An app was created or changed through the API.
-    ApiPostEvent {
-        /// The caller's address (not recorded).
-        client_ip: Option<String>,
-        /// The request's path.
-        uri: String,
-        /// The definition as stored.
-        app_definition: Value,
-    },
-    /// A deployment started.
-    DeploymentInfo {
-        /// The plan (Marathon's deployment JSON).
-        plan: Value,
-        /// Its current step.
-        current_step: Value,
-    },
-    /// A deployment finished.
-    DeploymentSuccess {
-        /// Its id.
-        id: String,
-        /// The plan.
-        plan: Value,
-    },
-    /// A deployment was rolled back or cancelled.
-    DeploymentFailed {
-        /// Its id.
-        id: String,
-        /// The plan.
-        plan: Value,
-        /// `rolled back` or `cancelled`.
-        reason: String,
-    },
-    /// A step of a deployment finished.
-    DeploymentStepSuccess {
-        /// The plan.
-        plan: Value,
-        /// The step that finished.
-        current_step: Value,
-    },
-    /// An app was deleted.
-    AppTerminatedEvent {
-        /// The app.
-        app_id: String,
-    },
-    /// Mass eviction protection changed (drover's own event).
-    EvictionProtectionEvent {
-        /// Whether it holds anything back.
-        engaged: bool,
-        /// Every zone looks unreachable.
-        cut_off: bool,
-        /// The zones that are not healthy.
-        zones: Vec<String>,
-        /// Every zone's state: `healthy`, `partly-unreachable`, `outage` or `cut-off`.
-        zone_states: std::collections::BTreeMap<String, String>,
-        /// For people.
-        reason: String,
-    },
-    /// A subscriber attached to the stream.
-    EventStreamAttached {
-        /// Its address (not recorded).
-        remote_address: String,
-    },
-    /// A subscriber went away.
-    EventStreamDetached {
-        /// Its address (not recorded).
-        remote_address: String,
-    },
-}
-
-impl Event {
-    /// Marathon's name for the event, as `eventType` and the SSE event name carry it.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Event::StatusUpdateEvent { .. } => "status_update_event",
-            Event::InstanceChangedEvent { .. } => "instance_changed_event",
-            Event::HealthStatusChangedEvent { .. } => "health_status_changed_event",
-            Event::FailedHealthCheckEvent { .. } => "failed_health_check_event",
-            Event::UnhealthyInstanceKillEvent { .. } => "unhealthy_instance_kill_event",
-            Event::ApiPostEvent { .. } => "api_post_event",
-            Event::DeploymentInfo { .. } => "deployment_info",
-            Event::DeploymentSuccess { .. } => "deployment_success",
-            Event::DeploymentFailed { .. } => "deployment_failed",
-            Event::DeploymentStepSuccess { .. } => "deployment_step_success",
-            Event::AppTerminatedEvent { .. } => "app_terminated_event",
-            Event::EvictionProtectionEvent { .. } => "eviction_protection_event",
-            Event::EventStreamAttached { .. } => "event_stream_attached",
-            Event::EventStreamDetached { .. } => "event_stream_detached",
-        }
-    }
-}
 
 /// One published event: its type and its JSON, with `eventType` and `timestamp`.
 #[derive(Debug, Clone)]
@@ -234,11 +53,12 @@ impl EventBus {
     /// Publishes an event, stamped with the time of the bus's clock.
     pub fn publish(&self, event: Event) {
         let event_type = event.event_type();
-        let mut body = serde_json::to_value(&event).unwrap_or_else(|_| json!({}));
-        if let Some(b) = body.as_object_mut() {
-            b.insert("eventType".into(), json!(event_type));
-            b.insert("timestamp".into(), json!(clock::iso(self.clock.now_ms())));
-        }
+        let stamped = Stamped {
+            event,
+            timestamp: clock::iso(self.clock.now_ms()),
+        };
+        // An event is strings, numbers and JSON values: it always encodes.
+        let body = serde_json::to_value(&stamped).unwrap_or_else(|_| json!({}));
         // No subscriber is not an error.
         let _ = self.sender.send(Published { event_type, body });
     }
@@ -310,7 +130,7 @@ mod tests {
             app_id: "/web".into(),
             task_id: "web.instance-1".into(),
             instance_id: "web.instance-1".into(),
-            task_status: "TASK_RUNNING",
+            task_status: "TASK_RUNNING".into(),
             message: None,
             host: "h1".into(),
             agent_id: "a1".into(),
@@ -322,6 +142,20 @@ mod tests {
         });
         let got = rx.try_recv().expect("published");
         assert_eq!(got.event_type, "status_update_event");
+        let keys: Vec<&str> = got
+            .body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            (keys.first(), keys.last()),
+            (Some(&"eventType"), Some(&"timestamp")),
+            "Marathon's order: the type first, the time last"
+        );
+        let read: Stamped = client::decode("/v2/events", got.body.clone()).expect("decodes");
+        assert_eq!(read.event.event_type(), "status_update_event");
         let mut body = got.body;
         let stamp = body
             .as_object_mut()

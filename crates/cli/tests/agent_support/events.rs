@@ -1,5 +1,6 @@
 //! A reader of a master's `GET /v2/events` stream (Server-Sent Events), for tests that wait
-//! for an event. A thread reads the stream and hands every event's JSON to the test.
+//! for an event. A thread reads the stream and hands every event to the test, decoded into
+//! `client::events::Event` (an event that does not decode fails the test: the wire drifted).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,13 +10,16 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use client::events::{Event, Stamped};
+
+/// What the reader thread hands over: an event, or the data that is not one and why.
+type Received = Result<Event, String>;
 
 /// An open `/v2/events` subscription; closed on drop.
 pub struct EventStream {
-    events: Receiver<Value>,
+    events: Receiver<Received>,
     /// Every event received so far, for failure messages.
-    seen: Vec<Value>,
+    seen: Vec<Event>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
 }
@@ -93,7 +97,7 @@ impl EventStream {
                 if let Some(d) = text.strip_prefix("data:") {
                     data.push_str(d.trim_start());
                 } else if text.is_empty() && !data.is_empty() {
-                    let event = serde_json::from_str(&data).unwrap_or(Value::String(data.clone()));
+                    let event = decode(&data);
                     data.clear();
                     if tx.send(event).is_err() {
                         return;
@@ -109,19 +113,27 @@ impl EventStream {
         })
     }
 
-    /// Waits up to `timeout` for an event that satisfies `pred`; events before it are
-    /// skipped (and kept for [`EventStream::seen`]).
-    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    /// Waits up to `timeout` for an event that `pick` picks (`Some`), and returns what it
+    /// picked; events before it are skipped (and kept for [`EventStream::seen`]). Panics on
+    /// an event that does not decode.
+    #[track_caller]
+    pub fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        pick: impl Fn(&Event) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if pred(&event) {
-                        return Some(event);
+                Ok(Ok(event)) => {
+                    let picked = pick(&event);
+                    self.seen.push(event);
+                    if picked.is_some() {
+                        return picked;
                     }
                 }
+                Ok(Err(bad)) => panic!("{bad}"),
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
                     return None;
                 }
@@ -130,9 +142,19 @@ impl EventStream {
     }
 
     /// The events received so far (as far as [`EventStream::wait_for`] read).
-    pub fn seen(&self) -> &[Value] {
+    pub fn seen(&self) -> &[Event] {
         &self.seen
     }
+}
+
+/// One message's data as an event (its timestamp checked for shape, then dropped: no test
+/// reads the time).
+fn decode(data: &str) -> Received {
+    let bad = |why: String| format!("an event on /v2/events is not one: {why}; its data: {data}");
+    let json = serde_json::from_str(data).map_err(|e| bad(e.to_string()))?;
+    client::decode::<Stamped>("GET /v2/events", json)
+        .map(|s| s.event)
+        .map_err(|e| bad(e.to_string()))
 }
 
 impl Drop for EventStream {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use client::App;
+use client::{App, Event};
 use serde_json::Value;
 
 use crate::agent_support::Site;
@@ -257,21 +257,22 @@ impl<T: Send + 'static> Drop for Sampler<T> {
     }
 }
 
-/// The first event that satisfies `pred`, among those `events` has already read or those it
-/// reads within `timeout`; fails the test with the events seen and every log otherwise.
+/// What `pick` picks from the first event it picks (`Some`), among those `events` has
+/// already read or those it reads within `timeout`; fails the test with the events seen and
+/// every log otherwise.
 #[track_caller]
-pub fn expect_event(
+pub fn expect_event<T>(
     s: &Site,
     events: &mut EventStream,
     timeout: Duration,
     what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    if let Some(e) = events.seen().iter().find(|e| pred(e)) {
-        return e.clone();
+    pick: impl Fn(&Event) -> Option<T>,
+) -> T {
+    if let Some(picked) = events.seen().iter().find_map(&pick) {
+        return picked;
     }
-    match events.wait_for(timeout, &pred) {
-        Some(e) => e,
+    match events.wait_for(timeout, &pick) {
+        Some(picked) => picked,
         None => s.fail(&format!(
             "no event on /v2/events: {what}; event types seen: {:?}",
             event_types(events.seen())
@@ -280,16 +281,13 @@ pub fn expect_event(
 }
 
 /// The `eventType` of each event, in order.
-pub fn event_types(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["eventType"].as_str().unwrap_or("?").to_string())
-        .collect()
+pub fn event_types(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(Event::event_type).collect()
 }
 
 /// Reads whatever `events` has received for up to `timeout` (to collect what a step caused).
 pub fn drain(events: &mut EventStream, timeout: Duration) {
-    let _ = events.wait_for(timeout, |_| false);
+    let _ = events.wait_for(timeout, |_| None::<()>);
 }
 
 /// Polls `f` until it returns `Ok`; on timeout fails with `what`, the last `Err` (what the

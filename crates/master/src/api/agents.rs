@@ -295,7 +295,7 @@ pub async fn status(
             if before != Some(h.healthy) {
                 events.publish(Event::HealthStatusChangedEvent {
                     app_id: inst.app_id.to_string(),
-                    instance_id: inst.id.clone(),
+                    instance_id: inst.id.to_string(),
                     version: inst.app_version.clone(),
                     alive: h.healthy,
                 });
@@ -303,8 +303,8 @@ pub async fn status(
             if !h.healthy {
                 events.publish(Event::FailedHealthCheckEvent {
                     app_id: inst.app_id.to_string(),
-                    instance_id: inst.id.clone(),
-                    task_id: inst.id.clone(),
+                    instance_id: inst.id.to_string(),
+                    task_id: inst.id.to_string(),
                     version: inst.app_version.clone(),
                     cause: h.last_failure_cause.clone(),
                 });
@@ -362,22 +362,22 @@ pub async fn status(
                 .unwrap_or_default();
             events.publish(Event::StatusUpdateEvent {
                 app_id: inst.app_id.to_string(),
-                task_id: inst.id.clone(),
-                instance_id: inst.id.clone(),
-                task_status: mesos_task_state(*condition),
+                task_id: inst.id.to_string(),
+                instance_id: inst.id.to_string(),
+                task_status: mesos_task_state(*condition).to_string(),
                 message: message.map(str::to_string),
                 host: host.clone(),
-                agent_id: inst.agent_id.clone(),
-                slave_id: inst.agent_id.clone(),
+                agent_id: inst.agent_id.to_string(),
+                slave_id: inst.agent_id.to_string(),
                 ports: inst.ports.clone(),
                 version: inst.app_version.clone(),
                 region,
                 zone,
             });
             events.publish(Event::InstanceChangedEvent {
-                instance_id: inst.id.clone(),
+                instance_id: inst.id.to_string(),
                 run_spec_id: inst.app_id.to_string(),
-                agent_id: inst.agent_id.clone(),
+                agent_id: inst.agent_id.to_string(),
                 host,
                 run_spec_version: inst.app_version.clone(),
                 condition: format!("{condition:?}"),

@@ -196,12 +196,12 @@ async fn start_deployment(
 ) -> Result<String, ApiError> {
     let deployment = deployments::new(app, version, action, m.clock().now_ms());
     let id = deployment.id.clone();
-    let plan = deployments::to_json(&deployment);
+    let plan = deployments::wire(&deployment);
     m.write(Command::PutDeployment { deployment, force })
         .await?;
     events.publish(Event::DeploymentInfo {
-        current_step: plan["steps"][0].clone(),
-        plan: plan.clone(),
+        current_step: plan.steps.first().cloned(),
+        plan,
     });
     Ok(id)
 }

@@ -50,7 +50,7 @@ pub async fn delete(
         .await?;
     events.publish(Event::DeploymentFailed {
         id: id.clone(),
-        plan: deployments::to_json(&deployment),
+        plan: deployments::wire(&deployment),
         reason: if force { "cancelled" } else { "rolled back" }.into(),
     });
     if force {

@@ -31,8 +31,8 @@ pub fn unknown(app: &AppDefinition, obs: &Observations, inst: &Instance) -> bool
 pub fn kill_event(state: &ClusterState, app_id: &AppId, inst: &Instance) -> Announcement {
     Announcement::new(Event::UnhealthyInstanceKillEvent {
         app_id: app_id.to_string(),
-        instance_id: inst.id.clone(),
-        task_id: inst.id.clone(),
+        instance_id: inst.id.to_string(),
+        task_id: inst.id.to_string(),
         version: inst.app_version.clone(),
         reason: "failed health checks".into(),
         host: state

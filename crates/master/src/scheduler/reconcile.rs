@@ -239,19 +239,19 @@ fn batch(plan: &mut Plan, now: u64) -> Option<Command> {
 fn finished_events(finished: &[Deployment]) -> Vec<Announcement> {
     let mut events = Vec::new();
     for d in finished {
-        let json = deployments::to_json(d);
+        let plan = deployments::wire(d);
         let done = Requires::DeploymentDeleted(d.id.clone());
         events.push(
             Announcement::new(Event::DeploymentStepSuccess {
-                current_step: json["steps"][0].clone(),
-                plan: json.clone(),
+                current_step: plan.steps.first().cloned(),
+                plan: plan.clone(),
             })
             .requiring(done.clone()),
         );
         events.push(
             Announcement::new(Event::DeploymentSuccess {
                 id: d.id.clone(),
-                plan: json,
+                plan,
             })
             .requiring(done),
         );

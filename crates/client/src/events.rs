@@ -1,0 +1,201 @@
+//! `GET /v2/events`: Marathon's event stream (Server-Sent Events), one [`Stamped`] event in
+//! each message's data, its `eventType` also the SSE event name.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::deployments::{Deployment, Step};
+
+/// An event as the stream carries it: the event, and when the master published it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// The event, with its `eventType`.
+    #[serde(flatten)]
+    pub event: Event,
+    /// When it was published (ISO 8601, the publishing master's clock).
+    pub timestamp: String,
+}
+
+/// An event of Marathon's event bus, with the fields Marathon's JSON carries (camelCase; the
+/// variant is `eventType`). Published after the change it describes has committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "eventType",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Event {
+    /// An instance's condition changed (Mesos's task status update).
+    StatusUpdateEvent {
+        /// The app.
+        app_id: String,
+        /// The task (= instance) id.
+        task_id: String,
+        /// The instance id.
+        instance_id: String,
+        /// Mesos's name for the condition, `TASK_RUNNING` etc.
+        task_status: String,
+        /// What the agent said about it, if anything.
+        message: Option<String>,
+        /// The agent's hostname.
+        host: String,
+        /// The agent.
+        agent_id: String,
+        /// The agent, under Mesos's name.
+        slave_id: String,
+        /// Host ports.
+        ports: Vec<u64>,
+        /// The app version it runs.
+        version: String,
+        /// The agent's region.
+        region: Option<String>,
+        /// The agent's zone.
+        zone: Option<String>,
+    },
+    /// An instance's condition changed (Marathon's instance view).
+    InstanceChangedEvent {
+        /// The instance.
+        instance_id: String,
+        /// The app.
+        run_spec_id: String,
+        /// The agent.
+        agent_id: String,
+        /// The agent's hostname.
+        host: String,
+        /// The app version.
+        run_spec_version: String,
+        /// The new condition, `Running` etc.
+        condition: String,
+    },
+    /// A task's health changed.
+    HealthStatusChangedEvent {
+        /// The app.
+        app_id: String,
+        /// The instance.
+        instance_id: String,
+        /// The app version.
+        version: String,
+        /// Healthy or not.
+        alive: bool,
+    },
+    /// A health check failed.
+    FailedHealthCheckEvent {
+        /// The app.
+        app_id: String,
+        /// The instance.
+        instance_id: String,
+        /// The task (= instance).
+        task_id: String,
+        /// The app version.
+        version: String,
+        /// Why, as the check saw it.
+        cause: Option<String>,
+    },
+    /// An instance is killed for failing its health checks.
+    UnhealthyInstanceKillEvent {
+        /// The app.
+        app_id: String,
+        /// The instance.
+        instance_id: String,
+        /// The task (= instance).
+        task_id: String,
+        /// The app version.
+        version: String,
+        /// Why.
+        reason: String,
+        /// The agent's hostname.
+        host: Option<String>,
+    },
+    /// An app was created or changed through the API.
+    ApiPostEvent {
+        /// The caller's address (not recorded).
+        client_ip: Option<String>,
+        /// The request's path.
+        uri: String,
+        /// The definition as stored (with its status after a create, as `POST /v2/apps`
+        /// answers; the definition alone after a change).
+        app_definition: Value,
+    },
+    /// A deployment started.
+    DeploymentInfo {
+        /// The plan (as `/v2/deployments` shows it).
+        plan: Deployment,
+        /// Its current step (none for a plan without steps).
+        current_step: Option<Step>,
+    },
+    /// A deployment finished.
+    DeploymentSuccess {
+        /// Its id.
+        id: String,
+        /// The plan.
+        plan: Deployment,
+    },
+    /// A deployment was rolled back or cancelled.
+    DeploymentFailed {
+        /// Its id.
+        id: String,
+        /// The plan.
+        plan: Deployment,
+        /// `rolled back` or `cancelled`.
+        reason: String,
+    },
+    /// A step of a deployment finished.
+    DeploymentStepSuccess {
+        /// The plan.
+        plan: Deployment,
+        /// The step that finished (none for a plan without steps).
+        current_step: Option<Step>,
+    },
+    /// An app was deleted.
+    AppTerminatedEvent {
+        /// The app.
+        app_id: String,
+    },
+    /// Mass eviction protection changed (drover's own event).
+    EvictionProtectionEvent {
+        /// Whether it holds anything back.
+        engaged: bool,
+        /// Every zone looks unreachable.
+        cut_off: bool,
+        /// The zones that are not healthy.
+        zones: Vec<String>,
+        /// Every zone's state: `healthy`, `partly-unreachable`, `outage` or `cut-off`.
+        zone_states: BTreeMap<String, String>,
+        /// For people.
+        reason: String,
+    },
+    /// A subscriber attached to the stream.
+    EventStreamAttached {
+        /// Its address (not recorded).
+        remote_address: String,
+    },
+    /// A subscriber went away.
+    EventStreamDetached {
+        /// Its address (not recorded).
+        remote_address: String,
+    },
+}
+
+impl Event {
+    /// Marathon's name for the event, as `eventType` and the SSE event name carry it.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::StatusUpdateEvent { .. } => "status_update_event",
+            Event::InstanceChangedEvent { .. } => "instance_changed_event",
+            Event::HealthStatusChangedEvent { .. } => "health_status_changed_event",
+            Event::FailedHealthCheckEvent { .. } => "failed_health_check_event",
+            Event::UnhealthyInstanceKillEvent { .. } => "unhealthy_instance_kill_event",
+            Event::ApiPostEvent { .. } => "api_post_event",
+            Event::DeploymentInfo { .. } => "deployment_info",
+            Event::DeploymentSuccess { .. } => "deployment_success",
+            Event::DeploymentFailed { .. } => "deployment_failed",
+            Event::DeploymentStepSuccess { .. } => "deployment_step_success",
+            Event::AppTerminatedEvent { .. } => "app_terminated_event",
+            Event::EvictionProtectionEvent { .. } => "eviction_protection_event",
+            Event::EventStreamAttached { .. } => "event_stream_attached",
+            Event::EventStreamDetached { .. } => "event_stream_detached",
+        }
+    }
+}
