@@ -82,19 +82,27 @@ impl AgentView {
         self.lock().last_seen.get(agent).copied()
     }
 
-    /// The agents among `candidates` that `overdue` finds silent, given when each was last
-    /// heard from (`None`: never, by this master). One look under one lock, however many
-    /// agents there are.
+    /// Which of `candidates` are silent at `now`, given each one's deadline (from when it was
+    /// last heard from, `None`: never by this master), and the earliest deadline of the
+    /// others: nothing can be silent before it, since heartbeats only move deadlines later.
+    /// One look under one lock, however many agents there are.
     pub fn silent<'a>(
         &self,
         candidates: impl Iterator<Item = &'a AgentId>,
-        overdue: impl Fn(Option<Instant>) -> bool,
-    ) -> Vec<AgentId> {
+        deadline: impl Fn(Option<Instant>) -> Instant,
+        now: Instant,
+    ) -> Silence {
         let v = self.lock();
-        candidates
-            .filter(|id| overdue(v.last_seen.get(*id).copied()))
-            .cloned()
-            .collect()
+        let mut silence = Silence::default();
+        for id in candidates {
+            let due = deadline(v.last_seen.get(id).copied());
+            if now > due {
+                silence.lost.push(id.clone());
+            } else {
+                silence.next = Some(silence.next.map_or(due, |n: Instant| n.min(due)));
+            }
+        }
+        silence
     }
 
     /// The agent's last measured round-trip time to the leader.
@@ -140,8 +148,19 @@ impl AgentView {
     }
 }
 
-/// How often liveness looks for silent agents: agents are marked unreachable up to this late.
+/// Liveness looks for silent agents at the earliest deadline among them, but at most this
+/// often: agents are marked unreachable up to this late (at rest, with heartbeats every
+/// second, it looks once per unreachable timeout, not four times a second).
 pub const LIVENESS_TICK: Duration = Duration::from_millis(250);
+
+/// What one look for silent agents found ([`AgentView::silent`]).
+#[derive(Debug, Default)]
+pub struct Silence {
+    /// Agents past their deadline.
+    pub lost: Vec<AgentId>,
+    /// The earliest deadline of the others (`None`: no other agent).
+    pub next: Option<Instant>,
+}
 
 /// Agents marked unreachable in one commit (a batch of a few hundred bytes each, far below
 /// the log's entry limit).
@@ -182,52 +201,62 @@ impl LeaderService for Liveness {
             let elected = Instant::now();
             let grace = node.config().agent_reregistration_grace;
             let timeout = node.config().agent_unreachable_after;
-            let mut tick = tokio::time::interval(LIVENESS_TICK);
             loop {
-                tick.tick().await;
                 let now = Instant::now();
-                let overdue = |heard: Option<Instant>| {
-                    let deadline = match heard {
-                        Some(t) => (t + timeout).max(elected + grace),
-                        None => elected + grace,
-                    };
-                    now > deadline
+                let deadline = |heard: Option<Instant>| match heard {
+                    Some(t) => (t + timeout).max(elected + grace),
+                    None => elected + grace,
                 };
-                let lost = node.state().read(|a| {
+                let Silence { lost, next } = node.state().read(|a| {
                     let active = a
                         .state
                         .agents()
                         .values()
                         .filter(|r| r.state == AgentState::Active);
-                    agents.silent(active.map(|r| &r.agent.id), overdue)
+                    agents.silent(active.map(|r| &r.agent.id), deadline, now)
                 });
-                if lost.is_empty() {
-                    continue;
-                }
-                // All agents found silent in this pass are marked together, in one commit
-                // per batch and with no scheduler pass in between: mass eviction protection
-                // must see them as one, and a lost zone of thousands of agents costs a few
-                // writes, not thousands.
-                let _serial = node.exclusive().await;
-                for agent_id in &lost {
-                    tracing::warn!(agent = %agent_id, "agent unreachable: no heartbeat for {timeout:?}");
-                }
-                let at_ms = node.clock().now_ms();
-                for chunk in lost.chunks(MARKS_PER_COMMIT) {
-                    let commands = chunk
-                        .iter()
-                        .map(|agent_id| Command::SetAgentState {
-                            agent_id: agent_id.clone(),
-                            state: AgentState::Unreachable,
-                            at_ms,
-                        })
-                        .collect();
-                    if let Err(e) = node.write(Command::Batch { commands }).await {
-                        tracing::warn!(error = ?e.body, agents = chunk.len(), "cannot mark agents unreachable");
+                // The next look: just after the earliest deadline, or a tick from now when no
+                // agent is active (one that registers or comes back has a deadline a whole
+                // timeout away); never sooner than a tick.
+                // Agents found silent now are looked at again a tick later, in case marking
+                // them fails.
+                let wake = match next {
+                    Some(n) if lost.is_empty() => {
+                        (n + Duration::from_millis(1)).max(now + LIVENESS_TICK)
                     }
-                }
+                    _ => now + LIVENESS_TICK,
+                };
+                mark_unreachable(&node, lost, timeout).await;
+                tokio::time::sleep_until(wake.into()).await;
             }
         })
+    }
+}
+
+/// Marks `lost` agents unreachable, all together: in one commit per batch and with no
+/// scheduler pass in between, since mass eviction protection must see them as one, and a
+/// lost zone of thousands of agents costs a few writes, not thousands.
+async fn mark_unreachable(node: &RaftNode, lost: Vec<AgentId>, timeout: Duration) {
+    if lost.is_empty() {
+        return;
+    }
+    let _serial = node.exclusive().await;
+    for agent_id in &lost {
+        tracing::warn!(agent = %agent_id, "agent unreachable: no heartbeat for {timeout:?}");
+    }
+    let at_ms = node.clock().now_ms();
+    for chunk in lost.chunks(MARKS_PER_COMMIT) {
+        let commands = chunk
+            .iter()
+            .map(|agent_id| Command::SetAgentState {
+                agent_id: agent_id.clone(),
+                state: AgentState::Unreachable,
+                at_ms,
+            })
+            .collect();
+        if let Err(e) = node.write(Command::Batch { commands }).await {
+            tracing::warn!(error = ?e.body, agents = chunk.len(), "cannot mark agents unreachable");
+        }
     }
 }
 
@@ -243,6 +272,39 @@ mod tests {
             checked_at_ms: at,
             should_kill,
         }
+    }
+
+    #[test]
+    fn a_look_for_silent_agents_finds_those_past_their_deadline_and_the_next_deadline() {
+        let view = AgentView::default();
+        let (a, b, c) = (AgentId::from("a"), AgentId::from("b"), AgentId::from("c"));
+        view.heard_from(&a, None);
+        view.heard_from(&b, None);
+        let heard_a = view.last_seen(&a).expect("heard");
+        let heard_b = view.last_seen(&b).expect("heard");
+        let never = heard_a + Duration::from_secs(100);
+        let deadline = |heard: Option<Instant>| match heard {
+            Some(t) if t == heard_a => t + Duration::from_secs(1),
+            Some(t) => t + Duration::from_secs(20),
+            None => never,
+        };
+        // Before any deadline: nobody is lost, and the next look is a's deadline.
+        let early = view.silent([&a, &b, &c].into_iter(), deadline, heard_a);
+        assert!(early.lost.is_empty());
+        assert_eq!(early.next, Some(heard_a + Duration::from_secs(1)));
+        // Past a's deadline only: a is lost; the next is b's (c, never heard, is later).
+        let later = heard_a + Duration::from_secs(2);
+        let found = view.silent([&a, &b, &c].into_iter(), deadline, later);
+        assert_eq!(found.lost, [a.clone()]);
+        assert_eq!(found.next, Some(heard_b + Duration::from_secs(20)));
+        // Past every deadline: all three lost, no next.
+        let all = view.silent(
+            [&a, &b, &c].into_iter(),
+            deadline,
+            never + Duration::from_secs(1),
+        );
+        assert_eq!(all.lost, [a, b, c]);
+        assert_eq!(all.next, None);
     }
 
     #[test]

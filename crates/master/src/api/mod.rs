@@ -119,8 +119,10 @@ pub fn router(master: Parts) -> Router {
 /// Error answers that are not JSON yet (axum's own: 413, 405, a bad path or query) become
 /// Marathon's `{"message": …}`, keeping the status and headers.
 async fn json_errors(request: Request, next: Next) -> Response {
+    // Kept for the message of an error (a clone shares the URI's bytes: every request passes
+    // here, heartbeats included).
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -138,14 +140,16 @@ async fn json_errors(request: Request, next: Next) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
     let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => too_large_message(body_limit(&path)),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large_message(body_limit(uri.path())),
         // axum adds the Allow header outside this layer, so the message points at it.
         StatusCode::METHOD_NOT_ALLOWED => format!(
-            "{method} is not allowed on {path}; the Allow header lists the methods that are"
+            "{method} is not allowed on {}; the Allow header lists the methods that are",
+            uri.path()
         ),
         _ if text.is_empty() => format!(
-            "{} ({method} {path})",
-            status.canonical_reason().unwrap_or("Error")
+            "{} ({method} {})",
+            status.canonical_reason().unwrap_or("Error"),
+            uri.path()
         ),
         _ => text,
     };
