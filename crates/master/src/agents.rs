@@ -295,7 +295,7 @@ mod tests {
         // Past a's deadline only: a is lost; the next is b's (c, never heard, is later).
         let later = heard_a + Duration::from_secs(2);
         let found = view.silent([&a, &b, &c].into_iter(), deadline, later);
-        assert_eq!(found.lost, [a.clone()]);
+        assert_eq!(found.lost, std::slice::from_ref(&a));
         assert_eq!(found.next, Some(heard_b + Duration::from_secs(20)));
         // Past every deadline: all three lost, no next.
         let all = view.silent(
