@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DROVER, Rng, TempDir, http, tail};
+use common::{DROVER, TempDir, free_ports, http, tail};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::json;
@@ -58,22 +58,6 @@ fn wait_until(
         }
         std::thread::sleep(POLL);
     }
-}
-
-/// A port on 127.0.0.1 whose next `n - 1` ports are free too (the masters take `--listen`'s
-/// port and the next ones), below the agents' task ports (31000 and up).
-fn free_ports(n: u16) -> u16 {
-    let mut rng = Rng::seeded();
-    for _ in 0..1000 {
-        let base = 12_000 + (rng.next() % 18_000) as u16;
-        let listeners: Vec<_> = (base..base + n)
-            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if listeners.len() == usize::from(n) {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports on 127.0.0.1 between 12000 and 30000");
 }
 
 /// A process found by pid, told apart from a later one with the same pid by its start time.

@@ -5,6 +5,7 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test fails and says so.
 
+mod common;
 mod ui_support;
 
 use std::collections::BTreeMap;

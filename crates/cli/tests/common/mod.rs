@@ -107,6 +107,24 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A port on 127.0.0.1 whose next `n - 1` ports are free too (`drover dev`'s masters take
+/// `--listen`'s port and the next ones). Chosen between 12000 and 30000: below the kernel's
+/// ephemeral ports (where other tests' connections would take the neighbours of a port the
+/// kernel picked) and below the agents' task ports (31000 and up).
+pub fn free_ports(n: u16) -> u16 {
+    let mut rng = Rng::seeded();
+    for _ in 0..1000 {
+        let base = 12_000 + (rng.next() % 18_000) as u16;
+        let listeners: Vec<_> = (base..base + n)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if listeners.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports on 127.0.0.1 between 12000 and 30000");
+}
+
 /// A small xorshift generator: enough randomness for tests, no dependency.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

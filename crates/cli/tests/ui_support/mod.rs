@@ -107,7 +107,8 @@ pub struct DevCluster {
 }
 
 impl DevCluster {
-    /// Starts `drover dev` on a free loopback port and waits until it says it is running.
+    /// Starts `drover dev` on free loopback ports (its three masters take three in a row) and
+    /// waits until it says it is running.
     pub fn start() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("drover-ui-test-")
@@ -116,7 +117,7 @@ impl DevCluster {
         let output = dir.path().join("dev.out");
         let out = File::create(&output).expect("cannot create the dev output file");
         let err = out.try_clone().expect("cannot open the dev output file");
-        let port = free_port();
+        let port = crate::common::free_ports(3);
         let child = Command::new(DROVER)
             .args([
                 "dev",
