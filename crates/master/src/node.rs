@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderValue, StatusCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
-use serde_json::Value;
 use state::types::Raft;
 use state::{Command, Response, StateReader};
 
@@ -366,9 +365,7 @@ impl RaftNode {
     }
 
     /// `/health` of a peer, if it answers in time.
-    pub async fn peer_health(&self, addr: &str) -> Option<Value> {
-        self.peers
-            .get_json(addr, "/health", Duration::from_millis(700))
-            .await
+    pub async fn peer_health(&self, addr: &str) -> Option<client::ProcessHealth> {
+        self.peers.health(addr).await
     }
 }

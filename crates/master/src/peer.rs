@@ -52,6 +52,16 @@ impl PeerClient {
         }
     }
 
+    /// How long a peer's `/health` may take to answer before it counts as not answering.
+    pub const HEALTH_WAIT: Duration = Duration::from_millis(700);
+
+    /// A peer's `/health`, if it answers in time with that shape (another master of any
+    /// drover version: fields it does not send take their defaults).
+    pub async fn health(&self, addr: &str) -> Option<client::ProcessHealth> {
+        let answer = self.get_json(addr, "/health", Self::HEALTH_WAIT).await?;
+        serde_json::from_value(answer).ok()
+    }
+
     /// `POST http://{addr}{path}` with a JSON body; the status and JSON answer.
     pub async fn post_json(
         &self,

@@ -459,15 +459,7 @@ async fn check_peers(
     let checks = config.peers().map(|(id, addr)| {
         let client = client.clone();
         let addr = addr.to_string();
-        async move {
-            (
-                id,
-                client
-                    .get_json(&addr, "/health", Duration::from_millis(700))
-                    .await,
-                addr,
-            )
-        }
+        async move { (id, client.health(&addr).await, addr) }
     });
     let answers = futures_join_all(checks).await;
     // Whose region counts: a peer of a formed cluster (it has a cluster id), or, while the
@@ -477,26 +469,22 @@ async fn check_peers(
     let authority = config.masters.keys().next().copied();
     for (peer, health, addr) in answers {
         let Some(health) = health else { continue };
-        let formed = health.get("cluster_id").and_then(|c| c.as_str()).is_some();
-        if let Some(theirs) = health.get("region").and_then(|r| r.as_str())
-            && theirs != config.domain.region
-            && (formed || Some(peer) == authority)
-        {
+        let formed = health.cluster_id.is_some();
+        if health.region != config.domain.region && (formed || Some(peer) == authority) {
             return Err(StartupError::RegionMismatch {
                 mine: config.domain.region.clone(),
-                theirs: theirs.to_string(),
+                theirs: health.region,
                 peer,
                 addr,
             });
         }
-        let theirs = health.get("cluster_id").and_then(|c| c.as_str());
-        if let (Some(mine), Some(theirs)) = (&stored.cluster_id, theirs)
+        if let (Some(mine), Some(theirs)) = (&stored.cluster_id, &health.cluster_id)
             && mine != theirs
         {
             return Err(StartupError::ClusterMismatch {
                 dir: config.data_dir.display().to_string(),
                 mine: mine.clone(),
-                theirs: theirs.to_string(),
+                theirs: theirs.clone(),
                 peer,
                 addr,
             });
@@ -504,11 +492,7 @@ async fn check_peers(
         // An empty data dir in a formed cluster is a first start (masters started together:
         // the others formed the cluster before this one looked) unless the cluster has seen
         // this master before: it registers once it serves, so a listed master lost its data.
-        let known = health
-            .get("registered_masters")
-            .and_then(|r| r.as_array())
-            .is_some_and(|ids| ids.iter().any(|id| id.as_u64() == Some(config.id)));
-        if fresh && known {
+        if fresh && health.registered_masters.contains(&config.id) {
             return Err(StartupError::LostData {
                 dir: config.data_dir.display().to_string(),
                 peer,
@@ -557,7 +541,7 @@ async fn form_cluster(master: Arc<RaftNode>) {
             let Some(health) = master.peer_health(addr).await else {
                 continue;
             };
-            let theirs = health.get("region").and_then(|r| r.as_str()).unwrap_or("");
+            let theirs = health.region;
             if theirs == master.config().domain.region {
                 agreeing += 1;
             } else {
@@ -611,12 +595,11 @@ async fn register(master: Arc<RaftNode>) -> Result<(), StartupError> {
         if let Some((&first, first_addr)) = master.config().masters.iter().next()
             && first != master.config().id
             && let Some(health) = master.peer_health(first_addr).await
-            && let Some(theirs) = health.get("region").and_then(|r| r.as_str())
-            && theirs != master.config().domain.region
+            && health.region != master.config().domain.region
         {
             return Err(StartupError::RegionMismatch {
                 mine: master.config().domain.region.clone(),
-                theirs: theirs.to_string(),
+                theirs: health.region,
                 peer: first,
                 addr: first_addr.clone(),
             });
