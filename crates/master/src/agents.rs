@@ -162,6 +162,9 @@ pub struct Silence {
     pub next: Option<Instant>,
 }
 
+/// A liveness look this much later than planned means the master itself was not running.
+const PAUSED_AFTER: Duration = Duration::from_secs(1);
+
 /// Agents marked unreachable in one commit (a batch of a few hundred bytes each, far below
 /// the log's entry limit).
 const MARKS_PER_COMMIT: usize = 1_000;
@@ -177,7 +180,8 @@ fn put<V>(map: &mut HashMap<AgentId, V>, agent: &AgentId, value: V) {
 }
 
 /// Marks agents unreachable when they stop heartbeating, after a grace period that starts
-/// when this master is elected (a new leader has heard from nobody yet).
+/// when this master is elected or returns from a pause (a new leader has heard from nobody yet,
+/// and a paused one could hear from nobody).
 pub struct Liveness {
     node: Arc<RaftNode>,
     agents: Arc<AgentView>,
@@ -198,14 +202,16 @@ impl LeaderService for Liveness {
     fn run(&self, _term: u64) -> ServiceFuture {
         let (node, agents) = (self.node.clone(), self.agents.clone());
         Box::pin(async move {
-            let elected = Instant::now();
+            // Agents' silence counts from here: the election, or this master's return from
+            // a pause (below).
+            let mut grace_from = Instant::now();
             let grace = node.config().agent_reregistration_grace;
             let timeout = node.config().agent_unreachable_after;
             loop {
                 let now = Instant::now();
                 let deadline = |heard: Option<Instant>| match heard {
-                    Some(t) => (t + timeout).max(elected + grace),
-                    None => elected + grace,
+                    Some(t) => (t + timeout).max(grace_from + grace),
+                    None => grace_from + grace,
                 };
                 let Silence { lost, next } = node.state().read(|a| {
                     let active = a
@@ -227,6 +233,17 @@ impl LeaderService for Liveness {
                 };
                 mark_unreachable(&node, lost, timeout).await;
                 tokio::time::sleep_until(wake.into()).await;
+                // Woken far later than asked: this master itself was not running (paused,
+                // starved, its machine frozen), so no heartbeat could reach it. That silence
+                // is its own, not the agents': every agent gets the re-registration grace
+                // again, as after an election.
+                let late = Instant::now().saturating_duration_since(wake);
+                if late > PAUSED_AFTER {
+                    tracing::warn!(
+                        "this master did not run for {late:?}; every agent gets {grace:?} to be heard from before any is called unreachable"
+                    );
+                    grace_from = Instant::now();
+                }
             }
         })
     }
