@@ -351,7 +351,13 @@ impl Session {
 
     /// Heartbeats until the leader forgets the agent or no master answers; returns why.
     async fn heartbeat(&self, interval: Duration) -> String {
-        let mut ticker = tokio::time::interval(interval);
+        // The first beat at a random point of the interval, not at once: agents that
+        // registered together (a new leader's re-registration storm, a fleet started at
+        // once) would otherwise beat in lockstep for as long as they run, and the leader
+        // would see every agent's beat in the same few milliseconds of each second.
+        // Registering counted as hearing from the agent, so the first beat is not late.
+        let first = interval.mul_f64(fastrand::f64());
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rtt_ms = None;
         let timeout = (interval * 2).clamp(Duration::from_secs(1), self.client.timeout());

@@ -55,6 +55,10 @@ end through the control endpoint:
   POST /tasks/<instance>/exit?code=N         the task exits with code N (0: finished,
                                              otherwise failed, and the master replaces it)
   POST /tasks/<instance>/fail                the task exits with code 1
+  GET  /agents                               the agents: hostname, ip, zone, running, tasks
+  POST /agents/<hostname>/crash              that agent's machine dies: the agent stops
+                                             without a word and its tasks die with it
+  POST /agents/crash?zone=Z                  every agent of zone Z dies at once
 
 A task also ends when the master kills it. Fake tasks serve no ports: apps with HTTP, TCP or
 COMMAND health checks become unhealthy. Stopping the tool (Ctrl-C, SIGTERM) stops every agent
@@ -311,14 +315,16 @@ pub fn run(args: HollowArgs) -> ExitCode {
         }
     };
     crate::logging::init_quiet_agents();
-    let fake = FakeExecutor::new();
     let timings = Timings::default();
     let pool = MasterPool::new(state::transport::Connector::tcp(Some(
         timings.request_timeout,
     )));
+    // One executor per agent, so a crashed agent's tasks can die with it.
+    let fakes: Vec<FakeExecutor> = fleet.iter().map(|_| FakeExecutor::new()).collect();
     let configs: Vec<AgentConfig> = fleet
         .iter()
-        .map(|id| AgentConfig {
+        .zip(&fakes)
+        .map(|(id, fake)| AgentConfig {
             masters: masters.clone(),
             work_dir: args.work_dir.join(&id.hostname),
             hostname: id.hostname.clone(),
@@ -351,20 +357,44 @@ pub fn run(args: HollowArgs) -> ExitCode {
             }
         };
         let control = listener.local_addr().unwrap_or(args.control);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, control_api(fake)).await;
-        });
-        let (stop, stopped) = watch::channel(false);
+        let members: Vec<Member> = fleet
+            .iter()
+            .zip(fakes)
+            .map(|(identity, tasks)| Member {
+                identity: identity.clone(),
+                tasks,
+                life: watch::Sender::new(Life::Running),
+            })
+            .collect();
+        let members = Arc::new(members);
+        let server = {
+            let members = Arc::clone(&members);
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, control_api(members)).await;
+            })
+        };
         let mut agents = tokio::task::JoinSet::new();
-        for config in configs {
-            let mut stopped = stopped.clone();
+        for (config, member) in configs.into_iter().zip(members.iter()) {
+            let mut life = member.life.subscribe();
+            let tasks = member.tasks.clone();
             let span = tracing::info_span!("agent", host = %config.hostname);
             let host = config.hostname.clone();
             let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
+                let _ = life.wait_for(|l| *l != Life::Running).await;
             };
+            let mut crashed = member.life.subscribe();
             agents.spawn(
-                async move { (host, agent::run(config, shutdown).await) }.instrument(span),
+                async move {
+                    let ended = agent::run(config, shutdown).await;
+                    // The machine is gone: its tasks die with it, unreported.
+                    if *crashed.borrow_and_update() == Life::Crashed {
+                        for id in tasks.running() {
+                            tasks.crash(&id, SIGKILL);
+                        }
+                    }
+                    (host, ended)
+                }
+                .instrument(span),
             );
         }
         println!(
@@ -397,7 +427,15 @@ pub fn run(args: HollowArgs) -> ExitCode {
             }
         }
         eprintln!("stopping {} hollow agents and their fake tasks", agents.len());
-        stop.send_replace(true);
+        for m in members.iter() {
+            m.life.send_if_modified(|l| {
+                let running = *l == Life::Running;
+                if running {
+                    *l = Life::Stopped;
+                }
+                running
+            });
+        }
         while agents.join_next().await.is_some() {}
         server.abort();
         if failed > 0 {
@@ -411,18 +449,48 @@ pub fn run(args: HollowArgs) -> ExitCode {
     })
 }
 
-/// The control endpoint's routes over the fleet's fake tasks.
-fn control_api(fake: FakeExecutor) -> axum::Router {
+/// The signal number a crashed machine's fake tasks die of.
+const SIGKILL: i32 = 9;
+
+/// Where one hollow agent is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Running,
+    /// Stopping with the tool: its tasks keep running until the tool ends.
+    Stopped,
+    /// Its machine died (`POST /agents/…/crash`): it stops without a word to the masters
+    /// and its tasks die with it.
+    Crashed,
+}
+
+/// One hollow agent, as the control endpoint sees it.
+struct Member {
+    identity: Identity,
+    tasks: FakeExecutor,
+    life: watch::Sender<Life>,
+}
+
+/// The fleet the control endpoint commands.
+type Members = Arc<Vec<Member>>;
+
+/// The control endpoint's routes over the fleet and its fake tasks.
+fn control_api(members: Members) -> axum::Router {
     axum::Router::new()
         .route("/tasks", get(list_tasks))
         .route("/tasks/{instance}/exit", post(exit_task))
         .route("/tasks/{instance}/fail", post(fail_task))
-        .with_state(fake)
+        .route("/agents", get(list_agents))
+        .route("/agents/crash", post(crash_zone))
+        .route("/agents/{hostname}/crash", post(crash_agent))
+        .with_state(members)
 }
 
-/// `GET /tasks`.
-async fn list_tasks(State(fake): State<FakeExecutor>) -> Json<Value> {
-    Json(json!({ "tasks": fake.running() }))
+/// `GET /tasks`: every running fake task of the fleet, sorted.
+async fn list_tasks(State(members): State<Members>) -> Json<Value> {
+    let mut tasks: Vec<state::InstanceId> =
+        members.iter().flat_map(|m| m.tasks.running()).collect();
+    tasks.sort();
+    Json(json!({ "tasks": tasks }))
 }
 
 /// The query of `POST /tasks/{instance}/exit`.
@@ -433,36 +501,114 @@ struct ExitQuery {
 
 /// `POST /tasks/{instance}/exit?code=N`.
 async fn exit_task(
-    State(fake): State<FakeExecutor>,
+    State(members): State<Members>,
     Path(instance): Path<String>,
     Query(q): Query<ExitQuery>,
 ) -> (StatusCode, Json<Value>) {
-    end_task(&fake, instance, q.code)
+    end_task(&members, instance, q.code)
 }
 
 /// `POST /tasks/{instance}/fail`: exit code 1.
 async fn fail_task(
-    State(fake): State<FakeExecutor>,
+    State(members): State<Members>,
     Path(instance): Path<String>,
 ) -> (StatusCode, Json<Value>) {
-    end_task(&fake, instance, 1)
+    end_task(&members, instance, 1)
 }
 
-fn end_task(fake: &FakeExecutor, instance: String, code: i32) -> (StatusCode, Json<Value>) {
+fn end_task(members: &[Member], instance: String, code: i32) -> (StatusCode, Json<Value>) {
     let id = state::InstanceId(instance);
-    if fake.exit(&id, code) {
+    if members.iter().any(|m| m.tasks.exit(&id, code)) {
         (
             StatusCode::OK,
             Json(json!({ "instance": id, "exit_code": code })),
         )
     } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({
-                "message": format!("no fake task {id} runs here; GET /tasks lists the running ones")
-            })),
-        )
+        not_found(format!(
+            "no fake task {id} runs here; GET /tasks lists the running ones"
+        ))
     }
+}
+
+fn not_found(message: String) -> (StatusCode, Json<Value>) {
+    (StatusCode::NOT_FOUND, Json(json!({ "message": message })))
+}
+
+/// `GET /agents`: each agent's hostname, IP label, zone and whether it runs.
+async fn list_agents(State(members): State<Members>) -> Json<Value> {
+    let agents: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "hostname": m.identity.hostname,
+                "ip": m.identity.ip.to_string(),
+                "region": m.identity.domain.region,
+                "zone": m.identity.domain.zone,
+                "running": *m.life.borrow() == Life::Running,
+                "tasks": m.tasks.running().len(),
+            })
+        })
+        .collect();
+    Json(json!({ "agents": agents }))
+}
+
+/// Crashes `m` unless it already stopped; true when it was running.
+fn crash(m: &Member) -> bool {
+    m.life.send_if_modified(|l| {
+        let running = *l == Life::Running;
+        if running {
+            *l = Life::Crashed;
+        }
+        running
+    })
+}
+
+/// `POST /agents/{hostname}/crash`: the agent's machine dies.
+async fn crash_agent(
+    State(members): State<Members>,
+    Path(hostname): Path<String>,
+) -> (StatusCode, Json<Value>) {
+    match members.iter().find(|m| m.identity.hostname == hostname) {
+        Some(m) => {
+            let crashed = crash(m);
+            (
+                StatusCode::OK,
+                Json(json!({ "crashed": if crashed { vec![hostname] } else { vec![] } })),
+            )
+        }
+        None => not_found(format!(
+            "no hollow agent {hostname} here; GET /agents lists them"
+        )),
+    }
+}
+
+/// The query of `POST /agents/crash`.
+#[derive(Deserialize)]
+struct ZoneQuery {
+    zone: String,
+}
+
+/// `POST /agents/crash?zone=Z`: every running agent of zone `Z` dies at once.
+async fn crash_zone(
+    State(members): State<Members>,
+    Query(q): Query<ZoneQuery>,
+) -> (StatusCode, Json<Value>) {
+    let in_zone: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.identity.domain.zone == q.zone)
+        .collect();
+    if in_zone.is_empty() {
+        return not_found(format!(
+            "no hollow agent here is in zone {}; GET /agents lists their zones",
+            q.zone
+        ));
+    }
+    let crashed: Vec<&str> = in_zone
+        .into_iter()
+        .filter(|m| crash(m))
+        .map(|m| m.identity.hostname.as_str())
+        .collect();
+    (StatusCode::OK, Json(json!({ "crashed": crashed })))
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! small fleet end to end in CI"): a real `drover master` on loopback and one
 //! `drover hollow-agents 30` process spread over two regions of four zones. The fleet
 //! registers with its domains, runs apps placed `GROUP_BY` zone in both regions, a fake task
-//! told to fail through the control endpoint is replaced, and the agents go unreachable once
-//! the tool stops.
+//! told to fail through the control endpoint is replaced, a zone whose machines crash has its
+//! instances run elsewhere, and the agents go unreachable once the tool stops.
 //!
 //! Waits poll conditions with deadlines and fail with the masters' and the fleet's logs;
 //! nothing here asserts on timings.
@@ -205,7 +205,7 @@ fn even(region: &str, n: usize) -> BTreeMap<String, usize> {
 }
 
 #[test]
-fn a_hollow_fleet_registers_in_its_zones_runs_apps_replaces_a_failed_task_and_goes_unreachable_when_stopped()
+fn a_hollow_fleet_registers_in_its_zones_runs_apps_replaces_a_failed_task_survives_a_lost_zone_and_goes_unreachable_when_stopped()
  {
     let mut c = Cluster::new("hollow-agents", 1);
     c.extra_args = [
@@ -364,6 +364,105 @@ fn a_hollow_fleet_registers_in_its_zones_runs_apps_replaces_a_failed_task_and_go
         r.message().contains("GET /tasks"),
         "the 404 says what to do: {r}"
     );
+
+    // A whole zone's machines die: those agents stop without a word and their fake tasks
+    // die with them; the leader marks them unreachable and runs their instances elsewhere.
+    let r = http::request(
+        &fleet.control,
+        "POST",
+        "/agents/crash?zone=local-b",
+        None,
+        CALL,
+    )
+    .unwrap_or_else(|e| c.fail(&format!("POST /agents/crash?zone=local-b: {e}")));
+    assert_eq!(r.status, 200, "POST /agents/crash?zone=local-b: {r}");
+    let mut crashed: Vec<String> = serde_json::from_value(r.body_json["crashed"].clone())
+        .unwrap_or_else(|e| c.fail(&format!("crashed agents in {r}: {e}")));
+    crashed.sort();
+    let mut in_b: Vec<String> = (1..=AGENTS)
+        .filter(|&k| expected_domain(k).1 == "local-b")
+        .map(|k| format!("hollow-{k}"))
+        .collect();
+    in_b.sort();
+    assert_eq!(crashed, in_b, "the agents of zone local-b crashed");
+    let lost: Vec<String> = after
+        .iter()
+        .filter(|t| t.1 == "local-b")
+        .map(|t| t.0.clone())
+        .collect();
+    assert_eq!(
+        lost.len(),
+        2,
+        "/hollow-web had two instances in local-b: {after:?}"
+    );
+    let moved = wait_for(
+        &c,
+        &fleet,
+        SETTLE,
+        "/hollow-web runs 8 instances outside local-b",
+        || {
+            let ts = running_tasks(&master, "/hollow-web", 8)?;
+            if ts.iter().any(|t| t.1 == "local-b") {
+                Err(format!("instances still listed in local-b: {ts:?}"))
+            } else {
+                Ok(ts)
+            }
+        },
+    );
+    let counts: Vec<usize> = per_zone(&moved).into_values().collect();
+    assert!(
+        counts.len() == 3 && counts.iter().max() <= Some(&3) && counts.iter().min() >= Some(&2),
+        "GROUP_BY zone over the three zones left: {:?}",
+        per_zone(&moved)
+    );
+    let nodes = hollow_nodes(&master).unwrap_or_else(|e| c.fail(&e));
+    for host in &in_b {
+        assert_eq!(
+            nodes[host]["state"], "unreachable",
+            "{host}: {}",
+            nodes[host]
+        );
+    }
+    let listed = http::request(&fleet.control, "GET", "/tasks", None, CALL)
+        .unwrap_or_else(|e| c.fail(&format!("GET /tasks: {e}")));
+    let fake = listed.body_json["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for id in &lost {
+        assert!(
+            !fake.contains(&json!(id)),
+            "{id} died with its machine, yet the control endpoint lists it running"
+        );
+    }
+    let agents = http::request(&fleet.control, "GET", "/agents", None, CALL)
+        .unwrap_or_else(|e| c.fail(&format!("GET /agents: {e}")));
+    let down: Vec<&str> = agents.body_json["agents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|a| a["running"] == false)
+                .filter_map(|a| a["hostname"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        down.len(),
+        in_b.len(),
+        "GET /agents shows the crashed ones: {agents}"
+    );
+    for (path, what) in [
+        ("/agents/hollow-999/crash", "GET /agents"),
+        ("/agents/crash?zone=nowhere", "GET /agents"),
+    ] {
+        let r = http::request(&fleet.control, "POST", path, None, CALL)
+            .unwrap_or_else(|e| c.fail(&format!("POST {path}: {e}")));
+        assert_eq!(r.status, 404, "POST {path}: {r}");
+        assert!(
+            r.message().contains(what),
+            "POST {path} says what to do: {r}"
+        );
+    }
 
     // Stopping the tool stops every agent: the leader marks them all unreachable.
     let pid = fleet.child.as_ref().map(Child::id).unwrap_or_default();
