@@ -239,6 +239,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or_default();
+        tracing::info!(bytes = data.len(), last_log_id = ?applied.last_applied, "snapshot built");
         let snapshot_id = match applied.last_applied {
             Some(id) => format!("{}-{}-{built_ms}", id.leader_id, id.index),
             None => format!("--{built_ms}"),
@@ -307,6 +308,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
+        tracing::info!(bytes = data.len(), last_log_id = ?meta.last_log_id, "installing a snapshot from the leader");
         let sig = || Some(meta.signature());
         let applied = applied_from_snapshot(meta, &data)
             .map_err(|e| e.fatal(|a| StorageIOError::read_snapshot(sig(), a)))?;
