@@ -240,3 +240,44 @@ impl NetSite {
         }
     }
 }
+
+impl NetSite {
+    /// Polls `f` until it returns `Ok`; on timeout fails with `what`, the last `Err` and every
+    /// process's log tail.
+    #[track_caller]
+    pub fn wait_showing<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&mut NetSite) -> Result<T, String>,
+    ) -> T {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let last = match f(self) {
+                Ok(t) => return t,
+                Err(e) => e,
+            };
+            if std::time::Instant::now() >= deadline {
+                self.s.fail(&format!(
+                    "timed out after {timeout:?} waiting until {what}; last seen: {last}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Fails unless no launched instance outside `known` still has a live process: every
+    /// task that runs is one the masters know (no orphans).
+    #[track_caller]
+    pub fn assert_no_orphans(&self, launched: &BTreeSet<String>, known: &BTreeSet<String>) {
+        let orphans: Vec<&String> = launched
+            .difference(known)
+            .filter(|id| self.s.task_process(id).is_some_and(|p| p.is_alive()))
+            .collect();
+        if !orphans.is_empty() {
+            self.s.fail(&format!(
+                "tasks the masters no longer list still run: {orphans:?}"
+            ));
+        }
+    }
+}
