@@ -137,114 +137,142 @@ fn summary(answers: &[Attempt]) -> String {
     format!("{n:?}")
 }
 
+/// One trial of a leader partitioned from the other two masters in `direction` (seen from
+/// the leader) while the client reaches all three: the leader acknowledges no write and
+/// serves no stale read; the other two agree on a new leader and acknowledge a write; after
+/// the heal every master reads that write and not the cut-off leader's. Returns the time from
+/// the cut to the majority's first acknowledgement.
+fn cut_the_leader(ns: &mut NetSite, trial: usize, direction: Direction) -> Duration {
+    let old = ns.s.masters.wait_for_leader_id(ELECTION);
+    let before = format!("before-{trial}");
+    ns.s.masters
+        .put_app_acked(old, &app(CONFIG, &before), SETTLE);
+    for id in ns.s.masters.ids() {
+        ns.s.masters.wait_caught_up(id, ELECTION);
+    }
+    let others: Vec<u32> =
+        ns.s.masters
+            .ids()
+            .into_iter()
+            .filter(|&i| i != old)
+            .collect();
+    let other_ips: Vec<_> = others.iter().map(|&i| ns.master_node(i).ip).collect();
+    let other_addrs: Vec<String> = others.iter().map(|&i| ns.s.masters.addr(i)).collect();
+    let old_addr = ns.s.masters.addr(old);
+    let old_node = ns.master_node(old).clone();
+
+    // The leader loses the other masters; the client still reaches everyone.
+    ns.net.cut(&old_node, &other_ips, direction);
+    let cut_at = Instant::now();
+    let minority_op = format!("minority-{trial}");
+    let minority = {
+        let (addr, body) = (old_addr.clone(), app(CONFIG, &minority_op));
+        let path = format!("/v2/apps{CONFIG}");
+        std::thread::spawn(move || {
+            let r = http::request(&addr, "PUT", &path, Some(&body), REQUEST);
+            (r, cut_at.elapsed())
+        })
+    };
+    let majority_op = format!("majority-{trial}");
+    let (acked, answers) = first_ack(&other_addrs, &app(CONFIG, &majority_op), SETTLE);
+    let Some(acked) = acked else {
+        ns.s.fail(&format!(
+            "trial {trial} ({direction:?}): the majority {others:?} acknowledged no write within {SETTLE:?} of the cut; answers: {}",
+            summary(&answers)
+        ));
+    };
+    let took = acked.duration_since(cut_at);
+    let what = format!("masters {others:?} agree on a leader among themselves");
+    let new =
+        ns.s.masters
+            .wait_for(ELECTION, &what, |c| c.leader_among(&others));
+    assert_ne!(
+        new, old_addr,
+        "trial {trial}: the majority still follows the cut-off leader"
+    );
+
+    // The cut-off leader acknowledged nothing.
+    match minority.join() {
+        Ok((Ok(r), _)) if r.is_success() => ns.s.fail(&format!(
+            "trial {trial} ({direction:?}): master {old}, cut off from {others:?}, acknowledged a write: {r}"
+        )),
+        Ok((answer, after)) => println!(
+            "trial {trial} ({direction:?}): the cut-off leader answered the write {} ms after the cut with: {}",
+            after.as_millis(),
+            answer.map_or_else(|e| e.to_string(), |r| r.to_string())
+        ),
+        Err(_) => ns.s.fail("the cut-off leader's writer thread panicked"),
+    }
+    // And serves no stale read: whatever it answers is not the value the majority
+    // overwrote (it may fail, or forward).
+    let path = format!("/v2/apps{CONFIG}");
+    let read = http::request(&old_addr, "GET", &path, None, REQUEST);
+    println!(
+        "trial {trial} ({direction:?}): the cut-off leader answered the read with: {}",
+        read.as_ref().map_or_else(
+            |e| e.to_string(),
+            |r| format!("{} op {:?}", r.status, op_of(r))
+        )
+    );
+    match read {
+        Ok(r) if r.status == 200 => {
+            let seen = op_of(&r);
+            if seen.as_deref() != Some(majority_op.as_str()) {
+                ns.s.fail(&format!(
+                    "trial {trial} ({direction:?}): the cut-off master {old} served a stale read after the majority wrote {majority_op}: op {seen:?}"
+                ));
+            }
+        }
+        Ok(r) if r.status < 500 => ns.s.fail(&format!(
+            "trial {trial} ({direction:?}): the cut-off master {old} answered a read with {r}"
+        )),
+        _ => {}
+    }
+
+    // Healed, every master follows one leader and has the majority's write, not the
+    // cut-off leader's.
+    ns.net.heal(&old_node);
+    ns.s.masters.wait_for_leader(ELECTION);
+    for id in ns.s.masters.ids() {
+        ns.s.masters.wait_caught_up(id, ELECTION);
+    }
+    for id in ns.s.masters.ids() {
+        let r = ns.s.masters.get_settled(id, &path, SETTLE);
+        let seen = op_of(&r);
+        if seen.as_deref() != Some(majority_op.as_str()) {
+            ns.s.fail(&format!(
+                "trial {trial} ({direction:?}): after the heal master {id} reads op {seen:?}, not the acknowledged {majority_op} ({r})"
+            ));
+        }
+    }
+    took
+}
+
 #[test]
 fn a_leader_cut_off_from_the_other_masters_acknowledges_no_write_and_serves_no_stale_read_while_the_majority_elects_and_writes()
  {
     let mut ns = NetSite::start("leader-cut", 3, Vec::new());
     for trial in 1..=trials() {
-        let old = ns.s.masters.wait_for_leader_id(ELECTION);
-        let before = format!("before-{trial}");
-        ns.s.masters
-            .put_app_acked(old, &app(CONFIG, &before), SETTLE);
-        for id in ns.s.masters.ids() {
-            ns.s.masters.wait_caught_up(id, ELECTION);
-        }
-        let others: Vec<u32> =
-            ns.s.masters
-                .ids()
-                .into_iter()
-                .filter(|&i| i != old)
-                .collect();
-        let other_ips: Vec<_> = others.iter().map(|&i| ns.master_node(i).ip).collect();
-        let other_addrs: Vec<String> = others.iter().map(|&i| ns.s.masters.addr(i)).collect();
-        let old_addr = ns.s.masters.addr(old);
-        let old_node = ns.master_node(old).clone();
-
-        // The leader loses the other masters; the client still reaches everyone.
-        ns.net.cut(&old_node, &other_ips, Direction::Both);
-        let cut_at = Instant::now();
-        let minority_op = format!("minority-{trial}");
-        let minority = {
-            let (addr, body) = (old_addr.clone(), app(CONFIG, &minority_op));
-            let path = format!("/v2/apps{CONFIG}");
-            std::thread::spawn(move || http::request(&addr, "PUT", &path, Some(&body), REQUEST))
-        };
-        let majority_op = format!("majority-{trial}");
-        let (acked, answers) = first_ack(&other_addrs, &app(CONFIG, &majority_op), SETTLE);
-        let Some(acked) = acked else {
-            ns.s.fail(&format!(
-                "trial {trial}: the majority {others:?} acknowledged no write within {SETTLE:?} of the cut; answers: {}",
-                summary(&answers)
-            ));
-        };
-        let took = acked.duration_since(cut_at);
+        let took = cut_the_leader(&mut ns, trial, Direction::Both);
         println!(
             "partition figure: trial {trial}: cut → first write acknowledged by the majority: {} ms",
             took.as_millis()
         );
-        let what = format!("masters {others:?} agree on a leader among themselves");
-        let new =
-            ns.s.masters
-                .wait_for(ELECTION, &what, |c| c.leader_among(&others));
-        assert_ne!(
-            new, old_addr,
-            "trial {trial}: the majority still follows the cut-off leader"
-        );
-
-        // The cut-off leader acknowledged nothing.
-        match minority.join() {
-            Ok(Ok(r)) if r.is_success() => ns.s.fail(&format!(
-                "trial {trial}: master {old}, cut off from {others:?}, acknowledged a write: {r}"
-            )),
-            Ok(answer) => println!(
-                "trial {trial}: the cut-off leader answered the write with: {}",
-                answer.map_or_else(|e| e.to_string(), |r| r.to_string())
-            ),
-            Err(_) => ns.s.fail("the cut-off leader's writer thread panicked"),
-        }
-        // And serves no stale read: whatever it answers is not the value the majority
-        // overwrote (it may fail, or forward).
-        let path = format!("/v2/apps{CONFIG}");
-        let read = http::request(&old_addr, "GET", &path, None, REQUEST);
-        println!(
-            "trial {trial}: the cut-off leader answered the read with: {}",
-            read.as_ref().map_or_else(
-                |e| e.to_string(),
-                |r| format!("{} op {:?}", r.status, op_of(r))
-            )
-        );
-        match read {
-            Ok(r) if r.status == 200 => {
-                let seen = op_of(&r);
-                if seen.as_deref() != Some(majority_op.as_str()) {
-                    ns.s.fail(&format!(
-                        "trial {trial}: the cut-off master {old} served a stale read after the majority wrote {majority_op}: op {seen:?}"
-                    ));
-                }
-            }
-            Ok(r) if r.status < 500 => ns.s.fail(&format!(
-                "trial {trial}: the cut-off master {old} answered a read with {r}"
-            )),
-            _ => {}
-        }
-
-        // Healed, every master follows one leader and has the majority's write, not the
-        // cut-off leader's.
-        ns.net.heal(&old_node);
-        ns.s.masters.wait_for_leader(ELECTION);
-        for id in ns.s.masters.ids() {
-            ns.s.masters.wait_caught_up(id, ELECTION);
-        }
-        for id in ns.s.masters.ids() {
-            let r = ns.s.masters.get_settled(id, &path, SETTLE);
-            let seen = op_of(&r);
-            if seen.as_deref() != Some(majority_op.as_str()) {
-                ns.s.fail(&format!(
-                    "trial {trial}: after the heal master {id} reads op {seen:?}, not the acknowledged {majority_op} ({r})"
-                ));
-            }
-        }
     }
+}
+
+#[test]
+fn a_leader_whose_messages_to_the_other_masters_are_lost_acknowledges_no_write_while_the_majority_elects_and_writes()
+ {
+    let mut ns = NetSite::start("leader-mute", 3, Vec::new());
+    cut_the_leader(&mut ns, 1, Direction::Outbound);
+}
+
+#[test]
+fn a_leader_that_hears_nothing_from_the_other_masters_acknowledges_no_write_while_the_majority_elects_and_writes()
+ {
+    let mut ns = NetSite::start("leader-deaf", 3, Vec::new());
+    cut_the_leader(&mut ns, 1, Direction::Inbound);
 }
 
 /// The zone cut off in the zone test.
