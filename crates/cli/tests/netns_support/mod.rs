@@ -123,6 +123,14 @@ fn run(program: &str, args: &[&str]) {
 /// Like [`run`], writing `input` to its stdin.
 #[track_caller]
 fn run_with_input(program: &str, args: &[&str], input: Option<&str>) {
+    if let Err(e) = try_run(program, args, input) {
+        panic!("{e}");
+    }
+}
+
+/// Runs a command to its end, writing `input` to its stdin; on failure, what failed and its
+/// output.
+fn try_run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), String> {
     let line = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
@@ -134,24 +142,25 @@ fn run_with_input(program: &str, args: &[&str], input: Option<&str>) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("run `{line}`: {e}"));
+        .map_err(|e| format!("run `{line}`: {e}"))?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
             .write_all(text.as_bytes())
-            .unwrap_or_else(|e| panic!("write the input of `{line}`: {e}"));
+            .map_err(|e| format!("write the input of `{line}`: {e}"))?;
     }
     let out = child
         .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait for `{line}`: {e}"));
-    if !out.status.success() {
-        panic!(
-            "`{line}` failed ({}): {}{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout),
-            input.map(|i| format!("\ninput:\n{i}")).unwrap_or_default()
-        );
+        .map_err(|e| format!("wait for `{line}`: {e}"))?;
+    if out.status.success() {
+        return Ok(());
     }
+    Err(format!(
+        "`{line}` failed ({}): {}{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout),
+        input.map(|i| format!("\ninput:\n{i}")).unwrap_or_default()
+    ))
 }
 
 /// Output of a command, or `None` when it fails (for cleanup, which must not panic).
@@ -232,8 +241,24 @@ impl Network {
             cuts: BTreeMap::new(),
             home,
         };
-        run("ip", &["netns", "add", &hub]);
+        if let Err(e) = try_run("ip", &["netns", "add", &hub], None) {
+            panic!(
+                "the partition suite cannot create a network namespace here (it needs CAP_SYS_ADMIN and a writable /run/netns): {e}"
+            );
+        }
         run("ip", &["-n", &hub, "link", "set", "lo", "up"]);
+        // A table made and removed at once: nft works in a namespace (the kernel has
+        // nf_tables), or the suite says so now rather than at the first cut.
+        let probe = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
+        if let Err(e) = try_run(
+            "ip",
+            &["netns", "exec", &hub, "nft", "-f", "-"],
+            Some(&probe),
+        ) {
+            panic!(
+                "the partition suite cannot use nft in a network namespace here (is the kernel's nf_tables available?): {e}"
+            );
+        }
         run("ip", &["-n", &hub, "link", "add", "br0", "type", "bridge"]);
         run(
             "ip",
