@@ -579,3 +579,69 @@ fn a_flapping_link_leaves_no_instance_running_twice_and_the_cluster_converges() 
         ids(&before).difference(&ids(&end)).count()
     );
 }
+
+/// The app that runs before the leader is cut off from the other masters, one instance per
+/// agent, and the app created through the majority during the cut.
+const BEFORE_CUT: &str = "/partition/before-cut";
+const DURING_CUT: &str = "/partition/during-cut";
+
+#[test]
+fn agents_that_still_reach_a_leader_cut_off_from_the_other_masters_follow_the_new_leader() {
+    let mut ns = NetSite::start("leader-cut-agents", 3, fast_master_flags());
+    let old = ns.s.masters.wait_for_leader_id(ELECTION);
+    // The agents talk to the leader first: after the cut they still reach it, and it still
+    // takes itself for the leader.
+    let agents = ns.add_agents_with(&ZONES, 1, Some(old));
+    let n = agents.len();
+    let log = LaunchLog::new(ns.s.dir(), "leader-cut-agents");
+    let mut first = sleeper(BEFORE_CUT, n as u32, &log);
+    first["constraints"] = json!([["hostname", "UNIQUE"]]);
+    ns.s.create_app(&first);
+    let before = wait_app_running(&mut ns.s, BEFORE_CUT, n);
+
+    let others: Vec<u32> =
+        ns.s.masters
+            .ids()
+            .into_iter()
+            .filter(|&i| i != old)
+            .collect();
+    let other_ips: Vec<_> = others.iter().map(|&i| ns.master_node(i).ip).collect();
+    let old_node = ns.master_node(old).clone();
+    ns.net.cut(&old_node, &other_ips, Direction::Both);
+    let what = format!("masters {others:?} agree on a leader among themselves");
+    ns.s.masters
+        .wait_for(ELECTION, &what, |c| c.leader_among(&others));
+
+    // Work given to the majority reaches the agents: they leave the cut-off leader for the
+    // new one, and the instances that ran go on running.
+    ns.s.create_app(&sleeper(DURING_CUT, n as u32, &log));
+    let what = format!("{DURING_CUT} runs {n} instances and {BEFORE_CUT} its original ones");
+    ns.wait_showing(SETTLE, &what, |ns| {
+        let during = app_tasks(&mut ns.s, DURING_CUT).unwrap_or_default();
+        all_running(&during, n)?;
+        let kept = app_tasks(&mut ns.s, BEFORE_CUT).unwrap_or_default();
+        all_running(&kept, n)?;
+        if ids(&kept) != ids(&before) {
+            return Err(format!("{BEFORE_CUT} changed: {}", describe(&kept)));
+        }
+        Ok(())
+    });
+
+    ns.net.heal(&old_node);
+    ns.s.masters.wait_for_leader(ELECTION);
+    for id in ns.s.masters.ids() {
+        ns.s.masters.wait_caught_up(id, ELECTION);
+    }
+    let what = "both apps run, each instance on exactly one agent";
+    let end = ns.wait_showing(CONVERGE, what, |ns| {
+        let mut all = app_tasks(&mut ns.s, BEFORE_CUT).unwrap_or_default();
+        all_running(&all, n)?;
+        let during = app_tasks(&mut ns.s, DURING_CUT).unwrap_or_default();
+        all_running(&during, n)?;
+        all.extend(during);
+        ns.agents_run_exactly(&all)?;
+        Ok(all)
+    });
+    assert_eq!(log.repeated(), BTreeMap::new(), "instances launched twice");
+    ns.assert_no_orphans(&log.ids(), &ids(&end));
+}

@@ -97,6 +97,23 @@ impl NetSite {
     /// one is active; returns them.
     #[track_caller]
     pub fn add_agents(&mut self, zones: &[&str], per_zone: usize) -> Vec<NetAgent> {
+        self.add_agents_with(zones, per_zone, None)
+    }
+
+    /// Like [`NetSite::add_agents`]; with `first`, the agents' `--masters` lists master
+    /// `first` first, so that they register with it and keep talking to it while it answers.
+    #[track_caller]
+    pub fn add_agents_with(
+        &mut self,
+        zones: &[&str],
+        per_zone: usize,
+        first: Option<u32>,
+    ) -> Vec<NetAgent> {
+        let mut order = self.s.masters.ids();
+        if let Some(first) = first {
+            order.sort_by_key(|&id| id != first);
+        }
+        let masters: Vec<String> = order.iter().map(|&id| self.s.masters.addr(id)).collect();
         let mut added = Vec::new();
         for zone in zones {
             for n in 1..=per_zone {
@@ -112,6 +129,7 @@ impl NetSite {
                 a.listen = format!("{}:{AGENT_STATUS_PORT}", node.ip);
                 a.ports = (FIRST_TASK_PORT..FIRST_TASK_PORT + TASK_PORTS).collect();
                 a.netns = Some(node.netns.clone());
+                a.masters = masters.join(",");
                 added.push(NetAgent {
                     index,
                     hostname,
