@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod site;
+pub mod writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
