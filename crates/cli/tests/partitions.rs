@@ -465,6 +465,7 @@ fn a_flapping_link_leaves_no_instance_running_twice_and_the_cluster_converges() 
     let leader = ns.s.masters.wait_for_leader_id(ELECTION);
     let leader_node = ns.master_node(leader).clone();
     let agent_node = ns.agent_by_host(&before[0].host).node.clone();
+    let first_term = ns.s.masters.health(leader).map(|h| h.term);
 
     // The leader's link and one agent's go down and up every second, a few times: elections,
     // re-registrations and watches cut short, over and over.
@@ -494,8 +495,10 @@ fn a_flapping_link_leaves_no_instance_running_twice_and_the_cluster_converges() 
     });
     assert_eq!(log.repeated(), BTreeMap::new(), "instances launched twice");
     ns.assert_no_orphans(&log.ids(), &ids(&end));
+    let last_leader = ns.s.masters.wait_for_leader_id(ELECTION);
+    let last_term = ns.s.masters.health(last_leader).map(|h| h.term);
     println!(
-        "after {FLAPS} flaps: {} instance(s) launched in all, {} replaced",
+        "after {FLAPS} flaps: Raft term {first_term:?} → {last_term:?}, master {leader} → {last_leader} leads; {} instance(s) launched in all, {} replaced",
         log.ids().len(),
         ids(&before).difference(&ids(&end)).count()
     );
