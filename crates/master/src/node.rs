@@ -41,6 +41,11 @@ pub struct RaftNode {
     last_version_ms: AtomicU64,
     /// The leader header last made: leader id, address, value ([`RaftNode::leader_header`]).
     leader_header: std::sync::Mutex<Option<(u64, String, HeaderValue)>>,
+    /// When the last quorum round that confirmed this master's leadership started
+    /// ([`RaftNode::confirm_leadership`]).
+    confirmed_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// One confirmation round at a time: the heartbeats that find it stale wait for it.
+    confirming: tokio::sync::Mutex<()>,
 }
 
 /// What a master is in the Raft group right now.
@@ -92,6 +97,8 @@ impl RaftNode {
             exclusive: tokio::sync::Mutex::new(()),
             last_version_ms: AtomicU64::new(0),
             leader_header: std::sync::Mutex::new(None),
+            confirmed_at: std::sync::Mutex::new(None),
+            confirming: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -222,6 +229,37 @@ impl RaftNode {
             applied: m.last_applied.map(|l| l.index).unwrap_or(0),
             last_log: m.last_log_index.unwrap_or(0),
         }
+    }
+
+    /// Confirms that this master still leads, with a quorum round at most once per
+    /// `--election-timeout-min-ms`, for answers too frequent for a round each (agent
+    /// heartbeats). Once a quorum acknowledged a round, no other leader can be elected within
+    /// the shortest election timeout of its start, so the answer holds that long. Without
+    /// this, a leader cut off from the other masters but not from the agents kept taking
+    /// their heartbeats: they never moved to the new leader, which called them unreachable
+    /// and could give them no work.
+    pub async fn confirm_leadership(&self) -> Result<(), ApiError> {
+        let lease = self.config.election_timeout_min;
+        let fresh = || {
+            self.confirmed_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some_and(|at| at.elapsed() < lease)
+        };
+        if fresh() {
+            return Ok(());
+        }
+        let _turn = self.confirming.lock().await;
+        if fresh() {
+            return Ok(());
+        }
+        let started = tokio::time::Instant::now();
+        self.linearizable().await?;
+        *self
+            .confirmed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
+        Ok(())
     }
 
     /// Confirms with a quorum that this master still leads and that its state has applied

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use client::{AgentNode, App, AppEnvelope, Node, NodeState, Nodes};
 use serde_json::Value;
 
-use crate::common::{Cluster, DROVER, domain_json, free_port, http, strip_ansi, tail};
+use crate::common::{
+    Cluster, DROVER, domain_json, drover_command, free_port, http, strip_ansi, tail,
+};
 use procs::{Checkpoint, TaskProcess};
 
 /// Writes an executable shell script `name` into `dir`.
@@ -91,6 +93,8 @@ pub struct Agent {
     pub extra_args: Vec<String>,
     /// More environment variables (for detect scripts).
     pub env: Vec<(String, String)>,
+    /// The network namespace it runs in (`None`: the test's own).
+    pub netns: Option<String>,
     stdout: PathBuf,
     stderr: PathBuf,
     child: Option<Child>,
@@ -103,7 +107,7 @@ impl Agent {
     /// The command line that starts it.
     pub fn command(&self) -> Command {
         let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
-        let mut cmd = Command::new(DROVER);
+        let mut cmd = drover_command(self.netns.as_deref());
         cmd.arg("agent")
             .arg("--masters")
             .arg(&self.masters)
@@ -222,6 +226,7 @@ impl Site {
             resources: None,
             extra_args: Vec::new(),
             env: Vec::new(),
+            netns: None,
             stdout: dir.join(format!("agent-{hostname}.stdout")),
             stderr: dir.join(format!("agent-{hostname}.stderr")),
             child: None,

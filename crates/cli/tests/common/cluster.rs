@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use super::files::{TempDir, proc_state, strip_ansi, tail};
 use super::http::Response;
-use super::{DROVER, POLL, PROBE_TIMEOUT, TAIL_LINES, domain_json, free_port, http};
+use super::{
+    DROVER, POLL, PROBE_TIMEOUT, TAIL_LINES, domain_json, drover_command, free_port, http,
+};
 
 /// One master process of a [`Cluster`].
 #[derive(Debug)]
@@ -27,6 +29,8 @@ pub struct Master {
     pub zone: String,
     /// Extra arguments for this master only.
     pub extra_args: Vec<String>,
+    /// The network namespace it runs in (`None`: the test's own).
+    pub netns: Option<String>,
     stdout: PathBuf,
     stderr: PathBuf,
     child: Option<Child>,
@@ -61,6 +65,7 @@ impl Cluster {
                     region: "local".to_string(),
                     zone,
                     extra_args: Vec::new(),
+                    netns: None,
                     stdout: dir.path().join(format!("master-{id}.stdout")),
                     stderr: dir.path().join(format!("master-{id}.stderr")),
                     child: None,
@@ -138,7 +143,7 @@ impl Cluster {
     /// The command line that starts master `id`, without spawning it.
     pub fn command(&self, id: u32) -> Command {
         let m = self.master(id);
-        let mut cmd = Command::new(DROVER);
+        let mut cmd = drover_command(m.netns.as_deref());
         cmd.arg("master")
             .arg("--id")
             .arg(id.to_string())

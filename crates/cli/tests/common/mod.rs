@@ -36,6 +36,20 @@ pub use http::{HttpError, Response};
 /// The binary under test.
 pub const DROVER: &str = env!("CARGO_BIN_EXE_drover");
 
+/// A command that runs the binary under test, inside network namespace `netns` when given
+/// (`ip netns exec NS drover …`: `ip` execs drover, so the child's pid is drover's own and
+/// signals reach it).
+pub fn drover_command(netns: Option<&str>) -> std::process::Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", ns, DROVER]);
+            cmd
+        }
+        None => std::process::Command::new(DROVER),
+    }
+}
+
 /// How long an election may take before a test gives up. Elections take 0.6 to 1.2 s by
 /// default; the margin covers a loaded 2-core CI machine. This is a liveness bound for the
 /// test, not an assertion about speed (speed is the benchmark's business).

@@ -133,6 +133,9 @@ pub async fn heartbeat(
     Path(id): Path<String>,
     Json(beat): Json<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
+    // A deposed leader that has not noticed (cut off from the other masters) must not keep
+    // the agent: a 503 sends it to the next master.
+    m.confirm_leadership().await?;
     let id = AgentId(id);
     let agent_state = m.state().read(|a| a.state.agent(&id).map(|r| r.state));
     match agent_state {
