@@ -19,7 +19,7 @@
 //!
 //! 1. **register**: every agent is active;
 //! 2. one follower is stopped, and **deploy**: apps of `DROVER_BENCH_APP_SIZE` instances,
-//!    `GROUP_BY` zone, are posted until the instance count is reached, timed from the first
+//!    `GROUP_BY` zone, are PUT (retried until acknowledged) until the instance count is reached, timed from the first
 //!    POST until all run and no deployment is left, with the leader's CPU over that time;
 //! 3. **master back**: the stopped follower starts again on its data dir and catches up
 //!    (with 5,000 entries between snapshots it installs the leader's snapshot); the time
@@ -33,6 +33,9 @@
 //! 8. **leader SIGKILL**: time until a write through another master is acknowledged, and
 //!    until every live agent is active again; how many fake tasks the failover replaced
 //!    (their ids before and after; should be 0).
+//!
+//! The last column counts elections before the SIGKILL (Raft terms gone by): a leader that
+//! lost its followers' heartbeats under load shows there.
 //!
 //! Prints one table row per run (markdown, for `docs/benchmarks.md`). `cargo test
 //! --benches` runs it without `--bench`: a smoke run of 20 agents and 40 instances.
@@ -273,6 +276,7 @@ struct Row {
     first_write: Duration,
     reregistered: Duration,
     replaced: usize,
+    elections: u64,
 }
 
 struct Settings {
@@ -305,6 +309,16 @@ fn run(agents: usize, s: &Settings) -> Row {
     });
     let register = started.elapsed();
 
+    let term = |c: &Cluster| {
+        c.ids()
+            .into_iter()
+            .filter_map(|id| c.health(id))
+            .map(|h| h.term)
+            .max()
+            .unwrap_or(0)
+    };
+    let first_term = term(&c);
+
     // 2. Deploy with one follower stopped.
     let follower = c.a_follower(leader);
     c.kill(follower);
@@ -321,11 +335,8 @@ fn run(agents: usize, s: &Settings) -> Row {
             "cpus": 0.01, "mem": 1, "portDefinitions": [],
             "constraints": [["@zone", "GROUP_BY"]],
         });
-        match http::request(&leader_addr, "POST", "/v2/apps", Some(&app), CALL) {
-            Ok(r) if r.status == 201 => {}
-            Ok(r) => c.fail(&format!("POST /v2/apps: {r}")),
-            Err(e) => c.fail(&format!("POST /v2/apps: {e}")),
-        }
+        // PUT, retried until acknowledged: a leader change under load must not end the run.
+        c.put_app_acked(leader, &app, LIMIT);
     }
     let want = s.instances as u64;
     poll(&c, &fleets, &format!("{want} instances run"), || {
@@ -409,6 +420,8 @@ fn run(agents: usize, s: &Settings) -> Row {
     let zone_lost = started.elapsed();
     let live_agents = agents - zone_agents - 1;
 
+    let elections = term(&c) - first_term;
+
     // 8. Leader SIGKILL.
     let before = fleets.tasks();
     let others: Vec<String> = c
@@ -477,6 +490,7 @@ fn run(agents: usize, s: &Settings) -> Row {
         first_write,
         reregistered,
         replaced,
+        elections,
     }
 }
 
@@ -512,7 +526,7 @@ fn main() {
     for &n in &sizes {
         let row = run(n, &s);
         println!(
-            "{} agents, {} instances: registered {:.1} s; deployed {:.1} s at {:.2} cores; master back {:.1} s (snapshot {}); at rest {:.3} cores, {:.0} MiB; GET /v2/apps p50 {:.1} ms p99 {:.1} ms; POST p50 {:.1} ms p99 {:.1} ms; agent lost {:.1} s; zone lost ({} agents) {:.1} s; leader SIGKILL: write {:.2} s, re-registered {:.1} s, {} replaced",
+            "{} agents, {} instances: registered {:.1} s; deployed {:.1} s at {:.2} cores; master back {:.1} s (snapshot {}); at rest {:.3} cores, {:.0} MiB; GET /v2/apps p50 {:.1} ms p99 {:.1} ms; POST p50 {:.1} ms p99 {:.1} ms; agent lost {:.1} s; zone lost ({} agents) {:.1} s; leader SIGKILL: write {:.2} s, re-registered {:.1} s, {} replaced; {} elections before the SIGKILL",
             row.agents,
             row.instances,
             row.register.as_secs_f64(),
@@ -533,17 +547,18 @@ fn main() {
             row.first_write.as_secs_f64(),
             row.reregistered.as_secs_f64(),
             row.replaced,
+            row.elections,
         );
         rows.push(row);
     }
     println!();
     println!(
-        "| agents | instances | register | deploy (leader CPU) | master back (snapshot) | at rest: leader CPU, RSS | GET /v2/apps p50/p99 | POST /v2/apps p50/p99 | agent lost | zone lost | leader SIGKILL: first write, all re-registered, replaced |"
+        "| agents | instances | register | deploy (leader CPU) | master back (snapshot) | at rest: leader CPU, RSS | GET /v2/apps p50/p99 | POST /v2/apps p50/p99 | agent lost | zone lost | leader SIGKILL: first write, all re-registered, replaced | elections before |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.1} s | {:.1} s ({:.2} cores) | {:.1} s ({}) | {:.3} cores, {:.0} MiB | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} s | {:.1} s | {:.2} s, {:.1} s, {} |",
+            "| {} | {} | {:.1} s | {:.1} s ({:.2} cores) | {:.1} s ({}) | {:.3} cores, {:.0} MiB | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} s | {:.1} s | {:.2} s, {:.1} s, {} | {} |",
             r.agents,
             r.instances,
             r.register.as_secs_f64(),
@@ -563,6 +578,7 @@ fn main() {
             r.first_write.as_secs_f64(),
             r.reregistered.as_secs_f64(),
             r.replaced,
+            r.elections,
         );
     }
 }

@@ -254,7 +254,7 @@ impl RaftNode {
             return Ok(());
         }
         let started = tokio::time::Instant::now();
-        self.linearizable().await?;
+        self.confirm_leadership_now().await?;
         *self
             .confirmed_at
             .lock()
@@ -262,11 +262,37 @@ impl RaftNode {
         Ok(())
     }
 
+    /// One quorum round confirming that this master leads, without waiting for its state
+    /// machine to apply what is committed (a heartbeat needs the leadership, not the
+    /// state: while a deploy of 100,000 instances is being applied, waiting for it would
+    /// make heartbeats time out and send every agent away from a healthy leader).
+    async fn confirm_leadership_now(&self) -> Result<(), ApiError> {
+        let round = async { self.raft.get_read_log_id().await.map(|_| None) };
+        self.leadership_answer(round).await
+    }
+
     /// Confirms with a quorum that this master still leads and that its state has applied
     /// everything committed before now; reads after this are linearizable.
     pub async fn linearizable(&self) -> Result<(), ApiError> {
+        self.leadership_answer(self.raft.ensure_linearizable())
+            .await
+    }
+
+    /// Turns a leadership check into the API's answer, giving it the write timeout.
+    async fn leadership_answer(
+        &self,
+        check: impl Future<
+            Output = Result<
+                Option<state::types::LogId>,
+                RaftError<
+                    state::types::NodeId,
+                    CheckIsLeaderError<state::types::NodeId, BasicNode>,
+                >,
+            >,
+        >,
+    ) -> Result<(), ApiError> {
         let wait = self.config.write_timeout;
-        match tokio::time::timeout(wait, self.raft.ensure_linearizable()).await {
+        match tokio::time::timeout(wait, check).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
                 Err(ApiError::unavailable(

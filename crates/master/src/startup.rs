@@ -132,6 +132,15 @@ pub fn stop_signals() -> Result<impl Future<Output = ()> + Send + 'static, Start
 /// How long a master's connection attempt to a peer may take.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Most log entries one AppendEntries carries. openraft gives every AppendEntries only the
+/// heartbeat interval (100 ms) to be answered, and a follower answers after its fsync; a
+/// scheduler pass's entry places up to a thousand instances (hundreds of KB), and openraft's
+/// default of 300 such entries in one request could not be sent, decoded and synced in that
+/// time by a busy follower: the request timed out, was sent again whole, and the leader lost
+/// its quorum while deploying 100,000 instances (the scale benchmark). 16 keeps a request to
+/// a few MB at most; a follower far behind catches up in more, smaller round trips.
+const MAX_ENTRIES_PER_APPEND: u64 = 16;
+
 /// What a master takes from the world outside it, replaceable by a test or a simulation.
 #[derive(Debug, Clone)]
 pub struct Seams {
@@ -199,6 +208,7 @@ where
         election_timeout_min,
         election_timeout_max,
         snapshot_max_chunk_size: state::network::SNAPSHOT_CHUNK_BYTES,
+        max_payload_entries: MAX_ENTRIES_PER_APPEND,
         ..Default::default()
     }
     .validate()
