@@ -162,6 +162,8 @@ pub(crate) async fn supervise(
     let checks = cp.assignment.app.health_checks.clone();
     let health = (!checks.is_empty()).then(|| {
         let target = Target {
+            host: ctx.hostname.clone(),
+            advertised_ip: ctx.ip.clone(),
             ports: cp.assignment.ports.clone(),
             env: task_env(&cp.assignment, &ctx.hostname, &cp.sandbox),
             sandbox: cp.sandbox.clone(),

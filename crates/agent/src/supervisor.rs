@@ -20,8 +20,10 @@ use crate::work_dir::WorkDir;
 /// What every task runner shares.
 #[derive(Debug)]
 pub struct TaskContext {
-    /// The agent's advertised hostname (`HOST`).
+    /// The agent's advertised hostname (`HOST`, and where HTTP/TCP health checks reach tasks).
     pub hostname: String,
+    /// The agent's advertised IP (where health checks go when the hostname does not resolve).
+    pub ip: String,
     /// The work dir (sandboxes).
     pub work_dir: Arc<WorkDir>,
     /// Task checkpoints.

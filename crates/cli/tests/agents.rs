@@ -415,7 +415,9 @@ fn a_health_check_that_starts_failing_is_reported() {
     let port = s.agent(a).ports[0];
     s.agent_mut(a).ports.truncate(1);
     s.start_agent_active(a);
-    let mut stub = HttpStub::start(port);
+    // The agent's hostname does not resolve: HTTP checks reach tasks at its advertised IP.
+    let ip = s.agent(a).ip.clone();
+    let mut stub = HttpStub::start(&ip, port);
     let app_id = "/health/web";
     s.create_app(&json!({
         "id": app_id, "cmd": "exec sleep 1000", "instances": 1, "cpus": 0.1, "mem": 16,
