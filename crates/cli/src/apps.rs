@@ -203,6 +203,8 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 counts: None,
                 deployments: None,
                 tasks: None,
+                last_task_failure: None,
+                readiness_check_results: None,
                 ..app
             };
             output::json(&definition);

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use domain::{AppDefinition, ValidationErrors};
 
 use crate::deployments::DeploymentRef;
-use crate::tasks::Task;
+use crate::tasks::{Task, TaskFailure};
 
 /// `GET /v2/apps`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,21 @@ pub struct App {
     /// Its live tasks, when embedded (`GET /v2/apps/{id}`, `?embed=apps.tasks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<Task>>,
+    /// Its latest failed task still known (`GET /v2/apps/{id}`, `?embed=apps.lastTaskFailure`).
+    #[serde(
+        rename = "lastTaskFailure",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_task_failure: Option<TaskFailure>,
+    /// Readiness check results (`?embed=apps.readiness`); always empty: drover has no
+    /// readiness checks yet.
+    #[serde(
+        rename = "readinessCheckResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub readiness_check_results: Option<Vec<Value>>,
 }
 
 /// [`App`] as serde reads it: a flattened map keeps every field it sees, so the counts
@@ -68,6 +83,10 @@ struct RawApp {
     deployments: Option<Vec<DeploymentRef>>,
     #[serde(default)]
     tasks: Option<Vec<Task>>,
+    #[serde(rename = "lastTaskFailure", default)]
+    last_task_failure: Option<TaskFailure>,
+    #[serde(rename = "readinessCheckResults", default)]
+    readiness_check_results: Option<Vec<Value>>,
 }
 
 /// The count fields, which are not part of a definition.
@@ -93,6 +112,8 @@ impl From<RawApp> for App {
             counts: raw.counts,
             deployments: raw.deployments,
             tasks: raw.tasks,
+            last_task_failure: raw.last_task_failure,
+            readiness_check_results: raw.readiness_check_results,
         }
     }
 }

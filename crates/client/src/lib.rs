@@ -32,4 +32,4 @@ pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};
 pub use queue::{Delay, Queue, QueueItem};
 pub use system::{Info, Leader, Message, ProcessHealth};
-pub use tasks::{HealthCheckResult, IpAddress, Task, TaskIds, Tasks};
+pub use tasks::{HealthCheckResult, IpAddress, Task, TaskFailure, TaskIds, Tasks};

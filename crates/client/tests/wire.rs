@@ -185,6 +185,62 @@ fn a_single_version_has_no_status() {
     assert_eq!(app.deployments, None);
 }
 
+/// The fields of Marathon's `Task` (`docs/docs/rest-api/public/api/v2/types/task.raml`):
+/// strict clients (marathon-python maps fields to keyword arguments) refuse any other.
+const MARATHON_TASK_FIELDS: &[&str] = &[
+    "appId",
+    "healthCheckResults",
+    "checkResult",
+    "host",
+    "id",
+    "ipAddresses",
+    "ports",
+    "servicePorts",
+    "slaveId",
+    "state",
+    "stagedAt",
+    "startedAt",
+    "version",
+    "localVolumes",
+    "region",
+    "zone",
+    "role",
+];
+
+/// Marathon's `TaskFailure` (the same RAML file).
+const MARATHON_TASK_FAILURE_FIELDS: &[&str] = &[
+    "appId", "host", "message", "state", "taskId", "timestamp", "version", "slaveId",
+];
+
+#[test]
+fn a_task_carries_only_marathons_fields() {
+    let task = round_trip::<Tasks>(TASKS).tasks.remove(0);
+    let Value::Object(fields) = serde_json::to_value(&task).unwrap() else {
+        panic!("a task is an object");
+    };
+    for key in fields.keys() {
+        assert!(
+            MARATHON_TASK_FIELDS.contains(&key.as_str()),
+            "a task carries {key}, which Marathon's tasks do not have: {fields:?}"
+        );
+    }
+    let failure = TaskFailure {
+        app_id: "/a".into(),
+        host: "h".into(),
+        message: String::new(),
+        state: "TASK_FAILED".into(),
+        task_id: "a.instance-1".into(),
+        timestamp: "2026-12-01T12:18:43.404Z".into(),
+        version: "2026-12-01T12:18:43.399Z".into(),
+        slave_id: Some("s".into()),
+    };
+    let Value::Object(fields) = serde_json::to_value(&failure).unwrap() else {
+        panic!("a task failure is an object");
+    };
+    let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(keys, MARATHON_TASK_FAILURE_FIELDS);
+}
+
 #[test]
 fn a_task_says_its_health_and_ports() {
     let tasks = round_trip::<Tasks>(TASKS);
@@ -774,7 +830,6 @@ const TASKS: &str = r#"{
    ],
    "servicePorts": [],
    "slaveId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
-   "agentId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
    "state": "TASK_RUNNING",
    "stagedAt": "2026-12-01T12:18:43.404Z",
    "startedAt": "2026-12-01T12:18:43.422Z",
@@ -986,7 +1041,6 @@ const APP: &str = r#"{
     ],
     "servicePorts": [],
     "slaveId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
-    "agentId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
     "state": "TASK_RUNNING",
     "stagedAt": "2026-12-01T12:18:43.404Z",
     "startedAt": "2026-12-01T12:18:43.422Z",

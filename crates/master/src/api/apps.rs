@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use client::{App, AppEnvelope, AppList, Change, DeploymentRef, ErrorBody, VersionInfo, Versions};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
+use super::app_query::{self, AppEmbeds, AppQuery};
 use crate::agents::AgentView;
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
@@ -49,6 +50,8 @@ fn app_json(v: &AppVersion) -> App {
         counts: None,
         deployments: None,
         tasks: None,
+        last_task_failure: None,
+        readiness_check_results: None,
     }
 }
 
@@ -58,29 +61,46 @@ fn app_value(app: Option<App>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// An app as Marathon lists it: the definition, its task counts, its deployments, and its
-/// tasks when asked for (see [`super::tasks::task_json`] for `agents` and `own_region`).
+/// An app as Marathon lists it: the definition and what `embeds` asks for: task counts,
+/// deployments, tasks, the last task failure, readiness (see [`super::tasks::task_json`] for
+/// `agents` and `own_region`).
 fn app_with_status(
     agents: &AgentView,
     own_region: &str,
     state: &state::ClusterState,
     v: &AppVersion,
-    with_tasks: bool,
+    embeds: AppEmbeds,
 ) -> App {
     let mut out = app_json(v);
-    out.counts = Some(super::tasks::counts(agents, state, &v.app.id));
-    out.deployments = Some(
-        state
-            .deployments()
-            .values()
-            .filter(|d| d.affected_apps.contains(&v.app.id))
-            .map(|d| DeploymentRef { id: d.id.clone() })
-            .collect(),
-    );
-    if with_tasks {
-        out.tasks = Some(super::tasks::tasks_of(agents, own_region, state, &v.app.id));
+    let id = &v.app.id;
+    if embeds.counts {
+        out.counts = Some(super::tasks::counts(agents, state, id));
+    }
+    if embeds.deployments {
+        out.deployments = Some(
+            state
+                .deployments()
+                .values()
+                .filter(|d| d.affected_apps.contains(id))
+                .map(|d| DeploymentRef { id: d.id.clone() })
+                .collect(),
+        );
+    }
+    if embeds.tasks {
+        out.tasks = Some(super::tasks::tasks_of(agents, own_region, state, id));
+    }
+    if embeds.last_task_failure {
+        out.last_task_failure = app_query::last_task_failure(state, id);
+    }
+    if embeds.readiness {
+        out.readiness_check_results = Some(Vec::new());
     }
     out
+}
+
+/// The query parameters of an apps read, with a 400 naming what is wrong in a label query.
+fn app_query(pairs: &[(String, String)]) -> Result<AppQuery, ApiError> {
+    AppQuery::from_pairs(pairs).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -112,28 +132,27 @@ fn deployment_headers(id: &str) -> HeaderMap {
     headers
 }
 
-/// `GET /v2/apps[?embed=apps.tasks]`.
+/// `GET /v2/apps[?cmd=&id=&label=&embed=…]`: the apps that pass every filter given.
 pub async fn list(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
-    RawQuery(query): RawQuery,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<AppList>, ApiError> {
+    let query = app_query(&pairs)?;
+    let embeds = query.embeds(AppEmbeds::for_list());
     m.linearizable().await?;
-    let with_tasks = query
-        .unwrap_or_default()
-        .split('&')
-        .any(|kv| kv == "embed=apps.tasks" || kv == "embed=tasks");
     let apps: Vec<App> = m.state().read(|a| {
         a.state
             .apps()
             .values()
+            .filter(|r| query.matches(&r.current().app))
             .map(|r| {
                 app_with_status(
                     &agents,
                     &m.config().domain.region,
                     &a.state,
                     r.current(),
-                    with_tasks,
+                    embeds,
                 )
             })
             .collect()
@@ -169,7 +188,7 @@ pub async fn create(
                 &m.config().domain.region,
                 &a.state,
                 r.current(),
-                false,
+                AppEmbeds::for_list(),
             )
         })
     }));
@@ -262,12 +281,14 @@ fn split(path: &str) -> AppPath<'_> {
     AppPath::App(path)
 }
 
-/// `GET /v2/apps/{id}`, `…/versions`, `…/versions/{version}`.
+/// `GET /v2/apps/{id}[?embed=…]`, `…/tasks`, `…/versions`, `…/versions/{version}`.
 pub async fn get(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
     Path(path): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    let embeds = app_query(&pairs)?.embeds(AppEmbeds::for_one());
     m.linearizable().await?;
     let (raw, version) = match split(&path) {
         AppPath::Tasks(id) => {
@@ -304,7 +325,7 @@ pub async fn get(
                     &m.config().domain.region,
                     &a.state,
                     record.current(),
-                    true,
+                    embeds,
                 ),
             })
             .into_response(),
@@ -403,7 +424,45 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let id = app_id(path)?;
     let force = super::query_flag(query, "force", false);
-    let mut changes = parse_body(&body)?;
+    let changes = parse_body(&body)?;
+    let _serial = m.exclusive().await;
+    m.linearizable().await?;
+    let prepared = prepare(m, &id, changes, partial, may_create, force)?;
+    let created = prepared.created;
+    let change = apply(m, events, prepared, force).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let headers = change
+        .deployment_id
+        .as_deref()
+        .map(deployment_headers)
+        .unwrap_or_default();
+    Ok((status, headers, Json(change)).into_response())
+}
+
+/// A change of one app, checked and ready to commit.
+struct Prepared {
+    id: AppId,
+    /// The new definition and how it deploys; `None` when nothing changes.
+    app: Option<(AppDefinition, Action)>,
+    /// The current version, if the app exists.
+    current_version: Option<String>,
+    created: bool,
+}
+
+/// Checks a change of app `id` (fields in `changes`, merged into the current definition when
+/// `partial`) against the state, without committing it. The caller holds the change lock.
+fn prepare(
+    m: &RaftNode,
+    id: &AppId,
+    mut changes: Value,
+    partial: bool,
+    may_create: bool,
+    force: bool,
+) -> Result<Prepared, ApiError> {
     let Some(obj) = changes.as_object_mut() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -411,7 +470,7 @@ async fn update(
         ));
     };
     match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
-        Some(Ok(body_id)) if body_id != id => {
+        Some(Ok(body_id)) if body_id != *id => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(
@@ -423,11 +482,9 @@ async fn update(
             obj.insert("id".into(), json!(id.as_str()));
         }
     }
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
     let current = m
         .state()
-        .read(|a| a.state.app(&id).map(|r| r.current().clone()));
+        .read(|a| a.state.app(id).map(|r| r.current().clone()));
     // Marathon: a PUT may create the app, a PATCH only changes one that exists.
     if current.is_none() && !may_create {
         return Err(ApiError::app_not_found(id.as_str()));
@@ -450,7 +507,7 @@ async fn update(
     // holds the app (409), as Marathon does.
     let app = validate(&merged)?;
     if current.is_some() {
-        check_lock(m, &id, force)?;
+        check_lock(m, id, force)?;
     }
     let action = match &current {
         None => Action::StartApplication,
@@ -464,19 +521,31 @@ async fn update(
             }
         }
     };
-    if current.as_ref().is_some_and(|c| c.app == app) {
-        // Nothing changed: Marathon answers with the current version and no deployment.
-        let version = current.map(|c| c.version).unwrap_or_default();
-        return Ok((
-            StatusCode::OK,
-            Json(Change {
-                version,
-                deployment_id: None,
-            }),
-        )
-            .into_response());
-    }
-    let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
+    let unchanged = current.as_ref().is_some_and(|c| c.app == app);
+    Ok(Prepared {
+        id: id.clone(),
+        app: (!unchanged).then_some((app, action)),
+        created: current.is_none(),
+        current_version: current.map(|c| c.version),
+    })
+}
+
+/// Commits a prepared change and starts its deployment; nothing when nothing changes (then
+/// Marathon answers with the current version and no deployment).
+async fn apply(
+    m: &RaftNode,
+    events: &EventBus,
+    prepared: Prepared,
+    force: bool,
+) -> Result<Change, ApiError> {
+    let Some((app, action)) = prepared.app else {
+        return Ok(Change {
+            version: prepared.current_version.unwrap_or_default(),
+            deployment_id: None,
+        });
+    };
+    let id = prepared.id;
+    let version = m.next_version(prepared.current_version.as_deref());
     commit_app(m, app, version.clone()).await?;
     let deployment = start_deployment(m, events, &id, &version, action, force).await?;
     let definition = app_value(
@@ -486,22 +555,69 @@ async fn update(
     events.publish(Event::ApiPostEvent {
         client_ip: None,
         uri: format!("/v2/apps{id}"),
-        app_definition: definition.clone(),
+        app_definition: definition,
     });
-    let status = if current.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
+    Ok(Change {
+        version,
+        deployment_id: Some(deployment),
+    })
+}
+
+/// `PUT /v2/apps[?force=&partialUpdate=]`: create or update several apps (a JSON array of
+/// definitions, each with its `id`). Every change is checked before any is committed, so a
+/// bad one changes nothing; each app then deploys on its own, and the answer names the last
+/// deployment (Marathon makes one deployment of them all).
+pub async fn put_many(
+    State(m): State<Arc<RaftNode>>,
+    State(events): State<Arc<EventBus>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let force = super::query_flag(&query, "force", false);
+    let partial = super::query_flag(&query, "partialUpdate", true);
+    let Value::Array(items) = parse_body(&body)? else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Send a JSON array of app definitions, each with its id.",
+        ));
     };
-    Ok((
-        status,
-        deployment_headers(&deployment),
-        Json(Change {
-            version,
-            deployment_id: Some(deployment),
-        }),
-    )
-        .into_response())
+    let _serial = m.exclusive().await;
+    m.linearizable().await?;
+    let mut prepared = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(raw) = item.get("id").and_then(Value::as_str) else {
+            let mut errors = domain::ValidationErrors::default();
+            errors.add(
+                &format!("/{i}/id"),
+                "every app of a bulk update needs its id",
+            );
+            return Err(ApiError::invalid(&errors));
+        };
+        let id = app_id(raw)?;
+        if prepared.iter().any(|p: &Prepared| p.id == id) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("App {id} is given twice: give each app once."),
+            ));
+        }
+        prepared.push(prepare(&m, &id, item, partial, true, force)?);
+    }
+    let mut last = Change {
+        version: String::new(),
+        deployment_id: None,
+    };
+    for p in prepared {
+        let change = apply(&m, &events, p, force).await?;
+        if change.deployment_id.is_some() || last.deployment_id.is_none() {
+            last = change;
+        }
+    }
+    let headers = last
+        .deployment_id
+        .as_deref()
+        .map(deployment_headers)
+        .unwrap_or_default();
+    Ok((StatusCode::OK, headers, Json(last)).into_response())
 }
 
 /// Fields of Marathon's app JSON that describe its state, not its definition.
@@ -516,14 +632,26 @@ const READ_ONLY: &[&str] = &[
     "deployments",
     "lastTaskFailure",
     "readinessCheckResults",
+    "taskStats",
 ];
 
-/// `DELETE /v2/apps/{id}`.
+/// `DELETE /v2/apps/{id}`, `…/tasks`, `…/tasks/{task}`.
 pub async fn delete(
     State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     State(events): State<Arc<EventBus>>,
     Path(path): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    if let Some(raw) = path.strip_suffix("/tasks") {
+        return super::app_tasks::kill_all(&m, &agents, app_id(raw)?, &pairs).await;
+    }
+    if let Some((raw, task)) = path.rsplit_once("/tasks/")
+        && !task.is_empty()
+        && !task.contains('/')
+    {
+        return super::app_tasks::kill_one(&m, &agents, app_id(raw)?, task, &pairs).await;
+    }
     let id = app_id(&path)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;
