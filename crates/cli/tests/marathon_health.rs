@@ -14,12 +14,10 @@ use client::App;
 use serde_json::json;
 
 /// busybox's HTTP server on `$HOST:$PORT0` only (not on every interface).
-const SERVE_ON_HOST: &str =
-    "echo ok > index.html && exec busybox httpd -f -p \"$HOST:$PORT0\"";
+const SERVE_ON_HOST: &str = "echo ok > index.html && exec busybox httpd -f -p \"$HOST:$PORT0\"";
 
 #[test]
-fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_distinct_addresses()
-{
+fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_distinct_addresses() {
     let mut s = Site::new("marathon-health-host", 1);
     s.start_masters();
     let mut ips = Vec::new();
@@ -46,8 +44,7 @@ fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_di
         let tasks = app.tasks.as_deref().unwrap_or_default();
         tasks.len() == 2
             && tasks.iter().all(|t| {
-                t.health_check_results.first().is_some_and(|h| h.alive)
-                    && t.state == "TASK_RUNNING"
+                t.health_check_results.first().is_some_and(|h| h.alive) && t.state == "TASK_RUNNING"
             })
     };
     let app = s.wait_for(SETTLE, "both instances are healthy", |s| {

@@ -209,7 +209,14 @@ const MARATHON_TASK_FIELDS: &[&str] = &[
 
 /// Marathon's `TaskFailure` (the same RAML file).
 const MARATHON_TASK_FAILURE_FIELDS: &[&str] = &[
-    "appId", "host", "message", "state", "taskId", "timestamp", "version", "slaveId",
+    "appId",
+    "host",
+    "message",
+    "state",
+    "taskId",
+    "timestamp",
+    "version",
+    "slaveId",
 ];
 
 #[test]
@@ -414,6 +421,17 @@ fn an_events_type_is_its_tag() {
         panic!("not a deployment_info");
     };
     assert_eq!(current_step.as_ref(), plan.steps.first());
+    assert_eq!(plan.affected_apps(), ["/web"]);
+    // Exactly the fields of marathon-python's MarathonDeploymentPlan.
+    let fields = serde_json::to_value(&plan).unwrap();
+    let mut keys: Vec<&str> = fields
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["id", "original", "steps", "target", "version"]);
 }
 
 #[test]
@@ -1199,9 +1217,21 @@ const QUEUE: &str = r#"{
     "timeLeftSeconds": 0,
     "overdue": true
    },
-   "unplacedReasons": {
-    "insufficient mem": 4,
-    "remote region": 8
+   "processedOffersSummary": {
+    "processedOffersCount": 12,
+    "unusedOffersCount": 12,
+    "rejectSummaryLastOffer": [
+     {
+      "reason": "insufficient mem",
+      "declined": 4,
+      "processed": 12
+     },
+     {
+      "reason": "remote region",
+      "declined": 8,
+      "processed": 12
+     }
+    ]
    }
   }
  ]
@@ -1572,13 +1602,13 @@ const UNHEALTHY_INSTANCE_KILL_EVENT: &str = r#"{"eventType":"unhealthy_instance_
 
 const API_POST_EVENT: &str = r#"{"eventType":"api_post_event","clientIp":null,"uri":"/v2/apps/web","appDefinition":{"id":"/web","cmd":"python3 -m http.server \"$PORT0\"","instances":1,"cpus":0.1,"mem":48.0,"disk":0.0,"portDefinitions":[{"port":0,"protocol":"tcp","name":"http"}],"requirePorts":false,"env":{},"labels":{},"constraints":[],"healthChecks":[{"protocol":"HTTP","gracePeriodSeconds":5.0,"intervalSeconds":1.0,"timeoutSeconds":1.0,"maxConsecutiveFailures":3,"delaySeconds":15.0,"path":"/","ignoreHttp1xx":false,"portIndex":0}],"upgradeStrategy":{"minimumHealthCapacity":1.0,"maximumOverCapacity":1.0},"backoffSeconds":1.0,"backoffFactor":1.15,"maxLaunchDelaySeconds":300.0,"killSelection":"YOUNGEST_FIRST","unreachableStrategy":{"inactiveAfterSeconds":0.0,"expungeAfterSeconds":0.0},"version":"2026-12-01T15:10:32.771Z","versionInfo":{"lastConfigChangeAt":"2026-12-01T15:10:32.771Z","lastScalingAt":"2026-12-01T15:10:32.771Z"}},"timestamp":"2026-12-01T15:10:32.784Z"}"#;
 
-const DEPLOYMENT_INFO: &str = r#"{"eventType":"deployment_info","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:06.472Z"}"#;
+const DEPLOYMENT_INFO: &str = r#"{"eventType":"deployment_info","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}]},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:06.472Z"}"#;
 
-const DEPLOYMENT_SUCCESS: &str = r#"{"eventType":"deployment_success","id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
+const DEPLOYMENT_SUCCESS: &str = r#"{"eventType":"deployment_success","id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
 
-const DEPLOYMENT_FAILED: &str = r#"{"eventType":"deployment_failed","id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","plan":{"id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","version":"2026-12-01T15:10:06.516Z","affectedApps":["/stuck"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/stuck"}]}],"currentActions":[{"action":"StartApplication","app":"/stuck","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"reason":"cancelled","timestamp":"2026-12-01T15:10:32.760Z"}"#;
+const DEPLOYMENT_FAILED: &str = r#"{"eventType":"deployment_failed","id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","plan":{"id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","version":"2026-12-01T15:10:06.516Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.516Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.516Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/stuck"}]}]},"reason":"cancelled","timestamp":"2026-12-01T15:10:32.760Z"}"#;
 
-const DEPLOYMENT_STEP_SUCCESS: &str = r#"{"eventType":"deployment_step_success","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
+const DEPLOYMENT_STEP_SUCCESS: &str = r#"{"eventType":"deployment_step_success","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}]},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
 
 const APP_TERMINATED_EVENT: &str = r#"{"eventType":"app_terminated_event","appId":"/stuck","timestamp":"2026-12-01T15:10:32.796Z"}"#;
 

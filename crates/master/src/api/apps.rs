@@ -220,7 +220,7 @@ async fn start_deployment(
         .await?;
     events.publish(Event::DeploymentInfo {
         current_step: plan.steps.first().cloned(),
-        plan,
+        plan: (&plan).into(),
     });
     Ok(id)
 }
