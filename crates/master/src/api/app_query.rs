@@ -175,7 +175,9 @@ mod tests {
                             "labels": {"tier": "db"}}),
         );
         let web = app(json!({"id": "/us-east/web", "cmd": "python3 -m http.server"}));
-        let cases: &[(&[(&str, &str)], bool, bool)] = &[
+        /// Query parameters, and whether the database and the web app pass them.
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool);
+        let cases: &[Case<'_>] = &[
             (&[], true, true),
             (&[("id", "/us-east/database/memsql")], true, false),
             (&[("id", "database")], true, false),

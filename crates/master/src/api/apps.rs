@@ -588,7 +588,7 @@ pub async fn put_many(
         let Some(raw) = item.get("id").and_then(Value::as_str) else {
             let mut errors = domain::ValidationErrors::default();
             errors.add(
-                &format!("/{i}/id"),
+                format!("/{i}/id"),
                 "every app of a bulk update needs its id",
             );
             return Err(ApiError::invalid(&errors));

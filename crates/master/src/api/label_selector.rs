@@ -110,14 +110,9 @@ impl Parser<'_> {
     }
 
     fn rest_starts_with(&self, word: &str) -> bool {
-        let mut i = self.at;
-        for c in word.chars() {
-            if self.chars.get(i) != Some(&c) {
-                return false;
-            }
-            i += 1;
-        }
-        true
+        (self.at..)
+            .zip(word.chars())
+            .all(|(i, c)| self.chars.get(i) == Some(&c))
     }
 
     fn skip_spaces(&mut self) {
