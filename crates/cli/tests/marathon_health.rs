@@ -2,7 +2,8 @@
 //! `drover master` and `drover agent` binaries on loopback, each agent on its own address
 //! (127.0.1.N) with that address as its hostname, as DC/OS names its agents. A task that
 //! binds only `$HOST:$PORT0` is reachable by Marathon-level `HTTP` checks, which reach tasks
-//! at their host, not at 127.0.0.1.
+//! at their host, not at 127.0.0.1. Its tasks carry the app's declared ports as
+//! `servicePorts`, as Marathon's do.
 //!
 //! Waits poll conditions with deadlines and fail with the logs of every process.
 
@@ -32,7 +33,8 @@ fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_di
     let app_id = "/health/on-host";
     s.create_app(&json!({
         "id": app_id, "cmd": SERVE_ON_HOST, "instances": 2, "cpus": 0.1, "mem": 16,
-        "portDefinitions": [{"port": 0, "name": "http"}],
+        // A declared port is the app's service port; the host port comes from the agent.
+        "portDefinitions": [{"port": 10042, "name": "http"}],
         "constraints": [["hostname", "UNIQUE"]],
         "healthChecks": [{
             "protocol": "HTTP", "path": "/index.html", "portIndex": 0,
@@ -60,6 +62,10 @@ fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_di
         .collect();
     hosts.sort();
     assert_eq!(hosts, ips, "one instance on each agent: {app:?}");
+    for t in app.tasks.iter().flatten() {
+        assert_eq!(t.service_ports, vec![10042], "servicePorts of {}", t.id);
+        assert_ne!(t.ports, vec![10042], "host ports of {}", t.id);
+    }
     // The server listens on $HOST only: 127.0.0.1 does not answer on its port.
     for t in app.tasks.iter().flatten() {
         let port = u16::try_from(t.ports[0]).expect("a TCP port");

@@ -119,6 +119,19 @@ def main():
     embedded = client.list_apps(embed_tasks=True, embed_counts=True)
     assert len(embedded[0].tasks) == 1, f"embed tasks: {embedded!r}"
     assert embedded[0].tasks_running == 1, f"embed counts: {embedded!r}"
+    assert [a.id for a in client.list_apps(label=r"tier in (web, db), team!=red")] == [APP]
+    assert client.list_apps(label="tier notin (web)") == []
+    every = client.list_apps(
+        embed_tasks=True,
+        embed_counts=True,
+        embed_deployments=True,
+        embed_readiness=True,
+        embed_last_task_failure=True,
+        embed_failures=True,
+        embed_task_stats=True,
+    )
+    assert every[0].readiness_check_results == [], repr(every[0])
+    assert every[0].last_task_failure is None, repr(every[0].last_task_failure)
 
     step("get the app, its versions and a version")
     got = client.get_app(APP)
@@ -231,6 +244,9 @@ def main():
     wait_until("1 task runs after a kill with scale", lambda: running(client, APP, 1))
     assert client.get_app(APP).instances == 1
     wait_until("no deployment of the app", lambda: no_deployments(client, APP))
+    # Only the tasks on the host given: none on a host the app does not run on.
+    assert client.kill_tasks(APP, host="no-such-agent") == []
+    assert len(client.list_tasks(APP)) == 1
     # With scale, Marathon answers with the deployment, not the tasks.
     killed = client.kill_tasks(APP, scale=True)
     assert killed.get("deploymentId"), repr(killed)

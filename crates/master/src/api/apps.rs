@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use client::{App, AppEnvelope, AppList, Change, DeploymentRef, ErrorBody, VersionInfo, Versions};
 use domain::{AppDefinition, AppId};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
@@ -35,7 +35,7 @@ pub fn definition_map(app: &AppDefinition) -> Map<String, Value> {
     }
 }
 
-fn app_json(v: &AppVersion) -> App {
+pub(super) fn app_json(v: &AppVersion) -> App {
     let mut definition = definition_map(&v.app);
     // The version fields are the record's, not the definition's.
     definition.remove("version");
@@ -56,7 +56,7 @@ fn app_json(v: &AppVersion) -> App {
 }
 
 /// An app as JSON, for events.
-fn app_value(app: Option<App>) -> Value {
+pub(super) fn app_value(app: Option<App>) -> Value {
     app.and_then(|a| serde_json::to_value(a).ok())
         .unwrap_or(Value::Null)
 }
@@ -103,7 +103,7 @@ fn app_query(pairs: &[(String, String)]) -> Result<AppQuery, ApiError> {
     AppQuery::from_pairs(pairs).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -112,11 +112,11 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
+pub(super) fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
     AppDefinition::from_json(value).map_err(|errors| ApiError::invalid(&errors))
 }
 
-fn app_id(raw: &str) -> Result<AppId, ApiError> {
+pub(super) fn app_id(raw: &str) -> Result<AppId, ApiError> {
     AppId::parse(raw).map_err(|msg| {
         let mut errors = domain::ValidationErrors::default();
         errors.add("/id", msg);
@@ -124,7 +124,7 @@ fn app_id(raw: &str) -> Result<AppId, ApiError> {
     })
 }
 
-fn deployment_headers(id: &str) -> HeaderMap {
+pub(super) fn deployment_headers(id: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(id) {
         headers.insert(DEPLOYMENT_HEADER, v);
@@ -205,7 +205,7 @@ pub async fn create(
 }
 
 /// Records a deployment for a change just committed, and announces it.
-async fn start_deployment(
+pub(super) async fn start_deployment(
     m: &RaftNode,
     events: &EventBus,
     app: &AppId,
@@ -226,7 +226,7 @@ async fn start_deployment(
 }
 
 /// 409 when a deployment holds the app and the change is not forced (Marathon's answer).
-fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
+pub(super) fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
     if force {
         return Ok(());
     }
@@ -247,7 +247,11 @@ fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
     }
 }
 
-async fn commit_app(m: &RaftNode, app: AppDefinition, version: String) -> Result<(), ApiError> {
+pub(super) async fn commit_app(
+    m: &RaftNode,
+    app: AppDefinition,
+    version: String,
+) -> Result<(), ApiError> {
     match m.write(Command::PutApp { app, version }).await? {
         Applied::AppVersion { .. } | Applied::Ok => Ok(()),
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
@@ -355,7 +359,7 @@ pub async fn put(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let partial = super::query_flag(&query, "partialUpdate", true);
-    update(&m, &events, &path, &query, body, partial, true).await
+    super::app_changes::update(&m, &events, &path, &query, body, partial, true).await
 }
 
 /// `PATCH /v2/apps/{id}`: update the fields given.
@@ -366,7 +370,7 @@ pub async fn patch(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    update(&m, &events, &path, &query, body, true, false).await
+    super::app_changes::update(&m, &events, &path, &query, body, true, false).await
 }
 
 /// `POST /v2/apps/{id}/restart`.
@@ -412,228 +416,6 @@ pub async fn post(
     )
         .into_response())
 }
-
-async fn update(
-    m: &RaftNode,
-    events: &EventBus,
-    path: &str,
-    query: &Option<String>,
-    body: Bytes,
-    partial: bool,
-    may_create: bool,
-) -> Result<Response, ApiError> {
-    let id = app_id(path)?;
-    let force = super::query_flag(query, "force", false);
-    let changes = parse_body(&body)?;
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    let prepared = prepare(m, &id, changes, partial, may_create, force)?;
-    let created = prepared.created;
-    let change = apply(m, events, prepared, force).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let headers = change
-        .deployment_id
-        .as_deref()
-        .map(deployment_headers)
-        .unwrap_or_default();
-    Ok((status, headers, Json(change)).into_response())
-}
-
-/// A change of one app, checked and ready to commit.
-struct Prepared {
-    id: AppId,
-    /// The new definition and how it deploys; `None` when nothing changes.
-    app: Option<(AppDefinition, Action)>,
-    /// The current version, if the app exists.
-    current_version: Option<String>,
-    created: bool,
-}
-
-/// Checks a change of app `id` (fields in `changes`, merged into the current definition when
-/// `partial`) against the state, without committing it. The caller holds the change lock.
-fn prepare(
-    m: &RaftNode,
-    id: &AppId,
-    mut changes: Value,
-    partial: bool,
-    may_create: bool,
-    force: bool,
-) -> Result<Prepared, ApiError> {
-    let Some(obj) = changes.as_object_mut() else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Send the app's fields as a JSON object.",
-        ));
-    };
-    match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
-        Some(Ok(body_id)) if body_id != *id => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "The id in the body ({body_id}) differs from the id in the path ({id}); leave it out or make them equal."
-                ),
-            ));
-        }
-        _ => {
-            obj.insert("id".into(), json!(id.as_str()));
-        }
-    }
-    let current = m
-        .state()
-        .read(|a| a.state.app(id).map(|r| r.current().clone()));
-    // Marathon: a PUT may create the app, a PATCH only changes one that exists.
-    if current.is_none() && !may_create {
-        return Err(ApiError::app_not_found(id.as_str()));
-    }
-    // Read-only fields Marathon clients send back are not part of the definition.
-    for key in READ_ONLY {
-        obj.remove(*key);
-    }
-    let merged = match (&current, partial) {
-        (Some(cur), true) => {
-            let mut base = cur.app.to_json();
-            if let (Some(b), Value::Object(c)) = (base.as_object_mut(), changes) {
-                b.extend(c);
-            }
-            base
-        }
-        _ => changes,
-    };
-    // What is wrong with the change is said first (422), whether or not a deployment
-    // holds the app (409), as Marathon does.
-    let app = validate(&merged)?;
-    if current.is_some() {
-        check_lock(m, id, force)?;
-    }
-    let action = match &current {
-        None => Action::StartApplication,
-        Some(cur) => {
-            let mut same = cur.app.clone();
-            same.instances = app.instances;
-            if same == app {
-                Action::ScaleApplication
-            } else {
-                Action::RestartApplication
-            }
-        }
-    };
-    let unchanged = current.as_ref().is_some_and(|c| c.app == app);
-    Ok(Prepared {
-        id: id.clone(),
-        app: (!unchanged).then_some((app, action)),
-        created: current.is_none(),
-        current_version: current.map(|c| c.version),
-    })
-}
-
-/// Commits a prepared change and starts its deployment; nothing when nothing changes (then
-/// Marathon answers with the current version and no deployment).
-async fn apply(
-    m: &RaftNode,
-    events: &EventBus,
-    prepared: Prepared,
-    force: bool,
-) -> Result<Change, ApiError> {
-    let Some((app, action)) = prepared.app else {
-        return Ok(Change {
-            version: prepared.current_version.unwrap_or_default(),
-            deployment_id: None,
-        });
-    };
-    let id = prepared.id;
-    let version = m.next_version(prepared.current_version.as_deref());
-    commit_app(m, app, version.clone()).await?;
-    let deployment = start_deployment(m, events, &id, &version, action, force).await?;
-    let definition = app_value(
-        m.state()
-            .read(|a| a.state.app(&id).map(|r| app_json(r.current()))),
-    );
-    events.publish(Event::ApiPostEvent {
-        client_ip: None,
-        uri: format!("/v2/apps{id}"),
-        app_definition: definition,
-    });
-    Ok(Change {
-        version,
-        deployment_id: Some(deployment),
-    })
-}
-
-/// `PUT /v2/apps[?force=&partialUpdate=]`: create or update several apps (a JSON array of
-/// definitions, each with its `id`). Every change is checked before any is committed, so a
-/// bad one changes nothing; each app then deploys on its own, and the answer names the last
-/// deployment (Marathon makes one deployment of them all).
-pub async fn put_many(
-    State(m): State<Arc<RaftNode>>,
-    State(events): State<Arc<EventBus>>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let force = super::query_flag(&query, "force", false);
-    let partial = super::query_flag(&query, "partialUpdate", true);
-    let Value::Array(items) = parse_body(&body)? else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Send a JSON array of app definitions, each with its id.",
-        ));
-    };
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    let mut prepared = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let Some(raw) = item.get("id").and_then(Value::as_str) else {
-            let mut errors = domain::ValidationErrors::default();
-            errors.add(
-                format!("/{i}/id"),
-                "every app of a bulk update needs its id",
-            );
-            return Err(ApiError::invalid(&errors));
-        };
-        let id = app_id(raw)?;
-        if prepared.iter().any(|p: &Prepared| p.id == id) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("App {id} is given twice: give each app once."),
-            ));
-        }
-        prepared.push(prepare(&m, &id, item, partial, true, force)?);
-    }
-    let mut last = Change {
-        version: String::new(),
-        deployment_id: None,
-    };
-    for p in prepared {
-        let change = apply(&m, &events, p, force).await?;
-        if change.deployment_id.is_some() || last.deployment_id.is_none() {
-            last = change;
-        }
-    }
-    let headers = last
-        .deployment_id
-        .as_deref()
-        .map(deployment_headers)
-        .unwrap_or_default();
-    Ok((StatusCode::OK, headers, Json(last)).into_response())
-}
-
-/// Fields of Marathon's app JSON that describe its state, not its definition.
-const READ_ONLY: &[&str] = &[
-    "version",
-    "versionInfo",
-    "tasks",
-    "tasksStaged",
-    "tasksRunning",
-    "tasksHealthy",
-    "tasksUnhealthy",
-    "deployments",
-    "lastTaskFailure",
-    "readinessCheckResults",
-    "taskStats",
-];
 
 /// `DELETE /v2/apps/{id}`, `…/tasks`, `…/tasks/{task}`.
 pub async fn delete(

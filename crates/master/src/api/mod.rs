@@ -2,6 +2,7 @@
 //! internal endpoints masters use among themselves.
 
 mod agents;
+mod app_changes;
 mod app_query;
 mod app_tasks;
 mod apps;
@@ -60,7 +61,9 @@ pub fn router(master: Parts) -> Router {
     let v2 = Router::new()
         .route(
             "/apps",
-            get(apps::list).post(apps::create).put(apps::put_many),
+            get(apps::list)
+                .post(apps::create)
+                .put(app_changes::put_many),
         )
         .route(
             "/apps/{*path}",
