@@ -205,6 +205,7 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 tasks: None,
                 last_task_failure: None,
                 readiness_check_results: None,
+                task_stats: None,
                 ..app
             };
             output::json(&definition);

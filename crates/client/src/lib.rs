@@ -23,7 +23,10 @@ pub mod queue;
 pub mod system;
 pub mod tasks;
 
-pub use apps::{App, AppEnvelope, AppList, Change, TaskCounts, VersionInfo, Versions};
+pub use apps::{
+    App, AppEnvelope, AppList, Change, LifeTime, Stats, StatsCounts, TaskCounts, TaskStats,
+    TaskStatsByVersion, VersionInfo, Versions,
+};
 pub use deployments::{
     CurrentAction, Deployment, DeploymentPlan, DeploymentRef, GroupState, Step, StepAction,
 };

@@ -248,6 +248,26 @@ fn a_task_carries_only_marathons_fields() {
     assert_eq!(keys, MARATHON_TASK_FAILURE_FIELDS);
 }
 
+/// Marathon's `taskStats` (its changelog's example for 0.11, the shape marathon-python and
+/// go-marathon read): categories are optional, each with counts and a life time.
+const TASK_STATS: &str = r#"{
+ "startedAfterLastScaling": {"stats": {"counts": {"staged": 1, "running": 100, "healthy": 90, "unhealthy": 4},
+                                        "lifeTime": {"averageSeconds": 20.0, "medianSeconds": 10.0}}},
+ "withLatestConfig": {"stats": {"counts": {"staged": 1, "running": 100, "healthy": 90, "unhealthy": 4},
+                                 "lifeTime": {"averageSeconds": 20.0, "medianSeconds": 10.0}}},
+ "totalSummary": {"stats": {"counts": {"staged": 1, "running": 100, "healthy": 90, "unhealthy": 4},
+                             "lifeTime": {"averageSeconds": 20.0, "medianSeconds": 10.0}}}
+}"#;
+
+#[test]
+fn task_stats_round_trip_in_marathons_shape() {
+    let stats = round_trip::<TaskStatsByVersion>(TASK_STATS);
+    assert!(stats.with_outdated_config.is_none());
+    let total = stats.total_summary.expect("totalSummary").stats;
+    assert_eq!(total.counts.running, 100);
+    assert_eq!(total.life_time.map(|l| l.median_seconds), Some(10.0));
+}
+
 #[test]
 fn a_task_says_its_health_and_ports() {
     let tasks = round_trip::<Tasks>(TASKS);

@@ -132,6 +132,8 @@ def main():
     )
     assert every[0].readiness_check_results == [], repr(every[0])
     assert every[0].last_task_failure is None, repr(every[0].last_task_failure)
+    total = every[0].task_stats.total_summary.stats
+    assert total.counts.running == 1 and total.life_time is not None, repr(total)
 
     step("get the app, its versions and a version")
     got = client.get_app(APP)

@@ -21,6 +21,8 @@ pub struct AppEmbeds {
     pub readiness: bool,
     /// `lastTaskFailure`: the app's latest failed task, if any is still known.
     pub last_task_failure: bool,
+    /// `taskStats`: counts and life times of the live tasks by version.
+    pub task_stats: bool,
 }
 
 impl AppEmbeds {
@@ -41,6 +43,7 @@ impl AppEmbeds {
             deployments: true,
             last_task_failure: true,
             readiness: false,
+            task_stats: false,
         }
     }
 
@@ -60,6 +63,7 @@ impl AppEmbeds {
             "deployments" => self.deployments = true,
             "readiness" => self.readiness = true,
             "lastTaskFailure" => self.last_task_failure = true,
+            "taskStats" => self.task_stats = true,
             // Deprecated in Marathon, still served.
             "failures" => {
                 self.tasks = true;
@@ -211,7 +215,7 @@ mod tests {
             e.add(&format!("{prefix}tasks"));
             assert!(e.tasks && e.deployments && !e.counts, "{prefix}tasks");
             let mut e = AppEmbeds::default();
-            for name in ["counts", "readiness", "lastTaskFailure"] {
+            for name in ["counts", "readiness", "lastTaskFailure", "taskStats"] {
                 e.add(&format!("{prefix}{name}"));
             }
             assert_eq!(
@@ -220,6 +224,7 @@ mod tests {
                     counts: true,
                     readiness: true,
                     last_task_failure: true,
+                    task_stats: true,
                     ..AppEmbeds::default()
                 },
                 "{prefix}"

@@ -52,6 +52,7 @@ pub(super) fn app_json(v: &AppVersion) -> App {
         tasks: None,
         last_task_failure: None,
         readiness_check_results: None,
+        task_stats: None,
     }
 }
 
@@ -62,14 +63,15 @@ pub(super) fn app_value(app: Option<App>) -> Value {
 }
 
 /// An app as Marathon lists it: the definition and what `embeds` asks for: task counts,
-/// deployments, tasks, the last task failure, readiness (see [`super::tasks::task_json`] for
-/// `agents` and `own_region`).
+/// deployments, tasks, the last task failure, readiness, task statistics at `now_ms` (see
+/// [`super::tasks::task_json`] for `agents` and `own_region`).
 fn app_with_status(
     agents: &AgentView,
     own_region: &str,
     state: &state::ClusterState,
     v: &AppVersion,
     embeds: AppEmbeds,
+    now_ms: u64,
 ) -> App {
     let mut out = app_json(v);
     let id = &v.app.id;
@@ -94,6 +96,9 @@ fn app_with_status(
     }
     if embeds.readiness {
         out.readiness_check_results = Some(Vec::new());
+    }
+    if embeds.task_stats {
+        out.task_stats = super::tasks::task_stats(agents, state, id, now_ms);
     }
     out
 }
@@ -153,6 +158,7 @@ pub async fn list(
                     &a.state,
                     r.current(),
                     embeds,
+                    m.clock().now_ms(),
                 )
             })
             .collect()
@@ -189,6 +195,7 @@ pub async fn create(
                 &a.state,
                 r.current(),
                 AppEmbeds::for_list(),
+                m.clock().now_ms(),
             )
         })
     }));
@@ -330,6 +337,7 @@ pub async fn get(
                     &a.state,
                     record.current(),
                     embeds,
+                    m.clock().now_ms(),
                 ),
             })
             .into_response(),

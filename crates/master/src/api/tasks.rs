@@ -102,6 +102,70 @@ pub fn counts(agents: &AgentView, state: &ClusterState, app: &domain::AppId) -> 
     }
 }
 
+/// Marathon's `taskStats` of an app at `now_ms`: its live tasks by version category, with
+/// counts and life times (from staging). drover's `lastScalingAt` is the app's version, so
+/// the tasks started after the last scaling are those of the current version.
+pub fn task_stats(
+    agents: &AgentView,
+    state: &ClusterState,
+    app: &domain::AppId,
+    now_ms: u64,
+) -> Option<client::TaskStatsByVersion> {
+    let current = state.app(app)?.current().version.clone();
+    let live: Vec<&Instance> = state
+        .instances_of(app)
+        .filter(|i| !i.condition.is_terminal())
+        .collect();
+    let stats = |of: &[&Instance]| -> Option<client::Stats> {
+        if of.is_empty() {
+            return None;
+        }
+        let mut counts = client::StatsCounts::default();
+        for i in of {
+            match i.condition {
+                Condition::Running => counts.running += 1,
+                Condition::Scheduled | Condition::Staging | Condition::Starting => {
+                    counts.staged += 1
+                }
+                _ => {}
+            }
+            match agents.health(&i.id).map(|h| h.healthy) {
+                Some(true) => counts.healthy += 1,
+                Some(false) => counts.unhealthy += 1,
+                None => {}
+            }
+        }
+        let mut ages: Vec<f64> = of
+            .iter()
+            .map(|i| now_ms.saturating_sub(i.created_at_ms) as f64 / 1000.0)
+            .collect();
+        ages.sort_by(f64::total_cmp);
+        let n = ages.len();
+        let median = if n % 2 == 1 {
+            ages[n / 2]
+        } else {
+            (ages[n / 2 - 1] + ages[n / 2]) / 2.0
+        };
+        Some(client::Stats {
+            stats: client::TaskStats {
+                counts,
+                life_time: Some(client::LifeTime {
+                    average_seconds: ages.iter().sum::<f64>() / n as f64,
+                    median_seconds: median,
+                }),
+            },
+        })
+    };
+    let (latest, outdated): (Vec<&Instance>, Vec<&Instance>) =
+        live.iter().partition(|i| i.app_version == current);
+    Some(client::TaskStatsByVersion {
+        started_after_last_scaling: stats(&latest),
+        with_latest_config: stats(&latest),
+        with_outdated_config: stats(&outdated),
+        total_summary: stats(&live),
+    })
+}
+
 /// The live (not yet terminal) tasks of an app (see [`task_json`]).
 pub fn tasks_of(
     agents: &AgentView,
