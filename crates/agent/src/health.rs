@@ -13,11 +13,9 @@
 //!   sandbox with the task's environment, exit 0.
 //!
 //! Where a check reaches the task follows Marathon's documentation: Marathon-level checks
-//! (`HTTP`, `HTTPS`, `TCP`) reach it at its host, the agent's hostname that the task sees as
-//! `$HOST`, resolved on the agent as the task resolves it, so a task that binds
-//! `$HOST:$PORT0` is healthy (a hostname that does not resolve is replaced by the agent's
-//! advertised IP: a task cannot bind such a name, and one bound to all interfaces is
-//! reachable there);
+//! (`HTTP`, `HTTPS`, `TCP`) reach it at its host, which is also the task's `$HOST` (see
+//! [`task_host`]: the agent's hostname when it resolves, else its advertised IP), so a task
+//! that binds `$HOST:$PORT0` is healthy;
 //! Mesos-level checks (`MESOS_HTTP`, `MESOS_HTTPS`, `MESOS_TCP`) run next to the task and,
 //! for host networking, reach it on the loopback interface (127.0.0.1), which Marathon
 //! documents as a requirement of those protocols.
@@ -60,10 +58,8 @@ pub enum Verdict {
 /// sandbox.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The task's host, where Marathon-level checks reach it: the agent's hostname (`$HOST`).
+    /// The task's host, where Marathon-level checks reach it: its `$HOST` ([`task_host`]).
     pub host: String,
-    /// The agent's advertised IP, used instead of a hostname that does not resolve.
-    pub advertised_ip: String,
     /// The task's host ports, in port-definition order.
     pub ports: Vec<u64>,
     /// The task's environment (COMMAND checks).
@@ -410,21 +406,19 @@ impl TaskHealth {
 /// Where health reports go.
 pub type HealthSink = Arc<dyn Fn(HealthReport) + Send + Sync>;
 
-/// `target` with a host that resolves: its hostname when it does, else the advertised IP.
-/// Resolved once per task, so that a slow resolver cannot eat every check's timeout.
-pub async fn resolvable(mut target: Target) -> Target {
-    let resolves = tokio::net::lookup_host((target.host.as_str(), 0))
+/// A task's host: its `$HOST`, and where Marathon-level checks reach it. The agent's
+/// `hostname` when it resolves (resolved on the agent, as the task resolves it to bind), else
+/// its advertised `ip`: a task cannot bind a name that does not resolve (`drover dev`'s and
+/// the tests' agents have such names), and the check must reach what the task bound.
+pub async fn task_host(hostname: &str, ip: &str) -> String {
+    let resolves = tokio::net::lookup_host((hostname, 0))
         .await
         .is_ok_and(|mut addrs| addrs.next().is_some());
-    if !resolves && target.host != target.advertised_ip {
-        tracing::info!(
-            "hostname {} does not resolve: HTTP, HTTPS and TCP health checks reach tasks at the advertised IP {}",
-            target.host,
-            target.advertised_ip
-        );
-        target.host = target.advertised_ip.clone();
+    if resolves || ip.is_empty() {
+        hostname.to_string()
+    } else {
+        ip.to_string()
     }
-    target
 }
 
 /// Runs every check of a task until the returned future is dropped (the task ended).
@@ -438,7 +432,7 @@ pub async fn run_checks(
     if checks.is_empty() {
         return;
     }
-    let target = Arc::new(resolvable(target).await);
+    let target = Arc::new(target);
     let health = Arc::new(Mutex::new(TaskHealth::new(&checks)));
     let mut set = tokio::task::JoinSet::new();
     for (index, check) in checks.into_iter().enumerate() {

@@ -20,9 +20,9 @@ use crate::work_dir::WorkDir;
 /// What every task runner shares.
 #[derive(Debug)]
 pub struct TaskContext {
-    /// The agent's advertised hostname (`HOST`, and where HTTP/TCP health checks reach tasks).
+    /// The agent's advertised hostname (tasks' `HOST` when it resolves).
     pub hostname: String,
-    /// The agent's advertised IP (where health checks go when the hostname does not resolve).
+    /// The agent's advertised IP (tasks' `HOST` when the hostname does not resolve).
     pub ip: String,
     /// The work dir (sandboxes).
     pub work_dir: Arc<WorkDir>,
@@ -35,6 +35,14 @@ pub struct TaskContext {
     pub outbox: Arc<Outbox>,
     /// What runs tasks (processes and Docker containers, or a fake).
     pub executors: Executors,
+}
+
+impl TaskContext {
+    /// Tasks' `$HOST`, where Marathon-level health checks reach them too
+    /// ([`crate::health::task_host`]).
+    pub async fn task_host(&self) -> String {
+        crate::health::task_host(&self.hostname, &self.ip).await
+    }
 }
 
 #[derive(Debug)]

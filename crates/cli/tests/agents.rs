@@ -327,6 +327,7 @@ fn instances_run_as_processes_with_marathons_environment_and_their_ports() {
     for (task_id, host, ports) in &tasks {
         let i = s.agent_by_host(host);
         let agent = s.agent(i);
+        let agent_ip = agent.ip.clone();
         assert_eq!(ports.len(), 2, "task {task_id} has ports {ports:?}");
         for p in ports {
             assert!(
@@ -367,7 +368,9 @@ fn instances_run_as_processes_with_marathons_environment_and_their_ports() {
         let live = procs::environ(process.pid);
         let (p0, p1) = (ports[0].to_string(), ports[1].to_string());
         let want: Vec<(&str, String)> = vec![
-            ("HOST", host.clone()),
+            // The agent's hostname does not resolve: tasks get its advertised IP, where
+            // they can bind and where HTTP health checks reach them.
+            ("HOST", agent_ip.clone()),
             ("PORT0", p0.clone()),
             ("PORT1", p1.clone()),
             ("PORT", p0.clone()),

@@ -21,14 +21,19 @@ const SERVE_ON_HOST: &str = "echo ok > index.html && exec busybox httpd -f -p \"
 fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_distinct_addresses() {
     let mut s = Site::new("marathon-health-host", 1);
     s.start_masters();
-    let mut ips = Vec::new();
-    for n in 0..2 {
-        // add_agent gives agent n the address 127.0.1.(n+1); its hostname is that address.
-        let ip = format!("127.0.1.{}", n + 1);
-        let a = s.add_agent(&ip, "local", &format!("local-{n}"));
-        assert_eq!(s.agent(a).ip, ip, "agent {a}'s address");
+    // add_agent gives agent n the address 127.0.1.(n+1). The first is named by its address,
+    // as DC/OS names agents; the second has a name that does not resolve, as `drover dev`'s
+    // agents do: its tasks' $HOST is its address.
+    let mut hostnames = Vec::new();
+    for (n, name) in ["127.0.1.1", "agent-b"].into_iter().enumerate() {
+        let a = s.add_agent(name, "local", &format!("local-{n}"));
+        assert_eq!(
+            s.agent(a).ip,
+            format!("127.0.1.{}", n + 1),
+            "agent {a}'s address"
+        );
         s.start_agent_active(a);
-        ips.push(ip);
+        hostnames.push(name.to_string());
     }
     let app_id = "/health/on-host";
     s.create_app(&json!({
@@ -61,7 +66,7 @@ fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_di
         .filter_map(|t| t.host.clone())
         .collect();
     hosts.sort();
-    assert_eq!(hosts, ips, "one instance on each agent: {app:?}");
+    assert_eq!(hosts, hostnames, "one instance on each agent: {app:?}");
     for t in app.tasks.iter().flatten() {
         assert_eq!(t.service_ports, vec![10042], "servicePorts of {}", t.id);
         assert_ne!(t.ports, vec![10042], "host ports of {}", t.id);

@@ -18,7 +18,6 @@ fn check(v: serde_json::Value) -> HealthCheck {
 fn target(ports: Vec<u64>) -> Target {
     Target {
         host: "127.0.0.1".into(),
-        advertised_ip: "127.0.0.1".into(),
         ports,
         env: BTreeMap::from([("CHECK_ME".to_string(), "yes".to_string())]),
         sandbox: PathBuf::from("/"),
@@ -219,7 +218,6 @@ async fn marathon_level_checks_reach_the_task_at_its_host_and_mesos_level_ones_a
     let port = http_server_on(AGENT_IP, "HTTP/1.1 200 OK").await;
     let on_agent = Target {
         host: AGENT_IP.into(),
-        advertised_ip: AGENT_IP.into(),
         ..target(vec![u64::from(port)])
     };
     for protocol in ["HTTP", "TCP"] {
@@ -243,18 +241,9 @@ async fn marathon_level_checks_reach_the_task_at_its_host_and_mesos_level_ones_a
 
 #[tokio::test]
 async fn a_hostname_that_does_not_resolve_is_replaced_by_the_advertised_ip() {
-    let unresolvable = Target {
-        host: "no-such-agent.invalid".into(),
-        advertised_ip: AGENT_IP.into(),
-        ..target(vec![])
-    };
-    assert_eq!(resolvable(unresolvable).await.host, AGENT_IP);
-    let named = Target {
-        host: "localhost".into(),
-        advertised_ip: AGENT_IP.into(),
-        ..target(vec![])
-    };
-    assert_eq!(resolvable(named).await.host, "localhost");
+    assert_eq!(task_host("no-such-agent.invalid", AGENT_IP).await, AGENT_IP);
+    assert_eq!(task_host("localhost", AGENT_IP).await, "localhost");
+    assert_eq!(task_host(AGENT_IP, "10.0.0.1").await, AGENT_IP);
 }
 
 const IN_GRACE: Duration = Duration::from_secs(1);
