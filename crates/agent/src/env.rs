@@ -19,8 +19,8 @@ const INHERITED: [&str; 8] = [
 /// (an app may override `HOST` or a `PORT`), then the `MESOS_` variables, which describe the
 /// sandbox and the task and so cannot be overridden.
 ///
-/// - `HOST`: `host`, the agent's hostname when it resolves, else its advertised IP
-///   ([`crate::health::task_host`]); Marathon-level health checks reach the task there.
+/// - `HOST`: `host`, the agent's advertised IP ([`crate::health::task_host`]), as DC/OS
+///   names its agents; Marathon-level health checks reach the task there.
 /// - `PORT0…PORTn`, `PORT` (= `PORT0`), `PORTS` (comma-separated): the assigned host ports.
 /// - `PORT_<NAME>` for named port definitions (upper case; characters outside `A-Z0-9_`
 ///   become `_`), and `PORT_<declared port>` for port definitions with a non-zero port.

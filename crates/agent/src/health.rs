@@ -14,8 +14,8 @@
 //!
 //! Where a check reaches the task follows Marathon's documentation: Marathon-level checks
 //! (`HTTP`, `HTTPS`, `TCP`) reach it at its host, which is also the task's `$HOST` (see
-//! [`task_host`]: the agent's hostname when it resolves, else its advertised IP), so a task
-//! that binds `$HOST:$PORT0` is healthy;
+//! [`task_host`]: the agent's advertised IP), so a task that binds `$HOST:$PORT0` is
+//! healthy;
 //! Mesos-level checks (`MESOS_HTTP`, `MESOS_HTTPS`, `MESOS_TCP`) run next to the task and,
 //! for host networking, reach it on the loopback interface (127.0.0.1), which Marathon
 //! documents as a requirement of those protocols.
@@ -407,18 +407,12 @@ impl TaskHealth {
 pub type HealthSink = Arc<dyn Fn(HealthReport) + Send + Sync>;
 
 /// A task's host: its `$HOST`, and where Marathon-level checks reach it. The agent's
-/// `hostname` when it resolves (resolved on the agent, as the task resolves it to bind), else
-/// its advertised `ip`: a task cannot bind a name that does not resolve (`drover dev`'s and
-/// the tests' agents have such names), and the check must reach what the task bound.
-pub async fn task_host(hostname: &str, ip: &str) -> String {
-    let resolves = tokio::net::lookup_host((hostname, 0))
-        .await
-        .is_ok_and(|mut addrs| addrs.next().is_some());
-    if resolves || ip.is_empty() {
-        hostname.to_string()
-    } else {
-        ip.to_string()
-    }
+/// advertised IP (what the masters reach it at, unique among live agents), as DC/OS names
+/// its agents; the hostname only when no IP is known. Never a name lookup: a hostname may
+/// not resolve (`drover dev`'s agents), or resolve elsewhere (127.0.1.1 on Debian), and then
+/// a task binding `$HOST` and a check reaching the host would disagree.
+pub fn task_host<'a>(hostname: &'a str, ip: &'a str) -> &'a str {
+    if ip.is_empty() { hostname } else { ip }
 }
 
 /// Runs every check of a task until the returned future is dropped (the task ended).

@@ -100,7 +100,7 @@ pub(crate) async fn launch(
             ),
         );
     }
-    let env = task_env(&cp.assignment, &ctx.task_host().await, &cp.sandbox);
+    let env = task_env(&cp.assignment, ctx.task_host(), &cp.sandbox);
     let mut recorded = None;
     let started = {
         let written = &cp;
@@ -160,17 +160,13 @@ pub(crate) async fn supervise(
     let ctx = &inner.ctx;
     let id = cp.instance_id().clone();
     let checks = cp.assignment.app.health_checks.clone();
-    let host = if checks.is_empty() {
-        String::new()
-    } else {
-        ctx.task_host().await
-    };
     let health = (!checks.is_empty()).then(|| {
+        let host = ctx.task_host();
         let target = Target {
+            host: host.to_string(),
             ports: cp.assignment.ports.clone(),
-            env: task_env(&cp.assignment, &host, &cp.sandbox),
+            env: task_env(&cp.assignment, host, &cp.sandbox),
             sandbox: cp.sandbox.clone(),
-            host,
         };
         let outbox = ctx.outbox.clone();
         let hid = id.clone();

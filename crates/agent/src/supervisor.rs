@@ -20,9 +20,9 @@ use crate::work_dir::WorkDir;
 /// What every task runner shares.
 #[derive(Debug)]
 pub struct TaskContext {
-    /// The agent's advertised hostname (tasks' `HOST` when it resolves).
+    /// The agent's advertised hostname.
     pub hostname: String,
-    /// The agent's advertised IP (tasks' `HOST` when the hostname does not resolve).
+    /// The agent's advertised IP: tasks' `HOST`, where Marathon-level health checks reach them.
     pub ip: String,
     /// The work dir (sandboxes).
     pub work_dir: Arc<WorkDir>,
@@ -40,8 +40,8 @@ pub struct TaskContext {
 impl TaskContext {
     /// Tasks' `$HOST`, where Marathon-level health checks reach them too
     /// ([`crate::health::task_host`]).
-    pub async fn task_host(&self) -> String {
-        crate::health::task_host(&self.hostname, &self.ip).await
+    pub fn task_host(&self) -> &str {
+        crate::health::task_host(&self.hostname, &self.ip)
     }
 }
 

@@ -43,7 +43,7 @@ async fn a_task_runs_in_its_sandbox_with_marathon_s_environment() {
     })
     .await;
     for line in [
-        // The agent's hostname does not resolve: tasks get its advertised IP.
+        // Tasks' HOST is the agent's advertised IP, not its hostname.
         "HOST=127.0.0.1",
         "PORT0=31005",
         "PORT1=31006",

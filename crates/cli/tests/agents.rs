@@ -368,8 +368,8 @@ fn instances_run_as_processes_with_marathons_environment_and_their_ports() {
         let live = procs::environ(process.pid);
         let (p0, p1) = (ports[0].to_string(), ports[1].to_string());
         let want: Vec<(&str, String)> = vec![
-            // The agent's hostname does not resolve: tasks get its advertised IP, where
-            // they can bind and where HTTP health checks reach them.
+            // The agent's advertised IP, not its hostname: tasks can bind it, and HTTP
+            // health checks reach them there.
             ("HOST", agent_ip.clone()),
             ("PORT0", p0.clone()),
             ("PORT1", p1.clone()),
@@ -418,7 +418,7 @@ fn a_health_check_that_starts_failing_is_reported() {
     let port = s.agent(a).ports[0];
     s.agent_mut(a).ports.truncate(1);
     s.start_agent_active(a);
-    // The agent's hostname does not resolve: HTTP checks reach tasks at its advertised IP.
+    // HTTP checks reach tasks at the agent's advertised IP (their $HOST).
     let ip = s.agent(a).ip.clone();
     let mut stub = HttpStub::start(&ip, port);
     let app_id = "/health/web";

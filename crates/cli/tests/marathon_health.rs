@@ -23,7 +23,7 @@ fn an_app_binding_host_and_port0_with_an_http_check_is_healthy_on_agents_with_di
     s.start_masters();
     // add_agent gives agent n the address 127.0.1.(n+1). The first is named by its address,
     // as DC/OS names agents; the second has a name that does not resolve, as `drover dev`'s
-    // agents do: its tasks' $HOST is its address.
+    // agents do. Either way its tasks' $HOST is its address.
     let mut hostnames = Vec::new();
     for (n, name) in ["127.0.1.1", "agent-b"].into_iter().enumerate() {
         let a = s.add_agent(name, "local", &format!("local-{n}"));
