@@ -18,7 +18,9 @@ export function appStatus(app, waiting) {
 export function waitingWords(q) {
   if (!q?.count) return "";
   const delay = q.delay?.timeLeftSeconds ? ` (next launch in ${esc(q.delay.timeLeftSeconds)} s)` : "";
-  const reasons = reasonsList(q.unplacedReasons);
+  // drover's counted reasons, where Marathon puts its offer statistics.
+  const rejected = q.processedOffersSummary?.rejectSummaryLastOffer ?? [];
+  const reasons = reasonsList(Object.fromEntries(rejected.map((r) => [r.reason, r.declined])));
   return `<span class="waiting">${esc(plural(q.count, "instance"))} cannot be placed${delay}.</span>
     ${reasons ? `Agents ruled out:${reasons}` : ""}`;
 }

@@ -19,7 +19,8 @@ const INHERITED: [&str; 8] = [
 /// (an app may override `HOST` or a `PORT`), then the `MESOS_` variables, which describe the
 /// sandbox and the task and so cannot be overridden.
 ///
-/// - `HOST`: the agent's advertised hostname.
+/// - `HOST`: `host`, the agent's advertised IP ([`crate::health::task_host`]), as DC/OS
+///   names its agents; Marathon-level health checks reach the task there.
 /// - `PORT0…PORTn`, `PORT` (= `PORT0`), `PORTS` (comma-separated): the assigned host ports.
 /// - `PORT_<NAME>` for named port definitions (upper case; characters outside `A-Z0-9_`
 ///   become `_`), and `PORT_<declared port>` for port definitions with a non-zero port.
@@ -28,7 +29,7 @@ const INHERITED: [&str; 8] = [
 /// - `MESOS_TASK_ID` (the instance id) and `MESOS_SANDBOX` (the sandbox path).
 pub fn task_env(
     assignment: &TaskAssignment,
-    hostname: &str,
+    host: &str,
     sandbox: &Path,
 ) -> BTreeMap<String, String> {
     let app = &assignment.app;
@@ -40,7 +41,7 @@ pub fn task_env(
             env.insert(name.to_string(), value);
         }
     }
-    env.insert("HOST".to_string(), hostname.to_string());
+    env.insert("HOST".to_string(), host.to_string());
 
     let ports = &assignment.ports;
     for (i, port) in ports.iter().enumerate() {

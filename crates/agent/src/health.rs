@@ -4,10 +4,21 @@
 //!   `intervalSeconds`; a check slower than `timeoutSeconds` fails;
 //! - failures before the first success and within `gracePeriodSeconds` of the start do not
 //!   count;
-//! - `maxConsecutiveFailures` failures in a row (0: never) mean the task should be killed
-//!   (the scheduler decides; the agent reports `should_kill`);
-//! - HTTP: 200–399 healthy, 1xx neither healthy nor unhealthy with `ignoreHttp1xx`;
-//!   TCP: a connect; COMMAND: `/bin/sh -c` in the sandbox with the task's environment, exit 0.
+//! - `maxConsecutiveFailures` failures in a row mean the task should be killed (the
+//!   scheduler decides; the agent reports `should_kill`). 0 never kills for `HTTP`, `HTTPS`
+//!   and `TCP`; for the Mesos-level protocols (`MESOS_*`, `COMMAND`) Marathon documents
+//!   that 0 kills at the first counted failure, and so it does here;
+//! - HTTP(S): 200–399 healthy, 1xx neither healthy nor unhealthy with `ignoreHttp1xx`;
+//!   HTTPS does not verify the certificate; TCP: a connect; COMMAND: `/bin/sh -c` in the
+//!   sandbox with the task's environment, exit 0.
+//!
+//! Where a check reaches the task follows Marathon's documentation: Marathon-level checks
+//! (`HTTP`, `HTTPS`, `TCP`) reach it at its host, which is also the task's `$HOST` (see
+//! [`task_host`]: the agent's advertised IP), so a task that binds `$HOST:$PORT0` is
+//! healthy;
+//! Mesos-level checks (`MESOS_HTTP`, `MESOS_HTTPS`, `MESOS_TCP`) run next to the task and,
+//! for host networking, reach it on the loopback interface (127.0.0.1), which Marathon
+//! documents as a requirement of those protocols.
 //!
 //! A task with several checks is healthy when every check is; it is reported only when its
 //! verdict (healthy, or should be killed) changes.
@@ -22,13 +33,15 @@ use domain::app::{HealthCheck, HealthProtocol};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use state::protocol::HealthReport;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::clock::now_ms;
 
-/// What HTTPS checks report until the agent speaks TLS.
-pub const HTTPS_UNSUPPORTED: &str = "HTTPS health checks are not supported yet";
+mod tls;
+
+/// Where Mesos-level checks reach a task with host networking: the loopback interface.
+pub const MESOS_CHECK_HOST: &str = "127.0.0.1";
 
 /// One probe's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +54,12 @@ pub enum Verdict {
     Ignored,
 }
 
-/// What a check probes: the task's ports, and for commands its environment and sandbox.
+/// What a check probes: the task's address and ports, and for commands its environment and
+/// sandbox.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The task's host, where Marathon-level checks reach it: its `$HOST` ([`task_host`]).
+    pub host: String,
     /// The task's host ports, in port-definition order.
     pub ports: Vec<u64>,
     /// The task's environment (COMMAND checks).
@@ -54,6 +70,20 @@ pub struct Target {
 
 fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
+/// True for the protocols Mesos runs next to the task rather than Marathon from afar.
+pub fn is_mesos_level(check: &HealthCheck) -> bool {
+    check.protocol == HealthProtocol::Command || check.protocol_name.starts_with("MESOS_")
+}
+
+/// The address a port check of `check` connects to (see the module documentation).
+pub fn probe_host<'a>(check: &HealthCheck, target: &'a Target) -> &'a str {
+    if is_mesos_level(check) {
+        MESOS_CHECK_HOST
+    } else {
+        &target.host
+    }
 }
 
 /// Runs one probe of `check` against `target`, bounded by the check's timeout.
@@ -81,40 +111,78 @@ pub async fn probe(check: &HealthCheck, target: &Target) -> Verdict {
     let Ok(port) = u16::try_from(port) else {
         return Verdict::Unhealthy(format!("port {port} is not a TCP port"));
     };
+    let host = probe_host(check, target);
     let run = async {
+        let tcp = match TcpStream::connect((host, port)).await {
+            Ok(s) => s,
+            Err(e) => {
+                let what = match check.protocol {
+                    HealthProtocol::Tcp => "TCP connect to",
+                    _ => "GET",
+                };
+                let url = url(check, host, port);
+                return Verdict::Unhealthy(format!("{what} {url}: {e}"));
+            }
+        };
         match check.protocol {
-            HealthProtocol::Http => probe_http(port, &check.path, check.ignore_http1xx).await,
-            HealthProtocol::Tcp => match TcpStream::connect(("127.0.0.1", port)).await {
-                Ok(_) => Verdict::Healthy,
-                Err(e) => Verdict::Unhealthy(format!("TCP connect to 127.0.0.1:{port}: {e}")),
+            HealthProtocol::Tcp => Verdict::Healthy,
+            HealthProtocol::Http => http_get(tcp, check, host, port).await,
+            HealthProtocol::Https => match tls::connect(host, tcp).await {
+                Ok(stream) => http_get(stream, check, host, port).await,
+                Err(e) => Verdict::Unhealthy(format!("GET {}: {e}", url(check, host, port))),
             },
-            HealthProtocol::Https => Verdict::Unhealthy(HTTPS_UNSUPPORTED.to_string()),
-            HealthProtocol::Command => unreachable!("handled above"),
+            HealthProtocol::Command => Verdict::Unhealthy("a COMMAND check has no port".into()),
         }
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(v) => v,
         Err(_) => Verdict::Unhealthy(format!(
-            "no answer within timeoutSeconds ({}s)",
+            "no answer from {} within timeoutSeconds ({}s)",
+            url(check, host, port),
             check.timeout_seconds
         )),
     }
 }
 
-/// A minimal HTTP/1.1 GET: only the status line of the answer matters.
-async fn probe_http(port: u16, path: &str, ignore_1xx: bool) -> Verdict {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let mut stream = match TcpStream::connect(("127.0.0.1", port)).await {
-        Ok(s) => s,
-        Err(e) => return Verdict::Unhealthy(format!("GET {url}: {e}")),
-    };
-    let path = if path.starts_with('/') {
+/// `host:port` with IPv6 addresses in brackets, as URLs and `Host` headers write them.
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// What a check reaches, for messages: `http://10.0.0.5:31000/health`, `10.0.0.5:31000`.
+fn url(check: &HealthCheck, host: &str, port: u16) -> String {
+    let authority = authority(host, port);
+    match check.protocol {
+        HealthProtocol::Http => format!("http://{authority}{}", request_path(&check.path)),
+        HealthProtocol::Https => format!("https://{authority}{}", request_path(&check.path)),
+        _ => authority,
+    }
+}
+
+fn request_path(path: &str) -> String {
+    if path.starts_with('/') {
         path.to_string()
     } else {
         format!("/{path}")
-    };
+    }
+}
+
+/// A minimal HTTP/1.1 GET over `stream`: only the status line of the answer matters.
+async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    check: &HealthCheck,
+    host: &str,
+    port: u16,
+) -> Verdict {
+    let url = url(check, host, port);
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: drover-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: drover-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        request_path(&check.path),
+        authority(host, port),
     );
     if let Err(e) = stream.write_all(request.as_bytes()).await {
         return Verdict::Unhealthy(format!("GET {url}: {e}"));
@@ -129,7 +197,7 @@ async fn probe_http(port: u16, path: &str, ignore_1xx: bool) -> Verdict {
         }
     }
     match status_code(&buf) {
-        Some(code) => http_verdict(code, ignore_1xx),
+        Some(code) => http_verdict(code, check.ignore_http1xx),
         None => Verdict::Unhealthy(format!("GET {url}: the answer is not HTTP")),
     }
 }
@@ -214,6 +282,8 @@ async fn probe_command(cmd: &str, target: &Target, timeout: Duration) -> Verdict
 pub struct CheckState {
     grace: Duration,
     max_failures: u32,
+    /// Mesos-level checks kill at `maxConsecutiveFailures` even when it is 0.
+    zero_kills: bool,
     ever_healthy: bool,
     /// The latest verdict that counted; `None` before one did.
     pub healthy: Option<bool>,
@@ -231,6 +301,7 @@ impl CheckState {
         CheckState {
             grace: seconds(check.grace_period_seconds),
             max_failures: check.max_consecutive_failures,
+            zero_kills: is_mesos_level(check),
             ever_healthy: false,
             healthy: None,
             consecutive_failures: 0,
@@ -258,9 +329,14 @@ impl CheckState {
         }
     }
 
-    /// True when the failures in a row reached `maxConsecutiveFailures` (never when it is 0).
+    /// True when the counted failures in a row reached `maxConsecutiveFailures`; when that is
+    /// 0, never for Marathon-level checks and at the first counted failure for Mesos-level
+    /// ones (as Marathon documents).
     pub fn should_kill(&self) -> bool {
-        self.max_failures > 0 && self.consecutive_failures >= self.max_failures
+        if self.max_failures == 0 {
+            return self.zero_kills && self.consecutive_failures > 0;
+        }
+        self.consecutive_failures >= self.max_failures
     }
 }
 
@@ -330,6 +406,15 @@ impl TaskHealth {
 /// Where health reports go.
 pub type HealthSink = Arc<dyn Fn(HealthReport) + Send + Sync>;
 
+/// A task's host: its `$HOST`, and where Marathon-level checks reach it. The agent's
+/// advertised IP (what the masters reach it at, unique among live agents), as DC/OS names
+/// its agents; the hostname only when no IP is known. Never a name lookup: a hostname may
+/// not resolve (`drover dev`'s agents), or resolve elsewhere (127.0.1.1 on Debian), and then
+/// a task binding `$HOST` and a check reaching the host would disagree.
+pub fn task_host<'a>(hostname: &'a str, ip: &'a str) -> &'a str {
+    if ip.is_empty() { hostname } else { ip }
+}
+
 /// Runs every check of a task until the returned future is dropped (the task ended).
 /// `started_at_ms` is when the task started (the grace period counts from there).
 pub async fn run_checks(
@@ -341,8 +426,8 @@ pub async fn run_checks(
     if checks.is_empty() {
         return;
     }
-    let health = Arc::new(Mutex::new(TaskHealth::new(&checks)));
     let target = Arc::new(target);
+    let health = Arc::new(Mutex::new(TaskHealth::new(&checks)));
     let mut set = tokio::task::JoinSet::new();
     for (index, check) in checks.into_iter().enumerate() {
         let (health, target, sink) = (health.clone(), target.clone(), sink.clone());

@@ -265,6 +265,7 @@ mod tests {
         let work_dir = Arc::new(WorkDir::open(tmp.path()).unwrap());
         let supervisor = Supervisor::new(crate::supervisor::TaskContext {
             hostname: "h".into(),
+            ip: "127.0.0.1".into(),
             work_dir: work_dir.clone(),
             checkpoints: Checkpoints::new(work_dir.tasks_dir()),
             make_sandboxes: true,

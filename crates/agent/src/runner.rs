@@ -100,7 +100,7 @@ pub(crate) async fn launch(
             ),
         );
     }
-    let env = task_env(&cp.assignment, &ctx.hostname, &cp.sandbox);
+    let env = task_env(&cp.assignment, ctx.task_host(), &cp.sandbox);
     let mut recorded = None;
     let started = {
         let written = &cp;
@@ -161,9 +161,11 @@ pub(crate) async fn supervise(
     let id = cp.instance_id().clone();
     let checks = cp.assignment.app.health_checks.clone();
     let health = (!checks.is_empty()).then(|| {
+        let host = ctx.task_host();
         let target = Target {
+            host: host.to_string(),
             ports: cp.assignment.ports.clone(),
-            env: task_env(&cp.assignment, &ctx.hostname, &cp.sandbox),
+            env: task_env(&cp.assignment, host, &cp.sandbox),
             sandbox: cp.sandbox.clone(),
         };
         let outbox = ctx.outbox.clone();

@@ -94,6 +94,7 @@ pub async fn run(
     let on_disk = config.task_state == TaskState::OnDisk;
     let supervisor = Supervisor::new(TaskContext {
         hostname: config.hostname.clone(),
+        ip: config.ip.clone(),
         work_dir: work_dir.clone(),
         checkpoints: if on_disk {
             crate::checkpoint::Checkpoints::new(work_dir.tasks_dir())

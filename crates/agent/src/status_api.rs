@@ -114,6 +114,7 @@ mod tests {
         let work_dir = Arc::new(WorkDir::open(dir.path()).unwrap());
         let supervisor = Supervisor::new(TaskContext {
             hostname: "h".into(),
+            ip: "127.0.0.1".into(),
             checkpoints: Checkpoints::new(work_dir.tasks_dir()),
             make_sandboxes: true,
             work_dir,

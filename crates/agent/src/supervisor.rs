@@ -20,8 +20,10 @@ use crate::work_dir::WorkDir;
 /// What every task runner shares.
 #[derive(Debug)]
 pub struct TaskContext {
-    /// The agent's advertised hostname (`HOST`).
+    /// The agent's advertised hostname.
     pub hostname: String,
+    /// The agent's advertised IP: tasks' `HOST`, where Marathon-level health checks reach them.
+    pub ip: String,
     /// The work dir (sandboxes).
     pub work_dir: Arc<WorkDir>,
     /// Task checkpoints.
@@ -33,6 +35,14 @@ pub struct TaskContext {
     pub outbox: Arc<Outbox>,
     /// What runs tasks (processes and Docker containers, or a fake).
     pub executors: Executors,
+}
+
+impl TaskContext {
+    /// Tasks' `$HOST`, where Marathon-level health checks reach them too
+    /// ([`crate::health::task_host`]).
+    pub fn task_host(&self) -> &str {
+        crate::health::task_host(&self.hostname, &self.ip)
+    }
 }
 
 #[derive(Debug)]

@@ -138,7 +138,8 @@ async fn a_docker_task_runs_in_the_engine_with_its_environment_and_stops_like_a_
     .await;
     for line in [
         "PORT0=31050",
-        "HOST=test-host",
+        // Tasks' HOST is the agent's advertised IP, not its hostname.
+        "HOST=127.0.0.1",
         "MESOS_TASK_ID=boxed.instance-d1",
         "MESOS_SANDBOX=/mnt/mesos/sandbox",
         "MARATHON_APP_ID=/boxed",

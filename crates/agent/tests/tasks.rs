@@ -43,7 +43,8 @@ async fn a_task_runs_in_its_sandbox_with_marathon_s_environment() {
     })
     .await;
     for line in [
-        "HOST=test-host",
+        // Tasks' HOST is the agent's advertised IP, not its hostname.
+        "HOST=127.0.0.1",
         "PORT0=31005",
         "PORT1=31006",
         "PORT=31005",

@@ -203,6 +203,9 @@ fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> 
                 counts: None,
                 deployments: None,
                 tasks: None,
+                last_task_failure: None,
+                readiness_check_results: None,
+                task_stats: None,
                 ..app
             };
             output::json(&definition);
@@ -306,9 +309,10 @@ fn explain(id: &str, q: &QueueItem) -> String {
             "\nLaunches are delayed {left} s more after failures (backoff)."
         ));
     }
-    if !q.unplaced_reasons.is_empty() {
+    let reasons = q.unplaced_reasons();
+    if !reasons.is_empty() {
         out.push_str("\nAgents that cannot take one:");
-        let mut sorted: Vec<_> = q.unplaced_reasons.iter().collect();
+        let mut sorted: Vec<_> = reasons.into_iter().collect();
         sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         for (reason, n) in sorted {
             out.push_str(&format!("\n  {n} agent(s) {}", reason_in_words(reason)));

@@ -327,6 +327,7 @@ fn instances_run_as_processes_with_marathons_environment_and_their_ports() {
     for (task_id, host, ports) in &tasks {
         let i = s.agent_by_host(host);
         let agent = s.agent(i);
+        let agent_ip = agent.ip.clone();
         assert_eq!(ports.len(), 2, "task {task_id} has ports {ports:?}");
         for p in ports {
             assert!(
@@ -367,7 +368,9 @@ fn instances_run_as_processes_with_marathons_environment_and_their_ports() {
         let live = procs::environ(process.pid);
         let (p0, p1) = (ports[0].to_string(), ports[1].to_string());
         let want: Vec<(&str, String)> = vec![
-            ("HOST", host.clone()),
+            // The agent's advertised IP, not its hostname: tasks can bind it, and HTTP
+            // health checks reach them there.
+            ("HOST", agent_ip.clone()),
             ("PORT0", p0.clone()),
             ("PORT1", p1.clone()),
             ("PORT", p0.clone()),
@@ -415,7 +418,9 @@ fn a_health_check_that_starts_failing_is_reported() {
     let port = s.agent(a).ports[0];
     s.agent_mut(a).ports.truncate(1);
     s.start_agent_active(a);
-    let mut stub = HttpStub::start(port);
+    // HTTP checks reach tasks at the agent's advertised IP (their $HOST).
+    let ip = s.agent(a).ip.clone();
+    let mut stub = HttpStub::start(&ip, port);
     let app_id = "/health/web";
     s.create_app(&json!({
         "id": app_id, "cmd": "exec sleep 1000", "instances": 1, "cpus": 0.1, "mem": 16,

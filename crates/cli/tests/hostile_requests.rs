@@ -361,7 +361,7 @@ fn a_failure_deciding_about_one_app_stays_with_that_app() {
             .into_iter()
             .find(|e| e.app_id() == Some("/doomed"))
     });
-    let error = entry.scheduling_error.as_deref().unwrap_or_default();
+    let error = entry.scheduling_error().unwrap_or_default();
     assert!(error.contains("could not schedule this app"), "{entry:?}");
     let check = s.wait_for(SETTLE, "cluster health names /doomed", |s| {
         scheduler_support::site::health_check(s, "scheduler")

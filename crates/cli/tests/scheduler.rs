@@ -1031,7 +1031,7 @@ fn the_event_stream_delivers_marathons_events() {
         Event::DeploymentInfo { plan, .. } => Some(plan.clone()),
         _ => None,
     });
-    assert!(plan.affected_apps.iter().any(|a| a == web), "{plan:?}");
+    assert!(plan.affected_apps().iter().any(|a| a == web), "{plan:?}");
     let started = plan.id;
     let task_id = expect_event(
         &s,
@@ -1136,7 +1136,7 @@ fn the_event_stream_delivers_marathons_events() {
         }
         _ => None,
     });
-    assert!(plan.affected_apps.iter().any(|a| a == web), "{plan:?}");
+    assert!(plan.affected_apps().iter().any(|a| a == web), "{plan:?}");
     assert_eq!(reason, "rolled back");
     expect_event(
         &s,

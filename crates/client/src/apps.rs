@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use domain::{AppDefinition, ValidationErrors};
 
 use crate::deployments::DeploymentRef;
-use crate::tasks::Task;
+use crate::tasks::{Task, TaskFailure};
 
 /// `GET /v2/apps`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,84 @@ pub struct App {
     /// Its live tasks, when embedded (`GET /v2/apps/{id}`, `?embed=apps.tasks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<Task>>,
+    /// Its latest failed task still known (`GET /v2/apps/{id}`, `?embed=apps.lastTaskFailure`).
+    #[serde(
+        rename = "lastTaskFailure",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_task_failure: Option<TaskFailure>,
+    /// Readiness check results (`?embed=apps.readiness`); always empty: drover has no
+    /// readiness checks yet.
+    #[serde(
+        rename = "readinessCheckResults",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub readiness_check_results: Option<Vec<Value>>,
+    /// Task statistics by version (`?embed=apps.taskStats`).
+    #[serde(rename = "taskStats", default, skip_serializing_if = "Option::is_none")]
+    pub task_stats: Option<TaskStatsByVersion>,
+}
+
+/// `taskStats` of an app: its live tasks' statistics, by how their version relates to the
+/// app's (each absent when no task falls in it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatsByVersion {
+    /// Tasks started after the app's last scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_after_last_scaling: Option<Stats>,
+    /// Tasks running the app's current configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_latest_config: Option<Stats>,
+    /// Tasks running an older configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_outdated_config: Option<Stats>,
+    /// Every live task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_summary: Option<Stats>,
+}
+
+/// One category of [`TaskStatsByVersion`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The statistics.
+    pub stats: TaskStats,
+}
+
+/// Counts and life times of some tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStats {
+    /// How many are staged, running, healthy, unhealthy.
+    pub counts: StatsCounts,
+    /// How long they have lived, measured from `stagedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_time: Option<LifeTime>,
+}
+
+/// `counts` of [`TaskStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsCounts {
+    /// Scheduled, staging or starting.
+    pub staged: u32,
+    /// Running.
+    pub running: u32,
+    /// Passing their health checks.
+    pub healthy: u32,
+    /// Failing them.
+    pub unhealthy: u32,
+}
+
+/// `lifeTime` of [`TaskStats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifeTime {
+    /// Mean seconds since staging.
+    pub average_seconds: f64,
+    /// Median seconds since staging.
+    pub median_seconds: f64,
 }
 
 /// [`App`] as serde reads it: a flattened map keeps every field it sees, so the counts
@@ -68,6 +146,12 @@ struct RawApp {
     deployments: Option<Vec<DeploymentRef>>,
     #[serde(default)]
     tasks: Option<Vec<Task>>,
+    #[serde(rename = "lastTaskFailure", default)]
+    last_task_failure: Option<TaskFailure>,
+    #[serde(rename = "readinessCheckResults", default)]
+    readiness_check_results: Option<Vec<Value>>,
+    #[serde(rename = "taskStats", default)]
+    task_stats: Option<TaskStatsByVersion>,
 }
 
 /// The count fields, which are not part of a definition.
@@ -93,6 +177,9 @@ impl From<RawApp> for App {
             counts: raw.counts,
             deployments: raw.deployments,
             tasks: raw.tasks,
+            last_task_failure: raw.last_task_failure,
+            readiness_check_results: raw.readiness_check_results,
+            task_stats: raw.task_stats,
         }
     }
 }

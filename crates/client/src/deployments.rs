@@ -52,6 +52,80 @@ pub struct CurrentAction {
     pub readiness_check_results: Vec<serde_json::Value>,
 }
 
+/// A deployment plan as Marathon's events carry it (`deployment_info`, `deployment_success`,
+/// `deployment_failed`, `deployment_step_success`): its id, version and steps, and the root
+/// group before (`original`) and after (`target`). Strict clients (marathon-python's
+/// `MarathonDeploymentPlan`) take exactly these fields, not `/v2/deployments`' ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentPlan {
+    /// The deployment's id.
+    pub id: String,
+    /// The version it deploys.
+    pub version: String,
+    /// The root group before the deployment.
+    pub original: GroupState,
+    /// The root group after it.
+    pub target: GroupState,
+    /// Its steps.
+    pub steps: Vec<Step>,
+}
+
+/// A group in a [`DeploymentPlan`]. drover has no groups yet (issue 14, scope 3): this is the
+/// root group, with no apps listed (the steps name the apps the deployment changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// `/`.
+    pub id: String,
+    /// Its apps' definitions (none listed yet).
+    pub apps: Vec<serde_json::Value>,
+    /// Its groups (none).
+    pub groups: Vec<serde_json::Value>,
+    /// Its pods (none).
+    pub pods: Vec<serde_json::Value>,
+    /// Its dependencies (none).
+    pub dependencies: Vec<String>,
+    /// The version.
+    pub version: String,
+}
+
+impl GroupState {
+    fn root(version: &str) -> Self {
+        GroupState {
+            id: "/".into(),
+            apps: Vec::new(),
+            groups: Vec::new(),
+            pods: Vec::new(),
+            dependencies: Vec::new(),
+            version: version.to_string(),
+        }
+    }
+}
+
+impl From<&Deployment> for DeploymentPlan {
+    fn from(d: &Deployment) -> Self {
+        DeploymentPlan {
+            id: d.id.clone(),
+            version: d.version.clone(),
+            original: GroupState::root(&d.version),
+            target: GroupState::root(&d.version),
+            steps: d.steps.clone(),
+        }
+    }
+}
+
+impl DeploymentPlan {
+    /// The apps its steps change, each once, in step order.
+    pub fn affected_apps(&self) -> Vec<String> {
+        let mut apps: Vec<String> = Vec::new();
+        for a in self.steps.iter().flat_map(|s| &s.actions) {
+            if !apps.contains(&a.app) {
+                apps.push(a.app.clone());
+            }
+        }
+        apps
+    }
+}
+
 /// A deployment named by id (on apps, in a 409's body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRef {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::deployments::{Deployment, Step};
+use crate::deployments::{DeploymentPlan, Step};
 
 /// An event as the stream carries it: the event, and when the master published it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,8 +120,8 @@ pub enum Event {
     },
     /// A deployment started.
     DeploymentInfo {
-        /// The plan (as `/v2/deployments` shows it).
-        plan: Deployment,
+        /// The plan.
+        plan: DeploymentPlan,
         /// Its current step (none for a plan without steps).
         current_step: Option<Step>,
     },
@@ -130,21 +130,21 @@ pub enum Event {
         /// Its id.
         id: String,
         /// The plan.
-        plan: Deployment,
+        plan: DeploymentPlan,
     },
     /// A deployment was rolled back or cancelled.
     DeploymentFailed {
         /// Its id.
         id: String,
         /// The plan.
-        plan: Deployment,
+        plan: DeploymentPlan,
         /// `rolled back` or `cancelled`.
         reason: String,
     },
     /// A step of a deployment finished.
     DeploymentStepSuccess {
         /// The plan.
-        plan: Deployment,
+        plan: DeploymentPlan,
         /// The step that finished (none for a plan without steps).
         current_step: Option<Step>,
     },

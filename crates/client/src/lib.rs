@@ -23,13 +23,18 @@ pub mod queue;
 pub mod system;
 pub mod tasks;
 
-pub use apps::{App, AppEnvelope, AppList, Change, TaskCounts, VersionInfo, Versions};
-pub use deployments::{CurrentAction, Deployment, DeploymentRef, Step, StepAction};
+pub use apps::{
+    App, AppEnvelope, AppList, Change, LifeTime, Stats, StatsCounts, TaskCounts, TaskStats,
+    TaskStatsByVersion, VersionInfo, Versions,
+};
+pub use deployments::{
+    CurrentAction, Deployment, DeploymentPlan, DeploymentRef, GroupState, Step, StepAction,
+};
 pub use error::{DecodeError, ErrorBody, ErrorDetail, Refusal, decode};
 pub use events::{Event, Stamped};
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};
 pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};
-pub use queue::{Delay, Queue, QueueItem};
+pub use queue::{Delay, OffersSummary, Queue, QueueItem, RejectReason};
 pub use system::{Info, Leader, Message, ProcessHealth};
-pub use tasks::{HealthCheckResult, IpAddress, Task, TaskIds, Tasks};
+pub use tasks::{HealthCheckResult, IpAddress, Task, TaskFailure, TaskIds, Tasks};

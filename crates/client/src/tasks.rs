@@ -10,7 +10,8 @@ pub struct Tasks {
     pub tasks: Vec<Task>,
 }
 
-/// One task (a live instance), with drover's `region` and `zone`.
+/// One task (a live instance), exactly the fields of Marathon's `Task` (RAML `task.raml`);
+/// `region` and `zone` are Marathon's fault domain fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Task {
@@ -24,12 +25,11 @@ pub struct Task {
     pub ip_addresses: Vec<IpAddress>,
     /// Host ports.
     pub ports: Vec<u64>,
-    /// Always empty (no service ports in drover).
+    /// The app's declared port definition ports (drover assigns no service ports itself).
     pub service_ports: Vec<u64>,
-    /// The agent's id (Mesos' name).
+    /// The agent's id (Mesos' name; Marathon's task has no `agentId`, and strict clients such
+    /// as marathon-python refuse one).
     pub slave_id: String,
-    /// The agent's id.
-    pub agent_id: String,
     /// Mesos' task state, `TASK_RUNNING`.
     pub state: String,
     /// When it was scheduled (ISO 8601).
@@ -72,6 +72,29 @@ pub struct HealthCheckResult {
     pub last_success: Option<String>,
     /// When it last failed (set when not `alive`).
     pub last_failure: Option<String>,
+}
+
+/// An app's `lastTaskFailure` (Marathon's `TaskFailure`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailure {
+    /// The app.
+    pub app_id: String,
+    /// The agent's hostname.
+    pub host: String,
+    /// Why it failed (empty: drover's state keeps the condition, not the message).
+    pub message: String,
+    /// Mesos' task state, `TASK_FAILED`.
+    pub state: String,
+    /// The task id.
+    pub task_id: String,
+    /// When it failed (ISO 8601).
+    pub timestamp: String,
+    /// The app version it ran.
+    pub version: String,
+    /// The agent's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slave_id: Option<String>,
 }
 
 /// Body of `POST /v2/tasks/delete`.

@@ -185,6 +185,89 @@ fn a_single_version_has_no_status() {
     assert_eq!(app.deployments, None);
 }
 
+/// The fields of Marathon's `Task` (`docs/docs/rest-api/public/api/v2/types/task.raml`):
+/// strict clients (marathon-python maps fields to keyword arguments) refuse any other.
+const MARATHON_TASK_FIELDS: &[&str] = &[
+    "appId",
+    "healthCheckResults",
+    "checkResult",
+    "host",
+    "id",
+    "ipAddresses",
+    "ports",
+    "servicePorts",
+    "slaveId",
+    "state",
+    "stagedAt",
+    "startedAt",
+    "version",
+    "localVolumes",
+    "region",
+    "zone",
+    "role",
+];
+
+/// Marathon's `TaskFailure` (the same RAML file).
+const MARATHON_TASK_FAILURE_FIELDS: &[&str] = &[
+    "appId",
+    "host",
+    "message",
+    "state",
+    "taskId",
+    "timestamp",
+    "version",
+    "slaveId",
+];
+
+#[test]
+fn a_task_carries_only_marathons_fields() {
+    let task = round_trip::<Tasks>(TASKS).tasks.remove(0);
+    let Value::Object(fields) = serde_json::to_value(&task).unwrap() else {
+        panic!("a task is an object");
+    };
+    for key in fields.keys() {
+        assert!(
+            MARATHON_TASK_FIELDS.contains(&key.as_str()),
+            "a task carries {key}, which Marathon's tasks do not have: {fields:?}"
+        );
+    }
+    let failure = TaskFailure {
+        app_id: "/a".into(),
+        host: "h".into(),
+        message: String::new(),
+        state: "TASK_FAILED".into(),
+        task_id: "a.instance-1".into(),
+        timestamp: "2026-12-01T12:18:43.404Z".into(),
+        version: "2026-12-01T12:18:43.399Z".into(),
+        slave_id: Some("s".into()),
+    };
+    let Value::Object(fields) = serde_json::to_value(&failure).unwrap() else {
+        panic!("a task failure is an object");
+    };
+    let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(keys, MARATHON_TASK_FAILURE_FIELDS);
+}
+
+/// Marathon's `taskStats` (its changelog's example for 0.11, the shape marathon-python and
+/// go-marathon read): categories are optional, each with counts and a life time.
+const TASK_STATS: &str = r#"{
+ "startedAfterLastScaling": {"stats": {"counts": {"staged": 1, "running": 100, "healthy": 90, "unhealthy": 4},
+                                        "lifeTime": {"averageSeconds": 20.0, "medianSeconds": 10.0}}},
+ "withLatestConfig": {"stats": {"counts": {"staged": 1, "running": 100, "healthy": 90, "unhealthy": 4},
+                                 "lifeTime": {"averageSeconds": 20.0, "medianSeconds": 10.0}}},
+ "totalSummary": {"stats": {"counts": {"staged": 1, "running": 100, "healthy": 90, "unhealthy": 4},
+                             "lifeTime": {"averageSeconds": 20.0, "medianSeconds": 10.0}}}
+}"#;
+
+#[test]
+fn task_stats_round_trip_in_marathons_shape() {
+    let stats = round_trip::<TaskStatsByVersion>(TASK_STATS);
+    assert!(stats.with_outdated_config.is_none());
+    let total = stats.total_summary.expect("totalSummary").stats;
+    assert_eq!(total.counts.running, 100);
+    assert_eq!(total.life_time.map(|l| l.median_seconds), Some(10.0));
+}
+
 #[test]
 fn a_task_says_its_health_and_ports() {
     let tasks = round_trip::<Tasks>(TASKS);
@@ -358,6 +441,17 @@ fn an_events_type_is_its_tag() {
         panic!("not a deployment_info");
     };
     assert_eq!(current_step.as_ref(), plan.steps.first());
+    assert_eq!(plan.affected_apps(), ["/web"]);
+    // Exactly the fields of marathon-python's MarathonDeploymentPlan.
+    let fields = serde_json::to_value(&plan).unwrap();
+    let mut keys: Vec<&str> = fields
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["id", "original", "steps", "target", "version"]);
 }
 
 #[test]
@@ -774,7 +868,6 @@ const TASKS: &str = r#"{
    ],
    "servicePorts": [],
    "slaveId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
-   "agentId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
    "state": "TASK_RUNNING",
    "stagedAt": "2026-12-01T12:18:43.404Z",
    "startedAt": "2026-12-01T12:18:43.422Z",
@@ -986,7 +1079,6 @@ const APP: &str = r#"{
     ],
     "servicePorts": [],
     "slaveId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
-    "agentId": "c3404f75-d6a9-4b6f-8db4-4b7f78a54668",
     "state": "TASK_RUNNING",
     "stagedAt": "2026-12-01T12:18:43.404Z",
     "startedAt": "2026-12-01T12:18:43.422Z",
@@ -1145,9 +1237,21 @@ const QUEUE: &str = r#"{
     "timeLeftSeconds": 0,
     "overdue": true
    },
-   "unplacedReasons": {
-    "insufficient mem": 4,
-    "remote region": 8
+   "processedOffersSummary": {
+    "processedOffersCount": 12,
+    "unusedOffersCount": 12,
+    "rejectSummaryLastOffer": [
+     {
+      "reason": "insufficient mem",
+      "declined": 4,
+      "processed": 12
+     },
+     {
+      "reason": "remote region",
+      "declined": 8,
+      "processed": 12
+     }
+    ]
    }
   }
  ]
@@ -1518,13 +1622,13 @@ const UNHEALTHY_INSTANCE_KILL_EVENT: &str = r#"{"eventType":"unhealthy_instance_
 
 const API_POST_EVENT: &str = r#"{"eventType":"api_post_event","clientIp":null,"uri":"/v2/apps/web","appDefinition":{"id":"/web","cmd":"python3 -m http.server \"$PORT0\"","instances":1,"cpus":0.1,"mem":48.0,"disk":0.0,"portDefinitions":[{"port":0,"protocol":"tcp","name":"http"}],"requirePorts":false,"env":{},"labels":{},"constraints":[],"healthChecks":[{"protocol":"HTTP","gracePeriodSeconds":5.0,"intervalSeconds":1.0,"timeoutSeconds":1.0,"maxConsecutiveFailures":3,"delaySeconds":15.0,"path":"/","ignoreHttp1xx":false,"portIndex":0}],"upgradeStrategy":{"minimumHealthCapacity":1.0,"maximumOverCapacity":1.0},"backoffSeconds":1.0,"backoffFactor":1.15,"maxLaunchDelaySeconds":300.0,"killSelection":"YOUNGEST_FIRST","unreachableStrategy":{"inactiveAfterSeconds":0.0,"expungeAfterSeconds":0.0},"version":"2026-12-01T15:10:32.771Z","versionInfo":{"lastConfigChangeAt":"2026-12-01T15:10:32.771Z","lastScalingAt":"2026-12-01T15:10:32.771Z"}},"timestamp":"2026-12-01T15:10:32.784Z"}"#;
 
-const DEPLOYMENT_INFO: &str = r#"{"eventType":"deployment_info","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:06.472Z"}"#;
+const DEPLOYMENT_INFO: &str = r#"{"eventType":"deployment_info","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}]},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:06.472Z"}"#;
 
-const DEPLOYMENT_SUCCESS: &str = r#"{"eventType":"deployment_success","id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
+const DEPLOYMENT_SUCCESS: &str = r#"{"eventType":"deployment_success","id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
 
-const DEPLOYMENT_FAILED: &str = r#"{"eventType":"deployment_failed","id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","plan":{"id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","version":"2026-12-01T15:10:06.516Z","affectedApps":["/stuck"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/stuck"}]}],"currentActions":[{"action":"StartApplication","app":"/stuck","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"reason":"cancelled","timestamp":"2026-12-01T15:10:32.760Z"}"#;
+const DEPLOYMENT_FAILED: &str = r#"{"eventType":"deployment_failed","id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","plan":{"id":"988d43bc-9a55-4ed8-8a44-add010a2b26a","version":"2026-12-01T15:10:06.516Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.516Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.516Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/stuck"}]}]},"reason":"cancelled","timestamp":"2026-12-01T15:10:32.760Z"}"#;
 
-const DEPLOYMENT_STEP_SUCCESS: &str = r#"{"eventType":"deployment_step_success","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","affectedApps":["/web"],"affectedPods":[],"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}],"currentActions":[{"action":"StartApplication","app":"/web","readinessCheckResults":[]}],"currentStep":1,"totalSteps":1},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
+const DEPLOYMENT_STEP_SUCCESS: &str = r#"{"eventType":"deployment_step_success","plan":{"id":"ab0ec228-26c9-41ff-9166-4053d1e3a95a","version":"2026-12-01T15:10:06.469Z","original":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"target":{"id":"/","apps":[],"groups":[],"pods":[],"dependencies":[],"version":"2026-12-01T15:10:06.469Z"},"steps":[{"actions":[{"action":"StartApplication","app":"/web"}]}]},"currentStep":{"actions":[{"action":"StartApplication","app":"/web"}]},"timestamp":"2026-12-01T15:10:21.701Z"}"#;
 
 const APP_TERMINATED_EVENT: &str = r#"{"eventType":"app_terminated_event","appId":"/stuck","timestamp":"2026-12-01T15:10:32.796Z"}"#;
 

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use domain::app::{HealthCheck, ValidationErrors};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
@@ -17,6 +17,7 @@ fn check(v: serde_json::Value) -> HealthCheck {
 
 fn target(ports: Vec<u64>) -> Target {
     Target {
+        host: "127.0.0.1".into(),
         ports,
         env: BTreeMap::from([("CHECK_ME".to_string(), "yes".to_string())]),
         sandbox: PathBuf::from("/"),
@@ -25,27 +26,74 @@ fn target(ports: Vec<u64>) -> Target {
 
 /// A server on 127.0.0.1 that answers every request with `status_line`.
 async fn http_server(status_line: &'static str) -> u16 {
+    http_server_on("127.0.0.1", status_line).await
+}
+
+/// A server on `ip` that answers every request with `status_line`.
+async fn http_server_on(ip: &str, status_line: &'static str) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(answer(s, status_line));
+        }
+    });
+    port
+}
+
+/// A self-signed certificate and its key, made once with openssl for these tests.
+const TEST_CERT: &str = include_str!("testdata/cert.pem");
+const TEST_KEY: &str = include_str!("testdata/key.pem");
+
+/// An HTTPS server on 127.0.0.1 with a self-signed certificate, answering `status_line`.
+async fn https_server(status_line: &'static str) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![CertificateDer::from_pem_slice(TEST_CERT.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(TEST_KEY.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if let Ok(tls) = acceptor.accept(s).await {
+                    answer(tls, status_line).await;
                 }
-                assert!(head.starts_with(b"GET /ready HTTP/1.1\r\n"));
-                let answer =
-                    format!("{status_line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                let _ = s.write_all(answer.as_bytes()).await;
             });
         }
     });
     port
+}
+
+/// Reads one request for `/ready` and answers `status_line`.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, status_line: &'static str) {
+    {
+        let mut buf = [0u8; 1024];
+        let mut head = Vec::new();
+        // Something that is not a GET (a TLS hello) gets an answer at once, as from a
+        // plain HTTP server.
+        while !head.windows(4).any(|w| w == b"\r\n\r\n")
+            && b"GET ".starts_with(&head[..head.len().min(4)])
+        {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert!(head.starts_with(b"GET /ready HTTP/1.1\r\n") || !head.starts_with(b"GET "));
+        let answer = format!("{status_line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.shutdown().await;
+    }
 }
 
 async fn closed_port() -> u16 {
@@ -141,12 +189,61 @@ async fn command_checks_see_the_task_environment() {
 }
 
 #[tokio::test]
-async fn https_checks_say_they_are_not_supported() {
-    let c = check(json!({"protocol": "HTTPS", "port": 443}));
-    assert_eq!(
-        probe(&c, &target(vec![])).await,
-        Verdict::Unhealthy(HTTPS_UNSUPPORTED.into())
-    );
+async fn https_checks_accept_a_self_signed_certificate_and_read_the_status() {
+    for protocol in ["HTTPS", "MESOS_HTTPS"] {
+        let hc = |port: u16| check(json!({"protocol": protocol, "path": "/ready", "port": port}));
+        let ok = https_server("HTTP/1.1 200 OK").await;
+        assert_eq!(probe(&hc(ok), &target(vec![])).await, Verdict::Healthy);
+        let down = https_server("HTTP/1.1 503 Service Unavailable").await;
+        assert_eq!(
+            probe(&hc(down), &target(vec![])).await,
+            Verdict::Unhealthy("HTTP status 503".into())
+        );
+        // Plain HTTP where TLS is expected fails the handshake, and says so.
+        let plain = http_server("HTTP/1.1 200 OK").await;
+        match probe(&hc(plain), &target(vec![])).await {
+            Verdict::Unhealthy(cause) => assert!(cause.contains("TLS handshake"), "{cause}"),
+            v => panic!("{protocol}: {v:?}"),
+        }
+    }
+}
+
+/// An address of this machine's loopback network other than 127.0.0.1, as agents on
+/// distinct loopback addresses have.
+const AGENT_IP: &str = "127.0.3.7";
+
+#[tokio::test]
+async fn marathon_level_checks_reach_the_task_at_its_host_and_mesos_level_ones_at_loopback() {
+    // A task bound to $HOST only, on an agent whose host is 127.0.3.7.
+    let port = http_server_on(AGENT_IP, "HTTP/1.1 200 OK").await;
+    let on_agent = Target {
+        host: AGENT_IP.into(),
+        ..target(vec![u64::from(port)])
+    };
+    for protocol in ["HTTP", "TCP"] {
+        let c = check(json!({"protocol": protocol, "path": "/ready"}));
+        assert_eq!(probe_host(&c, &on_agent), AGENT_IP);
+        assert_eq!(probe(&c, &on_agent).await, Verdict::Healthy, "{protocol}");
+    }
+    // Mesos runs these next to the task and, for host networking, on the loopback interface:
+    // Marathon documents that such tasks must listen there too.
+    for protocol in ["MESOS_HTTP", "MESOS_TCP"] {
+        let c = check(json!({"protocol": protocol, "path": "/ready"}));
+        assert_eq!(probe_host(&c, &on_agent), MESOS_CHECK_HOST);
+        match probe(&c, &on_agent).await {
+            Verdict::Unhealthy(cause) => {
+                assert!(cause.contains(&format!("127.0.0.1:{port}")), "{cause}")
+            }
+            v => panic!("{protocol}: {v:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_task_host_is_the_advertised_ip_whatever_the_hostname() {
+    assert_eq!(task_host("no-such-agent.invalid", AGENT_IP), AGENT_IP);
+    assert_eq!(task_host("localhost", AGENT_IP), AGENT_IP);
+    assert_eq!(task_host("agent-1", ""), "agent-1");
 }
 
 const IN_GRACE: Duration = Duration::from_secs(1);
@@ -175,6 +272,22 @@ fn failures_in_the_grace_period_before_the_first_success_do_not_count() {
     s.record(Verdict::Healthy, AFTER_GRACE, 5);
     assert_eq!((s.healthy, s.consecutive_failures), (Some(true), 0));
     assert!(!s.should_kill());
+}
+
+#[test]
+fn zero_max_failures_kills_at_the_first_counted_failure_of_mesos_level_checks() {
+    for protocol in ["MESOS_HTTP", "MESOS_TCP"] {
+        let c = check(json!({"protocol": protocol, "gracePeriodSeconds": 10,
+                             "maxConsecutiveFailures": 0}));
+        let mut s = CheckState::new(&c);
+        s.record(failing(), IN_GRACE, 1);
+        assert!(
+            !s.should_kill(),
+            "{protocol}: failures in the grace period do not count"
+        );
+        s.record(failing(), AFTER_GRACE, 2);
+        assert!(s.should_kill(), "{protocol}");
+    }
 }
 
 #[test]

@@ -31,6 +31,7 @@ fn agent_over(dir: Arc<tempfile::TempDir>, fake: &FakeExecutor) -> Agent {
     let outbox = Arc::new(Outbox::new());
     let supervisor = Supervisor::new(TaskContext {
         hostname: "fake-host".into(),
+        ip: "127.0.0.1".into(),
         checkpoints: Checkpoints::new(work_dir.tasks_dir()),
         make_sandboxes: true,
         work_dir,
@@ -279,6 +280,7 @@ fn hollow_agent(dir: Arc<tempfile::TempDir>) -> Agent {
     let fake = FakeExecutor::new();
     let supervisor = Supervisor::new(TaskContext {
         hostname: "hollow-1".into(),
+        ip: "127.0.0.1".into(),
         checkpoints: Checkpoints::in_memory(),
         make_sandboxes: false,
         work_dir,

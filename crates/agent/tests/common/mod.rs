@@ -64,6 +64,7 @@ pub fn supervisor_with(
     let work_dir = Arc::new(WorkDir::open(dir).expect("work dir"));
     Supervisor::new(TaskContext {
         hostname: "test-host".into(),
+        ip: "127.0.0.1".into(),
         checkpoints: Checkpoints::new(work_dir.tasks_dir()),
         make_sandboxes: true,
         work_dir,

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Answers `200 OK` to every request on 127.0.0.1:`port` until stopped (or dropped).
+/// Answers `200 OK` to every request on `ip`:`port` until stopped (or dropped).
 pub struct HttpStub {
+    ip: String,
     port: u16,
     stop: Arc<AtomicBool>,
     paths: Arc<Mutex<Vec<String>>>,
@@ -18,10 +19,10 @@ pub struct HttpStub {
 }
 
 impl HttpStub {
-    /// Listens on 127.0.0.1:`port`.
-    pub fn start(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("the HTTP stub cannot listen on 127.0.0.1:{port}: {e}"));
+    /// Listens on `ip`:`port` (an agent's address: HTTP checks reach tasks there).
+    pub fn start(ip: &str, port: u16) -> Self {
+        let listener = TcpListener::bind((ip, port))
+            .unwrap_or_else(|e| panic!("the HTTP stub cannot listen on {ip}:{port}: {e}"));
         let stop = Arc::new(AtomicBool::new(false));
         let paths = Arc::new(Mutex::new(Vec::new()));
         let thread = {
@@ -38,6 +39,7 @@ impl HttpStub {
             })
         };
         HttpStub {
+            ip: ip.to_string(),
             port,
             stop,
             paths,
@@ -54,7 +56,7 @@ impl HttpStub {
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so that it sees the flag and closes the listener.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect((self.ip.as_str(), self.port));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

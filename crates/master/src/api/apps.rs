@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use client::{App, AppEnvelope, AppList, Change, DeploymentRef, ErrorBody, VersionInfo, Versions};
 use domain::{AppDefinition, AppId};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
+use super::app_query::{self, AppEmbeds, AppQuery};
 use crate::agents::AgentView;
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
@@ -34,7 +35,7 @@ pub fn definition_map(app: &AppDefinition) -> Map<String, Value> {
     }
 }
 
-fn app_json(v: &AppVersion) -> App {
+pub(super) fn app_json(v: &AppVersion) -> App {
     let mut definition = definition_map(&v.app);
     // The version fields are the record's, not the definition's.
     definition.remove("version");
@@ -49,41 +50,65 @@ fn app_json(v: &AppVersion) -> App {
         counts: None,
         deployments: None,
         tasks: None,
+        last_task_failure: None,
+        readiness_check_results: None,
+        task_stats: None,
     }
 }
 
 /// An app as JSON, for events.
-fn app_value(app: Option<App>) -> Value {
+pub(super) fn app_value(app: Option<App>) -> Value {
     app.and_then(|a| serde_json::to_value(a).ok())
         .unwrap_or(Value::Null)
 }
 
-/// An app as Marathon lists it: the definition, its task counts, its deployments, and its
-/// tasks when asked for (see [`super::tasks::task_json`] for `agents` and `own_region`).
+/// An app as Marathon lists it: the definition and what `embeds` asks for: task counts,
+/// deployments, tasks, the last task failure, readiness, task statistics at `now_ms` (see
+/// [`super::tasks::task_json`] for `agents` and `own_region`).
 fn app_with_status(
     agents: &AgentView,
     own_region: &str,
     state: &state::ClusterState,
     v: &AppVersion,
-    with_tasks: bool,
+    embeds: AppEmbeds,
+    now_ms: u64,
 ) -> App {
     let mut out = app_json(v);
-    out.counts = Some(super::tasks::counts(agents, state, &v.app.id));
-    out.deployments = Some(
-        state
-            .deployments()
-            .values()
-            .filter(|d| d.affected_apps.contains(&v.app.id))
-            .map(|d| DeploymentRef { id: d.id.clone() })
-            .collect(),
-    );
-    if with_tasks {
-        out.tasks = Some(super::tasks::tasks_of(agents, own_region, state, &v.app.id));
+    let id = &v.app.id;
+    if embeds.counts {
+        out.counts = Some(super::tasks::counts(agents, state, id));
+    }
+    if embeds.deployments {
+        out.deployments = Some(
+            state
+                .deployments()
+                .values()
+                .filter(|d| d.affected_apps.contains(id))
+                .map(|d| DeploymentRef { id: d.id.clone() })
+                .collect(),
+        );
+    }
+    if embeds.tasks {
+        out.tasks = Some(super::tasks::tasks_of(agents, own_region, state, id));
+    }
+    if embeds.last_task_failure {
+        out.last_task_failure = app_query::last_task_failure(state, id);
+    }
+    if embeds.readiness {
+        out.readiness_check_results = Some(Vec::new());
+    }
+    if embeds.task_stats {
+        out.task_stats = super::tasks::task_stats(agents, state, id, now_ms);
     }
     out
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+/// The query parameters of an apps read, with a 400 naming what is wrong in a label query.
+fn app_query(pairs: &[(String, String)]) -> Result<AppQuery, ApiError> {
+    AppQuery::from_pairs(pairs).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -92,11 +117,11 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
+pub(super) fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
     AppDefinition::from_json(value).map_err(|errors| ApiError::invalid(&errors))
 }
 
-fn app_id(raw: &str) -> Result<AppId, ApiError> {
+pub(super) fn app_id(raw: &str) -> Result<AppId, ApiError> {
     AppId::parse(raw).map_err(|msg| {
         let mut errors = domain::ValidationErrors::default();
         errors.add("/id", msg);
@@ -104,7 +129,7 @@ fn app_id(raw: &str) -> Result<AppId, ApiError> {
     })
 }
 
-fn deployment_headers(id: &str) -> HeaderMap {
+pub(super) fn deployment_headers(id: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(id) {
         headers.insert(DEPLOYMENT_HEADER, v);
@@ -112,28 +137,28 @@ fn deployment_headers(id: &str) -> HeaderMap {
     headers
 }
 
-/// `GET /v2/apps[?embed=apps.tasks]`.
+/// `GET /v2/apps[?cmd=&id=&label=&embed=…]`: the apps that pass every filter given.
 pub async fn list(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
-    RawQuery(query): RawQuery,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<AppList>, ApiError> {
+    let query = app_query(&pairs)?;
+    let embeds = query.embeds(AppEmbeds::for_list());
     m.linearizable().await?;
-    let with_tasks = query
-        .unwrap_or_default()
-        .split('&')
-        .any(|kv| kv == "embed=apps.tasks" || kv == "embed=tasks");
     let apps: Vec<App> = m.state().read(|a| {
         a.state
             .apps()
             .values()
+            .filter(|r| query.matches(&r.current().app))
             .map(|r| {
                 app_with_status(
                     &agents,
                     &m.config().domain.region,
                     &a.state,
                     r.current(),
-                    with_tasks,
+                    embeds,
+                    m.clock().now_ms(),
                 )
             })
             .collect()
@@ -169,7 +194,8 @@ pub async fn create(
                 &m.config().domain.region,
                 &a.state,
                 r.current(),
-                false,
+                AppEmbeds::for_list(),
+                m.clock().now_ms(),
             )
         })
     }));
@@ -186,7 +212,7 @@ pub async fn create(
 }
 
 /// Records a deployment for a change just committed, and announces it.
-async fn start_deployment(
+pub(super) async fn start_deployment(
     m: &RaftNode,
     events: &EventBus,
     app: &AppId,
@@ -201,13 +227,13 @@ async fn start_deployment(
         .await?;
     events.publish(Event::DeploymentInfo {
         current_step: plan.steps.first().cloned(),
-        plan,
+        plan: (&plan).into(),
     });
     Ok(id)
 }
 
 /// 409 when a deployment holds the app and the change is not forced (Marathon's answer).
-fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
+pub(super) fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
     if force {
         return Ok(());
     }
@@ -228,7 +254,11 @@ fn check_lock(m: &RaftNode, app: &AppId, force: bool) -> Result<(), ApiError> {
     }
 }
 
-async fn commit_app(m: &RaftNode, app: AppDefinition, version: String) -> Result<(), ApiError> {
+pub(super) async fn commit_app(
+    m: &RaftNode,
+    app: AppDefinition,
+    version: String,
+) -> Result<(), ApiError> {
     match m.write(Command::PutApp { app, version }).await? {
         Applied::AppVersion { .. } | Applied::Ok => Ok(()),
         Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
@@ -262,12 +292,14 @@ fn split(path: &str) -> AppPath<'_> {
     AppPath::App(path)
 }
 
-/// `GET /v2/apps/{id}`, `…/versions`, `…/versions/{version}`.
+/// `GET /v2/apps/{id}[?embed=…]`, `…/tasks`, `…/versions`, `…/versions/{version}`.
 pub async fn get(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
     Path(path): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    let embeds = app_query(&pairs)?.embeds(AppEmbeds::for_one());
     m.linearizable().await?;
     let (raw, version) = match split(&path) {
         AppPath::Tasks(id) => {
@@ -304,7 +336,8 @@ pub async fn get(
                     &m.config().domain.region,
                     &a.state,
                     record.current(),
-                    true,
+                    embeds,
+                    m.clock().now_ms(),
                 ),
             })
             .into_response(),
@@ -334,7 +367,7 @@ pub async fn put(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let partial = super::query_flag(&query, "partialUpdate", true);
-    update(&m, &events, &path, &query, body, partial, true).await
+    super::app_changes::update(&m, &events, &path, &query, body, partial, true).await
 }
 
 /// `PATCH /v2/apps/{id}`: update the fields given.
@@ -345,7 +378,7 @@ pub async fn patch(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    update(&m, &events, &path, &query, body, true, false).await
+    super::app_changes::update(&m, &events, &path, &query, body, true, false).await
 }
 
 /// `POST /v2/apps/{id}/restart`.
@@ -392,138 +425,23 @@ pub async fn post(
         .into_response())
 }
 
-async fn update(
-    m: &RaftNode,
-    events: &EventBus,
-    path: &str,
-    query: &Option<String>,
-    body: Bytes,
-    partial: bool,
-    may_create: bool,
-) -> Result<Response, ApiError> {
-    let id = app_id(path)?;
-    let force = super::query_flag(query, "force", false);
-    let mut changes = parse_body(&body)?;
-    let Some(obj) = changes.as_object_mut() else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Send the app's fields as a JSON object.",
-        ));
-    };
-    match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
-        Some(Ok(body_id)) if body_id != id => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "The id in the body ({body_id}) differs from the id in the path ({id}); leave it out or make them equal."
-                ),
-            ));
-        }
-        _ => {
-            obj.insert("id".into(), json!(id.as_str()));
-        }
-    }
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    let current = m
-        .state()
-        .read(|a| a.state.app(&id).map(|r| r.current().clone()));
-    // Marathon: a PUT may create the app, a PATCH only changes one that exists.
-    if current.is_none() && !may_create {
-        return Err(ApiError::app_not_found(id.as_str()));
-    }
-    // Read-only fields Marathon clients send back are not part of the definition.
-    for key in READ_ONLY {
-        obj.remove(*key);
-    }
-    let merged = match (&current, partial) {
-        (Some(cur), true) => {
-            let mut base = cur.app.to_json();
-            if let (Some(b), Value::Object(c)) = (base.as_object_mut(), changes) {
-                b.extend(c);
-            }
-            base
-        }
-        _ => changes,
-    };
-    // What is wrong with the change is said first (422), whether or not a deployment
-    // holds the app (409), as Marathon does.
-    let app = validate(&merged)?;
-    if current.is_some() {
-        check_lock(m, &id, force)?;
-    }
-    let action = match &current {
-        None => Action::StartApplication,
-        Some(cur) => {
-            let mut same = cur.app.clone();
-            same.instances = app.instances;
-            if same == app {
-                Action::ScaleApplication
-            } else {
-                Action::RestartApplication
-            }
-        }
-    };
-    if current.as_ref().is_some_and(|c| c.app == app) {
-        // Nothing changed: Marathon answers with the current version and no deployment.
-        let version = current.map(|c| c.version).unwrap_or_default();
-        return Ok((
-            StatusCode::OK,
-            Json(Change {
-                version,
-                deployment_id: None,
-            }),
-        )
-            .into_response());
-    }
-    let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
-    commit_app(m, app, version.clone()).await?;
-    let deployment = start_deployment(m, events, &id, &version, action, force).await?;
-    let definition = app_value(
-        m.state()
-            .read(|a| a.state.app(&id).map(|r| app_json(r.current()))),
-    );
-    events.publish(Event::ApiPostEvent {
-        client_ip: None,
-        uri: format!("/v2/apps{id}"),
-        app_definition: definition.clone(),
-    });
-    let status = if current.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((
-        status,
-        deployment_headers(&deployment),
-        Json(Change {
-            version,
-            deployment_id: Some(deployment),
-        }),
-    )
-        .into_response())
-}
-
-/// Fields of Marathon's app JSON that describe its state, not its definition.
-const READ_ONLY: &[&str] = &[
-    "version",
-    "versionInfo",
-    "tasks",
-    "tasksStaged",
-    "tasksRunning",
-    "tasksHealthy",
-    "tasksUnhealthy",
-    "deployments",
-    "lastTaskFailure",
-    "readinessCheckResults",
-];
-
-/// `DELETE /v2/apps/{id}`.
+/// `DELETE /v2/apps/{id}`, `…/tasks`, `…/tasks/{task}`.
 pub async fn delete(
     State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
     State(events): State<Arc<EventBus>>,
     Path(path): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    if let Some(raw) = path.strip_suffix("/tasks") {
+        return super::app_tasks::kill_all(&m, &agents, app_id(raw)?, &pairs).await;
+    }
+    if let Some((raw, task)) = path.rsplit_once("/tasks/")
+        && !task.is_empty()
+        && !task.contains('/')
+    {
+        return super::app_tasks::kill_one(&m, &agents, app_id(raw)?, task, &pairs).await;
+    }
     let id = app_id(&path)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;

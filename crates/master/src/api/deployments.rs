@@ -50,7 +50,7 @@ pub async fn delete(
         .await?;
     events.publish(Event::DeploymentFailed {
         id: id.clone(),
-        plan: deployments::wire(&deployment),
+        plan: (&deployments::wire(&deployment)).into(),
         reason: if force { "cancelled" } else { "rolled back" }.into(),
     });
     if force {

@@ -2,9 +2,13 @@
 //! internal endpoints masters use among themselves.
 
 mod agents;
+mod app_changes;
+mod app_query;
+mod app_tasks;
 mod apps;
 mod deployments;
 mod health;
+mod label_selector;
 mod mesos;
 mod nodes;
 mod plan;
@@ -55,7 +59,12 @@ fn too_large_message(limit: usize) -> String {
 /// The whole API of a master; each handler takes the parts it uses.
 pub fn router(master: Parts) -> Router {
     let v2 = Router::new()
-        .route("/apps", get(apps::list).post(apps::create))
+        .route(
+            "/apps",
+            get(apps::list)
+                .post(apps::create)
+                .put(app_changes::put_many),
+        )
         .route(
             "/apps/{*path}",
             get(apps::get)
@@ -165,9 +174,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
 /// A boolean query parameter (`?force=true`), or `default` when it is absent.
 fn query_flag(query: &Option<String>, name: &str, default: bool) -> bool {
     let mut pairs = query.as_deref().unwrap_or("").split('&');
+    // Case as Java's Boolean.parseBoolean reads it: Python clients send `True`.
     match pairs.find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')) {
-        Some("true") => true,
-        Some("false") => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
         _ => default,
     }
 }

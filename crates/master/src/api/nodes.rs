@@ -133,8 +133,10 @@ pub async fn queue(
                         time_left_seconds: left / 1000,
                         overdue: left == 0,
                     },
-                    unplaced_reasons: e.reasons.clone(),
-                    scheduling_error: e.error.clone(),
+                    processed_offers_summary: client::OffersSummary::from_reasons(
+                        &e.reasons,
+                        e.error.clone(),
+                    ),
                 })
             })
             .collect()

@@ -46,9 +46,8 @@ pub fn task_json(agents: &AgentView, own_region: &str, state: &ClusterState, i: 
             })
             .unwrap_or_default(),
         ports: i.ports.clone(),
-        service_ports: Vec::new(),
+        service_ports: service_ports(state, i),
         slave_id: i.agent_id.to_string(),
-        agent_id: i.agent_id.to_string(),
         state: mesos_task_state(i.condition).to_string(),
         staged_at: clock::iso(i.created_at_ms),
         started_at: i.started_at_ms.map(clock::iso),
@@ -57,6 +56,24 @@ pub fn task_json(agents: &AgentView, own_region: &str, state: &ClusterState, i: 
         region: agent.map(|r| r.agent.region().unwrap_or(local).to_string()),
         zone: agent.and_then(|r| r.agent.zone().map(str::to_string)),
     }
+}
+
+/// The service ports of an instance: its app version's declared port definition ports, as
+/// Marathon's tasks carry them (drover assigns no service ports of its own, so a definition
+/// with port 0 gives 0).
+fn service_ports(state: &ClusterState, i: &Instance) -> Vec<u64> {
+    let Some(record) = state.app(&i.app_id) else {
+        return Vec::new();
+    };
+    let version = record
+        .version(&i.app_version)
+        .unwrap_or_else(|| record.current());
+    version
+        .app
+        .port_definitions
+        .iter()
+        .map(|d| u64::from(d.port))
+        .collect()
 }
 
 /// The counts Marathon puts on every app.
@@ -83,6 +100,70 @@ pub fn counts(agents: &AgentView, state: &ClusterState, app: &domain::AppId) -> 
         tasks_healthy: healthy,
         tasks_unhealthy: unhealthy,
     }
+}
+
+/// Marathon's `taskStats` of an app at `now_ms`: its live tasks by version category, with
+/// counts and life times (from staging). drover's `lastScalingAt` is the app's version, so
+/// the tasks started after the last scaling are those of the current version.
+pub fn task_stats(
+    agents: &AgentView,
+    state: &ClusterState,
+    app: &domain::AppId,
+    now_ms: u64,
+) -> Option<client::TaskStatsByVersion> {
+    let current = state.app(app)?.current().version.clone();
+    let live: Vec<&Instance> = state
+        .instances_of(app)
+        .filter(|i| !i.condition.is_terminal())
+        .collect();
+    let stats = |of: &[&Instance]| -> Option<client::Stats> {
+        if of.is_empty() {
+            return None;
+        }
+        let mut counts = client::StatsCounts::default();
+        for i in of {
+            match i.condition {
+                Condition::Running => counts.running += 1,
+                Condition::Scheduled | Condition::Staging | Condition::Starting => {
+                    counts.staged += 1
+                }
+                _ => {}
+            }
+            match agents.health(&i.id).map(|h| h.healthy) {
+                Some(true) => counts.healthy += 1,
+                Some(false) => counts.unhealthy += 1,
+                None => {}
+            }
+        }
+        let mut ages: Vec<f64> = of
+            .iter()
+            .map(|i| now_ms.saturating_sub(i.created_at_ms) as f64 / 1000.0)
+            .collect();
+        ages.sort_by(f64::total_cmp);
+        let n = ages.len();
+        let median = if n % 2 == 1 {
+            ages[n / 2]
+        } else {
+            (ages[n / 2 - 1] + ages[n / 2]) / 2.0
+        };
+        Some(client::Stats {
+            stats: client::TaskStats {
+                counts,
+                life_time: Some(client::LifeTime {
+                    average_seconds: ages.iter().sum::<f64>() / n as f64,
+                    median_seconds: median,
+                }),
+            },
+        })
+    };
+    let (latest, outdated): (Vec<&Instance>, Vec<&Instance>) =
+        live.iter().partition(|i| i.app_version == current);
+    Some(client::TaskStatsByVersion {
+        started_after_last_scaling: stats(&latest),
+        with_latest_config: stats(&latest),
+        with_outdated_config: stats(&outdated),
+        total_summary: stats(&live),
+    })
 }
 
 /// The live (not yet terminal) tasks of an app (see [`task_json`]).
@@ -126,33 +207,73 @@ pub async fn delete(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let scale = super::query_flag(&query, "scale", false);
+    let killed = kill(&m, &agents, scale, |state| {
+        let live: Vec<Instance> = body
+            .ids
+            .iter()
+            .filter_map(|id| state.instances().get(&state::InstanceId(id.clone())))
+            .filter(|i| !i.condition.is_terminal())
+            .cloned()
+            .collect();
+        let unknown: Vec<&String> = body
+            .ids
+            .iter()
+            .filter(|id| !live.iter().any(|k| &k.id.0 == *id))
+            .collect();
+        if !unknown.is_empty() && live.is_empty() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                format!("No running task has the id(s) {unknown:?}"),
+            ));
+        }
+        Ok(live)
+    })
+    .await?;
+    if !scale {
+        return Ok(Json(Tasks {
+            tasks: killed.tasks,
+        })
+        .into_response());
+    }
+    Ok(match killed.change {
+        Some(change) => Json(change).into_response(),
+        // No app of the killed tasks is left to scale down: Marathon's empty answer.
+        None => Json(serde_json::Map::new()).into_response(),
+    })
+}
+
+/// What a kill did.
+pub struct Killed {
+    /// The killed tasks, as they were just before.
+    pub tasks: Vec<Task>,
+    /// With `scale`, the last app change (version and deployment) it made.
+    pub change: Option<Change>,
+}
+
+/// Kills the live instances `select` picks from the state (read under the change lock, so
+/// that nothing changes in between); without `scale` they are replaced, with it their apps'
+/// instance counts go down by as many, in the same commit.
+pub async fn kill(
+    m: &RaftNode,
+    agents: &AgentView,
+    scale: bool,
+    select: impl FnOnce(&ClusterState) -> Result<Vec<Instance>, ApiError>,
+) -> Result<Killed, ApiError> {
     let _serial = m.exclusive().await;
     m.linearizable().await?;
     let now = m.clock().now_ms();
     let (killed, json_of_killed): (Vec<Instance>, Vec<Task>) = m.state().read(|a| {
-        body.ids
-            .iter()
-            .filter_map(|id| a.state.instances().get(&state::InstanceId(id.clone())))
-            .filter(|i| !i.condition.is_terminal())
-            .map(|i| {
-                (
-                    i.clone(),
-                    task_json(&agents, &m.config().domain.region, &a.state, i),
-                )
-            })
-            .unzip()
-    });
-    let unknown: Vec<&String> = body
-        .ids
-        .iter()
-        .filter(|id| !killed.iter().any(|k| &k.id.0 == *id))
-        .collect();
-    if !unknown.is_empty() && killed.is_empty() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("No running task has the id(s) {unknown:?}"),
-        ));
-    }
+        let chosen = select(&a.state)?;
+        Ok::<_, ApiError>(
+            chosen
+                .into_iter()
+                .map(|i| {
+                    let t = task_json(agents, &m.config().domain.region, &a.state, &i);
+                    (i, t)
+                })
+                .unzip(),
+        )
+    })?;
     let mut per_app: std::collections::BTreeMap<domain::AppId, u32> = Default::default();
     for k in &killed {
         *per_app.entry(k.app_id.clone()).or_default() += 1;
@@ -196,16 +317,11 @@ pub async fn delete(
             });
         }
     }
-    m.write(state::Command::Batch { commands }).await?;
-    if !scale {
-        return Ok(Json(Tasks {
-            tasks: json_of_killed,
-        })
-        .into_response());
+    if !killed.is_empty() {
+        m.write(state::Command::Batch { commands }).await?;
     }
-    Ok(match last {
-        Some(change) => Json(change).into_response(),
-        // No app of the killed tasks is left to scale down: Marathon's empty answer.
-        None => Json(serde_json::Map::new()).into_response(),
+    Ok(Killed {
+        tasks: json_of_killed,
+        change: last,
     })
 }

@@ -244,14 +244,14 @@ fn finished_events(finished: &[Deployment]) -> Vec<Announcement> {
         events.push(
             Announcement::new(Event::DeploymentStepSuccess {
                 current_step: plan.steps.first().cloned(),
-                plan: plan.clone(),
+                plan: (&plan).into(),
             })
             .requiring(done.clone()),
         );
         events.push(
             Announcement::new(Event::DeploymentSuccess {
                 id: d.id.clone(),
-                plan,
+                plan: (&plan).into(),
             })
             .requiring(done),
         );

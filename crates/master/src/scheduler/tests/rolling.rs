@@ -104,9 +104,10 @@ fn a_deployment_is_finished_with_its_events_once_the_app_runs_the_new_version_re
         event_types(&d),
         ["deployment_step_success", "deployment_success"]
     );
+    // Marathon's plan shape: the steps name the app.
     assert_eq!(
-        d.events[1].fields()["plan"]["affectedApps"],
-        json!(["/web"])
+        d.events[1].fields()["plan"]["steps"][0]["actions"][0]["app"],
+        json!("/web")
     );
     h.commit(&d);
     assert!(h.state.deployments().is_empty());
