@@ -6,16 +6,21 @@
 //! - [`follow`]: the view, kept current from the masters' event stream and reads.
 //! - [`balancer`]: connect with retry, and the per-backend counters of `/metrics`.
 //! - [`tcp`] and [`http`]: the proxies; [`listen`]: listeners that follow the view.
+//! - [`edge`]: `drover lb`; [`vip`]: the VIPs an agent serves; [`admin`]: `/metrics`.
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod balancer;
 pub mod choice;
+pub mod edge;
 pub mod follow;
 pub mod http;
 pub mod listen;
 pub mod routes;
 pub mod tcp;
+pub mod vip;
 
+pub use balancer::Balancer;
 pub use choice::{Caller, Choice, Locality, choose};
 pub use routes::{Backend, EdgeRoute, Mode, Problem, Service, View, Vip, VipName};
