@@ -1,0 +1,143 @@
+//! Helpers of the load-balancing tests: `drover lb` processes, instances that answer with
+//! their own id, and a raw HTTP client that sets `Host`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{DROVER, free_port, tail};
+
+/// A task command: `busybox httpd` on `$PORT0` whose `/` answers the instance's id, so a
+/// client can count which instance served it.
+pub const SERVE_ID: &str =
+    "echo \"$MESOS_TASK_ID\" > index.html && exec busybox httpd -f -p \"$PORT0\"";
+
+/// Per-exchange time limit of [`get`]: a liveness bound, not a speed assertion.
+pub const EXCHANGE: Duration = Duration::from_secs(10);
+
+/// One `drover lb` process.
+pub struct Lb {
+    /// `--bind-ip`, also the address of `--http` and `--admin`.
+    pub ip: String,
+    /// `--http` port.
+    pub http_port: u16,
+    /// `--admin` port.
+    pub admin_port: u16,
+    stderr: PathBuf,
+    child: Option<Child>,
+}
+
+impl Lb {
+    /// Starts `drover lb --masters masters` on `ip` (127.x) with free ports, logging into `dir`.
+    pub fn start(dir: &Path, name: &str, masters: &str, ip: &str, extra: &[&str]) -> Lb {
+        let (http_port, admin_port) = (free_port(), free_port());
+        let stderr = dir.join(format!("lb-{name}.stderr"));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr)
+            .unwrap_or_else(|e| panic!("open {}: {e}", stderr.display()));
+        let child = Command::new(DROVER)
+            .args(["lb", "--masters", masters, "--bind-ip", ip])
+            .args(["--http", &format!("{ip}:{http_port}")])
+            .args(["--admin", &format!("{ip}:{admin_port}")])
+            .args(["--resync-ms", "1000"])
+            .args(extra)
+            .env("RUST_LOG", "warn,lb=debug,drover=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {DROVER} lb: {e}"));
+        Lb {
+            ip: ip.to_string(),
+            http_port,
+            admin_port,
+            stderr,
+            child: Some(child),
+        }
+    }
+
+    /// `ip:port`.
+    pub fn at(&self, port: u16) -> String {
+        format!("{}:{port}", self.ip)
+    }
+
+    /// The `--http` address.
+    pub fn http(&self) -> String {
+        self.at(self.http_port)
+    }
+
+    /// Its log tail.
+    pub fn log_tail(&self) -> String {
+        tail(&self.stderr, 40)
+    }
+
+    /// A note for [`crate::agent_support::Site::notes`]: its log tail when a wait fails.
+    pub fn note(&self, name: &str) -> Box<dyn Fn() -> String> {
+        let (path, name) = (self.stderr.clone(), name.to_string());
+        Box::new(move || format!("\n===== drover lb {name}\n{}\n", tail(&path, 40)))
+    }
+
+    /// `GET /metrics` of its admin API.
+    pub fn metrics(&self) -> Result<String, String> {
+        get(&self.at(self.admin_port), "lb.admin", "/metrics").map(|(_, body)| body)
+    }
+
+    /// SIGKILLs it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Lb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `GET path` on a fresh connection to `addr` with `Host: host`; (status, body trimmed).
+pub fn get(addr: &str, host: &str, path: &str) -> Result<(u16, String), String> {
+    let sock: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&sock, EXCHANGE).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(EXCHANGE))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(EXCHANGE))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: drover-tests\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr} answered no HTTP head: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr} answered no status: {head:?}"))?;
+    Ok((status, body.trim().to_string()))
+}
+
+/// How many of `answers` each body got.
+pub fn count(answers: &[String]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for a in answers {
+        *out.entry(a.clone()).or_default() += 1;
+    }
+    out
+}
