@@ -142,19 +142,30 @@ fn agent_host(zone: &str, n: usize) -> String {
 /// The address a hosts file gives `name`.
 fn resolve(hosts_file: &std::path::Path, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(hosts_file).ok()?;
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let mut parts = l.split_whitespace();
-            let ip = parts.next()?;
-            parts.any(|n| n == name).then(|| ip.to_string())
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let mut parts = l.split_whitespace();
+        let ip = parts.next()?;
+        parts.any(|n| n == name).then(|| ip.to_string())
+    })
 }
 
 /// Per-zone instance ids of `app`, and whether the masters call each healthy.
-fn by_zone(s: &mut Site, app: &str) -> (BTreeSet<String>, BTreeSet<String>, Vec<(String, Option<bool>)>) {
+fn by_zone(
+    s: &mut Site,
+    app: &str,
+) -> (
+    BTreeSet<String>,
+    BTreeSet<String>,
+    Vec<(String, Option<bool>)>,
+) {
     let tasks = scheduler_support::site::app_tasks(s, app).unwrap_or_default();
-    let zone = |z: &str| tasks.iter().filter(|t| t.zone == z).map(|t| t.id.clone()).collect();
+    let zone = |z: &str| {
+        tasks
+            .iter()
+            .filter(|t| t.zone == z)
+            .map(|t| t.id.clone())
+            .collect()
+    };
     let health = tasks.iter().map(|t| (t.zone.clone(), t.alive)).collect();
     (zone("local-a"), zone("local-b"), health)
 }
@@ -186,19 +197,32 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
     }]);
     s.create_app(&app);
     wait_app_running(&mut s, "/vip/web", 4);
-    let (zone_a, zone_b) = s.wait_for(SETTLE, "all four instances are healthy, two per zone", |s| {
-        let (a, b, health) = by_zone(s, "/vip/web");
-        (a.len() == 2 && b.len() == 2 && health.iter().all(|(_, h)| *h == Some(true))).then_some((a, b))
-    });
+    let (zone_a, zone_b) = s.wait_for(
+        SETTLE,
+        "all four instances are healthy, two per zone",
+        |s| {
+            let (a, b, health) = by_zone(s, "/vip/web");
+            (a.len() == 2 && b.len() == 2 && health.iter().all(|(_, h)| *h == Some(true)))
+                .then_some((a, b))
+        },
+    );
     let all: BTreeSet<String> = zone_a.union(&zone_b).cloned().collect();
 
     // The name resolves, through the agent's hosts file, to the agent's own VIP address.
     let (a_agent, b_agent) = (s.agent(agents[0].0), s.agent(agents[1].0));
-    let (a_hosts, b_hosts) = (a_agent.work_dir.join("vip-hosts"), b_agent.work_dir.join("vip-hosts"));
+    let (a_hosts, b_hosts) = (
+        a_agent.work_dir.join("vip-hosts"),
+        b_agent.work_dir.join("vip-hosts"),
+    );
     let (a_ip, b_ip) = (a_agent.ip.clone(), b_agent.ip.clone());
     let name = "web.marathon.l4lb.drover.directory";
-    let via_a = s.wait_for(SETTLE, "agent a's hosts file names the VIP", |_| resolve(&a_hosts, name));
-    assert_eq!(via_a, a_ip, "the VIP name resolves to agent a's own address");
+    let via_a = s.wait_for(SETTLE, "agent a's hosts file names the VIP", |_| {
+        resolve(&a_hosts, name)
+    });
+    assert_eq!(
+        via_a, a_ip,
+        "the VIP name resolves to agent a's own address"
+    );
     assert_eq!(resolve(&b_hosts, name).as_deref(), Some(b_ip.as_str()));
     let (a_vip, b_vip) = (format!("{a_ip}:{vip_port}"), format!("{b_ip}:{vip_port}"));
     s.wait_until(SETTLE, "both agents serve the VIP", |_| {
@@ -208,24 +232,42 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
 
     // Each agent's connections go to its own zone, spread over both of its instances.
     let from_a = count(&answers(&s, &a_vip, name, 20, &zone_a));
-    assert_eq!(from_a.len(), 2, "both zone-a instances serve agent a: {from_a:?}");
+    assert_eq!(
+        from_a.len(),
+        2,
+        "both zone-a instances serve agent a: {from_a:?}"
+    );
     let from_b = count(&answers(&s, &b_vip, name, 20, &zone_b));
-    assert_eq!(from_b.len(), 2, "both zone-b instances serve agent b: {from_b:?}");
+    assert_eq!(
+        from_b.len(),
+        2,
+        "both zone-b instances serve agent b: {from_b:?}"
+    );
 
     // Zone a turns unhealthy: once the masters know, agent a sends to zone b, and no
     // connection fails on the way (the zone-a instances still answer meanwhile).
     let a_host = agent_host("local-a", 1);
     std::fs::write(format!("{}{a_host}", sick.display()), "").expect("mark zone a sick");
-    s.wait_until(SETTLE, "the masters see zone a's instances unhealthy", |s| {
-        let (_, _, health) = by_zone(s, "/vip/web");
-        health.iter().all(|(z, h)| (z == "local-a") == (*h == Some(false)))
-    });
+    s.wait_until(
+        SETTLE,
+        "the masters see zone a's instances unhealthy",
+        |s| {
+            let (_, _, health) = by_zone(s, "/vip/web");
+            health
+                .iter()
+                .all(|(z, h)| (z == "local-a") == (*h == Some(false)))
+        },
+    );
     s.wait_until(SETTLE, "agent a's VIP sends to zone b", |s| {
         let got = answers(s, &a_vip, name, 1, &all);
         zone_b.contains(&got[0])
     });
     let moved = count(&answers(&s, &a_vip, name, 20, &zone_b));
-    assert_eq!(moved.len(), 2, "both zone-b instances take agent a's connections: {moved:?}");
+    assert_eq!(
+        moved.len(),
+        2,
+        "both zone-b instances take agent a's connections: {moved:?}"
+    );
 
     // Healthy again: back home.
     std::fs::remove_file(format!("{}{a_host}", sick.display())).expect("heal zone a");

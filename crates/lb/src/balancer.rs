@@ -342,6 +342,7 @@ mod tests {
                         region: None,
                         zone: None,
                         ready: true,
+                        health_unknown: false,
                     })
                     .collect(),
             ),

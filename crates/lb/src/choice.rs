@@ -114,6 +114,7 @@ mod tests {
             region: Some(region.into()),
             zone: Some(zone.into()),
             ready,
+            health_unknown: false,
         }
     }
 

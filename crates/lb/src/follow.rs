@@ -187,14 +187,19 @@ fn publish(f: &Follower, apps: &[App]) {
         }
         *logged = problems;
     }
-    if let Ok(mut gone) = f.gone.lock() {
-        let listed = view.instance_ids();
-        gone.retain(|id| listed.contains(id));
-        for id in gone.iter() {
+    let gone: Vec<String> = match f.gone.lock() {
+        Ok(mut gone) => {
+            let listed = view.instance_ids();
+            gone.retain(|id| listed.contains(id));
+            gone.iter().cloned().collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    f.view.send_if_modified(|current| {
+        view.keep_ready_while_health_unknown(current);
+        for id in &gone {
             view.mark_not_ready(id);
         }
-    }
-    f.view.send_if_modified(|current| {
         if **current == view {
             false
         } else {

@@ -151,6 +151,9 @@ pub struct Backend {
     pub zone: Option<String>,
     /// Running, passing its health checks (when the app has any), and not being killed.
     pub ready: bool,
+    /// Running, but the masters know no health result of it (new, or the masters restarted:
+    /// health results are not replicated).
+    pub health_unknown: bool,
 }
 
 /// One port of one app: its VIPs, its edge route and its instances.
@@ -230,6 +233,38 @@ impl View {
             }
         }
         changed
+    }
+
+    /// Keeps ready the instances that were ready in `previous` and whose health the masters
+    /// no longer know (after a restart of every master, until the agents report again): an
+    /// instance is never taken out for what nobody knows. New instances wait for a result.
+    pub fn keep_ready_while_health_unknown(&mut self, previous: &View) {
+        for s in &mut self.services {
+            if !s.backends.iter().any(|b| b.health_unknown) {
+                continue;
+            }
+            let Some(before) = previous
+                .services
+                .iter()
+                .find(|p| p.app_id == s.app_id && p.port_index == s.port_index)
+            else {
+                continue;
+            };
+            let was_ready = |id: &str| {
+                before
+                    .backends
+                    .iter()
+                    .any(|b| b.instance_id == id && b.ready)
+            };
+            let mut backends = (*s.backends).clone();
+            for b in backends
+                .iter_mut()
+                .filter(|b| b.health_unknown && was_ready(&b.instance_id))
+            {
+                b.ready = true;
+            }
+            s.backends = Arc::new(backends);
+        }
     }
 
     /// Services with VIPs.
@@ -507,17 +542,16 @@ fn edge_route(
 fn backend(t: &Task, n: usize, checked: bool) -> Option<Backend> {
     let port = u16::try_from(*t.ports.get(n)?).ok()?;
     let ip: IpAddr = t.ip_addresses.first()?.ip_address.parse().ok()?;
-    let healthy = if checked {
-        !t.health_check_results.is_empty() && t.health_check_results.iter().all(|h| h.alive)
-    } else {
-        true
-    };
+    let results = &t.health_check_results;
+    let healthy = !checked || (!results.is_empty() && results.iter().all(|h| h.alive));
+    let running = t.state == "TASK_RUNNING";
     Some(Backend {
         instance_id: t.id.clone(),
         addr: SocketAddr::new(ip, port),
         region: t.region.clone(),
         zone: t.zone.clone(),
-        ready: t.state == "TASK_RUNNING" && healthy,
+        ready: running && healthy,
+        health_unknown: running && checked && results.is_empty(),
     })
 }
 

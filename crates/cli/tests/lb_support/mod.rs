@@ -17,6 +17,9 @@ use crate::common::{DROVER, free_port, tail};
 pub const SERVE_ID: &str =
     "echo \"$MESOS_TASK_ID\" > index.html && exec busybox httpd -f -p \"$PORT0\"";
 
+/// [`SERVE_ID`] on `$PORT0` and `$PORT1` (the second server in the task's process group).
+pub const SERVE_ID_TWICE: &str = "echo \"$MESOS_TASK_ID\" > index.html && { busybox httpd -f -p \"$PORT1\" & } && exec busybox httpd -f -p \"$PORT0\"";
+
 /// Per-exchange time limit of [`get`]: a liveness bound, not a speed assertion.
 pub const EXCHANGE: Duration = Duration::from_secs(10);
 
@@ -140,4 +143,107 @@ pub fn count(answers: &[String]) -> BTreeMap<String, usize> {
         *out.entry(a.clone()).or_default() += 1;
     }
     out
+}
+
+/// One request of a [`Load`]: when it started, through which target, and its answer.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When it started.
+    pub at: std::time::Instant,
+    /// The `addr` it went to.
+    pub addr: String,
+    /// The body of a 200, or what went wrong.
+    pub answer: Result<String, String>,
+}
+
+/// Steady load: one request after another on fresh connections, round-robin over targets
+/// (`addr`, `Host`), in a background thread until finished.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    samples: std::sync::Arc<std::sync::Mutex<Vec<Sample>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts the load.
+    pub fn start(targets: Vec<(String, String)>) -> Load {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, out) = (stop.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 0usize;
+            while !flag.load(Ordering::Relaxed) {
+                let (addr, host) = &targets[i % targets.len()];
+                i += 1;
+                let at = std::time::Instant::now();
+                let answer = match get(addr, host, "/") {
+                    Ok((200, body)) => Ok(body),
+                    Ok((status, body)) => Err(format!("{status} {body}")),
+                    Err(e) => Err(e),
+                };
+                let sample = Sample {
+                    at,
+                    addr: addr.clone(),
+                    answer,
+                };
+                out.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+            }
+        });
+        Load {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    /// The samples so far.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Successful requests that started after `t`.
+    pub fn ok_since(&self, t: std::time::Instant) -> usize {
+        self.samples()
+            .iter()
+            .filter(|s| s.at >= t && s.answer.is_ok())
+            .count()
+    }
+
+    /// Stops the load; returns every sample.
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.samples()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The failed samples, each with its start relative to `t0`, for a failure message.
+pub fn failures(samples: &[Sample], t0: std::time::Instant) -> Vec<String> {
+    samples
+        .iter()
+        .filter_map(|s| {
+            let e = s.answer.as_ref().err()?;
+            let ms = if s.at >= t0 {
+                format!("+{}ms", (s.at - t0).as_millis())
+            } else {
+                format!("-{}ms", (t0 - s.at).as_millis())
+            };
+            Some(format!("{ms} via {}: {e}", s.addr))
+        })
+        .collect()
 }

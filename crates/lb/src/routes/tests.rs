@@ -139,6 +139,20 @@ fn only_running_healthy_tasks_are_ready_when_the_app_has_health_checks() {
             .collect()
     };
     assert_eq!(ready(&view), vec!["ok"]);
+    // The masters restart and know no health yet: what was ready stays ready, what was
+    // never ready still waits for its first result.
+    let before = view.clone();
+    let mut new = (*view.services[0].backends).clone();
+    for b in new
+        .iter_mut()
+        .filter(|b| b.instance_id == "ok" || b.instance_id == "new")
+    {
+        b.ready = false;
+        b.health_unknown = true;
+    }
+    view.services[0].backends = Arc::new(new);
+    view.keep_ready_while_health_unknown(&before);
+    assert_eq!(ready(&view), vec!["ok"]);
     assert!(view.mark_not_ready("ok"));
     assert!(ready(&view).is_empty());
     assert!(!view.mark_not_ready("ok"));
