@@ -149,15 +149,16 @@ fn resolve(hosts_file: &std::path::Path, name: &str) -> Option<String> {
     })
 }
 
-/// Per-zone instance ids of `app`, and whether the masters call each healthy.
-fn by_zone(
-    s: &mut Site,
-    app: &str,
-) -> (
-    BTreeSet<String>,
-    BTreeSet<String>,
-    Vec<(String, Option<bool>)>,
-) {
+/// The instances of an app by zone, and the masters' word on each one's health.
+struct Zones {
+    a: BTreeSet<String>,
+    b: BTreeSet<String>,
+    /// (zone, healthy) of every task.
+    health: Vec<(String, Option<bool>)>,
+}
+
+/// [`Zones`] of `app`.
+fn by_zone(s: &mut Site, app: &str) -> Zones {
     let tasks = scheduler_support::site::app_tasks(s, app).unwrap_or_default();
     let zone = |z: &str| {
         tasks
@@ -166,8 +167,11 @@ fn by_zone(
             .map(|t| t.id.clone())
             .collect()
     };
-    let health = tasks.iter().map(|t| (t.zone.clone(), t.alive)).collect();
-    (zone("local-a"), zone("local-b"), health)
+    Zones {
+        a: zone("local-a"),
+        b: zone("local-b"),
+        health: tasks.iter().map(|t| (t.zone.clone(), t.alive)).collect(),
+    }
 }
 
 #[test]
@@ -201,9 +205,9 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
         SETTLE,
         "all four instances are healthy, two per zone",
         |s| {
-            let (a, b, health) = by_zone(s, "/vip/web");
-            (a.len() == 2 && b.len() == 2 && health.iter().all(|(_, h)| *h == Some(true)))
-                .then_some((a, b))
+            let z = by_zone(s, "/vip/web");
+            let healthy = z.health.iter().all(|(_, h)| *h == Some(true));
+            (z.a.len() == 2 && z.b.len() == 2 && healthy).then_some((z.a, z.b))
         },
     );
     let all: BTreeSet<String> = zone_a.union(&zone_b).cloned().collect();
@@ -252,8 +256,8 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
         SETTLE,
         "the masters see zone a's instances unhealthy",
         |s| {
-            let (_, _, health) = by_zone(s, "/vip/web");
-            health
+            by_zone(s, "/vip/web")
+                .health
                 .iter()
                 .all(|(z, h)| (z == "local-a") == (*h == Some(false)))
         },
@@ -276,4 +280,60 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
         zone_a.contains(&got[0])
     });
     answers(&s, &a_vip, name, 20, &zone_a);
+}
+
+#[test]
+fn a_stopped_balancer_refuses_new_connections_and_lets_open_ones_finish() {
+    use std::io::{Read, Write};
+    let mut s = site("lb-drain", 1, fast_master_flags());
+    let agents = add_agents(&mut s, "local", &["local-a"], 1);
+    start_agents(&mut s, &agents);
+    let tcp_port = free_port();
+    s.create_app(&id_app(
+        "/drain/db",
+        1,
+        json!({"HAPROXY_GROUP": "external", "HAPROXY_0_PORT": tcp_port.to_string()}),
+        json!({}),
+    ));
+    let db = ids(&wait_app_running(&mut s, "/drain/db", 1));
+    let mut lb = Lb::start(s.dir(), "drain", &s.master_list(), "127.0.2.1", &[]);
+    s.notes.push(lb.note("drain"));
+    let addr = lb.at(tcp_port);
+    s.wait_until(
+        SETTLE,
+        "the balancer serves the TCP port",
+        |_| matches!(get(&addr, "tcp", "/"), Ok((200, ref b)) if db.contains(b)),
+    );
+    // Open, then stop the balancer before sending anything on it.
+    let mut open = std::net::TcpStream::connect(&addr).expect("connect through the balancer");
+    open.set_read_timeout(Some(lb_support::EXCHANGE))
+        .expect("timeout");
+    s.wait_until(SETTLE, "the balancer counts the open connection", |_| {
+        lb.metrics().is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.starts_with("drover_lb_backend_active{") && l.ends_with(" 1"))
+        })
+    });
+    lb.term();
+    s.wait_until(
+        SETTLE,
+        "the stopped balancer refuses new connections",
+        |_| std::net::TcpStream::connect(&addr).is_err(),
+    );
+    assert!(
+        lb.exited().is_none(),
+        "the balancer exited with a connection still open"
+    );
+    open.write_all(b"GET / HTTP/1.1\r\nHost: tcp\r\nConnection: close\r\n\r\n")
+        .expect("send on the open connection");
+    let mut answer = String::new();
+    open.read_to_string(&mut answer).expect("read the answer");
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains(" 200 "),
+        "{answer}"
+    );
+    assert!(db.iter().any(|id| answer.contains(id.as_str())), "{answer}");
+    drop(open);
+    let status = s.wait_for(SETTLE, "the drained balancer exits", |_| lb.exited());
+    assert!(status.success(), "exit status {status}");
 }

@@ -90,13 +90,16 @@ pub enum NoBackend {
     },
 }
 
+/// Counters by (service key, backend address), with the backend's instance id.
+type StatsTable = HashMap<(String, SocketAddr), (String, Arc<BackendStats>)>;
+
 /// Chooses backends for one caller and counts what goes to each.
 #[derive(Debug)]
 pub struct Balancer {
     caller: Caller,
     started: Instant,
     turn: AtomicUsize,
-    stats: Mutex<HashMap<(String, SocketAddr), (String, Arc<BackendStats>)>>,
+    stats: Mutex<StatsTable>,
     no_backend: Mutex<HashMap<String, u64>>,
 }
 

@@ -80,7 +80,7 @@ pub struct HttpProxy {
 /// Why a request did not reach a backend.
 enum SendFail {
     /// Not sent: the request comes back to go elsewhere.
-    NotSent(Request<Incoming>, String),
+    NotSent(Box<Request<Incoming>>, String),
     /// Sent, and the backend failed it: not repeated.
     Failed(String),
 }
@@ -161,6 +161,7 @@ impl HttpProxy {
                     return Response::from_parts(parts, body.boxed());
                 }
                 Err(SendFail::NotSent(back, e)) => {
+                    let back = *back;
                     self.balancer.refused(&active);
                     last = Some(e);
                     req = back;
@@ -217,10 +218,10 @@ impl HttpProxy {
         }
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(SendFail::NotSent(req, format!("{addr}: {e}"))),
+            Ok(Err(e)) => return Err(SendFail::NotSent(Box::new(req), format!("{addr}: {e}"))),
             Err(_) => {
                 return Err(SendFail::NotSent(
-                    req,
+                    Box::new(req),
                     format!("{addr}: no answer within {CONNECT_TIMEOUT:?}"),
                 ));
             }
@@ -229,7 +230,7 @@ impl HttpProxy {
         let (mut sender, conn) =
             match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
                 Ok(pair) => pair,
-                Err(e) => return Err(SendFail::NotSent(req, format!("{addr}: {e}"))),
+                Err(e) => return Err(SendFail::NotSent(Box::new(req), format!("{addr}: {e}"))),
             };
         tokio::spawn(async move {
             let _ = conn.await;
@@ -240,7 +241,10 @@ impl HttpProxy {
                 Ok(resp)
             }
             Err(mut e) => match e.take_message() {
-                Some(back) => Err(SendFail::NotSent(back, format!("{addr}: {}", e.error()))),
+                Some(back) => Err(SendFail::NotSent(
+                    Box::new(back),
+                    format!("{addr}: {}", e.error()),
+                )),
                 None => Err(SendFail::Failed(e.into_error().to_string())),
             },
         }

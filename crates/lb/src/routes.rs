@@ -288,7 +288,7 @@ impl View {
     pub fn vhost(&self, group: &str, host: &str) -> Option<&Service> {
         let host = host_without_port(host).to_ascii_lowercase();
         self.edge_services(group)
-            .find(|(_, e)| e.mode == Mode::Http && e.vhosts.iter().any(|v| *v == host))
+            .find(|(_, e)| e.mode == Mode::Http && e.vhosts.contains(&host))
             .map(|(s, _)| s)
     }
 

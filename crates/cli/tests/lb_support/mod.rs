@@ -92,6 +92,23 @@ impl Lb {
         get(&self.at(self.admin_port), "lb.admin", "/metrics").map(|(_, body)| body)
     }
 
+    /// Sends it SIGTERM (it stops accepting and drains).
+    pub fn term(&self) {
+        if let Some(c) = &self.child
+            && let Ok(pid) = i32::try_from(c.id())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+
+    /// Its exit status once it has exited (does not wait).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// SIGKILLs it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
