@@ -64,29 +64,39 @@ pub fn choose<'a>(
         Some(r) if backends.iter().any(|x| in_region(x, r)) => in_region(b, r),
         _ => true,
     };
-    let candidates: Vec<&Backend> = backends
+    // Loads are read once: they change under our feet (other connections open and close).
+    let candidates: Vec<(&Backend, u32)> = backends
         .iter()
         .filter(|b| b.ready && in_scope(b) && !skip(b))
+        .map(|b| (b, active(b)))
         .collect();
     if candidates.is_empty() {
         return None;
     }
-    let has_room = |b: &Backend| max_connections.is_none_or(|m| active(b) < m);
+    let has_room = |load: u32| max_connections.is_none_or(|m| load < m);
     let local_zone = |b: &Backend| caller.zone.is_some() && b.zone == caller.zone;
-    let local: Vec<&Backend> = candidates
+    let local: Vec<(&Backend, u32)> = candidates
         .iter()
         .copied()
-        .filter(|b| local_zone(b) && has_room(b))
+        .filter(|(b, load)| local_zone(b) && has_room(*load))
         .collect();
     let set = if !local.is_empty() {
         local
     } else {
-        let roomy: Vec<&Backend> = candidates.iter().copied().filter(|b| has_room(b)).collect();
+        let roomy: Vec<(&Backend, u32)> = candidates
+            .iter()
+            .copied()
+            .filter(|(_, load)| has_room(*load))
+            .collect();
         if roomy.is_empty() { candidates } else { roomy }
     };
-    let least = set.iter().map(|b| active(b)).min()?;
-    let ties: Vec<&Backend> = set.into_iter().filter(|b| active(b) == least).collect();
-    let backend = ties[turn % ties.len()];
+    let least = set.iter().map(|(_, load)| *load).min()?;
+    let ties: Vec<&Backend> = set
+        .into_iter()
+        .filter(|(_, load)| *load == least)
+        .map(|(b, _)| b)
+        .collect();
+    let backend = *ties.get(turn % ties.len().max(1))?;
     let locality = if local_zone(backend) {
         Locality::Zone
     } else if caller
@@ -219,6 +229,20 @@ mod tests {
             (load.get("i1"), load.get("i2"), load.get("i3")),
             (Some(&2), Some(&2), None)
         );
+    }
+
+    #[test]
+    fn loads_that_change_while_choosing_still_give_a_choice() {
+        // Other connections open and close while one is placed: every read of a load differs.
+        let reads = std::cell::Cell::new(0u32);
+        let changing = |_: &Backend| {
+            reads.set(reads.get() + 1);
+            reads.get()
+        };
+        let bs = [b(1, "r", "a", true), b(2, "r", "a", true)];
+        let got = choose(&bs, &caller("r", "a"), None, changing, |_| false, 1);
+        assert_eq!(got.map(|c| c.backend.instance_id.as_str()), Some("i1"));
+        assert_eq!(reads.get(), 2, "each load is read once");
     }
 
     #[test]
