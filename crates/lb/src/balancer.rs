@@ -90,8 +90,8 @@ pub enum NoBackend {
     },
 }
 
-/// Counters by (service key, backend address), with the backend's instance id.
-type StatsTable = HashMap<(String, SocketAddr), (String, Arc<BackendStats>)>;
+/// Counters by service key, then backend address, with the backend's instance id.
+type StatsTable = HashMap<String, HashMap<SocketAddr, (String, Arc<BackendStats>)>>;
 
 /// Chooses backends for one caller and counts what goes to each.
 #[derive(Debug)]
@@ -123,7 +123,24 @@ impl Balancer {
     /// The counters of backend `addr` of service `key` (made on first use).
     pub fn stats(&self, key: &str, addr: SocketAddr, instance_id: &str) -> Arc<BackendStats> {
         let mut map = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((key.to_string(), addr))
+        Self::stats_in(&mut map, key, addr, instance_id)
+    }
+
+    /// [`Balancer::stats`] with the table locked.
+    fn stats_in(
+        map: &mut StatsTable,
+        key: &str,
+        addr: SocketAddr,
+        instance_id: &str,
+    ) -> Arc<BackendStats> {
+        if !map.contains_key(key) {
+            map.insert(key.to_string(), HashMap::new());
+        }
+        let Some(service) = map.get_mut(key) else {
+            return Arc::new(BackendStats::default());
+        };
+        service
+            .entry(addr)
             .or_insert_with(|| (instance_id.to_string(), Arc::new(BackendStats::default())))
             .1
             .clone()
@@ -141,8 +158,21 @@ impl Balancer {
         let key = service.key();
         let now = self.now_ms();
         let ejection_ms = u64::try_from(EJECTION.as_millis()).unwrap_or(u64::MAX);
-        let map = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        let stat = |addr: SocketAddr| map.get(&(key.clone(), addr)).map(|(_, s)| s.clone());
+        // One lock per pick: the counters of every backend of the service, looked up once.
+        let table: Vec<(SocketAddr, Arc<BackendStats>)> = {
+            let mut map = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            service
+                .backends
+                .iter()
+                .map(|b| {
+                    (
+                        b.addr,
+                        Self::stats_in(&mut map, &key, b.addr, &b.instance_id),
+                    )
+                })
+                .collect()
+        };
+        let stat = |addr: SocketAddr| table.iter().find(|(a, _)| *a == addr).map(|(_, s)| s);
         let active = |b: &crate::Backend| {
             stat(b.addr).map_or(0, |s| {
                 u32::try_from(s.active.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
@@ -180,8 +210,10 @@ impl Balancer {
             choice.backend.instance_id.clone(),
             choice.locality,
         );
-        drop(map);
-        let stats = self.stats(&key, addr, &instance_id);
+        let stats = match stat(addr) {
+            Some(s) => s.clone(),
+            None => self.stats(&key, addr, &instance_id),
+        };
         stats.active.fetch_add(1, Ordering::Relaxed);
         stats.total.fetch_add(1, Ordering::Relaxed);
         Some(Active {
@@ -247,8 +279,13 @@ impl Balancer {
     /// The counters in Prometheus' text format.
     pub fn render_metrics(&self) -> String {
         let map = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<_> = map.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
+        let mut rows: Vec<_> = map
+            .iter()
+            .flat_map(|(service, backends)| {
+                backends.iter().map(move |(addr, v)| ((service, addr), v))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = String::new();
         type Read = fn(&BackendStats) -> u64;
         let families: [(&str, &str, &str, Read); 7] = [
