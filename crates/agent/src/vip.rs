@@ -12,6 +12,9 @@ use lb::follow::FollowConfig;
 use lb::vip::VipConfig;
 use lb::{Balancer, Caller};
 
+/// How often an agent reads every app when no event asked it to.
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The hosts file of the VIP names, in the agent's work dir.
 pub const HOSTS_FILE: &str = "vip-hosts";
 
@@ -21,7 +24,10 @@ pub async fn serve(masters: Vec<String>, ip: IpAddr, domain: Option<FaultDomain>
         region: Some(d.region),
         zone: Some(d.zone),
     });
-    let routes = lb::follow::follow(FollowConfig::new(masters));
+    let mut follow = FollowConfig::new(masters);
+    // Every agent reads: the events carry the changes, the steady read is only a safety net.
+    follow.resync = RESYNC;
+    let routes = lb::follow::follow(follow);
     let balancer = Arc::new(Balancer::new(caller));
     let config = VipConfig {
         ip,

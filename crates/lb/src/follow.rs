@@ -108,16 +108,22 @@ pub fn follow(config: FollowConfig) -> Routes {
 /// Reads every `resync`, and at once when an event asks.
 async fn read_loop(f: Arc<Follower>) {
     let mut first = 0;
+    let mut answered = true;
     loop {
         match read_apps(&f, first).await {
             Ok((apps, from)) => {
-                first = from;
+                if !answered {
+                    tracing::info!("{} answers again; routes follow it", f.config.masters[from]);
+                }
+                (first, answered) = (from, true);
                 publish(&f, &apps);
             }
-            Err(e) => tracing::warn!(
-                "no master answers {}; keeping the last routes: {e}",
-                "GET /v2/apps"
-            ),
+            // Once per outage: the balancer goes on from its last view meanwhile.
+            Err(e) if answered => {
+                answered = false;
+                tracing::warn!("no master answers GET /v2/apps; keeping the last routes: {e}");
+            }
+            Err(e) => tracing::debug!("still no master answers: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(f.config.resync) => {}
