@@ -337,3 +337,32 @@ fn a_stopped_balancer_refuses_new_connections_and_lets_open_ones_finish() {
     let status = s.wait_for(SETTLE, "the drained balancer exits", |_| lb.exited());
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn bad_flags_and_a_taken_address_say_what_is_wrong() {
+    use std::process::Command;
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(common::DROVER);
+        cmd.arg("lb").args(args);
+        common::run_to_exit(cmd, common::EXIT)
+    };
+    let (status, _, err) = run(&["--masters", ","]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("--masters"), "{err}");
+    let (status, _, err) = run(&["--masters", "127.0.0.1:1", "--domain", "{}"]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("--domain"), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let (status, _, err) = run(&[
+        "--masters",
+        "127.0.0.1:1",
+        "--http",
+        &addr,
+        "--admin",
+        &admin,
+    ]);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&addr) && err.contains("--http"), "{err}");
+}
