@@ -3,7 +3,7 @@
 //! `lb::choice`). Off unless the flag is given. Names: `<work dir>/vip-hosts`, kept current
 //! in hosts-file format, maps `NAME.marathon.l4lb.drover.directory` to `IP`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,8 +18,15 @@ pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
 /// The hosts file of the VIP names, in the agent's work dir.
 pub const HOSTS_FILE: &str = "vip-hosts";
 
-/// Serves VIPs on `ip` for an agent in `domain` following `masters`, until the runtime ends.
-pub async fn serve(masters: Vec<String>, ip: IpAddr, domain: Option<FaultDomain>, work_dir: &Path) {
+/// Serves VIPs on `ip` for an agent in `domain` following `masters`, with their `/metrics`
+/// on `admin` if given, until the runtime ends.
+pub async fn serve(
+    masters: Vec<String>,
+    ip: IpAddr,
+    admin: Option<SocketAddr>,
+    domain: Option<FaultDomain>,
+    work_dir: &Path,
+) {
     let caller = domain.map_or_else(Caller::default, |d| Caller {
         region: Some(d.region),
         zone: Some(d.zone),
@@ -32,6 +39,7 @@ pub async fn serve(masters: Vec<String>, ip: IpAddr, domain: Option<FaultDomain>
     let config = VipConfig {
         ip,
         hosts_file: Some(work_dir.join(HOSTS_FILE)),
+        admin,
     };
     tracing::info!(
         "serving VIPs on {ip}; names in {}",

@@ -82,6 +82,9 @@ pub struct AgentArgs {
     /// VIP's port; names in <work dir>/vip-hosts. Off when not given.
     #[arg(long, value_name = "IP")]
     vip_addr: Option<IpAddr>,
+    /// Serve the VIPs' /metrics (per backend), /routes and /health here.
+    #[arg(long, value_name = "HOST:PORT", requires = "vip_addr", value_parser = parse_listen)]
+    vip_admin: Option<SocketAddr>,
     /// drover dev's: stop the tasks when the agent stops (a real agent leaves them running).
     #[arg(long, hide = true)]
     stop_tasks_on_exit: bool,
@@ -231,13 +234,14 @@ pub fn run(args: AgentArgs) -> ExitCode {
     };
     crate::logging::init();
     if let Some(vip_ip) = args.vip_addr {
+        let vip_admin = args.vip_admin;
         runtime.spawn({
             let (masters, domain, work_dir) = (
                 config.masters.clone(),
                 config.domain.clone(),
                 config.work_dir.clone(),
             );
-            async move { agent::vip::serve(masters, vip_ip, domain, &work_dir).await }
+            async move { agent::vip::serve(masters, vip_ip, vip_admin, domain, &work_dir).await }
         });
     }
     match runtime.block_on(agent::run(config, signals.wait())) {

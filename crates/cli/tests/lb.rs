@@ -134,6 +134,20 @@ fn two_balancers_serve_a_marathon_lb_vhost_and_tcp_port_and_either_can_be_killed
     answers(&s, &again.http(), "web.example.test", 10, &web);
 }
 
+/// `drover_lb_backend_connections_total` per instance id, from the metrics at `admin`.
+fn connections_per_instance(s: &Site, admin: &str) -> std::collections::BTreeMap<String, usize> {
+    let (_, text) = get(admin, "admin", "/metrics")
+        .unwrap_or_else(|e| s.fail(&format!("metrics of {admin}: {e}")));
+    text.lines()
+        .filter(|l| l.starts_with("drover_lb_backend_connections_total{"))
+        .filter_map(|l| {
+            let id = l.split("instance=\"").nth(1)?.split('"').next()?;
+            let n = l.rsplit(' ').next()?.parse().ok()?;
+            Some((id.to_string(), n))
+        })
+        .collect()
+}
+
 /// The hostname of agent `n` of zone `zone` in [`add_agents`]' naming.
 fn agent_host(zone: &str, n: usize) -> String {
     format!("agent-{zone}-{n}")
@@ -178,9 +192,13 @@ fn by_zone(s: &mut Site, app: &str) -> Zones {
 fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
     let mut s = site("lb-vip", 1, fast_master_flags());
     let agents = add_agents(&mut s, "local", &["local-a", "local-b"], 1);
+    let mut vip_admin = Vec::new();
     for (i, _) in &agents {
         let ip = s.agent(*i).ip.clone();
-        s.agent_mut(*i).extra_args = vec!["--vip-addr".into(), ip];
+        let admin = format!("{ip}:{}", free_port());
+        s.agent_mut(*i).extra_args =
+            vec!["--vip-addr".into(), ip, "--vip-admin".into(), admin.clone()];
+        vip_admin.push(admin);
     }
     start_agents(&mut s, &agents);
     let vip_port = free_port();
@@ -246,6 +264,20 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
         from_b.len(),
         2,
         "both zone-b instances serve agent b: {from_b:?}"
+    );
+    // The agent's own count per backend says the same.
+    let per_backend = connections_per_instance(&s, &vip_admin[0]);
+    let to_a: usize = zone_a
+        .iter()
+        .map(|id| per_backend.get(id).copied().unwrap_or(0))
+        .sum();
+    let to_b: usize = zone_b
+        .iter()
+        .map(|id| per_backend.get(id).copied().unwrap_or(0))
+        .sum();
+    assert!(
+        to_a >= 20 && to_b == 0,
+        "agent a's VIP connections per instance: {per_backend:?}"
     );
 
     // Zone a turns unhealthy: once the masters know, agent a sends to zone b, and no

@@ -5,7 +5,7 @@
 //! include (dnsmasq's `addn-hosts`, or appended to `/etc/hosts`).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ pub struct VipConfig {
     pub ip: IpAddr,
     /// The hosts file to keep (none: no names).
     pub hosts_file: Option<PathBuf>,
+    /// Where `/metrics`, `/routes` and `/health` are served (none: nowhere).
+    pub admin: Option<SocketAddr>,
 }
 
 /// The hosts-file lines naming every named VIP of `view` at `ip`, sorted.
@@ -48,6 +50,21 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// Serves the VIPs of `routes` until the runtime ends.
 pub async fn run(mut routes: Routes, balancer: Arc<Balancer>, config: VipConfig) {
+    if let Some(addr) = config.admin {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let app = crate::admin::router(balancer.clone(), routes.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("the VIP metrics endpoint stopped: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!("cannot serve VIP metrics on {addr}: {e}; VIPs are served without")
+            }
+        }
+    }
     let drain = Drain::default();
     let mut listeners: Listeners<Vip> = Listeners::new(config.ip);
     let mut written = None;
