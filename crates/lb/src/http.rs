@@ -250,33 +250,24 @@ impl HttpProxy {
         }
     }
 
-    /// An idle connection to `addr` that is ready for a request.
+    /// A pooled connection to `addr` that is ready for a request (its last answer read);
+    /// closed ones are dropped, busy ones stay for later.
     fn take_idle(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&addr)?;
-        while let Some(s) = list.pop() {
-            if s.is_ready() && !s.is_closed() {
-                return Some(s);
-            }
-        }
-        None
+        list.retain(|s| !s.is_closed());
+        let ready = list.iter().position(SendRequest::is_ready)?;
+        Some(list.swap_remove(ready))
     }
 
-    /// Returns `sender` to the idle pool once its current answer has been read.
-    fn keep(&self, addr: SocketAddr, mut sender: SendRequest<Incoming>) {
-        let idle = self.idle.clone();
-        tokio::spawn(async move {
-            if std::future::poll_fn(|cx| sender.poll_ready(cx))
-                .await
-                .is_ok()
-            {
-                let mut map = idle.lock().unwrap_or_else(|e| e.into_inner());
-                let list = map.entry(addr).or_default();
-                if list.len() < IDLE_PER_BACKEND {
-                    list.push(sender);
-                }
-            }
-        });
+    /// Pools `sender` at once: it is taken again once its current answer has been read
+    /// (no task per request to wait for that).
+    fn keep(&self, addr: SocketAddr, sender: SendRequest<Incoming>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(addr).or_default();
+        if list.len() < IDLE_PER_BACKEND {
+            list.push(sender);
+        }
     }
 }
 
