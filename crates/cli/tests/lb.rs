@@ -282,8 +282,14 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
 
     // Zone a turns unhealthy: once the masters know, agent a sends to zone b, and no
     // connection fails on the way (the zone-a instances still answer meanwhile).
-    let a_host = agent_host("local-a", 1);
-    std::fs::write(format!("{}{a_host}", sick.display()), "").expect("mark zone a sick");
+    // `$HOST` is the agent's hostname or (on newer masters) its address: mark both.
+    let a_marks = [
+        format!("{}{}", sick.display(), agent_host("local-a", 1)),
+        format!("{}{a_ip}", sick.display()),
+    ];
+    for mark in &a_marks {
+        std::fs::write(mark, "").expect("mark zone a sick");
+    }
     s.wait_until(
         SETTLE,
         "the masters see zone a's instances unhealthy",
@@ -306,7 +312,9 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
     );
 
     // Healthy again: back home.
-    std::fs::remove_file(format!("{}{a_host}", sick.display())).expect("heal zone a");
+    for mark in &a_marks {
+        std::fs::remove_file(mark).expect("heal zone a");
+    }
     s.wait_until(SETTLE, "agent a's VIP sends to zone a again", |s| {
         let got = answers(s, &a_vip, name, 1, &all);
         zone_a.contains(&got[0])
