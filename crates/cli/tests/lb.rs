@@ -210,12 +210,14 @@ fn a_vip_on_each_agent_prefers_its_zone_and_moves_when_the_zone_is_unhealthy() {
         json!({"VIP_0": format!("/web:{vip_port}")}),
     );
     app["constraints"] = json!([["@zone", "GROUP_BY"]]);
-    // Healthy unless the test marks the instance's agent sick; never killed for it.
+    // Healthy unless the test marks the instance's agent sick; not killed for it within the
+    // test (a COMMAND check with maxConsecutiveFailures 0 kills at the first failure, as
+    // Marathon documents for Mesos-level checks).
     app["healthChecks"] = json!([{
         "protocol": "COMMAND",
         "command": {"value": format!("test ! -e '{}'\"$HOST\"", sick.display())},
         "gracePeriodSeconds": 300, "intervalSeconds": 1, "delaySeconds": 0,
-        "timeoutSeconds": 10, "maxConsecutiveFailures": 0,
+        "timeoutSeconds": 10, "maxConsecutiveFailures": 10_000,
     }]);
     s.create_app(&app);
     wait_app_running(&mut s, "/vip/web", 4);
