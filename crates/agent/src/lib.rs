@@ -25,6 +25,7 @@ mod runner;
 mod session;
 pub mod status_api;
 pub mod supervisor;
+pub mod vip;
 pub mod work_dir;
 
 pub use config::{AgentConfig, TaskExecution, TaskState, TasksOnExit, Timings, parse_masters};

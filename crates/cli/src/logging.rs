@@ -2,7 +2,7 @@
 
 /// Installs the global log subscriber once.
 pub fn init() {
-    init_with("warn,master=info,state=info,agent=info,drover=info");
+    init_with("warn,master=info,state=info,agent=info,drover=info,lb=info");
 }
 
 /// As [`init`], but agents log only warnings by default: `drover hollow-agents` runs

@@ -6,6 +6,7 @@ mod detect;
 mod dev;
 mod hollow;
 mod input;
+mod lb;
 mod logging;
 mod node;
 mod output;
@@ -50,6 +51,8 @@ enum Command {
     Master(run_master::MasterArgs),
     /// Run an agent: registers with the masters and runs the tasks assigned to it.
     Agent(run_agent::AgentArgs),
+    /// Run an edge load balancer: serves the apps' virtual hosts and service ports.
+    Lb(lb::LbArgs),
     /// Masters and agents: `drover node list`.
     Node(node::NodeArgs),
     /// A whole cluster on this machine: masters and agents across regions and zones.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Master(args) => run_master::run(args),
         Command::Agent(args) => run_agent::run(args),
+        Command::Lb(args) => lb::run(args),
         Command::Node(args) => node::run(args),
         Command::Dev(args) => dev::run(args),
         Command::HollowAgents(args) => hollow::run(args),

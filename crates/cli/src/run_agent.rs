@@ -78,6 +78,13 @@ pub struct AgentArgs {
     /// How long a sandbox is kept after its task ended: 90s, 30m, 1h, 7d; 0s to 365d.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_retention_age)]
     sandbox_retention_age: Duration,
+    /// Serve every VIP (`VIP_<n>` port labels) on this address of the agent's own, at the
+    /// VIP's port; names in <work dir>/vip-hosts. Off when not given.
+    #[arg(long, value_name = "IP")]
+    vip_addr: Option<IpAddr>,
+    /// Serve the VIPs' /metrics (per backend), /routes and /health here.
+    #[arg(long, value_name = "HOST:PORT", requires = "vip_addr", value_parser = parse_listen)]
+    vip_admin: Option<SocketAddr>,
     /// drover dev's: stop the tasks when the agent stops (a real agent leaves them running).
     #[arg(long, hide = true)]
     stop_tasks_on_exit: bool,
@@ -226,6 +233,17 @@ pub fn run(args: AgentArgs) -> ExitCode {
         pool: None,
     };
     crate::logging::init();
+    if let Some(vip_ip) = args.vip_addr {
+        let vip_admin = args.vip_admin;
+        runtime.spawn({
+            let (masters, domain, work_dir) = (
+                config.masters.clone(),
+                config.domain.clone(),
+                config.work_dir.clone(),
+            );
+            async move { agent::vip::serve(masters, vip_ip, vip_admin, domain, &work_dir).await }
+        });
+    }
     match runtime.block_on(agent::run(config, signals.wait())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, e.to_string()),
