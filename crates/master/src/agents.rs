@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's Instant is the system's in production and follows a paused (simulated) runtime's time.
+use tokio::time::Instant;
 
 use domain::AgentId;
 use state::protocol::{DiskUse, HealthReport};

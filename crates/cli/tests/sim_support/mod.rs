@@ -1,0 +1,858 @@
+//! One seeded run of the whole cluster on turmoil: masters with their real Raft and state
+//! machine on simulated disks, agents on fake executors, writers through the Marathon API,
+//! and the seed's fault schedule; then heal, wait for the cluster to settle, and check.
+//!
+//! Everything runs in this thread, in simulated time: turmoil steps each host's runtime
+//! by one millisecond in turn. What the run checks is in [`checks`] and `docs/testing.md`.
+
+pub mod checks;
+pub mod client;
+pub mod net;
+pub mod plan;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::executor::FakeExecutor;
+use agent::{AgentConfig, TaskExecution, Timings};
+use domain::{AgentId, FaultDomain, Resources};
+use master::peer::{Method, PeerClient};
+use master::{MasterConfig, Seams, Store};
+use state::MemDisk;
+
+use crate::common::history::{Observed, check, version_key};
+use client::Record;
+use plan::{Fault, HEAL_AT, Plan, Rng};
+
+/// The port every master serves on.
+const PORT: u16 = 5050;
+/// After healing, the cluster must settle within this much simulated time.
+pub const SETTLE: Duration = Duration::from_secs(60);
+/// How often (simulated) the invariants are checked during the run.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// What a run that kept every invariant leaves.
+#[derive(Debug)]
+pub struct Finished {
+    /// A hash of the trace: every API answer, every fault applied, and the final state.
+    pub trace_hash: u64,
+    /// Lines of the trace.
+    pub trace_lines: usize,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+    /// Writes acknowledged.
+    pub acknowledged: usize,
+}
+
+/// A run that broke an invariant (or could not run): what, and the plan to replay it.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// The layout and the fault schedule.
+    pub plan: String,
+    /// The last lines of the trace.
+    pub trace_tail: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}", self.message)?;
+        writeln!(f, "{}", self.plan)?;
+        writeln!(f, "last trace lines:")?;
+        for l in &self.trace_tail {
+            writeln!(f, "  {l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The simulation's view of one agent: its spec and each incarnation's tasks.
+struct AgentSlot {
+    ip: IpAddr,
+    incarnations: Vec<FakeExecutor>,
+}
+
+/// What the run can see of the cluster from outside, shared with the hosts' software.
+#[derive(Default)]
+struct Shared {
+    agents: Vec<AgentSlot>,
+}
+
+/// Runs `seed` to its end.
+pub fn run(seed: u64) -> Result<Finished, Failure> {
+    let plan = Plan::new(seed);
+    let record = Rc::new(RefCell::new(Record::default()));
+    let result = run_plan(&plan, record.clone());
+    let r = record.borrow();
+    match result {
+        Ok(mut finished) => {
+            let mut h = DefaultHasher::new();
+            r.trace.hash(&mut h);
+            finished.trace_lines += r.trace.len();
+            finished.trace_hash ^= h.finish();
+            Ok(finished)
+        }
+        Err(message) => Err(Failure {
+            message,
+            plan: plan.describe(),
+            trace_tail: r.trace.iter().rev().take(30).rev().cloned().collect(),
+        }),
+    }
+}
+
+fn master_ip(i: usize) -> IpAddr {
+    // turmoil numbers hosts in the order they are added: the masters first.
+    IpAddr::V4(Ipv4Addr::new(192, 168, 0, (i + 1) as u8))
+}
+
+fn master_config(id: u64, masters: &BTreeMap<u64, String>) -> MasterConfig {
+    MasterConfig {
+        id,
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT),
+        masters: masters.clone(),
+        data_dir: PathBuf::from(format!("/nonexistent/sim/master-{id}")),
+        domain: FaultDomain::new(plan::LOCAL_REGION, plan::LOCAL_ZONES[(id as usize - 1) % 3]),
+        heartbeat: Duration::from_millis(100),
+        election_timeout_min: Duration::from_millis(600),
+        election_timeout_max: Duration::from_millis(1200),
+        exit_on_leadership_loss: false,
+        leader_wait: Duration::from_secs(3),
+        write_timeout: Duration::from_secs(5),
+        agent_heartbeat: Duration::from_millis(500),
+        agent_unreachable_after: Duration::from_secs(5),
+        agent_reregistration_grace: Duration::from_secs(5),
+        eviction_threshold: 0.55,
+        eviction_interval: Duration::from_secs(10),
+    }
+}
+
+fn agent_config(
+    spec: &plan::AgentSpec,
+    ip: IpAddr,
+    masters: &[String],
+    work_dir: PathBuf,
+    tasks: &FakeExecutor,
+) -> AgentConfig {
+    AgentConfig {
+        masters: masters.to_vec(),
+        work_dir,
+        hostname: format!("{}.sim", spec.name),
+        ip: ip.to_string(),
+        domain: Some(FaultDomain::new(spec.region, spec.zone)),
+        resources: Resources::parse("cpus:2;mem:2048;disk:1000;ports:[31000-31010]")
+            .expect("valid resources"),
+        attributes: Default::default(),
+        listen: None,
+        heartbeat_interval: Some(Duration::from_millis(500)),
+        sandbox_retention: agent::Retention::default(),
+        timings: Timings {
+            long_poll: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(3),
+            status_batch: Duration::from_millis(20),
+            backoff_base: Duration::from_millis(50),
+            backoff_cap: Duration::from_secs(1),
+        },
+        tasks: TaskExecution::Only(Arc::new(tasks.clone())),
+        tasks_on_exit: Default::default(),
+        task_state: agent::TaskState::InMemory,
+        pool: None,
+        connector: Some(net::connector()),
+    }
+}
+
+/// The faults' undoing, due at a time.
+#[derive(Debug, Clone)]
+enum Undo {
+    Restart(String),
+    Repair(Vec<String>, Vec<String>),
+    RepairOneway(String, String),
+    Release(Vec<String>, Vec<String>),
+    Partition(String, String),
+    Latency,
+}
+
+fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String> {
+    state::runtime::seed(plan.seed);
+    state::runtime::set_wall_clock(Some(net::wall_clock_ms));
+    fastrand::seed(plan.seed);
+    let work = tempfile::tempdir().map_err(|e| format!("a temp dir: {e}"))?;
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(HEAL_AT + SETTLE + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(200))
+        .max_message_latency(Duration::from_millis(2))
+        .rng_seed(plan.seed)
+        .build();
+
+    let masters: BTreeMap<u64, String> = (0..plan.masters)
+        .map(|i| ((i + 1) as u64, format!("{}:{PORT}", master_ip(i))))
+        .collect();
+    let master_addrs: Vec<String> = masters.values().cloned().collect();
+    let master_names: Vec<String> = (1..=plan.masters).map(|i| format!("m{i}")).collect();
+    let disks: Vec<MemDisk> = (0..plan.masters).map(|_| MemDisk::new()).collect();
+    for (i, name) in master_names.iter().enumerate() {
+        let config = master_config((i + 1) as u64, &masters);
+        let disk = disks[i].clone();
+        sim.host(name.as_str(), move || {
+            let (config, disk) = (config.clone(), disk.clone());
+            async move {
+                let listener = turmoil::net::TcpListener::bind(config.listen).await?;
+                let seams = Seams {
+                    connector: net::connector(),
+                    clock: Arc::new(net::SimClock),
+                    store: Store::Memory(disk),
+                };
+                let id = config.id;
+                let ended = master::run_with(
+                    config,
+                    seams,
+                    net::SimListener(listener),
+                    std::future::pending(),
+                )
+                .await;
+                match ended {
+                    Ok(reason) => {
+                        tracing::warn!(id, ?reason, "master ended");
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("master {id} could not run: {e}").into()),
+                }
+            }
+        });
+        if sim.lookup(name.as_str()) != master_ip(i) {
+            return Err(format!(
+                "turmoil gave {name} another address than {}",
+                master_ip(i)
+            ));
+        }
+    }
+
+    let shared = Rc::new(RefCell::new(Shared::default()));
+    let mut started_agents = BTreeSet::new();
+    let start_agent = |sim: &mut turmoil::Sim<'_>, j: usize, shared: &Rc<RefCell<Shared>>| {
+        let spec = plan.agents[j].clone();
+        let work_dir = work.path().join(&spec.name);
+        let masters = master_addrs.clone();
+        let slot = shared.clone();
+        let host = spec.name.clone();
+        sim.host(host.as_str(), move || {
+            // A new incarnation: the tasks of the one before died with it.
+            let tasks = FakeExecutor::new();
+            slot.borrow_mut().agents[j].incarnations.push(tasks.clone());
+            let (spec, masters, work_dir) = (spec.clone(), masters.clone(), work_dir.clone());
+            async move {
+                let ip = turmoil::lookup(spec.name.as_str());
+                let config = agent_config(&spec, ip, &masters, work_dir, &tasks);
+                agent::run(config, std::future::pending())
+                    .await
+                    .map_err(|e| format!("agent {} could not run: {e}", spec.name))?;
+                Ok(())
+            }
+        });
+        shared.borrow_mut().agents[j].ip = sim.lookup(plan.agents[j].name.as_str());
+    };
+    for _ in &plan.agents {
+        shared.borrow_mut().agents.push(AgentSlot {
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            incarnations: Vec::new(),
+        });
+    }
+    for (j, a) in plan.agents.iter().enumerate() {
+        if a.joins_at.is_zero() {
+            start_agent(&mut sim, j, &shared);
+            started_agents.insert(j);
+        }
+    }
+
+    // The writers: two, with two apps each; their ops never overlap on one app.
+    {
+        let record = record.clone();
+        let masters = master_addrs.clone();
+        let seed = plan.seed;
+        sim.client("client", async move {
+            let mut writers = Vec::new();
+            for w in 0..2u64 {
+                let apps = (0..2).map(|a| format!("/sim/w{w}-app{a}")).collect();
+                writers.push(tokio::task::spawn_local(client::writer(
+                    format!("w{w}"),
+                    apps,
+                    masters.clone(),
+                    HEAL_AT,
+                    Rng::new(seed, 100 + w),
+                    record.clone(),
+                )));
+            }
+            for w in writers {
+                let _ = w.await;
+            }
+            // Stay alive until the driver has checked the settled cluster.
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+    }
+
+    // The driver: apply the schedule, undo faults on time, check invariants every tick.
+    let mut faults = plan.faults.iter().peekable();
+    let mut undo: Vec<(Duration, Undo)> = Vec::new();
+    let mut down: BTreeSet<String> = BTreeSet::new();
+    let mut lost: BTreeSet<String> = BTreeSet::new();
+    let mut terms = checks::Terms::default();
+    // Every task seen running, with the agents (by index) it was seen on.
+    let mut ever_ran: BTreeMap<state::InstanceId, BTreeSet<usize>> = BTreeMap::new();
+    let mut next_check = CHECK_EVERY;
+    let mut healed = false;
+    let all_hosts = |plan: &Plan| -> Vec<String> {
+        master_names
+            .iter()
+            .cloned()
+            .chain(plan.agents.iter().map(|a| a.name.clone()))
+            .chain(["client".to_string()])
+            .collect()
+    };
+    let trace = |line: String| record.borrow_mut().trace.push(line);
+    loop {
+        sim.step()
+            .map_err(|e| format!("the simulation stopped: {e}"))?;
+        let t = sim.elapsed();
+        // Agents joining.
+        for (j, a) in plan.agents.iter().enumerate() {
+            if !started_agents.contains(&j) && a.joins_at <= t {
+                start_agent(&mut sim, j, &shared);
+                started_agents.insert(j);
+                trace(format!("{t:?} {} joins", a.name));
+            }
+        }
+        // Faults due.
+        while let Some(s) = faults.next_if(|s| s.at <= t) {
+            let leader = leader_of(&disks, &down, &master_names);
+            trace(format!("{t:?} fault {:?} (leader {leader:?})", s.fault));
+            apply(
+                &mut sim,
+                plan,
+                &s.fault,
+                t,
+                leader,
+                &master_names,
+                &shared,
+                &mut undo,
+                &mut down,
+                &mut lost,
+            );
+        }
+        // Undos due.
+        undo.sort_by_key(|(at, _)| *at);
+        while undo.first().is_some_and(|(at, _)| *at <= t) {
+            let (_, u) = undo.remove(0);
+            trace(format!("{t:?} undo {u:?}"));
+            perform(&mut sim, &u, &mut down);
+        }
+        // Heal everything at once.
+        if !healed && t >= HEAL_AT {
+            healed = true;
+            trace(format!("{t:?} heal"));
+            undo.clear();
+            let hosts = all_hosts(plan);
+            for a in &hosts {
+                for b in &hosts {
+                    if a < b {
+                        sim.repair(a.as_str(), b.as_str());
+                        sim.release(a.as_str(), b.as_str());
+                    }
+                }
+            }
+            sim.set_max_message_latency(Duration::from_millis(2));
+            for name in std::mem::take(&mut down) {
+                if !lost.contains(&name) {
+                    sim.bounce(name.as_str());
+                } else {
+                    down.insert(name);
+                }
+            }
+        }
+        if t >= next_check {
+            next_check = t + CHECK_EVERY;
+            for (j, slot) in shared.borrow().agents.iter().enumerate() {
+                let Some(tasks) = slot.incarnations.last() else {
+                    continue;
+                };
+                for id in tasks.running() {
+                    if tasks.starts(&id) > 1 {
+                        return Err(format!(
+                            "{id} was started {} times on {} (one incarnation)",
+                            tasks.starts(&id),
+                            plan.agents[j].name
+                        ));
+                    }
+                    ever_ran.entry(id).or_default().insert(j);
+                }
+            }
+            for (i, disk) in disks.iter().enumerate() {
+                terms.observe((i + 1) as u64, disk)?;
+                if let Some(reader) = disk.applied() {
+                    reader.read(|a| checks::state_is_sound((i + 1) as u64, &a.state))?;
+                }
+            }
+            if healed {
+                if let Some(done) = settled(&disks, &shared, &lost, plan)? {
+                    let finished = finish(&mut sim, &shared, &disks, &record, &ever_ran, done, t)?;
+                    state::runtime::set_wall_clock(None);
+                    state::runtime::unseed();
+                    return Ok(finished);
+                }
+                if t > HEAL_AT + SETTLE {
+                    let why = unsettled(&disks, &shared, &lost);
+                    return Err(format!(
+                        "the cluster did not settle within {SETTLE:?} of healing: {why}"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The leader of the moment, by index: the running master whose committed vote for itself
+/// has the highest term.
+fn leader_of(disks: &[MemDisk], down: &BTreeSet<String>, names: &[String]) -> Option<usize> {
+    let mut best: Option<(u64, usize)> = None;
+    for (i, d) in disks.iter().enumerate() {
+        if down.contains(&names[i]) {
+            continue;
+        }
+        let vote = checks::now(openraft::storage::RaftLogStorage::read_vote(&mut d.log()))
+            .ok()
+            .flatten();
+        if let Some(v) = vote
+            && v.committed
+            && v.leader_id.node_id == (i + 1) as u64
+            && best.is_none_or(|(term, _)| v.leader_id.term > term)
+        {
+            best = Some((v.leader_id.term, i));
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    plan: &Plan,
+    fault: &Fault,
+    t: Duration,
+    leader: Option<usize>,
+    masters: &[String],
+    shared: &Rc<RefCell<Shared>>,
+    undo: &mut Vec<(Duration, Undo)>,
+    down: &mut BTreeSet<String>,
+    lost: &mut BTreeSet<String>,
+) {
+    let agents_live: Vec<String> = plan
+        .agents
+        .iter()
+        .filter(|a| a.joins_at <= t)
+        .map(|a| a.name.clone())
+        .collect();
+    let others = |i: usize| -> Vec<String> {
+        masters
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    let mut crash = |sim: &mut turmoil::Sim<'_>, name: &str, down_for: Option<Duration>| {
+        if down.insert(name.to_string()) {
+            sim.crash(name);
+            if let Some(d) = down_for {
+                return Some((t + d, Undo::Restart(name.to_string())));
+            }
+        }
+        None
+    };
+    let restart = match fault {
+        Fault::CrashMaster { master, down: d } => crash(sim, &masters[*master], Some(*d)),
+        Fault::CrashLeader { down: d } => leader.and_then(|l| crash(sim, &masters[l], Some(*d))),
+        Fault::CrashAgent { agent, down: d } => crash(sim, &plan.agents[*agent].name, Some(*d)),
+        Fault::LoseAgent { agent } => {
+            let name = plan.agents[*agent].name.clone();
+            lost.insert(name.clone());
+            crash(sim, &name, None)
+        }
+        _ => None,
+    };
+    undo.extend(restart);
+    match fault {
+        Fault::CrashMaster { .. }
+        | Fault::CrashLeader { .. }
+        | Fault::CrashAgent { .. }
+        | Fault::LoseAgent { .. } => {}
+        Fault::IsolateLeader { down: d } => {
+            if let Some(l) = leader {
+                let (a, b) = (vec![masters[l].clone()], others(l));
+                partition(sim, &a, &b);
+                undo.push((t + *d, Undo::Repair(a, b)));
+            }
+        }
+        Fault::CutLeaderOff { down: d } => {
+            if let Some(l) = leader {
+                let a = vec![masters[l].clone()];
+                let b: Vec<String> = others(l)
+                    .into_iter()
+                    .chain(agents_live.iter().cloned())
+                    .chain(["client".to_string()])
+                    .collect();
+                partition(sim, &a, &b);
+                undo.push((t + *d, Undo::Repair(a, b)));
+            }
+        }
+        Fault::CutZone { zone, down: d } => {
+            let a: Vec<String> = plan
+                .agents
+                .iter()
+                .filter(|x| x.zone == *zone && x.joins_at <= t)
+                .map(|x| x.name.clone())
+                .collect();
+            let b = masters.to_vec();
+            partition(sim, &a, &b);
+            undo.push((t + *d, Undo::Repair(a, b)));
+        }
+        Fault::CutAgent { agent, down: d } => {
+            let a = vec![plan.agents[*agent].name.clone()];
+            let b = masters.to_vec();
+            partition(sim, &a, &b);
+            undo.push((t + *d, Undo::Repair(a, b)));
+        }
+        Fault::OneWay { from, to, down: d } => {
+            sim.partition_oneway(masters[*from].as_str(), masters[*to].as_str());
+            undo.push((
+                t + *d,
+                Undo::RepairOneway(masters[*from].clone(), masters[*to].clone()),
+            ));
+        }
+        Fault::Flap {
+            a,
+            b,
+            period,
+            times,
+        } => {
+            let (x, y) = (masters[*a].clone(), masters[*b].clone());
+            sim.partition(x.as_str(), y.as_str());
+            for k in 0..*times {
+                let at = t + *period * (2 * k + 1);
+                undo.push((at, Undo::Repair(vec![x.clone()], vec![y.clone()])));
+                if k + 1 < *times {
+                    undo.push((at + *period, Undo::Partition(x.clone(), y.clone())));
+                }
+            }
+        }
+        Fault::Delay { agent, down: d } => {
+            let name = plan.agents[*agent].name.clone();
+            for m in masters {
+                sim.hold(name.as_str(), m.as_str());
+            }
+            undo.push((t + *d, Undo::Release(vec![name], masters.to_vec())));
+        }
+        Fault::Latency { max, down: d } => {
+            sim.set_max_message_latency(*max);
+            undo.push((t + *d, Undo::Latency));
+        }
+        Fault::TaskFails { agent } => {
+            let s = shared.borrow();
+            if let Some(tasks) = s.agents[*agent].incarnations.last()
+                && let Some(id) = tasks.running().first()
+            {
+                tasks.crash(id, 9);
+            }
+        }
+    }
+}
+
+fn partition(sim: &mut turmoil::Sim<'_>, a: &[String], b: &[String]) {
+    for x in a {
+        for y in b {
+            sim.partition(x.as_str(), y.as_str());
+        }
+    }
+}
+
+fn perform(sim: &mut turmoil::Sim<'_>, u: &Undo, down: &mut BTreeSet<String>) {
+    match u {
+        Undo::Restart(name) => {
+            if down.remove(name) {
+                sim.bounce(name.as_str());
+            }
+        }
+        Undo::Repair(a, b) => {
+            for x in a {
+                for y in b {
+                    sim.repair(x.as_str(), y.as_str());
+                }
+            }
+        }
+        Undo::RepairOneway(from, to) => sim.repair_oneway(from.as_str(), to.as_str()),
+        Undo::Release(a, b) => {
+            for x in a {
+                for y in b {
+                    sim.release(x.as_str(), y.as_str());
+                }
+            }
+        }
+        Undo::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
+        Undo::Latency => sim.set_max_message_latency(Duration::from_millis(2)),
+    }
+}
+
+/// The agents that run now (their last incarnation), by the id their work dir holds.
+fn live_agents(
+    shared: &Rc<RefCell<Shared>>,
+    lost: &BTreeSet<String>,
+    plan: &Plan,
+    state: &state::ClusterState,
+) -> Vec<(AgentId, FakeExecutor)> {
+    let s = shared.borrow();
+    plan.agents
+        .iter()
+        .zip(&s.agents)
+        .filter(|(spec, slot)| !lost.contains(&spec.name) && !slot.incarnations.is_empty())
+        .filter_map(|(_, slot)| {
+            let ip = slot.ip.to_string();
+            let id = state
+                .agents()
+                .iter()
+                .find(|(_, r)| r.agent.ip == ip)
+                .map(|(id, _)| id.clone())?;
+            Some((id, slot.incarnations.last()?.clone()))
+        })
+        .collect()
+}
+
+/// The state of the master that applied the most, once every master applied as much.
+fn caught_up(disks: &[MemDisk]) -> Option<state::Applied> {
+    let applied: Vec<state::Applied> = disks
+        .iter()
+        .map(|d| d.applied().map(|r| r.snapshot()))
+        .collect::<Option<_>>()?;
+    let index = |a: &state::Applied| a.last_applied.map(|l| l.index);
+    let first = index(&applied[0]);
+    applied
+        .iter()
+        .all(|a| index(a) == first)
+        .then(|| applied.into_iter().next())
+        .flatten()
+}
+
+fn settled(
+    disks: &[MemDisk],
+    shared: &Rc<RefCell<Shared>>,
+    lost: &BTreeSet<String>,
+    plan: &Plan,
+) -> Result<Option<state::Applied>, String> {
+    let Some(applied) = caught_up(disks) else {
+        return Ok(None);
+    };
+    let agents = live_agents(shared, lost, plan, &applied.state);
+    let expected = plan.agents.len() - lost.len();
+    if agents.len() != expected {
+        return Ok(None);
+    }
+    Ok(checks::converged(&applied.state, &agents)
+        .is_none()
+        .then_some(applied))
+}
+
+fn unsettled(disks: &[MemDisk], shared: &Rc<RefCell<Shared>>, lost: &BTreeSet<String>) -> String {
+    let Some(applied) = caught_up(disks) else {
+        let indexes: Vec<_> = disks
+            .iter()
+            .map(|d| {
+                d.applied()
+                    .and_then(|r| r.read(|a| a.last_applied.map(|l| l.index)))
+            })
+            .collect();
+        return format!("the masters have not applied the same log: {indexes:?}");
+    };
+    let s = shared.borrow();
+    let agents: Vec<(AgentId, FakeExecutor)> = s
+        .agents
+        .iter()
+        .filter_map(|slot| {
+            let ip = slot.ip.to_string();
+            let id = applied
+                .state
+                .agents()
+                .iter()
+                .find(|(_, r)| r.agent.ip == ip)
+                .map(|(id, _)| id.clone())?;
+            Some((id, slot.incarnations.last()?.clone()))
+        })
+        .collect();
+    let _ = lost;
+    checks::converged(&applied.state, &agents).unwrap_or_else(|| "agents missing".into())
+}
+
+/// After settling: every instance started at most once per agent incarnation and only if
+/// a committed placement put it there; committed logs agree; the write history checks out
+/// against what the API serves.
+fn finish(
+    sim: &mut turmoil::Sim<'_>,
+    shared: &Rc<RefCell<Shared>>,
+    disks: &[MemDisk],
+    record: &Rc<RefCell<Record>>,
+    ever_ran: &BTreeMap<state::InstanceId, BTreeSet<usize>>,
+    applied: state::Applied,
+    t: Duration,
+) -> Result<Finished, String> {
+    for i in 0..disks.len() {
+        for j in i + 1..disks.len() {
+            checks::logs_agree(((i + 1) as u64, &disks[i]), ((j + 1) as u64, &disks[j]))?;
+        }
+    }
+    // No task ran that no committed decision put on its agent, none on two agents.
+    let mut placed = checks::placed(&disks[0]);
+    for (id, inst) in applied.state.instances() {
+        placed.insert(id.clone(), inst.agent_id.clone());
+    }
+    let ips: Vec<String> = shared
+        .borrow()
+        .agents
+        .iter()
+        .map(|a| a.ip.to_string())
+        .collect();
+    let agent_at = |j: usize| {
+        applied
+            .state
+            .agents()
+            .iter()
+            .find(|(_, r)| r.agent.ip == ips[j])
+            .map(|(id, _)| id.clone())
+    };
+    for (id, on) in ever_ran {
+        if on.len() > 1 {
+            return Err(format!(
+                "{id} ran on more than one agent: {on:?} (by index)"
+            ));
+        }
+        let Some(j) = on.first() else { continue };
+        match placed.get(id) {
+            None => return Err(format!("{id} ran, but no committed decision placed it")),
+            Some(agent) if Some(agent) != agent_at(*j).as_ref() => {
+                return Err(format!(
+                    "{id} ran on agent index {j}, but it was placed on {agent}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    // Read back every app and its versions through the API, from a client host of its own.
+    let ops = record.borrow().ops.clone();
+    let apps: BTreeSet<String> = ops.iter().map(|o| o.app.clone()).collect();
+    let observed: Rc<RefCell<Option<Result<BTreeMap<String, Observed>, String>>>> =
+        Rc::new(RefCell::new(None));
+    {
+        let observed = observed.clone();
+        let addr = format!("{}:{PORT}", master_ip(0));
+        sim.client("reader", async move {
+            let client = PeerClient::with_connector(net::connector());
+            let result = read_back(&client, &addr, &apps).await;
+            *observed.borrow_mut() = Some(result);
+            Ok(())
+        });
+    }
+    let deadline = t + Duration::from_secs(30);
+    while observed.borrow().is_none() {
+        sim.step()
+            .map_err(|e| format!("the simulation stopped: {e}"))?;
+        if sim.elapsed() > deadline {
+            return Err("reading the apps back took longer than 30 s".into());
+        }
+    }
+    let observed = observed
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| Err("no answer".into()))?;
+    let mut errors = Vec::new();
+    for (app, seen) in &observed {
+        let of_app: Vec<_> = ops.iter().filter(|o| &o.app == app).collect();
+        errors.extend(check(app, &of_app, seen));
+    }
+    if !errors.is_empty() {
+        return Err(format!(
+            "the write history is not linearizable: {}",
+            errors.join("; ")
+        ));
+    }
+    let mut h = DefaultHasher::new();
+    let summary: Vec<String> = applied
+        .state
+        .instances()
+        .values()
+        .map(|i| format!("{} {} {:?} {:?}", i.id, i.agent_id, i.goal, i.condition))
+        .collect();
+    summary.hash(&mut h);
+    Ok(Finished {
+        trace_hash: h.finish(),
+        trace_lines: summary.len(),
+        simulated: sim.elapsed(),
+        acknowledged: ops
+            .iter()
+            .filter(|o| matches!(o.outcome, crate::common::history::Outcome::Acknowledged(_)))
+            .count(),
+    })
+}
+
+/// The current `labels.op` and the version history of each app, through the API.
+async fn read_back(
+    client: &PeerClient,
+    addr: &str,
+    apps: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Observed>, String> {
+    let get = |path: String| async move {
+        let (status, body) = client
+            .call(Method::GET, addr, &path, None, client::CALL)
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        Ok::<_, String>((status.as_u16(), body))
+    };
+    let mut out = BTreeMap::new();
+    for app in apps {
+        let (status, body) = get(format!("/v2/apps{app}")).await?;
+        let current = match status {
+            404 => None,
+            200 => body["app"]["labels"]["op"].as_str().map(str::to_string),
+            other => return Err(format!("GET /v2/apps{app}: {other} {body}")),
+        };
+        let mut history = Vec::new();
+        if current.is_some() {
+            let (status, body) = get(format!("/v2/apps{app}/versions")).await?;
+            if status != 200 {
+                return Err(format!("GET /v2/apps{app}/versions: {status} {body}"));
+            }
+            let mut versions: Vec<String> = body["versions"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            versions.sort_by_key(|v| version_key(v));
+            for v in versions {
+                let (status, body) = get(format!("/v2/apps{app}/versions/{v}")).await?;
+                if status != 200 {
+                    return Err(format!("GET /v2/apps{app}/versions/{v}: {status} {body}"));
+                }
+                if let Some(op) = body["labels"]["op"].as_str() {
+                    history.push(op.to_string());
+                }
+            }
+        }
+        out.insert(app.clone(), Observed { current, history });
+    }
+    Ok(out)
+}
