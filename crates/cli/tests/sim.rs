@@ -11,10 +11,14 @@
 mod common;
 mod sim_support;
 
-use std::time::Instant;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sim_support::{Failure, Finished};
 
 /// Seeds CI runs when neither variable is set.
-const CI_SEEDS: u64 = 20;
+const CI_SEEDS: u64 = 100;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -34,15 +38,44 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
         (None, None) => (0..CI_SEEDS).collect(),
     };
     let started = Instant::now();
-    let mut simulated = std::time::Duration::ZERO;
-    for (done, &seed) in seeds.iter().enumerate() {
-        match sim_support::run(seed) {
+    // Seeds run on every core, each on a thread of its own: a run is single-threaded and its
+    // seeded draws are thread-local, so runs on different threads do not disturb each other.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<(u64, Result<Finished, Failure>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(seeds.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&seed) = seeds.get(i) else { return };
+                    let outcome = sim_support::run(seed);
+                    let failed = outcome.is_err();
+                    let mut all = outcomes.lock().unwrap_or_else(|p| p.into_inner());
+                    all.push((seed, outcome));
+                    if all.len() % 50 == 0 {
+                        eprintln!("{} seeds in {:?}", all.len(), started.elapsed());
+                    }
+                    if failed {
+                        // Stop handing out seeds: the first failure is the one to read.
+                        next.store(seeds.len(), Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let took = started.elapsed();
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    outcomes.sort_by_key(|(seed, _)| *seed);
+    let mut simulated = Duration::ZERO;
+    for (seed, outcome) in &outcomes {
+        match outcome {
             Ok(f) => {
                 simulated += f.simulated;
                 if seeds.len() == 1 {
                     println!(
-                        "seed {seed}: {} writes acknowledged, settled at {:?}, trace {:016x}",
-                        f.acknowledged, f.simulated, f.trace_hash
+                        "seed {seed}: {} writes acknowledged, {} apps with {} instances running, settled at {:?}, trace {:016x}",
+                        f.acknowledged, f.apps, f.running, f.simulated, f.trace_hash
                     );
                 }
             }
@@ -50,16 +83,12 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
                 "seed {seed} broke an invariant (replay: DROVER_SIM_SEED={seed} cargo nextest run -p drover --test sim -E 'test(every_seed)')\n{failure}"
             ),
         }
-        if (done + 1) % 50 == 0 {
-            eprintln!("{} seeds in {:?}", done + 1, started.elapsed());
-        }
     }
-    let took = started.elapsed();
     println!(
-        "{} seeds in {:.1} s ({:.2} seeds/s), {:.0} s simulated",
-        seeds.len(),
+        "{} seeds in {:.1} s on {workers} threads ({:.2} seeds/s), {:.0} s simulated",
+        outcomes.len(),
         took.as_secs_f64(),
-        seeds.len() as f64 / took.as_secs_f64(),
+        outcomes.len() as f64 / took.as_secs_f64(),
         simulated.as_secs_f64()
     );
 }

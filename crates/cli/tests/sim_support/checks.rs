@@ -27,6 +27,9 @@ pub fn now<F: Future>(f: F) -> F::Output {
 #[derive(Debug, Default)]
 pub struct Terms {
     leaders: BTreeMap<u64, u64>,
+    /// Per master, the committed index up to which its log was read (committed entries
+    /// never change, so they are read once).
+    read_upto: BTreeMap<u64, u64>,
 }
 
 impl Terms {
@@ -44,7 +47,11 @@ impl Terms {
                 "committed vote",
             ));
         }
-        let entries = now(log.try_get_log_entries(..)).unwrap_or_default();
+        let from = self.read_upto.get(&id).map_or(0, |i| i + 1);
+        let entries = now(log.try_get_log_entries(from..)).unwrap_or_default();
+        if let Ok(Some(committed)) = now(log.read_committed()) {
+            self.read_upto.insert(id, committed.index);
+        }
         for e in &entries {
             named.push((
                 e.log_id.leader_id.term,

@@ -23,6 +23,8 @@ pub struct Record {
     pub ops: Vec<Op>,
     /// One line per answer and per fault, in simulated-time order.
     pub trace: Vec<String>,
+    /// Every writer has had its last answer: the history is complete.
+    pub writers_done: bool,
 }
 
 /// The shape of app a writer creates, drawn from the seed.

@@ -143,11 +143,11 @@ pub struct Plan {
 
 /// Faults start within this window after the cluster formed; every one has ended (or is
 /// healed) by [`HEAL_AT`].
-pub const FAULT_WINDOW: Duration = Duration::from_secs(30);
+pub const FAULT_WINDOW: Duration = Duration::from_secs(20);
 /// When every fault is healed: partitions repaired, crashed hosts restarted.
-pub const HEAL_AT: Duration = Duration::from_secs(45);
+pub const HEAL_AT: Duration = Duration::from_secs(30);
 /// When faults may start: after the cluster formed and the agents registered.
-pub const FIRST_FAULT: Duration = Duration::from_secs(8);
+pub const FIRST_FAULT: Duration = Duration::from_secs(5);
 
 impl Plan {
     /// The plan of `seed`.
