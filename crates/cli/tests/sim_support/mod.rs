@@ -153,7 +153,9 @@ fn agent_config(
         hostname: format!("{}.sim", spec.name),
         ip: ip.to_string(),
         domain: Some(FaultDomain::new(spec.region, spec.zone)),
-        resources: Resources::parse("cpus:2;mem:2048;disk:1000;ports:[31000-31010]")
+        // Room on one agent for every instance the writers can ask for (4 apps of at most 4
+        // instances of 0.5 cpus), so that every app fits even in the one-agent remote region.
+        resources: Resources::parse("cpus:8;mem:8192;disk:1000;ports:[31000-31099]")
             .expect("valid resources"),
         attributes: Default::default(),
         listen: None,
@@ -701,7 +703,29 @@ fn unsettled(disks: &[MemDisk], shared: &Rc<RefCell<Shared>>, lost: &BTreeSet<St
         })
         .collect();
     let _ = lost;
-    checks::converged(&applied.state, &agents).unwrap_or_else(|| "agents missing".into())
+    let problems =
+        checks::converged(&applied.state, &agents).unwrap_or_else(|| "agents missing".into());
+    let registry: Vec<String> = applied
+        .state
+        .agents()
+        .values()
+        .map(|r| {
+            let zone = r.agent.domain.as_ref().map_or("-", |d| d.zone.as_str());
+            format!("{} {zone} {:?}", r.agent.hostname, r.state)
+        })
+        .collect();
+    let instances: Vec<String> = applied
+        .state
+        .instances()
+        .values()
+        .map(|i| format!("{} on {} {:?}/{:?}", i.id, i.agent_id, i.goal, i.condition))
+        .collect();
+    format!(
+        "{problems}\n  agents: {}\n  instances: {}\n  backoffs: {:?}",
+        registry.join(", "),
+        instances.join(", "),
+        applied.state.backoffs()
+    )
 }
 
 /// After settling: every instance started at most once per agent incarnation and only if

@@ -178,7 +178,7 @@ impl Plan {
         }
         let mut faults = Vec::new();
         let count = rng.between(3, 10);
-        // Agents that are lost for good: at most one, so capacity stays for every app.
+        // Agents that are lost for good: at most one, so that `hostname UNIQUE` still fits.
         let mut lost = None;
         for _ in 0..count {
             let at = FIRST_FAULT + rng.ms(0, FAULT_WINDOW.as_millis() as u64);
@@ -191,7 +191,8 @@ impl Plan {
                 },
                 1 | 2 => Fault::CrashLeader { down },
                 3 => Fault::CrashAgent { agent, down },
-                4 if lost.is_none() => {
+                // Only a local agent is lost for good: the remote region may have one agent.
+                4 if lost.is_none() && agent % 4 != 3 => {
                     lost = Some(agent);
                     Fault::LoseAgent { agent }
                 }
