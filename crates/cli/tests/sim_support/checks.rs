@@ -245,29 +245,69 @@ pub fn converged(s: &ClusterState, agents: &[(AgentId, FakeExecutor)]) -> Option
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-/// Every instance id a committed `PlaceInstances` ever put on each agent, from a log.
-pub fn placed(disk: &MemDisk) -> BTreeMap<InstanceId, AgentId> {
-    fn walk(cmd: &Command, out: &mut BTreeMap<InstanceId, AgentId>) {
+/// What the committed log decided about instances: where each was placed, which were
+/// told to stop (a goal other than running, forgotten), and which apps were deleted.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    /// Every placed instance, with its agent and app.
+    pub placed: BTreeMap<InstanceId, (AgentId, domain::AppId)>,
+    /// Instances given a goal other than running, or forgotten.
+    pub stopped: BTreeSet<InstanceId>,
+    /// Apps deleted at least once.
+    pub deleted_apps: BTreeSet<domain::AppId>,
+}
+
+impl Decisions {
+    /// Whether a committed decision told `id` to stop (its own goal, its app deleted, its
+    /// record forgotten).
+    pub fn stop_decided(&self, id: &InstanceId) -> bool {
+        self.stopped.contains(id)
+            || self
+                .placed
+                .get(id)
+                .is_some_and(|(_, app)| self.deleted_apps.contains(app))
+    }
+
+    /// Adds what `disk`'s committed log decided.
+    pub fn read(&mut self, disk: &MemDisk) {
+        let mut log = disk.log();
+        let committed = now(log.read_committed())
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.index);
+        for e in now(log.try_get_log_entries(..=committed)).unwrap_or_default() {
+            if let openraft::EntryPayload::Normal(cmd) = &e.payload {
+                self.walk(cmd);
+            }
+        }
+    }
+
+    fn walk(&mut self, cmd: &Command) {
         match cmd {
-            Command::Batch { commands } => commands.iter().for_each(|c| walk(c, out)),
-            Command::PlaceInstances { instances } => {
+            Command::Batch { commands } => commands.iter().for_each(|c| self.walk(c)),
+            Command::PlaceInstances { instances } | Command::PutInstances { instances } => {
                 for i in instances {
-                    out.insert(i.id.clone(), i.agent_id.clone());
+                    self.placed
+                        .insert(i.id.clone(), (i.agent_id.clone(), i.app_id.clone()));
+                    if i.goal != Goal::Running {
+                        self.stopped.insert(i.id.clone());
+                    }
                 }
+            }
+            Command::SetGoals { changes, .. } => {
+                for c in changes.iter().filter(|c| c.goal != Goal::Running) {
+                    self.stopped.insert(c.instance_id.clone());
+                }
+            }
+            Command::ForgetInstances { instances } => {
+                self.stopped
+                    .extend(instances.iter().map(|d| d.instance_id.clone()));
+            }
+            Command::RemoveInstances { ids } => self.stopped.extend(ids.iter().cloned()),
+            Command::DeleteApp { id } => {
+                self.deleted_apps.insert(id.clone());
             }
             _ => {}
         }
     }
-    let mut log = disk.log();
-    let committed = now(log.read_committed())
-        .ok()
-        .flatten()
-        .map_or(0, |c| c.index);
-    let mut out = BTreeMap::new();
-    for e in now(log.try_get_log_entries(..=committed)).unwrap_or_default() {
-        if let openraft::EntryPayload::Normal(cmd) = &e.payload {
-            walk(cmd, &mut out);
-        }
-    }
-    out
 }

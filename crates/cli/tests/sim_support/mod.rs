@@ -38,7 +38,7 @@ pub const SETTLE: Duration = Duration::from_secs(60);
 /// time in proportion and found nothing more in the seeds tried (docs/testing.md).
 const TICK: Duration = Duration::from_millis(5);
 /// How often (simulated) the invariants are checked during the run.
-const CHECK_EVERY: Duration = Duration::from_millis(250);
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// What a run that kept every invariant leaves.
 #[derive(Debug)]
@@ -314,8 +314,8 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
     let mut down: BTreeSet<String> = BTreeSet::new();
     let mut lost: BTreeSet<String> = BTreeSet::new();
     let mut terms = checks::Terms::default();
-    // Every task seen running, with the agents (by index) it was seen on.
-    let mut ever_ran: BTreeMap<state::InstanceId, BTreeSet<usize>> = BTreeMap::new();
+    // Every task seen running, with the agents and incarnations (by index) it was seen on.
+    let mut ever_ran: BTreeMap<state::InstanceId, BTreeSet<(usize, usize)>> = BTreeMap::new();
     let mut next_check = CHECK_EVERY;
     let mut healed = false;
     let all_hosts = |plan: &Plan| -> Vec<String> {
@@ -389,6 +389,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
         if t >= next_check {
             next_check = t + CHECK_EVERY;
             for (j, slot) in shared.borrow().agents.iter().enumerate() {
+                let k = slot.incarnations.len().saturating_sub(1);
                 let Some(tasks) = slot.incarnations.last() else {
                     continue;
                 };
@@ -400,7 +401,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                             plan.agents[j].name
                         ));
                     }
-                    ever_ran.entry(id).or_default().insert(j);
+                    ever_ran.entry(id).or_default().insert((j, k));
                 }
             }
             for (i, disk) in disks.iter().enumerate() {
@@ -736,7 +737,7 @@ fn finish(
     shared: &Rc<RefCell<Shared>>,
     disks: &[MemDisk],
     record: &Rc<RefCell<Record>>,
-    ever_ran: &BTreeMap<state::InstanceId, BTreeSet<usize>>,
+    ever_ran: &BTreeMap<state::InstanceId, BTreeSet<(usize, usize)>>,
     applied: state::Applied,
     t: Duration,
 ) -> Result<Finished, String> {
@@ -745,42 +746,61 @@ fn finish(
             checks::logs_agree(((i + 1) as u64, &disks[i]), ((j + 1) as u64, &disks[j]))?;
         }
     }
-    // No task ran that no committed decision put on its agent, none on two agents.
-    let mut placed = checks::placed(&disks[0]);
-    for (id, inst) in applied.state.instances() {
-        placed.insert(id.clone(), inst.agent_id.clone());
+    // No task ran that no committed decision put on its agent, none ran on two agents, and
+    // none was stopped by its agent without a committed decision to stop it: an agent acts
+    // only on what the current term's committed state says.
+    let mut decisions = checks::Decisions::default();
+    for disk in disks {
+        decisions.read(disk);
     }
-    let ips: Vec<String> = shared
-        .borrow()
-        .agents
-        .iter()
-        .map(|a| a.ip.to_string())
-        .collect();
+    let s = shared.borrow();
     let agent_at = |j: usize| {
+        let ip = s.agents[j].ip.to_string();
         applied
             .state
             .agents()
             .iter()
-            .find(|(_, r)| r.agent.ip == ips[j])
+            .find(|(_, r)| r.agent.ip == ip)
             .map(|(id, _)| id.clone())
     };
     for (id, on) in ever_ran {
-        if on.len() > 1 {
+        let agents: BTreeSet<usize> = on.iter().map(|(j, _)| *j).collect();
+        if agents.len() > 1 {
             return Err(format!(
-                "{id} ran on more than one agent: {on:?} (by index)"
+                "{id} ran on more than one agent: {agents:?} (by index)"
             ));
         }
-        let Some(j) = on.first() else { continue };
-        match placed.get(id) {
+        let Some(&(j, _)) = on.first() else { continue };
+        let placed_on = decisions
+            .placed
+            .get(id)
+            .map(|(a, _)| a.clone())
+            .or_else(|| {
+                applied
+                    .state
+                    .instances()
+                    .get(id)
+                    .map(|i| i.agent_id.clone())
+            });
+        match placed_on {
             None => return Err(format!("{id} ran, but no committed decision placed it")),
-            Some(agent) if Some(agent) != agent_at(*j).as_ref() => {
+            Some(agent) if Some(&agent) != agent_at(j).as_ref() => {
                 return Err(format!(
                     "{id} ran on agent index {j}, but it was placed on {agent}"
                 ));
             }
             Some(_) => {}
         }
+        for &(j, k) in on {
+            let signals = s.agents[j].incarnations[k].signals(id);
+            if !signals.is_empty() && !decisions.stop_decided(id) {
+                return Err(format!(
+                    "{id} was stopped ({signals:?}) by agent index {j}, but no committed decision stopped it (an agent acted on a stale assignment)"
+                ));
+            }
+        }
     }
+    drop(s);
     // Read back every app and its versions through the API, from a client host of its own.
     let ops = record.borrow().ops.clone();
     let apps: BTreeSet<String> = ops.iter().map(|o| o.app.clone()).collect();
