@@ -185,6 +185,8 @@ enum Undo {
     Release(Vec<String>, Vec<String>),
     Partition(String, String),
     Latency,
+    /// Cuts `agents` from `masters` (the later half of a split brain).
+    Cut(Vec<String>, Vec<String>),
 }
 
 fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String> {
@@ -573,6 +575,25 @@ fn apply(
             sim.set_max_message_latency(*max);
             undo.push((t + *d, Undo::Latency));
         }
+        Fault::SplitBrain {
+            zone,
+            after,
+            down: d,
+        } => {
+            if let Some(l) = leader {
+                let (old, majority) = (vec![masters[l].clone()], others(l));
+                partition(sim, &old, &majority);
+                let zone_agents: Vec<String> = plan
+                    .agents
+                    .iter()
+                    .filter(|x| x.zone == *zone && x.joins_at <= t)
+                    .map(|x| x.name.clone())
+                    .collect();
+                undo.push((t + *after, Undo::Cut(zone_agents.clone(), majority.clone())));
+                undo.push((t + *d, Undo::Repair(old, majority.clone())));
+                undo.push((t + *d, Undo::Repair(zone_agents, majority)));
+            }
+        }
         Fault::TaskFails { agent } => {
             let s = shared.borrow();
             if let Some(tasks) = s.agents[*agent].incarnations.last()
@@ -616,6 +637,7 @@ fn perform(sim: &mut turmoil::Sim<'_>, u: &Undo, down: &mut BTreeSet<String>) {
         }
         Undo::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
         Undo::Latency => sim.set_max_message_latency(Duration::from_millis(2)),
+        Undo::Cut(a, b) => partition(sim, a, b),
     }
 }
 

@@ -109,6 +109,14 @@ pub enum Fault {
     Delay { agent: usize, down: Duration },
     /// Every link's latency goes up to `max` for `down`.
     Latency { max: Duration, down: Duration },
+    /// Split brain: the leader of the moment is cut from the other masters; `after` later
+    /// (a new leader is elected meanwhile) the agents of `zone` are cut from every master
+    /// but the deposed one, so they can only talk to it; all heals after `down`.
+    SplitBrain {
+        zone: &'static str,
+        after: Duration,
+        down: Duration,
+    },
     /// A running task on agent `agent` dies (the first one, in id order).
     TaskFails { agent: usize },
 }
@@ -184,7 +192,7 @@ impl Plan {
             let at = FIRST_FAULT + rng.ms(0, FAULT_WINDOW.as_millis() as u64);
             let down = rng.ms(300, 8_000);
             let agent = rng.below(initial as u64) as usize;
-            let fault = match rng.below(14) {
+            let fault = match rng.below(16) {
                 0 => Fault::CrashMaster {
                     master: rng.below(masters as u64) as usize,
                     down,
@@ -221,6 +229,11 @@ impl Plan {
                 13 => Fault::Latency {
                     max: rng.ms(5, 80),
                     down,
+                },
+                14 | 15 => Fault::SplitBrain {
+                    zone: *rng.pick(&LOCAL_ZONES),
+                    after: rng.ms(1_500, 4_000),
+                    down: down + Duration::from_secs(4),
                 },
                 _ => Fault::TaskFails { agent },
             };
