@@ -30,8 +30,20 @@ fn env_u64(name: &str) -> Option<u64> {
     }
 }
 
+/// `DROVER_SIM_LOG=FILTER` (e.g. `warn` or `agent=info`) prints the hosts' logs; off by
+/// default (a run logs thousands of lines).
+fn logs() {
+    if let Ok(filter) = std::env::var("DROVER_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .try_init();
+    }
+}
+
 #[test]
 fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
+    logs();
     let seeds: Vec<u64> = match (env_u64("DROVER_SIM_SEED"), env_u64("DROVER_SIM_SEEDS")) {
         (Some(seed), _) => vec![seed],
         (None, Some(n)) => (0..n).collect(),

@@ -589,7 +589,10 @@ fn apply(
                     .filter(|x| x.zone == *zone && x.joins_at <= t)
                     .map(|x| x.name.clone())
                     .collect();
-                undo.push((t + *after, Undo::Cut(zone_agents.clone(), majority.clone())));
+                let (moved, back) = (t + *after, t + *after * 2);
+                undo.push((moved, Undo::Cut(zone_agents.clone(), old.clone())));
+                undo.push((back, Undo::Repair(zone_agents.clone(), old.clone())));
+                undo.push((back, Undo::Cut(zone_agents.clone(), majority.clone())));
                 undo.push((t + *d, Undo::Repair(old, majority.clone())));
                 undo.push((t + *d, Undo::Repair(zone_agents, majority)));
             }

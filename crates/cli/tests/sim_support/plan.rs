@@ -109,9 +109,11 @@ pub enum Fault {
     Delay { agent: usize, down: Duration },
     /// Every link's latency goes up to `max` for `down`.
     Latency { max: Duration, down: Duration },
-    /// Split brain: the leader of the moment is cut from the other masters; `after` later
-    /// (a new leader is elected meanwhile) the agents of `zone` are cut from every master
-    /// but the deposed one, so they can only talk to it; all heals after `down`.
+    /// Split brain with flapping agent links: the leader of the moment is cut from the other
+    /// masters; `after` later (a new leader is elected meanwhile) the agents of `zone` lose
+    /// the deposed leader and move to the majority; `after` later again they lose the
+    /// majority and regain the deposed leader, the only master they can talk to; all heals
+    /// after `down`.
     SplitBrain {
         zone: &'static str,
         after: Duration,
@@ -232,8 +234,8 @@ impl Plan {
                 },
                 14 | 15 => Fault::SplitBrain {
                     zone: *rng.pick(&LOCAL_ZONES),
-                    after: rng.ms(1_500, 4_000),
-                    down: down + Duration::from_secs(4),
+                    after: rng.ms(2_000, 5_000),
+                    down: down + Duration::from_secs(10),
                 },
                 _ => Fault::TaskFails { agent },
             };
