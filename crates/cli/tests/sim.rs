@@ -52,11 +52,13 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
     let started = Instant::now();
     // Seeds run on every core, each on a thread of its own: a run is single-threaded and its
     // seeded draws are thread-local, so runs on different threads do not disturb each other.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(seeds.len());
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<(u64, Result<Finished, Failure>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..workers.min(seeds.len()) {
+        for _ in 0..workers {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);

@@ -104,9 +104,13 @@ pub fn logs_agree(a: (u64, &MemDisk), b: (u64, &MemDisk)) -> Result<(), String> 
     Ok(())
 }
 
-/// No agent's resources or ports are over-committed by the instances that hold them, and
-/// `hostname UNIQUE` / `@zone MAX_PER` hold for every live instance.
-pub fn state_is_sound(master: u64, s: &ClusterState) -> Result<(), String> {
+/// No agent's resources or ports are over-committed by the instances that hold them (at
+/// every check), and, with `constraints` (once settled), `UNIQUE`, `MAX_PER` and `IS` hold
+/// for every instance of an app's current version. While agents come and go, an instance
+/// of an unreachable agent is replaced without counting for the constraints, and counts
+/// again when its agent returns until the scheduler stops the excess: so constraints are
+/// not checked during the faults.
+pub fn state_is_sound(master: u64, s: &ClusterState, constraints: bool) -> Result<(), String> {
     for (id, record) in s.agents() {
         let total = &record.agent.resources;
         let mut used = (0u64, 0u64, 0u64);
@@ -135,6 +139,9 @@ pub fn state_is_sound(master: u64, s: &ClusterState) -> Result<(), String> {
                 "master {master}: agent {id} is over-committed: cpus/mem/disk {used:?} of {cap:?} (thousandths)"
             ));
         }
+    }
+    if !constraints {
+        return Ok(());
     }
     for (app, record) in s.apps() {
         let def = &record.current().app;
@@ -165,9 +172,19 @@ pub fn state_is_sound(master: u64, s: &ClusterState) -> Result<(), String> {
             if let Some(limit) = limit
                 && let Some((value, n)) = per.iter().find(|(_, n)| **n > limit)
             {
+                let which: Vec<String> = live
+                    .iter()
+                    .filter(|i| &value_of(&i.agent_id) == value)
+                    .map(|i| {
+                        let agent = s.agent(&i.agent_id).map(|r| (&r.agent.hostname, r.state));
+                        format!("{} on {agent:?} {:?} rev {}", i.id, i.condition, i.revision)
+                    })
+                    .collect();
                 return Err(format!(
-                    "master {master}: app {app} has {n} live instances with {}={value:?}, its constraint {:?} allows {limit}",
-                    c.field_name, c.operator
+                    "master {master}: app {app} has {n} live instances with {}={value:?}, its constraint {:?} allows {limit}: {}",
+                    c.field_name,
+                    c.operator,
+                    which.join(", ")
                 ));
             }
             if c.operator == Operator::Is

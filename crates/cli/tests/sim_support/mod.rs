@@ -409,11 +409,12 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
             for (i, disk) in disks.iter().enumerate() {
                 terms.observe((i + 1) as u64, disk)?;
                 if let Some(reader) = disk.applied() {
-                    reader.read(|a| checks::state_is_sound((i + 1) as u64, &a.state))?;
+                    reader.read(|a| checks::state_is_sound((i + 1) as u64, &a.state, false))?;
                 }
             }
             if healed && record.borrow().writers_done {
                 if let Some(done) = settled(&disks, &shared, &lost, plan)? {
+                    checks::state_is_sound(0, &done.state, true)?;
                     let finished = finish(&mut sim, &shared, &disks, &record, &ever_ran, done, t)?;
                     state::runtime::set_wall_clock(None);
                     state::runtime::unseed();
