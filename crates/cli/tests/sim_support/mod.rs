@@ -43,7 +43,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// What a run that kept every invariant leaves.
 #[derive(Debug)]
 pub struct Finished {
-    /// A hash of the trace: every API answer, every fault applied, and the final state.
+    /// A hash of the trace: every API answer, every fault applied, and the final instances.
     pub trace_hash: u64,
     /// Lines of the trace.
     pub trace_lines: usize,
@@ -98,12 +98,18 @@ pub fn run(seed: u64) -> Result<Finished, Failure> {
     let record = Rc::new(RefCell::new(Record::default()));
     let result = run_plan(&plan, record.clone());
     let r = record.borrow();
+    // DROVER_SIM_TRACE=PREFIX writes each run's trace to PREFIX.SEED.N, to diff two runs.
+    if let Ok(prefix) = std::env::var("DROVER_SIM_TRACE") {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::fs::write(format!("{prefix}.{seed}.{n}"), r.trace.join("\n"));
+    }
     match result {
         Ok(mut finished) => {
             let mut h = DefaultHasher::new();
             r.trace.hash(&mut h);
             finished.trace_lines += r.trace.len();
-            finished.trace_hash ^= h.finish();
+            finished.trace_hash = h.finish();
             Ok(finished)
         }
         Err(message) => Err(Failure {
@@ -830,8 +836,7 @@ fn finish(
     // Read back every app and its versions through the API, from a client host of its own.
     let ops = record.borrow().ops.clone();
     let apps: BTreeSet<String> = ops.iter().map(|o| o.app.clone()).collect();
-    let observed: Rc<RefCell<Option<Result<BTreeMap<String, Observed>, String>>>> =
-        Rc::new(RefCell::new(None));
+    let observed: Rc<RefCell<Option<ReadBack>>> = Rc::new(RefCell::new(None));
     {
         let observed = observed.clone();
         let addr = format!("{}:{PORT}", master_ip(0));
@@ -865,17 +870,17 @@ fn finish(
             errors.join("; ")
         ));
     }
-    let mut h = DefaultHasher::new();
+    // The final instances end the trace: a replay must leave the same ones.
     let summary: Vec<String> = applied
         .state
         .instances()
         .values()
-        .map(|i| format!("{} {} {:?} {:?}", i.id, i.agent_id, i.goal, i.condition))
+        .map(|i| format!("end {} {} {:?} {:?}", i.id, i.agent_id, i.goal, i.condition))
         .collect();
-    summary.hash(&mut h);
+    record.borrow_mut().trace.extend(summary.iter().cloned());
     Ok(Finished {
-        trace_hash: h.finish(),
-        trace_lines: summary.len(),
+        trace_hash: 0,
+        trace_lines: 0,
         simulated: sim.elapsed(),
         acknowledged: ops
             .iter()
@@ -891,12 +896,11 @@ fn finish(
     })
 }
 
+/// What reading every app back through the API gave.
+type ReadBack = Result<BTreeMap<String, Observed>, String>;
+
 /// The current `labels.op` and the version history of each app, through the API.
-async fn read_back(
-    client: &PeerClient,
-    addr: &str,
-    apps: &BTreeSet<String>,
-) -> Result<BTreeMap<String, Observed>, String> {
+async fn read_back(client: &PeerClient, addr: &str, apps: &BTreeSet<String>) -> ReadBack {
     let get = |path: String| async move {
         let (status, body) = client
             .call(Method::GET, addr, &path, None, client::CALL)

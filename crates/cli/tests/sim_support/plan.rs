@@ -209,7 +209,7 @@ impl Plan {
                 5 | 6 => Fault::IsolateLeader { down },
                 7 => Fault::CutLeaderOff { down },
                 8 => Fault::CutZone {
-                    zone: *rng.pick(&LOCAL_ZONES),
+                    zone: LOCAL_ZONES[rng.below(LOCAL_ZONES.len() as u64) as usize],
                     down,
                 },
                 9 => Fault::CutAgent { agent, down },
@@ -233,7 +233,7 @@ impl Plan {
                     down,
                 },
                 14 | 15 => Fault::SplitBrain {
-                    zone: *rng.pick(&LOCAL_ZONES),
+                    zone: LOCAL_ZONES[rng.below(LOCAL_ZONES.len() as u64) as usize],
                     after: rng.ms(2_000, 5_000),
                     down: down + Duration::from_secs(10),
                 },
