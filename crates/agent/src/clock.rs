@@ -1,11 +1,7 @@
 //! Wall-clock time as the protocol carries it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch (the system's clock; a simulation's when it installed
+/// one, see `state::runtime::set_wall_clock`).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    state::runtime::wall_clock_ms()
 }

@@ -7,7 +7,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's Instant is the system's in production and follows a paused (simulated) runtime's time.
+use tokio::time::Instant;
 
 use domain::{Agent, AgentId};
 use state::protocol::{AGENT_ID_IN_USE, DiskUse, Heartbeat, Registration, StatusReport};

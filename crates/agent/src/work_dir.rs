@@ -97,7 +97,7 @@ impl WorkDir {
                 Ok(AgentId(id.to_string()))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = state::runtime::uuid_v4().to_string();
                 write_atomically(&path, format!("{id}\n").as_bytes()).map_err(io_err(&path))?;
                 Ok(AgentId(id))
             }

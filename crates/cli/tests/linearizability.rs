@@ -59,12 +59,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use client::{App, AppEnvelope, Versions};
+use common::history::{Kind, Observed, Op, Outcome, check, version_key};
 use common::{Cluster, ELECTION, HttpError, Response, Rng, app, http};
 
 /// Client threads.
@@ -79,45 +80,6 @@ const PROGRESS: usize = 40;
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on the final reads.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// `POST /v2/apps`.
-    Create,
-    /// `PUT /v2/apps/{id}` (creates or replaces).
-    Put,
-    /// `DELETE /v2/apps/{id}`.
-    Delete,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    Acknowledged(u16),
-    Failed(String),
-    Unknown(String),
-}
-
-/// One write as the client issued it.
-#[derive(Debug, Clone)]
-struct Op {
-    /// Unique op id; for creates and updates also the app's `labels.op`.
-    id: String,
-    app: String,
-    kind: Kind,
-    via: String,
-    outcome: Outcome,
-}
-
-impl Op {
-    fn writes_label(&self) -> bool {
-        self.kind != Kind::Delete
-    }
-
-    /// The state it leaves: `Some(op id)` for a create or update, `None` (absent) for a delete.
-    fn effect(&self) -> Option<String> {
-        self.writes_label().then(|| self.id.clone())
-    }
-}
 
 /// What a client believes about one of its apps, to pick sensible ops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,31 +171,6 @@ fn classify(answer: Result<Response, HttpError>) -> Outcome {
     }
 }
 
-/// Sort key of a Marathon version timestamp (`2024-05-01T10:00:00.123Z`): the part before
-/// the fraction, then the fraction in nanoseconds, so that `.1` and `.12` compare right.
-fn version_key(v: &str) -> (String, u64) {
-    let (base, rest) = match v.split_once('.') {
-        Some((b, r)) => (b.to_string(), r),
-        None => (v.trim_end_matches('Z').to_string(), ""),
-    };
-    let digits: String = rest
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .take(9)
-        .collect();
-    let nanos = format!("{digits:0<9}").parse().unwrap_or(0);
-    (base, nanos)
-}
-
-/// What the cluster holds for one app at the end.
-#[derive(Debug)]
-struct Observed {
-    /// `labels.op` of the current app, or None when it does not exist.
-    current: Option<String>,
-    /// `labels.op` of every version, oldest first.
-    history: Vec<String>,
-}
-
 fn observe(c: &mut Cluster, app_id: &str) -> Observed {
     let mut currents = BTreeMap::new();
     for m in c.ids() {
@@ -308,101 +245,6 @@ fn read_as<T: serde::de::DeserializeOwned>(c: &Cluster, r: &Response) -> T {
 
 /// Checks one app's ops (in issue order) against what the cluster holds; returns the
 /// violations found.
-fn check(app_id: &str, ops: &[&Op], seen: &Observed) -> Vec<String> {
-    let mut errors = Vec::new();
-    let index: BTreeMap<&str, usize> = ops
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.id.as_str(), i))
-        .collect();
-    let last_ack = ops
-        .iter()
-        .rposition(|o| matches!(o.outcome, Outcome::Acknowledged(_)));
-
-    // 1. Final state.
-    let mut allowed: Vec<Option<String>> = match last_ack {
-        Some(i) => vec![ops[i].effect()],
-        None => vec![None],
-    };
-    let after = last_ack.map_or(0, |i| i + 1);
-    for o in &ops[after..] {
-        if matches!(o.outcome, Outcome::Unknown(_)) {
-            allowed.push(o.effect());
-        }
-    }
-    if !allowed.contains(&seen.current) {
-        errors.push(format!(
-            "{app_id}: final state {:?}, but the last acknowledged op ({}) and the unknown ops after it allow only {allowed:?}",
-            seen.current,
-            last_ack.map_or("none".to_string(), |i| format!("{:?} {}", ops[i].kind, ops[i].id)),
-        ));
-    }
-
-    // 2. Acknowledged creates and updates are in the history unless a later delete may
-    // have removed it.
-    for (i, o) in ops.iter().enumerate() {
-        if !(o.writes_label() && matches!(o.outcome, Outcome::Acknowledged(_))) {
-            continue;
-        }
-        let deleted_later = ops[i + 1..].iter().any(|d| {
-            d.kind == Kind::Delete
-                && matches!(d.outcome, Outcome::Acknowledged(_) | Outcome::Unknown(_))
-        });
-        if !deleted_later && !seen.history.contains(&o.id) {
-            errors.push(format!(
-                "{app_id}: acknowledged {:?} {} (via {}) is missing from the version history {:?}",
-                o.kind, o.id, o.via, seen.history
-            ));
-        }
-    }
-
-    // 3. No duplicates.
-    let mut once = HashSet::new();
-    for op in &seen.history {
-        if !once.insert(op) {
-            errors.push(format!(
-                "{app_id}: op {op} appears twice in the version history {:?}",
-                seen.history
-            ));
-        }
-    }
-
-    // 4. No phantoms, 5. order.
-    let mut previous: Option<usize> = None;
-    for op in &seen.history {
-        match index.get(op.as_str()) {
-            None => errors.push(format!(
-                "{app_id}: version history holds {op}, which no client wrote to this app"
-            )),
-            Some(&i) => {
-                let o = ops[i];
-                if !o.writes_label() || matches!(o.outcome, Outcome::Failed(_)) {
-                    errors.push(format!(
-                        "{app_id}: version history holds {op}, a {:?} that failed: {:?}",
-                        o.kind, o.outcome
-                    ));
-                }
-                if previous.is_some_and(|p| p >= i) {
-                    errors.push(format!(
-                        "{app_id}: version history {:?} is not in the order the writes were issued",
-                        seen.history
-                    ));
-                }
-                previous = Some(i);
-            }
-        }
-    }
-    if let Some(current) = &seen.current
-        && seen.history.last() != Some(current)
-    {
-        errors.push(format!(
-            "{app_id}: the current app has op {current} but the newest version has {:?}",
-            seen.history.last()
-        ));
-    }
-    errors
-}
-
 #[test]
 fn acknowledged_app_writes_survive_repeated_leader_kills() {
     let mut c = Cluster::launch("linearizability", 3);

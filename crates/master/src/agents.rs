@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's Instant is the system's in production and follows a paused (simulated) runtime's time.
+use tokio::time::Instant;
 
 use domain::AgentId;
 use state::protocol::{DiskUse, HealthReport};
@@ -232,7 +235,7 @@ impl LeaderService for Liveness {
                     _ => now + LIVENESS_TICK,
                 };
                 mark_unreachable(&node, lost, timeout).await;
-                tokio::time::sleep_until(wake.into()).await;
+                tokio::time::sleep_until(wake).await;
                 // Woken far later than asked: this master itself was not running (paused,
                 // starved, its machine frozen), so no heartbeat could reach it. That silence
                 // is its own, not the agents': every agent gets the re-registration grace

@@ -12,7 +12,7 @@ pub use state::ActionKind as Action;
 /// A new deployment of `app` at `version`, created at `now_ms`.
 pub fn new(app: &AppId, version: &str, action: Action, now_ms: u64) -> Deployment {
     Deployment {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: state::runtime::uuid_v4().to_string(),
         version: version.to_string(),
         affected_apps: vec![app.clone()],
         steps: vec![DeploymentStep {

@@ -101,7 +101,7 @@ impl LeaderService for ClusterIdentity {
         let node = self.node.clone();
         Box::pin(async move {
             while node.state().read(|a| a.state.cluster_id().is_none()) {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = state::runtime::uuid_v4().to_string();
                 match node.write(Command::InitCluster { cluster_id: id }).await {
                     Ok(Response::ClusterId { cluster_id }) => {
                         tracing::info!(cluster_id, "cluster id fixed");

@@ -30,4 +30,4 @@ pub mod startup;
 pub use config::{ConfigError, MasterConfig, parse_masters};
 pub use node::RaftNode;
 pub use parts::Parts;
-pub use startup::{Seams, StartupError, run_with};
+pub use startup::{Seams, StartupError, Store, run_with};

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's Instant is the system's in production and follows a paused (simulated) runtime's time.
+use tokio::time::Instant;
 
 use axum::http::{HeaderValue, StatusCode};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};

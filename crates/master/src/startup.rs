@@ -148,6 +148,19 @@ pub struct Seams {
     pub connector: Connector,
     /// Where the master reads the time.
     pub clock: Arc<dyn Clock>,
+    /// Where the master keeps its Raft log, vote and snapshot.
+    pub store: Store,
+}
+
+/// Where a master keeps its Raft log, vote and snapshot.
+#[derive(Debug, Clone, Default)]
+pub enum Store {
+    /// The redb file in the data dir (production).
+    #[default]
+    Disk,
+    /// A simulated disk in memory that outlives the master, so a simulation can crash and
+    /// restart it with its log kept; no file, no blocking thread.
+    Memory(state::MemDisk),
 }
 
 impl Seams {
@@ -156,6 +169,7 @@ impl Seams {
         Seams {
             connector: Connector::tcp(Some(PEER_CONNECT_TIMEOUT)),
             clock: Arc::new(SystemClock),
+            store: Store::Disk,
         }
     }
 }
@@ -178,50 +192,57 @@ where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
-    let Seams { connector, clock } = seams;
+    let Seams {
+        connector,
+        clock,
+        store,
+    } = seams;
     config.validate()?;
     tokio::pin!(shutdown);
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        StartupError::Storage(format!(
-            "cannot create data dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
-    let store_path = config.data_dir.join(STORE_FILE);
-    let fresh = !store_path.exists();
-    let (mut log_store, state_machine) = state::open(&store_path)
-        .await
-        .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
-    let reader = state_machine.reader();
-    // Raft must not start on a data dir of another cluster: restored as that cluster's
-    // leader, it would at once send entries to that cluster's masters.
-    let stored = StoredIdentity::read(&mut log_store, &reader)
-        .await
-        .map_err(|e| StartupError::Storage(format!("{}: {e}", store_path.display())))?;
     let peers = PeerClient::with_connector(connector.clone());
-    check_peers(&config, &peers, fresh, &stored).await?;
-    stored.check_membership(&config)?;
-    let (election_timeout_min, election_timeout_max) = config.openraft_election_timeouts();
-    let raft_config = openraft::Config {
-        cluster_name: "drover".into(),
-        heartbeat_interval: config.heartbeat.as_millis() as u64,
-        election_timeout_min,
-        election_timeout_max,
-        snapshot_max_chunk_size: state::network::SNAPSHOT_CHUNK_BYTES,
-        max_payload_entries: MAX_ENTRIES_PER_APPEND,
-        ..Default::default()
-    }
-    .validate()
-    .map_err(|e| StartupError::Raft(e.to_string()))?;
-    let raft = Raft::new(
-        config.id,
-        Arc::new(raft_config),
-        HttpNetwork::with_connector(config.id, connector).with_cluster_id(reader.clone()),
-        log_store,
-        state_machine,
-    )
-    .await
-    .map_err(|e| StartupError::Raft(e.to_string()))?;
+    let (raft, reader) = match store {
+        Store::Disk => {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                StartupError::Storage(format!(
+                    "cannot create data dir {}: {e}",
+                    config.data_dir.display()
+                ))
+            })?;
+            let store_path = config.data_dir.join(STORE_FILE);
+            let fresh = !store_path.exists();
+            let storage = |e: &dyn std::fmt::Display| {
+                StartupError::Storage(format!("{}: {e}", store_path.display()))
+            };
+            let (log_store, state_machine) =
+                state::open(&store_path).await.map_err(|e| storage(&e))?;
+            start_raft(
+                &config,
+                &peers,
+                connector,
+                fresh,
+                log_store,
+                state_machine,
+                storage,
+            )
+            .await?
+        }
+        Store::Memory(disk) => {
+            let storage =
+                |e: &dyn std::fmt::Display| StartupError::Storage(format!("memory store: {e}"));
+            let fresh = disk.is_empty().await.map_err(|e| storage(&e))?;
+            let (log_store, state_machine) = disk.open().await.map_err(|e| storage(&e))?;
+            start_raft(
+                &config,
+                &peers,
+                connector,
+                fresh,
+                log_store,
+                state_machine,
+                storage,
+            )
+            .await?
+        }
+    };
 
     let master = Parts::new(
         RaftNode::new(config, raft, reader, peers, clock.clone()),
@@ -296,6 +317,51 @@ where
     }
     let _ = node.raft().shutdown().await;
     Ok(ExitReason::Requested)
+}
+
+/// Checks the store and the peers, then starts Raft over `log_store` and `state_machine`:
+/// Raft must not start on a data dir of another cluster (restored as that cluster's leader,
+/// it would at once send entries to that cluster's masters).
+async fn start_raft<LS>(
+    config: &MasterConfig,
+    peers: &PeerClient,
+    connector: Connector,
+    fresh: bool,
+    mut log_store: LS,
+    state_machine: state::StateMachineStore,
+    storage: impl Fn(&dyn std::fmt::Display) -> StartupError,
+) -> Result<(Raft, state::StateReader), StartupError>
+where
+    LS: openraft::storage::RaftLogStorage<state::TypeConfig>,
+{
+    let reader = state_machine.reader();
+    let stored = StoredIdentity::read(&mut log_store, &reader)
+        .await
+        .map_err(|e| storage(&e))?;
+    check_peers(config, peers, fresh, &stored).await?;
+    stored.check_membership(config)?;
+    let (election_timeout_min, election_timeout_max) = config.openraft_election_timeouts();
+    let raft_config = openraft::Config {
+        cluster_name: "drover".into(),
+        heartbeat_interval: config.heartbeat.as_millis() as u64,
+        election_timeout_min,
+        election_timeout_max,
+        snapshot_max_chunk_size: state::network::SNAPSHOT_CHUNK_BYTES,
+        max_payload_entries: MAX_ENTRIES_PER_APPEND,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartupError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        HttpNetwork::with_connector(config.id, connector).with_cluster_id(reader.clone()),
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| StartupError::Raft(e.to_string()))?;
+    Ok((raft, reader))
 }
 
 /// What a running master started besides its Raft node, stopped when [`run_with`] ends by
@@ -384,10 +450,10 @@ impl StoredIdentity {
     /// The snapshot's identity, updated by the log after it: the last membership entry (in
     /// force once appended) and the first committed `InitCluster` (the one that counts).
     async fn read(
-        log: &mut state::RedbLogStore,
+        log: &mut impl openraft::storage::RaftLogStorage<state::TypeConfig>,
         reader: &state::StateReader,
     ) -> Result<Self, openraft::StorageError<u64>> {
-        use openraft::storage::{RaftLogReader, RaftLogStorage};
+        use openraft::storage::RaftLogReader;
         let (mut cluster_id, mut members) = reader.read(|a| {
             let members = a
                 .membership

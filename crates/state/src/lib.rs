@@ -5,8 +5,11 @@
 //! - [`machine`]: [`ClusterState`] and its deterministic `apply`.
 //! - [`types`]: openraft's type configuration, [`TypeConfig`].
 //! - [`log_store`] / [`mem_log_store`]: the Raft log and vote, in redb or in memory.
+//! - [`mem_disk`]: a master's whole store in memory, surviving its restart (simulations).
 //! - [`state_machine`]: the state machine around `ClusterState`, with persisted snapshots.
 //! - [`network`]: the Raft network over HTTP (client, and the server's request handling).
+//! - [`runtime`]: openraft's runtime, and where chance and wall-clock time are drawn from
+//!   (seedable, for the simulation).
 //! - [`transport`]: the [`transport::Connector`] every internal HTTP client opens
 //!   connections with (TCP, or a test's own streams).
 //!
@@ -16,9 +19,11 @@ pub mod command;
 pub mod error;
 pub mod log_store;
 pub mod machine;
+pub mod mem_disk;
 pub mod mem_log_store;
 pub mod network;
 pub mod protocol;
+pub mod runtime;
 pub mod state_machine;
 pub mod transport;
 pub mod types;
@@ -34,6 +39,7 @@ pub use command::{
 pub use error::StoreError;
 pub use log_store::RedbLogStore;
 pub use machine::{ClusterState, Usage, reserved};
+pub use mem_disk::MemDisk;
 pub use mem_log_store::MemLogStore;
 pub use state_machine::{Applied, StateMachineStore, StateReader};
 pub use types::{NodeId, TypeConfig};

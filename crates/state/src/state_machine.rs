@@ -6,7 +6,6 @@
 
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
@@ -37,7 +36,7 @@ pub struct Applied {
 }
 
 /// The current snapshot, when kept in memory.
-type MemorySnapshot = Arc<std::sync::Mutex<Option<(SnapshotMeta, Vec<u8>)>>>;
+pub(crate) type MemorySnapshot = Arc<std::sync::Mutex<Option<(SnapshotMeta, Vec<u8>)>>>;
 
 /// Where the current snapshot is kept.
 #[derive(Clone)]
@@ -189,6 +188,12 @@ impl StateMachineStore {
         Self::restore(SnapshotStore::Redb(db)).await
     }
 
+    /// A state machine whose snapshots live in `slot`, restored from the one there: a
+    /// simulated disk ([`crate::MemDisk`]) that outlives a simulated crash.
+    pub(crate) async fn open_memory(slot: MemorySnapshot) -> Result<Self, StoreError> {
+        Self::restore(SnapshotStore::Memory(slot)).await
+    }
+
     /// A state machine whose snapshots live in memory (for tests).
     pub fn in_memory() -> Self {
         StateMachineStore {
@@ -235,10 +240,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let applied = read(&self.shared).clone();
         let data = encode("snapshot", &applied.state)
             .map_err(|e| e.fatal(StorageIOError::read_state_machine))?;
-        let built_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
+        let built_ms = crate::runtime::wall_clock_ms();
         tracing::info!(bytes = data.len(), last_log_id = ?applied.last_applied, "snapshot built");
         let snapshot_id = match applied.last_applied {
             Some(id) => format!("{}-{}-{built_ms}", id.leader_id, id.index),

@@ -11,13 +11,15 @@ pub type NodeId = u64;
 pub type Node = openraft::BasicNode;
 
 openraft::declare_raft_types!(
-    /// drover's Raft types: [`Command`] entries answered with [`Response`]s, `u64` node ids.
+    /// drover's Raft types: [`Command`] entries answered with [`Response`]s, `u64` node ids,
+    /// tokio with seedable election timeouts ([`crate::runtime::DroverRuntime`]).
     pub TypeConfig:
         D = Command,
         R = Response,
         NodeId = NodeId,
         Node = Node,
         SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = crate::runtime::DroverRuntime,
 );
 
 /// A Raft log entry carrying a [`Command`].

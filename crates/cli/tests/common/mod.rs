@@ -14,6 +14,7 @@
 mod checks;
 mod cluster;
 mod files;
+pub mod history;
 pub mod http;
 
 use std::collections::HashSet;

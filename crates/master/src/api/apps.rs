@@ -459,7 +459,7 @@ pub async fn delete(
             events.publish(Event::AppTerminatedEvent {
                 app_id: id.to_string(),
             });
-            let deployment = uuid::Uuid::new_v4().to_string();
+            let deployment = state::runtime::uuid_v4().to_string();
             let version = m.next_version(None);
             Ok((
                 StatusCode::OK,

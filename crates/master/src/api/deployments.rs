@@ -92,12 +92,12 @@ pub async fn delete(
                 // A new app has nothing to roll back to: rolling back its start deletes it.
                 m.write(Command::DeleteApp { id: app_id.clone() }).await?;
                 let version = m.next_version(None);
-                rollback = Some((uuid::Uuid::new_v4().to_string(), version));
+                rollback = Some((state::runtime::uuid_v4().to_string(), version));
             }
         }
     }
     let (deployment_id, version) =
-        rollback.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), m.next_version(None)));
+        rollback.unwrap_or_else(|| (state::runtime::uuid_v4().to_string(), m.next_version(None)));
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&deployment_id) {
         headers.insert("marathon-deployment-id", v);

@@ -16,7 +16,11 @@ pub struct UuidIds;
 
 impl IdSource for UuidIds {
     fn instance_id(&mut self, app: &AppId) -> InstanceId {
-        InstanceId(format!("{}.instance-{}", base(app), uuid::Uuid::new_v4()))
+        InstanceId(format!(
+            "{}.instance-{}",
+            base(app),
+            state::runtime::uuid_v4()
+        ))
     }
 }
 

@@ -1,0 +1,330 @@
+//! The invariants the simulation checks, on what it can see without asking the cluster:
+//! each master's simulated disk (its Raft log and vote, and the state it applied) and each
+//! agent's fake executor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use agent::executor::FakeExecutor;
+use domain::{AgentId, Field, Operator};
+use openraft::storage::{RaftLogReader, RaftLogStorage};
+use state::{ClusterState, Command, Condition, Goal, InstanceId, MemDisk};
+
+/// Runs a future that never waits (the in-memory stores' calls) to its end.
+pub fn now<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// The leader of each term, as every master's log and vote witness it.
+#[derive(Debug, Default)]
+pub struct Terms {
+    leaders: BTreeMap<u64, u64>,
+    /// Per master, the committed index up to which its log was read (committed entries
+    /// never change, so they are read once).
+    read_upto: BTreeMap<u64, u64>,
+}
+
+impl Terms {
+    /// Records the leaders that master `id`'s disk names: its committed vote and the
+    /// authors of its log entries. Errs when a term gets a second leader.
+    pub fn observe(&mut self, id: u64, disk: &MemDisk) -> Result<(), String> {
+        let mut log = disk.log();
+        let mut named = Vec::new();
+        if let Ok(Some(vote)) = now(log.read_vote())
+            && vote.committed
+        {
+            named.push((
+                vote.leader_id.term,
+                vote.leader_id.node_id,
+                "committed vote",
+            ));
+        }
+        let from = self.read_upto.get(&id).map_or(0, |i| i + 1);
+        let entries = now(log.try_get_log_entries(from..)).unwrap_or_default();
+        if let Ok(Some(committed)) = now(log.read_committed()) {
+            self.read_upto.insert(id, committed.index);
+        }
+        for e in &entries {
+            named.push((
+                e.log_id.leader_id.term,
+                e.log_id.leader_id.node_id,
+                "log entry",
+            ));
+        }
+        for (term, leader, how) in named {
+            match self.leaders.insert(term, leader) {
+                Some(other) if other != leader => {
+                    return Err(format!(
+                        "two leaders in term {term}: master {other} and master {leader} (a {how} on master {id}'s disk)"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The committed prefixes of two logs agree: same index, same entry author, same command.
+pub fn logs_agree(a: (u64, &MemDisk), b: (u64, &MemDisk)) -> Result<(), String> {
+    let committed = |d: &MemDisk| {
+        now(d.log().read_committed())
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.index)
+    };
+    let upto = committed(a.1).min(committed(b.1));
+    let read = |d: &MemDisk| now(d.log().try_get_log_entries(..=upto)).unwrap_or_default();
+    let (ea, eb) = (read(a.1), read(b.1));
+    let by_index = |es: &[state::types::Entry]| {
+        es.iter()
+            .map(|e| (e.log_id.index, e.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (ma, mb) = (by_index(&ea), by_index(&eb));
+    for (index, x) in &ma {
+        if let Some(y) = mb.get(index)
+            && (x.log_id != y.log_id
+                || serde_json::to_string(&x.payload).ok() != serde_json::to_string(&y.payload).ok())
+        {
+            return Err(format!(
+                "committed entry {index} differs: master {} has {}, master {} has {}",
+                a.0, x.log_id, b.0, y.log_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// No agent's resources or ports are over-committed by the instances that hold them (at
+/// every check), and, with `constraints` (once settled), `UNIQUE`, `MAX_PER` and `IS` hold
+/// for every instance of an app's current version. While agents come and go, an instance
+/// of an unreachable agent is replaced without counting for the constraints, and counts
+/// again when its agent returns until the scheduler stops the excess: so constraints are
+/// not checked during the faults.
+pub fn state_is_sound(master: u64, s: &ClusterState, constraints: bool) -> Result<(), String> {
+    for (id, record) in s.agents() {
+        let total = &record.agent.resources;
+        let mut used = (0u64, 0u64, 0u64);
+        let mut ports = BTreeSet::new();
+        for inst in s.instances_on(id).filter(|i| !i.condition.is_terminal()) {
+            if let Some(r) = s.reserved(inst) {
+                used.0 += r.cpus;
+                used.1 += r.mem;
+                used.2 += r.disk;
+            }
+            for p in &inst.ports {
+                if !ports.insert(*p) {
+                    return Err(format!(
+                        "master {master}: port {p} of agent {id} is held by two live instances"
+                    ));
+                }
+            }
+        }
+        let cap = (
+            domain::resources::to_millis(total.cpus),
+            domain::resources::to_millis(total.mem),
+            domain::resources::to_millis(total.disk),
+        );
+        if used.0 > cap.0 || used.1 > cap.1 || used.2 > cap.2 {
+            return Err(format!(
+                "master {master}: agent {id} is over-committed: cpus/mem/disk {used:?} of {cap:?} (thousandths)"
+            ));
+        }
+    }
+    if !constraints {
+        return Ok(());
+    }
+    for (app, record) in s.apps() {
+        let def = &record.current().app;
+        let live: Vec<_> = s
+            .instances_of(app)
+            .filter(|i| i.goal == Goal::Running && !i.condition.is_terminal())
+            .filter(|i| i.app_version == record.current().version)
+            .collect();
+        for c in &def.constraints {
+            let value_of = |agent: &AgentId| -> Option<String> {
+                let a = &s.agent(agent)?.agent;
+                match &c.field {
+                    Field::Hostname => Some(a.hostname.clone()),
+                    Field::Zone => a.domain.as_ref().map(|d| d.zone.clone()),
+                    Field::Region => a.domain.as_ref().map(|d| d.region.clone()),
+                    Field::Attribute(_) => None,
+                }
+            };
+            let mut per: BTreeMap<Option<String>, usize> = BTreeMap::new();
+            for i in &live {
+                *per.entry(value_of(&i.agent_id)).or_default() += 1;
+            }
+            let limit = match c.operator {
+                Operator::Unique => Some(1),
+                Operator::MaxPer => c.value.as_deref().and_then(|v| v.parse::<usize>().ok()),
+                _ => None,
+            };
+            if let Some(limit) = limit
+                && let Some((value, n)) = per.iter().find(|(_, n)| **n > limit)
+            {
+                let which: Vec<String> = live
+                    .iter()
+                    .filter(|i| &value_of(&i.agent_id) == value)
+                    .map(|i| {
+                        let agent = s.agent(&i.agent_id).map(|r| (&r.agent.hostname, r.state));
+                        format!("{} on {agent:?} {:?} rev {}", i.id, i.condition, i.revision)
+                    })
+                    .collect();
+                return Err(format!(
+                    "master {master}: app {app} has {n} live instances with {}={value:?}, its constraint {:?} allows {limit}: {}",
+                    c.field_name,
+                    c.operator,
+                    which.join(", ")
+                ));
+            }
+            if c.operator == Operator::Is
+                && let Some(want) = &c.value
+                && let Some((Some(value), _)) = per.iter().find(|(v, _)| v.as_ref() != Some(want))
+            {
+                return Err(format!(
+                    "master {master}: app {app} has a live instance with {}={value}, its constraint IS allows only {want}",
+                    c.field_name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the cluster runs against what its state says, once healed: `None` when they match
+/// (every app has exactly its instances running, nothing stuck, no orphan, no duplicate);
+/// else what differs.
+pub fn converged(s: &ClusterState, agents: &[(AgentId, FakeExecutor)]) -> Option<String> {
+    let mut problems = Vec::new();
+    for (app, record) in s.apps() {
+        let want = record.current().app.instances as usize;
+        let running = s
+            .instances_of(app)
+            .filter(|i| i.goal == Goal::Running && i.condition == Condition::Running)
+            .count();
+        if running != want {
+            problems.push(format!("{app}: {running} running of {want}"));
+        }
+    }
+    for inst in s.instances().values() {
+        let settled = inst.condition.is_terminal()
+            || (inst.condition == Condition::Running && inst.goal == Goal::Running);
+        if !settled {
+            problems.push(format!(
+                "{} is {:?} with goal {:?}",
+                inst.id, inst.condition, inst.goal
+            ));
+        }
+    }
+    let mut where_running: BTreeMap<InstanceId, Vec<AgentId>> = BTreeMap::new();
+    for (agent, tasks) in agents {
+        for id in tasks.running() {
+            where_running.entry(id).or_default().push(agent.clone());
+        }
+    }
+    for (id, on) in &where_running {
+        match s.instances().get(id) {
+            None => problems.push(format!(
+                "orphan task {id} on {on:?}: the state has no such instance"
+            )),
+            Some(_) if on.len() > 1 => {
+                problems.push(format!("{id} runs on {} agents: {on:?}", on.len()))
+            }
+            Some(inst) if on[0] != inst.agent_id => problems.push(format!(
+                "{id} runs on {} but the state assigns it to {}",
+                on[0], inst.agent_id
+            )),
+            Some(inst) if inst.condition != Condition::Running => problems.push(format!(
+                "{id} runs on {} but the state says {:?}",
+                on[0], inst.condition
+            )),
+            Some(_) => {}
+        }
+    }
+    for inst in s.instances().values() {
+        if inst.condition == Condition::Running && !where_running.contains_key(&inst.id) {
+            problems.push(format!(
+                "{} is running in the state but no agent runs it",
+                inst.id
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// What the committed log decided about instances: where each was placed, which were
+/// told to stop (a goal other than running, forgotten), and which apps were deleted.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    /// Every placed instance, with its agent and app.
+    pub placed: BTreeMap<InstanceId, (AgentId, domain::AppId)>,
+    /// Instances given a goal other than running, or forgotten.
+    pub stopped: BTreeSet<InstanceId>,
+    /// Apps deleted at least once.
+    pub deleted_apps: BTreeSet<domain::AppId>,
+}
+
+impl Decisions {
+    /// Whether a committed decision told `id` to stop (its own goal, its app deleted, its
+    /// record forgotten).
+    pub fn stop_decided(&self, id: &InstanceId) -> bool {
+        self.stopped.contains(id)
+            || self
+                .placed
+                .get(id)
+                .is_some_and(|(_, app)| self.deleted_apps.contains(app))
+    }
+
+    /// Adds what `disk`'s committed log decided.
+    pub fn read(&mut self, disk: &MemDisk) {
+        let mut log = disk.log();
+        let committed = now(log.read_committed())
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.index);
+        for e in now(log.try_get_log_entries(..=committed)).unwrap_or_default() {
+            if let openraft::EntryPayload::Normal(cmd) = &e.payload {
+                self.walk(cmd);
+            }
+        }
+    }
+
+    fn walk(&mut self, cmd: &Command) {
+        match cmd {
+            Command::Batch { commands } => commands.iter().for_each(|c| self.walk(c)),
+            Command::PlaceInstances { instances } | Command::PutInstances { instances } => {
+                for i in instances {
+                    self.placed
+                        .insert(i.id.clone(), (i.agent_id.clone(), i.app_id.clone()));
+                    if i.goal != Goal::Running {
+                        self.stopped.insert(i.id.clone());
+                    }
+                }
+            }
+            Command::SetGoals { changes, .. } => {
+                for c in changes.iter().filter(|c| c.goal != Goal::Running) {
+                    self.stopped.insert(c.instance_id.clone());
+                }
+            }
+            Command::ForgetInstances { instances } => {
+                self.stopped
+                    .extend(instances.iter().map(|d| d.instance_id.clone()));
+            }
+            Command::RemoveInstances { ids } => self.stopped.extend(ids.iter().cloned()),
+            Command::DeleteApp { id } => {
+                self.deleted_apps.insert(id.clone());
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The fault schedule applied to the simulation: crashes, partitions, holds and latency,
+//! each with the undoing it is due, and the leader of the moment they aim at.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// The faults' undoing, due at a time.
+#[derive(Debug, Clone)]
+pub(super) enum Undo {
+    Restart(String),
+    Repair(Vec<String>, Vec<String>),
+    RepairOneway(String, String),
+    Release(Vec<String>, Vec<String>),
+    Partition(String, String),
+    Latency,
+    /// Cuts `agents` from `masters` (the later half of a split brain).
+    Cut(Vec<String>, Vec<String>),
+}
+
+/// The leader of the moment, by index: the running master whose committed vote for itself
+/// has the highest term.
+pub(super) fn leader_of(
+    disks: &[MemDisk],
+    down: &BTreeSet<String>,
+    names: &[String],
+) -> Option<usize> {
+    let mut best: Option<(u64, usize)> = None;
+    for (i, d) in disks.iter().enumerate() {
+        if down.contains(&names[i]) {
+            continue;
+        }
+        let vote = checks::now(openraft::storage::RaftLogStorage::read_vote(&mut d.log()))
+            .ok()
+            .flatten();
+        if let Some(v) = vote
+            && v.committed
+            && v.leader_id.node_id == (i + 1) as u64
+            && best.is_none_or(|(term, _)| v.leader_id.term > term)
+        {
+            best = Some((v.leader_id.term, i));
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    plan: &Plan,
+    fault: &Fault,
+    t: Duration,
+    leader: Option<usize>,
+    masters: &[String],
+    shared: &Rc<RefCell<Shared>>,
+    undo: &mut Vec<(Duration, Undo)>,
+    down: &mut BTreeSet<String>,
+    lost: &mut BTreeSet<String>,
+) {
+    let agents_live: Vec<String> = plan
+        .agents
+        .iter()
+        .filter(|a| a.joins_at <= t)
+        .map(|a| a.name.clone())
+        .collect();
+    let others = |i: usize| -> Vec<String> {
+        masters
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    let mut crash = |sim: &mut turmoil::Sim<'_>, name: &str, down_for: Option<Duration>| {
+        if down.insert(name.to_string()) {
+            sim.crash(name);
+            if let Some(d) = down_for {
+                return Some((t + d, Undo::Restart(name.to_string())));
+            }
+        }
+        None
+    };
+    let restart = match fault {
+        Fault::CrashMaster { master, down: d } => crash(sim, &masters[*master], Some(*d)),
+        Fault::CrashLeader { down: d } => leader.and_then(|l| crash(sim, &masters[l], Some(*d))),
+        Fault::CrashAgent { agent, down: d } => crash(sim, &plan.agents[*agent].name, Some(*d)),
+        Fault::LoseAgent { agent } => {
+            let name = plan.agents[*agent].name.clone();
+            lost.insert(name.clone());
+            crash(sim, &name, None)
+        }
+        _ => None,
+    };
+    undo.extend(restart);
+    match fault {
+        Fault::CrashMaster { .. }
+        | Fault::CrashLeader { .. }
+        | Fault::CrashAgent { .. }
+        | Fault::LoseAgent { .. } => {}
+        Fault::IsolateLeader { down: d } => {
+            if let Some(l) = leader {
+                let (a, b) = (vec![masters[l].clone()], others(l));
+                partition(sim, &a, &b);
+                undo.push((t + *d, Undo::Repair(a, b)));
+            }
+        }
+        Fault::CutLeaderOff { down: d } => {
+            if let Some(l) = leader {
+                let a = vec![masters[l].clone()];
+                let b: Vec<String> = others(l)
+                    .into_iter()
+                    .chain(agents_live.iter().cloned())
+                    .chain(["client".to_string()])
+                    .collect();
+                partition(sim, &a, &b);
+                undo.push((t + *d, Undo::Repair(a, b)));
+            }
+        }
+        Fault::CutZone { zone, down: d } => {
+            let a: Vec<String> = plan
+                .agents
+                .iter()
+                .filter(|x| x.zone == *zone && x.joins_at <= t)
+                .map(|x| x.name.clone())
+                .collect();
+            let b = masters.to_vec();
+            partition(sim, &a, &b);
+            undo.push((t + *d, Undo::Repair(a, b)));
+        }
+        Fault::CutAgent { agent, down: d } => {
+            let a = vec![plan.agents[*agent].name.clone()];
+            let b = masters.to_vec();
+            partition(sim, &a, &b);
+            undo.push((t + *d, Undo::Repair(a, b)));
+        }
+        Fault::OneWay { from, to, down: d } => {
+            sim.partition_oneway(masters[*from].as_str(), masters[*to].as_str());
+            undo.push((
+                t + *d,
+                Undo::RepairOneway(masters[*from].clone(), masters[*to].clone()),
+            ));
+        }
+        Fault::Flap {
+            a,
+            b,
+            period,
+            times,
+        } => {
+            let (x, y) = (masters[*a].clone(), masters[*b].clone());
+            sim.partition(x.as_str(), y.as_str());
+            for k in 0..*times {
+                let at = t + *period * (2 * k + 1);
+                undo.push((at, Undo::Repair(vec![x.clone()], vec![y.clone()])));
+                if k + 1 < *times {
+                    undo.push((at + *period, Undo::Partition(x.clone(), y.clone())));
+                }
+            }
+        }
+        Fault::Delay { agent, down: d } => {
+            let name = plan.agents[*agent].name.clone();
+            for m in masters {
+                sim.hold(name.as_str(), m.as_str());
+            }
+            undo.push((t + *d, Undo::Release(vec![name], masters.to_vec())));
+        }
+        Fault::Latency { max, down: d } => {
+            sim.set_max_message_latency(*max);
+            undo.push((t + *d, Undo::Latency));
+        }
+        Fault::SplitBrain {
+            zone,
+            after,
+            down: d,
+        } => {
+            if let Some(l) = leader {
+                let (old, majority) = (vec![masters[l].clone()], others(l));
+                partition(sim, &old, &majority);
+                let zone_agents: Vec<String> = plan
+                    .agents
+                    .iter()
+                    .filter(|x| x.zone == *zone && x.joins_at <= t)
+                    .map(|x| x.name.clone())
+                    .collect();
+                let (moved, back) = (t + *after, t + *after * 2);
+                undo.push((moved, Undo::Cut(zone_agents.clone(), old.clone())));
+                undo.push((back, Undo::Repair(zone_agents.clone(), old.clone())));
+                undo.push((back, Undo::Cut(zone_agents.clone(), majority.clone())));
+                undo.push((t + *d, Undo::Repair(old, majority.clone())));
+                undo.push((t + *d, Undo::Repair(zone_agents, majority)));
+            }
+        }
+        Fault::TaskFails { agent } => {
+            let s = shared.borrow();
+            if let Some(tasks) = s.agents[*agent].incarnations.last()
+                && let Some(id) = tasks.running().first()
+            {
+                tasks.crash(id, 9);
+            }
+        }
+    }
+}
+
+fn partition(sim: &mut turmoil::Sim<'_>, a: &[String], b: &[String]) {
+    for x in a {
+        for y in b {
+            sim.partition(x.as_str(), y.as_str());
+        }
+    }
+}
+
+pub(super) fn perform(sim: &mut turmoil::Sim<'_>, u: &Undo, down: &mut BTreeSet<String>) {
+    match u {
+        Undo::Restart(name) => {
+            if down.remove(name) {
+                sim.bounce(name.as_str());
+            }
+        }
+        Undo::Repair(a, b) => {
+            for x in a {
+                for y in b {
+                    sim.repair(x.as_str(), y.as_str());
+                }
+            }
+        }
+        Undo::RepairOneway(from, to) => sim.repair_oneway(from.as_str(), to.as_str()),
+        Undo::Release(a, b) => {
+            for x in a {
+                for y in b {
+                    sim.release(x.as_str(), y.as_str());
+                }
+            }
+        }
+        Undo::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
+        Undo::Latency => sim.set_max_message_latency(Duration::from_millis(2)),
+        Undo::Cut(a, b) => partition(sim, a, b),
+    }
+}
