@@ -39,7 +39,7 @@ mod measure;
 #[path = "../tests/agent_support/procs.rs"]
 mod procs;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
