@@ -57,9 +57,29 @@ pub struct Info {
     pub framework_id: Option<String>,
     /// The port the master listens on.
     pub http_config: HttpConfig,
-    /// drover's own figures.
-    pub drover: DroverInfo,
+    /// What Marathon reports of its configuration, as far as drover has it.
+    pub marathon_config: MarathonConfig,
+    /// Always empty: drover keeps its state without ZooKeeper (Marathon clients expect the
+    /// object).
+    pub zookeeper_config: ZooKeeperConfig,
 }
+
+/// `marathon_config` of `/v2/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarathonConfig {
+    /// Always `drover`.
+    pub framework_name: String,
+    /// Whether several masters share the work (more than one is configured).
+    pub ha: bool,
+    /// The address the answering master listens on.
+    pub hostname: String,
+    /// Marathon's optional features; none.
+    pub features: Vec<String>,
+}
+
+/// `zookeeper_config` of `/v2/info`: no fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZooKeeperConfig {}
 
 /// `http_config` of `/v2/info`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +88,8 @@ pub struct HttpConfig {
     pub http_port: u16,
 }
 
-/// `drover` of `/v2/info`: the answering master and its Raft figures.
+/// `GET /v1/info`: the answering master and its Raft figures (drover's own, apart from
+/// Marathon's `/v2/info`, whose strict clients refuse fields Marathon never sends).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DroverInfo {
     /// This master's id.
@@ -81,7 +102,7 @@ pub struct DroverInfo {
     pub raft: RaftInfo,
 }
 
-/// `drover.raft` of `/v2/info`.
+/// `raft` of `/v1/info`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaftInfo {
     /// The current term.
@@ -98,7 +119,7 @@ pub struct RaftInfo {
     pub last_log_index: u64,
 }
 
-/// One voter of `drover.raft.members`.
+/// One voter of `raft.members` in `/v1/info`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RaftMember {
     /// The master's id.

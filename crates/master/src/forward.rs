@@ -26,6 +26,7 @@ pub const VIA_HEADER: &str = "x-marathon-via";
 fn answered_locally(method: &Method, path: &str) -> bool {
     let api = path.strip_prefix("/service/marathon").unwrap_or(path);
     matches!(path, "/health" | "/metrics" | "/ping" | "/")
+        || (method == Method::GET && path == "/v1/info")
         || path.starts_with("/ui/")
         || path.starts_with("/internal/raft/")
         || (method == Method::GET && matches!(api, "/v2/leader" | "/v2/info" | "/ping"))

@@ -101,6 +101,7 @@ pub fn router(master: Parts) -> Router {
             get(agents::assignments),
         )
         .route("/internal/agents/{id}/status", post(agents::status))
+        .route("/v1/info", get(system::drover_info))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/cluster/health", get(health::health))
         .route("/v1/plan", post(plan::plan))

@@ -8,7 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use client::system::{DroverInfo, HttpConfig, RaftInfo, RaftMember};
+use client::system::{
+    DroverInfo, HttpConfig, MarathonConfig, RaftInfo, RaftMember, ZooKeeperConfig,
+};
 use client::{Info, Leader, Message, ProcessHealth};
 use domain::FaultDomain;
 use serde::Deserialize;
@@ -61,16 +63,10 @@ pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Json<Message> {
     })
 }
 
-/// `GET /v2/info`.
+/// `GET /v2/info`: Marathon's fields only.
 pub async fn info(State(m): State<Arc<RaftNode>>) -> Json<Info> {
-    let figures = m.raft_figures();
     let leader = m.leader().map(|(_, addr)| addr);
     let cluster_id = m.state().read(|a| a.state.cluster_id().map(str::to_string));
-    let members = m
-        .members()
-        .into_iter()
-        .map(|(id, address)| RaftMember { id, address })
-        .collect();
     Json(Info {
         name: "drover".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -80,17 +76,34 @@ pub async fn info(State(m): State<Arc<RaftNode>>) -> Json<Info> {
         http_config: HttpConfig {
             http_port: m.config().listen.port(),
         },
-        drover: DroverInfo {
-            id: m.config().id,
-            region: m.config().domain.region.clone(),
-            zone: m.config().domain.zone.clone(),
-            raft: RaftInfo {
-                term: figures.term,
-                state: m.role().as_str().to_string(),
-                members,
-                commit_index: figures.applied,
-                last_log_index: figures.last_log,
-            },
+        marathon_config: MarathonConfig {
+            framework_name: "drover".into(),
+            ha: m.config().masters.len() > 1,
+            hostname: m.config().listen.ip().to_string(),
+            features: Vec::new(),
+        },
+        zookeeper_config: ZooKeeperConfig::default(),
+    })
+}
+
+/// `GET /v1/info`: this master, its fault domain and its Raft figures.
+pub async fn drover_info(State(m): State<Arc<RaftNode>>) -> Json<DroverInfo> {
+    let figures = m.raft_figures();
+    let members = m
+        .members()
+        .into_iter()
+        .map(|(id, address)| RaftMember { id, address })
+        .collect();
+    Json(DroverInfo {
+        id: m.config().id,
+        region: m.config().domain.region.clone(),
+        zone: m.config().domain.zone.clone(),
+        raft: RaftInfo {
+            term: figures.term,
+            state: m.role().as_str().to_string(),
+            members,
+            commit_index: figures.applied,
+            last_log_index: figures.last_log,
         },
     })
 }
