@@ -38,6 +38,11 @@ fn info_round_trips() {
 }
 
 #[test]
+fn drover_info_round_trips() {
+    round_trip::<client::system::DroverInfo>(DROVER_INFO);
+}
+
+#[test]
 fn leader_round_trips() {
     round_trip::<Leader>(LEADER);
 }
@@ -816,22 +821,30 @@ const INFO: &str = r#"{
  "http_config": {
   "http_port": 18480
  },
- "drover": {
-  "id": 1,
-  "region": "local",
-  "zone": "local-a",
-  "raft": {
-   "term": 1,
-   "state": "leader",
-   "members": [
-    {
-     "id": 1,
-     "address": "127.0.0.1:18480"
-    }
-   ],
-   "commitIndex": 29,
-   "lastLogIndex": 29
-  }
+ "marathon_config": {
+  "framework_name": "drover",
+  "ha": false,
+  "hostname": "127.0.0.1",
+  "features": []
+ },
+ "zookeeper_config": {}
+}"#;
+
+const DROVER_INFO: &str = r#"{
+ "id": 1,
+ "region": "local",
+ "zone": "local-a",
+ "raft": {
+  "term": 1,
+  "state": "leader",
+  "members": [
+   {
+    "id": 1,
+    "address": "127.0.0.1:18480"
+   }
+  ],
+  "commitIndex": 29,
+  "lastLogIndex": 29
  }
 }"#;
 

@@ -23,50 +23,60 @@ pub fn now<F: Future>(f: F) -> F::Output {
     }
 }
 
-/// The leader of each term, as every master's log and vote witness it.
+/// The leaders each master's log and vote witness. openraft 0.9 (without its
+/// `single-term-leader` feature, which drover does not use) names a leader by
+/// `(term, node id)` and orders leaders that way, so two masters can both be elected in one
+/// term, the higher node id superseding the lower (a voter that granted `T-N1` may still
+/// grant `T-N3`): "one leader per term" is not a rule of this Raft. What is: on every
+/// disk, the log's entries are written by non-decreasing leaders along the index (a log
+/// never goes back to an older leader after a newer one, the log matching property), and
+/// the committed vote is at least the leader of the last entry; that committed logs agree
+/// is [`logs_agree`].
 #[derive(Debug, Default)]
 pub struct Terms {
-    leaders: BTreeMap<u64, u64>,
+    /// Every leader seen, by term (for the failure message).
+    leaders: BTreeMap<u64, BTreeSet<u64>>,
     /// Per master, the committed index up to which its log was read (committed entries
-    /// never change, so they are read once).
-    read_upto: BTreeMap<u64, u64>,
+    /// never change, so they are read once), and the leader of that entry.
+    read_upto: BTreeMap<u64, (u64, (u64, u64))>,
 }
 
 impl Terms {
-    /// Records the leaders that master `id`'s disk names: its committed vote and the
-    /// authors of its log entries. Errs when a term gets a second leader.
+    /// Checks what master `id`'s disk says of its leaders now: its log's entries after what
+    /// was read before go by non-decreasing leader, and its committed vote is not older
+    /// than its last entry's leader.
     pub fn observe(&mut self, id: u64, disk: &MemDisk) -> Result<(), String> {
         let mut log = disk.log();
-        let mut named = Vec::new();
+        let (from, mut last) = match self.read_upto.get(&id) {
+            Some(&(index, leader)) => (index + 1, leader),
+            None => (0, (0, 0)),
+        };
+        let entries = now(log.try_get_log_entries(from..)).unwrap_or_default();
+        let committed = now(log.read_committed()).ok().flatten();
+        for e in &entries {
+            let leader = (e.log_id.leader_id.term, e.log_id.leader_id.node_id);
+            self.leaders.entry(leader.0).or_default().insert(leader.1);
+            if leader < last {
+                return Err(format!(
+                    "master {id}'s log goes back from leader T{}-N{} to T{}-N{} at index {}",
+                    last.0, last.1, leader.0, leader.1, e.log_id.index
+                ));
+            }
+            last = leader;
+            if committed.is_some_and(|c| c.index == e.log_id.index) {
+                self.read_upto.insert(id, (e.log_id.index, leader));
+            }
+        }
         if let Ok(Some(vote)) = now(log.read_vote())
             && vote.committed
         {
-            named.push((
-                vote.leader_id.term,
-                vote.leader_id.node_id,
-                "committed vote",
-            ));
-        }
-        let from = self.read_upto.get(&id).map_or(0, |i| i + 1);
-        let entries = now(log.try_get_log_entries(from..)).unwrap_or_default();
-        if let Ok(Some(committed)) = now(log.read_committed()) {
-            self.read_upto.insert(id, committed.index);
-        }
-        for e in &entries {
-            named.push((
-                e.log_id.leader_id.term,
-                e.log_id.leader_id.node_id,
-                "log entry",
-            ));
-        }
-        for (term, leader, how) in named {
-            match self.leaders.insert(term, leader) {
-                Some(other) if other != leader => {
-                    return Err(format!(
-                        "two leaders in term {term}: master {other} and master {leader} (a {how} on master {id}'s disk)"
-                    ));
-                }
-                _ => {}
+            let voted = (vote.leader_id.term, vote.leader_id.node_id);
+            self.leaders.entry(voted.0).or_default().insert(voted.1);
+            if voted < last {
+                return Err(format!(
+                    "master {id}'s committed vote T{}-N{} is older than the leader T{}-N{} of its last log entry (leaders seen by term: {:?})",
+                    voted.0, voted.1, last.0, last.1, self.leaders
+                ));
             }
         }
         Ok(())
