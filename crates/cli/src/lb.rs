@@ -92,12 +92,9 @@ pub fn run(args: LbArgs) -> ExitCode {
             Err(e) => return fail(2, e),
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::async_runtime() {
         Ok(r) => r,
-        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(1, e),
     };
     crate::logging::init();
     let signals = {

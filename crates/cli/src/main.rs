@@ -73,6 +73,15 @@ enum Command {
     Events(status::EventsArgs),
 }
 
+/// The multi-threaded tokio runtime the long-running commands (master, agent, lb,
+/// hollow-agents) run on; the error says why it could not start.
+fn async_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

@@ -140,12 +140,9 @@ pub fn run(args: AgentArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(2, e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::async_runtime() {
         Ok(r) => r,
-        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(1, e),
     };
     // Caught from here on: SIGTERM or Ctrl-C while the agent starts still ends it with 0.
     let mut signals = {

@@ -129,12 +129,9 @@ pub fn run(args: MasterArgs) -> ExitCode {
         return fail(2, e.to_string());
     }
     crate::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::async_runtime() {
         Ok(r) => r,
-        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(1, e),
     };
     match runtime.block_on(serve(config)) {
         Ok(ExitReason::Requested) => ExitCode::SUCCESS,
