@@ -38,6 +38,8 @@ mod measure;
 #[allow(dead_code)]
 #[path = "../tests/agent_support/procs.rs"]
 mod procs;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -203,27 +205,12 @@ impl Drop for Fleet {
 }
 
 /// Polls `f` until it returns `Some`, or fails the run after [`LIMIT`].
-fn poll<T>(c: &Cluster, fleet: &mut Fleet, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        if Instant::now() >= deadline {
-            let logs = fleet.logs();
-            c.fail(&format!(
-                "gave up after {LIMIT:?} waiting until {what}{logs}"
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
+fn poll<T>(c: &Cluster, fleet: &mut Fleet, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait::poll(c, LIMIT, POLL, what, || fleet.logs(), f)
 }
 
 fn get(addr: &str, path: &str) -> Option<Value> {
-    http::request(addr, "GET", path, None, Duration::from_secs(30))
-        .ok()
-        .filter(|r| r.status == 200)
-        .map(|r| r.body_json)
+    wait::get_json(addr, path, Duration::from_secs(30))
 }
 
 /// What is read at each end of the window.

@@ -45,6 +45,8 @@ mod common;
 #[allow(dead_code)]
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -184,27 +186,12 @@ impl Drop for Fleets {
 }
 
 /// Polls `f` until it returns `Some`, or fails the run after [`LIMIT`].
-fn poll<T>(c: &Cluster, fleets: &Fleets, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        if Instant::now() >= deadline {
-            c.fail(&format!(
-                "gave up after {LIMIT:?} waiting until {what}{}",
-                fleets.logs()
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
+fn poll<T>(c: &Cluster, fleets: &Fleets, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait::poll(c, LIMIT, POLL, what, || fleets.logs(), f)
 }
 
 fn get(addr: &str, path: &str) -> Option<Value> {
-    http::request(addr, "GET", path, None, CALL)
-        .ok()
-        .filter(|r| r.status == 200)
-        .map(|r| r.body_json)
+    wait::get_json(addr, path, CALL)
 }
 
 /// Agents by state (`active`, `unreachable`, …) in `/v1/nodes`.

@@ -23,6 +23,8 @@ mod common;
 #[allow(dead_code)]
 #[path = "../tests/agent_support/procs.rs"]
 mod procs;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -145,27 +147,12 @@ impl Drop for Agents {
 }
 
 /// Polls `f` until it returns `Some`, or fails the run after [`LIMIT`].
-fn poll<T>(c: &Cluster, agents: &Agents, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        if Instant::now() >= deadline {
-            c.fail(&format!(
-                "gave up after {LIMIT:?} waiting until {what}{}",
-                agents.logs()
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
+fn poll<T>(c: &Cluster, agents: &Agents, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait::poll(c, LIMIT, POLL, what, || agents.logs(), f)
 }
 
 fn get(addr: &str, path: &str) -> Option<Value> {
-    http::get(addr, path)
-        .ok()
-        .filter(|r| r.status == 200)
-        .map(|r| r.body_json)
+    wait::get_json(addr, path, http::DEFAULT_TIMEOUT)
 }
 
 /// `tasksRunning` of the app, from the app list (no tasks embedded: cheap to ask).
