@@ -84,9 +84,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    crate::runtime::off_worker(f)
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .ok_or_else(|| StoreError::Task("the blocking store task panicked".into()))?
 }
 
 /// Encodes a value as JSON.

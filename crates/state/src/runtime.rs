@@ -59,6 +59,17 @@ pub fn next_u64() -> u64 {
         .unwrap_or_else(|| rand::RngCore::next_u64(&mut rand::thread_rng()))
 }
 
+/// Runs `work` on tokio's blocking pool, so that seconds of CPU (encoding a snapshot of a
+/// large state) do not stall the runtime worker that also sends Raft heartbeats; on a
+/// seeded thread (a simulation, which must not start real threads) it runs in place.
+/// `None` if `work` panicked.
+pub async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    if SEEDED.with(|s| s.borrow().is_some()) {
+        return Some(work());
+    }
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// A random (version 4) UUID, drawn as [`next_u64`] draws.
 pub fn uuid_v4() -> uuid::Uuid {
     let mut bytes = [0u8; 16];

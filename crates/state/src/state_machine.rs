@@ -237,9 +237,19 @@ fn applied_from_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<Applied, St
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         // Copy under the lock so the state and its log position match; encode outside it.
-        let applied = read(&self.shared).clone();
-        let data = encode("snapshot", &applied.state)
-            .map_err(|e| e.fatal(StorageIOError::read_state_machine))?;
+        // Both take seconds for a large state, so they run off the runtime's workers: on a
+        // worker they delayed this master's heartbeats until a follower stood for election
+        // (the scale benchmark, 100,000 instances).
+        let shared = self.shared.clone();
+        let (applied, data) = crate::runtime::off_worker(move || {
+            let applied = read(&shared).clone();
+            let encoded = encode("snapshot", &applied.state);
+            (applied, encoded)
+        })
+        .await
+        .ok_or_else(|| StoreError::Task("encoding the snapshot panicked".into()))
+        .and_then(|(applied, encoded)| Ok((applied, encoded?)))
+        .map_err(|e| e.fatal(StorageIOError::read_state_machine))?;
         let built_ms = crate::runtime::wall_clock_ms();
         tracing::info!(bytes = data.len(), last_log_id = ?applied.last_applied, "snapshot built");
         let snapshot_id = match applied.last_applied {
