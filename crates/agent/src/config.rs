@@ -43,6 +43,9 @@ pub struct AgentConfig {
     /// A connection pool shared with the other agents of this process (hollow agents);
     /// `None`: the agent opens its own, with `connector`.
     pub pool: Option<crate::client::MasterPool>,
+    /// `--insecure`: no TLS to the masters and no join token; for loopback and trusted
+    /// networks only, and logged loudly at start.
+    pub insecure: bool,
 }
 
 /// Where an agent keeps what it knows about its tasks.

@@ -251,6 +251,7 @@ fn config(masters: Vec<String>, work_dir: &std::path::Path) -> AgentConfig {
         connector: None,
         task_state: agent::TaskState::OnDisk,
         pool: None,
+        insecure: true,
     }
 }
 

@@ -92,6 +92,7 @@ impl Fleet {
                 .unwrap_or_else(|e| panic!("clone {}: {e}", log.display()));
             let child = Command::new(DROVER)
                 .arg("agent")
+                .arg("--insecure")
                 .arg("--masters")
                 .arg(masters)
                 .arg("--work-dir")
@@ -135,6 +136,7 @@ impl Fleet {
             .unwrap_or_else(|e| panic!("clone {}: {e}", log.display()));
         let child = Command::new(DROVER)
             .arg("hollow-agents")
+            .arg("--insecure")
             .arg(n.to_string())
             .arg("--masters")
             .arg(masters)

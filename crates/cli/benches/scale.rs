@@ -94,6 +94,7 @@ impl Fleets {
                 let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
                 let child = Command::new(DROVER)
                     .arg("hollow-agents")
+                    .arg("--insecure")
                     .arg(count.to_string())
                     .args(["--masters", masters])
                     .arg("--work-dir")

@@ -66,6 +66,7 @@ impl Agents {
                 let ports = 40_000 + n * 10;
                 let args = vec![
                     "agent".to_string(),
+                    "--insecure".into(),
                     "--masters".into(),
                     masters.to_string(),
                     "--work-dir".into(),

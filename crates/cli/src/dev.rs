@@ -258,6 +258,7 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         let name = format!("master-{i}");
         let mut cmd = Command::new(&exe);
         cmd.arg("master")
+            .arg("--insecure")
             .args([
                 "--id",
                 &i.to_string(),
@@ -311,6 +312,7 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                 };
                 let mut cmd = Command::new(&exe);
                 cmd.arg("agent")
+                    .arg("--insecure")
                     .args(["--masters", &masters_list])
                     .arg("--work-dir")
                     .arg(data_dir.join(&name))

@@ -127,6 +127,10 @@ pub struct HollowArgs {
     /// instead of one pool shared by the fleet (to compare what each costs the masters).
     #[arg(long)]
     connections_per_agent: bool,
+    /// Run the fleet without TLS to the masters and without a join token (as `drover agent
+    /// --insecure`).
+    #[arg(long)]
+    insecure: bool,
     /// Heartbeat interval, 50 to 60000 [default: what the leader asks for, 1000 ms].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=60_000))]
     heartbeat_interval_ms: Option<u64>,
@@ -338,6 +342,7 @@ pub fn run(args: HollowArgs) -> ExitCode {
             tasks_on_exit: Default::default(),
             task_state: TaskState::InMemory,
             pool: (!args.connections_per_agent).then(|| pool.clone()),
+            insecure: args.insecure,
         })
         .collect();
     runtime.block_on(async move {

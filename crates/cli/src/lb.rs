@@ -69,6 +69,9 @@ pub struct LbArgs {
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     drain_grace_ms: u64,
+    /// Read the masters over plain HTTP without a token (masters started with --insecure).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Runs `drover lb`.
@@ -97,6 +100,9 @@ pub fn run(args: LbArgs) -> ExitCode {
         Err(e) => return fail(1, e),
     };
     crate::logging::init();
+    if args.insecure {
+        tracing::warn!("--insecure: the masters are read over plain HTTP without a token");
+    }
     let signals = {
         let _runtime = runtime.enter();
         match agent::StopSignals::install() {

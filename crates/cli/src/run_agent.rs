@@ -88,6 +88,10 @@ pub struct AgentArgs {
     /// drover dev's: stop the tasks when the agent stops (a real agent leaves them running).
     #[arg(long, hide = true)]
     stop_tasks_on_exit: bool,
+    /// Run without TLS to the masters and without a join token: anyone on the path can read
+    /// or forge what this agent is told to run. Only for loopback or a trusted network.
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Most sandboxes of ended tasks an agent can be told to keep.
@@ -228,8 +232,15 @@ pub fn run(args: AgentArgs) -> ExitCode {
         connector: None,
         task_state: agent::TaskState::OnDisk,
         pool: None,
+        insecure: args.insecure,
     };
     crate::logging::init();
+    if config.insecure {
+        tracing::warn!(
+            "--insecure: no TLS to the masters and no join token; anyone on the path can \
+             read or forge what this agent is told to run"
+        );
+    }
     if let Some(vip_ip) = args.vip_addr {
         let vip_admin = args.vip_admin;
         runtime.spawn({

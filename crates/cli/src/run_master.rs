@@ -90,6 +90,10 @@ pub struct MasterArgs {
     /// instances per this interval.
     #[arg(long, default_value_t = 30000, value_name = "MS")]
     eviction_interval_ms: u64,
+    /// Run without TLS between cluster processes and without API tokens: anyone who reaches
+    /// --listen can run any command on every agent. Only for loopback or a trusted network.
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Runs `drover master`.
@@ -124,6 +128,7 @@ pub fn run(args: MasterArgs) -> ExitCode {
         agent_reregistration_grace: Duration::from_millis(args.agent_reregistration_grace_ms),
         eviction_threshold: args.eviction_threshold,
         eviction_interval: Duration::from_millis(args.eviction_interval_ms),
+        insecure: args.insecure,
     };
     if let Err(e) = config.validate() {
         return fail(2, e.to_string());

@@ -77,6 +77,7 @@ fn out_of_range_agent_flags_exit_2_naming_the_flag_value_and_range() {
     for (case, flags, words) in cases {
         let mut cmd = Command::new(DROVER);
         cmd.arg("agent")
+            .arg("--insecure")
             // Nothing listens there: the agent must stop before it talks to any master.
             .args(["--masters", &format!("127.0.0.1:{}", free_port())])
             .arg("--work-dir")

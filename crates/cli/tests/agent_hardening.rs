@@ -472,7 +472,7 @@ fn numeric_agent_flags_out_of_range_exit_2_naming_flag_value_and_range() {
     ];
     for (flag, value, range) in cases {
         let mut cmd = Command::new(DROVER);
-        cmd.arg("agent");
+        cmd.arg("agent").arg("--insecure");
         if flag != "--masters" {
             cmd.args(["--masters", "127.0.0.1:1"]);
         }

@@ -228,6 +228,7 @@ fn each_bad_detect_script_stops_the_agent_with_its_reason() {
     for (case, path, words) in cases {
         let mut cmd = Command::new(DROVER);
         cmd.arg("agent")
+            .arg("--insecure")
             // Nothing listens there: the agent must stop before it talks to any master.
             .args(["--masters", &format!("127.0.0.1:{}", free_port())])
             .arg("--work-dir")

@@ -48,6 +48,7 @@ impl Fleet {
         let file = |p: &PathBuf| File::create(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let child = Command::new(DROVER)
             .arg("hollow-agents")
+            .arg("--insecure")
             .arg(AGENTS.to_string())
             .args(["--masters", master])
             .arg("--work-dir")

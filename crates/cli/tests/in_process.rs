@@ -98,6 +98,7 @@ fn master_config(
         agent_reregistration_grace: Duration::from_secs(3),
         eviction_threshold: 0.55,
         eviction_interval: Duration::from_secs(30),
+        insecure: true,
     }
 }
 
@@ -161,6 +162,7 @@ fn agent_config(n: u32, masters: &[String], work_dir: &Path, tasks: &FakeExecuto
         tasks_on_exit: Default::default(),
         task_state: agent::TaskState::InMemory,
         pool: None,
+        insecure: true,
         connector: None,
     }
 }

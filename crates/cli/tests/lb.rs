@@ -385,7 +385,7 @@ fn bad_flags_and_a_taken_address_say_what_is_wrong() {
     use std::process::Command;
     let run = |args: &[&str]| {
         let mut cmd = Command::new(common::DROVER);
-        cmd.arg("lb").args(args);
+        cmd.arg("lb").arg("--insecure").args(args);
         common::run_to_exit(cmd, common::EXIT)
     };
     let (status, _, err) = run(&["--masters", ","]);

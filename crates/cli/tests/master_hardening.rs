@@ -262,7 +262,7 @@ fn assert_flags_refused(masters: Option<(&str, &str)>, extra: &[&str], needles: 
         |(l, m)| (l.to_string(), m.to_string()),
     );
     let mut cmd = Command::new(DROVER);
-    cmd.args(["master", "--id", "1", "--listen", &listen])
+    cmd.args(["master", "--insecure", "--id", "1", "--listen", &listen])
         .arg("--masters")
         .arg(list)
         .arg("--data-dir")

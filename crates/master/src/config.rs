@@ -45,6 +45,9 @@ pub struct MasterConfig {
     /// In a protected scope, how often the instances of one more unreachable agent are
     /// replaced.
     pub eviction_interval: Duration,
+    /// `--insecure`: no TLS inside the cluster and no API tokens; for loopback and trusted
+    /// networks only, and logged loudly at start.
+    pub insecure: bool,
 }
 
 /// Why a configuration was refused.
@@ -312,6 +315,7 @@ mod tests {
             agent_reregistration_grace: Duration::from_secs(5),
             eviction_threshold: 0.55,
             eviction_interval: Duration::from_secs(30),
+            insecure: true,
         }
     }
 

@@ -258,6 +258,12 @@ where
         zone = %node.config().domain.zone,
         "master started"
     );
+    if node.config().insecure {
+        tracing::warn!(
+            "--insecure: no TLS between cluster processes and no API tokens; anyone who \
+             reaches {listen} can run any command on every agent"
+        );
+    }
     let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(
         axum::serve(listener, master.router())

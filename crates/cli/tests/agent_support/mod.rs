@@ -109,6 +109,7 @@ impl Agent {
         let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
         let mut cmd = drover_command(self.netns.as_deref());
         cmd.arg("agent")
+            .arg("--insecure")
             .arg("--masters")
             .arg(&self.masters)
             .arg("--work-dir")

@@ -145,6 +145,7 @@ impl Cluster {
         let m = self.master(id);
         let mut cmd = drover_command(m.netns.as_deref());
         cmd.arg("master")
+            .arg("--insecure")
             .arg("--id")
             .arg(id.to_string())
             .arg("--listen")

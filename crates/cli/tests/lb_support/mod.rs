@@ -46,7 +46,7 @@ impl Lb {
             .open(&stderr)
             .unwrap_or_else(|e| panic!("open {}: {e}", stderr.display()));
         let child = Command::new(DROVER)
-            .args(["lb", "--masters", masters, "--bind-ip", ip])
+            .args(["lb", "--insecure", "--masters", masters, "--bind-ip", ip])
             .args(["--http", &format!("{ip}:{http_port}")])
             .args(["--admin", &format!("{ip}:{admin_port}")])
             .args(["--resync-ms", "1000"])

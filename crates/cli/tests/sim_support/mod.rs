@@ -147,6 +147,7 @@ fn master_config(id: u64, masters: &BTreeMap<u64, String>) -> MasterConfig {
         agent_reregistration_grace: Duration::from_secs(5),
         eviction_threshold: 0.55,
         eviction_interval: Duration::from_secs(10),
+        insecure: true,
     }
 }
 
@@ -182,6 +183,7 @@ fn agent_config(
         tasks_on_exit: Default::default(),
         task_state: agent::TaskState::InMemory,
         pool: None,
+        insecure: true,
         connector: Some(net::connector()),
     }
 }
