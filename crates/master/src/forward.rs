@@ -210,7 +210,8 @@ fn is_length_limit(e: &axum::Error) -> bool {
 enum Forwarded {
     /// The leader's answer (or an error answer that must not be retried).
     Answer(Response),
-    /// The leader could not be reached; nothing was sent, so it is safe to retry.
+    /// The leader could not be reached (nothing was sent), or a read failed on the way: safe
+    /// to retry.
     Unreachable(String),
 }
 
@@ -315,6 +316,9 @@ async fn forward(
             Forwarded::Answer(response)
         }
         Err(e) if e.is_connect() => Forwarded::Unreachable(e.to_string()),
+        // A read changes nothing, so it is sent again whatever broke: most often a pooled
+        // connection to a leader that restarted since (the simulation's seed 89).
+        Err(e) if parts.method.is_safe() => Forwarded::Unreachable(e.to_string()),
         Err(e) => Forwarded::Answer(
             ApiError::unavailable(format!(
                 "The leader at {leader} did not answer the forwarded request ({e}); it may or may not have been applied. Read it back, then retry."

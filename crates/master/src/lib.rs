@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod node;
 pub mod parts;
 pub mod peer;
+pub mod reports;
 pub mod scheduler;
 pub mod startup;
 

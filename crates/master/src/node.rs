@@ -49,6 +49,8 @@ pub struct RaftNode {
     confirmed_at: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// One confirmation round at a time: the heartbeats that find it stale wait for it.
     confirming: tokio::sync::Mutex<()>,
+    /// Agents' status reports waiting to be committed together ([`RaftNode::report`]).
+    reports: crate::reports::ReportCommits,
 }
 
 /// What a master is in the Raft group right now.
@@ -102,6 +104,7 @@ impl RaftNode {
             leader_header: std::sync::Mutex::new(None),
             confirmed_at: std::sync::Mutex::new(None),
             confirming: tokio::sync::Mutex::new(()),
+            reports: crate::reports::ReportCommits::default(),
         }
     }
 
@@ -334,6 +337,31 @@ impl RaftNode {
     /// refused before anything reaches the log. A write that times out after that may still
     /// be applied later, and the error says so.
     pub async fn write(&self, command: Command) -> Result<Response, ApiError> {
+        self.check_size(&command)?;
+        self.linearizable().await?;
+        self.commit_checked(command).await
+    }
+
+    /// Commits one agent's status reports, together with those other agents sent meanwhile
+    /// (one log entry for many reports; see [`crate::reports`]). Answers this agent's
+    /// `Response::Reported`.
+    pub async fn report(
+        &self,
+        agent_id: domain::AgentId,
+        reports: Vec<state::InstanceReport>,
+    ) -> Result<Response, ApiError> {
+        self.reports.commit(self, agent_id, reports).await
+    }
+
+    /// Commits `command` without the leadership round [`RaftNode::write`] starts with: for
+    /// idempotent changes whose sender retries, where an ambiguous answer costs nothing.
+    pub(crate) async fn commit(&self, command: Command) -> Result<Response, ApiError> {
+        self.check_size(&command)?;
+        self.commit_checked(command).await
+    }
+
+    /// Refuses a command too large for the replicated log.
+    fn check_size(&self, command: &Command) -> Result<(), ApiError> {
         // Every master must be able to receive, store and replay each entry: refuse what is
         // too large to replicate before it reaches the log (the API's limits keep client
         // writes far below this; hitting it is a bug, reported rather than replicated).
@@ -347,7 +375,11 @@ impl RaftNode {
                 ),
             ));
         }
-        self.linearizable().await?;
+        Ok(())
+    }
+
+    /// Proposes a command whose size was checked and waits for its commit and apply.
+    async fn commit_checked(&self, command: Command) -> Result<Response, ApiError> {
         let started = Instant::now();
         let result =
             tokio::time::timeout(self.config.write_timeout, self.raft.client_write(command)).await;

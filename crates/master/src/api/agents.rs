@@ -330,13 +330,7 @@ pub async fn status(
     if reports.is_empty() {
         return Ok(Json(json!({})));
     }
-    let Applied::Reported { changed } = m
-        .write(Command::ReportInstances {
-            agent_id: id.clone(),
-            reports,
-        })
-        .await?
-    else {
+    let Applied::Reported { changed } = m.report(id.clone(), reports).await? else {
         return Ok(Json(json!({})));
     };
     m.state().read(|a| {
