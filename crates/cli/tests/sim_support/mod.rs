@@ -104,7 +104,12 @@ struct Shared {
 
 /// Runs `seed` to its end.
 pub fn run(seed: u64) -> Result<Finished, Failure> {
-    let plan = Plan::new(seed);
+    run_planned(Plan::new(seed))
+}
+
+/// Runs `plan` (a seed's, perhaps changed) to its end.
+pub fn run_planned(plan: Plan) -> Result<Finished, Failure> {
+    let seed = plan.seed;
     let record = Rc::new(RefCell::new(Record::default()));
     let result = run_plan(&plan, record.clone());
     let r = record.borrow();
@@ -373,7 +378,10 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
         // Heal everything at once.
         if !healed && t >= HEAL_AT {
             healed = true;
-            trace(format!("{t:?} heal"));
+            trace(format!(
+                "{t:?} heal ({} connections replayed)",
+                net::replayed()
+            ));
             undo.clear();
             let hosts = all_hosts(plan);
             for a in &hosts {

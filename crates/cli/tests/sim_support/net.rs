@@ -113,6 +113,8 @@ impl Replay {
 thread_local! {
     /// The replay fault in force (every host of a run runs on the run's thread).
     static REPLAY: Cell<Option<Replay>> = const { Cell::new(None) };
+    /// Connections replayed so far in the run.
+    static REPLAYED: Cell<u64> = const { Cell::new(0) };
     /// The replays' draws, seeded per run.
     static RNG: RefCell<Option<Rng>> = const { RefCell::new(None) };
 }
@@ -121,6 +123,12 @@ thread_local! {
 pub fn seed_replays(seed: u64) {
     RNG.with(|r| *r.borrow_mut() = Some(Rng::new(seed, 3)));
     REPLAY.with(|r| r.set(None));
+    REPLAYED.with(|n| n.set(0));
+}
+
+/// How many connections were replayed so far in the run.
+pub fn replayed() -> u64 {
+    REPLAYED.with(Cell::get)
 }
 
 /// Puts `replay` in force (or none).
@@ -187,6 +195,7 @@ async fn replay_later(host: String, port: u16, delay: Duration, written: Arc<Mut
     if stream.write_all(&bytes).await.is_err() {
         return;
     }
+    REPLAYED.with(|n| n.set(n.get() + 1));
     let mut sink = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await;
 }
