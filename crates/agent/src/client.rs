@@ -89,8 +89,11 @@ pub struct MasterPool {
 impl MasterPool {
     /// A pool opening its connections with `connector`.
     pub fn new(connector: Connector) -> Self {
+        // tokio's timer, not the system's clock, measures idle time (the same in
+        // production; in the simulation it is the simulated clock).
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         MasterPool { http }
     }

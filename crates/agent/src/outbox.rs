@@ -1,7 +1,7 @@
 //! Status updates waiting for the master: collected, deduplicated, sent in batches and kept
 //! until a master acknowledges them (across master outages and leader changes).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use state::protocol::{HealthReport, TaskStatus};
@@ -18,8 +18,9 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct OutboxState {
     pending: Vec<TaskStatus>,
-    /// The last condition queued for each instance, to drop repeats.
-    last: HashMap<InstanceId, Condition>,
+    /// The last condition queued for each instance, to drop repeats. Ordered, so that a
+    /// replay queues the same updates in the same order every time.
+    last: BTreeMap<InstanceId, Condition>,
     /// The last health queued for each instance, to tell a new leader.
     health: HashMap<InstanceId, HealthReport>,
 }

@@ -88,6 +88,7 @@ pub async fn run(
             Err(e) => tracing::warn!("the sandbox sweep stopped: {e}"),
         }
         tokio::select! {
+            biased;
             () = supervisor.task_ended() => {}
             () = tokio::time::sleep(policy.sweep_interval()) => {}
             _ = stop.changed() => return,

@@ -196,7 +196,10 @@ pub(crate) async fn supervise(
             std::future::pending::<()>().await;
         }
     };
+    // biased: an exit that is ready wins over a kill asked at the same moment (the same
+    // every time, for the simulation).
     let exit = tokio::select! {
+        biased;
         exit = workload.wait() => exit,
         () = wants_kill => {
             cp.kill_requested = true;

@@ -207,6 +207,7 @@ pub async fn run(
         disk,
     };
     let result = tokio::select! {
+        biased;
         r = session.run() => r,
         () = shutdown => {
             match tasks_on_exit {
@@ -280,7 +281,10 @@ impl Session {
     async fn run(&self) -> Result<(), AgentError> {
         loop {
             let heartbeat = self.register().await?;
+            // biased: the heartbeat and the watch run side by side either way; polling them
+            // in a fixed order sends their first requests in the same order every time.
             let why = tokio::select! {
+                biased;
                 why = self.heartbeat(heartbeat) => why,
                 why = self.watch() => why,
                 () = self.forget_me.notified() => "a master does not know this agent".to_string(),

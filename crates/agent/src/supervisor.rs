@@ -1,7 +1,7 @@
 //! The task table: which tasks this agent runs, reconciled against the master's desired set,
 //! and recovered from checkpoints after a restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -62,7 +62,8 @@ pub struct Supervisor {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) ctx: TaskContext,
-    table: Mutex<HashMap<InstanceId, Entry>>,
+    /// Every task tracked, ordered so that stops go out in the same order every time.
+    table: Mutex<BTreeMap<InstanceId, Entry>>,
     /// The runner of every active task.
     runners: Mutex<JoinSet<()>>,
     /// Woken when a task ends (its sandbox may go).
@@ -70,7 +71,7 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, Entry>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<InstanceId, Entry>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -98,7 +99,7 @@ impl Supervisor {
         Supervisor {
             inner: Arc::new(Inner {
                 ctx,
-                table: Mutex::new(HashMap::new()),
+                table: Mutex::new(BTreeMap::new()),
                 runners: Mutex::new(JoinSet::new()),
                 task_ended: tokio::sync::Notify::new(),
             }),

@@ -168,6 +168,9 @@ where
     B::Data: Send,
     B::Error: Into<ConnectError>,
 {
+    // Idle connections are timed by tokio's timer, not the system clock: the same in
+    // production, the simulated clock in the simulation.
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_timer(hyper_util::rt::TokioTimer::new())
         .build(connector)
 }

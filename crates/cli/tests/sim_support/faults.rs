@@ -15,6 +15,10 @@ pub(super) enum Undo {
     Latency,
     /// Cuts `agents` from `masters` (the later half of a split brain).
     Cut(Vec<String>, Vec<String>),
+    /// Ends a replay fault.
+    NoReplay,
+    /// Gives the links between `a` and `b` the normal latency again.
+    LinkLatency(String, Vec<String>),
 }
 
 /// The leader of the moment, by index: the running master whose committed vote for itself
@@ -188,6 +192,26 @@ pub(super) fn apply(
                 undo.push((t + *d, Undo::Repair(zone_agents, majority)));
             }
         }
+        Fault::SlowCommits { latency, down: d } => {
+            if let Some(l) = leader {
+                let (a, b) = (masters[l].clone(), others(l));
+                for m in &b {
+                    sim.set_link_latency(a.as_str(), m.as_str(), *latency);
+                }
+                undo.push((t + *d, Undo::LinkLatency(a, b)));
+            }
+        }
+        Fault::Replay {
+            percent,
+            max_delay,
+            down: d,
+        } => {
+            net::set_replay(Some(net::Replay {
+                percent: *percent,
+                max_delay: *max_delay,
+            }));
+            undo.push((t + *d, Undo::NoReplay));
+        }
         Fault::TaskFails { agent } => {
             let s = shared.borrow();
             if let Some(tasks) = s.agents[*agent].incarnations.last()
@@ -230,7 +254,17 @@ pub(super) fn perform(sim: &mut turmoil::Sim<'_>, u: &Undo, down: &mut BTreeSet<
             }
         }
         Undo::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
-        Undo::Latency => sim.set_max_message_latency(Duration::from_millis(2)),
+        Undo::Latency => sim.set_max_message_latency(MAX_LATENCY),
         Undo::Cut(a, b) => partition(sim, a, b),
+        Undo::LinkLatency(a, b) => normal_latency(sim, a, b),
+        Undo::NoReplay => net::set_replay(None),
+    }
+}
+
+/// The links between `a` and each of `b` get the normal latency back.
+pub(super) fn normal_latency(sim: &mut turmoil::Sim<'_>, a: &str, b: &[String]) {
+    for m in b.iter().filter(|m| m.as_str() != a) {
+        sim.set_link_latency(a, m.as_str(), MIN_LATENCY);
+        sim.set_link_max_message_latency(a, m.as_str(), MAX_LATENCY);
     }
 }

@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod client;
 mod faults;
+pub mod lifecycle;
 pub mod net;
 pub mod plan;
 mod settle;
@@ -41,6 +42,10 @@ pub const SETTLE: Duration = Duration::from_secs(60);
 /// One step of simulated time: every host runs this much at a time. Finer ticks cost run
 /// time in proportion and found nothing more in the seeds tried (docs/testing.md).
 const TICK: Duration = Duration::from_millis(5);
+/// Every link's latency outside latency faults: from this…
+const MIN_LATENCY: Duration = Duration::from_micros(200);
+/// …to this.
+const MAX_LATENCY: Duration = Duration::from_millis(2);
 /// How often (simulated) the invariants are checked during the run.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
@@ -49,8 +54,9 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 pub struct Finished {
     /// A hash of the trace: every API answer, every fault applied, and the final instances.
     pub trace_hash: u64,
-    /// Lines of the trace.
-    pub trace_lines: usize,
+    /// The trace: every API answer, every fault applied and undone, every committed log
+    /// entry, and the final instances, each with its simulated time.
+    pub trace: Vec<String>,
     /// Simulated time the run took.
     pub simulated: Duration,
     /// Writes acknowledged.
@@ -98,7 +104,12 @@ struct Shared {
 
 /// Runs `seed` to its end.
 pub fn run(seed: u64) -> Result<Finished, Failure> {
-    let plan = Plan::new(seed);
+    run_planned(Plan::new(seed))
+}
+
+/// Runs `plan` (a seed's, perhaps changed) to its end.
+pub fn run_planned(plan: Plan) -> Result<Finished, Failure> {
+    let seed = plan.seed;
     let record = Rc::new(RefCell::new(Record::default()));
     let result = run_plan(&plan, record.clone());
     let r = record.borrow();
@@ -112,7 +123,7 @@ pub fn run(seed: u64) -> Result<Finished, Failure> {
         Ok(mut finished) => {
             let mut h = DefaultHasher::new();
             r.trace.hash(&mut h);
-            finished.trace_lines += r.trace.len();
+            finished.trace = r.trace.clone();
             finished.trace_hash = h.finish();
             Ok(finished)
         }
@@ -184,7 +195,7 @@ fn agent_config(
         task_state: agent::TaskState::InMemory,
         pool: None,
         insecure: true,
-        connector: Some(net::connector()),
+        connector: Some(net::internal_connector()),
     }
 }
 
@@ -192,12 +203,13 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
     state::runtime::seed(plan.seed);
     state::runtime::set_wall_clock(Some(net::wall_clock_ms));
     fastrand::seed(plan.seed);
+    net::seed_replays(plan.seed);
     let work = tempfile::tempdir().map_err(|e| format!("a temp dir: {e}"))?;
     let mut sim = turmoil::Builder::new()
         .simulation_duration(HEAL_AT + SETTLE + Duration::from_secs(60))
         .tick_duration(TICK)
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(2))
+        .min_message_latency(MIN_LATENCY)
+        .max_message_latency(MAX_LATENCY)
         .rng_seed(plan.seed)
         .build();
 
@@ -215,7 +227,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
             async move {
                 let listener = turmoil::net::TcpListener::bind(config.listen).await?;
                 let seams = Seams {
-                    connector: net::connector(),
+                    connector: net::internal_connector(),
                     clock: Arc::new(net::SimClock),
                     store: Store::Memory(disk),
                 };
@@ -315,6 +327,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
     let mut down: BTreeSet<String> = BTreeSet::new();
     let mut lost: BTreeSet<String> = BTreeSet::new();
     let mut terms = checks::Terms::default();
+    let mut history = lifecycle::History::default();
     // Every task seen running, with the agents and incarnations (by index) it was seen on.
     let mut ever_ran: BTreeMap<state::InstanceId, BTreeSet<(usize, usize)>> = BTreeMap::new();
     let mut next_check = CHECK_EVERY;
@@ -367,7 +380,10 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
         // Heal everything at once.
         if !healed && t >= HEAL_AT {
             healed = true;
-            trace(format!("{t:?} heal"));
+            trace(format!(
+                "{t:?} heal ({} connections replayed)",
+                net::replayed()
+            ));
             undo.clear();
             let hosts = all_hosts(plan);
             for a in &hosts {
@@ -378,7 +394,11 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                     }
                 }
             }
-            sim.set_max_message_latency(Duration::from_millis(2));
+            sim.set_max_message_latency(MAX_LATENCY);
+            net::set_replay(None);
+            for m in &master_names {
+                faults::normal_latency(&mut sim, m, &master_names);
+            }
             for name in std::mem::take(&mut down) {
                 if !lost.contains(&name) {
                     sim.bounce(name.as_str());
@@ -404,6 +424,9 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                     }
                     ever_ran.entry(id).or_default().insert((j, k));
                 }
+            }
+            for line in history.follow(&disks)? {
+                trace(format!("{t:?} {line}"));
             }
             for (i, disk) in disks.iter().enumerate() {
                 terms.observe((i + 1) as u64, disk)?;

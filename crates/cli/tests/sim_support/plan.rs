@@ -121,6 +121,20 @@ pub enum Fault {
     },
     /// A running task on agent `agent` dies (the first one, in id order).
     TaskFails { agent: usize },
+    /// Slow commits: the leader of the moment's links to the other masters take `latency`
+    /// each way for `down`, so every commit waits that long for its quorum while agents
+    /// and clients reach the leader at once. This widens the window between a scheduler
+    /// pass's copy of the state and the commit of its decision, in which agents' reports
+    /// commit.
+    SlowCommits { latency: Duration, down: Duration },
+    /// Duplicated and reordered requests for `down`: `percent` of drover's internal
+    /// connections (Raft, agents' registrations, heartbeats and reports) are sent again up
+    /// to `max_delay` later (see `net::Replay`).
+    Replay {
+        percent: u64,
+        max_delay: Duration,
+        down: Duration,
+    },
 }
 
 /// A fault at its time.
@@ -247,6 +261,31 @@ impl Plan {
                 at: FIRST_FAULT + rng.ms(0, FAULT_WINDOW.as_millis() as u64),
                 fault: Fault::TaskFails {
                     agent: rng.below(initial as u64) as usize,
+                },
+            });
+        }
+        // Drawn from a stream of their own, so that adding them left every seed's other
+        // draws (and the seeds recorded in docs/testing.md) as they were.
+        let mut slow = Rng::new(seed, 2);
+        for _ in 0..slow.below(3) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + slow.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::SlowCommits {
+                    // Below half the Raft heartbeat (100 ms), which is also openraft's
+                    // time-out for an append: commits are slow, not impossible.
+                    latency: slow.ms(5, 45),
+                    down: slow.ms(1_000, 8_000),
+                },
+            });
+        }
+        let mut replays = Rng::new(seed, 4);
+        if replays.chance(50) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + replays.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::Replay {
+                    percent: replays.between(10, 50),
+                    max_delay: replays.ms(100, 3_000),
+                    down: replays.ms(2_000, 10_000),
                 },
             });
         }

@@ -237,7 +237,7 @@ pub(super) fn finish(
     record.borrow_mut().trace.extend(summary.iter().cloned());
     Ok(Finished {
         trace_hash: 0,
-        trace_lines: 0,
+        trace: Vec::new(),
         simulated: sim.elapsed(),
         acknowledged: ops
             .iter()

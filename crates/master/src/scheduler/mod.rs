@@ -443,7 +443,10 @@ impl LeaderService for Scheduler {
                 let until_wake = next_wake_ms.map_or(SAFETY_PASS, |at| {
                     Duration::from_millis(at.saturating_sub(node.clock().now_ms())).min(SAFETY_PASS)
                 });
+                // biased: whichever wakes the scheduler, the next pass reads everything; a
+                // fixed order keeps a simulated run the same every time.
                 tokio::select! {
+                    biased;
                     r = applied.changed() => if r.is_err() { tokio::time::sleep(until_wake).await },
                     r = observed.changed() => if r.is_err() { tokio::time::sleep(until_wake).await },
                     () = tokio::time::sleep(until_wake) => {}
