@@ -5,7 +5,8 @@
 //! - [`choice`]: which backend a new connection goes to, preferring the caller's zone.
 //! - [`follow`]: the view, kept current from the masters' event stream and reads.
 //! - [`balancer`]: connect with retry; [`metrics`]: the per-backend counters of `/metrics`.
-//! - [`tcp`] and [`http`]: the proxies; [`listen`]: listeners that follow the view.
+//! - [`tcp`] and [`http`]: the proxies ([`pool`]: the HTTP backend connections);
+//!   [`listen`]: listeners that follow the view.
 //! - [`edge`]: `drover lb`; [`vip`]: the VIPs an agent serves; [`admin`]: `/metrics`.
 
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ pub mod follow;
 pub mod http;
 pub mod listen;
 pub mod metrics;
+pub mod pool;
 pub mod routes;
 pub mod tcp;
 pub mod vip;
