@@ -3,6 +3,7 @@
 
 import { ApiError, api, appPath, changed, detailsList, esc, notify, plural, taskHealth, taskState } from "./api.js";
 import { actionWords, appStatus, waitingWords } from "./services.js";
+import { routesSection } from "./routes.js";
 import { wherePicture } from "./where.js";
 
 /** Fields of the app JSON that report status rather than define the app. */
@@ -148,6 +149,7 @@ export default {
       <div id="service-waiting"></div>
       <h3>Where it runs</h3><div id="service-where"></div>
       <h3>Instances</h3><div id="instances-table"></div>
+      <h3>Load balancing</h3><div id="service-routes"></div>
       <h3>Definition</h3><pre id="app-json" class="json"></pre>`;
     wireActions();
   },
@@ -184,6 +186,7 @@ export default {
     document.getElementById("service-waiting").innerHTML = waiting ? `<div class="notice bad">${waitingWords(waiting)}</div>` : "";
     document.getElementById("service-where").innerHTML = wherePicture(app, nodes);
     document.getElementById("instances-table").innerHTML = instancesTable(app);
+    document.getElementById("service-routes").innerHTML = routesSection(app);
     document.getElementById("app-json").textContent = definition(app);
   },
 };

@@ -318,6 +318,8 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                     .arg(data_dir.join(&name))
                     .args(["--domain", &domain_json(&region.name, zone)])
                     .args(["--hostname", &name, "--advertise-ip", &ip])
+                    // Every agent serves the cluster's VIPs on its own address, as in production.
+                    .args(["--vip-addr", &ip])
                     .args([
                         "--resources",
                         &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),

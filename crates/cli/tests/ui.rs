@@ -1,6 +1,7 @@
 //! The web UI in a real headless Chromium against a real `drover dev`: the Nodes page lists
 //! every agent with its region and zone, and deploying the balanced-zones example from the
-//! Deploy page shows its six instances over the four zones of `aws-us-east1`. Screenshots of
+//! Deploy page shows its six instances over the four zones of `aws-us-east1`; an app with a VIP
+//! and marathon-lb labels shows them on its Service page. Screenshots of
 //! each step go to `target/ui-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test fails and says so.
@@ -67,6 +68,27 @@ const INSTANCES: &str = r##"
       region: c.dataset.region, zone: c.dataset.zone, count: Number(c.querySelector(".zone-count").textContent),
     })),
   };"##;
+
+/// The Service page's load-balancing section: each port's VIPs and edge route as shown.
+const ROUTES: &str = r##"
+  return {
+    hash: location.hash,
+    routes: [...document.querySelectorAll("#routes tbody tr.route")].map((tr) => ({
+      port: tr.dataset.portIndex,
+      vips: [...tr.querySelectorAll(".vip")].map((v) => v.textContent.trim()),
+      mode: tr.querySelector(".edge")?.dataset.mode ?? null,
+      vhosts: [...tr.querySelectorAll(".vhost")].map((v) => v.textContent.trim()),
+      service_port: tr.querySelector(".service-port")?.textContent.trim() ?? null,
+    })),
+  };"##;
+
+/// An app reached through a VIP and both kinds of edge route (marathon-lb's labels).
+const ROUTED: &str = r#"{
+  "id": "/edge/web", "cmd": "sleep 100000", "instances": 0, "cpus": 0.1, "mem": 16,
+  "portDefinitions": [{"port": 0, "labels": {"VIP_0": "/edge/web:8080"}}, {"port": 0}],
+  "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "web.example.test",
+             "HAPROXY_1_PORT": "10001", "HAPROXY_1_MODE": "tcp"}
+}"#;
 
 /// The Services page's row of the balanced-zones app.
 const SERVICES: &str = r##"
@@ -261,6 +283,43 @@ async fn nodes_page_and_deploying_balanced_zones_from_the_ui() {
     )
     .await;
     page.screenshot("05-services").await;
+
+    // An app with a VIP and edge routes: its page shows each port's.
+    let api = dev.url.trim_start_matches("http://");
+    let routed: Value = serde_json::from_str(ROUTED).expect("ROUTED is JSON");
+    let created = common::http::post(api, "/v2/apps", &routed)
+        .unwrap_or_else(|e| panic!("POST /v2/apps {ROUTED}: {e}\n{}", dev.logs()));
+    assert_eq!(created.status, 201, "POST /v2/apps: {}", created.body);
+    page.open("#/services/edge/web").await;
+    let shown = page
+        .wait_for(
+            "routes",
+            "the service page of /edge/web to show its VIP and edge routes",
+            SHOWN,
+            ROUTES,
+            |v| v["routes"].as_array().is_some_and(|a| a.len() == 2),
+        )
+        .await;
+    page.screenshot("06-service-routes").await;
+    let routes = &shown["routes"];
+    assert_eq!(
+        strings(&routes[0], "vips"),
+        ["/edge/web:8080 (web.edge.marathon.l4lb.drover.directory:8080)"],
+        "port 0's VIP and its name: {shown}"
+    );
+    assert_eq!(
+        (routes[0]["mode"].as_str(), strings(&routes[0], "vhosts")),
+        (Some("http"), vec!["web.example.test".to_string()]),
+        "port 0's virtual host: {shown}"
+    );
+    assert_eq!(
+        (
+            routes[1]["mode"].as_str(),
+            routes[1]["service_port"].as_str()
+        ),
+        (Some("tcp"), Some("10001")),
+        "port 1's TCP service port: {shown}"
+    );
     eprintln!("screenshots in {SCREENSHOTS}");
 
     browser.close().await;

@@ -1,23 +1,24 @@
-//! The load balancer benchmark's two processes (see docs/benchmarks.md, "Load balancer"):
+//! The load balancer benchmark's helper processes (see docs/benchmarks.md, "Load balancer"):
 //!
 //! - `bench backend ADDR…`: HTTP/1.1 servers answering `ok` (keep-alive), the backends.
-//! - `bench edge HTTP_ADDR TCP_ADDR BACKEND,…`: the edge balancer of `drover lb`
-//!   (`lb::edge::run`, the same proxies, balancer and listeners) over a fixed view: virtual
-//!   host `bench.test` on HTTP_ADDR and a TCP service port on TCP_ADDR, both to BACKENDs. The
-//!   masters are left out so that only the data path is measured.
+//! - `bench master ADDR TCP_PORT BACKEND,…`: a stand-in for the masters that `drover lb`
+//!   follows: `GET /v2/apps?embed=apps.tasks` answers one app, `/bench`, with a task per
+//!   BACKEND and marathon-lb's labels (virtual host `bench.test` on port index 0, TCP
+//!   service port TCP_PORT on port index 1), and `/v2/events` is a stream that stays open
+//!   and quiet. The release `drover lb` runs against it unchanged, and no scheduler, agent or
+//!   health check shares the machine with the measurement.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use http_body_util::BodyExt;
 use http_body_util::Full;
-use hyper::body::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Body, Bytes, Frame};
 use hyper_util::rt::TokioIo;
-use lb::edge::EdgeConfig;
-use lb::follow::Routes;
-use lb::routes::{Backend, EdgeRoute, Mode, Service, View};
-use lb::{Balancer, Caller};
+use serde_json::{Value, json};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,15 +35,45 @@ fn main() -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             runtime.block_on(backends(addrs))
         }
-        Some("edge") if args.len() == 4 => {
-            let (http, tcp) = (parse(&args[1])?, parse(&args[2])?);
+        Some("master") if args.len() == 4 => {
+            let addr = parse(&args[1])?;
+            let tcp_port: u16 = args[2]
+                .parse()
+                .map_err(|e| format!("TCP_PORT {}: {e}", args[2]))?;
             let backends = args[3]
                 .split(',')
                 .map(parse)
                 .collect::<Result<Vec<_>, _>>()?;
-            runtime.block_on(edge(http, tcp, backends))
+            runtime.block_on(master(addr, apps(tcp_port, &backends)))
         }
-        _ => Err("usage: bench backend ADDR… | bench edge HTTP_ADDR TCP_ADDR BACKEND,…".into()),
+        _ => Err("usage: bench backend ADDR… | bench master ADDR TCP_PORT BACKEND,…".into()),
+    }
+}
+
+/// Serves every connection accepted on `addr` with `answer` until killed.
+async fn serve<F, Fut>(addr: SocketAddr, answer: F) -> Result<(), String>
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = hyper::Response<BoxBody<Bytes, Infallible>>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let reply = answer(req);
+                async move { Ok::<_, Infallible>(reply.await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
 
@@ -50,79 +81,80 @@ fn main() -> Result<(), String> {
 async fn backends(addrs: Vec<SocketAddr>) -> Result<(), String> {
     let mut tasks = Vec::new();
     for addr in addrs {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_req| async {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                            b"ok\n",
-                        ))))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }));
+        tasks.push(tokio::spawn(serve(addr, |_req| async {
+            hyper::Response::new(Full::new(Bytes::from_static(b"ok\n")).boxed())
+        })));
     }
     for t in tasks {
-        let _ = t.await;
+        t.await.map_err(|e| e.to_string())??;
     }
     Ok(())
 }
 
-/// Runs the edge balancer over a fixed view until killed.
-async fn edge(http: SocketAddr, tcp: SocketAddr, backends: Vec<SocketAddr>) -> Result<(), String> {
-    let backends: Arc<Vec<Backend>> = Arc::new(
-        backends
-            .iter()
-            .enumerate()
-            .map(|(i, addr)| Backend {
-                instance_id: format!("bench.{i}"),
-                addr: *addr,
-                region: None,
-                zone: None,
-                ready: true,
-                health_unknown: false,
+/// What the stand-in master answers to `GET /v2/apps?embed=apps.tasks`.
+fn apps(tcp_port: u16, backends: &[SocketAddr]) -> Value {
+    let tasks: Vec<Value> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            json!({
+                "id": format!("bench.instance-{i}"), "appId": "/bench", "host": b.ip().to_string(),
+                "ipAddresses": [{"ipAddress": b.ip().to_string(), "protocol": "IPv4"}],
+                "ports": [b.port(), b.port()], "servicePorts": [], "slaveId": "a", "agentId": "a",
+                "state": "TASK_RUNNING", "stagedAt": "2026-01-01T00:00:00.000Z",
+                "startedAt": "2026-01-01T00:00:00.000Z", "version": "2026-01-01T00:00:00.000Z",
+                "healthCheckResults": [],
             })
-            .collect(),
-    );
-    let service = |port_index, mode, service_port: Option<u16>, vhosts: Vec<String>| Service {
-        app_id: "/bench".into(),
-        port_index,
-        vips: vec![],
-        edge: Some(EdgeRoute {
-            group: "external".into(),
-            mode,
-            service_port,
-            vhosts,
-        }),
-        max_connections: None,
-        backends: backends.clone(),
-    };
-    let view = View {
-        services: vec![
-            service(0, Mode::Http, None, vec!["bench.test".into()]),
-            service(1, Mode::Tcp, Some(tcp.port()), vec![]),
-        ],
-    };
-    let (routes, _keep) = Routes::fixed(view);
-    let config = EdgeConfig {
-        group: "external".into(),
-        http: Some(http),
-        bind_ip: tcp.ip(),
-        admin: None,
-        drain_grace: Duration::ZERO,
-    };
-    let balancer = Arc::new(Balancer::new(Caller::default()));
-    lb::edge::run(routes, balancer, config, std::future::pending::<()>())
-        .await
-        .map_err(|e| e.to_string())
+        })
+        .collect();
+    json!({"apps": [{
+        "id": "/bench", "cmd": "bench backend", "instances": backends.len(),
+        "version": "2026-01-01T00:00:00.000Z",
+        "versionInfo": {"lastConfigChangeAt": "2026-01-01T00:00:00.000Z",
+                        "lastScalingAt": "2026-01-01T00:00:00.000Z"},
+        "portDefinitions": [{"port": 0}, {"port": 0}],
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "bench.test",
+                   "HAPROXY_1_PORT": tcp_port.to_string(), "HAPROXY_1_MODE": "tcp"},
+        "tasks": tasks,
+    }]})
+}
+
+/// A body that never ends and never sends: the quiet event stream.
+struct Quiet;
+
+impl Body for Quiet {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Pending
+    }
+}
+
+/// Serves the stand-in master on `addr` until killed.
+async fn master(addr: SocketAddr, apps: Value) -> Result<(), String> {
+    let apps = Bytes::from(apps.to_string());
+    serve(addr, move |req| {
+        let apps = apps.clone();
+        async move {
+            let mut resp = if req.uri().path() == "/v2/events" {
+                hyper::Response::new(Quiet.boxed())
+            } else {
+                hyper::Response::new(Full::new(apps).boxed())
+            };
+            let kind = if req.uri().path() == "/v2/events" {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(kind),
+            );
+            resp
+        }
+    })
+    .await
 }

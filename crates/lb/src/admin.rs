@@ -1,5 +1,6 @@
 //! The admin API of a balancer: `GET /metrics` (Prometheus text, per backend), `GET /routes`
-//! (what it serves, as JSON) and `GET /health`.
+//! (what it serves, and the last instances the masters' events took out, as JSON) and
+//! `GET /health`.
 
 use std::sync::Arc;
 
@@ -57,5 +58,16 @@ async fn list_routes(State(a): State<Admin>) -> axum::Json<Value> {
             })
         })
         .collect();
-    axum::Json(json!({ "services": services }))
+    let removals: Vec<Value> = a
+        .routes
+        .removals()
+        .iter()
+        .map(|r| {
+            json!({
+                "instance": r.instance_id, "cause": r.cause,
+                "event_at": r.event_at, "removed_at_ms": r.removed_at_ms,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "services": services, "removals": removals }))
 }

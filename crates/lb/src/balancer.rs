@@ -4,15 +4,15 @@
 //! counters that `/metrics` shows.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
 use crate::choice::{Caller, Locality, choose};
+use crate::metrics::{BackendStats, StatsTable};
 use crate::routes::Service;
 
 /// How long a backend that refused a connection is passed over (unless nothing else is left):
@@ -21,36 +21,6 @@ pub const EJECTION: Duration = Duration::from_secs(2);
 
 /// How long one connect to a backend may take before the next is tried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Counters of one backend of one service.
-#[derive(Debug, Default)]
-pub struct BackendStats {
-    /// Connections (TCP) or requests (HTTP) open now.
-    pub active: AtomicU64,
-    /// Connections or requests sent to it.
-    pub total: AtomicU64,
-    /// Bytes sent to it.
-    pub bytes_sent: AtomicU64,
-    /// Bytes received from it.
-    pub bytes_received: AtomicU64,
-    /// Connects that failed, and requests that failed after the connect.
-    pub errors: AtomicU64,
-    /// Sum of connect (TCP) or time-to-first-byte (HTTP) latencies, microseconds.
-    pub latency_us_sum: AtomicU64,
-    /// How many latencies the sum holds.
-    pub latency_count: AtomicU64,
-    /// When it last refused a connection (ms since the balancer started; 0: never).
-    refused_at_ms: AtomicU64,
-}
-
-impl BackendStats {
-    /// Records one latency.
-    pub fn observe(&self, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us_sum.fetch_add(us, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// One open connection or request to a backend: counted as active until dropped.
 #[derive(Debug)]
@@ -89,9 +59,6 @@ pub enum NoBackend {
         last: String,
     },
 }
-
-/// Counters by service key, then backend address, with the backend's instance id.
-type StatsTable = HashMap<String, HashMap<SocketAddr, (String, Arc<BackendStats>)>>;
 
 /// Chooses backends for one caller and counts what goes to each.
 #[derive(Debug)]
@@ -278,85 +245,9 @@ impl Balancer {
 
     /// The counters in Prometheus' text format.
     pub fn render_metrics(&self) -> String {
-        let map = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rows: Vec<_> = map
-            .iter()
-            .flat_map(|(service, backends)| {
-                backends.iter().map(move |(addr, v)| ((service, addr), v))
-            })
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = String::new();
-        type Read = fn(&BackendStats) -> u64;
-        let families: [(&str, &str, &str, Read); 7] = [
-            (
-                "drover_lb_backend_active",
-                "gauge",
-                "connections (tcp) or requests (http) open to the backend",
-                |s| s.active.load(Ordering::Relaxed),
-            ),
-            (
-                "drover_lb_backend_connections_total",
-                "counter",
-                "connections (tcp) or requests (http) sent to the backend",
-                |s| s.total.load(Ordering::Relaxed),
-            ),
-            (
-                "drover_lb_backend_bytes_sent_total",
-                "counter",
-                "bytes sent to the backend",
-                |s| s.bytes_sent.load(Ordering::Relaxed),
-            ),
-            (
-                "drover_lb_backend_bytes_received_total",
-                "counter",
-                "bytes received from the backend",
-                |s| s.bytes_received.load(Ordering::Relaxed),
-            ),
-            (
-                "drover_lb_backend_errors_total",
-                "counter",
-                "failed connects and failed requests",
-                |s| s.errors.load(Ordering::Relaxed),
-            ),
-            (
-                "drover_lb_backend_latency_seconds_sum",
-                "counter",
-                "connect (tcp) or first-byte (http) latency, summed",
-                |s| s.latency_us_sum.load(Ordering::Relaxed),
-            ),
-            (
-                "drover_lb_backend_latency_seconds_count",
-                "counter",
-                "latencies in the sum",
-                |s| s.latency_count.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, kind, help, read) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for ((service, addr), (instance, s)) in &rows {
-                let v = read(s);
-                let labels =
-                    format!("service=\"{service}\",backend=\"{addr}\",instance=\"{instance}\"");
-                if name == "drover_lb_backend_latency_seconds_sum" {
-                    let _ = writeln!(out, "{name}{{{labels}}} {}", v as f64 / 1e6);
-                } else {
-                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
-                }
-            }
-        }
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let none = self.no_backend.lock().unwrap_or_else(|e| e.into_inner());
-        let mut none: Vec<_> = none.iter().collect();
-        none.sort();
-        let name = "drover_lb_no_backend_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} connections that found no backend\n# TYPE {name} counter"
-        );
-        for (service, n) in none {
-            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {n}");
-        }
-        out
+        crate::metrics::render(&stats, &none)
     }
 }
 

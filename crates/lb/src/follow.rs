@@ -7,9 +7,9 @@
 //! is tried. While no master answers, the last view stays: proxies keep serving what they
 //! knew, which is what they should do through a control-plane outage.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use client::{App, AppList, Event, Stamped};
 use http_body_util::{BodyExt, Empty};
@@ -43,17 +43,42 @@ impl FollowConfig {
     }
 }
 
-/// What a proxy reads: the latest view, and whether any master was ever read.
+/// Removals kept for `/routes`, newest last.
+pub const REMOVALS_KEPT: usize = 64;
+
+/// An instance that left the view's ready backends: by an event of the masters, or a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The instance.
+    pub instance_id: String,
+    /// What the event said (`TASK_FAILED`, `unhealthy`, …), or `read` when a full read
+    /// found it out of service before any event said so.
+    pub cause: String,
+    /// The event's `timestamp` (when the master published it, by its clock); none for a read.
+    pub event_at: Option<String>,
+    /// When the new view was published here, ms since the Unix epoch (this host's clock).
+    pub removed_at_ms: u64,
+}
+
+/// What a proxy reads: the latest view, and the last instances events took out of it.
 #[derive(Debug, Clone)]
 pub struct Routes {
     view: watch::Receiver<Arc<View>>,
+    removals: Arc<Mutex<VecDeque<Removal>>>,
 }
 
 impl Routes {
     /// Routes that never change (tests, and a proxy before its first read).
     pub fn fixed(view: View) -> (Routes, watch::Sender<Arc<View>>) {
         let (tx, rx) = watch::channel(Arc::new(view));
-        (Routes { view: rx }, tx)
+        let removals = Arc::new(Mutex::new(VecDeque::new()));
+        (Routes { view: rx, removals }, tx)
+    }
+
+    /// The last [`REMOVALS_KEPT`] removals, oldest first.
+    pub fn removals(&self) -> Vec<Removal> {
+        let r = self.removals.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().cloned().collect()
     }
 
     /// The latest view.
@@ -76,6 +101,8 @@ struct Follower {
     config: FollowConfig,
     http: HttpClient,
     view: watch::Sender<Arc<View>>,
+    /// Where removals are recorded for `/routes`.
+    removals: Arc<Mutex<VecDeque<Removal>>>,
     /// Instances an event took out for good (terminal or being killed): a read that started
     /// before the event must not bring them back.
     gone: Mutex<BTreeSet<String>>,
@@ -96,6 +123,7 @@ pub fn follow(config: FollowConfig) -> Routes {
         config,
         http: Client::builder(TokioExecutor::new()).build(connector),
         view: tx,
+        removals: routes.removals.clone(),
         gone: Mutex::new(BTreeSet::new()),
         read_now: Notify::new(),
         logged: Mutex::new(Vec::new()),
@@ -201,6 +229,7 @@ fn publish(f: &Follower, apps: &[App]) {
         }
         Err(_) => Vec::new(),
     };
+    let mut left = Vec::new();
     f.view.send_if_modified(|current| {
         view.keep_ready_while_health_unknown(current);
         for id in &gone {
@@ -209,18 +238,45 @@ fn publish(f: &Follower, apps: &[App]) {
         if **current == view {
             false
         } else {
+            let still = view.ready_ids();
+            left = current
+                .ready_ids()
+                .into_iter()
+                .filter(|id| !still.contains(id))
+                .collect();
             *current = Arc::new(view);
             true
         }
     });
+    for id in left {
+        record_removal(f, id, "read".into(), None);
+    }
+}
+
+/// Notes for `/routes` that `id` left the ready backends.
+fn record_removal(f: &Follower, id: String, cause: String, event_at: Option<String>) {
+    let removed_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut r = f.removals.lock().unwrap_or_else(|e| e.into_inner());
+    if r.len() == REMOVALS_KEPT {
+        r.pop_front();
+    }
+    r.push_back(Removal {
+        instance_id: id,
+        cause,
+        event_at,
+        removed_at_ms,
+    });
 }
 
 /// Takes instance `id` out of service now; `for_good` keeps it out of later reads too.
-fn take_out(f: &Follower, id: &str, for_good: bool) {
+/// `cause` and `event_at` say which event did it, for `/routes`.
+fn take_out(f: &Follower, id: &str, for_good: bool, cause: String, event_at: &str) {
     if for_good && let Ok(mut gone) = f.gone.lock() {
         gone.insert(id.to_string());
     }
-    f.view.send_if_modified(|current| {
+    let removed = f.view.send_if_modified(|current| {
         let mut view = (**current).clone();
         if view.mark_not_ready(id) {
             *current = Arc::new(view);
@@ -229,6 +285,20 @@ fn take_out(f: &Follower, id: &str, for_good: bool) {
             false
         }
     });
+    if removed {
+        record_removal(f, id.to_string(), cause, Some(event_at.to_string()));
+    }
+}
+
+/// How `/routes` names the reason an event takes an instance out.
+fn cause(event: &Event) -> String {
+    match event {
+        Event::StatusUpdateEvent { task_status, .. } => task_status.clone(),
+        Event::InstanceChangedEvent { condition, .. } => condition.clone(),
+        Event::HealthStatusChangedEvent { .. } => "unhealthy".into(),
+        Event::UnhealthyInstanceKillEvent { .. } => "killed as unhealthy".into(),
+        _ => "event".into(),
+    }
 }
 
 /// What an event means for the routes.
@@ -360,7 +430,8 @@ async fn stream_events(f: &Follower, m: &str) -> Result<(), String> {
                         instance_id,
                         for_good,
                     } => {
-                        take_out(f, &instance_id, for_good);
+                        let why = cause(&stamped.event);
+                        take_out(f, &instance_id, for_good, why, &stamped.timestamp);
                         f.read_now.notify_one();
                     }
                     Effect::Read => f.read_now.notify_one(),

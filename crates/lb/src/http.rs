@@ -1,35 +1,32 @@
 //! The HTTP/1.1 proxy: keep-alive on both sides (a pool of idle backend connections per
-//! backend), `X-Forwarded-For`, routing by `Host` on the shared HTTP port or to one service on
+//! backend, see [`crate::pool`]), `X-Forwarded-For`, routing by `Host` on the shared HTTP port or to one service on
 //! its own port. A request that could not be sent (connect refused, a pooled connection the
 //! backend had closed) goes to the next backend at once; a request that was sent is never
 //! sent twice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::balancer::{Balancer, CONNECT_TIMEOUT};
+use crate::balancer::Balancer;
 use crate::follow::Routes;
 use crate::listen::Open;
+use crate::pool::{Pool, SendFail};
 use crate::routes::{Service, View};
 
-/// Idle connections kept per backend.
-const IDLE_PER_BACKEND: usize = 256;
-
 /// The body of what the proxy answers.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// How requests on one port find their service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,15 +71,7 @@ impl Target {
 /// The HTTP proxy of one process: its balancer and its idle backend connections.
 pub struct HttpProxy {
     balancer: Arc<Balancer>,
-    idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>>,
-}
-
-/// Why a request did not reach a backend.
-enum SendFail {
-    /// Not sent: the request comes back to go elsewhere.
-    NotSent(Box<Request<Incoming>>, String),
-    /// Sent, and the backend failed it: not repeated.
-    Failed(String),
+    pool: Arc<Pool>,
 }
 
 impl HttpProxy {
@@ -90,7 +79,7 @@ impl HttpProxy {
     pub fn new(balancer: Arc<Balancer>) -> Arc<Self> {
         Arc::new(HttpProxy {
             balancer,
-            idle: Arc::new(Mutex::new(HashMap::new())),
+            pool: Pool::new(),
         })
     }
 
@@ -142,31 +131,20 @@ impl HttpProxy {
         while let Some(active) = self.balancer.pick(service, &tried) {
             tried.insert(active.addr);
             let started = Instant::now();
-            match self.send(active.addr, req).await {
+            let stats = active.stats.clone();
+            match self.pool.send(active.addr, req, active).await {
                 Ok(resp) => {
-                    active.stats.observe(started.elapsed());
+                    stats.observe(started.elapsed());
                     let (mut parts, body) = resp.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
-                    let stats = active.stats.clone();
-                    // The request counts as active until its answer's body is done.
-                    let body = body.map_frame(move |frame| {
-                        if let Some(d) = frame.data_ref() {
-                            stats
-                                .bytes_received
-                                .fetch_add(d.len() as u64, Ordering::Relaxed);
-                        }
-                        let _ = &active;
-                        frame
-                    });
-                    return Response::from_parts(parts, body.boxed());
+                    return Response::from_parts(parts, body.boxed_unsync());
                 }
-                Err(SendFail::NotSent(back, e)) => {
-                    let back = *back;
+                Err((SendFail::NotSent(back, e), active)) => {
                     self.balancer.refused(&active);
                     last = Some(e);
-                    req = back;
+                    req = *back;
                 }
-                Err(SendFail::Failed(e)) => {
+                Err((SendFail::Failed(e), active)) => {
                     active.stats.errors.fetch_add(1, Ordering::Relaxed);
                     return answer(
                         StatusCode::BAD_GATEWAY,
@@ -193,82 +171,6 @@ impl HttpProxy {
             ),
         }
     }
-
-    /// Sends `req` to `addr` on an idle connection, else a new one.
-    async fn send(
-        &self,
-        addr: SocketAddr,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, SendFail> {
-        loop {
-            let Some(mut sender) = self.take_idle(addr) else {
-                break;
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.keep(addr, sender);
-                    return Ok(resp);
-                }
-                Err(mut e) => match e.take_message() {
-                    // The backend had closed this idle connection: try the next.
-                    Some(back) => req = back,
-                    None => return Err(SendFail::Failed(e.into_error().to_string())),
-                },
-            }
-        }
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(SendFail::NotSent(Box::new(req), format!("{addr}: {e}"))),
-            Err(_) => {
-                return Err(SendFail::NotSent(
-                    Box::new(req),
-                    format!("{addr}: no answer within {CONNECT_TIMEOUT:?}"),
-                ));
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) =
-            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-                Ok(pair) => pair,
-                Err(e) => return Err(SendFail::NotSent(Box::new(req), format!("{addr}: {e}"))),
-            };
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        match sender.try_send_request(req).await {
-            Ok(resp) => {
-                self.keep(addr, sender);
-                Ok(resp)
-            }
-            Err(mut e) => match e.take_message() {
-                Some(back) => Err(SendFail::NotSent(
-                    Box::new(back),
-                    format!("{addr}: {}", e.error()),
-                )),
-                None => Err(SendFail::Failed(e.into_error().to_string())),
-            },
-        }
-    }
-
-    /// A pooled connection to `addr` that is ready for a request (its last answer read);
-    /// closed ones are dropped, busy ones stay for later.
-    fn take_idle(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&addr)?;
-        list.retain(|s| !s.is_closed());
-        let ready = list.iter().position(SendRequest::is_ready)?;
-        Some(list.swap_remove(ready))
-    }
-
-    /// Pools `sender` at once: it is taken again once its current answer has been read
-    /// (no task per request to wait for that).
-    fn keep(&self, addr: SocketAddr, sender: SendRequest<Incoming>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(addr).or_default();
-        if list.len() < IDLE_PER_BACKEND {
-            list.push(sender);
-        }
-    }
 }
 
 /// A short text answer of the proxy itself.
@@ -276,7 +178,7 @@ fn answer(status: StatusCode, message: String) -> Response<ProxyBody> {
     let mut r = Response::new(
         Full::new(Bytes::from(message + "\n"))
             .map_err(|never| match never {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *r.status_mut() = status;
     r.headers_mut().insert(

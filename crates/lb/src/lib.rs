@@ -4,8 +4,9 @@
 //!   marathon-lb's `HAPROXY_*` labels, drover's `DROVER_LB_*`).
 //! - [`choice`]: which backend a new connection goes to, preferring the caller's zone.
 //! - [`follow`]: the view, kept current from the masters' event stream and reads.
-//! - [`balancer`]: connect with retry, and the per-backend counters of `/metrics`.
-//! - [`tcp`] and [`http`]: the proxies; [`listen`]: listeners that follow the view.
+//! - [`balancer`]: connect with retry; [`metrics`]: the per-backend counters of `/metrics`.
+//! - [`tcp`] and [`http`]: the proxies ([`pool`]: the HTTP backend connections);
+//!   [`listen`]: listeners that follow the view.
 //! - [`edge`]: `drover lb`; [`vip`]: the VIPs an agent serves; [`admin`]: `/metrics`.
 
 #![warn(missing_docs)]
@@ -17,6 +18,8 @@ pub mod edge;
 pub mod follow;
 pub mod http;
 pub mod listen;
+pub mod metrics;
+pub mod pool;
 pub mod routes;
 pub mod tcp;
 pub mod vip;

@@ -369,6 +369,15 @@ impl View {
         }
     }
 
+    /// Instance ids of every ready backend.
+    pub fn ready_ids(&self) -> BTreeSet<String> {
+        self.services
+            .iter()
+            .flat_map(|s| s.backends.iter().filter(|b| b.ready))
+            .map(|b| b.instance_id.clone())
+            .collect()
+    }
+
     /// Instance ids of every backend.
     pub fn instance_ids(&self) -> BTreeSet<String> {
         self.services

@@ -16,6 +16,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("../../../../ui/app.js")),
     ("api.js", JS, include_str!("../../../../ui/api.js")),
     ("where.js", JS, include_str!("../../../../ui/where.js")),
+    ("routes.js", JS, include_str!("../../../../ui/routes.js")),
     ("nodes.js", JS, include_str!("../../../../ui/nodes.js")),
     (
         "services.js",
