@@ -29,12 +29,16 @@ pub struct AclArgs {
 #[derive(Subcommand)]
 enum AclCommand {
     /// Create the first management token (once per cluster); its secret is shown once.
+    #[command(after_help = "Example:\n  drover acl bootstrap --master 127.0.0.1:8080")]
     Bootstrap {
         /// Print the token as JSON.
         #[arg(long)]
         json: bool,
     },
     /// ACL tokens: create, list, revoke, self.
+    #[command(
+        after_help = "Examples:\n  drover acl token list\n  drover acl token create --name ci --policy read"
+    )]
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -66,18 +70,22 @@ Example:
         json: bool,
     },
     /// List tokens (accessor ids, names, policies; never secrets).
+    #[command(after_help = "Example:\n  drover acl token list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its accessor id; it stops working on every master at once.
+    #[command(
+        after_help = "Example:\n  drover acl token revoke 6f0e5b3e-2c4d-4c1e-9a55-0d8f3c1b2a77"
+    )]
     Revoke {
         /// The token's accessor id (see `drover acl token list`).
         accessor_id: String,
     },
     /// Show the token this CLI uses.
-    #[command(name = "self")]
+    #[command(name = "self", after_help = "Example:\n  drover acl token self")]
     Whoami,
 }
 
@@ -179,7 +187,12 @@ pub fn login(args: LoginArgs) -> ExitCode {
     };
     let me: AclToken = match fetch(m, Method::GET, "/v1/acl/token/self", None) {
         Ok(t) => t,
-        Err(e) => return fail(format!("the token was not accepted, nothing was written: {}", e.0)),
+        Err(e) => {
+            return fail(format!(
+                "the token was not accepted, nothing was written: {}",
+                e.0
+            ));
+        }
     };
     let Some(path) = profile::path() else {
         return fail("no config file location: set DROVER_CONFIG, XDG_CONFIG_HOME or HOME");
@@ -255,7 +268,11 @@ fn ttl_seconds(text: &str) -> Result<u64, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("`{text}`: the unit must be s, m, h or d (e.g. 12h)")),
+        _ => {
+            return Err(format!(
+                "`{text}`: the unit must be s, m, h or d (e.g. 12h)"
+            ));
+        }
     };
     match n.checked_mul(scale) {
         Some(0) => Err("a TTL of 0 would make a token that never works; give e.g. 1h".into()),

@@ -27,7 +27,9 @@ pub struct Profile {
 impl Profile {
     /// The file as TOML (values quoted as JSON strings, which TOML's basic strings read).
     fn to_toml(&self) -> String {
-        let mut out = String::from("# drover CLI config (written by drover); holds a secret: keep it 0600.\n");
+        let mut out = String::from(
+            "# drover CLI config (written by drover); holds a secret: keep it 0600.\n",
+        );
         for (key, value) in [
             ("master", &self.master),
             ("token", &self.token),
@@ -51,7 +53,12 @@ pub fn path() -> Option<PathBuf> {
     if let Some(x) = env("XDG_CONFIG_HOME") {
         return Some(PathBuf::from(x).join("drover").join("config.toml"));
     }
-    env("HOME").map(|h| PathBuf::from(h).join(".config").join("drover").join("config.toml"))
+    env("HOME").map(|h| {
+        PathBuf::from(h)
+            .join(".config")
+            .join("drover")
+            .join("config.toml")
+    })
 }
 
 /// The config file, or an empty profile when there is none; a file that cannot be read or
@@ -68,7 +75,12 @@ pub fn load_from(path: &Path) -> Result<Profile, String> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profile::default()),
-        Err(e) => return Err(format!("cannot read the config file {}: {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            ));
+        }
     };
     if !meta.is_file() || meta.len() > MAX_BYTES {
         return Err(format!(
@@ -94,20 +106,23 @@ pub fn save_to(path: &Path, profile: &Profile) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let tmp = path.with_extension("toml.tmp");
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // An existing temporary file keeps its mode: set it again.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(profile.to_toml().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
+    let written = write_private(&tmp, profile.to_toml().as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path));
     written.map_err(|e| format!("cannot write the config file {}: {e}", path.display()))
+}
+
+/// Writes `bytes` to a file only its owner can read, and syncs it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode: set it again.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 #[cfg(test)]
@@ -125,7 +140,10 @@ mod tests {
         };
         save_to(&path, &profile).expect("saved");
         assert_eq!(load_from(&path).expect("read"), profile);
-        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let _ = std::fs::remove_dir_all(&dir);
     }
