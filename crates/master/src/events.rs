@@ -230,6 +230,45 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_token_sees_its_apps_events_and_those_about_no_app_only() {
+        let token = |policies: &[&str]| {
+            Caller(Arc::new(state::acl::AclToken {
+                accessor_id: "a".into(),
+                secret_hash: "h".into(),
+                name: "t".into(),
+                policies: policies
+                    .iter()
+                    .map(|p| p.parse().expect("policy"))
+                    .collect(),
+                created_at_ms: 0,
+                expires_at_ms: None,
+            }))
+        };
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        for app in ["/team-a/web", "/team-b/web"] {
+            bus.publish(Event::AppTerminatedEvent { app_id: app.into() });
+        }
+        bus.publish(Event::EventStreamAttached {
+            remote_address: "c".into(),
+        });
+        let events: Vec<Published> = (0..3).map(|_| rx.try_recv().expect("an event")).collect();
+        let shown = |caller: Option<&Caller>| -> Vec<bool> {
+            let visible = Visible::of(caller);
+            events.iter().map(|e| visible.shows(e)).collect()
+        };
+        let team_a = token(&["apps-write:/team-a/"]);
+        assert_eq!(shown(Some(&team_a)), [true, false, true]);
+        let reader = token(&["read"]);
+        assert_eq!(shown(Some(&reader)), [true, true, true]);
+        assert_eq!(
+            shown(None),
+            [true, true, true],
+            "--insecure shows everything"
+        );
+    }
+
+    #[test]
     fn events_are_stamped_by_the_bus_s_clock() {
         let clock = Arc::new(crate::clock::ManualClock::at(1_795_290_901_123));
         let bus = EventBus::with_clock(clock.clone());
