@@ -1,6 +1,8 @@
 // Talking to the API, and putting its answers into words. Every value that reaches the page
 // goes through esc(); every failure becomes an ApiError whose message a person can read.
 
+import { askForToken, authHeaders, authWords } from "./auth.js";
+
 /** A failed API call: `message` is a sentence, `details` Marathon's per-path errors (422). */
 export class ApiError extends Error {
   constructor(message, status, body) {
@@ -13,7 +15,7 @@ export class ApiError extends Error {
 
 /** Calls the API; resolves to the JSON body (and the response headers), rejects with ApiError. */
 export async function api(path, { method = "GET", body, headers = false } = {}) {
-  const init = { method, headers: { Accept: "application/json" } };
+  const init = { method, headers: { Accept: "application/json", ...authHeaders() } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
@@ -31,6 +33,7 @@ export async function api(path, { method = "GET", body, headers = false } = {}) 
   } catch {
     data = null;
   }
+  if (res.status === 401) askForToken(data?.message);
   if (!res.ok) {
     throw new ApiError(failure(method, path, res.status, data, text), res.status, data);
   }
@@ -46,7 +49,7 @@ function failure(method, path, status, data, text) {
     422: "the app definition is not valid",
     502: "the leader could not be reached",
     503: "no leader is elected yet",
-  }[status];
+  }[status] ?? authWords(status);
   return `${method} ${path} failed (${status}${what ? `, ${what}` : ""}): ${said}`;
 }
 

@@ -3,6 +3,7 @@
 // every few seconds, and after the user's own actions.
 
 import { api, esc } from "./api.js";
+import { eventsUrl } from "./auth.js";
 import deployPage from "./deploy.js";
 import nodesPage from "./nodes.js";
 import servicePage from "./service.js";
@@ -78,7 +79,7 @@ function refreshSoon() {
 
 function liveUpdates() {
   const live = document.getElementById("live");
-  const events = new EventSource("/v2/events");
+  const events = new EventSource(eventsUrl("/v2/events"));
   events.onopen = () => {
     live.textContent = "live";
     live.className = "badge ok";

@@ -6,18 +6,70 @@ use clap::Args;
 use master::peer::{CallError, Method, PeerClient};
 use serde_json::Value;
 
-/// The flag every cluster command takes.
-#[derive(Args, Clone)]
+/// The master asked when neither a flag, the environment nor the config file names one.
+pub const DEFAULT_MASTER: &str = "127.0.0.1:8080";
+
+/// The flags every cluster command takes: where to ask, and with which ACL token.
+#[derive(Args, Clone, Default)]
 pub struct MasterFlag {
-    /// Master(s) to ask, HOST:PORT[,HOST:PORT…]; any master works.
+    /// Master(s) to ask, HOST:PORT[,HOST:PORT…]; any master works [default: the config
+    /// file's `master` (see `drover login`), else 127.0.0.1:8080].
+    #[arg(long, global = true, env = "DROVER_MASTER", value_name = "HOST:PORT")]
+    pub master: Option<String>,
+    /// The ACL token's secret to send [default: the config file's `token`].
     #[arg(
         long,
         global = true,
-        env = "DROVER_MASTER",
-        default_value = "127.0.0.1:8080",
-        value_name = "HOST:PORT"
+        env = "DROVER_TOKEN",
+        hide_env_values = true,
+        value_name = "SECRET"
     )]
-    pub master: String,
+    pub token: Option<String>,
+}
+
+/// Where to ask and with which token, after flags, environment and config file.
+pub struct Target {
+    /// The masters, `HOST:PORT` each.
+    pub masters: Vec<String>,
+    /// The token's secret, if any.
+    pub token: Option<String>,
+}
+
+impl MasterFlag {
+    /// The masters and token: flag, else environment, else the config file, else the default
+    /// master and no token. A config file that cannot be read is an error naming it.
+    pub fn target(&self) -> Result<Target, CliError> {
+        let profile = if self.master.is_some() && self.token.is_some() {
+            crate::profile::Profile::default()
+        } else {
+            crate::profile::load().map_err(CliError)?
+        };
+        let master = self
+            .master
+            .clone()
+            .or(profile.master)
+            .unwrap_or_else(|| DEFAULT_MASTER.to_string());
+        // `drover login` takes URLs; the client speaks to HOST:PORT.
+        let masters = master
+            .split(',')
+            .map(str::trim)
+            .map(|m| {
+                m.strip_prefix("http://")
+                    .or_else(|| m.strip_prefix("https://"))
+                    .unwrap_or(m)
+                    .trim_end_matches('/')
+            })
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect();
+        let token = self
+            .token
+            .clone()
+            .or(profile.token)
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        Ok(Target { masters, token })
+    }
 }
 
 /// A failed call, said for people.
@@ -30,12 +82,7 @@ pub fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), CliError> {
-    let masters: Vec<&str> = flag
-        .master
-        .split(',')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect();
+    let target = flag.target()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,8 +90,9 @@ pub fn call(
     runtime.block_on(async {
         let client = PeerClient::new();
         let mut failures = Vec::new();
-        for m in &masters {
-            match client.call(method.clone(), m, path, body, Duration::from_secs(30)).await {
+        for m in &target.masters {
+            let token = target.token.as_deref();
+            match client.call_as(method.clone(), m, path, body, token, Duration::from_secs(30)).await {
                 Ok((status, value)) => return Ok((status.as_u16(), value)),
                 Err(e @ (CallError::Unreachable(..) | CallError::Timeout(..) | CallError::Request(..))) => {
                     failures.push(e.to_string())
@@ -52,7 +100,7 @@ pub fn call(
             }
         }
         Err(CliError(format!(
-            "no master answers ({}). Is drover running? Start one with `drover dev`, or point --master / DROVER_MASTER at a master.",
+            "no master answers ({}). Is drover running? Start one with `drover dev`, or point --master / DROVER_MASTER (or `drover login`) at a master.",
             failures.join("; ")
         )))
     })

@@ -3,6 +3,7 @@
 //! SIGHUP (a closed terminal), SIGKILL or a crash of dev stop every master, agent and task
 //! it started.
 
+mod acl;
 mod lock;
 mod process;
 mod topology;
@@ -91,6 +92,10 @@ pub struct DevArgs {
     /// removed on exit).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Run without ACL tokens (and TLS): any local process may use the API. For tests and
+    /// demos that want no token.
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn master_count(s: &str) -> Result<u8, String> {
@@ -257,19 +262,21 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         let zone = &local_zones[(usize::from(*i) - 1) % local_zones.len()];
         let name = format!("master-{i}");
         let mut cmd = Command::new(&exe);
-        cmd.arg("master")
-            .arg("--insecure")
-            .args([
-                "--id",
-                &i.to_string(),
-                "--listen",
-                addr,
-                "--masters",
-                &masters_flag,
-            ])
-            .arg("--data-dir")
-            .arg(data_dir.join(&name))
-            .args(["--domain", &domain_json(&local, zone)]);
+        cmd.arg("master");
+        if args.insecure {
+            cmd.arg("--insecure");
+        }
+        cmd.args([
+            "--id",
+            &i.to_string(),
+            "--listen",
+            addr,
+            "--masters",
+            &masters_flag,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir.join(&name))
+        .args(["--domain", &domain_json(&local, zone)]);
         match Process::spawn(cmd, &name, Role::Master, &logs) {
             Ok(p) => c.procs.push(p),
             Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
@@ -297,6 +304,15 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
     if let Some(code) = c.unless_up(outcome).await {
         return code;
     }
+    let first = masters[0].1.clone();
+    let token = if args.insecure {
+        None
+    } else {
+        match acl::bootstrap(&client, &first).await {
+            Ok(t) => Some(t),
+            Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
+        }
+    };
 
     let mut n = 0u32;
     let mut agent_rows = Vec::new();
@@ -347,10 +363,9 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         .iter()
         .map(|(k, name, ..)| (*k, name.clone()))
         .collect();
-    let first = masters[0].1.clone();
     let outcome = c
         .wait_up(AGENTS_UP, "register", || {
-            agents_not_registered(&client, &first, &agents)
+            agents_not_registered(&client, &first, token.as_deref(), &agents)
         })
         .await;
     if let Some(code) = c.unless_up(outcome).await {
@@ -358,6 +373,18 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
     }
 
     let ui = format!("http://{first}");
+    // The token goes in the fragment, which browsers never send (nor log) to the server.
+    let ui_line = match &token {
+        Some(t) => format!("{ui}/#token={t}"),
+        None => ui.clone(),
+    };
+    let cli_config = match &token {
+        Some(t) => match acl::write_cli_config(&data_dir, &first, t) {
+            Ok(written) => Some(written),
+            Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
+        },
+        None => None,
+    };
     say!(
         "\ndrover dev is running: {}, {} in {} (drover dev: pid {}).\n",
         count(masters.len(), "master"),
@@ -378,11 +405,19 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
             c.procs[*k].pid().unwrap_or(0)
         );
     }
-    say!("\nUI:   {ui}");
+    say!("\nUI:   {ui_line}");
+    if let Some((config, _)) = &cli_config {
+        say!("{}", config.hint());
+    }
     say!("Logs: {}\n", logs.display());
     say!("Try:");
     say!("  drover node list --master {first}");
-    say!("  curl -s -XPOST {ui}/v2/apps -d @examples/apps/balanced-zones.json");
+    match &token {
+        Some(t) => say!(
+            "  curl -s -XPOST {ui}/v2/apps -H 'Authorization: Bearer {t}' -d @examples/apps/balanced-zones.json"
+        ),
+        None => say!("  curl -s -XPOST {ui}/v2/apps -d @examples/apps/balanced-zones.json"),
+    }
     say!(
         "  drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json"
     );
@@ -394,6 +429,9 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
 
     let signal = c.supervise().await;
     c.stop_everything(signal).await;
+    if let Some((config, written)) = &cli_config {
+        config.remove(written);
+    }
     ExitCode::SUCCESS
 }
 
@@ -431,12 +469,23 @@ async fn masters_not_up(client: &PeerClient, masters: &[(usize, String)]) -> Vec
 async fn agents_not_registered(
     client: &PeerClient,
     master: &str,
+    token: Option<&str>,
     agents: &[(usize, String)],
 ) -> Vec<usize> {
+    let wait = Duration::from_secs(5);
     let nodes = client
-        .get_json(master, "/v1/nodes", Duration::from_secs(5))
+        .call_as(
+            master::peer::Method::GET,
+            master,
+            "/v1/nodes",
+            None,
+            token,
+            wait,
+        )
         .await
-        .and_then(|v| serde_json::from_value::<client::Nodes>(v).ok());
+        .ok()
+        .filter(|(status, _)| status.is_success())
+        .and_then(|(_, v)| serde_json::from_value::<client::Nodes>(v).ok());
     let active: Vec<String> = nodes
         .map(|n| n.nodes)
         .unwrap_or_default()

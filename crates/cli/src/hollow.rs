@@ -194,7 +194,9 @@ fn local_domains(nodes: &Nodes) -> Vec<FaultDomain> {
 /// Asks the masters for `/v1/nodes` until `ready` accepts the answer or the wait is over.
 fn ask_masters<T>(masters: &[String], ready: impl Fn(&Nodes) -> Option<T>) -> Result<T, String> {
     let flag = MasterFlag {
-        master: masters.join(","),
+        master: Some(masters.join(",")),
+        // A cluster with ACLs on needs a read token for /v1/nodes.
+        token: std::env::var("DROVER_TOKEN").ok(),
     };
     let deadline = Instant::now() + ZONES_WAIT;
     loop {

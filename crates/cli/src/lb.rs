@@ -72,6 +72,14 @@ pub struct LbArgs {
     /// Read the masters over plain HTTP without a token (masters started with --insecure).
     #[arg(long)]
     insecure: bool,
+    /// The ACL token the masters are read with (a `read` token is enough).
+    #[arg(
+        long,
+        env = "DROVER_TOKEN",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    token: Option<String>,
 }
 
 /// Runs `drover lb`.
@@ -84,6 +92,12 @@ pub fn run(args: LbArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(2, e),
     };
+    if !args.insecure && args.token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return fail(
+            2,
+            "drover lb reads the masters' /v2/apps and /v2/events, which need an ACL token: give --token or DROVER_TOKEN (a read token is enough: drover acl token create --name lb --policy read), or --insecure for masters started with --insecure".into(),
+        );
+    }
     let caller = if args.domain.is_none() && args.fault_domain_detect.is_none() {
         Caller::default()
     } else {
@@ -118,6 +132,7 @@ pub fn run(args: LbArgs) -> ExitCode {
         drain_grace: Duration::from_millis(args.drain_grace_ms),
     };
     let mut follow = FollowConfig::new(masters);
+    follow.token = args.token.clone().filter(|_| !args.insecure);
     follow.resync = Duration::from_millis(args.resync_ms);
     runtime.block_on(async move {
         let routes = lb::follow::follow(follow);

@@ -1,5 +1,6 @@
 //! The `drover` binary: argument parsing and wiring only.
 
+mod acl;
 mod apps;
 mod cluster;
 mod detect;
@@ -11,6 +12,7 @@ mod logging;
 mod node;
 mod output;
 mod plan;
+mod profile;
 mod run_agent;
 mod run_master;
 mod status;
@@ -35,7 +37,9 @@ Start here:
   drover app why /too-big                      why instances are not placed
   drover plan --nodes examples/nodes/seed-3-regions.json examples/apps/balanced-zones.json
 
-Cluster commands ask --master (or DROVER_MASTER; default 127.0.0.1:8080): any master works.
+Cluster commands ask --master (or DROVER_MASTER, or the config file of `drover login`;
+default 127.0.0.1:8080): any master works. They send the ACL token of --token (or
+DROVER_TOKEN, or the config file).
 Each command's --help is its manual."
 )]
 struct Cli {
@@ -71,6 +75,10 @@ enum Command {
     Cluster(status::ClusterArgs),
     /// Follow the event stream (/v2/events).
     Events(status::EventsArgs),
+    /// ACL tokens: `drover acl bootstrap`, `drover acl token create|list|revoke|self`.
+    Acl(acl::AclArgs),
+    /// Check a token with a master and save both in the CLI's config file.
+    Login(acl::LoginArgs),
 }
 
 /// The multi-threaded tokio runtime the long-running commands (master, agent, lb,
@@ -98,5 +106,7 @@ fn main() -> ExitCode {
         Command::Leader(args) => status::run_leader(args),
         Command::Cluster(args) => status::run_cluster(args),
         Command::Events(args) => status::run_events(args),
+        Command::Acl(args) => acl::run(args),
+        Command::Login(args) => acl::login(args),
     }
 }

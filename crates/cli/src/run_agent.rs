@@ -65,7 +65,8 @@ pub struct AgentArgs {
     /// Attributes for constraints: "rack:r1;ssd:true".
     #[arg(long, value_name = "SPEC")]
     attributes: Option<String>,
-    /// Serve the agent's /health and /state here (a port from 1 to 65535).
+    /// Serve the agent's /health and /state here (a port from 1 to 65535). They take no
+    /// token, so only a loopback address is accepted unless --insecure.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
     /// Heartbeat interval, 50 to 60000 [default: what the leader asks for, 1000 ms].
@@ -208,6 +209,18 @@ pub fn run(args: AgentArgs) -> ExitCode {
             }
         },
     };
+    if let Some(listen) = args
+        .listen
+        .filter(|l| !l.ip().is_loopback() && !args.insecure)
+    {
+        return fail(
+            2,
+            format!(
+                "--listen {listen}: the agent's status API takes no token, so it listens on loopback only (e.g. 127.0.0.1:{}); give --insecure to serve it on {listen} anyway",
+                listen.port()
+            ),
+        );
+    }
     let config = AgentConfig {
         masters,
         work_dir: args.work_dir,

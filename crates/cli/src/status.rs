@@ -107,13 +107,20 @@ pub fn run_events(args: EventsArgs) -> ExitCode {
     else {
         return fail("cannot start the async runtime");
     };
+    let target = match args.master.target() {
+        Ok(t) => t,
+        Err(e) => return fail(e.0),
+    };
     runtime.block_on(async {
         let client = PeerClient::new();
         let mut last = String::new();
-        for m in args.master.master.split(',').map(str::trim) {
-            let request = match axum::http::Request::get(format!("http://{m}{path}"))
-                .header("accept", "text/event-stream")
-                .body(Body::empty())
+        for m in &target.masters {
+            let mut request =
+                axum::http::Request::get(format!("http://{m}{path}")).header("accept", "text/event-stream");
+            if let Some(token) = &target.token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let request = match request.body(Body::empty())
             {
                 Ok(r) => r,
                 Err(e) => return fail(format!("bad master address {m}: {e}")),
@@ -130,7 +137,10 @@ pub fn run_events(args: EventsArgs) -> ExitCode {
                 }
             };
             if !response.status().is_success() {
-                return fail(format!("{m} answered {}", response.status()));
+                let status = response.status();
+                let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let message = serde_json::from_slice::<Value>(&body).map_or_else(|_| String::new(), |v| crate::cluster::message(&v));
+                return fail(format!("{m} answered {status}: {message}"));
             }
             let mut body = response.into_body();
             let mut buffer = String::new();

@@ -367,7 +367,8 @@ fn copy_until_running(pipe: std::process::ChildStdout, mut file: File) {
 
 fn dev_command(data: &Path, addr: &str, topology: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(DROVER);
-    cmd.args(["dev", "--listen", addr, "--data-dir"])
+    // Tokenless: these tests are about the cluster dev runs (tests/acl.rs covers ACLs).
+    cmd.args(["dev", "--insecure", "--listen", addr, "--data-dir"])
         .arg(data)
         .arg("--topology")
         .arg(topology)

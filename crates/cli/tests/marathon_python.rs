@@ -99,3 +99,25 @@ fn marathon_python_drives_apps_tasks_deployments_queue_leader_and_events() {
         ));
     }
 }
+
+#[test]
+fn marathon_python_works_with_an_acl_token_and_is_refused_without_one() {
+    let python = client_venv();
+    let mut masters = common::Cluster::new("marathon-python-token", 1);
+    masters.insecure = false;
+    masters.start_all();
+    let leader = common::acl::wait_for_leader(&masters);
+    let management = common::acl::bootstrap(&leader);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/marathon_python/token_calls.py");
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script)
+        .env("DROVER_URL", format!("http://{leader}"))
+        .env("DROVER_TOKEN", &management)
+        .env("PYTHONUNBUFFERED", "1");
+    let (status, out, err) = run_to_exit(cmd, SCRIPT);
+    if !status.success() || !out.lines().any(|l| l == "OK") {
+        masters.fail(&format!(
+            "marathon-python with a token failed ({status})\n--- script stdout\n{out}\n--- script stderr\n{err}"
+        ));
+    }
+}

@@ -179,6 +179,48 @@ pub enum Event {
 }
 
 impl Event {
+    /// The apps this event is about (none for events about the cluster or the stream): a
+    /// token that may read only some apps sees an event only when it may read all of them.
+    pub fn apps(&self) -> Vec<&str> {
+        match self {
+            Event::StatusUpdateEvent { app_id, .. }
+            | Event::HealthStatusChangedEvent { app_id, .. }
+            | Event::FailedHealthCheckEvent { app_id, .. }
+            | Event::UnhealthyInstanceKillEvent { app_id, .. }
+            | Event::AppTerminatedEvent { app_id } => vec![app_id.as_str()],
+            Event::InstanceChangedEvent { run_spec_id, .. } => vec![run_spec_id.as_str()],
+            // A definition without an id names no app anyone may read: shown to no prefix token.
+            Event::ApiPostEvent { app_definition, .. } => {
+                vec![
+                    app_definition
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                ]
+            }
+            Event::DeploymentInfo { plan, .. }
+            | Event::DeploymentSuccess { plan, .. }
+            | Event::DeploymentFailed { plan, .. }
+            | Event::DeploymentStepSuccess { plan, .. } => {
+                let mut apps: Vec<&str> = plan
+                    .steps
+                    .iter()
+                    .flat_map(|s| s.actions.iter().map(|a| a.app.as_str()))
+                    .collect();
+                apps.sort_unstable();
+                apps.dedup();
+                if apps.is_empty() {
+                    // A plan that names no app is shown to no prefix token either.
+                    apps.push("");
+                }
+                apps
+            }
+            Event::EvictionProtectionEvent { .. }
+            | Event::EventStreamAttached { .. }
+            | Event::EventStreamDetached { .. } => Vec::new(),
+        }
+    }
+
     /// Marathon's name for the event, as `eventType` and the SSE event name carry it.
     pub fn event_type(&self) -> &'static str {
         match self {

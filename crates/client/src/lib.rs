@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod apps;
 pub mod deployments;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod queue;
 pub mod system;
 pub mod tasks;
 
+pub use acl::{AclToken, AclTokens, CreatedToken, NewToken};
 pub use apps::{
     App, AppEnvelope, AppList, Change, LifeTime, Stats, StatsCounts, TaskCounts, TaskStats,
     TaskStatsByVersion, VersionInfo, Versions,

@@ -30,6 +30,8 @@ pub struct FollowConfig {
     pub resync: Duration,
     /// How long one read may take before the next master is tried.
     pub request_timeout: Duration,
+    /// The ACL token's secret sent to the masters (`None` for masters with `--insecure`).
+    pub token: Option<String>,
 }
 
 impl FollowConfig {
@@ -39,6 +41,7 @@ impl FollowConfig {
             masters,
             resync: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
+            token: None,
         }
     }
 }
@@ -176,6 +179,14 @@ async fn read_apps(f: &Follower, first: usize) -> Result<(Vec<App>, usize), Stri
     Err(last)
 }
 
+/// The request with the follower's token, if it has one.
+fn authorized(req: hyper::http::request::Builder, f: &Follower) -> hyper::http::request::Builder {
+    match &f.config.token {
+        Some(token) => req.header("authorization", format!("Bearer {token}")),
+        None => req,
+    }
+}
+
 /// `GET path` from master `m`, decoded.
 async fn get_json<T: serde::de::DeserializeOwned>(
     f: &Follower,
@@ -183,7 +194,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     path: &str,
 ) -> Result<T, String> {
     let uri = format!("http://{m}{path}");
-    let req = hyper::Request::get(&uri)
+    let req = authorized(hyper::Request::get(&uri), f)
         .body(Empty::new())
         .map_err(|e| format!("bad address: {e}"))?;
     let read = async {
@@ -394,7 +405,7 @@ async fn event_loop(f: Arc<Follower>) {
 /// Follows `m`'s event stream until it ends; a read follows the attach (events may have
 /// been missed while no stream was held).
 async fn stream_events(f: &Follower, m: &str) -> Result<(), String> {
-    let req = hyper::Request::get(format!("http://{m}/v2/events"))
+    let req = authorized(hyper::Request::get(format!("http://{m}/v2/events")), f)
         .header("accept", "text/event-stream")
         .body(Empty::new())
         .map_err(|e| format!("bad address: {e}"))?;

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 pub use client::events::Event;
@@ -13,6 +14,7 @@ use client::events::Stamped;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::auth::Caller;
 use crate::clock::{self, Clock, SystemClock};
 
 /// How many events a slow subscriber may fall behind before it misses some.
@@ -25,6 +27,8 @@ pub struct Published {
     pub event_type: &'static str,
     /// The event's JSON.
     pub body: Value,
+    /// The apps it is about ([`Event::apps`]), for streams that show only some apps'.
+    pub apps: Arc<[String]>,
 }
 
 /// Publishes events to every subscriber.
@@ -53,6 +57,7 @@ impl EventBus {
     /// Publishes an event, stamped with the time of the bus's clock.
     pub fn publish(&self, event: Event) {
         let event_type = event.event_type();
+        let apps = event.apps().into_iter().map(str::to_string).collect();
         let stamped = Stamped {
             event,
             timestamp: clock::iso(self.clock.now_ms()),
@@ -60,7 +65,11 @@ impl EventBus {
         // An event is strings, numbers and JSON values: it always encodes.
         let body = serde_json::to_value(&stamped).unwrap_or_else(|_| json!({}));
         // No subscriber is not an error.
-        let _ = self.sender.send(Published { event_type, body });
+        let _ = self.sender.send(Published {
+            event_type,
+            body,
+            apps,
+        });
     }
 
     /// A new subscription.
@@ -69,11 +78,43 @@ impl EventBus {
     }
 }
 
-/// `GET /v2/events[?event_type=T&event_type=U]`: the SSE stream.
+/// Which events a caller sees: all, or (a token that may write only under prefixes) those
+/// whose apps are all under its prefixes, plus those about no app (see `docs/security.md`).
+#[derive(Clone)]
+enum Visible {
+    All,
+    Under(Arc<[String]>),
+}
+
+impl Visible {
+    fn of(caller: Option<&Caller>) -> Self {
+        match caller {
+            Some(Caller(token)) if !token.reads_every_event() => {
+                Visible::Under(token.app_prefixes().map(str::to_string).collect())
+            }
+            _ => Visible::All,
+        }
+    }
+
+    fn shows(&self, event: &Published) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Under(prefixes) => event
+                .apps
+                .iter()
+                .all(|app| prefixes.iter().any(|p| app.starts_with(p.as_str()))),
+        }
+    }
+}
+
+/// `GET /v2/events[?event_type=T&event_type=U]`: the SSE stream, of the events the caller
+/// may read.
 pub async fn stream(
     State(events): State<Arc<EventBus>>,
     RawQuery(query): RawQuery,
+    caller: Option<Extension<Caller>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    let visible = Visible::of(caller.as_ref().map(|Extension(c)| c));
     let wanted: Vec<String> = query
         .unwrap_or_default()
         .split('&')
@@ -86,17 +127,18 @@ pub async fn stream(
     });
     let detach = Detach(events);
     let stream = futures_util::stream::unfold(
-        (receiver, wanted, detach),
-        |(mut receiver, wanted, detach)| async move {
+        (receiver, wanted, detach, visible),
+        |(mut receiver, wanted, detach, visible)| async move {
             loop {
                 match receiver.recv().await {
                     Ok(event)
-                        if wanted.is_empty() || wanted.iter().any(|w| w == event.event_type) =>
+                        if (wanted.is_empty() || wanted.iter().any(|w| w == event.event_type))
+                            && visible.shows(&event) =>
                     {
                         let sse = SseEvent::default()
                             .event(event.event_type)
                             .data(event.body.to_string());
-                        return Some((Ok(sse), (receiver, wanted, detach)));
+                        return Some((Ok(sse), (receiver, wanted, detach, visible)));
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -185,6 +227,45 @@ mod tests {
                 name
             );
         }
+    }
+
+    #[test]
+    fn a_prefix_token_sees_its_apps_events_and_those_about_no_app_only() {
+        let token = |policies: &[&str]| {
+            Caller(Arc::new(state::acl::AclToken {
+                accessor_id: "a".into(),
+                secret_hash: "h".into(),
+                name: "t".into(),
+                policies: policies
+                    .iter()
+                    .map(|p| p.parse().expect("policy"))
+                    .collect(),
+                created_at_ms: 0,
+                expires_at_ms: None,
+            }))
+        };
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        for app in ["/team-a/web", "/team-b/web"] {
+            bus.publish(Event::AppTerminatedEvent { app_id: app.into() });
+        }
+        bus.publish(Event::EventStreamAttached {
+            remote_address: "c".into(),
+        });
+        let events: Vec<Published> = (0..3).map(|_| rx.try_recv().expect("an event")).collect();
+        let shown = |caller: Option<&Caller>| -> Vec<bool> {
+            let visible = Visible::of(caller);
+            events.iter().map(|e| visible.shows(e)).collect()
+        };
+        let team_a = token(&["apps-write:/team-a/"]);
+        assert_eq!(shown(Some(&team_a)), [true, false, true]);
+        let reader = token(&["read"]);
+        assert_eq!(shown(Some(&reader)), [true, true, true]);
+        assert_eq!(
+            shown(None),
+            [true, true, true],
+            "--insecure shows everything"
+        );
     }
 
     #[test]

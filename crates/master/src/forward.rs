@@ -195,7 +195,7 @@ async fn route(master: &RaftNode, request: Request, next: Next) -> Response {
 }
 
 /// True when reading a body failed because it is over the limit.
-fn is_length_limit(e: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {

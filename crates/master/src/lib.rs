@@ -8,11 +8,13 @@
 //! - [`parts`]: the parts put together ([`Parts`]), for the router and the leader services.
 //! - [`forward`]: followers forward every request to the leader.
 //! - [`api`]: the HTTP API.
+//! - [`auth`]: ACL tokens: who calls, and whether their policies allow the request.
 //! - [`leadership`]: leader-only services, started on election and stopped on its loss.
 //! - [`startup`]: the checks and steps from flags to a serving master.
 
 pub mod agents;
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod deployments;

@@ -85,8 +85,24 @@ impl PeerClient {
         body: Option<&Value>,
         wait: Duration,
     ) -> Result<(StatusCode, Value), CallError> {
+        self.call_as(method, addr, path, body, None, wait).await
+    }
+
+    /// [`PeerClient::call`] with an ACL token's secret, sent as `Authorization: Bearer`.
+    pub async fn call_as(
+        &self,
+        method: Method,
+        addr: &str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        wait: Duration,
+    ) -> Result<(StatusCode, Value), CallError> {
         let url = format!("http://{addr}{path}");
         let mut request = Request::builder().method(method).uri(&url);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }

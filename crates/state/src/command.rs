@@ -7,6 +7,8 @@
 use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
 use serde::{Deserialize, Serialize};
 
+use crate::acl::AclToken;
+
 /// A change to the cluster state; the application data of a Raft log entry.
 #[expect(
     clippy::large_enum_variant,
@@ -141,6 +143,21 @@ pub enum Command {
         /// The app.
         app_id: AppId,
     },
+    /// Creates the first management token; refused once bootstrap has happened.
+    BootstrapAcl {
+        /// The token (its secret's hash only).
+        token: AclToken,
+    },
+    /// Creates an ACL token; refused when its accessor id or secret is taken.
+    PutAclToken {
+        /// The token (its secret's hash only).
+        token: AclToken,
+    },
+    /// Revokes an ACL token: it stops working where this is applied.
+    RevokeAclToken {
+        /// The token's accessor id.
+        accessor_id: String,
+    },
     /// Several commands applied in order in one log entry, so that one scheduler pass, or an
     /// app with its deployment, is one commit. Each command is applied under its own rules
     /// and answered in [`Response::Batch`]; a batch inside a batch is refused.
@@ -259,6 +276,8 @@ pub enum Subject {
     Deployment,
     /// An instance.
     Instance,
+    /// An ACL token.
+    AclToken,
 }
 
 /// An agent's liveness as the leader decided it.

@@ -1,6 +1,7 @@
 //! drover's replicated state: the commands masters agree on through Raft, the cluster state
 //! they build, and the storage openraft keeps them in.
 //!
+//! - [`acl`]: ACL tokens and policies (hashes of secrets only).
 //! - [`command`]: [`Command`]s (Raft log entries) and their [`Response`]s.
 //! - [`machine`]: [`ClusterState`] and its deterministic `apply`.
 //! - [`types`]: openraft's type configuration, [`TypeConfig`].
@@ -15,6 +16,7 @@
 //!
 //! One redb file holds a master's log, vote and current snapshot: [`open`] it.
 
+pub mod acl;
 pub mod command;
 pub mod error;
 pub mod log_store;

@@ -38,6 +38,7 @@ use domain::resources::to_millis;
 use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{AclRefusal, AclState};
 use crate::command::{
     AgentState, Command, Condition, Decided, Deployment, Goal, GoalChange, Instance, InstanceId,
     InstanceReport, Reserved, Response, Subject,
@@ -190,6 +191,9 @@ pub struct ClusterState {
     /// their goals) last changed: what its long poll waits on.
     #[serde(default)]
     assignment_revisions: BTreeMap<AgentId, u64>,
+    /// ACL tokens (absent in snapshots written before ACLs).
+    #[serde(default)]
+    acl: AclState,
     /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
     #[serde(skip)]
     by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
@@ -212,6 +216,8 @@ struct StoredState {
     changes: u64,
     #[serde(default)]
     assignment_revisions: BTreeMap<AgentId, u64>,
+    #[serde(default)]
+    acl: AclState,
 }
 
 impl From<StoredState> for ClusterState {
@@ -226,6 +232,7 @@ impl From<StoredState> for ClusterState {
             backoffs: s.backoffs,
             changes: s.changes,
             assignment_revisions: s.assignment_revisions,
+            acl: s.acl,
             by_agent: BTreeMap::new(),
             by_app: BTreeMap::new(),
         };
@@ -381,6 +388,11 @@ impl ClusterState {
         )
     }
 
+    /// The ACL tokens and whether bootstrap happened.
+    pub fn acl(&self) -> &AclState {
+        &self.acl
+    }
+
     /// Launch backoffs by app.
     pub fn backoffs(&self) -> &BTreeMap<AppId, Backoff> {
         &self.backoffs
@@ -442,6 +454,11 @@ impl ClusterState {
             Command::ClearBackoff { app_id } => {
                 self.backoffs.remove(&app_id);
                 Response::Ok
+            }
+            Command::BootstrapAcl { token } => acl_answer(self.acl.bootstrap(token)),
+            Command::PutAclToken { token } => acl_answer(self.acl.put(token)),
+            Command::RevokeAclToken { accessor_id } => {
+                acl_answer(self.acl.revoke(&accessor_id).map(|_| ()))
             }
             Command::Batch { commands } => {
                 let responses = commands
@@ -949,6 +966,20 @@ impl ClusterState {
             self.store(inst, false);
         }
         Response::Reported { changed }
+    }
+}
+
+/// An ACL change's outcome as a response.
+fn acl_answer(outcome: Result<(), AclRefusal>) -> Response {
+    match outcome {
+        Ok(()) => Response::Ok,
+        Err(AclRefusal::AlreadyBootstrapped) => Response::Conflict {
+            message: "ACL bootstrap has already been done".into(),
+        },
+        Err(AclRefusal::Taken(id)) => Response::Conflict {
+            message: format!("ACL token {id}: its accessor id or secret is taken"),
+        },
+        Err(AclRefusal::NoSuchToken(id)) => not_found(Subject::AclToken, id),
     }
 }
 

@@ -207,12 +207,24 @@ pub fn request(
     body: Option<&Value>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
+    request_with(addr, method, path, body, &[], timeout)
+}
+
+/// [`request`] with extra header lines (`("Authorization", "Bearer …")`), sent as given.
+pub fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Response, HttpError> {
     let sock: SocketAddr = addr
         .parse()
         .map_err(|e| HttpError::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     let stream = TcpStream::connect_timeout(&sock, CONNECT_TIMEOUT).map_err(HttpError::Connect)?;
     let deadline = Instant::now() + timeout;
-    exchange(stream, addr, method, path, body, deadline)
+    exchange(stream, addr, method, path, body, headers, deadline)
 }
 
 fn exchange(
@@ -221,6 +233,7 @@ fn exchange(
     method: &str,
     path: &str,
     body: Option<&Value>,
+    extra: &[(&str, &str)],
     deadline: Instant,
 ) -> Result<Response, HttpError> {
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
@@ -229,6 +242,9 @@ fn exchange(
     );
     if body.is_some() {
         head.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if body.is_some() || method != "GET" {
         head.push_str(&format!("Content-Length: {}\r\n", payload.len()));

@@ -11,6 +11,7 @@
 //! (`crates/cli/benches/failover.rs`), so not every item is used by every target.
 #![allow(dead_code)]
 
+pub mod acl;
 mod checks;
 mod cluster;
 mod files;

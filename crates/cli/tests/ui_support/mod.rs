@@ -121,6 +121,7 @@ impl DevCluster {
         let child = Command::new(DROVER)
             .args([
                 "dev",
+                "--insecure",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",

@@ -1,6 +1,7 @@
 //! The HTTP API: Marathon v2 (at `/v2` and `/service/marathon/v2`), health, metrics, and the
 //! internal endpoints masters use among themselves.
 
+mod acl;
 mod agents;
 mod app_changes;
 mod app_query;
@@ -102,6 +103,13 @@ pub fn router(master: Parts) -> Router {
         )
         .route("/internal/agents/{id}/status", post(agents::status))
         .route("/v1/info", get(system::drover_info))
+        .route("/v1/acl/bootstrap", post(acl::bootstrap))
+        .route("/v1/acl/tokens", get(acl::list).post(acl::create))
+        .route(
+            "/v1/acl/tokens/{accessor}",
+            axum::routing::delete(acl::revoke),
+        )
+        .route("/v1/acl/token/self", get(acl::token_self))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/cluster/health", get(health::health))
         .route("/v1/plan", post(plan::plan))
@@ -118,6 +126,12 @@ pub fn router(master: Parts) -> Router {
     public
         .merge(raft)
         .fallback(system::no_route)
+        // Inside forwarding: the master that answers (the leader, for all but local
+        // questions) decides with its own state.
+        .layer(middleware::from_fn_with_state(
+            master.node().clone(),
+            crate::auth::check,
+        ))
         .layer(middleware::from_fn_with_state(
             master.node().clone(),
             forward::to_leader,

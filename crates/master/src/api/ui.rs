@@ -15,6 +15,7 @@ const CSS: &str = "text/css; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", JS, include_str!("../../../../ui/app.js")),
     ("api.js", JS, include_str!("../../../../ui/api.js")),
+    ("auth.js", JS, include_str!("../../../../ui/auth.js")),
     ("where.js", JS, include_str!("../../../../ui/where.js")),
     ("routes.js", JS, include_str!("../../../../ui/routes.js")),
     ("nodes.js", JS, include_str!("../../../../ui/nodes.js")),
