@@ -97,7 +97,7 @@ impl ReportCommits {
             let take = queued.len().min(MAX_REPORTS_PER_ENTRY);
             queued.drain(..take).collect()
         };
-        let (commands, answers): (Vec<Command>, Vec<_>) = batch
+        let (mut commands, answers): (Vec<Command>, Vec<_>) = batch
             .into_iter()
             .map(|q| {
                 let command = Command::ReportInstances {
@@ -107,7 +107,6 @@ impl ReportCommits {
                 (command, q.answer)
             })
             .unzip();
-        let mut commands = commands;
         let command = match commands.len() {
             0 => return,
             1 => commands.remove(0),
