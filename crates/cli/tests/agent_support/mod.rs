@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use client::{AgentNode, App, AppEnvelope, Node, NodeState, Nodes};
+use client::{AgentNode, App, AppEnvelope, Deployment, Node, NodeState, Nodes};
 use serde_json::Value;
 
 use crate::common::{
@@ -383,7 +383,18 @@ impl Site {
 
     /// `PUT /v2/apps{id}` through any master, retried on 5xx until `SETTLE`.
     #[track_caller]
+    /// `PUT /v2/apps{id}` once no deployment holds the app, as an operator waits before
+    /// changing it (a PUT during a deployment is refused with 409, as Marathon refuses it).
     pub fn put_app(&mut self, app: &Value) {
+        let id = app["id"].as_str().expect("app has an id").to_string();
+        self.wait_for(SETTLE, &format!("no deployment holds {id}"), |s| {
+            let r = s.get("/v2/deployments").filter(|r| r.status == 200)?;
+            let held = r
+                .typed::<Vec<Deployment>>()
+                .iter()
+                .any(|d| d.affected_apps.iter().any(|a| *a == id));
+            (!held).then_some(())
+        });
         let Some(&via) = self.masters.live_ids().first() else {
             self.fail("PUT of an app: no master is running");
         };
