@@ -160,7 +160,7 @@ pub(crate) async fn supervise(
     let ctx = &inner.ctx;
     let id = cp.instance_id().clone();
     let checks = cp.assignment.app.health_checks.clone();
-    let health = (!checks.is_empty()).then(|| {
+    let mut health = (!checks.is_empty()).then(|| {
         let host = ctx.task_host();
         let target = Target {
             host: host.to_string(),
@@ -213,6 +213,18 @@ pub(crate) async fn supervise(
                 .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .unwrap_or(DEFAULT_KILL_GRACE);
             tracing::info!("stopping task {id} (grace period {}s)", grace.as_secs_f64());
+            // TASK_KILLING, as Mesos reports a kill in progress: balancers take the task
+            // out of their backends now, not when it has ended. Health checks stop first,
+            // so no later "running" report can follow it.
+            drop(health.take());
+            ctx.outbox.push(status(
+                &id,
+                Condition::Killing,
+                Some(format!(
+                    "killing on request (grace period {}s)",
+                    grace.as_secs_f64()
+                )),
+            ));
             workload.stop(grace).await
         }
     };
