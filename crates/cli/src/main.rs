@@ -10,6 +10,7 @@ mod input;
 mod lb;
 mod logging;
 mod node;
+mod operator;
 mod output;
 mod plan;
 mod profile;
@@ -79,6 +80,8 @@ enum Command {
     Acl(acl::AclArgs),
     /// Check a token with a master and save both in the CLI's config file.
     Login(acl::LoginArgs),
+    /// Cluster operations: `drover operator snapshot save|restore FILE` (backups).
+    Operator(operator::OperatorArgs),
 }
 
 /// The multi-threaded tokio runtime the long-running commands (master, agent, lb,
@@ -108,5 +111,6 @@ fn main() -> ExitCode {
         Command::Events(args) => status::run_events(args),
         Command::Acl(args) => acl::run(args),
         Command::Login(args) => acl::login(args),
+        Command::Operator(args) => operator::run(args),
     }
 }

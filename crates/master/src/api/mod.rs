@@ -12,6 +12,7 @@ mod health;
 mod label_selector;
 mod mesos;
 mod nodes;
+pub mod operator;
 mod plan;
 mod system;
 mod tasks;
@@ -40,6 +41,8 @@ pub const RAFT_BODY_LIMIT: usize = state::network::MAX_RPC_BODY_BYTES;
 pub fn body_limit(path: &str) -> usize {
     if path.starts_with("/internal/raft/") {
         RAFT_BODY_LIMIT
+    } else if path == "/v1/operator/restore" {
+        operator::RESTORE_BODY_LIMIT
     } else {
         PUBLIC_BODY_LIMIT
     }
@@ -111,6 +114,11 @@ pub fn router(master: Parts) -> Router {
         )
         .route("/v1/acl/token/self", get(acl::token_self))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/operator/snapshot", get(operator::snapshot))
+        .route(
+            "/v1/operator/restore",
+            post(operator::restore).layer(DefaultBodyLimit::max(operator::RESTORE_BODY_LIMIT)),
+        )
         .route("/v1/cluster/health", get(health::health))
         .route("/v1/plan", post(plan::plan))
         .route("/mesos/master/state", get(mesos::state))

@@ -57,7 +57,9 @@ pub fn need(method: &Method, path: &str) -> Need {
     if method == Method::GET && path == "/v1/acl/token/self" {
         return Need::Authenticated;
     }
-    if path.starts_with("/v1/acl/") {
+    // ACL tokens; backups (they hold every app's environment and the tokens' hashes) and
+    // restores.
+    if path.starts_with("/v1/acl/") || path.starts_with("/v1/operator/") {
         return Need::Manage;
     }
     let reads = method == Method::GET || method == Method::HEAD;

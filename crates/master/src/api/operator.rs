@@ -1,0 +1,246 @@
+//! `/v1/operator/…`: backups of the replicated state and their restore into another cluster
+//! (etcd's `snapshot save`/`restore`, done through the API so the cluster keeps serving).
+//!
+//! A backup is the leader's whole state at one applied index, read linearizably: apps with
+//! every stored version, deployments, agents, instances and ACL tokens (secret hashes only).
+//! A restore replays what belongs to the workload and its users into a running cluster,
+//! normally a fresh one: each app's versions, oldest first, under their original version
+//! strings, and the ACL tokens. Agents, masters and instances belong to the machines of the
+//! old cluster and are not restored; the scheduler places the restored apps' instances on
+//! the new cluster's agents.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use state::acl::AclToken;
+use state::machine::AppVersion;
+use state::{ClusterState, Command, Response as Applied};
+
+use crate::clock::iso;
+use crate::error::ApiError;
+use crate::node::RaftNode;
+
+/// The `format` of a backup file.
+pub const BACKUP_FORMAT: &str = "drover-backup";
+
+/// The version of the backup file's layout this release writes and reads.
+pub const BACKUP_FORMAT_VERSION: u32 = 1;
+
+/// The largest body `POST /v1/operator/restore` accepts: one app version can be near the
+/// public limit (1 MiB) on its own, plus the request's framing.
+pub const RESTORE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// A backup file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    /// Always [`BACKUP_FORMAT`].
+    pub format: String,
+    /// The layout's version ([`BACKUP_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The cluster it was taken from.
+    pub cluster_id: Option<String>,
+    /// When the leader took it (ISO-8601).
+    pub taken_at: String,
+    /// The Raft log index the state is at.
+    pub applied_index: u64,
+    /// The replicated state, as snapshots store it.
+    pub state: ClusterState,
+}
+
+/// One part of a restore: app versions (each app's oldest first) and ACL tokens. The CLI
+/// splits a backup into parts that fit the body limit.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestorePart {
+    /// App versions to store, in the order given.
+    #[serde(default)]
+    pub apps: Vec<AppVersion>,
+    /// ACL tokens to add (a token whose accessor id is taken is left as it is).
+    #[serde(default)]
+    pub acl_tokens: Vec<AclToken>,
+}
+
+/// What a restore part did.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Restored {
+    /// App versions stored.
+    pub versions: usize,
+    /// ACL tokens added.
+    pub acl_tokens: usize,
+    /// ACL tokens left out because this cluster has their accessor id or secret already.
+    pub acl_tokens_present: usize,
+}
+
+/// `GET /v1/operator/snapshot`: the whole replicated state, consistent, from the leader.
+pub async fn snapshot(State(m): State<Arc<RaftNode>>) -> Result<Response, ApiError> {
+    m.linearizable().await?;
+    let now = m.clock().now_ms();
+    let (state, applied_index) = m
+        .state()
+        .read(|a| (a.state.clone(), a.last_applied.map_or(0, |l| l.index)));
+    // Encoding a large state takes seconds: off the runtime's workers, as snapshots are.
+    let encoded = state::runtime::off_worker(move || {
+        serde_json::to_vec(&Backup {
+            format: BACKUP_FORMAT.into(),
+            format_version: BACKUP_FORMAT_VERSION,
+            cluster_id: state.cluster_id().map(str::to_string),
+            taken_at: iso(now),
+            applied_index,
+            state,
+        })
+    })
+    .await
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the backup panicked",
+        )
+    })?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the backup: {e}"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], encoded).into_response())
+}
+
+/// `POST /v1/operator/restore` with a [`RestorePart`]: stores the app versions and adds the
+/// ACL tokens, in one commit. An app this cluster has already, at or after a version being
+/// restored, refuses the whole part (409): restore into a fresh cluster, or delete the app
+/// first. Parts of one app follow each other oldest first, so a later part continues it.
+pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Response, ApiError> {
+    let part: RestorePart = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The body is not a restore part ({e}); nothing was restored. Use `drover operator snapshot restore FILE`, which reads a backup file and sends it in parts."
+            ),
+        )
+    })?;
+    let _serial = m.exclusive().await;
+    m.linearizable().await?;
+    let clashes: Vec<String> = m.state().read(|a| clashes(&a.state, &part.apps));
+    if !clashes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "This cluster has these apps already, at or after the versions being restored: {}; nothing was restored. Restore into a fresh cluster, or delete them first.",
+                clashes.join(", ")
+            ),
+        ));
+    }
+    let versions = part.apps.len();
+    let tokens = part.acl_tokens.len();
+    let mut commands: Vec<Command> = part
+        .apps
+        .into_iter()
+        .map(|v| Command::PutApp {
+            app: v.app,
+            version: v.version,
+        })
+        .collect();
+    commands.extend(
+        part.acl_tokens
+            .into_iter()
+            .map(|token| Command::PutAclToken { token }),
+    );
+    if commands.is_empty() {
+        return Ok(Json(Restored::default()).into_response());
+    }
+    let answer = m.write(Command::Batch { commands }).await?;
+    let Applied::Batch { responses } = answer else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the restore's commit answered {answer:?}"),
+        ));
+    };
+    let (app_answers, token_answers) = responses.split_at(versions.min(responses.len()));
+    if let Some(refused) = app_answers
+        .iter()
+        .find(|r| !matches!(r, Applied::AppVersion { .. }))
+    {
+        // Another writer raced the check above (it holds no lock on the apps' ids).
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "An app version was refused while restoring: {refused:?}. Check the apps named, then run the restore again."
+            ),
+        ));
+    }
+    let added = token_answers
+        .iter()
+        .filter(|r| matches!(r, Applied::Ok))
+        .count();
+    Ok(Json(Restored {
+        versions,
+        acl_tokens: added,
+        acl_tokens_present: tokens - added,
+    })
+    .into_response())
+}
+
+/// The apps of `versions` that `state` has at or after the version being restored: those a
+/// restore would overwrite or reorder.
+fn clashes(state: &ClusterState, versions: &[AppVersion]) -> Vec<String> {
+    let mut out: Vec<String> = versions
+        .iter()
+        .filter_map(|v| {
+            let record = state.app(&v.app.id)?;
+            // Versions are ISO-8601 times of one format: their text order is their time order.
+            (record.current().version.as_str() >= v.version.as_str()).then(|| {
+                format!(
+                    "{} (has {}, restoring {})",
+                    v.app.id,
+                    record.current().version,
+                    v.version
+                )
+            })
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::AppDefinition;
+
+    fn version(id: &str, v: &str) -> AppVersion {
+        let app: AppDefinition =
+            serde_json::from_value(serde_json::json!({"id": id, "cmd": "true"})).expect("app");
+        AppVersion {
+            version: v.into(),
+            app,
+            format: state::machine::APP_FORMAT,
+        }
+    }
+
+    #[test]
+    fn a_restore_may_continue_an_app_but_not_overwrite_or_reorder_one() {
+        let mut state = ClusterState::default();
+        let v = version("/web", "2026-01-02T00:00:00.000Z");
+        state.apply(Command::PutApp {
+            app: v.app.clone(),
+            version: v.version.clone(),
+        });
+        // Newer versions continue the app (a later part of the same restore).
+        assert!(clashes(&state, &[version("/web", "2026-01-03T00:00:00.000Z")]).is_empty());
+        // The same version, or an older one, would be written over or out of order.
+        for at in ["2026-01-02T00:00:00.000Z", "2026-01-01T00:00:00.000Z"] {
+            let found = clashes(&state, &[version("/web", at)]);
+            assert_eq!(found.len(), 1, "{at}: {found:?}");
+            assert!(found[0].starts_with("/web (has 2026-01-02"), "{found:?}");
+        }
+        // Apps this cluster does not have never clash.
+        assert!(clashes(&state, &[version("/db", "2020-01-01T00:00:00.000Z")]).is_empty());
+    }
+}
