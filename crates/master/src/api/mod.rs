@@ -13,6 +13,7 @@ mod label_selector;
 mod mesos;
 mod nodes;
 mod plan;
+mod subscriptions;
 mod system;
 mod tasks;
 mod ui;
@@ -84,7 +85,13 @@ pub fn router(master: Parts) -> Router {
             "/deployments/{id}",
             axum::routing::delete(deployments::delete),
         )
-        .route("/events", get(crate::events::stream));
+        .route("/events", get(crate::events::stream))
+        .route(
+            "/eventSubscriptions",
+            get(subscriptions::list)
+                .post(subscriptions::subscribe)
+                .delete(subscriptions::unsubscribe),
+        );
     let public = Router::new()
         .nest("/v2", v2.clone())
         .nest("/service/marathon/v2", v2)
