@@ -88,7 +88,15 @@ impl CallbackUrl {
         if authority.host().is_empty() {
             return Err(not_a_url("it names no host"));
         }
-        if authority.port().is_some() && !authority.port_u16().is_some_and(|p| p != 0) {
+        // The port as written (`http` lets 99999 through as no port at all); an IPv6 host's
+        // colons are inside its brackets.
+        let text_after_host = match authority.as_str().rfind(']') {
+            Some(end) => &authority.as_str()[end + 1..],
+            None => authority.as_str(),
+        };
+        if let Some((_, port)) = text_after_host.rsplit_once(':')
+            && !port.parse::<u16>().is_ok_and(|p| p != 0)
+        {
             return Err(UrlError::Port(text.to_string()));
         }
         Ok(CallbackUrl {
