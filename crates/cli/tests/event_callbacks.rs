@@ -15,12 +15,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agent_support::events::EventStream;
 use agent_support::{SETTLE, Site};
-use client::events::{Event, Stamped};
 use client::EventSubscriptions;
+use client::events::{Event, Stamped};
 use common::http;
 use serde_json::{Value, json};
 
@@ -136,7 +135,10 @@ fn answer_each(stream: TcpStream, received: &Mutex<Vec<Received>>) {
         }
         let body = serde_json::from_slice(&body).expect("a callback body is JSON");
         // Recorded before the answer: the next event is sent only after it.
-        received.lock().expect("lock").push(Received { headers, body });
+        received
+            .lock()
+            .expect("lock")
+            .push(Received { headers, body });
         if writer
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             .is_err()
@@ -223,7 +225,7 @@ fn assert_same_run(seen: &[Event], got: &[Event], url: &str, app: &str) {
 
 #[test]
 fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscriptions_survive_failover()
-{
+ {
     let good = Subscriber::answering();
     let other = Subscriber::answering();
     let silent = Subscriber::silent();
@@ -280,9 +282,7 @@ fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscripti
 
     // Create and scale an app until the silent subscriber's queue has overflowed.
     let app_id = "/subs/web";
-    let app = |n: u32| {
-        json!({"id": app_id, "cmd": "exec sleep 100000", "instances": n, "cpus": 0.05, "mem": 16})
-    };
+    let app = |n: u32| json!({"id": app_id, "cmd": "exec sleep 100000", "instances": n, "cpus": 0.05, "mem": 16});
     s.create_app(&app(1));
     s.wait_running(app_id, 1);
     let silent_dropped =
@@ -299,7 +299,9 @@ fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscripti
     assert!(
         silent_dropped() > 0,
         "the silent subscriber's queue never overflowed: {}",
-        http::get(&leader, "/metrics").map(|r| r.body).unwrap_or_default()
+        http::get(&leader, "/metrics")
+            .map(|r| r.body)
+            .unwrap_or_default()
     );
     // With its queue full, the API answers and the others get everything.
     s.put_app(&app(3 - instances));
@@ -331,14 +333,23 @@ fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscripti
     // The counts say what happened: the silent one was tried, timed out and overflowed.
     assert!(silent.connections.load(Ordering::SeqCst) > 0);
     assert!(silent.received().is_empty());
-    s.wait_until(SETTLE, "the silent subscriber's events count as failed", |_| {
-        counter(&leader, "drover_event_callback_failed_total", &silent.url).is_some_and(|n| n > 0)
-    });
+    s.wait_until(
+        SETTLE,
+        "the silent subscriber's events count as failed",
+        |_| {
+            counter(&leader, "drover_event_callback_failed_total", &silent.url)
+                .is_some_and(|n| n > 0)
+        },
+    );
     let delivered = good.received().len() as u64;
-    s.wait_until(SETTLE, "the good subscriber's deliveries are counted", |_| {
-        counter(&leader, "drover_event_callback_delivered_total", &good.url)
-            .is_some_and(|n| n >= delivered)
-    });
+    s.wait_until(
+        SETTLE,
+        "the good subscriber's deliveries are counted",
+        |_| {
+            counter(&leader, "drover_event_callback_delivered_total", &good.url)
+                .is_some_and(|n| n >= delivered)
+        },
+    );
     assert_eq!(
         counter(&leader, "drover_event_callback_dropped_total", &good.url),
         Some(0)
@@ -367,13 +378,15 @@ fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscripti
     want.sort();
     assert_eq!(listed.callback_urls, want, "subscriptions are replicated");
     let after = "/subs/after-failover";
-    s.create_app(&json!({"id": after, "cmd": "exec sleep 100000", "instances": 0, "cpus": 0.05, "mem": 16}));
-    let posted = |e: &Event| {
-        matches!(e, Event::ApiPostEvent { app_definition, .. } if app_definition["id"] == after)
-    };
-    s.wait_until(SETTLE, "the new leader delivers to the remaining subscriber", |_| {
-        other.events().iter().any(posted)
-    });
+    s.create_app(
+        &json!({"id": after, "cmd": "exec sleep 100000", "instances": 0, "cpus": 0.05, "mem": 16}),
+    );
+    let posted = |e: &Event| matches!(e, Event::ApiPostEvent { app_definition, .. } if app_definition["id"] == after);
+    s.wait_until(
+        SETTLE,
+        "the new leader delivers to the remaining subscriber",
+        |_| other.events().iter().any(posted),
+    );
     let good_events = good.events();
     assert!(
         !good_events.iter().any(posted),

@@ -42,13 +42,9 @@ impl Subscription {
 /// `GET /v2/eventSubscriptions`: `{"callbackUrls": [...]}`.
 pub async fn list(State(m): State<Arc<RaftNode>>) -> Result<Json<EventSubscriptions>, ApiError> {
     m.linearizable().await?;
-    let callback_urls = m.state().read(|a| {
-        a.state
-            .event_subscriptions()
-            .iter()
-            .cloned()
-            .collect()
-    });
+    let callback_urls = m
+        .state()
+        .read(|a| a.state.event_subscriptions().iter().cloned().collect());
     Ok(Json(EventSubscriptions { callback_urls }))
 }
 

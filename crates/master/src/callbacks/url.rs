@@ -18,10 +18,14 @@ pub struct CallbackUrl {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     /// Longer than [`MAX_URL_BYTES`].
-    #[error("callbackUrl is {0} bytes long; the limit is {MAX_URL_BYTES} bytes (2 KiB): give a shorter URL")]
+    #[error(
+        "callbackUrl is {0} bytes long; the limit is {MAX_URL_BYTES} bytes (2 KiB): give a shorter URL"
+    )]
     TooLong(usize),
     /// Not a URL at all, or not an absolute one.
-    #[error("callbackUrl `{url}` is not an absolute URL ({why}); give one such as http://hooks.example:9090/marathon-events")]
+    #[error(
+        "callbackUrl `{url}` is not an absolute URL ({why}); give one such as http://hooks.example:9090/marathon-events"
+    )]
     NotAUrl {
         /// What was given.
         url: String,
@@ -29,10 +33,14 @@ pub enum UrlError {
         why: String,
     },
     /// `https`: drover's master has no TLS client with a trust store to verify subscribers.
-    #[error("callbackUrl `{0}`: https callbacks are not delivered yet (the master cannot verify a subscriber's certificate); use an http URL on a network you trust, or read GET /v2/events, which the master serves over its own listener")]
+    #[error(
+        "callbackUrl `{0}`: https callbacks are not delivered yet (the master cannot verify a subscriber's certificate); use an http URL on a network you trust, or read GET /v2/events, which the master serves over its own listener"
+    )]
     Https(String),
     /// A scheme other than `http`.
-    #[error("callbackUrl `{url}` uses the scheme `{scheme}`; events are POSTed over http only: give an http:// URL")]
+    #[error(
+        "callbackUrl `{url}` uses the scheme `{scheme}`; events are POSTed over http only: give an http:// URL"
+    )]
     Scheme {
         /// What was given.
         url: String,
@@ -40,7 +48,9 @@ pub enum UrlError {
         scheme: String,
     },
     /// `user:password@` in the URL.
-    #[error("callbackUrl `{0}` carries credentials (user@ or user:password@): drover sends subscribers no credentials and would show them to every reader of GET /v2/eventSubscriptions; give the URL without them")]
+    #[error(
+        "callbackUrl `{0}` carries credentials (user@ or user:password@): drover sends subscribers no credentials and would show them to every reader of GET /v2/eventSubscriptions; give the URL without them"
+    )]
     Credentials(String),
     /// A port outside 1–65535.
     #[error("callbackUrl `{0}` has no valid port: give one from 1 to 65535, or none (80)")]
@@ -146,7 +156,10 @@ mod tests {
             ("mailto:ops@example.com", "no scheme"),
             ("ftp://hooks.example/x", "the scheme `ftp`"),
             ("file:///etc/passwd", "the scheme `file`"),
-            ("https://hooks.example/x", "https callbacks are not delivered yet"),
+            (
+                "https://hooks.example/x",
+                "https callbacks are not delivered yet",
+            ),
             ("http://user:secret@hooks.example/x", "carries credentials"),
             ("http://token@hooks.example/x", "carries credentials"),
             ("http://hooks.example:0/x", "valid port"),
