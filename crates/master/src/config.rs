@@ -512,4 +512,24 @@ mod tests {
             c.validate().unwrap();
         }
     }
+
+    #[test]
+    fn event_callback_flags_have_ranges() {
+        for (queue, timeout_ms, flag) in [
+            (0, 1000, "--event-callback-queue"),
+            (MAX_CALLBACK_QUEUE + 1, 1000, "--event-callback-queue"),
+            (16, 0, "--event-callback-timeout-ms"),
+        ] {
+            let mut c = config(100, 600, 1200);
+            c.callbacks = crate::callbacks::CallbackConfig {
+                queue,
+                timeout: Duration::from_millis(timeout_ms),
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(flag), "{queue}, {timeout_ms}: {e}");
+        }
+        let mut c = config(100, 600, 1200);
+        c.callbacks.queue = MAX_CALLBACK_QUEUE;
+        c.validate().unwrap();
+    }
 }

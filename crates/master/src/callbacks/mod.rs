@@ -15,7 +15,7 @@
 pub mod outbox;
 pub mod url;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -197,6 +197,7 @@ impl LeaderService for CallbackDelivery {
             metrics: self.metrics.clone(),
             config: self.config,
             subscribers: BTreeMap::new(),
+            unusable: BTreeSet::new(),
         };
         // Subscribed before the first await: nothing published from now on is missed.
         let events = self.events.subscribe();
@@ -224,6 +225,8 @@ struct Dispatch {
     metrics: Arc<CallbackMetrics>,
     config: CallbackConfig,
     subscribers: BTreeMap<String, Subscriber>,
+    /// Stored URLs that no longer parse, already reported.
+    unusable: BTreeSet<String>,
 }
 
 impl Dispatch {
@@ -266,7 +269,9 @@ impl Dispatch {
             let target = match CallbackUrl::parse(&url) {
                 Ok(target) => target,
                 Err(e) => {
-                    tracing::warn!(url, "not delivering events to a stored callback URL: {e}");
+                    if self.unusable.insert(url.clone()) {
+                        tracing::warn!(url, "not delivering events to a stored callback URL: {e}");
+                    }
                     continue;
                 }
             };
