@@ -367,6 +367,15 @@ fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscripti
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(r.body_json["eventType"], "unsubscribe_event", "{r}");
 
+    // Unsubscribed, it gets nothing more: an app made now reaches the other subscriber only.
+    let posted = |app: &'static str| move |e: &Event| matches!(e, Event::ApiPostEvent { app_definition, .. } if app_definition["id"] == app);
+    let idle = |id: &str| json!({"id": id, "cmd": "exec sleep 100000", "instances": 0, "cpus": 0.05, "mem": 16});
+    let unsubscribed = "/subs/after-unsubscribe";
+    s.create_app(&idle(unsubscribed));
+    s.wait_until(SETTLE, "the other subscriber gets the next app", |_| {
+        other.events().iter().any(posted(unsubscribed))
+    });
+
     // The leader dies; the new one delivers to the subscriptions that remain.
     let leader_id = s.masters.id_of(&leader);
     s.masters.kill(leader_id);
@@ -378,18 +387,17 @@ fn subscribers_get_every_event_in_order_a_silent_one_slows_nobody_and_subscripti
     want.sort();
     assert_eq!(listed.callback_urls, want, "subscriptions are replicated");
     let after = "/subs/after-failover";
-    s.create_app(
-        &json!({"id": after, "cmd": "exec sleep 100000", "instances": 0, "cpus": 0.05, "mem": 16}),
-    );
-    let posted = |e: &Event| matches!(e, Event::ApiPostEvent { app_definition, .. } if app_definition["id"] == after);
+    s.create_app(&idle(after));
     s.wait_until(
         SETTLE,
         "the new leader delivers to the remaining subscriber",
-        |_| other.events().iter().any(posted),
+        |_| other.events().iter().any(posted(after)),
     );
     let good_events = good.events();
     assert!(
-        !good_events.iter().any(posted),
+        !good_events
+            .iter()
+            .any(|e| posted(unsubscribed)(e) || posted(after)(e)),
         "an unsubscribed URL got an event: {good_events:#?}"
     );
     assert!(
