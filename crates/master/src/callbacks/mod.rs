@@ -412,7 +412,105 @@ async fn post(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use state::transport::{Connector, Stream};
+
     use super::*;
+
+    /// A client whose every connection reaches a subscriber that answers 500 to its first
+    /// `failures` POSTs and 200 after, recording the bodies it accepted.
+    fn subscriber(failures: u32) -> (PeerClient, Arc<AtomicU32>, Arc<Mutex<Vec<String>>>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (c, a) = (calls.clone(), accepted.clone());
+        let app = axum::Router::new().route(
+            "/cb",
+            post(move |body: String| {
+                let (c, a) = (c.clone(), a.clone());
+                async move {
+                    if c.fetch_add(1, Ordering::SeqCst) < failures {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    a.lock().unwrap().push(body);
+                    StatusCode::OK
+                }
+            }),
+        );
+        let client = PeerClient::with_connector(Connector::new(move |_uri: hyper::Uri| {
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(server), service)
+                    .await;
+            });
+            async move { Ok(Stream::tokio(client)) }
+        }));
+        (client, calls, accepted)
+    }
+
+    /// Polls `done` until it holds (a liveness bound, not a timing assertion).
+    async fn until(done: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the deliveries ended");
+    }
+
+    /// A delivery task for `client`'s subscriber, with its outbox holding two events.
+    fn delivering(client: PeerClient) -> (Arc<Counts>, JoinHandle<()>) {
+        let outbox = Arc::new(Outbox::new(8));
+        let counts = Arc::new(Counts::default());
+        let url = CallbackUrl::parse("http://subscriber.test/cb").expect("a URL");
+        outbox.push(Bytes::from_static(br#"{"n":1}"#));
+        outbox.push(Bytes::from_static(br#"{"n":2}"#));
+        let task = tokio::spawn(deliver(
+            url,
+            outbox,
+            counts.clone(),
+            client,
+            Duration::from_secs(30),
+        ));
+        (counts, task)
+    }
+
+    #[tokio::test]
+    async fn a_failed_post_is_retried_and_events_stay_in_order() {
+        let (client, calls, accepted) = subscriber(ATTEMPTS - 1);
+        let (counts, task) = delivering(client);
+        until(|| counts.delivered() == 2).await;
+        task.abort();
+        assert_eq!(*accepted.lock().unwrap(), [r#"{"n":1}"#, r#"{"n":2}"#]);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            ATTEMPTS + 1,
+            "retries of the first, then one POST of the second"
+        );
+        assert_eq!((counts.failed(), counts.dropped()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_event_is_given_up_after_its_attempts_and_the_next_one_is_sent() {
+        let (client, calls, accepted) = subscriber(ATTEMPTS);
+        let (counts, task) = delivering(client);
+        until(|| counts.delivered() == 1).await;
+        task.abort();
+        assert_eq!(
+            counts.failed(),
+            1,
+            "the first event failed {ATTEMPTS} times"
+        );
+        assert_eq!(*accepted.lock().unwrap(), [r#"{"n":2}"#]);
+        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS + 1);
+    }
 
     #[test]
     fn metrics_name_each_subscriber_and_escape_its_url() {
