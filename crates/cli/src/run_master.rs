@@ -94,6 +94,14 @@ pub struct MasterArgs {
     /// --listen can run any command on every agent. Only for loopback or a trusted network.
     #[arg(long)]
     insecure: bool,
+    /// Event callbacks: how many events may wait per subscribed URL before the oldest are
+    /// dropped (counted in /metrics).
+    #[arg(long, default_value_t = 1024, value_name = "EVENTS")]
+    event_callback_queue: usize,
+    /// Event callbacks: how long one POST to a subscribed URL may take before it is retried
+    /// (three attempts per event).
+    #[arg(long, default_value_t = 10000, value_name = "MS")]
+    event_callback_timeout_ms: u64,
 }
 
 /// Runs `drover master`.
@@ -129,6 +137,10 @@ pub fn run(args: MasterArgs) -> ExitCode {
         eviction_threshold: args.eviction_threshold,
         eviction_interval: Duration::from_millis(args.eviction_interval_ms),
         insecure: args.insecure,
+        callbacks: master::callbacks::CallbackConfig {
+            queue: args.event_callback_queue,
+            timeout: Duration::from_millis(args.event_callback_timeout_ms),
+        },
     };
     if let Err(e) = config.validate() {
         return fail(2, e.to_string());

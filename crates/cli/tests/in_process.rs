@@ -99,6 +99,7 @@ fn master_config(
         eviction_threshold: 0.55,
         eviction_interval: Duration::from_secs(30),
         insecure: true,
+        callbacks: Default::default(),
     }
 }
 

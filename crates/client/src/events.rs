@@ -8,6 +8,14 @@ use serde_json::Value;
 
 use crate::deployments::{DeploymentPlan, Step};
 
+/// `GET /v2/eventSubscriptions`: the HTTP callback URLs subscribed to events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSubscriptions {
+    /// The URLs, each POSTed every event.
+    pub callback_urls: Vec<String>,
+}
+
 /// An event as the stream carries it: the event, and when the master published it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
@@ -80,6 +88,18 @@ pub enum Event {
         /// Healthy or not.
         alive: bool,
     },
+    /// An instance's health changed (Marathon's instance view of
+    /// `health_status_changed_event`, published beside it).
+    InstanceHealthChangedEvent {
+        /// The instance.
+        instance_id: String,
+        /// The app.
+        run_spec_id: String,
+        /// The app version.
+        run_spec_version: String,
+        /// Healthy or not (`null` while unknown, in Marathon).
+        healthy: Option<bool>,
+    },
     /// A health check failed.
     FailedHealthCheckEvent {
         /// The app.
@@ -148,6 +168,14 @@ pub enum Event {
         /// The step that finished (none for a plan without steps).
         current_step: Option<Step>,
     },
+    /// The step a deployment was in when it failed (published just before its
+    /// `deployment_failed`).
+    DeploymentStepFailure {
+        /// The plan.
+        plan: DeploymentPlan,
+        /// The step it was in (none for a plan without steps).
+        current_step: Option<Step>,
+    },
     /// An app was deleted.
     AppTerminatedEvent {
         /// The app.
@@ -165,6 +193,20 @@ pub enum Event {
         zone_states: BTreeMap<String, String>,
         /// For people.
         reason: String,
+    },
+    /// An HTTP callback URL subscribed to events (`POST /v2/eventSubscriptions`).
+    SubscribeEvent {
+        /// The caller's address (not recorded).
+        client_ip: Option<String>,
+        /// The URL.
+        callback_url: String,
+    },
+    /// An HTTP callback URL unsubscribed (`DELETE /v2/eventSubscriptions`).
+    UnsubscribeEvent {
+        /// The caller's address (not recorded).
+        client_ip: Option<String>,
+        /// The URL.
+        callback_url: String,
     },
     /// A subscriber attached to the stream.
     EventStreamAttached {
@@ -188,7 +230,8 @@ impl Event {
             | Event::FailedHealthCheckEvent { app_id, .. }
             | Event::UnhealthyInstanceKillEvent { app_id, .. }
             | Event::AppTerminatedEvent { app_id } => vec![app_id.as_str()],
-            Event::InstanceChangedEvent { run_spec_id, .. } => vec![run_spec_id.as_str()],
+            Event::InstanceChangedEvent { run_spec_id, .. }
+            | Event::InstanceHealthChangedEvent { run_spec_id, .. } => vec![run_spec_id.as_str()],
             // A definition without an id names no app anyone may read: shown to no prefix token.
             Event::ApiPostEvent { app_definition, .. } => {
                 vec![
@@ -201,7 +244,8 @@ impl Event {
             Event::DeploymentInfo { plan, .. }
             | Event::DeploymentSuccess { plan, .. }
             | Event::DeploymentFailed { plan, .. }
-            | Event::DeploymentStepSuccess { plan, .. } => {
+            | Event::DeploymentStepSuccess { plan, .. }
+            | Event::DeploymentStepFailure { plan, .. } => {
                 let mut apps: Vec<&str> = plan
                     .steps
                     .iter()
@@ -216,6 +260,8 @@ impl Event {
                 apps
             }
             Event::EvictionProtectionEvent { .. }
+            | Event::SubscribeEvent { .. }
+            | Event::UnsubscribeEvent { .. }
             | Event::EventStreamAttached { .. }
             | Event::EventStreamDetached { .. } => Vec::new(),
         }
@@ -227,6 +273,7 @@ impl Event {
             Event::StatusUpdateEvent { .. } => "status_update_event",
             Event::InstanceChangedEvent { .. } => "instance_changed_event",
             Event::HealthStatusChangedEvent { .. } => "health_status_changed_event",
+            Event::InstanceHealthChangedEvent { .. } => "instance_health_changed_event",
             Event::FailedHealthCheckEvent { .. } => "failed_health_check_event",
             Event::UnhealthyInstanceKillEvent { .. } => "unhealthy_instance_kill_event",
             Event::ApiPostEvent { .. } => "api_post_event",
@@ -234,8 +281,11 @@ impl Event {
             Event::DeploymentSuccess { .. } => "deployment_success",
             Event::DeploymentFailed { .. } => "deployment_failed",
             Event::DeploymentStepSuccess { .. } => "deployment_step_success",
+            Event::DeploymentStepFailure { .. } => "deployment_step_failure",
             Event::AppTerminatedEvent { .. } => "app_terminated_event",
             Event::EvictionProtectionEvent { .. } => "eviction_protection_event",
+            Event::SubscribeEvent { .. } => "subscribe_event",
+            Event::UnsubscribeEvent { .. } => "unsubscribe_event",
             Event::EventStreamAttached { .. } => "event_stream_attached",
             Event::EventStreamDetached { .. } => "event_stream_detached",
         }

@@ -33,7 +33,7 @@ pub use deployments::{
     CurrentAction, Deployment, DeploymentPlan, DeploymentRef, GroupState, Step, StepAction,
 };
 pub use error::{DecodeError, ErrorBody, ErrorDetail, Refusal, decode};
-pub use events::{Event, Stamped};
+pub use events::{Event, EventSubscriptions, Stamped};
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};
 pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};

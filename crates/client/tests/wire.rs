@@ -424,6 +424,28 @@ fn event_stream_detached_round_trips() {
 }
 
 #[test]
+fn subscription_events_round_trip() {
+    event_round_trip(SUBSCRIBE_EVENT, "subscribe_event");
+    event_round_trip(UNSUBSCRIBE_EVENT, "unsubscribe_event");
+}
+
+#[test]
+fn instance_health_changed_round_trips() {
+    event_round_trip(
+        INSTANCE_HEALTH_CHANGED_EVENT,
+        "instance_health_changed_event",
+    );
+}
+
+#[test]
+fn event_subscriptions_read_as_marathon_lists_them() {
+    let listed = round_trip::<client::EventSubscriptions>(
+        r#"{"callbackUrls":["http://127.0.0.1:39443/drover/events?via=test"]}"#,
+    );
+    assert_eq!(listed.callback_urls.len(), 1);
+}
+
+#[test]
 fn an_events_type_is_its_tag() {
     let stamped = event_round_trip(STATUS_UPDATE_EVENT, "status_update_event");
     let Event::StatusUpdateEvent {
@@ -1648,5 +1670,11 @@ const APP_TERMINATED_EVENT: &str = r#"{"eventType":"app_terminated_event","appId
 const EVICTION_PROTECTION_EVENT: &str = r#"{"eventType":"eviction_protection_event","engaged":true,"cutOff":false,"zones":["local-b"],"zoneStates":{"local-a":"healthy","local-b":"outage"},"reason":"zone local-b is out (1 of 1 agents unreachable): its instances are replaced at once in the other zones","timestamp":"2026-12-01T15:10:47.520Z"}"#;
 
 const EVENT_STREAM_ATTACHED: &str = r#"{"eventType":"event_stream_attached","remoteAddress":"client","timestamp":"2026-12-01T15:10:05.488Z"}"#;
+
+const SUBSCRIBE_EVENT: &str = r#"{"eventType":"subscribe_event","clientIp":null,"callbackUrl":"http://127.0.0.1:39443/drover/events?via=test","timestamp":"2026-12-02T01:34:49.301Z"}"#;
+
+const UNSUBSCRIBE_EVENT: &str = r#"{"eventType":"unsubscribe_event","clientIp":null,"callbackUrl":"http://127.0.0.1:39443/drover/events?via=test","timestamp":"2026-12-02T01:34:52.918Z"}"#;
+
+const INSTANCE_HEALTH_CHANGED_EVENT: &str = r#"{"eventType":"instance_health_changed_event","instanceId":"mp_web.instance-5b1c9d1e-0a47-4be4-a2a4-1f4d2f1f0c11","runSpecId":"/mp/web","runSpecVersion":"2026-12-02T01:40:11.020Z","healthy":true,"timestamp":"2026-12-02T01:40:13.532Z"}"#;
 
 const EVENT_STREAM_DETACHED: &str = r#"{"eventType":"event_stream_detached","remoteAddress":"client","timestamp":"2026-12-01T15:10:43.237Z"}"#;

@@ -373,6 +373,10 @@ fn effect(event: &Event) -> Effect {
             for_good: true,
         },
         Event::FailedHealthCheckEvent { .. }
+        // health_status_changed_event, published beside it, says the same.
+        | Event::InstanceHealthChangedEvent { .. }
+        | Event::SubscribeEvent { .. }
+        | Event::UnsubscribeEvent { .. }
         | Event::EvictionProtectionEvent { .. }
         | Event::EventStreamAttached { .. }
         | Event::EventStreamDetached { .. } => Effect::Nothing,
@@ -381,7 +385,8 @@ fn effect(event: &Event) -> Effect {
         | Event::DeploymentInfo { .. }
         | Event::DeploymentSuccess { .. }
         | Event::DeploymentFailed { .. }
-        | Event::DeploymentStepSuccess { .. } => Effect::Read,
+        | Event::DeploymentStepSuccess { .. }
+        | Event::DeploymentStepFailure { .. } => Effect::Read,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct MasterConfig {
     /// `--insecure`: no TLS inside the cluster and no API tokens; for loopback and trusted
     /// networks only, and logged loudly at start.
     pub insecure: bool,
+    /// How events are delivered to HTTP callback subscribers.
+    pub callbacks: crate::callbacks::CallbackConfig,
 }
 
 /// Why a configuration was refused.
@@ -108,6 +110,10 @@ pub enum ConfigError {
 /// The longest any `*-ms` flag may be: one day. Longer is a typo, and would overflow
 /// timers that add two of them.
 pub const MAX_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The most events `--event-callback-queue` may hold per subscriber (with 100 subscribers
+/// and events of a few KiB, a few GiB at worst).
+pub const MAX_CALLBACK_QUEUE: usize = 100_000;
 
 /// Parses `1=HOST:PORT,2=HOST:PORT,…` and checks the count, and that no id or address is
 /// named twice.
@@ -207,10 +213,18 @@ impl MasterConfig {
                 self.agent_reregistration_grace,
             ),
             ("--eviction-interval-ms", self.eviction_interval),
+            ("--event-callback-timeout-ms", self.callbacks.timeout),
         ] {
             check_ms(flag, value)?;
         }
         check_eviction_threshold(self.eviction_threshold)?;
+        if !(1..=MAX_CALLBACK_QUEUE).contains(&self.callbacks.queue) {
+            return Err(ConfigError::Range {
+                flag: "--event-callback-queue",
+                value: self.callbacks.queue.to_string(),
+                range: format!("1 to {MAX_CALLBACK_QUEUE} events"),
+            });
+        }
         if self.agent_unreachable_after <= self.agent_heartbeat {
             return Err(ConfigError::Timing(format!(
                 "--agent-unreachable-ms ({} ms) must be above --agent-heartbeat-ms ({} ms), or every agent would be called unreachable between two heartbeats",
@@ -316,6 +330,7 @@ mod tests {
             eviction_threshold: 0.55,
             eviction_interval: Duration::from_secs(30),
             insecure: true,
+            callbacks: Default::default(),
         }
     }
 
@@ -496,5 +511,25 @@ mod tests {
             c.eviction_threshold = good;
             c.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn event_callback_flags_have_ranges() {
+        for (queue, timeout_ms, flag) in [
+            (0, 1000, "--event-callback-queue"),
+            (MAX_CALLBACK_QUEUE + 1, 1000, "--event-callback-queue"),
+            (16, 0, "--event-callback-timeout-ms"),
+        ] {
+            let mut c = config(100, 600, 1200);
+            c.callbacks = crate::callbacks::CallbackConfig {
+                queue,
+                timeout: Duration::from_millis(timeout_ms),
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(flag), "{queue}, {timeout_ms}: {e}");
+        }
+        let mut c = config(100, 600, 1200);
+        c.callbacks.queue = MAX_CALLBACK_QUEUE;
+        c.validate().unwrap();
     }
 }

@@ -56,6 +56,20 @@ impl EventBus {
 
     /// Publishes an event, stamped with the time of the bus's clock.
     pub fn publish(&self, event: Event) {
+        // No subscriber is not an error.
+        let _ = self.sender.send(self.stamp(event));
+    }
+
+    /// Publishes an event and returns its JSON, for the endpoints that answer with the event
+    /// they caused (Marathon's `POST /v2/eventSubscriptions`).
+    pub fn publish_and_show(&self, event: Event) -> Value {
+        let published = self.stamp(event);
+        let body = published.body.clone();
+        let _ = self.sender.send(published);
+        body
+    }
+
+    fn stamp(&self, event: Event) -> Published {
         let event_type = event.event_type();
         let apps = event.apps().into_iter().map(str::to_string).collect();
         let stamped = Stamped {
@@ -64,12 +78,11 @@ impl EventBus {
         };
         // An event is strings, numbers and JSON values: it always encodes.
         let body = serde_json::to_value(&stamped).unwrap_or_else(|_| json!({}));
-        // No subscriber is not an error.
-        let _ = self.sender.send(Published {
+        Published {
             event_type,
             body,
             apps,
-        });
+        }
     }
 
     /// A new subscription.

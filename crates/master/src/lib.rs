@@ -5,6 +5,7 @@
 //! - [`agents`], [`scheduler`]: the leader's memory ([`agents::AgentView`], the queue and the
 //!   eviction guard) and the leader services that use it.
 //! - [`events`]: the event bus behind `/v2/events`.
+//! - [`callbacks`]: HTTP callback subscribers, to whom the leader POSTs every event.
 //! - [`parts`]: the parts put together ([`Parts`]), for the router and the leader services.
 //! - [`forward`]: followers forward every request to the leader.
 //! - [`api`]: the HTTP API.
@@ -15,6 +16,7 @@
 pub mod agents;
 pub mod api;
 pub mod auth;
+pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod deployments;

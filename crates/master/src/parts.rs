@@ -8,13 +8,14 @@ use axum::Router;
 use axum::extract::FromRef;
 
 use crate::agents::{AgentView, Liveness};
+use crate::callbacks::{CallbackDelivery, CallbackMetrics};
 use crate::events::EventBus;
 use crate::leadership::{ClusterIdentity, LeaderService};
 use crate::node::RaftNode;
 use crate::scheduler::{EvictionGuard, Queue, Scheduler};
 
-/// A master: its Raft node, the leader's memory (agents, the queue, the eviction guard) and
-/// its event bus. Cloning shares the parts.
+/// A master: its Raft node, the leader's memory (agents, the queue, the eviction guard), its
+/// event bus and its callback subscribers' counts. Cloning shares the parts.
 #[derive(Clone)]
 pub struct Parts {
     node: Arc<RaftNode>,
@@ -22,6 +23,7 @@ pub struct Parts {
     queue: Arc<Queue>,
     eviction: Arc<EvictionGuard>,
     events: Arc<EventBus>,
+    callbacks: Arc<CallbackMetrics>,
 }
 
 impl Parts {
@@ -34,6 +36,7 @@ impl Parts {
             queue: Arc::default(),
             eviction: Arc::default(),
             events: Arc::new(events),
+            callbacks: Arc::default(),
         }
     }
 
@@ -58,6 +61,12 @@ impl Parts {
                 self.queue.clone(),
                 self.eviction.clone(),
                 self.events.clone(),
+            )),
+            Arc::new(CallbackDelivery::new(
+                self.node.clone(),
+                self.events.clone(),
+                self.callbacks.clone(),
+                self.node.config().callbacks,
             )),
         ]
     }
@@ -90,5 +99,11 @@ impl FromRef<Parts> for Arc<EvictionGuard> {
 impl FromRef<Parts> for Arc<EventBus> {
     fn from_ref(parts: &Parts) -> Self {
         parts.events.clone()
+    }
+}
+
+impl FromRef<Parts> for Arc<CallbackMetrics> {
+    fn from_ref(parts: &Parts) -> Self {
+        parts.callbacks.clone()
     }
 }

@@ -148,7 +148,7 @@ pub enum CallError {
 }
 
 /// The innermost cause of an error ("Connection refused"), which is what people need.
-fn innermost(e: &dyn std::error::Error) -> String {
+pub(crate) fn innermost(e: &dyn std::error::Error) -> String {
     let mut current = e;
     while let Some(next) = current.source() {
         current = next;

@@ -158,6 +158,18 @@ pub enum Command {
         /// The token's accessor id.
         accessor_id: String,
     },
+    /// Registers an HTTP callback URL for events (Marathon's `POST /v2/eventSubscriptions`);
+    /// registering one that is there already changes nothing. Refused past
+    /// [`crate::machine::MAX_EVENT_SUBSCRIPTIONS`].
+    Subscribe {
+        /// The URL events are POSTed to, as the API validated it.
+        callback_url: String,
+    },
+    /// Removes an HTTP callback URL (Marathon's `DELETE /v2/eventSubscriptions`).
+    Unsubscribe {
+        /// The URL, as it was registered.
+        callback_url: String,
+    },
     /// Several commands applied in order in one log entry, so that one scheduler pass, or an
     /// app with its deployment, is one commit. Each command is applied under its own rules
     /// and answered in [`Response::Batch`]; a batch inside a batch is refused.
@@ -278,6 +290,8 @@ pub enum Subject {
     Instance,
     /// An ACL token.
     AclToken,
+    /// An event subscription (a callback URL).
+    EventSubscription,
 }
 
 /// An agent's liveness as the leader decided it.

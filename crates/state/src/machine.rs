@@ -47,6 +47,10 @@ use crate::command::{
 /// How many versions of an app are kept, current one included (Marathon's `max_versions`).
 pub const MAX_APP_VERSIONS: usize = 50;
 
+/// How many HTTP callback URLs may subscribe to events at once: each costs the leader a
+/// delivery task and a queue.
+pub const MAX_EVENT_SUBSCRIPTIONS: usize = 100;
+
 /// A master as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Master {
@@ -194,6 +198,9 @@ pub struct ClusterState {
     /// ACL tokens (absent in snapshots written before ACLs).
     #[serde(default)]
     acl: AclState,
+    /// HTTP callback URLs subscribed to events (absent in snapshots written before them).
+    #[serde(default)]
+    event_subscriptions: BTreeSet<String>,
     /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
     #[serde(skip)]
     by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
@@ -218,6 +225,8 @@ struct StoredState {
     assignment_revisions: BTreeMap<AgentId, u64>,
     #[serde(default)]
     acl: AclState,
+    #[serde(default)]
+    event_subscriptions: BTreeSet<String>,
 }
 
 impl From<StoredState> for ClusterState {
@@ -233,6 +242,7 @@ impl From<StoredState> for ClusterState {
             changes: s.changes,
             assignment_revisions: s.assignment_revisions,
             acl: s.acl,
+            event_subscriptions: s.event_subscriptions,
             by_agent: BTreeMap::new(),
             by_app: BTreeMap::new(),
         };
@@ -393,6 +403,11 @@ impl ClusterState {
         &self.acl
     }
 
+    /// The HTTP callback URLs subscribed to events, in URL order.
+    pub fn event_subscriptions(&self) -> &BTreeSet<String> {
+        &self.event_subscriptions
+    }
+
     /// Launch backoffs by app.
     pub fn backoffs(&self) -> &BTreeMap<AppId, Backoff> {
         &self.backoffs
@@ -460,6 +475,14 @@ impl ClusterState {
             Command::RevokeAclToken { accessor_id } => {
                 acl_answer(self.acl.revoke(&accessor_id).map(|_| ()))
             }
+            Command::Subscribe { callback_url } => self.subscribe(callback_url),
+            Command::Unsubscribe { callback_url } => {
+                if self.event_subscriptions.remove(&callback_url) {
+                    Response::Ok
+                } else {
+                    not_found(Subject::EventSubscription, callback_url)
+                }
+            }
             Command::Batch { commands } => {
                 let responses = commands
                     .into_iter()
@@ -473,6 +496,21 @@ impl ClusterState {
                 Response::Batch { responses }
             }
         }
+    }
+
+    /// Adds a callback URL, unless the limit is reached; one already there is left as it is.
+    fn subscribe(&mut self, callback_url: String) -> Response {
+        if !self.event_subscriptions.contains(&callback_url)
+            && self.event_subscriptions.len() >= MAX_EVENT_SUBSCRIPTIONS
+        {
+            return Response::Conflict {
+                message: format!(
+                    "{MAX_EVENT_SUBSCRIPTIONS} callback URLs are subscribed already, the most drover serves; unsubscribe one (DELETE /v2/eventSubscriptions?callbackUrl=…) first, or read the event stream (GET /v2/events) instead"
+                ),
+            };
+        }
+        self.event_subscriptions.insert(callback_url);
+        Response::Ok
     }
 
     /// Stores an instance record as it now is, with the next revision; `assignment` says

@@ -40,6 +40,8 @@ fn a_stage_1_snapshot_reads_with_its_apps_instances_and_indexes() {
     let used = s.usage(&AgentId::from("a1"));
     assert_eq!((used.tasks, used.cpus, used.mem), (1, 500, 64_000));
     assert_eq!(s.backoffs().len(), 1);
+    // Written before event subscriptions existed: none.
+    assert!(s.event_subscriptions().is_empty());
 }
 
 #[test]

@@ -3,10 +3,14 @@
 Run by crates/cli/tests/marathon_python.rs with the pinned client installed in a virtual
 environment; DROVER_URL names a master. Every step prints what it checked; the first wrong
 answer raises, and the exit status is not 0. Groups are not covered here (issue 14 scope 3).
+Event subscriptions are: a callback server in this script subscribes, reads every event POSTed
+to it through the client's own event classes, and unsubscribes.
 """
 
 import collections
 import collections.abc
+import http.server
+import json
 import os
 import sys
 import threading
@@ -19,7 +23,7 @@ if not hasattr(collections, "Iterable"):
 
 from marathon import MarathonClient, MarathonHttpError, NotFoundError
 from marathon.models import MarathonApp, MarathonHealthCheck
-from marathon.models.events import MarathonEvent
+from marathon.models.events import EventFactory, MarathonEvent
 
 URL = os.environ["DROVER_URL"]
 APP = "/mp/web"
@@ -82,6 +86,33 @@ def main():
             seen.append(f"error: {e!r}")
 
     threading.Thread(target=listen, daemon=True).start()
+
+    step("event subscriptions: a callback server on 127.0.0.1 subscribes")
+    received = []
+
+    class Callback(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    callback = f"http://127.0.0.1:{server.server_address[1]}/marathon-events?from=drover"
+    subscribed = client.create_event_subscription(callback)
+    assert subscribed["eventType"] == "subscribe_event", repr(subscribed)
+    assert subscribed["callbackUrl"] == callback, repr(subscribed)
+    assert callback in client.list_event_subscriptions()
+    try:
+        client.create_event_subscription("ftp://127.0.0.1/x")
+        raise AssertionError("an ftp callback URL was accepted")
+    except MarathonHttpError as e:
+        assert e.status_code == 422, repr(e)
 
     step("create an app")
     app = MarathonApp(
@@ -285,6 +316,23 @@ def main():
     assert not errors, errors
     for kind in ["api_post_event", "deployment_info", "status_update_event"]:
         assert kind in seen, f"{kind} not among the events seen: {sorted(set(seen))}"
+
+    step("event subscriptions: the callback got the events, each one the client reads")
+    wait_until(
+        "the callback got the app's deletion",
+        lambda: any(e.get("eventType") == "app_terminated_event" for e in received),
+    )
+    assert received[0]["eventType"] == "subscribe_event", repr(received[0])
+    factory = EventFactory()
+    for body in list(received):
+        assert isinstance(factory.process(body), MarathonEvent), repr(body)
+    kinds = {e["eventType"] for e in received}
+    for kind in ["api_post_event", "deployment_info", "status_update_event", "deployment_success"]:
+        assert kind in kinds, f"{kind} not among the events POSTed: {sorted(kinds)}"
+    unsubscribed = client.delete_event_subscription(callback)
+    assert unsubscribed["eventType"] == "unsubscribe_event", repr(unsubscribed)
+    assert callback not in client.list_event_subscriptions()
+    server.shutdown()
     print("OK", flush=True)
 
 

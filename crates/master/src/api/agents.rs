@@ -302,6 +302,12 @@ pub async fn status(
                     version: inst.app_version.clone(),
                     alive: h.healthy,
                 });
+                events.publish(Event::InstanceHealthChangedEvent {
+                    instance_id: inst.id.to_string(),
+                    run_spec_id: inst.app_id.to_string(),
+                    run_spec_version: inst.app_version.clone(),
+                    healthy: Some(h.healthy),
+                });
             }
             if !h.healthy {
                 events.publish(Event::FailedHealthCheckEvent {

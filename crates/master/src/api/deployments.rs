@@ -48,9 +48,15 @@ pub async fn delete(
     };
     m.write(Command::DeleteDeployment { id: id.clone() })
         .await?;
+    let plan = deployments::wire(&deployment);
+    // Marathon announces the step a failed deployment was in, then the deployment.
+    events.publish(Event::DeploymentStepFailure {
+        current_step: plan.steps.first().cloned(),
+        plan: (&plan).into(),
+    });
     events.publish(Event::DeploymentFailed {
         id: id.clone(),
-        plan: (&deployments::wire(&deployment)).into(),
+        plan: (&plan).into(),
         reason: if force { "cancelled" } else { "rolled back" }.into(),
     });
     if force {

@@ -14,6 +14,7 @@ mod mesos;
 mod nodes;
 pub mod operator;
 mod plan;
+mod subscriptions;
 mod system;
 mod tasks;
 mod ui;
@@ -87,7 +88,13 @@ pub fn router(master: Parts) -> Router {
             "/deployments/{id}",
             axum::routing::delete(deployments::delete),
         )
-        .route("/events", get(crate::events::stream));
+        .route("/events", get(crate::events::stream))
+        .route(
+            "/eventSubscriptions",
+            get(subscriptions::list)
+                .post(subscriptions::subscribe)
+                .delete(subscriptions::unsubscribe),
+        );
     let public = Router::new()
         .nest("/v2", v2.clone())
         .nest("/service/marathon/v2", v2)

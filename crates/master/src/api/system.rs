@@ -17,6 +17,7 @@ use serde::Deserialize;
 use state::network::RaftRpc;
 use state::{Command, Response as Applied};
 
+use crate::callbacks::CallbackMetrics;
 use crate::error::ApiError;
 use crate::node::{RaftNode, Role};
 
@@ -108,9 +109,13 @@ pub async fn drover_info(State(m): State<Arc<RaftNode>>) -> Json<DroverInfo> {
     })
 }
 
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(m): State<Arc<RaftNode>>) -> Response {
-    let text = m.metrics().render(&m.raft_figures());
+/// `GET /metrics`: Prometheus text (the callback subscribers' counts included).
+pub async fn metrics(
+    State(m): State<Arc<RaftNode>>,
+    State(callbacks): State<Arc<CallbackMetrics>>,
+) -> Response {
+    let mut text = m.metrics().render(&m.raft_figures());
+    callbacks.render(m.config().id, &mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -80,6 +80,10 @@ pub fn need(method: &Method, path: &str) -> Need {
             Need::WriteApps(AppTarget::Deployment(id.to_string()))
         }
         Some("/leader") if method == Method::DELETE => Need::Operate,
+        // A subscriber is sent every event (app definitions included): operators decide.
+        Some("/eventSubscriptions") if method == Method::POST || method == Method::DELETE => {
+            Need::Operate
+        }
         _ => Need::Manage,
     }
 }
@@ -165,6 +169,13 @@ mod tests {
                 Need::WriteApps(AppTarget::Deployment("d1".into())),
             ),
             (Method::DELETE, "/v2/leader", Need::Operate),
+            (Method::GET, "/v2/eventSubscriptions", Need::Read),
+            (Method::POST, "/v2/eventSubscriptions", Need::Operate),
+            (
+                Method::DELETE,
+                "/service/marathon/v2/eventSubscriptions",
+                Need::Operate,
+            ),
             (Method::POST, "/v2/something-new", Need::Manage),
             (Method::DELETE, "/v1/nodes", Need::Manage),
         ];

@@ -786,3 +786,46 @@ fn an_agent_back_from_unreachable_runs_its_unreplaced_instances_again_in_the_sam
     // A terminal instance stays terminal.
     assert_eq!(get(&s, "i2").condition, Condition::Failed);
 }
+
+#[test]
+fn event_subscriptions_are_added_once_removed_by_url_limited_and_kept_in_snapshots() {
+    let mut s = ClusterState::default();
+    let url = |i: usize| format!("http://hooks.example:9090/drover/{i}");
+    let subscribe = |u: String| Command::Subscribe { callback_url: u };
+    assert_eq!(s.apply(subscribe(url(0))), Response::Ok);
+    assert_eq!(s.apply(subscribe(url(0))), Response::Ok, "idempotent");
+    assert_eq!(s.event_subscriptions().len(), 1);
+    for i in 1..MAX_EVENT_SUBSCRIPTIONS {
+        assert_eq!(s.apply(subscribe(url(i))), Response::Ok);
+    }
+    let full = s.apply(subscribe(url(MAX_EVENT_SUBSCRIPTIONS)));
+    assert!(
+        matches!(&full, Response::Conflict { message } if message.contains("unsubscribe one")),
+        "{full:?}"
+    );
+    assert_eq!(
+        s.apply(subscribe(url(3))),
+        Response::Ok,
+        "one already there is no new subscription, even when full"
+    );
+    assert_eq!(s.event_subscriptions().len(), MAX_EVENT_SUBSCRIPTIONS);
+    let back: ClusterState =
+        serde_json::from_str(&serde_json::to_string(&s).expect("encodes")).expect("decodes");
+    assert_eq!(back.event_subscriptions(), s.event_subscriptions());
+    assert_eq!(
+        s.apply(Command::Unsubscribe {
+            callback_url: url(0)
+        }),
+        Response::Ok
+    );
+    assert_eq!(
+        s.apply(Command::Unsubscribe {
+            callback_url: url(0)
+        }),
+        Response::NotFound {
+            kind: Subject::EventSubscription,
+            id: url(0)
+        }
+    );
+    assert!(!s.event_subscriptions().contains(&url(0)));
+}
