@@ -54,12 +54,13 @@ Example:
         /// Where to write the backup (an existing file is replaced).
         file: PathBuf,
     },
-    /// Restore a backup's apps (every stored version) and ACL tokens into a cluster.
+    /// Restore a backup's apps (every stored version), ACL tokens and event subscriptions.
     #[command(after_help = "\
 Meant for a fresh cluster: each app is stored with its versions, oldest first, under their
 original version strings, and the scheduler places its instances on this cluster's agents.
 Agents, masters and instances of the old cluster are not restored (they are its machines).
-ACL tokens of the backup work again (one whose accessor id is taken is left out). An app that
+ACL tokens of the backup work again (one whose accessor id is taken is left out), and its
+event subscriptions are subscribed again. An app that
 this cluster has already, at or after a version being restored, stops the restore before
 anything of that part is written: delete it first. Needs a management token.
 
@@ -146,13 +147,15 @@ fn restore(m: &MasterFlag, file: &Path) -> Result<(), CliError> {
         total.versions += done.versions;
         total.acl_tokens += done.acl_tokens;
         total.acl_tokens_present += done.acl_tokens_present;
+        total.event_subscriptions += done.event_subscriptions;
     }
     let (apps, _) = counts(&backup.state);
     println!(
-        "restored {apps} apps with {} versions and {} ACL tokens ({} already here) from {} (cluster {}, taken at {})",
+        "restored {apps} apps with {} versions, {} ACL tokens ({} already here) and {} event subscriptions from {} (cluster {}, taken at {})",
         total.versions,
         total.acl_tokens,
         total.acl_tokens_present,
+        total.event_subscriptions,
         file.display(),
         backup.cluster_id.as_deref().unwrap_or("N/A"),
         backup.taken_at,
@@ -219,6 +222,14 @@ fn parts(state: &ClusterState) -> Result<Vec<RestorePart>, CliError> {
             .expect("one part")
             .acl_tokens
             .push(token.clone());
+    }
+    for url in state.event_subscriptions() {
+        room(url.len() + 4, &mut parts);
+        parts
+            .last_mut()
+            .expect("one part")
+            .event_subscriptions
+            .push(url.clone());
     }
     Ok(parts)
 }

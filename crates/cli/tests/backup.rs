@@ -1,6 +1,7 @@
 //! Backups (issue 16, scope 5), with the real `drover` binary on loopback: a snapshot saved
 //! while a client keeps writing restores into a fresh cluster with every app and every
-//! stored version, and the restored apps run on the new cluster's agents; restoring over
+//! stored version and the event subscriptions, and the restored apps run on the new
+//! cluster's agents; restoring over
 //! apps the cluster has already is refused and changes nothing; files that are not backups
 //! are refused with a message.
 //!
@@ -103,6 +104,14 @@ fn a_snapshot_saved_under_load_restores_every_app_and_version_into_a_fresh_clust
         a.put_app(&sleeper("/shop/web", 2, note));
     }
     a.create_app(&sleeper("/shop/db/primary", 1, "only"));
+    let hook = "http://127.0.0.1:9/drover-backup-test";
+    let r = http::post(
+        &a.masters.addr(1),
+        &format!("/v2/eventSubscriptions?callbackUrl={hook}"),
+        &json!({}),
+    )
+    .expect("the master answers");
+    assert_eq!(r.status, 200, "subscribe: {r}");
 
     // A client keeps creating apps while the snapshot is taken.
     let stop = Arc::new(AtomicBool::new(false));
@@ -175,6 +184,8 @@ fn a_snapshot_saved_under_load_restores_every_app_and_version_into_a_fresh_clust
         Some("v3"),
         "the current version is the newest"
     );
+    let subs = b.get("/v2/eventSubscriptions").expect("the master answers");
+    assert_eq!(subs.body_json["callbackUrls"], json!([hook]), "{subs}");
 
     // Again: the apps are there now, so nothing is written.
     let again = operator(&b, &["restore", file_arg]);

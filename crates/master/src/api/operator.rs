@@ -5,7 +5,7 @@
 //! every stored version, deployments, agents, instances and ACL tokens (secret hashes only).
 //! A restore replays what belongs to the workload and its users into a running cluster,
 //! normally a fresh one: each app's versions, oldest first, under their original version
-//! strings, and the ACL tokens. Agents, masters and instances belong to the machines of the
+//! strings, the ACL tokens and the event subscriptions. Agents, masters and instances belong to the machines of the
 //! old cluster and are not restored; the scheduler places the restored apps' instances on
 //! the new cluster's agents.
 
@@ -64,6 +64,9 @@ pub struct RestorePart {
     /// ACL tokens to add (a token whose accessor id is taken is left as it is).
     #[serde(default)]
     pub acl_tokens: Vec<AclToken>,
+    /// HTTP callback URLs to subscribe to events (one already subscribed stays).
+    #[serde(default)]
+    pub event_subscriptions: Vec<String>,
 }
 
 /// What a restore part did.
@@ -76,6 +79,9 @@ pub struct Restored {
     pub acl_tokens: usize,
     /// ACL tokens left out because this cluster has their accessor id or secret already.
     pub acl_tokens_present: usize,
+    /// Event subscriptions the cluster now has of those restored.
+    #[serde(default)]
+    pub event_subscriptions: usize,
 }
 
 /// `GET /v1/operator/snapshot`: the whole replicated state, consistent, from the leader.
@@ -137,8 +143,19 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
             ),
         ));
     }
+    for url in &part.event_subscriptions {
+        crate::callbacks::url::CallbackUrl::parse(url).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "{e}; nothing was restored. Remove it from the backup's eventSubscriptions."
+                ),
+            )
+        })?;
+    }
     let versions = part.apps.len();
     let tokens = part.acl_tokens.len();
+    let subscriptions = part.event_subscriptions.len();
     let mut commands: Vec<Command> = part
         .apps
         .into_iter()
@@ -152,6 +169,11 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
             .into_iter()
             .map(|token| Command::PutAclToken { token }),
     );
+    commands.extend(
+        part.event_subscriptions
+            .into_iter()
+            .map(|callback_url| Command::Subscribe { callback_url }),
+    );
     if commands.is_empty() {
         return Ok(Json(Restored::default()).into_response());
     }
@@ -162,7 +184,8 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
             format!("the restore's commit answered {answer:?}"),
         ));
     };
-    let (app_answers, token_answers) = responses.split_at(versions.min(responses.len()));
+    let (app_answers, rest) = responses.split_at(versions.min(responses.len()));
+    let (token_answers, subscription_answers) = rest.split_at(tokens.min(rest.len()));
     if let Some(refused) = app_answers
         .iter()
         .find(|r| !matches!(r, Applied::AppVersion { .. }))
@@ -179,10 +202,22 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
         .iter()
         .filter(|r| matches!(r, Applied::Ok))
         .count();
+    if let Some(Applied::Conflict { message }) = subscription_answers
+        .iter()
+        .find(|r| matches!(r, Applied::Conflict { .. }))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "The apps and tokens of this part were restored, but not every event subscription: {message}"
+            ),
+        ));
+    }
     Ok(Json(Restored {
         versions,
         acl_tokens: added,
         acl_tokens_present: tokens - added,
+        event_subscriptions: subscriptions,
     })
     .into_response())
 }
