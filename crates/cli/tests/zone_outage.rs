@@ -237,7 +237,8 @@ fn a_zone_cut_off_has_all_its_instances_replaced_in_the_other_zones_at_once_and_
         mut s, log, before, ..
     } = z;
     let first_launches = log.ids();
-    let mut events = EventStream::open(&s.masters.addr(1), &[])
+    // drover's own event, sent only to a reader that asks for it by name.
+    let mut events = EventStream::open(&s.masters.addr(1), &["eviction_protection_event"])
         .unwrap_or_else(|e| s.fail(&format!("subscribe to /v2/events: {e}")));
 
     // The zone is cut off: none of its agents heartbeats any more. The other two zones are

@@ -16,6 +16,18 @@ pub struct EventSubscriptions {
     pub callback_urls: Vec<String>,
 }
 
+/// The event types drover publishes that Marathon does not: a stream (or an HTTP callback)
+/// carries them only to a reader that asks for them by name (`?event_type=…`), because
+/// strict Marathon clients refuse an event type they do not know (marathon-python's
+/// `MarathonEvent` classes raise on one, ending the client's stream).
+pub const DROVER_EVENT_TYPES: &[&str] = &["eviction_protection_event"];
+
+/// Whether a reader that asked for no event type by name gets events of this type: Marathon's
+/// types only.
+pub fn shown_unasked(event_type: &str) -> bool {
+    !DROVER_EVENT_TYPES.contains(&event_type)
+}
+
 /// An event as the stream carries it: the event, and when the master published it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {

@@ -144,10 +144,7 @@ pub async fn stream(
         |(mut receiver, wanted, detach, visible)| async move {
             loop {
                 match receiver.recv().await {
-                    Ok(event)
-                        if (wanted.is_empty() || wanted.iter().any(|w| w == event.event_type))
-                            && visible.shows(&event) =>
-                    {
+                    Ok(event) if asked_for(&wanted, event.event_type) && visible.shows(&event) => {
                         let sse = SseEvent::default()
                             .event(event.event_type)
                             .data(event.body.to_string());
@@ -160,6 +157,16 @@ pub async fn stream(
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Whether a reader that asked for the types `wanted` (none: every type Marathon has) gets
+/// an event of `event_type`.
+fn asked_for(wanted: &[String], event_type: &str) -> bool {
+    if wanted.is_empty() {
+        client::events::shown_unasked(event_type)
+    } else {
+        wanted.iter().any(|w| w == event_type)
+    }
 }
 
 /// Publishes `event_stream_detached` when a subscriber goes away.
@@ -176,6 +183,16 @@ impl Drop for Detach {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drovers_own_events_go_only_to_readers_that_ask_for_them() {
+        let none: Vec<String> = Vec::new();
+        assert!(asked_for(&none, "status_update_event"));
+        assert!(!asked_for(&none, "eviction_protection_event"));
+        let named = vec!["eviction_protection_event".to_string()];
+        assert!(asked_for(&named, "eviction_protection_event"));
+        assert!(!asked_for(&named, "status_update_event"));
+    }
 
     #[test]
     fn events_carry_marathons_field_names_type_and_time() {

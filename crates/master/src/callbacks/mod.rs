@@ -303,7 +303,9 @@ impl Dispatch {
             // subscribe_event first, a removed one no more events.
             self.follow_subscriptions();
         }
-        if self.subscribers.is_empty() {
+        // Marathon's http_callback carries Marathon's event types only: strict clients
+        // refuse others (see `client::events::DROVER_EVENT_TYPES`).
+        if self.subscribers.is_empty() || !client::events::shown_unasked(event.event_type) {
             return;
         }
         let body = Bytes::from(event.body.to_string());
