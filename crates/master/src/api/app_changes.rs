@@ -100,7 +100,7 @@ fn prepare(
         return Err(ApiError::app_not_found(id.as_str()));
     }
     // Read-only fields Marathon clients send back are not part of the definition.
-    for key in READ_ONLY {
+    for key in crate::groups::READ_ONLY_APP_FIELDS {
         obj.remove(*key);
     }
     let merged = match (&current, partial) {
@@ -229,18 +229,3 @@ pub async fn put_many(
         .unwrap_or_default();
     Ok((StatusCode::OK, headers, Json(last)).into_response())
 }
-
-/// Fields of Marathon's app JSON that describe its state, not its definition.
-const READ_ONLY: &[&str] = &[
-    "version",
-    "versionInfo",
-    "tasks",
-    "tasksStaged",
-    "tasksRunning",
-    "tasksHealthy",
-    "tasksUnhealthy",
-    "deployments",
-    "lastTaskFailure",
-    "readinessCheckResults",
-    "taskStats",
-];

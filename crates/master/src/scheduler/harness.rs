@@ -137,6 +137,7 @@ impl Harness {
             }],
             current_step: 1,
             created_at_ms: self.now,
+            group: None,
         };
         self.apply(Command::PutDeployment {
             deployment,

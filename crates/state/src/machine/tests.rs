@@ -509,6 +509,7 @@ fn an_app_is_locked_by_one_deployment_unless_forced() {
         }],
         current_step: 0,
         created_at_ms: 5,
+        group: None,
     };
     let put = |id: &str, force| Command::PutDeployment {
         deployment: deployment(id),
