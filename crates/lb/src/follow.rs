@@ -381,7 +381,9 @@ fn effect(event: &Event) -> Effect {
         | Event::DeploymentInfo { .. }
         | Event::DeploymentSuccess { .. }
         | Event::DeploymentFailed { .. }
-        | Event::DeploymentStepSuccess { .. } => Effect::Read,
+        | Event::DeploymentStepSuccess { .. }
+        | Event::GroupChangeSuccess { .. }
+        | Event::GroupChangeFailed { .. } => Effect::Read,
     }
 }
 
