@@ -73,10 +73,10 @@ fn wait_counts(s: &mut Site, want: [usize; 3], what: &str) {
             .get("/v2/deployments")
             .map(|r| r.body_json.as_array().map_or(0, Vec::len))
             .unwrap_or(1);
-        let ok = [DB, API, WEB]
-            .iter()
-            .zip(want)
-            .all(|(id, n)| c.get(*id).is_some_and(|(w, t, r)| *w as usize == n && *t == n && *r == n));
+        let ok = [DB, API, WEB].iter().zip(want).all(|(id, n)| {
+            c.get(*id)
+                .is_some_and(|(w, t, r)| *w as usize == n && *t == n && *r == n)
+        });
         if ok && deployments == 0 {
             Ok(())
         } else {
@@ -140,12 +140,18 @@ fn a_group_deploys_in_dependency_order_scales_rolls_back_and_is_deleted() {
     );
     gate.open(&v1);
     wait_counts(&mut s, [1, 2, 1], "the group is deployed");
-    let done = expect_event(&s, &mut events, SETTLE, "group_change_success", |e| match e {
-        Event::GroupChangeSuccess { group_id, version } if group_id == "/shop" => {
-            Some(version.clone())
-        }
-        _ => None,
-    });
+    let done = expect_event(
+        &s,
+        &mut events,
+        SETTLE,
+        "group_change_success",
+        |e| match e {
+            Event::GroupChangeSuccess { group_id, version } if group_id == "/shop" => {
+                Some(version.clone())
+            }
+            _ => None,
+        },
+    );
     assert_eq!(done, v1);
     let seen = events.seen().to_vec();
     let healthy = seen
@@ -179,7 +185,12 @@ fn a_group_deploys_in_dependency_order_scales_rolls_back_and_is_deleted() {
     assert_eq!(under.typed::<client::AppList>().apps.len(), 3, "{under}");
 
     // Scale by 2: every app under the group doubles.
-    let r = send(&mut s, "PUT", "/v2/groups/shop", Some(&json!({"scaleBy": 2})));
+    let r = send(
+        &mut s,
+        "PUT",
+        "/v2/groups/shop",
+        Some(&json!({"scaleBy": 2})),
+    );
     assert_eq!(r.status, 200, "{r}");
     gate.open(&r.typed::<Change>().version);
     wait_counts(&mut s, [2, 4, 2], "the group is scaled by 2");
@@ -188,7 +199,12 @@ fn a_group_deploys_in_dependency_order_scales_rolls_back_and_is_deleted() {
     let versions = s.get("/v2/groups/shop/versions").expect("versions");
     let versions: Vec<String> = versions.typed();
     assert!(versions.contains(&v1), "{versions:?}");
-    let r = send(&mut s, "PUT", "/v2/groups/shop", Some(&json!({"version": v1})));
+    let r = send(
+        &mut s,
+        "PUT",
+        "/v2/groups/shop",
+        Some(&json!({"version": v1})),
+    );
     assert_eq!(r.status, 200, "{r}");
     gate.open(&r.typed::<Change>().version);
     wait_counts(&mut s, [1, 2, 1], "the group is rolled back");
@@ -208,16 +224,28 @@ fn a_group_deploys_in_dependency_order_scales_rolls_back_and_is_deleted() {
         .collect();
     let r = send(&mut s, "DELETE", "/v2/groups/shop", None);
     assert_eq!(r.status, 200, "{r}");
-    wait_showing(&mut s, CONVERGE, "every task of the group has stopped", |s| {
-        let left: Vec<u32> = procs.iter().filter(|p| p.is_alive()).map(|p| p.pid).collect();
-        let tasks = s.get("/v2/tasks").map(|r| r.body_json["tasks"].clone());
-        let none = tasks.as_ref().and_then(Value::as_array).is_some_and(Vec::is_empty);
-        if left.is_empty() && none {
-            Ok(())
-        } else {
-            Err(format!("live pids {left:?}, tasks {tasks:?}"))
-        }
-    });
+    wait_showing(
+        &mut s,
+        CONVERGE,
+        "every task of the group has stopped",
+        |s| {
+            let left: Vec<u32> = procs
+                .iter()
+                .filter(|p| p.is_alive())
+                .map(|p| p.pid)
+                .collect();
+            let tasks = s.get("/v2/tasks").map(|r| r.body_json["tasks"].clone());
+            let none = tasks
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+            if left.is_empty() && none {
+                Ok(())
+            } else {
+                Err(format!("live pids {left:?}, tasks {tasks:?}"))
+            }
+        },
+    );
     let gone = s.get("/v2/groups/shop").expect("answer");
     assert_eq!(gone.status, 404, "{gone}");
 }
@@ -273,16 +301,28 @@ fn bad_group_files_get_marathons_answers() {
             422,
             "/g/x is both an app and a group",
         ),
-        (json!({"id": "/g", "apps": [{"id": "a", "cpus": -1}]}), 422, "/apps(0)"),
+        (
+            json!({"id": "/g", "apps": [{"id": "a", "cpus": -1}]}),
+            422,
+            "/apps(0)",
+        ),
     ];
     for (body, status, needle) in cases {
         let r = send(&mut s, "POST", "/v2/groups", Some(&body));
         assert_eq!(r.status, status, "{body}: {r}");
-        assert!(r.to_string().contains(needle), "{body}: wanted {needle:?} in {r}");
+        assert!(
+            r.to_string().contains(needle),
+            "{body}: wanted {needle:?} in {r}"
+        );
     }
     let (status, body) = raw(&addr, "POST", "/v2/groups", "{\"id\": \"/g\", ");
     assert_eq!(status, 400, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("Invalid JSON")), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Invalid JSON")),
+        "{body}"
+    );
     // Nothing of the refused files was created; a good one is, once.
     assert_eq!(s.get("/v2/groups/g").expect("answer").status, 404);
     let ok = json!({"id": "/g", "apps": [app("a", &[])]});
@@ -301,4 +341,55 @@ fn bad_group_files_get_marathons_answers() {
     let steps = dry.body_json["steps"].to_string();
     assert!(steps.contains("/g/a") && steps.contains("/g/b"), "{dry}");
     assert!(s.app("/g/b").is_none(), "a dry run created /g/b");
+}
+
+#[test]
+fn the_cli_adds_lists_shows_scales_and_removes_a_group() {
+    let mut s = site("groups-cli", 1, fast_master_flags());
+    let agents = add_agents(&mut s, "local", &["local-a"], 1);
+    start_agents(&mut s, &agents);
+    let master = format!("http://{}", s.masters.addr(1));
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/groups/shop.json");
+    let file = file.to_str().expect("utf-8 path");
+    let drover = |s: &Site, args: &[&str]| {
+        let mut all = vec![args[0], args[1], "--master", master.as_str()];
+        all.extend(&args[2..]);
+        let (status, out, err) = s.run_drover(&all);
+        if !status.success() {
+            s.fail(&format!("drover {args:?} failed ({status}):\n{out}\n{err}"));
+        }
+        out
+    };
+    let added = drover(&s, &["group", "add", file, "--json"]);
+    let change: Change =
+        serde_json::from_str(&added).unwrap_or_else(|e| s.fail(&format!("{e}: {added}")));
+    assert!(change.deployment_id.is_some(), "{added}");
+    wait_counts(&mut s, [1, 2, 1], "the example group is deployed");
+    let listed = drover(&s, &["group", "list", "--json"]);
+    let root: client::Group =
+        serde_json::from_str(&listed).unwrap_or_else(|e| s.fail(&format!("{e}: {listed}")));
+    assert_eq!(root.id, "/");
+    assert_eq!(root.all_apps().len(), 3, "{listed}");
+    let shown = drover(&s, &["group", "show", "/shop"]);
+    for needle in ["/shop/front", "/shop/backend", WEB, "/shop/db"] {
+        assert!(shown.contains(needle), "{needle} not in:\n{shown}");
+    }
+    drover(&s, &["group", "scale", "/shop", "2"]);
+    wait_counts(&mut s, [2, 4, 2], "the example group is scaled by 2");
+    drover(&s, &["group", "remove", "/shop"]);
+    wait_showing(&mut s, CONVERGE, "the example group is gone", |s| {
+        let r = s.get("/v2/groups/shop").map(|r| r.status);
+        let tasks = s.get("/v2/tasks").map(|r| r.body_json["tasks"].clone());
+        if r == Some(404)
+            && tasks
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        {
+            Ok(())
+        } else {
+            Err(format!("{r:?} {tasks:?}"))
+        }
+    });
 }

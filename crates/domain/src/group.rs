@@ -68,13 +68,15 @@ impl GroupId {
     /// Resolves `raw` against this group as Marathon does: an absolute path stands as it
     /// is, a relative one (`db`, `./db`, `../db`) is read from this group.
     pub fn resolve(&self, raw: &str) -> Result<AppId, String> {
-        AppId::parse(&self.resolve_path(raw)?).map_err(|why| format!("{raw} (read from {self}): {why}"))
+        AppId::parse(&self.resolve_path(raw)?)
+            .map_err(|why| format!("{raw} (read from {self}): {why}"))
     }
 
     /// As [`GroupId::resolve`], for a group's id: `.`, `/` or a path that climbs back up to
     /// the root are groups too.
     pub fn resolve_group(&self, raw: &str) -> Result<GroupId, String> {
-        GroupId::parse(&self.resolve_path(raw)?).map_err(|why| format!("{raw} (read from {self}): {why}"))
+        GroupId::parse(&self.resolve_path(raw)?)
+            .map_err(|why| format!("{raw} (read from {self}): {why}"))
     }
 
     fn resolve_path(&self, raw: &str) -> Result<String, String> {
@@ -189,10 +191,8 @@ impl Declared {
     pub fn resolve(&self) -> Result<BTreeMap<AppId, BTreeSet<AppId>>, DependencyError> {
         let mut out = BTreeMap::new();
         for (app, own) in &self.apps {
-            let mut wanted: Vec<(String, &AppId)> = own
-                .iter()
-                .map(|d| (app.as_str().to_string(), d))
-                .collect();
+            let mut wanted: Vec<(String, &AppId)> =
+                own.iter().map(|d| (app.as_str().to_string(), d)).collect();
             for (group, deps) in &self.groups {
                 if group.holds(app.as_str()) {
                     wanted.extend(deps.iter().map(|d| (group.as_str().to_string(), d)));

@@ -150,8 +150,9 @@ pub fn is_old(state: &ClusterState, inst: &Instance) -> bool {
         None => true,
     };
     differs
-        || of_app(state, &inst.app_id)
-            .is_some_and(|d| restarts(d, &inst.app_id) && inst.app_version.as_str() < d.version.as_str())
+        || of_app(state, &inst.app_id).is_some_and(|d| {
+            restarts(d, &inst.app_id) && inst.app_version.as_str() < d.version.as_str()
+        })
 }
 
 /// Marathon's name of an action.
@@ -244,7 +245,10 @@ mod tests {
     fn a_step_is_over_only_when_every_action_of_it_is_done() {
         let mut d = chain();
         assert_eq!(progress(&d, |_| false), Progress::Working);
-        assert_eq!(progress(&d, |a| a.app == id("/p/db")), Progress::Advance { from_step: 1 });
+        assert_eq!(
+            progress(&d, |a| a.app == id("/p/db")),
+            Progress::Advance { from_step: 1 }
+        );
         d.current_step = 2;
         // One of two done: the step goes on, whatever the later steps look like.
         assert_eq!(

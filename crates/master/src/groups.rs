@@ -102,10 +102,7 @@ fn app_dependencies(app: &AppDefinition) -> Result<Vec<AppId>, String> {
                     .and_then(|s| parent.resolve(s))
             })
             .collect(),
-        Some(_) => Err(format!(
-            "{}: dependencies must be an array of ids",
-            app.id
-        )),
+        Some(_) => Err(format!("{}: dependencies must be an array of ids", app.id)),
     }
 }
 
@@ -282,8 +279,8 @@ pub fn plan(
                 .collect(),
         );
     }
-    let deployment = (!touched.is_empty())
-        .then(|| deployments::of_group(id, version, steps, now_ms));
+    let deployment =
+        (!touched.is_empty()).then(|| deployments::of_group(id, version, steps, now_ms));
 
     let target_json = group_json(id, &desired);
     let mut commands = Vec::new();
@@ -393,7 +390,10 @@ fn check_consistent(state: &ClusterState, id: &GroupId, desired: &Desired) -> Re
     for app in declared.apps.keys() {
         let as_group = GroupId::from(app);
         let clash = declared.groups.contains_key(&as_group)
-            || declared.apps.keys().any(|other| as_group.holds(other.as_str()));
+            || declared
+                .apps
+                .keys()
+                .any(|other| as_group.holds(other.as_str()));
         if clash {
             return Err(invalid(
                 "/",

@@ -89,7 +89,9 @@ fn a_group_file_deploys_in_dependency_order_with_relative_paths_resolved() {
             vec![("/shop/front/web".to_string(), Start)],
         ]
     );
-    let api = state.app(&AppId::parse("/shop/backend/api").unwrap()).unwrap();
+    let api = state
+        .app(&AppId::parse("/shop/backend/api").unwrap())
+        .unwrap();
     assert_eq!(
         api.current().app.unknown.get("dependencies"),
         Some(&json!(["/shop/db"])),
@@ -141,7 +143,14 @@ fn scaling_multiplies_every_count_under_the_group_and_rollback_restores_it() {
     assert_eq!(count(&state, "/shop/backend/api"), 2);
     assert_eq!(count(&state, "/shop/front/web"), 1);
     assert!(matches!(
-        plan(&state, &gid("/shop"), Request::Rollback("nope".into()), "v", true, 0),
+        plan(
+            &state,
+            &gid("/shop"),
+            Request::Rollback("nope".into()),
+            "v",
+            true,
+            0
+        ),
         Err(Refusal::NotFound(_))
     ));
 }
@@ -203,7 +212,11 @@ fn bad_groups_are_refused_with_what_is_wrong() {
         messages(&cycle).contains("cyclic dependencies: /g/a -> /g/b -> /g/a"),
         "{cycle:?}"
     );
-    let outside = refused(&state, "/g", json!({"apps": [{"id": "/elsewhere/a", "cmd": "x"}]}));
+    let outside = refused(
+        &state,
+        "/g",
+        json!({"apps": [{"id": "/elsewhere/a", "cmd": "x"}]}),
+    );
     assert!(
         messages(&outside).contains("app /elsewhere/a is not in group /g"),
         "{outside:?}"
@@ -229,7 +242,14 @@ fn bad_groups_are_refused_with_what_is_wrong() {
     );
     // Creating a group that exists (implicitly, by /g/x).
     assert!(matches!(
-        plan(&state, &gid("/g"), Request::Create(json!({"id": "/g"})), "v", false, 0),
+        plan(
+            &state,
+            &gid("/g"),
+            Request::Create(json!({"id": "/g"})),
+            "v",
+            false,
+            0
+        ),
         Err(Refusal::Conflict(_))
     ));
 }
