@@ -445,7 +445,6 @@ fn read_update(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn read_group(
     state: &ClusterState,
     id: &GroupId,
@@ -519,10 +518,11 @@ fn read_group(
     match obj.get("groups") {
         None | Some(Value::Null) if keep => {
             for a in state.apps().keys() {
-                if id.holds(a.as_str()) && GroupId::parent_of(a.as_str()) != *id {
-                    if let Some(r) = state.app(a) {
-                        out.apps.insert(a.clone(), r.current().app.clone());
-                    }
+                if id.holds(a.as_str())
+                    && GroupId::parent_of(a.as_str()) != *id
+                    && let Some(r) = state.app(a)
+                {
+                    out.apps.insert(a.clone(), r.current().app.clone());
                 }
             }
             for (g, r) in state.groups() {
