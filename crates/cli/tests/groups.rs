@@ -327,6 +327,18 @@ fn bad_group_files_get_marathons_answers() {
     assert_eq!(s.get("/v2/groups/g").expect("answer").status, 404);
     let ok = json!({"id": "/g", "apps": [app("a", &[])]});
     assert_eq!(send(&mut s, "POST", "/v2/groups", Some(&ok)).status, 201);
+    // An app may not take a group's id.
+    let clash = send(
+        &mut s,
+        "POST",
+        "/v2/apps",
+        Some(&json!({"id": "/g", "cmd": "sleep 1"})),
+    );
+    assert_eq!(clash.status, 422, "{clash}");
+    assert!(
+        clash.message().contains("may not have the same identifier"),
+        "{clash}"
+    );
     let again = send(&mut s, "POST", "/v2/groups", Some(&ok));
     assert_eq!(again.status, 409, "{again}");
     assert!(again.message().contains("already created"), "{again}");

@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(GroupId::root().resolve("web").unwrap(), id("/web"));
         assert!(prod.resolve("../../../x").is_err());
         assert!(prod.resolve("Bad_Name").is_err());
-        assert!(prod.resolve("..").is_err(), "an app id is never a group's");
+        assert!(prod.resolve("../..").is_err(), "the root is no app");
         assert_eq!(prod.resolve_group(".").unwrap(), prod);
         assert_eq!(prod.resolve_group("../..").unwrap(), GroupId::root());
         assert_eq!(prod.resolve_group("x").unwrap(), group("/prod/svc/x"));

@@ -34,6 +34,19 @@ pub fn exists(state: &ClusterState, id: &GroupId) -> bool {
         || state.apps().keys().any(|a| id.holds(a.as_str()))
 }
 
+/// Why an app cannot have id `app`: a group of that id exists (explicit, or with apps under
+/// it). Marathon refuses an app and a group with the same id.
+pub fn clashes_with_group(state: &ClusterState, app: &AppId) -> Option<String> {
+    let as_group = GroupId::from(app);
+    let clash = state.groups().contains_key(&as_group)
+        || state.apps().keys().any(|a| as_group.holds(a.as_str()));
+    clash.then(|| {
+        format!(
+            "Groups and Applications may not have the same identifier: {app} is a group; give the app another id"
+        )
+    })
+}
+
 /// The ids of the groups directly under `id`, explicit and implicit, in order.
 pub fn children(state: &ClusterState, id: &GroupId) -> Vec<GroupId> {
     let mut out = BTreeSet::new();

@@ -116,6 +116,13 @@ fn prepare(
     // What is wrong with the change is said first (422), whether or not a deployment
     // holds the app (409), as Marathon does.
     let app = validate(&merged)?;
+    if current.is_none()
+        && let Some(why) = m
+            .state()
+            .read(|a| crate::groups::clashes_with_group(&a.state, id))
+    {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
+    }
     if current.is_some() {
         check_lock(m, id, force)?;
     }

@@ -182,6 +182,12 @@ pub async fn create(
             format!("An app with id [{}] already exists.", app.id),
         ));
     }
+    if let Some(why) = m
+        .state()
+        .read(|a| crate::groups::clashes_with_group(&a.state, &app.id))
+    {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
+    }
     let version = m.next_version(None);
     let id = app.id.clone();
     commit_app(&m, app, version.clone()).await?;
