@@ -346,7 +346,7 @@ fn bad_group_files_get_marathons_answers() {
     let dry = send(
         &mut s,
         "PUT",
-        "/v2/groups/g?dryRun=true",
+        "/v2/groups/g?dryRun=true&force=true",
         Some(&json!({"apps": [{"id": "b", "cmd": "sleep 1", "instances": 0}]})),
     );
     assert_eq!(dry.status, 200, "{dry}");
