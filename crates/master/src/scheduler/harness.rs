@@ -326,6 +326,7 @@ pub fn kinds(d: &Decision) -> Vec<&'static str> {
             Command::SetGoals { .. } => "goals",
             Command::PlaceInstances { .. } => "place",
             Command::DeleteDeployment { .. } => "finish-deployment",
+            Command::AdvanceDeployment { .. } => "advance-deployment",
             _ => "other",
         })
         .collect()
