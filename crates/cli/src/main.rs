@@ -5,6 +5,7 @@ mod apps;
 mod cluster;
 mod detect;
 mod dev;
+mod groups;
 mod hollow;
 mod input;
 mod lb;
@@ -66,6 +67,8 @@ enum Command {
     HollowAgents(hollow::HollowArgs),
     /// Apps: add, list, show, update, scale, restart, remove, plan, why.
     App(apps::AppArgs),
+    /// Groups (Marathon's application groups): list, show, add, update, scale, remove.
+    Group(groups::GroupArgs),
     /// Tasks (running instances): `drover task list`.
     Task(tasks::TaskArgs),
     /// Deployments: list, rollback.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args),
         Command::HollowAgents(args) => hollow::run(args),
         Command::App(args) => apps::run(args),
+        Command::Group(args) => groups::run(args),
         Command::Task(args) => tasks::run_task(args),
         Command::Deployment(args) => tasks::run_deployment(args),
         Command::Leader(args) => status::run_leader(args),

@@ -170,6 +170,12 @@ fn policies_decide_and_forwarding_keeps_rights_and_a_revoked_token_stops_everywh
         ("PUT", "/v2/apps/team-a/web", Some(app("/team-b/web"))),
         ("DELETE", "/v2/apps/team-b/web", None),
         ("POST", "/v2/apps/team-ab/web/restart", None),
+        // Groups: only a group under the prefix; the root never.
+        ("POST", "/v2/groups", Some(json!({"id": "/team-b/g"}))),
+        ("POST", "/v2/groups/team-b", Some(json!({"id": "g"}))),
+        ("PUT", "/v2/groups/team-b", Some(json!({}))),
+        ("DELETE", "/v2/groups/team-a", None),
+        ("PUT", "/v2/groups", Some(json!({}))),
     ] {
         let r = with_token(&follower, method, path, body.as_ref(), &team_a);
         assert_eq!(r.status, 403, "{method} {path}: {r}");
@@ -180,6 +186,17 @@ fn policies_decide_and_forwarding_keeps_rights_and_a_revoked_token_stops_everywh
     let r = with_token(&follower, "GET", "/v1/acl/tokens", None, &operator);
     assert_eq!(r.status, 403, "{r}");
     let r = with_token(&follower, "DELETE", "/v2/apps/team-a/web", None, &team_a);
+    assert_eq!(r.status, 200, "{r}");
+    let group = json!({"id": "/team-a/g", "apps": [app("x")]});
+    let r = with_token(&follower, "POST", "/v2/groups", Some(&group), &team_a);
+    assert_eq!(r.status, 201, "{r}");
+    let r = with_token(
+        &follower,
+        "DELETE",
+        "/v2/groups/team-a/g?force=true",
+        None,
+        &team_a,
+    );
     assert_eq!(r.status, 200, "{r}");
 
     // Revoked: refused on every master, timed for docs/benchmarks.md.

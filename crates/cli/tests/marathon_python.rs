@@ -4,7 +4,7 @@
 //! `drover agent` processes on loopback: apps listed (with filters and embeds), created,
 //! updated, scaled, restarted, rolled back by cancelling a deployment, bulk-updated and
 //! deleted; tasks listed and killed (replaced, and with scale); deployments, the queue, the
-//! leader and the event stream. Groups are not covered (scope 3).
+//! leader and the event stream; groups created, listed, read, scaled, updated and deleted.
 //!
 //! Needs `python3` with `venv` and access to PyPI (the first run); without them the test
 //! fails saying so. A failure of the script is a failure of drover: its output and every

@@ -70,8 +70,9 @@ pub struct DeploymentPlan {
     pub steps: Vec<Step>,
 }
 
-/// A group in a [`DeploymentPlan`]. drover has no groups yet (issue 14, scope 3): this is the
-/// root group, with no apps listed (the steps name the apps the deployment changes).
+/// A group in a [`DeploymentPlan`]: for a `/v2/groups` change, the group changed, with its
+/// apps' definitions; for a change of one app, the root group with no apps listed (the
+/// steps name the apps the deployment changes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupState {
     /// `/`.
@@ -89,7 +90,8 @@ pub struct GroupState {
 }
 
 impl GroupState {
-    fn root(version: &str) -> Self {
+    /// The root group with nothing listed, at `version`.
+    pub fn root(version: &str) -> Self {
         GroupState {
             id: "/".into(),
             apps: Vec::new(),

@@ -188,6 +188,22 @@ pub enum Event {
         /// The step it was in (none for a plan without steps).
         current_step: Option<Step>,
     },
+    /// A group change was deployed.
+    GroupChangeSuccess {
+        /// The group.
+        group_id: String,
+        /// The version of the change.
+        version: String,
+    },
+    /// A group change did not deploy (its deployment was rolled back or cancelled).
+    GroupChangeFailed {
+        /// The group.
+        group_id: String,
+        /// The version of the change.
+        version: String,
+        /// Why.
+        reason: String,
+    },
     /// An app was deleted.
     AppTerminatedEvent {
         /// The app.
@@ -244,6 +260,8 @@ impl Event {
             | Event::AppTerminatedEvent { app_id } => vec![app_id.as_str()],
             Event::InstanceChangedEvent { run_spec_id, .. }
             | Event::InstanceHealthChangedEvent { run_spec_id, .. } => vec![run_spec_id.as_str()],
+            Event::GroupChangeSuccess { group_id, .. }
+            | Event::GroupChangeFailed { group_id, .. } => vec![group_id.as_str()],
             // A definition without an id names no app anyone may read: shown to no prefix token.
             Event::ApiPostEvent { app_definition, .. } => {
                 vec![
@@ -295,6 +313,8 @@ impl Event {
             Event::DeploymentStepSuccess { .. } => "deployment_step_success",
             Event::DeploymentStepFailure { .. } => "deployment_step_failure",
             Event::AppTerminatedEvent { .. } => "app_terminated_event",
+            Event::GroupChangeSuccess { .. } => "group_change_success",
+            Event::GroupChangeFailed { .. } => "group_change_failed",
             Event::EvictionProtectionEvent { .. } => "eviction_protection_event",
             Event::SubscribeEvent { .. } => "subscribe_event",
             Event::UnsubscribeEvent { .. } => "unsubscribe_event",

@@ -16,6 +16,7 @@ pub mod apps;
 pub mod deployments;
 pub mod error;
 pub mod events;
+pub mod groups;
 pub mod health;
 pub mod mesos;
 pub mod nodes;
@@ -34,6 +35,7 @@ pub use deployments::{
 };
 pub use error::{DecodeError, ErrorBody, ErrorDetail, Refusal, decode};
 pub use events::{Event, EventSubscriptions, Stamped};
+pub use groups::Group;
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};
 pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};

@@ -386,7 +386,9 @@ fn effect(event: &Event) -> Effect {
         | Event::DeploymentSuccess { .. }
         | Event::DeploymentFailed { .. }
         | Event::DeploymentStepSuccess { .. }
-        | Event::DeploymentStepFailure { .. } => Effect::Read,
+        | Event::DeploymentStepFailure { .. }
+        | Event::GroupChangeSuccess { .. }
+        | Event::GroupChangeFailed { .. } => Effect::Read,
     }
 }
 

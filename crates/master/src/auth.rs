@@ -182,6 +182,22 @@ async fn apps_touched(
     match target {
         AppTarget::Unreadable => Ok((request, None)),
         AppTarget::Path { app, body: false } => Ok((request, Some(vec![app]))),
+        // A group write touches what lies under the group: a prefix token may make it only
+        // when the group itself is under its prefix (the root never is).
+        AppTarget::Group { group, body } => {
+            let (request, touched) = if body {
+                let (request, value) = read_body(request).await?;
+                let touched = match value.get("id") {
+                    Some(Value::String(raw)) => group.resolve_group(raw).ok(),
+                    _ => Some(group),
+                };
+                (request, touched)
+            } else {
+                (request, Some(group))
+            };
+            let app = touched.and_then(|g| g.as_app_id());
+            Ok((request, app.map(|a| vec![a])))
+        }
         AppTarget::Deployment(id) => {
             let apps = master.state().read(|a| {
                 a.state

@@ -23,6 +23,7 @@ pub mod deployments;
 pub mod error;
 pub mod events;
 pub mod forward;
+pub mod groups;
 pub mod leadership;
 pub mod metrics;
 pub mod node;

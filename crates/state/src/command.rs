@@ -4,7 +4,7 @@
 //! master: no clocks, no randomness, no I/O. Timestamps, versions and ids are chosen by the
 //! leader before it proposes a command and travel inside it.
 
-use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
+use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain, GroupId};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::AclToken;
@@ -77,6 +77,33 @@ pub enum Command {
     DeleteDeployment {
         /// The deployment's id.
         id: String,
+    },
+    /// Moves a deployment from step `from_step` to the next one (steps count from 1);
+    /// refused when it is no longer at `from_step`.
+    AdvanceDeployment {
+        /// The deployment's id.
+        id: String,
+        /// The step that finished, as the scheduler saw it.
+        from_step: u32,
+    },
+    /// Creates or updates an explicit group (one created through `/v2/groups`; implicit
+    /// groups exist by the ids of their apps and are never stored).
+    PutGroup {
+        /// The group.
+        id: GroupId,
+        /// What it depends on (absolute ids), inherited by everything under it.
+        dependencies: Vec<AppId>,
+        /// The version of the change.
+        version: String,
+        /// The group as the change left it (Marathon's group JSON), kept as a version to
+        /// roll back to; `None` for the groups under the one a change named.
+        definition: Option<serde_json::Value>,
+    },
+    /// Forgets an explicit group and every explicit group under it (their apps are deleted
+    /// by their own commands).
+    DeleteGroup {
+        /// The group.
+        id: GroupId,
     },
     /// Stage-1 entries: whole instance records. Kept only so that a log written by drover 0.1
     /// replays; no master proposes it any more (see [`Command::PlaceInstances`] and the other
@@ -292,6 +319,8 @@ pub enum Subject {
     AclToken,
     /// An event subscription (a callback URL).
     EventSubscription,
+    /// A group.
+    Group,
 }
 
 /// An agent's liveness as the leader decided it.
@@ -321,6 +350,10 @@ pub struct Deployment {
     pub current_step: u32,
     /// When the leader created it, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// The group a `/v2/groups` change deploys (absent for app changes, and in deployments
+    /// stored before groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupId>,
 }
 
 /// One step of a deployment: actions that run together.

@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::resources::to_millis;
-use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
+use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain, GroupId};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{AclRefusal, AclState};
@@ -176,6 +176,32 @@ pub struct Backoff {
     pub until_ms: u64,
 }
 
+/// How many versions of a group are kept, current one included.
+pub const MAX_GROUP_VERSIONS: usize = MAX_APP_VERSIONS;
+
+/// One stored version of a group: the group as that change left it, to roll back to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupVersion {
+    /// The version string.
+    pub version: String,
+    /// Marathon's group JSON (apps and groups under it with absolute ids). Read again through
+    /// the API's group reader when it is rolled back to, never when state is loaded, so no
+    /// later tightening of validation makes a snapshot unreadable.
+    pub definition: serde_json::Value,
+}
+
+/// An explicit group: one created through `/v2/groups`, with what it depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// What the group depends on (absolute ids), inherited by everything under it.
+    pub dependencies: Vec<AppId>,
+    /// The version of the last change that touched it.
+    pub version: String,
+    /// Versions to roll back to, oldest first; at most [`MAX_GROUP_VERSIONS`].
+    #[serde(default)]
+    pub versions: Vec<GroupVersion>,
+}
+
 /// Everything the masters replicate through Raft.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "StoredState")]
@@ -201,6 +227,9 @@ pub struct ClusterState {
     /// HTTP callback URLs subscribed to events (absent in snapshots written before them).
     #[serde(default)]
     event_subscriptions: BTreeSet<String>,
+    /// Explicit groups (absent in snapshots written before groups).
+    #[serde(default)]
+    groups: BTreeMap<GroupId, GroupRecord>,
     /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
     #[serde(skip)]
     by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
@@ -227,6 +256,7 @@ struct StoredState {
     acl: AclState,
     #[serde(default)]
     event_subscriptions: BTreeSet<String>,
+    groups: BTreeMap<GroupId, GroupRecord>,
 }
 
 impl From<StoredState> for ClusterState {
@@ -243,6 +273,7 @@ impl From<StoredState> for ClusterState {
             assignment_revisions: s.assignment_revisions,
             acl: s.acl,
             event_subscriptions: s.event_subscriptions,
+            groups: s.groups,
             by_agent: BTreeMap::new(),
             by_app: BTreeMap::new(),
         };
@@ -319,6 +350,11 @@ impl ClusterState {
     /// One app with its versions.
     pub fn app(&self, id: &AppId) -> Option<&AppRecord> {
         self.apps.get(id)
+    }
+
+    /// Explicit groups by id (implicit ones exist by the ids of their apps).
+    pub fn groups(&self) -> &BTreeMap<GroupId, GroupRecord> {
+        &self.groups
     }
 
     /// Deployments by id.
@@ -439,6 +475,20 @@ impl ClusterState {
                 Some(_) => Response::Ok,
                 None => not_found(Subject::Deployment, id),
             },
+            Command::AdvanceDeployment { id, from_step } => self.advance_deployment(&id, from_step),
+            Command::PutGroup {
+                id,
+                dependencies,
+                version,
+                definition,
+            } => self.put_group(id, dependencies, version, definition),
+            Command::DeleteGroup { id } => {
+                if !self.groups.contains_key(&id) {
+                    return not_found(Subject::Group, id);
+                }
+                self.groups.retain(|g, _| !id.contains(g.as_str()));
+                Response::Ok
+            }
             Command::PutInstances { instances } => self.put_instances(instances),
             Command::PlaceInstances { instances } => self.place_instances(instances),
             Command::SetGoals { changes, at_ms } => self.set_goals(changes, at_ms),
@@ -948,6 +998,49 @@ impl ClusterState {
             }
         }
         self.deployments.insert(deployment.id.clone(), deployment);
+        Response::Ok
+    }
+
+    fn advance_deployment(&mut self, id: &str, from_step: u32) -> Response {
+        let Some(d) = self.deployments.get_mut(id) else {
+            return not_found(Subject::Deployment, id);
+        };
+        if d.current_step != from_step || from_step as usize >= d.steps.len() {
+            return Response::Conflict {
+                message: format!(
+                    "deployment {id} is at step {} of {}, not at step {from_step} with a step after it",
+                    d.current_step,
+                    d.steps.len()
+                ),
+            };
+        }
+        d.current_step += 1;
+        Response::Ok
+    }
+
+    fn put_group(
+        &mut self,
+        id: GroupId,
+        dependencies: Vec<AppId>,
+        version: String,
+        definition: Option<serde_json::Value>,
+    ) -> Response {
+        let record = self.groups.entry(id).or_insert_with(|| GroupRecord {
+            dependencies: Vec::new(),
+            version: version.clone(),
+            versions: Vec::new(),
+        });
+        record.dependencies = dependencies;
+        record.version = version.clone();
+        if let Some(definition) = definition {
+            record.versions.retain(|v| v.version != version);
+            record.versions.push(GroupVersion {
+                version,
+                definition,
+            });
+            let excess = record.versions.len().saturating_sub(MAX_GROUP_VERSIONS);
+            record.versions.drain(..excess);
+        }
         Response::Ok
     }
 

@@ -22,7 +22,7 @@ if not hasattr(collections, "Iterable"):
     collections.Iterable = collections.abc.Iterable
 
 from marathon import MarathonClient, MarathonHttpError, NotFoundError
-from marathon.models import MarathonApp, MarathonHealthCheck
+from marathon.models import MarathonApp, MarathonGroup, MarathonHealthCheck
 from marathon.models.events import EventFactory, MarathonEvent
 
 URL = os.environ["DROVER_URL"]
@@ -309,12 +309,61 @@ def main():
     except NotFoundError:
         pass
 
+    step("groups: create, list, get, scale, update, delete")
+    group = MarathonGroup(
+        id="/mp-shop",
+        groups=[
+            MarathonGroup(
+                id="db",
+                apps=[MarathonApp(id="pg", cmd="exec sleep 100000", instances=1, cpus=0.05, mem=8)],
+            ),
+            MarathonGroup(
+                id="front",
+                dependencies=["../db"],
+                apps=[MarathonApp(id="web", cmd="exec sleep 100000", instances=1, cpus=0.05, mem=8)],
+            ),
+        ],
+    )
+    created = client.create_group(group)
+    assert created.get("deploymentId") and created.get("version"), repr(created)
+    wait_until("the group's apps run", lambda: running(client, "/mp-shop/db/pg", 1) and running(client, "/mp-shop/front/web", 1))
+    wait_until("no deployment of the group", lambda: no_deployments(client, "/mp-shop/front/web"))
+    listed = client.list_groups()
+    assert "/mp-shop" in [g.id for g in listed], repr(listed)
+    got = client.get_group("/mp-shop")
+    assert isinstance(got, MarathonGroup), repr(got)
+    assert sorted(g.id for g in got.groups) == ["/mp-shop/db", "/mp-shop/front"], repr(got.groups)
+    front = client.get_group("/mp-shop/front")
+    assert front.dependencies == ["/mp-shop/db"], repr(front.dependencies)
+    assert [a.id for a in front.apps] == ["/mp-shop/front/web"], repr(front.apps)
+    scaled = client.scale_group("/mp-shop", 2)
+    assert scaled.get("deploymentId"), repr(scaled)
+    wait_until("the group is scaled by 2", lambda: running(client, "/mp-shop/db/pg", 2) and running(client, "/mp-shop/front/web", 2))
+    wait_until("no deployment of the group", lambda: no_deployments(client, "/mp-shop/front/web"))
+    front = client.get_group("/mp-shop/front")
+    front.apps[0].instances = 1
+    updated = client.update_group("/mp-shop/front", front)
+    assert updated.get("deploymentId"), repr(updated)
+    wait_until("web is back to 1", lambda: running(client, "/mp-shop/front/web", 1))
+    wait_until("no deployment of the group", lambda: no_deployments(client, "/mp-shop/front/web"))
+    deleted = client.delete_group("/mp-shop")
+    assert deleted.get("deploymentId"), repr(deleted)
+    wait_until(
+        "the group is gone",
+        lambda: not [a for a in client.list_apps() if a.id.startswith("/mp-shop/")] and client.list_tasks() == [],
+    )
+    try:
+        client.get_group("/mp-shop")
+        raise AssertionError("a deleted group is still found")
+    except NotFoundError:
+        pass
+
     step("events seen")
     stop.set()
     wait_until("the stream saw deployments", lambda: "deployment_success" in seen)
     errors = [e for e in seen if e.startswith("error")]
     assert not errors, errors
-    for kind in ["api_post_event", "deployment_info", "status_update_event"]:
+    for kind in ["api_post_event", "deployment_info", "status_update_event", "group_change_success"]:
         assert kind in seen, f"{kind} not among the events seen: {sorted(set(seen))}"
 
     step("event subscriptions: the callback got the events, each one the client reads")

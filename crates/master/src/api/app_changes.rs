@@ -100,7 +100,7 @@ fn prepare(
         return Err(ApiError::app_not_found(id.as_str()));
     }
     // Read-only fields Marathon clients send back are not part of the definition.
-    for key in READ_ONLY {
+    for key in crate::groups::READ_ONLY_APP_FIELDS {
         obj.remove(*key);
     }
     let merged = match (&current, partial) {
@@ -116,6 +116,13 @@ fn prepare(
     // What is wrong with the change is said first (422), whether or not a deployment
     // holds the app (409), as Marathon does.
     let app = validate(&merged)?;
+    if current.is_none()
+        && let Some(why) = m
+            .state()
+            .read(|a| crate::groups::clashes_with_group(&a.state, id))
+    {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
+    }
     if current.is_some() {
         check_lock(m, id, force)?;
     }
@@ -229,18 +236,3 @@ pub async fn put_many(
         .unwrap_or_default();
     Ok((StatusCode::OK, headers, Json(last)).into_response())
 }
-
-/// Fields of Marathon's app JSON that describe its state, not its definition.
-const READ_ONLY: &[&str] = &[
-    "version",
-    "versionInfo",
-    "tasks",
-    "tasksStaged",
-    "tasksRunning",
-    "tasksHealthy",
-    "tasksUnhealthy",
-    "deployments",
-    "lastTaskFailure",
-    "readinessCheckResults",
-    "taskStats",
-];

@@ -65,7 +65,7 @@ pub(super) fn app_value(app: Option<App>) -> Value {
 /// An app as Marathon lists it: the definition and what `embeds` asks for: task counts,
 /// deployments, tasks, the last task failure, readiness, task statistics at `now_ms` (see
 /// [`super::tasks::task_json`] for `agents` and `own_region`).
-fn app_with_status(
+pub(super) fn app_with_status(
     agents: &AgentView,
     own_region: &str,
     state: &state::ClusterState,
@@ -182,6 +182,12 @@ pub async fn create(
             format!("An app with id [{}] already exists.", app.id),
         ));
     }
+    if let Some(why) = m
+        .state()
+        .read(|a| crate::groups::clashes_with_group(&a.state, &app.id))
+    {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
+    }
     let version = m.next_version(None);
     let id = app.id.clone();
     commit_app(&m, app, version.clone()).await?;
@@ -272,12 +278,17 @@ pub(super) async fn commit_app(
 /// What a path under `/v2/apps/` asks for.
 enum AppPath<'a> {
     App(&'a str),
+    /// `/v2/apps/{group}/*`: the apps under a group.
+    Under(&'a str),
     Tasks(&'a str),
     Versions(&'a str),
     Version(&'a str, &'a str),
 }
 
 fn split(path: &str) -> AppPath<'_> {
+    if path == "*" || path.ends_with("/*") {
+        return AppPath::Under(path.trim_end_matches('*'));
+    }
     if let Some(id) = path.strip_suffix("/tasks") {
         return AppPath::Tasks(id);
     }
@@ -318,6 +329,32 @@ pub async fn get(
                 })
                 .into_response())
             });
+        }
+        AppPath::Under(group) => {
+            let group = domain::GroupId::parse(group).map_err(|why| {
+                let mut errors = domain::ValidationErrors::default();
+                errors.add("/id", why);
+                ApiError::invalid(&errors)
+            })?;
+            let embeds = app_query(&pairs)?.embeds(AppEmbeds::for_list());
+            let apps = m.state().read(|a| {
+                a.state
+                    .apps()
+                    .iter()
+                    .filter(|(id, _)| group.holds(id.as_str()))
+                    .map(|(_, r)| {
+                        app_with_status(
+                            &agents,
+                            &m.config().domain.region,
+                            &a.state,
+                            r.current(),
+                            embeds,
+                            m.clock().now_ms(),
+                        )
+                    })
+                    .collect()
+            });
+            return Ok(Json(AppList { apps }).into_response());
         }
         AppPath::App(id) => (id, None),
         AppPath::Versions(id) => (id, Some(None)),

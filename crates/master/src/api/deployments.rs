@@ -59,6 +59,13 @@ pub async fn delete(
         plan: (&plan).into(),
         reason: if force { "cancelled" } else { "rolled back" }.into(),
     });
+    if let Some(group) = &deployment.group {
+        events.publish(Event::GroupChangeFailed {
+            group_id: group.to_string(),
+            version: deployment.version.clone(),
+            reason: if force { "cancelled" } else { "rolled back" }.into(),
+        });
+    }
     if force {
         return Ok((StatusCode::ACCEPTED, Json(serde_json::Map::new())).into_response());
     }

@@ -8,6 +8,7 @@ mod app_query;
 mod app_tasks;
 mod apps;
 mod deployments;
+mod groups;
 mod health;
 mod label_selector;
 mod mesos;
@@ -83,6 +84,22 @@ pub fn router(master: Parts) -> Router {
         .route("/queue", get(nodes::queue))
         .route("/tasks", get(tasks::list))
         .route("/tasks/delete", post(tasks::delete))
+        .route(
+            "/groups",
+            get(groups::get_root)
+                .post(groups::post_root)
+                .put(groups::put_root)
+                .patch(groups::patch_root)
+                .delete(groups::delete_root),
+        )
+        .route(
+            "/groups/{*path}",
+            get(groups::get)
+                .post(groups::post)
+                .put(groups::put)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
         .route("/deployments", get(deployments::list))
         .route(
             "/deployments/{id}",

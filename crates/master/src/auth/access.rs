@@ -2,7 +2,7 @@
 //! not name needs a management token, so a new route is never open by accident.
 
 use axum::http::Method;
-use domain::AppId;
+use domain::{AppId, GroupId};
 
 /// What a request needs before its handler runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +39,14 @@ pub enum AppTarget {
     Tasks,
     /// As the apps a deployment changes (`DELETE /v2/deployments/{id}`).
     Deployment(String),
+    /// A group in the path (`/v2/groups/{id}`); with `body`, the group the body's `id`
+    /// names, read from it (`POST`). The root group is for management tokens only.
+    Group {
+        /// The group in the path.
+        group: GroupId,
+        /// True when the body's `id` names the group (`POST`).
+        body: bool,
+    },
     /// An app id that cannot be read: the handler refuses it; a prefix token may not try.
     Unreadable,
 }
@@ -74,6 +82,16 @@ pub fn need(method: &Method, path: &str) -> Need {
             Need::WriteApps(AppTarget::Body)
         }
         Some(rest) if rest.starts_with("/apps/") => Need::WriteApps(app_in_path(method, rest)),
+        Some(rest) if rest == "/groups" || rest.starts_with("/groups/") => {
+            let path = &rest["/groups".len()..];
+            match GroupId::parse(path) {
+                Ok(group) => Need::WriteApps(AppTarget::Group {
+                    group,
+                    body: method == Method::POST,
+                }),
+                Err(_) => Need::WriteApps(AppTarget::Unreadable),
+            }
+        }
         Some("/tasks/delete") if method == Method::POST => Need::WriteApps(AppTarget::Tasks),
         Some(rest) if method == Method::DELETE && rest.starts_with("/deployments/") => {
             let id = rest.trim_start_matches("/deployments/");
@@ -168,6 +186,28 @@ mod tests {
                 "/v2/deployments/d1",
                 Need::WriteApps(AppTarget::Deployment("d1".into())),
             ),
+            (
+                Method::PUT,
+                "/v2/groups/team-a/prod",
+                Need::WriteApps(AppTarget::Group {
+                    group: GroupId::parse("/team-a/prod").expect("group"),
+                    body: false,
+                }),
+            ),
+            (
+                Method::POST,
+                "/service/marathon/v2/groups",
+                Need::WriteApps(AppTarget::Group {
+                    group: GroupId::root(),
+                    body: true,
+                }),
+            ),
+            (
+                Method::DELETE,
+                "/v2/groups/Bad_Id",
+                Need::WriteApps(AppTarget::Unreadable),
+            ),
+            (Method::GET, "/v2/groups/team-a/versions", Need::Read),
             (Method::DELETE, "/v2/leader", Need::Operate),
             (Method::GET, "/v2/eventSubscriptions", Need::Read),
             (Method::POST, "/v2/eventSubscriptions", Need::Operate),

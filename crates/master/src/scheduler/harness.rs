@@ -137,6 +137,7 @@ impl Harness {
             }],
             current_step: 1,
             created_at_ms: self.now,
+            group: None,
         };
         self.apply(Command::PutDeployment {
             deployment,
@@ -325,6 +326,7 @@ pub fn kinds(d: &Decision) -> Vec<&'static str> {
             Command::SetGoals { .. } => "goals",
             Command::PlaceInstances { .. } => "place",
             Command::DeleteDeployment { .. } => "finish-deployment",
+            Command::AdvanceDeployment { .. } => "advance-deployment",
             _ => "other",
         })
         .collect()

@@ -186,6 +186,8 @@ pub struct Applied {
     pub goals: BTreeSet<InstanceId>,
     /// Deployments deleted.
     pub deployments_deleted: BTreeSet<String>,
+    /// Deployments moved on to their next step.
+    pub deployments_advanced: BTreeSet<String>,
 }
 
 impl Applied {
@@ -203,6 +205,9 @@ impl Applied {
                 (Part::Deployment(id), Response::Ok) => {
                     applied.deployments_deleted.insert(id.clone());
                 }
+                (Part::Advance(id), Response::Ok) => {
+                    applied.deployments_advanced.insert(id.clone());
+                }
                 _ => {}
             }
         }
@@ -215,6 +220,7 @@ impl Applied {
             None => true,
             Some(Requires::Goal(id)) => self.goals.contains(id),
             Some(Requires::DeploymentDeleted(id)) => self.deployments_deleted.contains(id),
+            Some(Requires::DeploymentAdvanced(id)) => self.deployments_advanced.contains(id),
         }
     }
 }
@@ -223,6 +229,7 @@ impl Applied {
 enum Part {
     Goals,
     Deployment(String),
+    Advance(String),
     Other,
 }
 
@@ -236,6 +243,7 @@ fn parts(command: &Command) -> Vec<Part> {
         .map(|c| match c {
             Command::SetGoals { .. } => Part::Goals,
             Command::DeleteDeployment { id } => Part::Deployment(id.clone()),
+            Command::AdvanceDeployment { id, .. } => Part::Advance(id.clone()),
             _ => Part::Other,
         })
         .collect()

@@ -11,7 +11,7 @@
 //! ([`super::rolling`]), scale-down, rebalancing ([`super::rebalance`]), the backoff gate
 //! ([`super::backoff`]) and placement ([`super::placement`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 
 use domain::kill::{Condition as KillCondition, KillCandidate, select_to_kill};
@@ -20,8 +20,8 @@ use domain::{Agent, AgentId, AppId};
 use serde_json::Value;
 use state::protocol::HealthReport;
 use state::{
-    AgentState, ClusterState, Command, Condition, Decided, Deployment, Goal, GoalChange, Instance,
-    InstanceId,
+    AgentState, ClusterState, Command, Condition, Decided, Deployment, DeploymentAction, Goal,
+    GoalChange, Instance, InstanceId,
 };
 
 use super::eviction::{self, Assessment, EvictionMemory};
@@ -31,7 +31,7 @@ use super::{
     MAX_CHANGES_PER_PASS, QueueEntry, REASON_NEXT_PASS, backoff, health, placement, rebalance,
     rolling,
 };
-use crate::deployments;
+use crate::deployments::{self, Action, Progress};
 use crate::events::Event;
 
 /// What the leader observed outside the replicated state, as the pass reads it.
@@ -78,6 +78,8 @@ pub enum Requires {
     Goal(InstanceId),
     /// This deployment was deleted (finished).
     DeploymentDeleted(String),
+    /// This deployment moved on to its next step.
+    DeploymentAdvanced(String),
 }
 
 impl Announcement {
@@ -145,6 +147,10 @@ struct Plan {
     backoff: Vec<(AppId, u64, u64)>,
     clear_backoff: Vec<AppId>,
     queue: BTreeMap<AppId, QueueEntry>,
+    /// Apps that run their wanted count of current, ready instances.
+    converged: BTreeSet<AppId>,
+    /// Deployments whose step in progress is done, with that step (from 1).
+    advanced: Vec<(Deployment, u32)>,
     finished: Vec<Deployment>,
     events: Vec<Announcement>,
 }
@@ -159,6 +165,8 @@ impl Plan {
         self.backoff.extend(part.backoff);
         self.clear_backoff.extend(part.clear_backoff);
         self.queue.extend(part.queue);
+        self.converged.extend(part.converged);
+        self.advanced.extend(part.advanced);
         self.finished.extend(part.finished);
         self.events.extend(part.events);
     }
@@ -229,34 +237,70 @@ fn batch(plan: &mut Plan, now: u64) -> Option<Command> {
             instances: std::mem::take(&mut plan.place),
         });
     }
+    for (d, from_step) in &plan.advanced {
+        commands.push(Command::AdvanceDeployment {
+            id: d.id.clone(),
+            from_step: *from_step,
+        });
+    }
     for d in &plan.finished {
         commands.push(Command::DeleteDeployment { id: d.id.clone() });
     }
     (!commands.is_empty()).then_some(Command::Batch { commands })
 }
 
-/// The events announcing finished deployments.
-fn finished_events(finished: &[Deployment]) -> Vec<Announcement> {
+/// The events announcing steps done and deployments finished (a finished group change is a
+/// `group_change_success` too).
+fn progress_events(advanced: &[(Deployment, u32)], finished: &[Deployment]) -> Vec<Announcement> {
     let mut events = Vec::new();
+    for (d, from_step) in advanced {
+        let plan = deployments::wire(d);
+        let step = d.steps.get((*from_step as usize).saturating_sub(1));
+        events.push(
+            Announcement::new(Event::DeploymentStepSuccess {
+                current_step: step.map(deployments::wire_step),
+                plan: (&plan).into(),
+            })
+            .requiring(Requires::DeploymentAdvanced(d.id.clone())),
+        );
+    }
     for d in finished {
         let plan = deployments::wire(d);
         let done = Requires::DeploymentDeleted(d.id.clone());
-        events.push(
-            Announcement::new(Event::DeploymentStepSuccess {
-                current_step: plan.steps.first().cloned(),
-                plan: (&plan).into(),
-            })
-            .requiring(done.clone()),
-        );
+        if !d.steps.is_empty() {
+            events.push(
+                Announcement::new(Event::DeploymentStepSuccess {
+                    current_step: deployments::current(d).map(deployments::wire_step),
+                    plan: (&plan).into(),
+                })
+                .requiring(done.clone()),
+            );
+        }
         events.push(
             Announcement::new(Event::DeploymentSuccess {
                 id: d.id.clone(),
                 plan: (&plan).into(),
             })
-            .requiring(done),
+            .requiring(done.clone()),
         );
+        if let Some(group) = &d.group {
+            events.push(
+                Announcement::new(Event::GroupChangeSuccess {
+                    group_id: group.to_string(),
+                    version: d.version.clone(),
+                })
+                .requiring(done),
+            );
+        }
     }
     events
+}
+
+/// Whether a deployment's action is done: an app stopped once it is gone, any other once it
+/// has converged (or is gone: nothing is left to wait for).
+fn action_done(state: &ClusterState, converged: &BTreeSet<AppId>, a: &DeploymentAction) -> bool {
+    state.app(&a.app).is_none()
+        || (a.action != Action::StopApplication && converged.contains(&a.app))
 }
 
 /// One pass: what to change so that every app has its desired instances, decided from
@@ -352,15 +396,17 @@ pub fn reconcile(
             }
         }
     }
-    // Deployments whose apps are gone are finished too.
+    // Deployments move on step by step (see `deployments::progress`).
     for d in state.deployments().values() {
-        if d.affected_apps.iter().all(|a| state.app(a).is_none()) {
-            plan.finished.push(d.clone());
+        match deployments::progress(d, |a| action_done(state, &plan.converged, a)) {
+            Progress::Working => {}
+            Progress::Advance { from_step } => plan.advanced.push((d.clone(), from_step)),
+            Progress::Finished => plan.finished.push(d.clone()),
         }
     }
     let command = batch(&mut plan, now_ms);
     let mut events = plan.events;
-    events.extend(finished_events(&plan.finished));
+    events.extend(progress_events(&plan.advanced, &plan.finished));
     Decision {
         command,
         events,
@@ -476,13 +522,14 @@ fn plan_app<I: IdSource>(
         .collect();
     let deployment = deployments::of_app(state, app_id);
 
-    // Done deployments: the app runs its wanted count of current, ready instances.
-    if let Some(d) = deployment
-        && old.is_empty()
-        && active.len() == wanted
-        && active.iter().all(|i| ready(i))
-    {
-        out.plan.finished.push(d.clone());
+    // Converged: the app runs its wanted count of current, ready instances (what a
+    // deployment's step waits for).
+    if old.is_empty() && active.len() == wanted && active.iter().all(|i| ready(i)) {
+        out.plan.converged.insert(app_id.clone());
+    }
+    // An app of a later step of its deployment is left as it is until its step comes.
+    if deployment.is_some_and(|d| deployments::waits(d, app_id)) {
+        return;
     }
 
     // Which instances to stop, and how many to launch, in this pass.

@@ -509,6 +509,7 @@ fn an_app_is_locked_by_one_deployment_unless_forced() {
         }],
         current_step: 0,
         created_at_ms: 5,
+        group: None,
     };
     let put = |id: &str, force| Command::PutDeployment {
         deployment: deployment(id),
@@ -828,4 +829,86 @@ fn event_subscriptions_are_added_once_removed_by_url_limited_and_kept_in_snapsho
         }
     );
     assert!(!s.event_subscriptions().contains(&url(0)));
+}
+
+#[test]
+fn a_deployment_advances_one_step_at_a_time_from_the_step_decided_from() {
+    let mut s = with_app_and_agent();
+    let step = |app: &str| crate::command::DeploymentStep {
+        actions: vec![crate::command::DeploymentAction {
+            action: crate::command::ActionKind::StartApplication,
+            app: app_id(app),
+        }],
+    };
+    let deployment = Deployment {
+        id: "d1".into(),
+        version: "v1".into(),
+        affected_apps: vec![app_id("/web")],
+        steps: vec![step("/web"), step("/web")],
+        current_step: 1,
+        created_at_ms: 5,
+        group: Some(domain::GroupId::parse("/g").expect("group")),
+    };
+    s.apply(Command::PutDeployment {
+        deployment,
+        force: false,
+    });
+    let advance = |from_step| Command::AdvanceDeployment {
+        id: "d1".into(),
+        from_step,
+    };
+    assert_eq!(s.apply(advance(1)), Response::Ok);
+    assert_eq!(s.deployments()["d1"].current_step, 2);
+    // Stale (decided at step 1 again), and past the last step: refused, nothing changes.
+    assert!(matches!(s.apply(advance(1)), Response::Conflict { .. }));
+    assert!(matches!(s.apply(advance(2)), Response::Conflict { .. }));
+    assert_eq!(s.deployments()["d1"].current_step, 2);
+    assert!(matches!(
+        s.apply(Command::AdvanceDeployment {
+            id: "nope".into(),
+            from_step: 1
+        }),
+        Response::NotFound { .. }
+    ));
+}
+
+#[test]
+fn groups_are_stored_with_their_versions_and_forgotten_with_those_under_them() {
+    let mut s = ClusterState::default();
+    let g = |id: &str| domain::GroupId::parse(id).expect("group");
+    let put = |id: &str, version: &str, definition: Option<serde_json::Value>| Command::PutGroup {
+        id: g(id),
+        dependencies: vec![app_id("/db")],
+        version: version.into(),
+        definition,
+    };
+    assert_eq!(
+        s.apply(put("/p", "v1", Some(json!({"id": "/p"})))),
+        Response::Ok
+    );
+    assert_eq!(s.apply(put("/p/a", "v1", None)), Response::Ok);
+    assert_eq!(
+        s.apply(put("/p", "v2", Some(json!({"id": "/p", "apps": []})))),
+        Response::Ok
+    );
+    assert_eq!(s.apply(put("/pq", "v1", None)), Response::Ok);
+    let p = &s.groups()[&g("/p")];
+    assert_eq!(p.version, "v2");
+    let versions: Vec<&str> = p.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(versions, ["v1", "v2"]);
+    assert!(s.groups()[&g("/p/a")].versions.is_empty());
+    // Snapshots carry them.
+    let again: ClusterState =
+        serde_json::from_value(serde_json::to_value(&s).expect("serializes")).expect("reads");
+    assert_eq!(again, s);
+    assert_eq!(s.apply(Command::DeleteGroup { id: g("/p") }), Response::Ok);
+    let left: Vec<&str> = s.groups().keys().map(|g| g.as_str()).collect();
+    assert_eq!(left, ["/pq"], "/p/a went with /p; /pq is not under /p");
+    assert!(matches!(
+        s.apply(Command::DeleteGroup { id: g("/p") }),
+        Response::NotFound {
+            kind: Subject::Group,
+            ..
+        }
+    ));
 }

@@ -10,4 +10,5 @@ mod health;
 mod placement;
 mod rebalance;
 mod rolling;
+mod steps;
 mod unreachable;
