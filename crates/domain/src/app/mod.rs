@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 pub use health::{HealthCheck, HealthProtocol};
-pub use readiness::{ReadinessCheck, ReadinessProtocol};
 use reader::{EXPECTED_STRING, ObjectReader, PATH_MISSING, out_of};
+pub use readiness::{ReadinessCheck, ReadinessProtocol};
 pub use validation::ValidationErrors;
 
 use crate::constraint::Constraint;

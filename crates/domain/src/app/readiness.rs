@@ -106,7 +106,10 @@ impl ReadinessCheck {
         let interval = r.int_in("intervalSeconds", 30, 0, seconds_max);
         let timeout = r.int_in("timeoutSeconds", 10, 0, seconds_max);
         if timeout <= 0 {
-            r.error("timeoutSeconds", format!("got {timeout}, expected more than 0"));
+            r.error(
+                "timeoutSeconds",
+                format!("got {timeout}, expected more than 0"),
+            );
         } else if timeout >= interval {
             r.error(
                 "timeoutSeconds",
@@ -118,7 +121,10 @@ impl ReadinessCheck {
                 match v.as_u64().filter(|c| (100..=999).contains(c)) {
                     Some(c) => u16::try_from(c).ok(),
                     None => {
-                        errors.add(path, format!("got {v}, expected an HTTP status code (100 to 999)"));
+                        errors.add(
+                            path,
+                            format!("got {v}, expected an HTTP status code (100 to 999)"),
+                        );
                         None
                     }
                 }
@@ -131,7 +137,9 @@ impl ReadinessCheck {
             }
         }
         if http_status_codes_for_ready.is_empty()
-            && r.errors().at(&format!("{path}/httpStatusCodesForReady")).is_empty()
+            && r.errors()
+                .at(&format!("{path}/httpStatusCodesForReady"))
+                .is_empty()
         {
             r.error("httpStatusCodesForReady", "must not be empty");
         }

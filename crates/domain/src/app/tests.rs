@@ -392,17 +392,61 @@ fn readiness_check_defaults_follow_marathon_and_round_trip() {
 fn readiness_checks_are_validated_with_marathons_rules() {
     let ports = json!([{"port": 0, "name": "admin"}, {"port": 0, "name": "web"}]);
     let cases = [
-        (json!({"portName": "web", "protocol": "TCP"}), "/readinessChecks(0)/protocol", "is not a readiness check protocol"),
-        (json!({"portName": "nope"}), "/readinessChecks(0)/portName", "expected one of: admin, web"),
-        (json!({"portName": ""}), "/readinessChecks(0)/portName", "must not be empty"),
-        (json!({"portName": "web", "name": ""}), "/readinessChecks(0)/name", "must not be empty"),
-        (json!({"portName": "web", "path": ""}), "/readinessChecks(0)/path", "must not be empty"),
-        (json!({"portName": "web", "intervalSeconds": 5, "timeoutSeconds": 5}), "/readinessChecks(0)/timeoutSeconds", "expected less than intervalSeconds (5)"),
-        (json!({"portName": "web", "timeoutSeconds": 0}), "/readinessChecks(0)/timeoutSeconds", "expected more than 0"),
-        (json!({"portName": "web", "intervalSeconds": 1.5}), "/readinessChecks(0)/intervalSeconds", ""),
-        (json!({"portName": "web", "httpStatusCodesForReady": []}), "/readinessChecks(0)/httpStatusCodesForReady", "must not be empty"),
-        (json!({"portName": "web", "httpStatusCodesForReady": [200, 42]}), "/readinessChecks(0)/httpStatusCodesForReady(1)", "got 42, expected an HTTP status code"),
-        (json!({"portName": "web", "preserveLastResponse": "yes"}), "/readinessChecks(0)/preserveLastResponse", "error.expected.jsboolean"),
+        (
+            json!({"portName": "web", "protocol": "TCP"}),
+            "/readinessChecks(0)/protocol",
+            "is not a readiness check protocol",
+        ),
+        (
+            json!({"portName": "nope"}),
+            "/readinessChecks(0)/portName",
+            "expected one of: admin, web",
+        ),
+        (
+            json!({"portName": ""}),
+            "/readinessChecks(0)/portName",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "name": ""}),
+            "/readinessChecks(0)/name",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "path": ""}),
+            "/readinessChecks(0)/path",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "intervalSeconds": 5, "timeoutSeconds": 5}),
+            "/readinessChecks(0)/timeoutSeconds",
+            "expected less than intervalSeconds (5)",
+        ),
+        (
+            json!({"portName": "web", "timeoutSeconds": 0}),
+            "/readinessChecks(0)/timeoutSeconds",
+            "expected more than 0",
+        ),
+        (
+            json!({"portName": "web", "intervalSeconds": 1.5}),
+            "/readinessChecks(0)/intervalSeconds",
+            "",
+        ),
+        (
+            json!({"portName": "web", "httpStatusCodesForReady": []}),
+            "/readinessChecks(0)/httpStatusCodesForReady",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "httpStatusCodesForReady": [200, 42]}),
+            "/readinessChecks(0)/httpStatusCodesForReady(1)",
+            "got 42, expected an HTTP status code",
+        ),
+        (
+            json!({"portName": "web", "preserveLastResponse": "yes"}),
+            "/readinessChecks(0)/preserveLastResponse",
+            "error.expected.jsboolean",
+        ),
     ];
     for (check, path, message) in cases {
         let errors = invalid(json!({
@@ -417,7 +461,8 @@ fn readiness_checks_are_validated_with_marathons_rules() {
     }
     let unnamed = invalid(json!({"id": "x", "cmd": "x", "readinessChecks": [{}]}));
     assert!(
-        unnamed.at("/readinessChecks(0)/portName")[0].contains("'http-api' names no port definition"),
+        unnamed.at("/readinessChecks(0)/portName")[0]
+            .contains("'http-api' names no port definition"),
         "{:?}",
         unnamed.details()
     );
@@ -433,7 +478,11 @@ fn readiness_checks_are_validated_with_marathons_rules() {
     .unwrap();
     let rc = &https.readiness_checks[0];
     assert_eq!(rc.protocol, ReadinessProtocol::Https);
-    assert_eq!(rc.http_status_codes_for_ready, [200, 204], "duplicates are dropped");
+    assert_eq!(
+        rc.http_status_codes_for_ready,
+        [200, 204],
+        "duplicates are dropped"
+    );
     assert_eq!(rc.port_index(&https.port_definitions), Some(1));
     assert!(rc.is_ready_status(204) && !rc.is_ready_status(503));
 }
