@@ -13,6 +13,7 @@ mod label_selector;
 mod mesos;
 mod nodes;
 mod plan;
+mod queue;
 mod system;
 mod tasks;
 mod ui;
@@ -76,7 +77,11 @@ pub fn router(master: Parts) -> Router {
         )
         .route("/leader", get(system::leader).delete(system::abdicate))
         .route("/info", get(system::info))
-        .route("/queue", get(nodes::queue))
+        .route("/queue", get(queue::list))
+        .route(
+            "/queue/{*path}",
+            get(queue::get_delay).delete(queue::reset_delay),
+        )
         .route("/tasks", get(tasks::list))
         .route("/tasks/delete", post(tasks::delete))
         .route("/deployments", get(deployments::list))

@@ -73,6 +73,10 @@ pub fn need(method: &Method, path: &str) -> Need {
         }
         Some(rest) if rest.starts_with("/apps/") => Need::WriteApps(app_in_path(method, rest)),
         Some("/tasks/delete") if method == Method::POST => Need::WriteApps(AppTarget::Tasks),
+        // Resetting an app's launch delay changes that app.
+        Some(rest) if method == Method::DELETE && rest.starts_with("/queue/") => {
+            Need::WriteApps(delay_in_path(rest))
+        }
         Some(rest) if method == Method::DELETE && rest.starts_with("/deployments/") => {
             let id = rest.trim_start_matches("/deployments/");
             Need::WriteApps(AppTarget::Deployment(id.to_string()))
@@ -101,6 +105,15 @@ fn app_in_path(method: &Method, rest: &str) -> AppTarget {
             body: method == Method::PUT || method == Method::PATCH,
         },
         Err(_) => AppTarget::Unreadable,
+    }
+}
+
+/// The app whose launch delay `DELETE /queue/{app}/delay` resets.
+fn delay_in_path(rest: &str) -> AppTarget {
+    let path = &rest["/queue".len()..];
+    match path.strip_suffix("/delay").map(AppId::parse) {
+        Some(Ok(app)) => AppTarget::Path { app, body: false },
+        _ => AppTarget::Unreadable,
     }
 }
 
@@ -161,6 +174,22 @@ mod tests {
                 Method::DELETE,
                 "/v2/deployments/d1",
                 Need::WriteApps(AppTarget::Deployment("d1".into())),
+            ),
+            (Method::GET, "/v2/queue/team-a/web/delay", Need::Read),
+            (
+                Method::DELETE,
+                "/v2/queue/team-a/web/delay",
+                app("/team-a/web", false),
+            ),
+            (
+                Method::DELETE,
+                "/service/marathon/v2/queue/team-a/web/delay",
+                app("/team-a/web", false),
+            ),
+            (
+                Method::DELETE,
+                "/v2/queue/team-a/web",
+                Need::WriteApps(AppTarget::Unreadable),
             ),
             (Method::DELETE, "/v2/leader", Need::Operate),
             (Method::POST, "/v2/something-new", Need::Manage),
