@@ -76,7 +76,7 @@ impl OffersSummary {
 }
 
 /// The backoff delay of a queue entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delay {
     /// Seconds until the next launch attempt.
