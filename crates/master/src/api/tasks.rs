@@ -411,7 +411,9 @@ mod tests {
 
     #[test]
     fn status_filters_select_marathons_task_states_and_refuse_others_with_the_names() {
-        let cases: [(&[(&str, &str)], Option<Vec<&str>>); 6] = [
+        // A query, and the task states it selects.
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<Vec<&'a str>>);
+        let cases: [Case; 6] = [
             (&[], None),
             (&[("embed", "x")], None),
             (&[("status", "running")], Some(vec!["TASK_RUNNING"])),
