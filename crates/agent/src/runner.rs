@@ -161,12 +161,15 @@ pub(crate) async fn supervise(
 ) {
     let ctx = &inner.ctx;
     let id = cp.instance_id().clone();
-    let host = ctx.task_host();
-    let target = Target {
-        host: host.to_string(),
-        ports: cp.assignment.ports.clone(),
-        env: task_env(&cp.assignment, host, &cp.sandbox),
-        sandbox: cp.sandbox.clone(),
+    // Only tasks with checks pay for their target (the environment is built for it).
+    let target = || {
+        let host = ctx.task_host();
+        Target {
+            host: host.to_string(),
+            ports: cp.assignment.ports.clone(),
+            env: task_env(&cp.assignment, host, &cp.sandbox),
+            sandbox: cp.sandbox.clone(),
+        }
     };
     let checks = cp.assignment.app.health_checks.clone();
     let health = (!checks.is_empty()).then(|| {
@@ -188,13 +191,14 @@ pub(crate) async fn supervise(
         });
         AbortOnDrop(tokio::spawn(health::run_checks(
             checks,
-            target.clone(),
+            target(),
             cp.started_at_ms,
             sink,
         )))
     });
-    let app = cp.assignment.app.clone();
-    let readiness = (!app.readiness_checks.is_empty()).then(|| {
+    let readiness = (!cp.assignment.app.readiness_checks.is_empty()).then(|| {
+        let app = cp.assignment.app.clone();
+        let target = target();
         let outbox = ctx.outbox.clone();
         let rid = id.clone();
         let sink: readiness::ReadinessSink = Arc::new(move |report: ReadinessReport| {
