@@ -33,12 +33,17 @@ use domain::app::{HealthCheck, HealthProtocol};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use state::protocol::HealthReport;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::clock::now_ms;
 
+pub mod http;
 mod tls;
+
+use http::Scheme;
+#[cfg(test)]
+use http::status_code;
 
 /// Where Mesos-level checks reach a task with host networking: the loopback interface.
 pub const MESOS_CHECK_HOST: &str = "127.0.0.1";
@@ -113,25 +118,25 @@ pub async fn probe(check: &HealthCheck, target: &Target) -> Verdict {
     };
     let host = probe_host(check, target);
     let run = async {
-        let tcp = match TcpStream::connect((host, port)).await {
-            Ok(s) => s,
-            Err(e) => {
-                let what = match check.protocol {
-                    HealthProtocol::Tcp => "TCP connect to",
-                    _ => "GET",
+        let scheme = match check.protocol {
+            HealthProtocol::Tcp => {
+                return match TcpStream::connect((host, port)).await {
+                    Ok(_) => Verdict::Healthy,
+                    Err(e) => Verdict::Unhealthy(format!(
+                        "TCP connect to {}: {e}",
+                        url(check, host, port)
+                    )),
                 };
-                let url = url(check, host, port);
-                return Verdict::Unhealthy(format!("{what} {url}: {e}"));
+            }
+            HealthProtocol::Http => Scheme::Http,
+            HealthProtocol::Https => Scheme::Https,
+            HealthProtocol::Command => {
+                return Verdict::Unhealthy("a COMMAND check has no port".into());
             }
         };
-        match check.protocol {
-            HealthProtocol::Tcp => Verdict::Healthy,
-            HealthProtocol::Http => http_get(tcp, check, host, port).await,
-            HealthProtocol::Https => match tls::connect(host, tcp).await {
-                Ok(stream) => http_get(stream, check, host, port).await,
-                Err(e) => Verdict::Unhealthy(format!("GET {}: {e}", url(check, host, port))),
-            },
-            HealthProtocol::Command => Verdict::Unhealthy("a COMMAND check has no port".into()),
+        match http::get(scheme, host, port, &check.path, false).await {
+            Ok(answer) => http_verdict(answer.status, check.ignore_http1xx),
+            Err(e) => Verdict::Unhealthy(format!("GET {}: {e}", url(check, host, port))),
         }
     };
     match tokio::time::timeout(timeout, run).await {
@@ -144,71 +149,13 @@ pub async fn probe(check: &HealthCheck, target: &Target) -> Verdict {
     }
 }
 
-/// `host:port` with IPv6 addresses in brackets, as URLs and `Host` headers write them.
-fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// What a check reaches, for messages: `http://10.0.0.5:31000/health`, `10.0.0.5:31000`.
 fn url(check: &HealthCheck, host: &str, port: u16) -> String {
-    let authority = authority(host, port);
     match check.protocol {
-        HealthProtocol::Http => format!("http://{authority}{}", request_path(&check.path)),
-        HealthProtocol::Https => format!("https://{authority}{}", request_path(&check.path)),
-        _ => authority,
+        HealthProtocol::Http => http::url(Scheme::Http, host, port, &check.path),
+        HealthProtocol::Https => http::url(Scheme::Https, host, port, &check.path),
+        _ => http::authority(host, port),
     }
-}
-
-fn request_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    }
-}
-
-/// A minimal HTTP/1.1 GET over `stream`: only the status line of the answer matters.
-async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    check: &HealthCheck,
-    host: &str,
-    port: u16,
-) -> Verdict {
-    let url = url(check, host, port);
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: drover-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        request_path(&check.path),
-        authority(host, port),
-    );
-    if let Err(e) = stream.write_all(request.as_bytes()).await {
-        return Verdict::Unhealthy(format!("GET {url}: {e}"));
-    }
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 256];
-    while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
-        match stream.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Verdict::Unhealthy(format!("GET {url}: {e}")),
-        }
-    }
-    match status_code(&buf) {
-        Some(code) => http_verdict(code, check.ignore_http1xx),
-        None => Verdict::Unhealthy(format!("GET {url}: the answer is not HTTP")),
-    }
-}
-
-/// The status code in an HTTP status line (`HTTP/1.1 200 OK`).
-fn status_code(answer: &[u8]) -> Option<u16> {
-    let line = answer.split(|b| *b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split_whitespace();
-    parts.next().filter(|v| v.starts_with("HTTP/"))?;
-    parts.next()?.parse().ok()
 }
 
 /// Marathon's reading of a status code.

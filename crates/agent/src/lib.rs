@@ -20,6 +20,7 @@ pub mod health;
 pub mod machine;
 pub mod outbox;
 pub mod procfs;
+pub mod readiness;
 pub mod retention;
 mod runner;
 mod session;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use state::protocol::{HealthReport, TaskStatus};
+use state::protocol::{HealthReport, ReadinessReport, TaskStatus};
 use state::{Condition, InstanceId};
 use tokio::sync::Notify;
 
@@ -23,6 +23,8 @@ struct OutboxState {
     last: BTreeMap<InstanceId, Condition>,
     /// The last health queued for each instance, to tell a new leader.
     health: HashMap<InstanceId, HealthReport>,
+    /// The last readiness queued for each instance, to tell a new leader.
+    readiness: HashMap<InstanceId, ReadinessReport>,
 }
 
 impl Outbox {
@@ -36,19 +38,24 @@ impl Outbox {
     }
 
     /// Queues an update. A condition equal to the last one queued for the instance is dropped
-    /// (unless it carries health); health after a terminal condition is dropped too.
+    /// (unless it carries health or readiness); health and readiness after a terminal
+    /// condition are dropped too.
     pub fn push(&self, update: TaskStatus) {
         {
             let mut s = self.lock();
             let last = s.last.get(&update.instance_id).copied();
-            let repeat = last == Some(update.condition) && update.health.is_none();
-            let late_health = update.health.is_some() && last.is_some_and(Condition::is_terminal);
-            if repeat || late_health {
+            let news = update.health.is_some() || update.readiness.is_some();
+            let repeat = last == Some(update.condition) && !news;
+            let late_news = news && last.is_some_and(Condition::is_terminal);
+            if repeat || late_news {
                 return;
             }
             s.last.insert(update.instance_id.clone(), update.condition);
             if let Some(h) = &update.health {
                 s.health.insert(update.instance_id.clone(), h.clone());
+            }
+            if let Some(r) = &update.readiness {
+                s.readiness.insert(update.instance_id.clone(), r.clone());
             }
             s.pending.push(update);
         }
@@ -93,9 +100,10 @@ impl Outbox {
         let mut s = self.lock();
         s.last.remove(id);
         s.health.remove(id);
+        s.readiness.remove(id);
     }
 
-    /// Queues again the last condition (and health) of every instance that has not ended,
+    /// Queues again the last condition (with health and readiness) of every instance that has not ended,
     /// for a leader that may not know them (a new leader, or one that lost track of this
     /// agent), unless an update about it is already waiting.
     pub fn replay(&self, at_ms: u64) {
@@ -113,6 +121,7 @@ impl Outbox {
                     message: None,
                     exit_code: None,
                     health: s.health.get(id).cloned(),
+                    readiness: s.readiness.get(id).cloned(),
                     at_ms,
                 })
                 .collect();
@@ -142,6 +151,7 @@ mod tests {
             message: None,
             exit_code: None,
             health: None,
+            readiness: None,
             at_ms: 1,
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use state::protocol::{HealthReport, TaskAssignment, TaskStatus};
+use state::protocol::{HealthReport, ReadinessReport, TaskAssignment, TaskStatus};
 use state::{Condition, InstanceId};
 use tokio::sync::watch;
 
@@ -13,6 +13,7 @@ use crate::clock::now_ms;
 use crate::env::task_env;
 use crate::executor::{Exit, Launch, Locator, RunningTask, StartError};
 use crate::health::{self, Target};
+use crate::readiness;
 use crate::supervisor::Inner;
 
 /// Marathon's default `taskKillGracePeriodSeconds` is unset; drover waits this long.
@@ -25,6 +26,7 @@ fn status(id: &InstanceId, condition: Condition, message: Option<String>) -> Tas
         message,
         exit_code: None,
         health: None,
+        readiness: None,
         at_ms: now_ms(),
     }
 }
@@ -150,7 +152,7 @@ fn locate(cp: &mut Checkpoint, locator: Locator) {
 }
 
 /// Watches a running task (new, or found again after a restart) until it ends: runs its
-/// health checks, stops it when asked, and reports how it ended.
+/// health and readiness checks, stops it when asked, and reports how it ended.
 pub(crate) async fn supervise(
     inner: Arc<Inner>,
     mut cp: Checkpoint,
@@ -159,15 +161,18 @@ pub(crate) async fn supervise(
 ) {
     let ctx = &inner.ctx;
     let id = cp.instance_id().clone();
-    let checks = cp.assignment.app.health_checks.clone();
-    let mut health = (!checks.is_empty()).then(|| {
+    // Only tasks with checks pay for their target (the environment is built for it).
+    let target = || {
         let host = ctx.task_host();
-        let target = Target {
+        Target {
             host: host.to_string(),
             ports: cp.assignment.ports.clone(),
             env: task_env(&cp.assignment, host, &cp.sandbox),
             sandbox: cp.sandbox.clone(),
-        };
+        }
+    };
+    let checks = cp.assignment.app.health_checks.clone();
+    let mut health = (!checks.is_empty()).then(|| {
         let outbox = ctx.outbox.clone();
         let hid = id.clone();
         let sink: health::HealthSink = Arc::new(move |report: HealthReport| {
@@ -186,10 +191,33 @@ pub(crate) async fn supervise(
         });
         AbortOnDrop(tokio::spawn(health::run_checks(
             checks,
-            target,
+            target(),
             cp.started_at_ms,
             sink,
         )))
+    });
+    let mut readiness = (!cp.assignment.app.readiness_checks.is_empty()).then(|| {
+        let app = cp.assignment.app.clone();
+        let target = target();
+        let outbox = ctx.outbox.clone();
+        let rid = id.clone();
+        let sink: readiness::ReadinessSink = Arc::new(move |report: ReadinessReport| {
+            tracing::info!(
+                "task {rid} is {}",
+                if report.ready {
+                    "ready"
+                } else {
+                    "not ready yet"
+                }
+            );
+            outbox.push(TaskStatus {
+                readiness: Some(report),
+                ..status(&rid, Condition::Running, None)
+            });
+        });
+        AbortOnDrop(tokio::spawn(async move {
+            readiness::run_checks(&app, target, sink).await;
+        }))
     });
     let wants_kill = async {
         if kill.wait_for(|k| *k).await.is_err() {
@@ -214,9 +242,10 @@ pub(crate) async fn supervise(
                 .unwrap_or(DEFAULT_KILL_GRACE);
             tracing::info!("stopping task {id} (grace period {}s)", grace.as_secs_f64());
             // TASK_KILLING, as Mesos reports a kill in progress: balancers take the task
-            // out of their backends now, not when it has ended. Health checks stop first,
-            // so no later "running" report can follow it.
+            // out of their backends now, not when it has ended. Health and readiness
+            // checks stop first, so no later "running" report can follow it.
             drop(health.take());
+            drop(readiness.take());
             ctx.outbox.push(status(
                 &id,
                 Condition::Killing,
@@ -229,6 +258,7 @@ pub(crate) async fn supervise(
         }
     };
     drop(health);
+    drop(readiness);
     workload.clean_up().await;
     let st = terminal_status(&id, &exit, cp.kill_requested);
     tracing::info!(

@@ -164,6 +164,7 @@ impl Supervisor {
                         message: Some(message.to_string()),
                         exit_code: None,
                         health: None,
+                        readiness: None,
                         at_ms: now_ms(),
                     };
                     let mut cp = cp;
@@ -244,6 +245,7 @@ impl Supervisor {
                             message: Some("killed before it started on this agent".into()),
                             exit_code: None,
                             health: None,
+                            readiness: None,
                             at_ms: now_ms(),
                         });
                         table.insert(task.instance_id.clone(), Entry::Ended);

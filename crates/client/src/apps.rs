@@ -58,17 +58,43 @@ pub struct App {
         skip_serializing_if = "Option::is_none"
     )]
     pub last_task_failure: Option<TaskFailure>,
-    /// Readiness check results (`?embed=apps.readiness`); always empty: drover has no
-    /// readiness checks yet.
+    /// Readiness check results of its live tasks (`?embed=apps.readiness`).
     #[serde(
         rename = "readinessCheckResults",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub readiness_check_results: Option<Vec<Value>>,
+    pub readiness_check_results: Option<Vec<ReadinessCheckResult>>,
     /// Task statistics by version (`?embed=apps.taskStats`).
     #[serde(rename = "taskStats", default, skip_serializing_if = "Option::is_none")]
     pub task_stats: Option<TaskStatsByVersion>,
+}
+
+/// One readiness check's latest result for one task (Marathon's `ReadinessCheckResult`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessCheckResult {
+    /// The check's `name`.
+    pub name: String,
+    /// The task.
+    pub task_id: String,
+    /// True once the check saw one of its ready status codes.
+    pub ready: bool,
+    /// The last answer, when the check has `preserveLastResponse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response: Option<HttpResponse>,
+}
+
+/// An answer a readiness check kept (Marathon's `HttpResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header (empty without one).
+    pub content_type: String,
+    /// The body as text (at most 16 KiB of it).
+    pub body: String,
 }
 
 /// `taskStats` of an app: its live tasks' statistics, by how their version relates to the
@@ -149,7 +175,7 @@ struct RawApp {
     #[serde(rename = "lastTaskFailure", default)]
     last_task_failure: Option<TaskFailure>,
     #[serde(rename = "readinessCheckResults", default)]
-    readiness_check_results: Option<Vec<Value>>,
+    readiness_check_results: Option<Vec<ReadinessCheckResult>>,
     #[serde(rename = "taskStats", default)]
     task_stats: Option<TaskStatsByVersion>,
 }

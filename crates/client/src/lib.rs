@@ -27,8 +27,8 @@ pub mod tasks;
 
 pub use acl::{AclToken, AclTokens, CreatedToken, NewToken};
 pub use apps::{
-    App, AppEnvelope, AppList, Change, LifeTime, Stats, StatsCounts, TaskCounts, TaskStats,
-    TaskStatsByVersion, VersionInfo, Versions,
+    App, AppEnvelope, AppList, Change, HttpResponse, LifeTime, ReadinessCheckResult, Stats,
+    StatsCounts, TaskCounts, TaskStats, TaskStatsByVersion, VersionInfo, Versions,
 };
 pub use deployments::{
     CurrentAction, Deployment, DeploymentPlan, DeploymentRef, GroupState, Step, StepAction,
@@ -39,6 +39,6 @@ pub use groups::Group;
 pub use health::{Check, ClusterHealth, Status, ZoneHealth};
 pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};
-pub use queue::{Delay, OffersSummary, Queue, QueueItem, RejectReason};
+pub use queue::{Delay, DelayResult, OffersSummary, Queue, QueueItem, RejectReason};
 pub use system::{Info, Leader, Message, ProcessHealth};
 pub use tasks::{HealthCheckResult, IpAddress, Task, TaskFailure, TaskIds, Tasks};

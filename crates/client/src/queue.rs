@@ -1,4 +1,4 @@
-//! `GET /v2/queue`: apps with instances waiting, and why.
+//! `GET /v2/queue`: apps with instances waiting, and why; `GET /v2/queue/{app}/delay`.
 
 use std::collections::BTreeMap;
 
@@ -76,13 +76,26 @@ impl OffersSummary {
 }
 
 /// The backoff delay of a queue entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delay {
     /// Seconds until the next launch attempt.
     pub time_left_seconds: u64,
     /// Whether the delay is over.
     pub overdue: bool,
+}
+
+/// The answer of `GET /v2/queue/{app}/delay` (Marathon's `DelayResult`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayResult {
+    /// While the app waits in the launch queue: the time left and whether it is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_delay: Option<Delay>,
+    /// The backoff delay after the app's latest failures, seconds (0 without one).
+    pub current_delay_seconds: u64,
+    /// The app's `maxLaunchDelaySeconds`.
+    pub max_launch_delay_seconds: u64,
 }
 
 impl QueueItem {

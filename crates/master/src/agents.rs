@@ -1,5 +1,5 @@
 //! What the leader knows about agents beyond the replicated registry: when each was last
-//! heard from, its round-trip time, and its tasks' health. Not replicated: a new leader
+//! heard from, its round-trip time, and its tasks' health and readiness. Not replicated: a new leader
 //! rebuilds it from heartbeats and status reports, after giving every agent a grace period.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use domain::AgentId;
-use state::protocol::{DiskUse, HealthReport};
+use state::protocol::{DiskUse, HealthReport, ReadinessReport};
 use state::{AgentState, Command, InstanceId};
 
 use crate::leadership::{LeaderService, ServiceFuture};
@@ -20,7 +20,7 @@ use crate::node::RaftNode;
 /// remote regions).
 pub const RTT_WARNING_MS: u64 = 100;
 
-/// Heartbeats, RTTs and health, in memory on the leader.
+/// Heartbeats, RTTs, health and readiness, in memory on the leader.
 #[derive(Debug)]
 pub struct AgentView {
     inner: Mutex<ViewInner>,
@@ -44,6 +44,7 @@ struct ViewInner {
     rtt_ms: HashMap<AgentId, u64>,
     disk: HashMap<AgentId, DiskUse>,
     health: HashMap<InstanceId, HealthReport>,
+    readiness: HashMap<InstanceId, ReadinessReport>,
 }
 
 impl AgentView {
@@ -127,6 +128,30 @@ impl AgentView {
         }
     }
 
+    /// Records a task's readiness; signals [`AgentView::subscribe`] when it is new or turned
+    /// ready (what deployments wait for).
+    pub fn set_readiness(&self, instance: &InstanceId, report: ReadinessReport) {
+        let ready = report.ready;
+        let before = self
+            .lock()
+            .readiness
+            .insert(instance.clone(), report)
+            .map(|b| b.ready);
+        if before != Some(ready) {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Every task's last readiness report.
+    pub fn readiness_all(&self) -> HashMap<InstanceId, ReadinessReport> {
+        self.lock().readiness.clone()
+    }
+
+    /// A task's last readiness report.
+    pub fn readiness(&self, instance: &InstanceId) -> Option<ReadinessReport> {
+        self.lock().readiness.get(instance).cloned()
+    }
+
     /// A receiver that sees a change whenever a task's health verdict is new or flipped
     /// (what the scheduler reads of this view). An agent's liveness is not signalled here:
     /// it changes through the replicated state (`SetAgentState`), whose applied index the
@@ -145,9 +170,11 @@ impl AgentView {
         self.lock().health.get(instance).cloned()
     }
 
-    /// Forgets the health of instances that no longer exist.
+    /// Forgets the health and readiness of instances that no longer exist.
     pub fn retain_health(&self, keep: impl Fn(&InstanceId) -> bool) {
-        self.lock().health.retain(|id, _| keep(id));
+        let mut v = self.lock();
+        v.health.retain(|id, _| keep(id));
+        v.readiness.retain(|id, _| keep(id));
     }
 }
 

@@ -135,6 +135,44 @@ pub struct HealthReport {
     pub should_kill: bool,
 }
 
+/// What an instance's readiness checks found (`readinessChecks` of its app version): sent
+/// when the first check has answered and again when the instance turns ready, after which
+/// the agent stops checking (as Marathon does); with `preserveLastResponse`, also whenever
+/// the last answer changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessReport {
+    /// True once every readiness check has seen one of its ready status codes.
+    pub ready: bool,
+    /// Each check's latest result, in definition order.
+    #[serde(default)]
+    pub checks: Vec<ReadinessCheckReport>,
+}
+
+/// One readiness check's latest result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessCheckReport {
+    /// The check's `name`.
+    pub name: String,
+    /// True once it has seen a ready status code.
+    pub ready: bool,
+    /// The last answer, when the check has `preserveLastResponse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response: Option<HttpAnswer>,
+}
+
+/// An HTTP answer as a readiness check keeps it (Marathon's `HttpResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header, empty when there was none.
+    #[serde(default)]
+    pub content_type: String,
+    /// The body as text (cut at the agent's limit).
+    #[serde(default)]
+    pub body: String,
+}
+
 /// A change in one instance's condition or health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskStatus {
@@ -151,6 +189,10 @@ pub struct TaskStatus {
     /// Health, when the app has health checks and one has run.
     #[serde(default)]
     pub health: Option<HealthReport>,
+    /// Readiness, when the app version has readiness checks and one has answered (optional:
+    /// older agents send none, older masters ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ReadinessReport>,
     /// When the agent saw the change, ms since the Unix epoch.
     pub at_ms: u64,
 }

@@ -255,10 +255,14 @@ def main():
     assert item.processed_offers_summary["rejectSummaryLastOffer"], repr(item)
     client.delete_app(big, force=True)
     wait_until("the queue is empty", lambda: client.list_queue() == [])
+
+    step("launch delay: reset for an app, 404 for an unknown one")
+    client.reset_delay(APP)
     try:
-        client.reset_delay(APP)
+        client.reset_delay("/mp/no-such-app")
+        raise AssertionError("reset_delay of an unknown app did not raise")
     except NotFoundError:
-        pass  # nothing queued: Marathon answers 404 too
+        pass
 
     step("kill a task (replaced), kill with scale")
     wait_until("1 task runs", lambda: running(client, APP, 1))

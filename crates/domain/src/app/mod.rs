@@ -6,6 +6,7 @@
 
 mod health;
 mod reader;
+pub mod readiness;
 pub mod validation;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 pub use health::{HealthCheck, HealthProtocol};
 use reader::{EXPECTED_STRING, ObjectReader, PATH_MISSING, out_of};
+pub use readiness::{ReadinessCheck, ReadinessProtocol};
 pub use validation::ValidationErrors;
 
 use crate::constraint::Constraint;
@@ -196,6 +198,8 @@ pub struct AppDefinition {
     pub constraints: Vec<Constraint>,
     /// Health checks.
     pub health_checks: Vec<HealthCheck>,
+    /// Readiness checks (at most one, as in Marathon).
+    pub readiness_checks: Vec<ReadinessCheck>,
     /// Deployment strategy.
     pub upgrade_strategy: UpgradeStrategy,
     /// First launch delay after a failure, seconds.
@@ -325,6 +329,12 @@ impl AppDefinition {
             .map(HealthCheck::to_json)
             .collect();
         m.insert("healthChecks".into(), Value::Array(hcs));
+        let rcs: Vec<Value> = self
+            .readiness_checks
+            .iter()
+            .map(ReadinessCheck::to_json)
+            .collect();
+        m.insert("readinessChecks".into(), Value::Array(rcs));
         m.insert(
             "upgradeStrategy".into(),
             json!({
@@ -508,6 +518,15 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
         }
     }
 
+    let readiness_checks = r
+        .array("readinessChecks", |v, path, errors| {
+            ReadinessCheck::read(v, &path, &port_definitions, errors)
+        })
+        .unwrap_or_default();
+    if readiness_checks.len() > 1 {
+        r.error("readinessChecks", readiness::AT_MOST_ONE);
+    }
+
     let upgrade_strategy = r
         .object("upgradeStrategy", |mut u| {
             let s = UpgradeStrategy {
@@ -562,6 +581,7 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
         labels,
         constraints,
         health_checks,
+        readiness_checks,
         upgrade_strategy,
         backoff_seconds,
         backoff_factor,

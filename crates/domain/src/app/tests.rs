@@ -358,3 +358,131 @@ fn stored_definitions_beyond_a_limit_are_read_clamped_not_refused() {
     let no_id = json!({"cmd": "x"});
     assert!(serde_json::from_value::<AppDefinition>(no_id).is_err());
 }
+
+#[test]
+fn readiness_check_defaults_follow_marathon_and_round_trip() {
+    let app = AppDefinition::from_json(&json!({
+        "id": "x", "cmd": "x",
+        "portDefinitions": [{"port": 0, "name": "http-api"}],
+        "readinessChecks": [{}]
+    }))
+    .unwrap();
+    let rc = &app.readiness_checks[0];
+    assert_eq!(rc.name, "readinessCheck");
+    assert_eq!(rc.protocol, ReadinessProtocol::Http);
+    assert_eq!(rc.path, "/");
+    assert_eq!(rc.port_name, "http-api");
+    assert_eq!((rc.interval_seconds, rc.timeout_seconds), (30, 10));
+    assert_eq!(rc.http_status_codes_for_ready, [200]);
+    assert!(!rc.preserve_last_response);
+    assert_eq!(rc.port_index(&app.port_definitions), Some(0));
+    let out = app.to_json();
+    assert_eq!(
+        out["readinessChecks"],
+        json!([{"name": "readinessCheck", "protocol": "HTTP", "path": "/", "portName": "http-api",
+                "intervalSeconds": 30, "timeoutSeconds": 10, "httpStatusCodesForReady": [200],
+                "preserveLastResponse": false}])
+    );
+    assert_eq!(AppDefinition::from_json(&out).unwrap(), app);
+    let plain = AppDefinition::from_json(&json!({"id": "y", "cmd": "y"})).unwrap();
+    assert_eq!(plain.to_json()["readinessChecks"], json!([]));
+}
+
+#[test]
+fn readiness_checks_are_validated_with_marathons_rules() {
+    let ports = json!([{"port": 0, "name": "admin"}, {"port": 0, "name": "web"}]);
+    let cases = [
+        (
+            json!({"portName": "web", "protocol": "TCP"}),
+            "/readinessChecks(0)/protocol",
+            "is not a readiness check protocol",
+        ),
+        (
+            json!({"portName": "nope"}),
+            "/readinessChecks(0)/portName",
+            "expected one of: admin, web",
+        ),
+        (
+            json!({"portName": ""}),
+            "/readinessChecks(0)/portName",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "name": ""}),
+            "/readinessChecks(0)/name",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "path": ""}),
+            "/readinessChecks(0)/path",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "intervalSeconds": 5, "timeoutSeconds": 5}),
+            "/readinessChecks(0)/timeoutSeconds",
+            "expected less than intervalSeconds (5)",
+        ),
+        (
+            json!({"portName": "web", "timeoutSeconds": 0}),
+            "/readinessChecks(0)/timeoutSeconds",
+            "expected more than 0",
+        ),
+        (
+            json!({"portName": "web", "intervalSeconds": 1.5}),
+            "/readinessChecks(0)/intervalSeconds",
+            "",
+        ),
+        (
+            json!({"portName": "web", "httpStatusCodesForReady": []}),
+            "/readinessChecks(0)/httpStatusCodesForReady",
+            "must not be empty",
+        ),
+        (
+            json!({"portName": "web", "httpStatusCodesForReady": [200, 42]}),
+            "/readinessChecks(0)/httpStatusCodesForReady(1)",
+            "got 42, expected an HTTP status code",
+        ),
+        (
+            json!({"portName": "web", "preserveLastResponse": "yes"}),
+            "/readinessChecks(0)/preserveLastResponse",
+            "error.expected.jsboolean",
+        ),
+    ];
+    for (check, path, message) in cases {
+        let errors = invalid(json!({
+            "id": "x", "cmd": "x", "portDefinitions": ports, "readinessChecks": [check]
+        }));
+        let at = errors.at(path);
+        assert!(
+            at.iter().any(|m| m.contains(message)),
+            "{check}: wanted {message:?} at {path}, got {:?}",
+            errors.details()
+        );
+    }
+    let unnamed = invalid(json!({"id": "x", "cmd": "x", "readinessChecks": [{}]}));
+    assert!(
+        unnamed.at("/readinessChecks(0)/portName")[0]
+            .contains("'http-api' names no port definition"),
+        "{:?}",
+        unnamed.details()
+    );
+    let two = invalid(json!({
+        "id": "x", "cmd": "x", "portDefinitions": ports,
+        "readinessChecks": [{"portName": "web"}, {"portName": "admin"}]
+    }));
+    assert_eq!(two.at("/readinessChecks"), [readiness::AT_MOST_ONE]);
+    let https = AppDefinition::from_json(&json!({
+        "id": "x", "cmd": "x", "portDefinitions": ports,
+        "readinessChecks": [{"portName": "web", "protocol": "HTTPS", "httpStatusCodesForReady": [200, 204, 200]}]
+    }))
+    .unwrap();
+    let rc = &https.readiness_checks[0];
+    assert_eq!(rc.protocol, ReadinessProtocol::Https);
+    assert_eq!(
+        rc.http_status_codes_for_ready,
+        [200, 204],
+        "duplicates are dropped"
+    );
+    assert_eq!(rc.port_index(&https.port_definitions), Some(1));
+    assert!(rc.is_ready_status(204) && !rc.is_ready_status(503));
+}

@@ -268,8 +268,8 @@ pub fn mesos_task_state(c: Condition) -> &'static str {
     }
 }
 
-/// `POST /internal/agents/{id}/status`: records condition changes (replicated) and health
-/// (leader's memory).
+/// `POST /internal/agents/{id}/status`: records condition changes (replicated), health and
+/// readiness (leader's memory).
 pub async fn status(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
@@ -282,18 +282,22 @@ pub async fn status(
         return Err(unknown_agent(&id.0));
     }
     agents.heard_from(&id, None);
-    // Health is the leader's memory, not replicated: recorded at once, for this agent's own
-    // instances only.
+    // Health and readiness are the leader's memory, not replicated: recorded at once, for
+    // this agent's own instances only.
     m.state().read(|a| {
         for update in &report.updates {
-            let (Some(h), Some(inst)) =
-                (&update.health, a.state.instances().get(&update.instance_id))
-            else {
+            let Some(inst) = a.state.instances().get(&update.instance_id) else {
                 continue;
             };
             if inst.agent_id != id {
                 continue;
             }
+            if let Some(r) = &update.readiness {
+                agents.set_readiness(&inst.id, r.clone());
+            }
+            let Some(h) = &update.health else {
+                continue;
+            };
             let before = agents.health(&inst.id).map(|b| b.healthy);
             if before != Some(h.healthy) {
                 events.publish(Event::HealthStatusChangedEvent {

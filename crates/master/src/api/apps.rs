@@ -95,7 +95,7 @@ pub(super) fn app_with_status(
         out.last_task_failure = app_query::last_task_failure(state, id);
     }
     if embeds.readiness {
-        out.readiness_check_results = Some(Vec::new());
+        out.readiness_check_results = Some(super::tasks::readiness_results(agents, state, id));
     }
     if embeds.task_stats {
         out.task_stats = super::tasks::task_stats(agents, state, id, now_ms);

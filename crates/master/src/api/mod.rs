@@ -16,6 +16,7 @@ mod nodes;
 pub mod operator;
 mod plan;
 mod subscriptions;
+mod queue;
 mod system;
 mod tasks;
 mod ui;
@@ -81,7 +82,11 @@ pub fn router(master: Parts) -> Router {
         )
         .route("/leader", get(system::leader).delete(system::abdicate))
         .route("/info", get(system::info))
-        .route("/queue", get(nodes::queue))
+        .route("/queue", get(queue::list))
+        .route(
+            "/queue/{*path}",
+            get(queue::get_delay).delete(queue::reset_delay),
+        )
         .route("/tasks", get(tasks::list))
         .route("/tasks/delete", post(tasks::delete))
         .route(

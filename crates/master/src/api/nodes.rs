@@ -1,10 +1,10 @@
-//! `/v1/nodes` (masters and agents with their fault domains) and `/v2/queue`.
+//! `/v1/nodes`: masters and agents with their fault domains.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use client::{AgentNode, Delay, MasterNode, Node, NodeState, Nodes, Queue, QueueItem, Used};
+use client::{AgentNode, MasterNode, Node, NodeState, Nodes, Used};
 use state::AgentState;
 
 use crate::agents::{AgentView, RTT_WARNING_MS};
@@ -110,36 +110,4 @@ pub async fn list(
         }
     });
     Ok(Json(body))
-}
-
-/// `GET /v2/queue`: apps with instances waiting, with the counted reasons and the delay.
-pub async fn queue(
-    State(m): State<Arc<RaftNode>>,
-    State(queue): State<Arc<crate::scheduler::Queue>>,
-) -> Result<Json<Queue>, ApiError> {
-    m.linearizable().await?;
-    let now = m.clock().now_ms();
-    let entries = queue.entries();
-    let queue: Vec<QueueItem> = m.state().read(|a| {
-        entries
-            .iter()
-            .filter_map(|(id, e)| {
-                let app = a.state.app(id)?;
-                let left = e.delayed_until_ms.map_or(0, |u| u.saturating_sub(now));
-                Some(QueueItem {
-                    app: super::apps::definition_map(&app.current().app),
-                    count: e.unplaced,
-                    delay: Delay {
-                        time_left_seconds: left / 1000,
-                        overdue: left == 0,
-                    },
-                    processed_offers_summary: client::OffersSummary::from_reasons(
-                        &e.reasons,
-                        e.error.clone(),
-                    ),
-                })
-            })
-            .collect()
-    });
-    Ok(Json(Queue { queue }))
 }

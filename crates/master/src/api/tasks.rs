@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use client::{Change, HealthCheckResult, IpAddress, Task, TaskCounts, TaskIds, Tasks};
 use state::{ClusterState, Condition, Instance};
 
@@ -166,6 +166,36 @@ pub fn task_stats(
     })
 }
 
+/// Marathon's `readinessCheckResults` of an app: each readiness check's latest result for
+/// every live task whose agent has reported its readiness (what the leader heard; a new
+/// leader shows them once the agents have told it again).
+pub fn readiness_results(
+    agents: &AgentView,
+    state: &ClusterState,
+    app: &domain::AppId,
+) -> Vec<client::ReadinessCheckResult> {
+    state
+        .instances_of(app)
+        .filter(|i| !i.condition.is_terminal())
+        .filter_map(|i| Some((i, agents.readiness(&i.id)?)))
+        .flat_map(|(i, report)| {
+            report
+                .checks
+                .into_iter()
+                .map(move |c| client::ReadinessCheckResult {
+                    name: c.name,
+                    task_id: i.id.to_string(),
+                    ready: c.ready,
+                    last_response: c.last_response.map(|a| client::HttpResponse {
+                        status: a.status,
+                        content_type: a.content_type,
+                        body: a.body,
+                    }),
+                })
+        })
+        .collect()
+}
+
 /// The live (not yet terminal) tasks of an app (see [`task_json`]).
 pub fn tasks_of(
     agents: &AgentView,
@@ -180,17 +210,59 @@ pub fn tasks_of(
         .collect()
 }
 
-/// `GET /v2/tasks`.
+/// Marathon's values of `GET /v2/tasks?status=` (`TaskStatusCondition`), with the task
+/// `state` each selects.
+pub const STATUS_FILTERS: [(&str, &str); 2] =
+    [("running", "TASK_RUNNING"), ("staging", "TASK_STAGING")];
+
+/// The task states that `status` (and `status[]`) parameters select, Marathon's way: any of
+/// them (case as given is ignored); `None` without the parameter (every task). A value that
+/// is not one of [`STATUS_FILTERS`] is a 400 naming the values there are.
+pub fn status_filter(pairs: &[(String, String)]) -> Result<Option<Vec<&'static str>>, ApiError> {
+    let mut states = Vec::new();
+    let mut given = false;
+    for (key, value) in pairs {
+        if key != "status" && key != "status[]" {
+            continue;
+        }
+        given = true;
+        let wanted = value.to_ascii_lowercase();
+        match STATUS_FILTERS.iter().find(|(name, _)| *name == wanted) {
+            Some((_, state)) => states.push(*state),
+            None => {
+                let names: Vec<&str> = STATUS_FILTERS.iter().map(|(n, _)| *n).collect();
+                return Err(ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    format!(
+                        "status '{value}' is not a task status: use {} (give status several times for more than one)",
+                        names.join(" or ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(given.then_some(states))
+}
+
+/// `GET /v2/tasks[?status=running|staging]`: the live tasks, those in the given states only
+/// when `status` is given.
 pub async fn list(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Tasks>, ApiError> {
+    let states = status_filter(&pairs)?;
     m.linearizable().await?;
     let tasks: Vec<Task> = m.state().read(|a| {
         a.state
             .instances()
             .values()
             .filter(|i| !i.condition.is_terminal())
+            .filter(|i| {
+                states
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&mesos_task_state(i.condition)))
+            })
             .map(|i| task_json(&agents, &m.config().domain.region, &a.state, i))
             .collect()
     });
@@ -324,4 +396,50 @@ pub async fn kill(
         tasks: json_of_killed,
         change: last,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+        query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn status_filters_select_marathons_task_states_and_refuse_others_with_the_names() {
+        // A query, and the task states it selects.
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<Vec<&'a str>>);
+        let cases: [Case; 6] = [
+            (&[], None),
+            (&[("embed", "x")], None),
+            (&[("status", "running")], Some(vec!["TASK_RUNNING"])),
+            (&[("status", "STAGING")], Some(vec!["TASK_STAGING"])),
+            (
+                &[("status[]", "running"), ("status[]", "staging")],
+                Some(vec!["TASK_RUNNING", "TASK_STAGING"]),
+            ),
+            (
+                &[("status", "running"), ("status", "staging")],
+                Some(vec!["TASK_RUNNING", "TASK_STAGING"]),
+            ),
+        ];
+        for (query, want) in cases {
+            let got = status_filter(&pairs(query)).unwrap_or_else(|e| panic!("{query:?}: {e:?}"));
+            assert_eq!(got, want, "{query:?}");
+        }
+        for bad in ["killed", "TASK_RUNNING", ""] {
+            let e = status_filter(&pairs(&[("status", bad)])).expect_err(bad);
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            let message = e.body.message.clone();
+            assert!(
+                message.contains(&format!("status '{bad}'"))
+                    && message.contains("running or staging"),
+                "{bad}: {message}"
+            );
+        }
+    }
 }

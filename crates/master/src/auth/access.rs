@@ -93,6 +93,10 @@ pub fn need(method: &Method, path: &str) -> Need {
             }
         }
         Some("/tasks/delete") if method == Method::POST => Need::WriteApps(AppTarget::Tasks),
+        // Resetting an app's launch delay changes that app.
+        Some(rest) if method == Method::DELETE && rest.starts_with("/queue/") => {
+            Need::WriteApps(delay_in_path(rest))
+        }
         Some(rest) if method == Method::DELETE && rest.starts_with("/deployments/") => {
             let id = rest.trim_start_matches("/deployments/");
             Need::WriteApps(AppTarget::Deployment(id.to_string()))
@@ -125,6 +129,15 @@ fn app_in_path(method: &Method, rest: &str) -> AppTarget {
             body: method == Method::PUT || method == Method::PATCH,
         },
         Err(_) => AppTarget::Unreadable,
+    }
+}
+
+/// The app whose launch delay `DELETE /queue/{app}/delay` resets.
+fn delay_in_path(rest: &str) -> AppTarget {
+    let path = &rest["/queue".len()..];
+    match path.strip_suffix("/delay").map(AppId::parse) {
+        Some(Ok(app)) => AppTarget::Path { app, body: false },
+        _ => AppTarget::Unreadable,
     }
 }
 
@@ -208,6 +221,22 @@ mod tests {
                 Need::WriteApps(AppTarget::Unreadable),
             ),
             (Method::GET, "/v2/groups/team-a/versions", Need::Read),
+            (Method::GET, "/v2/queue/team-a/web/delay", Need::Read),
+            (
+                Method::DELETE,
+                "/v2/queue/team-a/web/delay",
+                app("/team-a/web", false),
+            ),
+            (
+                Method::DELETE,
+                "/service/marathon/v2/queue/team-a/web/delay",
+                app("/team-a/web", false),
+            ),
+            (
+                Method::DELETE,
+                "/v2/queue/team-a/web",
+                Need::WriteApps(AppTarget::Unreadable),
+            ),
             (Method::DELETE, "/v2/leader", Need::Operate),
             (Method::GET, "/v2/eventSubscriptions", Need::Read),
             (Method::POST, "/v2/eventSubscriptions", Need::Operate),

@@ -4,9 +4,11 @@
 //! [`Harness::commit`] applies its batch to the state as the Raft log would. No processes,
 //! no sleeps.
 
+use std::collections::HashMap;
+
 use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain};
 use serde_json::{Value, json};
-use state::protocol::HealthReport;
+use state::protocol::{HealthReport, ReadinessReport};
 use state::{
     AgentState, ClusterState, Command, Condition, Deployment, Goal, Instance, InstanceId,
     InstanceReport, Response,
@@ -29,6 +31,9 @@ pub struct Harness {
     pub now: u64,
     /// Where new instance ids come from.
     pub ids: CountedIds,
+    /// What agents reported of their instances' readiness (the leader's memory);
+    /// [`Harness::decide`] derives `obs.readiness` from it, as the driver does.
+    pub readiness: HashMap<InstanceId, ReadinessReport>,
     agents: u32,
     versions: u64,
 }
@@ -55,6 +60,7 @@ impl Harness {
             },
             now: 1_000_000,
             ids: CountedIds::default(),
+            readiness: HashMap::new(),
             agents: 0,
             versions: 0,
         }
@@ -156,6 +162,7 @@ impl Harness {
 
     /// Runs the scheduler once on the current state.
     pub fn decide(&mut self) -> Decision {
+        self.obs.readiness = super::health::readiness_observations(&self.state, &self.readiness);
         reconcile(
             &self.state,
             &self.obs,
@@ -203,7 +210,8 @@ impl Harness {
         });
     }
 
-    /// Every scheduled or starting instance reports running (healthy when `healthy`).
+    /// Every scheduled or starting instance reports running (healthy, and ready if its app
+    /// has readiness checks, when `healthy`).
     pub fn start_all(&mut self, healthy: bool) {
         let starting: Vec<InstanceId> = self
             .state
@@ -226,6 +234,7 @@ impl Harness {
             self.report(&id, Condition::Running);
             if healthy {
                 self.health(&id, true, false);
+                self.ready(&id, true);
             }
         }
     }
@@ -250,6 +259,17 @@ impl Harness {
                 last_failure_cause: None,
                 checked_at_ms: self.now,
                 should_kill,
+            },
+        );
+    }
+
+    /// Records an instance's readiness as its agent reports it.
+    pub fn ready(&mut self, id: &InstanceId, ready: bool) {
+        self.readiness.insert(
+            id.clone(),
+            ReadinessReport {
+                ready,
+                checks: Vec::new(),
             },
         );
     }

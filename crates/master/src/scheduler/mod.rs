@@ -357,6 +357,7 @@ impl Scheduler {
         };
         let obs = Observations {
             health: self.agents.health_all(),
+            readiness: health::readiness_observations(&snapshot, &self.agents.readiness_all()),
             eviction: self.eviction.memory(),
         };
         let now = node.clock().now_ms();

@@ -39,6 +39,9 @@ use crate::events::Event;
 pub struct Observations {
     /// Each instance's last health report (instances not in it have not been heard of).
     pub health: HashMap<InstanceId, HealthReport>,
+    /// The instances that must prove their readiness, with their agents' last readiness
+    /// report (`None`: not heard of yet); see [`super::health::readiness_observations`].
+    pub readiness: HashMap<InstanceId, Option<state::protocol::ReadinessReport>>,
     /// The eviction memory after the last pass that committed.
     pub eviction: EvictionMemory,
 }

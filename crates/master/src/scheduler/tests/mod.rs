@@ -8,6 +8,7 @@ mod driver;
 mod eviction;
 mod health;
 mod placement;
+mod readiness;
 mod rebalance;
 mod rolling;
 mod steps;
