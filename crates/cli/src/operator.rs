@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use master::api::operator::{
     BACKUP_FORMAT, BACKUP_FORMAT_VERSION, Backup, RESTORE_BODY_LIMIT, RestorePart, Restored,
+    RestoredGroup,
 };
 use master::peer::Method;
 use serde_json::Value;
@@ -54,7 +55,7 @@ Example:
         /// Where to write the backup (an existing file is replaced).
         file: PathBuf,
     },
-    /// Restore a backup's apps (every stored version), ACL tokens and event subscriptions.
+    /// Restore a backup's apps (every stored version), groups, ACL tokens and event subscriptions.
     #[command(after_help = "\
 Meant for a fresh cluster: each app is stored with its versions, oldest first, under their
 original version strings, and the scheduler places its instances on this cluster's agents.
@@ -145,14 +146,16 @@ fn restore(m: &MasterFlag, file: &Path) -> Result<(), CliError> {
                 ))
             })?;
         total.versions += done.versions;
+        total.groups += done.groups;
         total.acl_tokens += done.acl_tokens;
         total.acl_tokens_present += done.acl_tokens_present;
         total.event_subscriptions += done.event_subscriptions;
     }
     let (apps, _) = counts(&backup.state);
     println!(
-        "restored {apps} apps with {} versions, {} ACL tokens ({} already here) and {} event subscriptions from {} (cluster {}, taken at {})",
+        "restored {apps} apps with {} versions, {} groups, {} ACL tokens ({} already here) and {} event subscriptions from {} (cluster {}, taken at {})",
         total.versions,
+        total.groups,
         total.acl_tokens,
         total.acl_tokens_present,
         total.event_subscriptions,
@@ -214,6 +217,14 @@ fn parts(state: &ClusterState) -> Result<Vec<RestorePart>, CliError> {
             room(size, &mut parts);
             parts.last_mut().expect("one part").apps.push(v.clone());
         }
+    }
+    for (id, record) in state.groups() {
+        let group = RestoredGroup {
+            id: id.clone(),
+            record: record.clone(),
+        };
+        room(size_of_json(&group)?, &mut parts);
+        parts.last_mut().expect("one part").groups.push(group);
     }
     for token in state.acl().tokens().values() {
         room(size_of_json(token)?, &mut parts);

@@ -1,6 +1,6 @@
 //! Backups (issue 16, scope 5), with the real `drover` binary on loopback: a snapshot saved
 //! while a client keeps writing restores into a fresh cluster with every app and every
-//! stored version and the event subscriptions, and the restored apps run on the new
+//! stored version, its groups and the event subscriptions, and the restored apps run on the new
 //! cluster's agents; restoring over
 //! apps the cluster has already is refused and changes nothing; files that are not backups
 //! are refused with a message.
@@ -104,6 +104,12 @@ fn a_snapshot_saved_under_load_restores_every_app_and_version_into_a_fresh_clust
         a.put_app(&sleeper("/shop/web", 2, note));
     }
     a.create_app(&sleeper("/shop/db/primary", 1, "only"));
+    let group = json!({"id": "/team", "dependencies": ["/shop/db/primary"], "apps": [
+        {"id": "worker", "cmd": "exec sleep 100000", "instances": 0, "cpus": 0.05, "mem": 8,
+         "portDefinitions": []}]});
+    let r = http::post(&a.masters.addr(1), "/v2/groups", &group).expect("the master answers");
+    assert_eq!(r.status, 201, "POST /v2/groups: {r}");
+    let group_versions_a = a.get("/v2/groups/team/versions").expect("answers").body_json;
     let hook = "http://127.0.0.1:9/drover-backup-test";
     let r = http::post(
         &a.masters.addr(1),
@@ -184,6 +190,11 @@ fn a_snapshot_saved_under_load_restores_every_app_and_version_into_a_fresh_clust
         Some("v3"),
         "the current version is the newest"
     );
+    let team = b.get("/v2/groups/team").expect("the master answers");
+    assert_eq!(team.status, 200, "the group is restored: {team}");
+    assert_eq!(team.body_json["dependencies"], json!(["/shop/db/primary"]), "{team}");
+    let group_versions_b = b.get("/v2/groups/team/versions").expect("answers").body_json;
+    assert_eq!(group_versions_b, group_versions_a, "the group's versions");
     let subs = b.get("/v2/eventSubscriptions").expect("the master answers");
     assert_eq!(subs.body_json["callbackUrls"], json!([hook]), "{subs}");
 

@@ -5,7 +5,8 @@
 //! every stored version, deployments, agents, instances and ACL tokens (secret hashes only).
 //! A restore replays what belongs to the workload and its users into a running cluster,
 //! normally a fresh one: each app's versions, oldest first, under their original version
-//! strings, the ACL tokens and the event subscriptions. Agents, masters and instances belong to the machines of the
+//! strings, the explicit groups with their versions and dependencies, the ACL tokens and
+//! the event subscriptions. Agents, masters and instances belong to the machines of the
 //! old cluster and are not restored; the scheduler places the restored apps' instances on
 //! the new cluster's agents.
 
@@ -18,7 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use state::acl::AclToken;
-use state::machine::AppVersion;
+use state::machine::{AppVersion, GroupRecord};
 use state::{ClusterState, Command, Response as Applied};
 
 use crate::clock::iso;
@@ -61,6 +62,9 @@ pub struct RestorePart {
     /// App versions to store, in the order given.
     #[serde(default)]
     pub apps: Vec<AppVersion>,
+    /// Explicit groups (dependencies, versions to roll back to), each written whole.
+    #[serde(default)]
+    pub groups: Vec<RestoredGroup>,
     /// ACL tokens to add (a token whose accessor id is taken is left as it is).
     #[serde(default)]
     pub acl_tokens: Vec<AclToken>,
@@ -69,12 +73,46 @@ pub struct RestorePart {
     pub event_subscriptions: Vec<String>,
 }
 
+/// An explicit group of a backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoredGroup {
+    /// The group.
+    pub id: domain::GroupId,
+    /// Its record as the backup holds it.
+    pub record: GroupRecord,
+}
+
+impl RestoredGroup {
+    /// The commands that write the group as the backup has it: each stored version oldest
+    /// first, then its current version and dependencies.
+    fn commands(self) -> impl Iterator<Item = Command> {
+        let RestoredGroup { id, record } = self;
+        let put = |version: String, definition| Command::PutGroup {
+            id: id.clone(),
+            dependencies: record.dependencies.clone(),
+            version,
+            definition,
+        };
+        let mut commands: Vec<Command> = record
+            .versions
+            .iter()
+            .map(|v| put(v.version.clone(), Some(v.definition.clone())))
+            .collect();
+        commands.push(put(record.version.clone(), None));
+        commands.into_iter()
+    }
+}
+
 /// What a restore part did.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Restored {
     /// App versions stored.
     pub versions: usize,
+    /// Explicit groups written.
+    #[serde(default)]
+    pub groups: usize,
     /// ACL tokens added.
     pub acl_tokens: usize,
     /// ACL tokens left out because this cluster has their accessor id or secret already.
@@ -156,6 +194,7 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
     let versions = part.apps.len();
     let tokens = part.acl_tokens.len();
     let subscriptions = part.event_subscriptions.len();
+    let groups = part.groups.len();
     let mut commands: Vec<Command> = part
         .apps
         .into_iter()
@@ -164,11 +203,20 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
             version: v.version,
         })
         .collect();
+    // Groups after the apps: their answers are not read (a group write always applies).
+    let group_commands: Vec<Command> = part
+        .groups
+        .into_iter()
+        .flat_map(RestoredGroup::commands)
+        .collect();
     commands.extend(
         part.acl_tokens
             .into_iter()
             .map(|token| Command::PutAclToken { token }),
     );
+    let groups_at = commands.len();
+    commands.extend(group_commands);
+    let group_count = commands.len() - groups_at;
     commands.extend(
         part.event_subscriptions
             .into_iter()
@@ -185,7 +233,8 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
         ));
     };
     let (app_answers, rest) = responses.split_at(versions.min(responses.len()));
-    let (token_answers, subscription_answers) = rest.split_at(tokens.min(rest.len()));
+    let (token_answers, rest) = rest.split_at(tokens.min(rest.len()));
+    let subscription_answers = &rest[group_count.min(rest.len())..];
     if let Some(refused) = app_answers
         .iter()
         .find(|r| !matches!(r, Applied::AppVersion { .. }))
@@ -215,6 +264,7 @@ pub async fn restore(State(m): State<Arc<RaftNode>>, body: Bytes) -> Result<Resp
     }
     Ok(Json(Restored {
         versions,
+        groups,
         acl_tokens: added,
         acl_tokens_present: tokens - added,
         event_subscriptions: subscriptions,
