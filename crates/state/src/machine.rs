@@ -190,6 +190,9 @@ pub struct ClusterState {
     /// their goals) last changed: what its long poll waits on.
     #[serde(default)]
     assignment_revisions: BTreeMap<AgentId, u64>,
+    /// Join tokens and agent certificates.
+    #[serde(default)]
+    credentials: Credentials,
     /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
     #[serde(skip)]
     by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
@@ -212,6 +215,8 @@ struct StoredState {
     changes: u64,
     #[serde(default)]
     assignment_revisions: BTreeMap<AgentId, u64>,
+    #[serde(default)]
+    credentials: Credentials,
 }
 
 impl From<StoredState> for ClusterState {
@@ -226,6 +231,7 @@ impl From<StoredState> for ClusterState {
             backoffs: s.backoffs,
             changes: s.changes,
             assignment_revisions: s.assignment_revisions,
+            credentials: s.credentials,
             by_agent: BTreeMap::new(),
             by_app: BTreeMap::new(),
         };
@@ -381,6 +387,11 @@ impl ClusterState {
         )
     }
 
+    /// Join tokens and agent certificates.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
     /// Launch backoffs by app.
     pub fn backoffs(&self) -> &BTreeMap<AppId, Backoff> {
         &self.backoffs
@@ -441,6 +452,16 @@ impl ClusterState {
             }
             Command::ClearBackoff { app_id } => {
                 self.backoffs.remove(&app_id);
+                Response::Ok
+            }
+            Command::PutJoinToken { token } => self.credentials.put_join_token(token),
+            Command::RevokeJoinToken { id } => self.credentials.revoke_join_token(&id),
+            Command::PutAgentCertificate {
+                agent_id,
+                fingerprint,
+            } => {
+                self.credentials
+                    .put_agent_certificate(agent_id, fingerprint);
                 Response::Ok
             }
             Command::Batch { commands } => {
@@ -791,6 +812,10 @@ impl ClusterState {
             rec.state = state;
             rec.state_since_ms = at_ms;
         }
+        if state == AgentState::Gone {
+            // A removed agent's certificates admit it no more.
+            self.credentials.revoke_agent(&agent_id);
+        }
         // An agent heard from again after being unreachable: its instances that were not
         // replaced ran on unseen, so they are running again, in the same apply. (A task that
         // ended meanwhile is reported by the agent, whose outbox kept the news.)
@@ -958,6 +983,10 @@ fn not_found(kind: Subject, id: impl ToString) -> Response {
         id: id.to_string(),
     }
 }
+
+mod credentials;
+
+pub use credentials::{Credentials, JoinRefusal, JoinTokenRecord};
 
 #[cfg(test)]
 mod tests;
