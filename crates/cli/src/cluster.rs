@@ -18,6 +18,35 @@ pub struct MasterFlag {
         value_name = "HOST:PORT"
     )]
     pub master: String,
+    /// The cluster CA certificate (ca.pem from a master's data dir) to trust: the masters
+    /// are reached over TLS that trusts only it.
+    #[arg(long, global = true, env = "DROVER_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl MasterFlag {
+    /// The masters named, `HOST:PORT` each (an `http://` or `https://` in front is dropped:
+    /// `--ca-file` decides whether TLS is spoken).
+    pub fn masters(&self) -> Vec<&str> {
+        self.master
+            .split(',')
+            .map(str::trim)
+            .map(|m| {
+                m.strip_prefix("https://")
+                    .or_else(|| m.strip_prefix("http://"))
+                    .unwrap_or(m)
+            })
+            .map(|m| m.trim_end_matches('/'))
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+
+    /// A client for the masters: TLS trusting `--ca-file` when one is given.
+    pub fn client(&self) -> Result<PeerClient, CliError> {
+        crate::secure::cli_connector(self.ca_file.as_deref())
+            .map(PeerClient::with_connector)
+            .map_err(CliError)
+    }
 }
 
 /// A failed call, said for people.
@@ -30,18 +59,23 @@ pub fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), CliError> {
-    let masters: Vec<&str> = flag
-        .master
-        .split(',')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect();
+    call_with(&flag.client()?, flag, method, path, body)
+}
+
+/// [`call`] with `client` (e.g. one presenting a master's certificate).
+pub fn call_with(
+    client: &PeerClient,
+    flag: &MasterFlag,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), CliError> {
+    let masters = flag.masters();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let client = PeerClient::new();
         let mut failures = Vec::new();
         for m in &masters {
             match client.call(method.clone(), m, path, body, Duration::from_secs(30)).await {

@@ -195,6 +195,7 @@ fn local_domains(nodes: &Nodes) -> Vec<FaultDomain> {
 fn ask_masters<T>(masters: &[String], ready: impl Fn(&Nodes) -> Option<T>) -> Result<T, String> {
     let flag = MasterFlag {
         master: masters.join(","),
+        ca_file: None,
     };
     let deadline = Instant::now() + ZONES_WAIT;
     loop {

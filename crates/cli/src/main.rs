@@ -13,8 +13,10 @@ mod output;
 mod plan;
 mod run_agent;
 mod run_master;
+mod secure;
 mod status;
 mod tasks;
+mod token;
 
 use std::process::ExitCode;
 
@@ -71,6 +73,8 @@ enum Command {
     Cluster(status::ClusterArgs),
     /// Follow the event stream (/v2/events).
     Events(status::EventsArgs),
+    /// Join tokens: create, list, revoke (on a master's host).
+    Token(token::TokenArgs),
 }
 
 /// The multi-threaded tokio runtime the long-running commands (master, agent, lb,
@@ -98,5 +102,6 @@ fn main() -> ExitCode {
         Command::Leader(args) => status::run_leader(args),
         Command::Cluster(args) => status::run_cluster(args),
         Command::Events(args) => status::run_events(args),
+        Command::Token(args) => token::run(args),
     }
 }

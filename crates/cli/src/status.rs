@@ -8,7 +8,7 @@ use axum::body::Body;
 use clap::{Args, Subcommand};
 use client::{ClusterHealth, Leader, Status};
 use http_body_util::BodyExt;
-use master::peer::{Method, PeerClient};
+use master::peer::Method;
 use serde_json::Value;
 
 use crate::cluster::MasterFlag;
@@ -108,9 +108,12 @@ pub fn run_events(args: EventsArgs) -> ExitCode {
         return fail("cannot start the async runtime");
     };
     runtime.block_on(async {
-        let client = PeerClient::new();
+        let client = match args.master.client() {
+            Ok(c) => c,
+            Err(e) => return fail(e.0),
+        };
         let mut last = String::new();
-        for m in args.master.master.split(',').map(str::trim) {
+        for m in args.master.masters() {
             let request = match axum::http::Request::get(format!("http://{m}{path}"))
                 .header("accept", "text/event-stream")
                 .body(Body::empty())

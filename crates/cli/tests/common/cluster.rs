@@ -48,6 +48,8 @@ pub struct Cluster {
     pub extra_args: Vec<String>,
     /// Extra environment variables given to every master.
     pub extra_env: Vec<(String, String)>,
+    /// Start the masters without `--insecure` (TLS and join tokens; see `secure`).
+    pub secure: bool,
 }
 
 impl Cluster {
@@ -80,6 +82,7 @@ impl Cluster {
             masters,
             extra_args: Vec::new(),
             extra_env: Vec::new(),
+            secure: false,
         }
     }
 
@@ -144,9 +147,11 @@ impl Cluster {
     pub fn command(&self, id: u32) -> Command {
         let m = self.master(id);
         let mut cmd = drover_command(m.netns.as_deref());
-        cmd.arg("master")
-            .arg("--insecure")
-            .arg("--id")
+        cmd.arg("master");
+        if !self.secure {
+            cmd.arg("--insecure");
+        }
+        cmd.arg("--id")
             .arg(id.to_string())
             .arg("--listen")
             .arg(&m.addr)

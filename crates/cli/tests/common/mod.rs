@@ -16,6 +16,7 @@ mod cluster;
 mod files;
 pub mod history;
 pub mod http;
+pub mod secure;
 
 use std::collections::HashSet;
 use std::fs;

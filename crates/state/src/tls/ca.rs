@@ -202,6 +202,16 @@ impl ClusterCa {
     }
 }
 
+/// Reads a CA certificate (PEM) from `path`: what a client trusts.
+pub fn read_ca_cert(path: &Path) -> Result<CertificateDer<'static>, TlsError> {
+    CertificateDer::from_pem_slice(read_file(path)?.as_bytes()).map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
+        what: format!(
+            "no certificate in it ({e}); give the cluster CA, ca.pem in a master's data dir"
+        ),
+    })
+}
+
 /// The DNS name an agent's certificate carries: `<agent>.agent.drover`.
 pub fn agent_name(agent: &str) -> Result<String, TlsError> {
     let name = format!("{agent}.{AGENT_DOMAIN}");
