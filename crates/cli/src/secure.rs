@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use state::tls::ca::read_ca_cert;
 use state::tls::join::JoinRequest;
-use state::tls::joiner::{self, JoinError};
+use state::tls::joiner;
 use state::tls::{Identity, JoinKind, JoinToken, config};
 use state::transport::Connector;
 
@@ -85,20 +85,9 @@ pub async fn agent_connector(
                 agent_id: Some(agent_id.0.clone()),
                 hosts: Vec::new(),
             };
-            let mut attempts = 0u32;
-            let grant = loop {
-                match joiner::join(masters, &token, &request, tcp.clone()).await {
-                    Ok(grant) => break grant,
-                    Err(JoinError::Unreachable(why, _)) => {
-                        if attempts.is_multiple_of(10) {
-                            tracing::warn!("waiting for a master to admit this agent: {why}");
-                        }
-                        attempts += 1;
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    Err(e) => return Err(e.to_string()),
-                }
-            };
+            let grant = joiner::join_patiently(masters, &token, &request, tcp.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             let identity = Identity::new(grant.chain_pem, grant.key_pem);
             state::tls::identity::write_private(&ca_path, grant.ca_pem.as_bytes())
                 .map_err(|e| e.to_string())?;

@@ -24,18 +24,13 @@ fn join_agent(cluster: &Cluster, token: &str, id: &str) -> Result<Identity, Join
         hosts: Vec::new(),
     };
     let masters: Vec<String> = cluster.ids().iter().map(|id| cluster.addr(*id)).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime
-        .block_on(joiner::join(
-            &masters,
-            &token,
-            &request,
-            Connector::tcp(None),
-        ))
-        .map(|grant| Identity::new(grant.chain_pem, grant.key_pem))
+    secure::block_on(joiner::join(
+        &masters,
+        &token,
+        &request,
+        Connector::tcp(None),
+    ))
+    .map(|grant| Identity::new(grant.chain_pem, grant.key_pem))
 }
 
 fn read_token(cluster: &Cluster, name: &str) -> String {
@@ -248,20 +243,15 @@ fn join_agent_raw(cluster: &Cluster, token: &str) -> Result<(u16, Value), String
     let config = state::tls::join::pinned_client_config(&real.ca).map_err(|e| e.to_string())?;
     let client = master::peer::PeerClient::with_connector(Connector::tcp(None).with_tls(config));
     let body = json!({"token": token, "agent_id": "a-9"});
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(client.call(
-            Method::POST,
-            &cluster.addr(1),
-            "/internal/join/agent",
-            Some(&body),
-            Duration::from_secs(30),
-        ))
-        .map(|(s, v)| (s.as_u16(), v))
-        .map_err(|e| e.to_string())
+    secure::block_on(client.call(
+        Method::POST,
+        &cluster.addr(1),
+        "/internal/join/agent",
+        Some(&body),
+        Duration::from_secs(30),
+    ))
+    .map(|(s, v)| (s.as_u16(), v))
+    .map_err(|e| e.to_string())
 }
 
 /// A `drover agent` process, killed when dropped.
@@ -357,10 +347,6 @@ fn a_secure_cluster_of_three_forms_survives_leader_loss_and_serves_the_cli() {
     // has them), where the other masters, which know them from nowhere else, find them.
     let token = read_token(&cluster, "agent-join-token");
     let parsed = JoinToken::parse(&token).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let master_2 = Identity::load(&cluster.master(2).data_dir, "master")
         .unwrap()
         .expect("master 2 keeps its certificate");
@@ -393,14 +379,13 @@ fn a_secure_cluster_of_three_forms_survives_leader_loss_and_serves_the_cli() {
     };
     // The new leader may still be applying the log it committed: poll to a deadline.
     cluster.wait_until(ELECTION, "an agent joins after the failover", |_| {
-        runtime
-            .block_on(joiner::join(
-                &masters,
-                &parsed,
-                &request,
-                Connector::tcp(None),
-            ))
-            .is_ok()
+        secure::block_on(joiner::join(
+            &masters,
+            &parsed,
+            &request,
+            Connector::tcp(None),
+        ))
+        .is_ok()
     });
 
     // The CLI trusts the CA it is given, and nothing else.

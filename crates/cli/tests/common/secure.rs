@@ -54,14 +54,18 @@ pub fn call(
     let tls = config::client_config(&ca, identity).map_err(|e| e.to_string())?;
     let client =
         PeerClient::with_connector(Connector::tcp(Some(Duration::from_secs(2))).with_tls(tls));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(client.call(method, addr, path, body, Duration::from_secs(30)))
+    block_on(client.call(method, addr, path, body, Duration::from_secs(30)))
         .map(|(status, value)| (status.as_u16(), value))
         .map_err(|e| e.to_string())
+}
+
+/// Runs `future` to its end on a runtime of its own (the tests are blocking).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the test's client")
+        .block_on(future)
 }
 
 /// The leader's address as `addr` reports it over TLS, if it knows one.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use state::machine::JoinTokenRecord;
 use state::tls::join::{JoinGrant, JoinRequest};
-use state::tls::{JoinKind, JoinToken};
+use state::tls::{Identity, JoinKind, JoinToken};
 use state::{Command, Response};
 
 use crate::error::ApiError;
@@ -41,12 +41,7 @@ pub async fn master(
         .issue_master(&request.hosts)
         .map_err(|e| bad(&e.to_string()))?;
     tracing::info!(token = %token.id, hosts = ?request.hosts, "a master joined");
-    Ok(Json(JoinGrant {
-        ca_pem: pki.ca().cert_pem().to_string(),
-        chain_pem: identity.chain_pem().to_string(),
-        key_pem: identity.key_pem().to_string(),
-        ca_key_pem: Some(pki.ca().key_pem()),
-    }))
+    Ok(grant(&pki, &identity, Some(pki.ca().key_pem())))
 }
 
 /// `POST /internal/join/agent`: an agent with an agent join token gets a client
@@ -74,12 +69,17 @@ pub async fn agent(
     })
     .await?;
     tracing::info!(token = %token.id, agent = %agent_id, "an agent joined");
-    Ok(Json(JoinGrant {
+    Ok(grant(&pki, &identity, None))
+}
+
+/// What a joiner gets: the CA, its certificate and key, and the CA key for a master.
+fn grant(pki: &MasterPki, identity: &Identity, ca_key_pem: Option<String>) -> Json<JoinGrant> {
+    Json(JoinGrant {
         ca_pem: pki.ca().cert_pem().to_string(),
         chain_pem: identity.chain_pem().to_string(),
         key_pem: identity.key_pem().to_string(),
-        ca_key_pem: None,
-    }))
+        ca_key_pem,
+    })
 }
 
 /// A join token as `drover token list` shows it (never its secret or hash).

@@ -2,8 +2,6 @@
 //! restart), a join token (every master but the first), or, for the master that forms the
 //! cluster, a new CA with two join tokens written next to it.
 
-use std::time::Duration;
-
 use state::tls::identity::write_private;
 use state::tls::join::JoinRequest;
 use state::tls::joiner::{self, JoinError};
@@ -118,20 +116,7 @@ async fn join(
     };
     let peers: Vec<String> = config.peers().map(|(_, addr)| addr.to_string()).collect();
     let tcp = Connector::tcp(Some(crate::startup::PEER_CONNECT_TIMEOUT));
-    let mut attempts = 0u32;
-    let grant = loop {
-        match joiner::join(&peers, &token, &request, tcp.clone()).await {
-            Ok(grant) => break grant,
-            Err(JoinError::Unreachable(why, _)) => {
-                if attempts.is_multiple_of(10) {
-                    tracing::warn!("waiting for a master to admit this one: {why}");
-                }
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let grant = joiner::join_patiently(&peers, &token, &request, tcp).await?;
     let ca_key = grant.ca_key_pem.ok_or(PkiError::NoCaKey)?;
     let ca = ClusterCa::from_pem(&grant.ca_pem, &ca_key, &config.data_dir)?;
     if ca.fingerprint() != token.ca {

@@ -148,3 +148,100 @@ impl Credentials {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{ClusterCa, JoinKind, JoinToken};
+    use crate::{ClusterState, Command};
+
+    fn token(kind: JoinKind) -> JoinToken {
+        JoinToken::generate(ClusterCa::create().unwrap().fingerprint(), kind).unwrap()
+    }
+
+    #[test]
+    fn a_token_admits_until_it_expires_or_is_revoked_and_only_with_its_secret() {
+        let mut state = ClusterState::default();
+        let t = token(JoinKind::Agent);
+        let record = JoinTokenRecord::of(&t, 1_000, Some(2_000));
+        assert!(
+            !format!("{record:?}").contains(&t.secret),
+            "only the hash is kept"
+        );
+        assert_eq!(
+            state.apply(Command::PutJoinToken {
+                token: record.clone()
+            }),
+            Response::Ok
+        );
+        assert!(matches!(
+            state.apply(Command::PutJoinToken { token: record }),
+            Response::Conflict { .. }
+        ));
+        assert_eq!(state.credentials().admits(&t, 1_500), Ok(()));
+        assert_eq!(
+            state.credentials().admits(&t, 2_000),
+            Err(JoinRefusal::Expired(t.id.clone()))
+        );
+        let mut forged = t.clone();
+        forged.secret = "0".repeat(64);
+        assert_eq!(
+            state.credentials().admits(&forged, 1_500),
+            Err(JoinRefusal::Unknown)
+        );
+        let mut other_kind = t.clone();
+        other_kind.kind = JoinKind::Master;
+        assert_eq!(
+            state.credentials().admits(&other_kind, 1_500),
+            Err(JoinRefusal::Unknown)
+        );
+        assert_eq!(
+            state.apply(Command::RevokeJoinToken { id: t.id.clone() }),
+            Response::Ok
+        );
+        assert_eq!(
+            state.credentials().admits(&t, 1_500),
+            Err(JoinRefusal::Revoked(t.id.clone()))
+        );
+        assert!(matches!(
+            state.apply(Command::RevokeJoinToken { id: "nope".into() }),
+            Response::NotFound {
+                kind: Subject::JoinToken,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn removing_an_agent_revokes_the_certificates_issued_to_it() {
+        let mut state = ClusterState::default();
+        let agent = domain::Agent {
+            id: AgentId("a-1".into()),
+            hostname: "h".into(),
+            ip: "10.0.0.1".into(),
+            domain: None,
+            resources: Default::default(),
+            attributes: Default::default(),
+        };
+        state.apply(Command::RegisterAgent {
+            agent,
+            remote: false,
+            at_ms: 1,
+        });
+        state.apply(Command::PutAgentCertificate {
+            agent_id: AgentId("a-1".into()),
+            fingerprint: "ab".into(),
+        });
+        assert!(!state.credentials().is_revoked("ab"));
+        state.apply(Command::SetAgentState {
+            agent_id: AgentId("a-1".into()),
+            state: crate::AgentState::Gone,
+            at_ms: 2,
+        });
+        assert!(state.credentials().is_revoked("ab"));
+        // The state survives a snapshot round trip with its credentials.
+        let copy: ClusterState =
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert!(copy.credentials().is_revoked("ab"));
+    }
+}

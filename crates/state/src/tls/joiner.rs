@@ -105,6 +105,29 @@ pub async fn join(
     Err(JoinError::Unreachable(failures.join("; "), token.kind))
 }
 
+/// [`join`], asked again every half second while no master can be asked (masters that
+/// are still starting), logging why now and then; a refusal or a grant ends it.
+pub async fn join_patiently(
+    masters: &[String],
+    token: &JoinToken,
+    request: &JoinRequest,
+    tcp: Connector,
+) -> Result<JoinGrant, JoinError> {
+    let mut attempts = 0u32;
+    loop {
+        match join(masters, token, request, tcp.clone()).await {
+            Err(JoinError::Unreachable(why, kind)) => {
+                if attempts.is_multiple_of(10) {
+                    tracing::warn!("waiting for a master to let this {kind} join: {why}");
+                }
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// A client error with its causes (the TLS refusal is a few sources deep).
 fn describe(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
