@@ -35,6 +35,10 @@ pub struct TokenArgs {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Make a join token; it is printed this once (the cluster keeps only its hash).
+    #[command(after_help = "\
+Examples:
+  drover token create --agent --ttl 24h --data-dir /var/lib/drover --master 10.0.1.10:8080
+  drover token create --master-token --data-dir /var/lib/drover --master 10.0.1.10:8080")]
     Create {
         /// A token for agents.
         #[arg(
@@ -51,8 +55,14 @@ enum TokenCommand {
         ttl: Option<String>,
     },
     /// List the join tokens (ids, kinds, expiry; never secrets).
+    #[command(after_help = "\
+Example:
+  drover token list --data-dir /var/lib/drover --master 10.0.1.10:8080")]
     List,
     /// Revoke a join token: it admits no one from now on.
+    #[command(after_help = "\
+Example:
+  drover token revoke 3f2a9c0d11e4b7a8 --data-dir /var/lib/drover --master 10.0.1.10:8080")]
     Revoke {
         /// The token's id (the fourth part of the token; see `drover token list`).
         id: String,
