@@ -15,8 +15,10 @@ mod plan;
 mod profile;
 mod run_agent;
 mod run_master;
+mod secure;
 mod status;
 mod tasks;
+mod token;
 
 use std::process::ExitCode;
 
@@ -79,6 +81,8 @@ enum Command {
     Acl(acl::AclArgs),
     /// Check a token with a master and save both in the CLI's config file.
     Login(acl::LoginArgs),
+    /// Join tokens: create, list, revoke (on a master's host).
+    Token(token::TokenArgs),
 }
 
 /// The multi-threaded tokio runtime the long-running commands (master, agent, lb,
@@ -108,5 +112,6 @@ fn main() -> ExitCode {
         Command::Events(args) => status::run_events(args),
         Command::Acl(args) => acl::run(args),
         Command::Login(args) => acl::login(args),
+        Command::Token(args) => token::run(args),
     }
 }

@@ -12,6 +12,7 @@ use crate::events::EventBus;
 use crate::leadership::{ClusterIdentity, LeaderService};
 use crate::node::RaftNode;
 use crate::scheduler::{EvictionGuard, Queue, Scheduler};
+use crate::tls::MasterPki;
 
 /// A master: its Raft node, the leader's memory (agents, the queue, the eviction guard) and
 /// its event bus. Cloning shares the parts.
@@ -22,6 +23,8 @@ pub struct Parts {
     queue: Arc<Queue>,
     eviction: Arc<EvictionGuard>,
     events: Arc<EventBus>,
+    /// The CA and certificates of a secure master; `None` under `--insecure`.
+    pki: Option<Arc<MasterPki>>,
 }
 
 impl Parts {
@@ -34,7 +37,15 @@ impl Parts {
             queue: Arc::default(),
             eviction: Arc::default(),
             events: Arc::new(events),
+            pki: None,
         }
+    }
+
+    /// The same master, secure: it signs joiners' certificates with `pki`'s CA, and
+    /// `/internal/*` asks for certificates.
+    pub fn with_pki(mut self, pki: Arc<MasterPki>) -> Self {
+        self.pki = Some(pki);
+        self
     }
 
     /// The Raft node.
@@ -90,5 +101,11 @@ impl FromRef<Parts> for Arc<EvictionGuard> {
 impl FromRef<Parts> for Arc<EventBus> {
     fn from_ref(parts: &Parts) -> Self {
         parts.events.clone()
+    }
+}
+
+impl FromRef<Parts> for Option<Arc<MasterPki>> {
+    fn from_ref(parts: &Parts) -> Self {
+        parts.pki.clone()
     }
 }

@@ -194,6 +194,9 @@ pub struct ClusterState {
     /// ACL tokens (absent in snapshots written before ACLs).
     #[serde(default)]
     acl: AclState,
+    /// Join tokens and agent certificates.
+    #[serde(default)]
+    credentials: Credentials,
     /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
     #[serde(skip)]
     by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
@@ -218,6 +221,8 @@ struct StoredState {
     assignment_revisions: BTreeMap<AgentId, u64>,
     #[serde(default)]
     acl: AclState,
+    #[serde(default)]
+    credentials: Credentials,
 }
 
 impl From<StoredState> for ClusterState {
@@ -233,6 +238,7 @@ impl From<StoredState> for ClusterState {
             changes: s.changes,
             assignment_revisions: s.assignment_revisions,
             acl: s.acl,
+            credentials: s.credentials,
             by_agent: BTreeMap::new(),
             by_app: BTreeMap::new(),
         };
@@ -393,6 +399,11 @@ impl ClusterState {
         &self.acl
     }
 
+    /// Join tokens and agent certificates.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
     /// Launch backoffs by app.
     pub fn backoffs(&self) -> &BTreeMap<AppId, Backoff> {
         &self.backoffs
@@ -459,6 +470,16 @@ impl ClusterState {
             Command::PutAclToken { token } => acl_answer(self.acl.put(token)),
             Command::RevokeAclToken { accessor_id } => {
                 acl_answer(self.acl.revoke(&accessor_id).map(|_| ()))
+            }
+            Command::PutJoinToken { token } => self.credentials.put_join_token(token),
+            Command::RevokeJoinToken { id } => self.credentials.revoke_join_token(&id),
+            Command::PutAgentCertificate {
+                agent_id,
+                fingerprint,
+            } => {
+                self.credentials
+                    .put_agent_certificate(agent_id, fingerprint);
+                Response::Ok
             }
             Command::Batch { commands } => {
                 let responses = commands
@@ -808,6 +829,10 @@ impl ClusterState {
             rec.state = state;
             rec.state_since_ms = at_ms;
         }
+        if state == AgentState::Gone {
+            // A removed agent's certificates admit it no more.
+            self.credentials.revoke_agent(&agent_id);
+        }
         // An agent heard from again after being unreachable: its instances that were not
         // replaced ran on unseen, so they are running again, in the same apply. (A task that
         // ended meanwhile is reported by the agent, whose outbox kept the news.)
@@ -989,6 +1014,10 @@ fn not_found(kind: Subject, id: impl ToString) -> Response {
         id: id.to_string(),
     }
 }
+
+mod credentials;
+
+pub use credentials::{Credentials, JoinRefusal, JoinTokenRecord};
 
 #[cfg(test)]
 mod tests;
