@@ -97,11 +97,28 @@ fn a_process_without_a_master_certificate_cannot_append_or_vote() {
     )
     .unwrap();
     assert_eq!(status, 403);
-    // Plain HTTP gets no answer from a TLS port.
+    // Plain HTTP gets no answer from a TLS port (the test's client speaks TLS to it, so
+    // this is asked by hand).
     assert!(
-        common::http::get(&addr, "/internal/raft/append").is_err(),
+        !answers_plain_http(&addr),
         "plain HTTP must not be served"
     );
+}
+
+/// Whether `addr` answers a plain-HTTP request with an HTTP answer.
+fn answers_plain_http(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+    let request = format!("GET /ping HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).contains("HTTP/1.")
 }
 
 #[test]
@@ -211,6 +228,7 @@ fn wrong_expired_revoked_and_malformed_join_tokens_are_refused_with_a_message() 
     let addr = cluster.addr(1);
     let ca = ca_file(&cluster);
     let management = common::acl::bootstrap(&addr);
+    let no_config = cluster.dir().join("no-cli-config.toml");
     let token_cli = |args: &[&str], secret: &str| {
         let mut cmd = drover_command(None);
         cmd.arg("token")
@@ -221,7 +239,7 @@ fn wrong_expired_revoked_and_malformed_join_tokens_are_refused_with_a_message() 
             .arg(&ca)
             .arg("--token")
             .arg(secret)
-            .env("DROVER_CONFIG", cluster.dir().join("no-cli-config.toml"));
+            .env("DROVER_CONFIG", &no_config);
         run_to_exit(cmd, EXIT)
     };
     let token_ok = |args: &[&str]| {
