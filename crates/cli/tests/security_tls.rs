@@ -97,6 +97,26 @@ fn a_process_without_a_master_certificate_cannot_append_or_vote() {
     )
     .unwrap();
     assert_eq!(status, 403);
+    // Another cluster's master certificate is refused at the handshake, and the master
+    // goes on serving.
+    let foreign = state::tls::ClusterCa::create()
+        .and_then(|ca| ca.issue_master(&["127.0.0.1".to_string()]))
+        .expect("a certificate of another CA");
+    let refused = secure::call(
+        &addr,
+        Method::POST,
+        "/internal/raft/append",
+        Some(&append),
+        &ca,
+        Some(&foreign),
+    );
+    assert!(
+        refused.is_err(),
+        "a certificate of another CA must be refused: {refused:?}"
+    );
+    let (status, _) = secure::call(&addr, Method::GET, "/health", None, &ca, None)
+        .expect("the master still answers");
+    assert_eq!(status, 200);
     // Plain HTTP gets no answer from a TLS port (the test's client speaks TLS to it, so
     // this is asked by hand).
     assert!(
