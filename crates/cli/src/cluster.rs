@@ -49,8 +49,7 @@ impl MasterFlag {
     /// default master, no token and plain HTTP. A config file that cannot be read is an
     /// error naming it.
     pub fn target(&self) -> Result<Target, CliError> {
-        let profile = if self.master.is_some() && self.token.is_some() && self.ca_file.is_some()
-        {
+        let profile = if self.master.is_some() && self.token.is_some() && self.ca_file.is_some() {
             crate::profile::Profile::default()
         } else {
             crate::profile::load().map_err(CliError)?

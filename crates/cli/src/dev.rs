@@ -369,12 +369,12 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                     cmd.args(["--vip-addr", &ip]);
                 }
                 cmd.args([
-                        "--resources",
-                        &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),
-                    ])
-                    .args(["--attributes", &format!("rack:{zone}-r{k}")])
-                    // A dev cluster takes its tasks with it, also when dev is killed.
-                    .arg("--stop-tasks-on-exit");
+                    "--resources",
+                    &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),
+                ])
+                .args(["--attributes", &format!("rack:{zone}-r{k}")])
+                // A dev cluster takes its tasks with it, also when dev is killed.
+                .arg("--stop-tasks-on-exit");
                 match Process::spawn(cmd, &name, Role::Agent, &logs) {
                     Ok(p) => {
                         agent_rows.push((

@@ -409,7 +409,12 @@ enum Security {
 /// secure dev writes one, since there is none).
 fn cli_env(cmd: &mut Command, root: &Path) {
     cmd.env("XDG_CONFIG_HOME", root.join("xdg"));
-    for var in ["DROVER_CONFIG", "DROVER_MASTER", "DROVER_TOKEN", "DROVER_CA_FILE"] {
+    for var in [
+        "DROVER_CONFIG",
+        "DROVER_MASTER",
+        "DROVER_TOKEN",
+        "DROVER_CA_FILE",
+    ] {
         cmd.env_remove(var);
     }
 }
@@ -670,5 +675,8 @@ fn a_secure_dev_serves_https_and_the_cli_config_it_writes_makes_node_list_work()
     }
     kill(dev.pid(), Signal::SIGTERM).expect("signal drover dev");
     assert!(dev.wait_exit().success(), "{}", dev.describe());
-    assert!(!config.exists(), "dev removes the config it wrote when it stops");
+    assert!(
+        !config.exists(),
+        "dev removes the config it wrote when it stops"
+    );
 }

@@ -119,10 +119,7 @@ fn a_process_without_a_master_certificate_cannot_append_or_vote() {
     assert_eq!(status, 200);
     // Plain HTTP gets no answer from a TLS port (the test's client speaks TLS to it, so
     // this is asked by hand).
-    assert!(
-        !answers_plain_http(&addr),
-        "plain HTTP must not be served"
-    );
+    assert!(!answers_plain_http(&addr), "plain HTTP must not be served");
 }
 
 /// Whether `addr` answers a plain-HTTP request with an HTTP answer.
@@ -442,16 +439,30 @@ fn a_secure_cluster_of_three_forms_survives_leader_loss_and_serves_the_cli() {
     let management = common::acl::bootstrap(&new);
     let no_config = cluster.dir().join("no-cli-config.toml");
     let mut cmd = drover_command(None);
-    cmd.args(["node", "list", "--master", &masters[0], "--token", &management])
-        .arg("--ca-file")
-        .arg(&ca)
-        .env("DROVER_CONFIG", &no_config);
+    cmd.args([
+        "node",
+        "list",
+        "--master",
+        &masters[0],
+        "--token",
+        &management,
+    ])
+    .arg("--ca-file")
+    .arg(&ca)
+    .env("DROVER_CONFIG", &no_config);
     let (status, out, err) = run_to_exit(cmd, EXIT);
     assert!(status.success(), "{err}");
     assert!(out.contains("master"), "{out}");
     let mut cmd = drover_command(None);
-    cmd.args(["node", "list", "--master", &masters[0], "--token", &management])
-        .env("DROVER_CONFIG", &no_config);
+    cmd.args([
+        "node",
+        "list",
+        "--master",
+        &masters[0],
+        "--token",
+        &management,
+    ])
+    .env("DROVER_CONFIG", &no_config);
     let (status, _, _) = run_to_exit(cmd, EXIT);
     assert!(!status.success(), "plain HTTP to a TLS master must fail");
     let other_ca = cluster.dir().join("other-ca.pem");
@@ -461,12 +472,22 @@ fn a_secure_cluster_of_three_forms_survives_leader_loss_and_serves_the_cli() {
     )
     .unwrap();
     let mut cmd = drover_command(None);
-    cmd.args(["node", "list", "--master", &masters[0], "--token", &management])
-        .arg("--ca-file")
-        .arg(&other_ca)
-        .env("DROVER_CONFIG", &no_config);
+    cmd.args([
+        "node",
+        "list",
+        "--master",
+        &masters[0],
+        "--token",
+        &management,
+    ])
+    .arg("--ca-file")
+    .arg(&other_ca)
+    .env("DROVER_CONFIG", &no_config);
     let (status, _, _) = run_to_exit(cmd, EXIT);
-    assert!(!status.success(), "a master of another CA must not be trusted");
+    assert!(
+        !status.success(),
+        "a master of another CA must not be trusted"
+    );
 }
 
 #[test]

@@ -392,7 +392,7 @@ impl Site {
             let held = r
                 .typed::<Vec<Deployment>>()
                 .iter()
-                .any(|d| d.affected_apps.iter().any(|a| *a == id));
+                .any(|d| d.affected_apps.contains(&id));
             (!held).then_some(())
         });
         let Some(&via) = self.masters.live_ids().first() else {

@@ -13,9 +13,9 @@
 //! [`get_as`] decode a body into its type, and a body of another shape fails naming the
 //! endpoint and the field, not as a `Null` somewhere down an index chain.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -473,10 +473,7 @@ fn read_to_end(reader: &mut BufReader<Conn>, deadline: Instant) -> Result<Vec<u8
     }
 }
 
-fn read_chunked(
-    reader: &mut BufReader<Conn>,
-    deadline: Instant,
-) -> Result<Vec<u8>, HttpError> {
+fn read_chunked(reader: &mut BufReader<Conn>, deadline: Instant) -> Result<Vec<u8>, HttpError> {
     let mut out = Vec::new();
     loop {
         let size_line = read_line(reader, deadline)?;

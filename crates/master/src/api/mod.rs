@@ -120,10 +120,7 @@ pub fn router(master: Parts) -> Router {
         .route("/v1/acl/token/self", get(acl::token_self))
         // Join tokens for operators with a management token (`drover token`).
         .route("/v1/join-tokens", get(join::list).post(join::create))
-        .route(
-            "/v1/join-tokens/{id}",
-            axum::routing::delete(join::revoke),
-        )
+        .route("/v1/join-tokens/{id}", axum::routing::delete(join::revoke))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/cluster/health", get(health::health))
         .route("/v1/plan", post(plan::plan))

@@ -38,7 +38,6 @@ pub fn new_secret() -> Result<String, ApiError> {
     })
 }
 
-
 /// Why a request carries no usable credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialError {
