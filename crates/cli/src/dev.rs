@@ -290,10 +290,14 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         master_rows.push((name, addr.clone(), zone.clone()));
         if !args.insecure && *i == first_id {
             // The first master makes the cluster CA and the join tokens the others use.
-            let tokens = secure.join_token(JoinKind::Master);
+            // It writes the CA first and the tokens last.
+            let tokens = [
+                secure.join_token(JoinKind::Master),
+                secure.join_token(JoinKind::Agent),
+            ];
             let outcome = c
                 .wait_up(MASTERS_UP, "make the cluster CA", || {
-                    let made = tokens.exists();
+                    let made = tokens.iter().all(|t| t.exists());
                     async move { if made { Vec::new() } else { vec![0] } }
                 })
                 .await;

@@ -227,13 +227,17 @@ impl Cluster {
     /// A secure cluster: waits until master 1 has made the CA and the join tokens, and
     /// has the test's HTTP client trust that CA at every master's address.
     fn wait_for_join_token(&mut self) {
-        let token = super::secure::token_file(self, "master-join-token");
+        let ca = super::secure::ca_file(self);
+        let files = [
+            ca.clone(),
+            super::secure::token_file(self, "master-join-token"),
+            super::secure::token_file(self, "agent-join-token"),
+        ];
         self.wait_until(
             Duration::from_secs(60),
             "master 1 makes the cluster CA and writes its join tokens",
-            |_| token.exists(),
+            |_| files.iter().all(|f| f.exists()),
         );
-        let ca = super::secure::ca_file(self);
         for m in &self.masters {
             http::trust(&m.addr, &ca);
         }

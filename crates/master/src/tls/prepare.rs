@@ -82,6 +82,9 @@ pub async fn prepare(
     }
     let ca = ClusterCa::create()?;
     let identity = ca.issue_master(&hosts)?;
+    // The CA first, the tokens last: whoever sees a token file finds the CA beside it.
+    identity.save(dir, MASTER_IDENTITY)?;
+    ca.save(dir)?;
     let mut bootstrap = Vec::new();
     let mut paths = Vec::new();
     for (kind, file) in JOIN_TOKEN_FILES {
@@ -91,8 +94,6 @@ pub async fn prepare(
         paths.push(path.display().to_string());
         bootstrap.push(token);
     }
-    identity.save(dir, MASTER_IDENTITY)?;
-    ca.save(dir)?;
     tracing::info!(
         ca = %ca.fingerprint(),
         "created the cluster CA in {}; the master join token is in {}, the agent join token in {}",
