@@ -98,13 +98,10 @@ ca_file to the config file ($DROVER_CONFIG, else $XDG_CONFIG_HOME/drover/config.
 DROVER_MASTER or DROVER_TOKEN say otherwise.
 
 Example:
-  drover login --master http://10.0.1.10:8080 --token 5f1c…")]
+  drover login --master https://10.0.1.10:8080 --token 5f1c… --ca-file ca.pem")]
 pub struct LoginArgs {
     #[command(flatten)]
     master: MasterFlag,
-    /// The cluster CA certificate the CLI should trust (PEM), kept in the config file.
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Runs `drover acl …`.
@@ -123,9 +120,14 @@ fn run_inner(m: &MasterFlag, command: AclCommand) -> Result<ExitCode, CliError> 
                 output::json(&created);
             } else {
                 print_created(&created);
-                let master = m.target()?.masters.first().cloned().unwrap_or_default();
+                let target = m.target()?;
+                let master = target.masters.first().cloned().unwrap_or_default();
+                let (scheme, ca) = match &target.ca_file {
+                    Some(f) => ("https", format!(" --ca-file {}", f.display())),
+                    None => ("http", String::new()),
+                };
                 println!(
-                    "\nThis is the cluster's management token; it is not shown again. Keep it safe, then\n  drover login --master http://{master} --token {}",
+                    "\nThis is the cluster's management token; it is not shown again. Keep it safe, then\n  drover login --master {scheme}://{master} --token {}{ca}",
                     created.secret_id
                 );
             }
@@ -197,7 +199,7 @@ pub fn login(args: LoginArgs) -> ExitCode {
     let Some(path) = profile::path() else {
         return fail("no config file location: set DROVER_CONFIG, XDG_CONFIG_HOME or HOME");
     };
-    let ca_file = match &args.ca_file {
+    let ca_file = match &m.ca_file {
         Some(f) => match std::fs::canonicalize(f) {
             Ok(p) => Some(p.display().to_string()),
             Err(e) => return fail(format!("--ca-file {}: {e}", f.display())),
@@ -206,6 +208,8 @@ pub fn login(args: LoginArgs) -> ExitCode {
     };
     let master = if master.contains("://") {
         master.clone()
+    } else if ca_file.is_some() {
+        format!("https://{master}")
     } else {
         format!("http://{master}")
     };

@@ -1,5 +1,6 @@
 //! How CLI commands reach the cluster: any master answers (followers forward to the leader).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -25,50 +26,88 @@ pub struct MasterFlag {
         value_name = "SECRET"
     )]
     pub token: Option<String>,
+    /// The cluster CA certificate to trust (ca.pem from a master's data dir, or what
+    /// `drover dev` wrote): the masters are then reached over HTTPS that trusts only it
+    /// [default: the config file's `ca_file`; without one, plain HTTP].
+    #[arg(long, global = true, env = "DROVER_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
-/// Where to ask and with which token, after flags, environment and config file.
+/// Where to ask, with which token, and trusting which CA, after flags, environment and
+/// config file.
 pub struct Target {
     /// The masters, `HOST:PORT` each.
     pub masters: Vec<String>,
     /// The token's secret, if any.
     pub token: Option<String>,
+    /// The cluster CA to trust; `None`: plain HTTP (an `--insecure` cluster).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl MasterFlag {
-    /// The masters and token: flag, else environment, else the config file, else the default
-    /// master and no token. A config file that cannot be read is an error naming it.
+    /// The masters, token and CA: flag, else environment, else the config file, else the
+    /// default master, no token and plain HTTP. A config file that cannot be read is an
+    /// error naming it.
     pub fn target(&self) -> Result<Target, CliError> {
-        let profile = if self.master.is_some() && self.token.is_some() {
+        let profile = if self.master.is_some() && self.token.is_some() && self.ca_file.is_some() {
             crate::profile::Profile::default()
         } else {
             crate::profile::load().map_err(CliError)?
+        };
+        // The config file's CA belongs to the config file's master, not to another one a
+        // flag names.
+        let profile_ca = match (&self.master, &profile.master) {
+            (Some(flag), Some(file)) if addresses(flag) != addresses(file) => None,
+            _ => profile.ca_file.map(PathBuf::from),
         };
         let master = self
             .master
             .clone()
             .or(profile.master)
             .unwrap_or_else(|| DEFAULT_MASTER.to_string());
-        // `drover login` takes URLs; the client speaks to HOST:PORT.
-        let masters = master
-            .split(',')
-            .map(str::trim)
-            .map(|m| {
-                m.strip_prefix("http://")
-                    .or_else(|| m.strip_prefix("https://"))
-                    .unwrap_or(m)
-                    .trim_end_matches('/')
-            })
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
-            .collect();
+        let masters = addresses(&master);
         let token = self
             .token
             .clone()
             .or(profile.token)
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
-        Ok(Target { masters, token })
+        let ca_file = self.ca_file.clone().or(profile_ca);
+        if ca_file.is_none() && master.contains("https://") {
+            return Err(CliError(format!(
+                "{master} is HTTPS, but no cluster CA is given to trust: pass --ca-file (or DROVER_CA_FILE, or `drover login --ca-file`) with the ca.pem of a master's data dir"
+            )));
+        }
+        Ok(Target {
+            masters,
+            token,
+            ca_file,
+        })
+    }
+}
+
+/// The `HOST:PORT`s of a comma-separated list of masters (`drover login` takes URLs; the
+/// CA, not the scheme, decides whether TLS is spoken).
+fn addresses(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .map(|m| {
+            m.strip_prefix("http://")
+                .or_else(|| m.strip_prefix("https://"))
+                .unwrap_or(m)
+                .trim_end_matches('/')
+        })
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Target {
+    /// A client for the masters: HTTPS trusting only the cluster CA when one is given.
+    pub fn client(&self) -> Result<PeerClient, CliError> {
+        crate::secure::cli_connector(self.ca_file.as_deref())
+            .map(PeerClient::with_connector)
+            .map_err(CliError)
     }
 }
 
@@ -83,12 +122,12 @@ pub fn call(
     body: Option<&Value>,
 ) -> Result<(u16, Value), CliError> {
     let target = flag.target()?;
+    let client = target.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let client = PeerClient::new();
         let mut failures = Vec::new();
         for m in &target.masters {
             let token = target.token.as_deref();

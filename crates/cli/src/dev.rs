@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Args;
 use master::peer::PeerClient;
+use state::tls::JoinKind;
 use tokio::process::Command;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -257,6 +258,8 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         .collect::<Vec<_>>()
         .join(",");
 
+    let first_id = masters.first().map_or(1, |(i, _)| *i);
+    let secure = acl::Secure::of(&data_dir, first_id);
     let mut master_rows = Vec::new();
     for (i, addr) in &masters {
         let zone = &local_zones[(usize::from(*i) - 1) % local_zones.len()];
@@ -265,6 +268,9 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         cmd.arg("master");
         if args.insecure {
             cmd.arg("--insecure");
+        } else if *i != first_id {
+            cmd.arg("--join-token-file")
+                .arg(secure.join_token(JoinKind::Master));
         }
         cmd.args([
             "--id",
@@ -282,6 +288,27 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
             Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
         }
         master_rows.push((name, addr.clone(), zone.clone()));
+        if !args.insecure && *i == first_id {
+            // The first master makes the cluster CA and the join tokens the others use.
+            // It writes the CA first and the tokens last.
+            let tokens = [
+                secure.join_token(JoinKind::Master),
+                secure.join_token(JoinKind::Agent),
+            ];
+            let outcome = c
+                .wait_up(MASTERS_UP, "make the cluster CA", || {
+                    let made = tokens.iter().all(|t| t.exists());
+                    async move { if made { Vec::new() } else { vec![0] } }
+                })
+                .await;
+            if let Some(code) = c.unless_up(outcome).await {
+                return code;
+            }
+            match secure.client() {
+                Ok(client) => c.client = client,
+                Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
+            }
+        }
     }
     let zones: Vec<&str> = master_rows.iter().map(|(_, _, z)| z.as_str()).collect();
     say!(
@@ -327,22 +354,31 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                     return c.fail(vec![(usize::MAX, e)]).await;
                 };
                 let mut cmd = Command::new(&exe);
-                cmd.arg("agent")
-                    .arg("--insecure")
-                    .args(["--masters", &masters_list])
+                cmd.arg("agent");
+                if args.insecure {
+                    cmd.arg("--insecure");
+                } else {
+                    cmd.arg("--join-token-file")
+                        .arg(secure.join_token(JoinKind::Agent));
+                }
+                cmd.args(["--masters", &masters_list])
                     .arg("--work-dir")
                     .arg(data_dir.join(&name))
                     .args(["--domain", &domain_json(&region.name, zone)])
-                    .args(["--hostname", &name, "--advertise-ip", &ip])
-                    // Every agent serves the cluster's VIPs on its own address, as in production.
-                    .args(["--vip-addr", &ip])
-                    .args([
-                        "--resources",
-                        &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),
-                    ])
-                    .args(["--attributes", &format!("rack:{zone}-r{k}")])
-                    // A dev cluster takes its tasks with it, also when dev is killed.
-                    .arg("--stop-tasks-on-exit");
+                    .args(["--hostname", &name, "--advertise-ip", &ip]);
+                if args.insecure {
+                    // Every agent serves the cluster's VIPs on its own address, as in
+                    // production (the VIP follower reads the masters over plain HTTP, so not
+                    // in a secure dev: docs/security.md).
+                    cmd.args(["--vip-addr", &ip]);
+                }
+                cmd.args([
+                    "--resources",
+                    &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),
+                ])
+                .args(["--attributes", &format!("rack:{zone}-r{k}")])
+                // A dev cluster takes its tasks with it, also when dev is killed.
+                .arg("--stop-tasks-on-exit");
                 match Process::spawn(cmd, &name, Role::Agent, &logs) {
                     Ok(p) => {
                         agent_rows.push((
@@ -372,14 +408,15 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
         return code;
     }
 
-    let ui = format!("http://{first}");
+    let scheme = if args.insecure { "http" } else { "https" };
+    let ui = format!("{scheme}://{first}");
     // The token goes in the fragment, which browsers never send (nor log) to the server.
     let ui_line = match &token {
         Some(t) => format!("{ui}/#token={t}"),
         None => ui.clone(),
     };
     let cli_config = match &token {
-        Some(t) => match acl::write_cli_config(&data_dir, &first, t) {
+        Some(t) => match acl::write_cli_config(&data_dir, &first, t, &secure.ca_file()) {
             Ok(written) => Some(written),
             Err(e) => return c.fail(vec![(usize::MAX, e)]).await,
         },
@@ -394,7 +431,7 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
     );
     for (k, (name, addr, zone)) in master_rows.iter().enumerate() {
         say!(
-            "  {name:<24} http://{addr:<16} {local} / {zone}  (pid {})",
+            "  {name:<24} {scheme}://{addr:<16} {local} / {zone}  (pid {})",
             c.procs[k].pid().unwrap_or(0)
         );
     }
@@ -414,7 +451,8 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
     say!("  drover node list --master {first}");
     match &token {
         Some(t) => say!(
-            "  curl -s -XPOST {ui}/v2/apps -H 'Authorization: Bearer {t}' -d @examples/apps/balanced-zones.json"
+            "  curl -s --cacert {} -XPOST {ui}/v2/apps -H 'Authorization: Bearer {t}' -d @examples/apps/balanced-zones.json",
+            secure.ca_file().display()
         ),
         None => say!("  curl -s -XPOST {ui}/v2/apps -d @examples/apps/balanced-zones.json"),
     }

@@ -195,8 +195,9 @@ fn local_domains(nodes: &Nodes) -> Vec<FaultDomain> {
 fn ask_masters<T>(masters: &[String], ready: impl Fn(&Nodes) -> Option<T>) -> Result<T, String> {
     let flag = MasterFlag {
         master: Some(masters.join(",")),
-        // A cluster with ACLs on needs a read token for /v1/nodes.
+        // A cluster with ACLs on needs a read token for /v1/nodes, and its CA for HTTPS.
         token: std::env::var("DROVER_TOKEN").ok(),
+        ca_file: std::env::var_os("DROVER_CA_FILE").map(Into::into),
     };
     let deadline = Instant::now() + ZONES_WAIT;
     loop {

@@ -17,8 +17,10 @@ mod plan;
 mod profile;
 mod run_agent;
 mod run_master;
+mod secure;
 mod status;
 mod tasks;
+mod token;
 
 use std::process::ExitCode;
 
@@ -85,6 +87,8 @@ enum Command {
     Login(acl::LoginArgs),
     /// Cluster operations: `drover operator snapshot save|restore FILE` (backups).
     Operator(operator::OperatorArgs),
+    /// Join tokens: create, list, revoke (on a master's host).
+    Token(token::TokenArgs),
 }
 
 /// The multi-threaded tokio runtime the long-running commands (master, agent, lb,
@@ -116,5 +120,6 @@ fn main() -> ExitCode {
         Command::Acl(args) => acl::run(args),
         Command::Login(args) => acl::login(args),
         Command::Operator(args) => operator::run(args),
+        Command::Token(args) => token::run(args),
     }
 }

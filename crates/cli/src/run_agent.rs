@@ -93,6 +93,8 @@ pub struct AgentArgs {
     /// or forge what this agent is told to run. Only for loopback or a trusted network.
     #[arg(long)]
     insecure: bool,
+    #[command(flatten)]
+    join: crate::secure::JoinTokenFlags,
 }
 
 /// Most sandboxes of ended tasks an agent can be told to keep.
@@ -113,7 +115,7 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// Parses `--sandbox-retention-age`: a whole number and a unit, `s`, `m`, `h` or `d`.
-fn parse_retention_age(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_retention_age(text: &str) -> Result<Duration, String> {
     let usage =
         "give a whole number and a unit s, m, h or d (e.g. 90s, 30m, 1h, 7d), from 0s to 365d";
     let t = text.trim();
@@ -264,6 +266,23 @@ pub fn run(args: AgentArgs) -> ExitCode {
             );
             async move { agent::vip::serve(masters, vip_ip, vip_admin, domain, &work_dir).await }
         });
+    }
+    let mut config = config;
+    if !config.insecure {
+        let token = match args.join.token() {
+            Ok(t) => t,
+            Err(e) => return fail(2, e),
+        };
+        let connector = runtime.block_on(crate::secure::agent_connector(
+            &config.work_dir,
+            &config.masters,
+            token,
+            config.timings.request_timeout,
+        ));
+        match connector {
+            Ok(c) => config.connector = Some(c),
+            Err(e) => return fail(1, e),
+        }
     }
     match runtime.block_on(agent::run(config, signals.wait())) {
         Ok(()) => ExitCode::SUCCESS,

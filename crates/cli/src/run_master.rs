@@ -102,6 +102,8 @@ pub struct MasterArgs {
     /// (three attempts per event).
     #[arg(long, default_value_t = 10000, value_name = "MS")]
     event_callback_timeout_ms: u64,
+    #[command(flatten)]
+    join: crate::secure::JoinTokenFlags,
 }
 
 /// Runs `drover master`.
@@ -150,7 +152,11 @@ pub fn run(args: MasterArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(1, e),
     };
-    match runtime.block_on(serve(config)) {
+    let token = match args.join.token() {
+        Ok(t) => t,
+        Err(e) => return fail(2, e),
+    };
+    match runtime.block_on(serve(config, token)) {
         Ok(ExitReason::Requested) => ExitCode::SUCCESS,
         Ok(reason) => {
             eprintln!("{reason}");
@@ -165,8 +171,17 @@ pub fn run(args: MasterArgs) -> ExitCode {
 
 /// Serves one master until SIGTERM or SIGINT: the handlers are installed first (a signal
 /// while it starts is a request to stop), then `--listen` is bound.
-async fn serve(config: MasterConfig) -> Result<ExitReason, master::StartupError> {
+/// Without `--insecure`, its CA and certificate come first (see `master::tls::prepare`).
+async fn serve(
+    config: MasterConfig,
+    token: Option<state::tls::JoinToken>,
+) -> Result<ExitReason, master::StartupError> {
     let stop = master::startup::stop_signals()?;
+    if config.insecure {
+        let listener = master::startup::bind(config.listen).await?;
+        return master::run_with(config, master::Seams::system(), listener, stop).await;
+    }
+    let pki = master::tls::prepare(&config, token).await?;
     let listener = master::startup::bind(config.listen).await?;
-    master::run_with(config, master::Seams::system(), listener, stop).await
+    master::run_secure(config, pki, listener, stop).await
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use clap::{Args, Subcommand};
 use client::{ClusterHealth, Leader, Status};
 use http_body_util::BodyExt;
-use master::peer::{Method, PeerClient};
+use master::peer::Method;
 use serde_json::Value;
 
 use crate::cluster::MasterFlag;
@@ -112,7 +112,10 @@ pub fn run_events(args: EventsArgs) -> ExitCode {
         Err(e) => return fail(e.0),
     };
     runtime.block_on(async {
-        let client = PeerClient::new();
+        let client = match target.client() {
+            Ok(c) => c,
+            Err(e) => return fail(e.0),
+        };
         let mut last = String::new();
         for m in &target.masters {
             let mut request =

@@ -150,18 +150,28 @@ impl Dev {
             &format!("127.0.0.1:{}", free_ports(3)),
             extra,
             Stdout::File,
+            Security::Insecure,
         )
     }
 
-    /// [`Dev::spawn`] with `--listen addr`, its stdout as `stdout` says.
-    fn spawn_on(root: &Path, addr: &str, extra: &[&str], stdout: Stdout) -> Self {
+    /// [`Dev::spawn`] with `--listen addr`, its stdout as `stdout` says, secure or not.
+    fn spawn_on(
+        root: &Path,
+        addr: &str,
+        extra: &[&str],
+        stdout: Stdout,
+        security: Security,
+    ) -> Self {
         let topology = root.join("topology.toml");
         fs::write(&topology, TOPOLOGY).expect("write the topology");
         let addr = addr.to_string();
         let n = fs::read_dir(root).map(|d| d.count()).unwrap_or(0);
         let output = root.join(format!("dev-{n}.out"));
         let file = File::create(&output).expect("create the dev output file");
-        let mut cmd = dev_command(&root.join("data"), &addr, &topology, extra);
+        let mut cmd = dev_command(&root.join("data"), &addr, &topology, extra, security);
+        if let Security::Secure = security {
+            cli_env(&mut cmd, root);
+        }
         cmd.stderr(File::options().append(true).open(&output).expect("open it"));
         match stdout {
             Stdout::File => cmd.stdout(file.try_clone().expect("open the dev output file")),
@@ -365,10 +375,20 @@ fn copy_until_running(pipe: std::process::ChildStdout, mut file: File) {
     }
 }
 
-fn dev_command(data: &Path, addr: &str, topology: &Path, extra: &[&str]) -> Command {
+fn dev_command(
+    data: &Path,
+    addr: &str,
+    topology: &Path,
+    extra: &[&str],
+    security: Security,
+) -> Command {
     let mut cmd = Command::new(DROVER);
-    // Tokenless: these tests are about the cluster dev runs (tests/acl.rs covers ACLs).
-    cmd.args(["dev", "--insecure", "--listen", addr, "--data-dir"])
+    cmd.arg("dev");
+    // Tokenless and plain HTTP: most tests here are about the cluster dev runs.
+    if let Security::Insecure = security {
+        cmd.arg("--insecure");
+    }
+    cmd.args(["--listen", addr, "--data-dir"])
         .arg(data)
         .arg("--topology")
         .arg(topology)
@@ -376,6 +396,27 @@ fn dev_command(data: &Path, addr: &str, topology: &Path, extra: &[&str]) -> Comm
         .stdin(Stdio::null())
         .process_group(0);
     cmd
+}
+
+/// Whether dev runs as it does by default (TLS, join tokens, ACLs) or with `--insecure`.
+#[derive(Debug, Clone, Copy)]
+enum Security {
+    Insecure,
+    Secure,
+}
+
+/// The environment of a user whose CLI config is `root/xdg/drover/config.toml` (where a
+/// secure dev writes one, since there is none).
+fn cli_env(cmd: &mut Command, root: &Path) {
+    cmd.env("XDG_CONFIG_HOME", root.join("xdg"));
+    for var in [
+        "DROVER_CONFIG",
+        "DROVER_MASTER",
+        "DROVER_TOKEN",
+        "DROVER_CA_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
 }
 
 /// How the test stops dev.
@@ -397,7 +438,7 @@ fn stopping_dev_leaves_nothing_behind(name: &str, how: Stop) {
         Stop::Signal(_) => Stdout::File,
     };
     let addr = format!("127.0.0.1:{}", free_ports(3));
-    let mut dev = Dev::spawn_on(root.path(), &addr, &[], stdout);
+    let mut dev = Dev::spawn_on(root.path(), &addr, &[], stdout, Security::Insecure);
     dev.wait_running();
     let mut tracked = vec![Tracked::new("drover dev", dev.child.id())];
     tracked.extend(dev.cluster_processes(3));
@@ -500,7 +541,13 @@ fn a_second_dev_on_a_data_dir_in_use_refuses_naming_the_first_and_touches_nothin
 
     let topology = root.path().join("topology.toml");
     let other = format!("127.0.0.1:{}", free_ports(1));
-    let mut second = dev_command(&first.data(), &other, &topology, &["--masters", "1"]);
+    let mut second = dev_command(
+        &first.data(),
+        &other,
+        &topology,
+        &["--masters", "1"],
+        Security::Insecure,
+    );
     let second_out = root.path().join("second.out");
     let second_err = root.path().join("second.err");
     second
@@ -556,7 +603,13 @@ fn a_second_dev_on_a_data_dir_in_use_refuses_naming_the_first_and_touches_nothin
         || first_procs.iter().all(|p| !p.alive()),
     );
     // Its masters were formed on the first dev's address: the new one uses it too.
-    let mut third = Dev::spawn_on(root.path(), &first.addr, &["--masters", "1"], Stdout::File);
+    let mut third = Dev::spawn_on(
+        root.path(),
+        &first.addr,
+        &["--masters", "1"],
+        Stdout::File,
+        Security::Insecure,
+    );
     third.wait_running();
 }
 
@@ -584,5 +637,46 @@ fn a_process_that_fails_to_start_is_named_with_its_log_and_the_rest_is_stopped()
         "nothing of the failed dev is left",
         || format!("{:?}\n{}", processes_using(&data), dev.describe()),
         || processes_using(&data).is_empty(),
+    );
+}
+
+#[test]
+fn a_secure_dev_serves_https_and_the_cli_config_it_writes_makes_node_list_work() {
+    let root = TempDir::new("dev-secure");
+    let addr = format!("127.0.0.1:{}", free_ports(3));
+    let mut dev = Dev::spawn_on(root.path(), &addr, &[], Stdout::File, Security::Secure);
+    dev.wait_running();
+    let out = dev.output();
+    assert!(
+        out.contains(&format!("UI:   https://{addr}/#token=")),
+        "dev prints the UI's HTTPS address with the token:\n{out}"
+    );
+    dev.cluster_processes(3);
+    let config = root.path().join("xdg/drover/config.toml");
+    let text = fs::read_to_string(&config)
+        .unwrap_or_else(|e| panic!("dev writes {}: {e}\n{}", config.display(), dev.describe()));
+    assert!(text.contains("ca_file"), "{text}");
+    assert!(
+        http::get(&addr, "/ping").is_err(),
+        "a secure dev's masters do not speak plain HTTP"
+    );
+    // The user's CLI, with nothing but the config dev wrote.
+    let mut cmd = Command::new(DROVER);
+    cmd.args(["node", "list"]);
+    cli_env(&mut cmd, root.path());
+    let (status, stdout, stderr) = common::run_to_exit(cmd, SETTLE);
+    assert!(
+        status.success(),
+        "drover node list with dev's config: {stderr}\n{}",
+        dev.describe()
+    );
+    for zone in ["local-a", "local-b", "local-c"] {
+        assert!(stdout.contains(&format!("agent-{zone}-1")), "{stdout}");
+    }
+    kill(dev.pid(), Signal::SIGTERM).expect("signal drover dev");
+    assert!(dev.wait_exit().success(), "{}", dev.describe());
+    assert!(
+        !config.exists(),
+        "dev removes the config it wrote when it stops"
     );
 }

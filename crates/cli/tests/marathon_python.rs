@@ -110,8 +110,11 @@ fn marathon_python_works_with_an_acl_token_and_is_refused_without_one() {
     let management = common::acl::bootstrap(&leader);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/marathon_python/token_calls.py");
     let mut cmd = Command::new(&python);
+    // HTTPS with the cluster CA: marathon-python verifies through requests, which trusts
+    // the bundle REQUESTS_CA_BUNDLE names (the client passes `verify=True` through).
     cmd.arg(&script)
-        .env("DROVER_URL", format!("http://{leader}"))
+        .env("DROVER_URL", format!("https://{leader}"))
+        .env("REQUESTS_CA_BUNDLE", common::secure::ca_file(&masters))
         .env("DROVER_TOKEN", &management)
         .env("PYTHONUNBUFFERED", "1");
     let (status, out, err) = run_to_exit(cmd, SCRIPT);

@@ -29,6 +29,8 @@ fn answered_locally(method: &Method, path: &str) -> bool {
         || (method == Method::GET && path == "/v1/info")
         || path.starts_with("/ui/")
         || path.starts_with("/internal/raft/")
+        // Masters join before there is a leader.
+        || path == "/internal/join/master"
         || (method == Method::GET && matches!(api, "/v2/leader" | "/v2/info" | "/ping"))
 }
 

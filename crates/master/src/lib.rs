@@ -12,6 +12,8 @@
 //! - [`auth`]: ACL tokens: who calls, and whether their policies allow the request.
 //! - [`leadership`]: leader-only services, started on election and stopped on its loss.
 //! - [`startup`]: the checks and steps from flags to a serving master.
+//! - [`tls`]: a secure master's CA and certificates, its TLS listener and the guard on
+//!   `/internal/*`.
 
 pub mod agents;
 pub mod api;
@@ -32,8 +34,9 @@ pub mod peer;
 pub mod reports;
 pub mod scheduler;
 pub mod startup;
+pub mod tls;
 
 pub use config::{ConfigError, MasterConfig, parse_masters};
 pub use node::RaftNode;
 pub use parts::Parts;
-pub use startup::{Seams, StartupError, Store, run_with};
+pub use startup::{Seams, StartupError, Store, run_secure, run_with};

@@ -13,6 +13,7 @@ use crate::events::EventBus;
 use crate::leadership::{ClusterIdentity, LeaderService};
 use crate::node::RaftNode;
 use crate::scheduler::{EvictionGuard, Queue, Scheduler};
+use crate::tls::MasterPki;
 
 /// A master: its Raft node, the leader's memory (agents, the queue, the eviction guard), its
 /// event bus and its callback subscribers' counts. Cloning shares the parts.
@@ -24,6 +25,8 @@ pub struct Parts {
     eviction: Arc<EvictionGuard>,
     events: Arc<EventBus>,
     callbacks: Arc<CallbackMetrics>,
+    /// The CA and certificates of a secure master; `None` under `--insecure`.
+    pki: Option<Arc<MasterPki>>,
 }
 
 impl Parts {
@@ -37,7 +40,15 @@ impl Parts {
             eviction: Arc::default(),
             events: Arc::new(events),
             callbacks: Arc::default(),
+            pki: None,
         }
+    }
+
+    /// The same master, secure: it signs joiners' certificates with `pki`'s CA, and
+    /// `/internal/*` asks for certificates.
+    pub fn with_pki(mut self, pki: Arc<MasterPki>) -> Self {
+        self.pki = Some(pki);
+        self
     }
 
     /// The Raft node.
@@ -105,5 +116,11 @@ impl FromRef<Parts> for Arc<EventBus> {
 impl FromRef<Parts> for Arc<CallbackMetrics> {
     fn from_ref(parts: &Parts) -> Self {
         parts.callbacks.clone()
+    }
+}
+
+impl FromRef<Parts> for Option<Arc<MasterPki>> {
+    fn from_ref(parts: &Parts) -> Self {
+        parts.pki.clone()
     }
 }

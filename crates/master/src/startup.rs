@@ -23,6 +23,7 @@ use crate::leadership::{self, ExitReason};
 use crate::node::RaftNode;
 use crate::parts::Parts;
 use crate::peer::PeerClient;
+use crate::tls::{MasterPki, PeerCertificate, TlsListener};
 
 /// Why a master refused to start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,15 @@ pub enum StartupError {
     /// Raft could not start.
     #[error("raft: {0}")]
     Raft(String),
+    /// `run_with` was given a configuration without `insecure`.
+    #[error("a master without --insecure serves TLS: start it with run_secure and its cluster CA")]
+    NeedsTls,
+    /// The master's certificates could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The master's CA and certificate could not be made, read or fetched.
+    #[error(transparent)]
+    Pki(#[from] crate::tls::PkiError),
     /// The port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -106,7 +116,7 @@ pub enum StartupError {
 }
 
 /// The store file inside the data dir.
-const STORE_FILE: &str = "raft.redb";
+pub(crate) const STORE_FILE: &str = "raft.redb";
 
 /// Binds the master's port (API, UI and Raft share it).
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupError> {
@@ -192,6 +202,66 @@ where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
+    if !config.insecure {
+        return Err(StartupError::NeedsTls);
+    }
+    let bound = format!("{:?}", listener.local_addr().ok());
+    let serve = move |router: axum::Router, stop: tokio::sync::oneshot::Receiver<()>| {
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.await;
+                })
+                .into_future(),
+        )
+    };
+    run(config, seams, None, bound, serve, shutdown).await
+}
+
+/// Runs a secure master (see [`run_with`]): it serves TLS on `listener` with `pki`'s
+/// certificate, asks for certificates on `/internal/*`, and reaches its peers over mutual
+/// TLS that trusts only the cluster CA.
+pub async fn run_secure(
+    config: MasterConfig,
+    pki: MasterPki,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<ExitReason, StartupError> {
+    let tls = |e: state::tls::TlsError| StartupError::Tls(e.to_string());
+    let server_config = pki.server_config().map_err(tls)?;
+    let client_config = pki.client_config().map_err(tls)?;
+    let seams = Seams {
+        connector: Connector::tcp(Some(PEER_CONNECT_TIMEOUT)).with_tls(client_config),
+        ..Seams::system()
+    };
+    let bound = format!("{:?}", listener.local_addr().ok());
+    let serve = move |router: axum::Router, stop: tokio::sync::oneshot::Receiver<()>| {
+        tokio::spawn(
+            axum::serve(
+                TlsListener::new(listener, server_config),
+                router.into_make_service_with_connect_info::<PeerCertificate>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .into_future(),
+        )
+    };
+    run(config, seams, Some(Arc::new(pki)), bound, serve, shutdown).await
+}
+
+/// What [`run_with`] and [`run_secure`] share: everything but how the API is served.
+async fn run(
+    config: MasterConfig,
+    seams: Seams,
+    pki: Option<Arc<MasterPki>>,
+    bound: String,
+    serve: impl FnOnce(
+        axum::Router,
+        tokio::sync::oneshot::Receiver<()>,
+    ) -> tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<ExitReason, StartupError> {
     let Seams {
         connector,
         clock,
@@ -244,16 +314,23 @@ where
         }
     };
 
-    let master = Parts::new(
+    let mut master = Parts::new(
         RaftNode::new(config, raft, reader, peers, clock.clone()),
         EventBus::with_clock(clock),
     );
+    let bootstrap = pki
+        .as_ref()
+        .map(|p| p.bootstrap().to_vec())
+        .unwrap_or_default();
+    if let Some(pki) = pki {
+        master = master.with_pki(pki);
+    }
     let node = master.node().clone();
     let (id, listen) = (node.config().id, node.config().listen);
     tracing::info!(
         id,
         listen = %listen,
-        bound = ?listener.local_addr().ok(),
+        bound = %bound,
         region = %node.config().domain.region,
         zone = %node.config().domain.zone,
         "master started"
@@ -265,21 +342,17 @@ where
         );
     }
     let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(
-        axum::serve(listener, master.router())
-            .with_graceful_shutdown(async move {
-                let _ = serving.await;
-            })
-            .into_future(),
-    );
+    let mut server = serve(master.router(), serving);
     let mut leadership = tokio::spawn(leadership::supervise(
         node.clone(),
         master.leader_services(),
     ));
     let forming = tokio::spawn(form_cluster(node.clone()));
     let mut registration = tokio::spawn(register(node.clone()));
+    let keeping = tokio::spawn(keep_bootstrap_tokens(node.clone(), bootstrap));
     let _running = Running {
         tasks: vec![
+            keeping.abort_handle(),
             leadership.abort_handle(),
             forming.abort_handle(),
             registration.abort_handle(),
@@ -705,5 +778,37 @@ async fn register(master: Arc<RaftNode>) -> Result<(), StartupError> {
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The forming master keeps the join tokens it wrote into its data dir in the replicated
+/// state once the cluster has formed, so every master admits their holders (after a
+/// failover too) and `drover token list|revoke` knows them. It asks itself: the request is
+/// forwarded to the leader like any other.
+async fn keep_bootstrap_tokens(master: Arc<RaftNode>, tokens: Vec<state::tls::JoinToken>) {
+    for token in tokens {
+        loop {
+            let kept = master.state().read(|a| {
+                a.state.cluster_id().is_some()
+                    && a.state.credentials().join_tokens().contains_key(&token.id)
+            });
+            if kept {
+                break;
+            }
+            let formed = master.state().read(|a| a.state.cluster_id().is_some());
+            if formed {
+                let body = json!({ "kind": token.kind, "token": token.to_string() });
+                let _ = master
+                    .peers()
+                    .post_json(
+                        master.config().advertised(),
+                        "/internal/join-tokens",
+                        &body,
+                        Duration::from_secs(6),
+                    )
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }

@@ -197,6 +197,23 @@ pub enum Command {
         /// The URL, as it was registered.
         callback_url: String,
     },
+    /// Adds a join token (its secret's hash only); an id that exists is refused.
+    PutJoinToken {
+        /// The token as the state keeps it.
+        token: crate::machine::JoinTokenRecord,
+    },
+    /// Revokes a join token: it admits no one from now on.
+    RevokeJoinToken {
+        /// The token's id.
+        id: String,
+    },
+    /// Records a certificate issued to an agent, so removing the agent can revoke it.
+    PutAgentCertificate {
+        /// The agent.
+        agent_id: AgentId,
+        /// SHA-256 of the certificate's DER, hex.
+        fingerprint: String,
+    },
     /// Several commands applied in order in one log entry, so that one scheduler pass, or an
     /// app with its deployment, is one commit. Each command is applied under its own rules
     /// and answered in [`Response::Batch`]; a batch inside a batch is refused.
@@ -321,6 +338,8 @@ pub enum Subject {
     EventSubscription,
     /// A group.
     Group,
+    /// A join token.
+    JoinToken,
 }
 
 /// An agent's liveness as the leader decided it.

@@ -12,7 +12,8 @@
 //! - [`runtime`]: openraft's runtime, and where chance and wall-clock time are drawn from
 //!   (seedable, for the simulation).
 //! - [`transport`]: the [`transport::Connector`] every internal HTTP client opens
-//!   connections with (TCP, or a test's own streams).
+//!   connections with (TCP, or a test's own streams), with TLS over it or not.
+//! - [`tls`]: the cluster CA, the certificates it issues, rustls configurations, join tokens.
 //!
 //! One redb file holds a master's log, vote and current snapshot: [`open`] it.
 
@@ -27,6 +28,7 @@ pub mod network;
 pub mod protocol;
 pub mod runtime;
 pub mod state_machine;
+pub mod tls;
 pub mod transport;
 pub mod types;
 

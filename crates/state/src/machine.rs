@@ -230,6 +230,9 @@ pub struct ClusterState {
     /// Explicit groups (absent in snapshots written before groups).
     #[serde(default)]
     groups: BTreeMap<GroupId, GroupRecord>,
+    /// Join tokens and agent certificates.
+    #[serde(default)]
+    credentials: Credentials,
     /// Instance ids by agent (derived from `instances`; rebuilt when a snapshot is read).
     #[serde(skip)]
     by_agent: BTreeMap<AgentId, BTreeSet<InstanceId>>,
@@ -257,6 +260,7 @@ struct StoredState {
     #[serde(default)]
     event_subscriptions: BTreeSet<String>,
     groups: BTreeMap<GroupId, GroupRecord>,
+    credentials: Credentials,
 }
 
 impl From<StoredState> for ClusterState {
@@ -274,6 +278,7 @@ impl From<StoredState> for ClusterState {
             acl: s.acl,
             event_subscriptions: s.event_subscriptions,
             groups: s.groups,
+            credentials: s.credentials,
             by_agent: BTreeMap::new(),
             by_app: BTreeMap::new(),
         };
@@ -444,6 +449,11 @@ impl ClusterState {
         &self.event_subscriptions
     }
 
+    /// Join tokens and agent certificates.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
     /// Launch backoffs by app.
     pub fn backoffs(&self) -> &BTreeMap<AppId, Backoff> {
         &self.backoffs
@@ -532,6 +542,16 @@ impl ClusterState {
                 } else {
                     not_found(Subject::EventSubscription, callback_url)
                 }
+            }
+            Command::PutJoinToken { token } => self.credentials.put_join_token(token),
+            Command::RevokeJoinToken { id } => self.credentials.revoke_join_token(&id),
+            Command::PutAgentCertificate {
+                agent_id,
+                fingerprint,
+            } => {
+                self.credentials
+                    .put_agent_certificate(agent_id, fingerprint);
+                Response::Ok
             }
             Command::Batch { commands } => {
                 let responses = commands
@@ -896,6 +916,10 @@ impl ClusterState {
             rec.state = state;
             rec.state_since_ms = at_ms;
         }
+        if state == AgentState::Gone {
+            // A removed agent's certificates admit it no more.
+            self.credentials.revoke_agent(&agent_id);
+        }
         // An agent heard from again after being unreachable: its instances that were not
         // replaced ran on unseen, so they are running again, in the same apply. (A task that
         // ended meanwhile is reported by the agent, whose outbox kept the news.)
@@ -1120,6 +1144,10 @@ fn not_found(kind: Subject, id: impl ToString) -> Response {
         id: id.to_string(),
     }
 }
+
+mod credentials;
+
+pub use credentials::{Credentials, JoinRefusal, JoinTokenRecord};
 
 #[cfg(test)]
 mod tests;

@@ -133,6 +133,31 @@ impl Connector {
         }
     }
 
+    /// The same connections, with TLS over them under `config` (the cluster CA's trust, and
+    /// the caller's certificate). The server name checked is the URI's host: an IP address
+    /// or a DNS name the server's certificate must carry.
+    pub fn with_tls(self, config: Arc<rustls::ClientConfig>) -> Self {
+        let tls = tokio_rustls::TlsConnector::from(config);
+        let inner = self.connect;
+        Connector {
+            connect: Arc::new(move |uri: Uri| {
+                let tls = tls.clone();
+                let host = uri
+                    .host()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string());
+                let plain = inner(uri);
+                Box::pin(async move {
+                    let host = host.ok_or("the address has no host to check a certificate for")?;
+                    let name = rustls_pki_types::ServerName::try_from(host)?;
+                    let stream = plain.await?;
+                    let secured = tls.connect(name, TokioIo::new(stream)).await?;
+                    Ok(Stream::tokio(secured))
+                })
+            }),
+            name: "tls",
+        }
+    }
+
     /// A connector that opens connections with `connect` (called once per new connection;
     /// the client pools and reuses them).
     pub fn new<F, Fut>(connect: F) -> Self

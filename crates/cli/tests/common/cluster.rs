@@ -48,7 +48,10 @@ pub struct Cluster {
     pub extra_args: Vec<String>,
     /// Extra environment variables given to every master.
     pub extra_env: Vec<(String, String)>,
-    /// Start the masters with `--insecure` (the default); the security tests clear it.
+    /// Start the masters with `--insecure` (the default, for speed); the security tests
+    /// clear it: then master 1 makes the cluster CA and join tokens, the others join with
+    /// its master join token, ACL tokens are needed on the API, and the test's HTTP client
+    /// speaks TLS to them (see [`super::secure`]).
     pub insecure: bool,
 }
 
@@ -150,6 +153,10 @@ impl Cluster {
         cmd.arg("master");
         if self.insecure {
             cmd.arg("--insecure");
+        } else if id != 1 {
+            // Ignored once the master keeps the CA in its data dir (a restart).
+            cmd.arg("--join-token-file")
+                .arg(super::secure::token_file(self, "master-join-token"));
         }
         cmd.arg("--id")
             .arg(id.to_string())
@@ -183,6 +190,9 @@ impl Cluster {
             !self.is_running(id),
             "master {id} is already running; kill it first"
         );
+        if !self.insecure && id != 1 {
+            self.wait_for_join_token();
+        }
         let mut cmd = self.command(id);
         let m = self.master_mut(id);
         m.starts += 1;
@@ -209,6 +219,28 @@ impl Cluster {
         m.child = Some(child);
         m.paused = false;
         m.last_exit = None;
+        if !self.insecure && id == 1 {
+            self.wait_for_join_token();
+        }
+    }
+
+    /// A secure cluster: waits until master 1 has made the CA and the join tokens, and
+    /// has the test's HTTP client trust that CA at every master's address.
+    fn wait_for_join_token(&mut self) {
+        let ca = super::secure::ca_file(self);
+        let files = [
+            ca.clone(),
+            super::secure::token_file(self, "master-join-token"),
+            super::secure::token_file(self, "agent-join-token"),
+        ];
+        self.wait_until(
+            Duration::from_secs(60),
+            "master 1 makes the cluster CA and writes its join tokens",
+            |_| files.iter().all(|f| f.exists()),
+        );
+        for m in &self.masters {
+            http::trust(&m.addr, &ca);
+        }
     }
 
     /// Starts every master in `ids`.

@@ -6,13 +6,19 @@
 //! hung test. Connect failures are kept apart from later ones because they prove that
 //! the request was never sent (the linearizability checker relies on that).
 //!
+//! A master of a secure cluster is spoken to over TLS once [`trust`] has named its cluster
+//! CA for its address; every helper built on [`request_with`] then works unchanged.
+//!
 //! Answers are read through the API's own types (`client`): [`Response::typed`] and
 //! [`get_as`] decode a body into its type, and a body of another shape fails naming the
 //! endpoint and the field, not as a `Null` somewhere down an index chain.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use client::{DecodeError, ErrorBody};
@@ -199,6 +205,82 @@ pub fn delete(addr: &str, path: &str) -> Result<Response, HttpError> {
     request(addr, "DELETE", path, None, DEFAULT_TIMEOUT)
 }
 
+/// The TLS client configurations of the addresses [`trust`] named.
+fn trusted() -> &'static Mutex<HashMap<String, Arc<rustls::ClientConfig>>> {
+    static TRUSTED: OnceLock<Mutex<HashMap<String, Arc<rustls::ClientConfig>>>> = OnceLock::new();
+    TRUSTED.get_or_init(Mutex::default)
+}
+
+/// From now on, requests to `addr` speak TLS that trusts only the CA certificate in
+/// `ca_file` (a secure master's `ca.pem`), without a client certificate.
+pub fn trust(addr: &str, ca_file: &Path) {
+    let ca = state::tls::ca::read_ca_cert(ca_file)
+        .unwrap_or_else(|e| panic!("the cluster CA {}: {e}", ca_file.display()));
+    let config = state::tls::config::client_config(&ca, None)
+        .unwrap_or_else(|e| panic!("a TLS client trusting {}: {e}", ca_file.display()));
+    trusted()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(addr.to_string(), config);
+}
+
+/// A connection to a master: plain, or TLS for an address [`trust`] named.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn open(addr: &str, stream: TcpStream) -> Result<Self, HttpError> {
+        let config = trusted()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(addr)
+            .cloned();
+        let Some(config) = config else {
+            return Ok(Conn::Plain(stream));
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| HttpError::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let tls = rustls::ClientConnection::new(config, name)
+            .map_err(|e| HttpError::Connect(io::Error::other(e)))?;
+        Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(tls, stream))))
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One request on a fresh connection; `timeout` bounds the whole exchange after connect.
 pub fn request(
     addr: &str,
@@ -223,12 +305,13 @@ pub fn request_with(
         .parse()
         .map_err(|e| HttpError::Connect(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     let stream = TcpStream::connect_timeout(&sock, CONNECT_TIMEOUT).map_err(HttpError::Connect)?;
+    let stream = Conn::open(addr, stream)?;
     let deadline = Instant::now() + timeout;
     exchange(stream, addr, method, path, body, headers, deadline)
 }
 
 fn exchange(
-    mut stream: TcpStream,
+    mut stream: Conn,
     addr: &str,
     method: &str,
     path: &str,
@@ -253,6 +336,7 @@ fn exchange(
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(payload.as_bytes());
     stream
+        .tcp()
         .set_write_timeout(Some(remaining(deadline)?))
         .map_err(HttpError::Transport)?;
     stream.write_all(&bytes).map_err(HttpError::Transport)?;
@@ -320,15 +404,16 @@ fn remaining(deadline: Instant) -> Result<Duration, HttpError> {
     }
 }
 
-fn arm(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<(), HttpError> {
+fn arm(reader: &mut BufReader<Conn>, deadline: Instant) -> Result<(), HttpError> {
     let left = remaining(deadline)?;
     reader
         .get_ref()
+        .tcp()
         .set_read_timeout(Some(left))
         .map_err(HttpError::Transport)
 }
 
-fn read_line(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<String, HttpError> {
+fn read_line(reader: &mut BufReader<Conn>, deadline: Instant) -> Result<String, HttpError> {
     let mut line = Vec::new();
     loop {
         arm(reader, deadline)?;
@@ -352,7 +437,7 @@ fn read_line(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Str
 }
 
 fn read_exact(
-    reader: &mut BufReader<TcpStream>,
+    reader: &mut BufReader<Conn>,
     buf: &mut [u8],
     deadline: Instant,
 ) -> Result<(), HttpError> {
@@ -374,7 +459,7 @@ fn read_exact(
     Ok(())
 }
 
-fn read_to_end(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<Vec<u8>, HttpError> {
+fn read_to_end(reader: &mut BufReader<Conn>, deadline: Instant) -> Result<Vec<u8>, HttpError> {
     let mut out = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -388,10 +473,7 @@ fn read_to_end(reader: &mut BufReader<TcpStream>, deadline: Instant) -> Result<V
     }
 }
 
-fn read_chunked(
-    reader: &mut BufReader<TcpStream>,
-    deadline: Instant,
-) -> Result<Vec<u8>, HttpError> {
+fn read_chunked(reader: &mut BufReader<Conn>, deadline: Instant) -> Result<Vec<u8>, HttpError> {
     let mut out = Vec::new();
     loop {
         let size_line = read_line(reader, deadline)?;

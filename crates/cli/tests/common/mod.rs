@@ -17,6 +17,7 @@ mod cluster;
 mod files;
 pub mod history;
 pub mod http;
+pub mod secure;
 
 use std::collections::HashSet;
 use std::fs;

@@ -1,7 +1,8 @@
 """marathon-python against a drover whose masters check ACL tokens.
 
-Run by crates/cli/tests/marathon_python.rs: DROVER_URL names a master, DROVER_TOKEN a
-management token's secret. marathon-python's `auth_token=` sends DC/OS's
+Run by crates/cli/tests/marathon_python.rs: DROVER_URL names a secure master (https), and
+REQUESTS_CA_BUNDLE its cluster CA, which requests verifies the master against; DROVER_TOKEN
+is a management token's secret. marathon-python's `auth_token=` sends DC/OS's
 `Authorization: token=…`. Prints OK when every check passed; raises otherwise.
 """
 
@@ -18,6 +19,7 @@ from marathon.models import MarathonApp
 URL = os.environ["DROVER_URL"]
 TOKEN = os.environ["DROVER_TOKEN"]
 
+assert URL.startswith("https://"), URL
 anonymous = MarathonClient(URL)
 try:
     anonymous.list_apps()

@@ -10,6 +10,7 @@ mod apps;
 mod deployments;
 mod groups;
 mod health;
+mod join;
 mod label_selector;
 mod mesos;
 mod nodes;
@@ -134,6 +135,13 @@ pub fn router(master: Parts) -> Router {
             get(agents::assignments),
         )
         .route("/internal/agents/{id}/status", post(agents::status))
+        .route("/internal/join/master", post(join::master))
+        .route("/internal/join/agent", post(join::agent))
+        .route("/internal/join-tokens", get(join::list).post(join::create))
+        .route(
+            "/internal/join-tokens/{id}",
+            axum::routing::delete(join::revoke),
+        )
         .route("/v1/info", get(system::drover_info))
         .route("/v1/acl/bootstrap", post(acl::bootstrap))
         .route("/v1/acl/tokens", get(acl::list).post(acl::create))
@@ -142,6 +150,9 @@ pub fn router(master: Parts) -> Router {
             axum::routing::delete(acl::revoke),
         )
         .route("/v1/acl/token/self", get(acl::token_self))
+        // Join tokens for operators with a management token (`drover token`).
+        .route("/v1/join-tokens", get(join::list).post(join::create))
+        .route("/v1/join-tokens/{id}", axum::routing::delete(join::revoke))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/operator/snapshot", get(operator::snapshot))
         .route(
@@ -172,6 +183,12 @@ pub fn router(master: Parts) -> Router {
         .layer(middleware::from_fn_with_state(
             master.node().clone(),
             forward::to_leader,
+        ))
+        // Outside forwarding: a follower checks the caller's certificate before it
+        // forwards in its own name.
+        .layer(middleware::from_fn_with_state(
+            master.clone(),
+            crate::tls::guard,
         ))
         .layer(middleware::from_fn(json_errors))
         .with_state(master)

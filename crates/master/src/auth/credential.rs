@@ -3,7 +3,6 @@
 //! EventSource cannot set headers). Secrets are made and hashed here.
 
 use axum::http::{HeaderMap, StatusCode, header};
-use ring::rand::SecureRandom;
 
 use crate::error::ApiError;
 
@@ -24,25 +23,19 @@ impl Secret {
     }
 }
 
-/// The SHA-256 of `secret`, lower-case hex.
+/// The SHA-256 of `secret`, lower-case hex (as join token secrets are kept).
 pub fn hash(secret: &str) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
+    state::tls::sha256_hex(secret.as_bytes())
 }
 
 /// A new secret from the system's secure random source, or an error answer if it fails.
 pub fn new_secret() -> Result<String, ApiError> {
-    let mut bytes = [0u8; SECRET_BYTES];
-    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| {
+    state::tls::random_hex(SECRET_BYTES).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The system's random source failed, so no secret could be made; nothing was done. Retry; if it persists, check the master's host.",
         )
-    })?;
-    Ok(hex(&bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
 }
 
 /// Why a request carries no usable credential.
