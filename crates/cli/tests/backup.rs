@@ -109,7 +109,10 @@ fn a_snapshot_saved_under_load_restores_every_app_and_version_into_a_fresh_clust
          "portDefinitions": []}]});
     let r = http::post(&a.masters.addr(1), "/v2/groups", &group).expect("the master answers");
     assert_eq!(r.status, 201, "POST /v2/groups: {r}");
-    let group_versions_a = a.get("/v2/groups/team/versions").expect("answers").body_json;
+    let group_versions_a = a
+        .get("/v2/groups/team/versions")
+        .expect("answers")
+        .body_json;
     let hook = "http://127.0.0.1:9/drover-backup-test";
     let r = http::post(
         &a.masters.addr(1),
@@ -192,8 +195,15 @@ fn a_snapshot_saved_under_load_restores_every_app_and_version_into_a_fresh_clust
     );
     let team = b.get("/v2/groups/team").expect("the master answers");
     assert_eq!(team.status, 200, "the group is restored: {team}");
-    assert_eq!(team.body_json["dependencies"], json!(["/shop/db/primary"]), "{team}");
-    let group_versions_b = b.get("/v2/groups/team/versions").expect("answers").body_json;
+    assert_eq!(
+        team.body_json["dependencies"],
+        json!(["/shop/db/primary"]),
+        "{team}"
+    );
+    let group_versions_b = b
+        .get("/v2/groups/team/versions")
+        .expect("answers")
+        .body_json;
     assert_eq!(group_versions_b, group_versions_a, "the group's versions");
     let subs = b.get("/v2/eventSubscriptions").expect("the master answers");
     assert_eq!(subs.body_json["callbackUrls"], json!([hook]), "{subs}");
