@@ -259,7 +259,9 @@ struct StoredState {
     acl: AclState,
     #[serde(default)]
     event_subscriptions: BTreeSet<String>,
+    #[serde(default)]
     groups: BTreeMap<GroupId, GroupRecord>,
+    #[serde(default)]
     credentials: Credentials,
 }
 
