@@ -395,8 +395,17 @@ async fn run(
         }
     }
     let _ = node.raft().shutdown().await;
+    // Stop serving before returning: whoever sees this master end must not reach it any
+    // more. The listener closes at once; open connections get until SERVER_DRAIN to finish
+    // their request (an event stream or an agent's long poll never does), then are cut.
+    drop(_running);
+    let _ = tokio::time::timeout(SERVER_DRAIN, &mut server).await;
+    server.abort();
     Ok(ExitReason::Requested)
 }
+
+/// How long a master that was asked to stop waits for its open connections to finish.
+const SERVER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Checks the store and the peers, then starts Raft over `log_store` and `state_machine`:
 /// Raft must not start on a data dir of another cluster (restored as that cluster's leader,
