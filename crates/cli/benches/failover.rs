@@ -1,9 +1,7 @@
 //! Failover benchmark: how long a write is unavailable when the leader dies.
 //!
 //! Run with `cargo bench -p drover --bench failover` (set `DROVER_BENCH_TRIALS` for more
-//! than the default 20 trials). `DROVER_BENCH_TLS=1` runs the masters secure (mutual TLS
-//! between them, the API over HTTPS, every write with a management ACL token) instead of
-//! `--insecure`.
+//! than the default 20 trials).
 //!
 //! Three `drover master` processes on loopback with default Raft settings (heartbeat
 //! 100 ms, election timeout 600–1200 ms). Each trial: find the leader, SIGKILL it, and
@@ -40,16 +38,8 @@ fn main() {
         1
     };
 
-    let secure = std::env::var("DROVER_BENCH_TLS").is_ok_and(|v| v == "1");
-    let mut c = Cluster::new("bench-failover", 3);
-    c.insecure = !secure;
-    c.start_all();
-    let first_leader = c.wait_for_leader(ELECTION);
-    let authorization = secure.then(|| format!("Bearer {}", common::acl::bootstrap(&first_leader)));
-    let headers: Vec<(&str, &str)> = authorization
-        .iter()
-        .map(|a| ("Authorization", a.as_str()))
-        .collect();
+    let mut c = Cluster::launch("bench-failover", 3);
+    c.wait_for_leader(ELECTION);
     for id in c.ids() {
         c.wait_caught_up(id, ELECTION);
     }
@@ -73,8 +63,7 @@ fn main() {
         let elapsed = loop {
             let via = &survivors[attempts % survivors.len()];
             attempts += 1;
-            if let Ok(r) =
-                http::request_with(via, "PUT", &path, Some(&body), &headers, ATTEMPT_TIMEOUT)
+            if let Ok(r) = http::request(via, "PUT", &path, Some(&body), ATTEMPT_TIMEOUT)
                 && r.is_success()
             {
                 break killed_at.elapsed();
@@ -100,12 +89,7 @@ fn main() {
     samples.sort();
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     println!(
-        "failover (3 masters, default settings, {}, {} trials): min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms",
-        if secure {
-            "TLS and tokens"
-        } else {
-            "--insecure"
-        },
+        "failover (3 masters, default settings, {} trials): min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms",
         samples.len(),
         ms(samples[0]),
         ms(percentile(&samples, 50.0)),
