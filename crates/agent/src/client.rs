@@ -229,7 +229,7 @@ impl MasterClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| unavailable(error_chain(&e)))?;
+                .map_err(|e| unavailable(state::error::chain(&e)))?;
             let status = response.status();
             let body = response
                 .into_body()
@@ -327,16 +327,4 @@ fn message_of(body: &[u8]) -> String {
     } else {
         text.chars().take(300).collect()
     }
-}
-
-/// An error with its causes, `a: b: c` (hyper's own message hides the interesting part).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

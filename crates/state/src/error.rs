@@ -107,3 +107,16 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         source,
     })
 }
+
+/// An error with its causes, `a: b: c` (hyper's and rustls's own messages hide the
+/// interesting part a few sources deep).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

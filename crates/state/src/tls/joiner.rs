@@ -69,7 +69,10 @@ pub async fn join(
             }
         };
         let answer = tokio::time::timeout(ATTEMPT, async {
-            let response = client.request(http).await.map_err(|e| describe(&e))?;
+            let response = client
+                .request(http)
+                .await
+                .map_err(|e| crate::error::chain(&e))?;
             let status = response.status();
             let bytes = response
                 .into_body()
@@ -126,18 +129,6 @@ pub async fn join_patiently(
             answer => return answer,
         }
     }
-}
-
-/// A client error with its causes (the TLS refusal is a few sources deep).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// An answer's `message`, or its text.
