@@ -9,13 +9,17 @@
 //! surviving master, retrying every 10 ms and alternating between the survivors. Then the
 //! killed master is restarted with its data dir, and the next trial starts once it follows
 //! the current leader again. Prints min, p50, p99, max and mean.
+//!
+//! `DROVER_BENCH_TLS=1` runs the same trials on a secure cluster (the default outside
+//! the benchmarks: mutual TLS between masters, HTTPS and an ACL token for the API), so the
+//! cost of TLS on failover is measured on the same code path.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ELECTION, app, http};
+use common::{Cluster, ELECTION, acl, app, http};
 
 /// Timeout of one write attempt: short, so that a write stuck on the dead leader is
 /// abandoned quickly and retried through the other survivor.
@@ -38,7 +42,19 @@ fn main() {
         1
     };
 
-    let mut c = Cluster::launch("bench-failover", 3);
+    let secure = std::env::var("DROVER_BENCH_TLS").is_ok_and(|v| v == "1");
+    let mut c = Cluster::new("bench-failover", 3);
+    c.insecure = !secure;
+    c.start_all();
+    if secure {
+        // The harness's probes (`/v2/leader`, `/metrics`) need a token on a secure
+        // cluster: bootstrap one and send it on every request.
+        let leader = acl::wait_for_leader(&c);
+        let secret = acl::bootstrap(&leader);
+        for id in c.ids() {
+            http::authorize(&c.addr(id), &secret);
+        }
+    }
     c.wait_for_leader(ELECTION);
     for id in c.ids() {
         c.wait_caught_up(id, ELECTION);
@@ -89,7 +105,8 @@ fn main() {
     samples.sort();
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     println!(
-        "failover (3 masters, default settings, {} trials): min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms",
+        "failover (3 masters, default settings, {}, {} trials): min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms",
+        if secure { "TLS" } else { "--insecure" },
         samples.len(),
         ms(samples[0]),
         ms(percentile(&samples, 50.0)),

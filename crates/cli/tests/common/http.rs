@@ -224,6 +224,22 @@ pub fn trust(addr: &str, ca_file: &Path) {
         .insert(addr.to_string(), config);
 }
 
+/// The ACL token secrets that [`authorize`] named, by address.
+fn authorized() -> &'static Mutex<HashMap<String, String>> {
+    static AUTHORIZED: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    AUTHORIZED.get_or_init(Mutex::default)
+}
+
+/// From now on, requests to `addr` that carry no `Authorization` header of their own send
+/// `Authorization: Bearer secret`, so the harness's probes (`/v2/leader`, `/metrics`) work
+/// on a secure cluster once a token is bootstrapped.
+pub fn authorize(addr: &str, secret: &str) {
+    authorized()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(addr.to_string(), secret.to_string());
+}
+
 /// A connection to a master: plain, or TLS for an address [`trust`] named.
 enum Conn {
     Plain(TcpStream),
@@ -307,7 +323,26 @@ pub fn request_with(
     let stream = TcpStream::connect_timeout(&sock, CONNECT_TIMEOUT).map_err(HttpError::Connect)?;
     let stream = Conn::open(addr, stream)?;
     let deadline = Instant::now() + timeout;
-    exchange(stream, addr, method, path, body, headers, deadline)
+    let own = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    let default = (!own)
+        .then(|| {
+            authorized()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(addr)
+                .map(|secret| format!("Bearer {secret}"))
+        })
+        .flatten();
+    match default {
+        Some(auth) => {
+            let mut with = headers.to_vec();
+            with.push(("Authorization", &auth));
+            exchange(stream, addr, method, path, body, &with, deadline)
+        }
+        None => exchange(stream, addr, method, path, body, headers, deadline),
+    }
 }
 
 fn exchange(

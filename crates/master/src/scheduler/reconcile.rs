@@ -516,8 +516,11 @@ fn plan_app<I: IdSource>(
     }
 
     let wanted = app.instances as usize;
-    let ready = |i: &Instance| health::ready(app, obs, i);
-    let unknown = |i: &Instance| health::unknown(app, obs, i);
+    // Each instance is judged by its own version's checks: the agent runs the checks of
+    // the version it launched, so an old instance never reports on checks added since.
+    let own = |i: &Instance| record.version(&i.app_version).map_or(app, |v| &v.app);
+    let ready = |i: &Instance| health::ready(own(i), obs, i);
+    let unknown = |i: &Instance| health::unknown(own(i), obs, i);
     let old: Vec<&Instance> = active
         .iter()
         .copied()

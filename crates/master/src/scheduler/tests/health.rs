@@ -66,3 +66,28 @@ fn an_instance_whose_health_is_not_known_is_neither_ready_nor_killed_by_a_restar
     assert_eq!(placed(&d).len(), 1);
     assert_eq!(running[0].condition, Condition::Running);
 }
+
+#[test]
+fn adding_health_checks_judges_old_instances_by_their_own_version() {
+    // The old version has no health checks, so its agent never reports health for it: a
+    // rolling upgrade that adds checks must not wait for a report that never comes.
+    let mut h = Harness::new();
+    h.zone("a", 2);
+    let old = ids_of(&h.running(json!({"id": "/web", "instances": 1, "cmd": "sleep 1000"})));
+    h.obs.health.clear();
+    h.app(json!({"id": "/web", "instances": 1, "cmd": "sleep 2000",
+                 "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}]}));
+    h.deploy("/web", "RestartApplication");
+    let d = h.pass();
+    assert_eq!(placed(&d).len(), 1, "the successor");
+    h.start_all(false);
+    let successor: Vec<_> = ids_of(&h.live("/web"))
+        .into_iter()
+        .filter(|id| !old.contains(id))
+        .collect();
+    let d = h.pass();
+    assert!(goals(&d).is_empty(), "not healthy yet: {:?}", goals(&d));
+    h.health(&successor[0], true, false);
+    let d = h.pass();
+    assert_eq!(goals(&d), vec![(old[0].clone(), Goal::Decommissioned)]);
+}
