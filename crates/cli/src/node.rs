@@ -1,4 +1,5 @@
-//! `drover node list`: masters and agents with their regions and zones.
+//! `drover node list`: masters and agents with their regions and zones; `drover node
+//! remove`: an agent removed for good.
 
 use std::process::ExitCode;
 
@@ -11,7 +12,7 @@ use crate::output::{self, fail, fetch, or_na, table};
 
 /// `drover node …`.
 #[derive(Args)]
-#[command(after_help = "Example:\n  drover node list")]
+#[command(after_help = "Examples:\n  drover node list\n  drover node remove 3f2c…")]
 pub struct NodeArgs {
     #[command(subcommand)]
     command: NodeCommand,
@@ -35,11 +36,45 @@ Examples:
         #[arg(long)]
         json: bool,
     },
+    /// Remove an agent for good: its instances are replaced elsewhere and its certificates
+    /// revoked (needs an operator token).
+    #[command(after_help = "\
+The agent's instances that have not ended are started on other agents. On a secure
+cluster the agent cannot report or register again: to bring the machine back, join it
+with a new join token and an empty work dir. On an --insecure cluster an agent that still
+runs registers again by itself, so stop it first.
+
+Example:
+  drover node remove 3f2c9a1e-…")]
+    Remove {
+        #[command(flatten)]
+        master: MasterFlag,
+        /// The agent's id (the ID column of `drover node list`).
+        id: String,
+    },
+}
+
+/// What `DELETE /v1/nodes/{id}` answers.
+#[derive(serde::Deserialize)]
+struct Removed {
+    message: String,
 }
 
 /// Runs `drover node …`.
 pub fn run(args: NodeArgs) -> ExitCode {
-    let NodeCommand::List { master, json } = args.command;
+    let (master, json) = match args.command {
+        NodeCommand::List { master, json } => (master, json),
+        NodeCommand::Remove { master, id } => {
+            let path = format!("/v1/nodes/{}", urlencode(&id));
+            return match fetch::<Removed>(&master, Method::DELETE, &path, None) {
+                Ok(r) => {
+                    println!("{}", r.message);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.0),
+            };
+        }
+    };
     let nodes: Nodes = match fetch(&master, Method::GET, "/v1/nodes", None) {
         Ok(nodes) => nodes,
         Err(e) => return fail(e.0),
@@ -83,4 +118,16 @@ pub fn run(args: NodeArgs) -> ExitCode {
     }
     println!("{table}");
     ExitCode::SUCCESS
+}
+
+/// An agent id as one path segment.
+fn urlencode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -375,6 +375,77 @@ fn an_agent_needs_a_join_token_and_with_one_joins_and_registers() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
+
+    // Removing the agent (operator's `drover node remove`) revokes its certificate: its
+    // own routes refuse it from then on, with a message that says how to come back.
+    let r = common::acl::with_token(&cluster.addr(1), "GET", "/v1/nodes", None, &management);
+    let nodes: Value = serde_json::from_str(&r.body).unwrap();
+    let agent_id = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["hostname"] == "secure-agent")
+        .and_then(|n| n["id"].as_str())
+        .expect("the agent's id")
+        .to_string();
+    let ca = ca_file(&cluster);
+    let identity = Identity::new(
+        std::fs::read_to_string(work.join("agent.pem")).unwrap(),
+        std::fs::read_to_string(work.join("agent-key.pem")).unwrap(),
+    );
+    let heartbeat = format!("/internal/agents/{agent_id}/heartbeat");
+    let beat = json!({});
+    let (status, body) = secure::call(
+        &cluster.addr(1),
+        Method::POST,
+        &heartbeat,
+        Some(&beat),
+        &ca,
+        Some(&identity),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "before the removal: {body}");
+    let no_config = cluster.dir().join("no-cli-config.toml");
+    let mut cmd = drover_command(None);
+    cmd.args(["node", "remove", &agent_id, "--master", &cluster.addr(1)])
+        .args(["--token", &management])
+        .arg("--ca-file")
+        .arg(&ca)
+        .env("DROVER_CONFIG", &no_config);
+    let (status, out, err) = run_to_exit(cmd, EXIT);
+    assert!(status.success(), "{out}{err}");
+    assert!(out.contains("revoked"), "{out}");
+    let (status, body) = secure::call(
+        &cluster.addr(1),
+        Method::POST,
+        &heartbeat,
+        Some(&beat),
+        &ca,
+        Some(&identity),
+    )
+    .unwrap();
+    assert_eq!(status, 403, "after the removal: {body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("revoked"),
+        "{body}"
+    );
+    let r = common::acl::with_token(&cluster.addr(1), "GET", "/v1/nodes", None, &management);
+    let nodes: Value = serde_json::from_str(&r.body).unwrap();
+    let state = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == agent_id.as_str())
+        .map(|n| n["state"].clone());
+    assert_eq!(state, Some(json!("gone")), "{nodes}");
+    // Removing it again says so; an unknown id is a 404 that names the command to list.
+    let path = format!("/v1/nodes/{agent_id}");
+    let r = common::acl::with_token(&cluster.addr(1), "DELETE", &path, None, &management);
+    assert_eq!(r.status, 200, "{r}");
+    assert!(r.body.contains("removed already"), "{r}");
+    let r = common::acl::with_token(&cluster.addr(1), "DELETE", "/v1/nodes/nope", None, &management);
+    assert_eq!(r.status, 404, "{r}");
+    assert!(r.message().contains("drover node list"), "{r}");
 }
 
 #[test]

@@ -154,6 +154,7 @@ pub fn router(master: Parts) -> Router {
         .route("/v1/join-tokens", get(join::list).post(join::create))
         .route("/v1/join-tokens/{id}", axum::routing::delete(join::revoke))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{id}", axum::routing::delete(nodes::remove))
         .route("/v1/operator/snapshot", get(operator::snapshot))
         .route(
             "/v1/operator/restore",

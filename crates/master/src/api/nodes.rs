@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use client::{AgentNode, MasterNode, Node, NodeState, Nodes, Used};
-use state::AgentState;
+use domain::AgentId;
+use serde::Serialize;
+use state::{AgentState, Command, Response};
 
 use crate::agents::{AgentView, RTT_WARNING_MS};
 use crate::clock;
@@ -110,4 +113,81 @@ pub async fn list(
         }
     });
     Ok(Json(body))
+}
+
+/// What `DELETE /v1/nodes/{id}` did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    /// The agent.
+    pub id: String,
+    /// Its state before (`active`, `unreachable`, or `gone` when it was removed already).
+    pub was: String,
+    /// Instances on it that the scheduler now replaces elsewhere (they were not terminal).
+    pub instances_replaced: usize,
+    /// For people.
+    pub message: String,
+}
+
+/// `DELETE /v1/nodes/{id}`: removes an agent for good (Mesos' "agent removed", Nomad's
+/// `node purge`). Its instances that had not ended are replaced on other agents, and every
+/// certificate issued to it is revoked, so on a secure cluster it cannot report or register
+/// again without a new join token. An agent of an insecure cluster that still runs comes
+/// back by registering again: stop it first.
+pub async fn remove(
+    State(m): State<Arc<RaftNode>>,
+    Path(id): Path<String>,
+) -> Result<Json<Removed>, ApiError> {
+    m.linearizable().await?;
+    let agent = AgentId(id.clone());
+    let (was, live) = m.state().read(|a| {
+        let s = &a.state;
+        let was = s.agent(&agent).map(|r| r.state);
+        let live = s
+            .instances_on(&agent)
+            .filter(|i| !i.condition.is_terminal())
+            .count();
+        (was, live)
+    });
+    let Some(was) = was else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("agent '{id}' is not known to the cluster; `drover node list` shows the agents"),
+        ));
+    };
+    if was == AgentState::Gone {
+        return Ok(Json(Removed {
+            id,
+            was: "gone".into(),
+            instances_replaced: 0,
+            message: "the agent was removed already".into(),
+        }));
+    }
+    let answer = m
+        .write(Command::SetAgentState {
+            agent_id: agent,
+            state: AgentState::Gone,
+            at_ms: m.clock().now_ms(),
+        })
+        .await?;
+    if let Response::NotFound { .. } = answer {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("agent '{id}' was removed meanwhile"),
+        ));
+    }
+    tracing::warn!(agent = %id, instances = live, "agent removed by an operator");
+    Ok(Json(Removed {
+        id: id.clone(),
+        was: match was {
+            AgentState::Active => "active",
+            AgentState::Unreachable => "unreachable",
+            AgentState::Gone => "gone",
+        }
+        .into(),
+        instances_replaced: live,
+        message: format!(
+            "agent '{id}' is removed: {live} instance(s) on it are replaced elsewhere and its certificates are revoked"
+        ),
+    }))
 }

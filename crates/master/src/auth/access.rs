@@ -102,6 +102,8 @@ pub fn need(method: &Method, path: &str) -> Need {
             Need::WriteApps(AppTarget::Deployment(id.to_string()))
         }
         Some("/leader") if method == Method::DELETE => Need::Operate,
+        // Removing an agent (its instances are replaced, its certificates revoked).
+        None if method == Method::DELETE && path.starts_with("/v1/nodes/") => Need::Operate,
         // A subscriber is sent every event (app definitions included): operators decide.
         Some("/eventSubscriptions") if method == Method::POST || method == Method::DELETE => {
             Need::Operate
@@ -247,6 +249,7 @@ mod tests {
             ),
             (Method::POST, "/v2/something-new", Need::Manage),
             (Method::DELETE, "/v1/nodes", Need::Manage),
+            (Method::DELETE, "/v1/nodes/agent-1", Need::Operate),
         ];
         for (method, path, want) in cases {
             assert_eq!(need(&method, path), want, "{method} {path}");
