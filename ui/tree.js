@@ -30,7 +30,7 @@ function podInstances(pod) {
   return pod?.scaling?.instances ?? 1;
 }
 
-/** Apps under the group (nested ones included), and their running and desired sums. */
+/** Apps and pods under the group (nested ones included), and the apps' running and desired sums. */
 export function totals(group) {
   const t = { apps: 0, pods: 0, running: 0, desired: 0 };
   for (const a of group?.apps || []) {
@@ -38,10 +38,8 @@ export function totals(group) {
     t.running += a.tasksRunning ?? 0;
     t.desired += a.instances ?? 0;
   }
-  for (const p of group?.pods || []) {
-    t.pods += 1;
-    t.desired += podInstances(p);
-  }
+  // A pod's running instances are not in the group's JSON: pods are counted, not summed.
+  t.pods += (group?.pods || []).length;
   for (const g of group?.groups || []) {
     const sub = totals(g);
     t.apps += sub.apps;
@@ -56,7 +54,7 @@ function countsWords(t) {
   const what = [plural(t.apps, "app")];
   if (t.pods) what.push(plural(t.pods, "pod"));
   return `<span class="app-count" data-apps="${t.apps}">${esc(what.join(", "))}</span> ·
-    <span class="sum" title="running / desired instances"><span class="running">${esc(t.running)}</span> /
+    <span class="sum" title="running / desired instances of the apps under it"><span class="running">${esc(t.running)}</span> /
     <span class="desired">${esc(t.desired)}</span> running</span>`;
 }
 

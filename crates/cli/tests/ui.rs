@@ -468,16 +468,16 @@ async fn groups_tree(page: &Page<'_>, dev: &DevCluster) {
     .await;
     page.screenshot("08-groups-tree-folded").await;
     // It stays folded when the tree is drawn anew: to the Nodes page and back.
-    page.eval(r#"location.hash = "#/nodes";"#).await;
+    page.eval(r##"location.hash = "#/nodes";"##).await;
     page.wait_for(
         "nodes-again",
         "the Nodes page to show again",
         SHOWN,
-        r#"return !!document.querySelector("#nodes tbody tr") && !document.getElementById("groups-tree");"#,
+        r##"return !!document.querySelector("#nodes tbody tr") && !document.getElementById("groups-tree");"##,
         |v| v == true,
     )
     .await;
-    page.eval(r#"location.hash = "#/services";"#).await;
+    page.eval(r##"location.hash = "#/services";"##).await;
     let redrawn = page
         .wait_for(
             "groups-tree-redrawn",
