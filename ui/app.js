@@ -111,6 +111,8 @@ function liveUpdates() {
     "deployment_failed",
     "deployment_step_success",
     "deployment_step_failure",
+    "group_change_success",
+    "group_change_failed",
   ]) {
     events.addEventListener(t, refreshSoon);
   }

@@ -415,7 +415,9 @@ fn backend_folded(v: &Value, folded: bool) -> bool {
     entry(v, "groups", "/tree/backend")["open"] == !folded
         && entry(v, "groups", "/tree/backend")["shown"] == true
         && entry(v, "groups", "/tree/backend/workers")["shown"] == !folded
-        && under.iter().all(|id| entry(v, "apps", id)["shown"] == !folded)
+        && under
+            .iter()
+            .all(|id| entry(v, "apps", id)["shown"] == !folded)
         && entry(v, "apps", "/tree/db/pg")["shown"] == true
 }
 
@@ -510,7 +512,12 @@ async fn groups_tree(page: &Page<'_>, dev: &DevCluster) {
             "the page of /tree/backend to show its dependency and version",
             SHOWN,
             GROUP_PAGE,
-            |v| v["hash"] == "#/groups/tree/backend" && !v["version"].as_str().is_none_or(|s| s.is_empty() || s == "N/A"),
+            |v| {
+                v["hash"] == "#/groups/tree/backend"
+                    && !v["version"]
+                        .as_str()
+                        .is_none_or(|s| s.is_empty() || s == "N/A")
+            },
         )
         .await;
     page.screenshot("09-group-page").await;
@@ -536,5 +543,8 @@ async fn groups_tree(page: &Page<'_>, dev: &DevCluster) {
         )
         .await;
     page.screenshot("10-pods").await;
-    assert!(pods["error"].is_null(), "the Pods page shows no error: {pods}");
+    assert!(
+        pods["error"].is_null(),
+        "the Pods page shows no error: {pods}"
+    );
 }
