@@ -5,7 +5,9 @@
 import { api, esc } from "./api.js";
 import { eventsUrl } from "./auth.js";
 import deployPage from "./deploy.js";
+import groupPage from "./group.js";
 import nodesPage from "./nodes.js";
+import podsPage from "./pods.js";
 import servicePage from "./service.js";
 import servicesPage from "./services.js";
 
@@ -13,18 +15,24 @@ const main = document.getElementById("main");
 const errorBox = document.getElementById("error");
 const notice = document.getElementById("notice");
 
-/** The page for a hash, and its argument (an app id for the detail page). */
+/** An id from the rest of a hash route (`/shop/db`), each segment decoded. */
+function idOf(raw) {
+  try {
+    return raw.split("/").map(decodeURIComponent).join("/");
+  } catch {
+    // A hand-typed malformed escape: look the id up as typed; the page says if it is missing.
+    return raw;
+  }
+}
+
+/** The page for a hash, and its argument (an app or group id for the detail pages). */
 function route(hash) {
+  if (hash === "#/groups" || hash === "#/groups/") return [groupPage, "/"];
+  if (hash.startsWith("#/groups/")) return [groupPage, idOf(hash.slice("#/groups".length).replace(/\/+$/, ""))];
+  if (hash === "#/pods") return [podsPage, null];
   if (hash === "#/services") return [servicesPage, null];
   if (hash.startsWith("#/services/") && hash.length > "#/services/".length) {
-    const raw = hash.slice("#/services".length);
-    let id = raw;
-    try {
-      id = raw.split("/").map(decodeURIComponent).join("/");
-    } catch {
-      // A hand-typed malformed escape: look the id up as typed; the page says if it is missing.
-    }
-    return [servicePage, id];
+    return [servicePage, idOf(hash.slice("#/services".length))];
   }
   if (hash === "#/services/") return [servicesPage, null];
   if (hash === "#/deploy") return [deployPage, null];
@@ -103,6 +111,8 @@ function liveUpdates() {
     "deployment_failed",
     "deployment_step_success",
     "deployment_step_failure",
+    "group_change_success",
+    "group_change_failed",
   ]) {
     events.addEventListener(t, refreshSoon);
   }

@@ -2,7 +2,7 @@
 // state and health, its JSON, and the actions scale, restart and remove.
 
 import { ApiError, api, appPath, changed, detailsList, esc, notify, plural, taskHealth, taskState } from "./api.js";
-import { actionWords, appStatus, waitingWords } from "./services.js";
+import { actionWords, appStatus, readinessWords, waitingWords } from "./services.js";
 import { routesSection } from "./routes.js";
 import { wherePicture } from "./where.js";
 
@@ -180,7 +180,9 @@ export default {
     document.getElementById("service-deployments").innerHTML = mine
       .map(
         (d) => `<p class="deployment notice warn" data-id="${esc(d.id)}">Deployment <code>${esc(String(d.id).slice(0, 8))}</code>
-          in progress, step ${esc(d.currentStep)} of ${esc(d.totalSteps)}: ${(d.currentActions || []).map((a) => esc(actionWords(a))).join("; ")}.</p>`,
+          in progress, step ${esc(d.currentStep)} of ${esc(d.totalSteps)}: ${(d.currentActions || [])
+            .map((a) => `${esc(actionWords(a))}${readinessWords(a)}`)
+            .join("; ")}.</p>`,
       )
       .join("");
     document.getElementById("service-waiting").innerHTML = waiting ? `<div class="notice bad">${waitingWords(waiting)}</div>` : "";

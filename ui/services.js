@@ -1,7 +1,9 @@
-// The Services page: every app with its instance counts, where its instances run, why some
-// are not placed, and the deployments in progress.
+// The Services page: the groups as a tree (apps and pods under them), every app with its
+// instance counts, where its instances run, why some are not placed, and the deployments in
+// progress.
 
 import { api, esc, plural, reasonsList, serviceHref } from "./api.js";
+import { TREE_EMBEDS, renderTree } from "./tree.js";
 import { wherePicture } from "./where.js";
 
 /** An app's state in one word, with its badge class. */
@@ -42,12 +44,24 @@ function appRow(app, nodes, waiting) {
     <td class="unplaced">${waitingWords(waiting)}</td></tr>`;
 }
 
+/** A current action's readiness results in words: " (1 of 2 new instances ready)". */
+export function readinessWords(a) {
+  const results = a.readinessCheckResults || [];
+  if (!results.length) return "";
+  const tasks = new Map();
+  for (const r of results) tasks.set(r.taskId, (tasks.get(r.taskId) ?? true) && r.ready);
+  const ready = [...tasks.values()].filter(Boolean).length;
+  return ` <span class="readiness muted" data-ready="${ready}" data-of="${tasks.size}">(${esc(ready)} of ${esc(
+    plural(tasks.size, "new instance"),
+  )} ready)</span>`;
+}
+
 function deploymentsTable(deployments) {
   if (!deployments.length) return `<p class="muted" id="no-deployments">No deployments in progress.</p>`;
   const rows = deployments.map(
     (d) => `<tr class="deployment" data-id="${esc(d.id)}"><td><code title="${esc(d.id)}">${esc(String(d.id).slice(0, 8))}</code></td>
       <td>${(d.affectedApps || []).map((a) => `<a href="${esc(serviceHref(a))}">${esc(a)}</a>`).join(", ")}</td>
-      <td>${(d.currentActions || []).map((a) => esc(actionWords(a))).join("; ")}</td>
+      <td>${(d.currentActions || []).map((a) => `${esc(actionWords(a))}${readinessWords(a)}`).join("; ")}</td>
       <td class="num">${esc(d.currentStep)} of ${esc(d.totalSteps)}</td><td class="muted">${esc(d.version)}</td></tr>`,
   );
   return `<table id="deployments"><thead><tr><th>Deployment</th><th>Services</th><th>Doing</th><th class="num">Step</th>
@@ -59,18 +73,21 @@ export default {
   title: "Services",
   mount(main) {
     main.innerHTML = `<div class="title-row"><h2>Services</h2><a class="button" href="#/deploy">Deploy a service</a></div>
-      <div id="services-table"></div><h3>Deployments in progress</h3><div id="deployments-list"></div>`;
+      <h3>Groups</h3><div id="groups-tree"></div>
+      <h3>All services</h3><div id="services-table"></div><h3>Deployments in progress</h3><div id="deployments-list"></div>`;
   },
   async refresh(current) {
-    const [apps, nodes, queue, deployments] = await Promise.all([
+    const [apps, nodes, queue, deployments, root] = await Promise.all([
       api("/v2/apps?embed=apps.tasks"),
       api("/v1/nodes"),
       api("/v2/queue"),
       api("/v2/deployments"),
+      api(`/v2/groups?${TREE_EMBEDS}`),
     ]);
     if (!current()) return;
     const waiting = {};
     for (const q of queue.queue || []) waiting[q.app?.id] = q;
+    renderTree(document.getElementById("groups-tree"), root, waiting);
     const list = [...(apps.apps || [])].sort((a, b) => a.id.localeCompare(b.id));
     const rows = list.map((a) => appRow(a, nodes, waiting[a.id])).join("");
     document.getElementById("services-table").innerHTML = `<table id="services"><thead><tr><th>Service</th><th>Status</th>

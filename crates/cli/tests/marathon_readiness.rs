@@ -5,7 +5,8 @@
 //! - A rolling restart of an app with a readiness check keeps the old instance running until
 //!   its successor is ready: the task serves its sandbox with busybox's HTTP server on
 //!   `$HOST:$PORT0`, so `GET /ready` is a 404 (not ready) until the test writes `ready` into
-//!   that task's sandbox.
+//!   that task's sandbox. While it waits, `/v2/deployments` shows the successor's readiness
+//!   result (`ready: false`) in the restart's current action.
 //! - A crash-looping app waits out its backoff in the launch queue, and
 //!   `DELETE /v2/queue/{app}/delay` ends the wait at once.
 //!
@@ -145,7 +146,7 @@ fn a_rolling_restart_keeps_the_old_instance_until_its_successor_is_ready() {
             .flatten()
             .find(|t| t.id != first && t.state == "TASK_RUNNING")?
             .clone();
-        let result = result_of(&app, &task.id)?;
+        let result = result_of(&app, &task.id).filter(|r| r.last_response.is_some())?;
         (!result.ready).then_some(task.id)
     });
     // Its agent has checked it and found it not ready: by now the old one would be stopped
@@ -161,10 +162,29 @@ fn a_rolling_restart_keeps_the_old_instance_until_its_successor_is_ready() {
         s.task_process(&first).is_some_and(|p| p.is_alive()),
         "the old instance's process is alive"
     );
+    // The restart's current action shows the successor's readiness, not the old one's.
+    let restart = deployments(&mut s).unwrap_or_default();
+    assert_eq!(restart.len(), 1, "the restart is in progress: {restart:?}");
+    let action = restart[0]
+        .current_actions
+        .iter()
+        .find(|a| a.app == APP)
+        .unwrap_or_else(|| panic!("the restart's current actions name {APP}: {restart:?}"));
+    let shown: Vec<(&str, &str, bool)> = action
+        .readiness_check_results
+        .iter()
+        .map(|r| (r.task_id.as_str(), r.name.as_str(), r.ready))
+        .collect();
     assert_eq!(
-        deployments(&mut s).map(|d| d.len()),
-        Some(1),
-        "the restart is in progress"
+        shown,
+        [(successor.as_str(), "warm", false)],
+        "the deployment shows the successor not ready (and not the old instance): {restart:?}"
+    );
+    let answer = action.readiness_check_results[0].last_response.as_ref();
+    assert_eq!(
+        answer.map(|a| a.status),
+        Some(404),
+        "its last answer is kept: {restart:?}"
     );
     // Both run: the status filter lists both, and refuses what Marathon does not know.
     let running = s

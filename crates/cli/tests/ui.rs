@@ -1,8 +1,11 @@
 //! The web UI in a real headless Chromium against a real `drover dev`: the Nodes page lists
 //! every agent with its region and zone, and deploying the balanced-zones example from the
 //! Deploy page shows its six instances over the four zones of `aws-us-east1`; an app with a VIP
-//! and marathon-lb labels shows them on its Service page. Screenshots of
-//! each step go to `target/ui-screenshots/`.
+//! and marathon-lb labels shows them on its Service page; a group file with nested groups
+//! shows as a tree on the Services page (each app under its own group, a group folds and
+//! unfolds, and stays folded when the page is drawn again), a group's page shows its dependencies and
+//! version, and the Pods page answers without an error. Screenshots of each step go to
+//! `target/ui-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test fails and says so.
 
@@ -320,7 +323,228 @@ async fn nodes_page_and_deploying_balanced_zones_from_the_ui() {
         (Some("tcp"), Some("10001")),
         "port 1's TCP service port: {shown}"
     );
+    groups_tree(&page, &dev).await;
     eprintln!("screenshots in {SCREENSHOTS}");
 
     browser.close().await;
+}
+
+/// A group file with groups nested two deep, and a dependency (`backend` after `db`).
+const TREE: &str = r#"{
+  "id": "/tree",
+  "groups": [
+    {"id": "db", "apps": [{"id": "pg", "cmd": "exec sleep 100000", "instances": 1, "cpus": 0.05, "mem": 16}]},
+    {"id": "backend", "dependencies": ["../db"],
+     "apps": [{"id": "api", "cmd": "exec sleep 100000", "instances": 2, "cpus": 0.05, "mem": 16}],
+     "groups": [
+       {"id": "workers", "apps": [{"id": "queue", "cmd": "exec sleep 100000", "instances": 1, "cpus": 0.05, "mem": 16}]}
+     ]}
+  ]
+}"#;
+
+/// The tree on the Services page: each group with its parent, whether it is shown, and its
+/// sums; each app with the group it is listed under and whether it is shown.
+const TREE_SHOWN: &str = r##"
+  const box = document.getElementById("groups-tree");
+  const parent = (el) => el.parentElement?.closest("li.tree-group")?.dataset.id ?? null;
+  const shown = (el) => el.offsetParent !== null;
+  const text = (el, css) => el.querySelector(`:scope > .tree-row ${css}`)?.textContent.trim() ?? null;
+  return {
+    groups: [...(box?.querySelectorAll("li.tree-group") ?? [])].map((li) => ({
+      id: li.dataset.id, parent: parent(li), shown: shown(li), open: li.dataset.open === "true",
+      name: text(li, ".group-name"), apps: Number(li.querySelector(":scope > .tree-row .app-count")?.dataset.apps),
+      running: text(li, ".counts .running"), desired: text(li, ".counts .desired"),
+    })),
+    apps: [...(box?.querySelectorAll("li.tree-app") ?? [])].map((li) => ({
+      id: li.dataset.id, group: parent(li), shown: shown(li), name: li.querySelector("a")?.textContent.trim(),
+    })),
+  };"##;
+
+/// The Group page: its id, version and dependencies, and the apps its tree lists.
+const GROUP_PAGE: &str = r##"
+  return {
+    hash: location.hash,
+    id: document.getElementById("group-id")?.textContent.trim() ?? null,
+    version: document.getElementById("group-version")?.textContent.trim() ?? "",
+    dependencies: [...document.querySelectorAll("#dependencies li")].map((li) => li.dataset.id),
+    apps: [...document.querySelectorAll("#group-tree li.tree-app")].map((li) => li.dataset.id),
+  };"##;
+
+/// The Pods page: whether it says pods are not served, or lists them, and any error shown.
+const PODS_PAGE: &str = r##"
+  const error = document.getElementById("error");
+  return {
+    unavailable: document.getElementById("pods-unavailable")?.textContent.trim() ?? null,
+    listed: !!(document.getElementById("pods") || document.getElementById("no-pods")),
+    error: error && !error.hidden ? error.textContent.trim() : null,
+  };"##;
+
+fn entry<'a>(v: &'a Value, kind: &str, id: &str) -> &'a Value {
+    v[kind]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == id))
+        .unwrap_or(&Value::Null)
+}
+
+/// Every group and app of [`TREE`] under its own parent, all shown, the sums counted.
+fn tree_as_posted(v: &Value) -> bool {
+    let groups = [
+        ("/tree", "/"),
+        ("/tree/db", "/tree"),
+        ("/tree/backend", "/tree"),
+        ("/tree/backend/workers", "/tree/backend"),
+    ];
+    let apps = [
+        ("/tree/db/pg", "/tree/db"),
+        ("/tree/backend/api", "/tree/backend"),
+        ("/tree/backend/workers/queue", "/tree/backend/workers"),
+    ];
+    groups.iter().all(|(id, parent)| {
+        let g = entry(v, "groups", id);
+        g["parent"] == *parent && g["shown"] == true
+    }) && apps.iter().all(|(id, group)| {
+        let a = entry(v, "apps", id);
+        a["group"] == *group && a["shown"] == true
+    }) && entry(v, "groups", "/tree")["running"] == "4"
+}
+
+/// Whether the apps and groups under `/tree/backend` are hidden (`folded`) or shown, and
+/// everything else in `/tree` shown.
+fn backend_folded(v: &Value, folded: bool) -> bool {
+    let under = ["/tree/backend/api", "/tree/backend/workers/queue"];
+    entry(v, "groups", "/tree/backend")["open"] == !folded
+        && entry(v, "groups", "/tree/backend")["shown"] == true
+        && entry(v, "groups", "/tree/backend/workers")["shown"] == !folded
+        && under
+            .iter()
+            .all(|id| entry(v, "apps", id)["shown"] == !folded)
+        && entry(v, "apps", "/tree/db/pg")["shown"] == true
+}
+
+/// The groups tree, a group's page and the Pods page (see the module's doc).
+async fn groups_tree(page: &Page<'_>, dev: &DevCluster) {
+    let api = dev.url.trim_start_matches("http://");
+    let tree: Value = serde_json::from_str(TREE).expect("TREE is JSON");
+    let created = common::http::post(api, "/v2/groups", &tree)
+        .unwrap_or_else(|e| panic!("POST /v2/groups {TREE}: {e}\n{}", dev.logs()));
+    assert_eq!(created.status, 201, "POST /v2/groups: {}", created.body);
+
+    page.open("#/services").await;
+    let shown = page
+        .wait_for(
+            "groups-tree",
+            "the Services page to show /tree's nested groups with each app under its own group, 4 running",
+            SHOWN,
+            TREE_SHOWN,
+            tree_as_posted,
+        )
+        .await;
+    page.screenshot("07-groups-tree").await;
+    let backend = entry(&shown, "groups", "/tree/backend");
+    assert_eq!(
+        (backend["name"].as_str(), backend["apps"].as_u64()),
+        (Some("backend"), Some(2)),
+        "backend is named by its last segment and counts its apps, nested ones included: {shown}"
+    );
+    assert_eq!(
+        (backend["running"].as_str(), backend["desired"].as_str()),
+        (Some("3"), Some("3")),
+        "backend sums the instances of the apps under it: {shown}"
+    );
+    assert_eq!(
+        entry(&shown, "apps", "/tree/backend/workers/queue")["name"],
+        "queue",
+        "apps are named by their last segment: {shown}"
+    );
+
+    // Fold backend: what is under it goes, db's app stays.
+    let toggle = r#"li.tree-group[data-id="/tree/backend"] > .tree-row > button.toggle"#;
+    page.click(&format!("#groups-tree {toggle}")).await;
+    page.wait_for(
+        "groups-tree-folded",
+        "backend's apps and groups to be hidden once it is folded",
+        SHOWN,
+        TREE_SHOWN,
+        |v| backend_folded(v, true),
+    )
+    .await;
+    page.screenshot("08-groups-tree-folded").await;
+    // It stays folded when the tree is drawn anew: to the Nodes page and back.
+    page.eval(r##"location.hash = "#/nodes";"##).await;
+    page.wait_for(
+        "nodes-again",
+        "the Nodes page to show again",
+        SHOWN,
+        r##"return !!document.querySelector("#nodes tbody tr") && !document.getElementById("groups-tree");"##,
+        |v| v == true,
+    )
+    .await;
+    page.eval(r##"location.hash = "#/services";"##).await;
+    let redrawn = page
+        .wait_for(
+            "groups-tree-redrawn",
+            "the tree to be drawn again on the Services page",
+            SHOWN,
+            TREE_SHOWN,
+            |v| entry(v, "groups", "/tree/backend").is_object(),
+        )
+        .await;
+    assert!(
+        backend_folded(&redrawn, true),
+        "backend stays folded when the tree is drawn again: {redrawn}"
+    );
+    page.click(&format!("#groups-tree {toggle}")).await;
+    page.wait_for(
+        "groups-tree-unfolded",
+        "backend's apps and groups to be shown again once it is unfolded",
+        SHOWN,
+        TREE_SHOWN,
+        |v| backend_folded(v, false),
+    )
+    .await;
+
+    // A group's page: its dependencies and version, and the apps under it.
+    page.click(r#"#groups-tree li.tree-group[data-id="/tree/backend"] > .tree-row > a.group-name"#)
+        .await;
+    let group = page
+        .wait_for(
+            "group-page",
+            "the page of /tree/backend to show its dependency and version",
+            SHOWN,
+            GROUP_PAGE,
+            |v| {
+                v["hash"] == "#/groups/tree/backend"
+                    && !v["version"]
+                        .as_str()
+                        .is_none_or(|s| s.is_empty() || s == "N/A")
+            },
+        )
+        .await;
+    page.screenshot("09-group-page").await;
+    assert_eq!(group["id"], "/tree/backend", "{group}");
+    assert_eq!(strings(&group, "dependencies"), ["/tree/db"], "{group}");
+    let mut apps = strings(&group, "apps");
+    apps.sort();
+    assert_eq!(
+        apps,
+        ["/tree/backend/api", "/tree/backend/workers/queue"],
+        "{group}"
+    );
+
+    // Pods: without /v2/pods the page says they are not available, and shows no error.
+    page.open("#/pods").await;
+    let pods = page
+        .wait_for(
+            "pods",
+            "the Pods page to say pods are not available, or to list them",
+            SHOWN,
+            PODS_PAGE,
+            |v| v["unavailable"].is_string() || v["listed"] == true,
+        )
+        .await;
+    page.screenshot("10-pods").await;
+    assert!(
+        pods["error"].is_null(),
+        "the Pods page shows no error: {pods}"
+    );
 }

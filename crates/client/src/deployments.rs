@@ -40,7 +40,7 @@ pub struct StepAction {
     pub app: String,
 }
 
-/// One action in progress, with its readiness checks (always none in drover).
+/// One action in progress, with the readiness results of the instances it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CurrentAction {
@@ -48,8 +48,10 @@ pub struct CurrentAction {
     pub action: String,
     /// The app.
     pub app: String,
-    /// Always empty.
-    pub readiness_check_results: Vec<serde_json::Value>,
+    /// Each readiness check's latest result for every live instance of the app's new
+    /// version (empty for an app without readiness checks, or before its agents reported).
+    #[serde(default)]
+    pub readiness_check_results: Vec<crate::ReadinessCheckResult>,
 }
 
 /// A deployment plan as Marathon's events carry it (`deployment_info`, `deployment_success`,

@@ -7,26 +7,54 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use client::Change;
-use state::Command;
+use domain::AppId;
+use state::{ClusterState, Command};
 
+use crate::agents::AgentView;
 use crate::deployments::{self, Action};
 use crate::error::ApiError;
 use crate::events::{Event, EventBus};
 use crate::node::RaftNode;
 
-/// `GET /v2/deployments`.
+/// `GET /v2/deployments`: each deployment with, in its current actions, the readiness
+/// results of the instances the step starts (see [`with_readiness`]).
 pub async fn list(
     State(m): State<Arc<RaftNode>>,
+    State(agents): State<Arc<AgentView>>,
 ) -> Result<Json<Vec<client::Deployment>>, ApiError> {
     m.linearizable().await?;
     let list = m.state().read(|a| {
         a.state
             .deployments()
             .values()
-            .map(deployments::wire)
+            .map(|d| with_readiness(deployments::wire(d), &agents, &a.state))
             .collect()
     });
     Ok(Json(list))
+}
+
+/// Fills each current action's `readinessCheckResults`, as Marathon does: the latest result
+/// of every readiness check for each live instance of the app's current version (the
+/// instances the step starts; old ones are not checked). What the leader heard from the
+/// agents: a new leader shows them once the agents have reported again.
+fn with_readiness(
+    mut d: client::Deployment,
+    agents: &AgentView,
+    state: &ClusterState,
+) -> client::Deployment {
+    for action in &mut d.current_actions {
+        let Ok(app) = AppId::parse(&action.app) else {
+            continue;
+        };
+        let Some(version) = state.app(&app).map(|r| r.current().version.clone()) else {
+            continue;
+        };
+        action.readiness_check_results =
+            super::tasks::readiness_results_where(agents, state, &app, |i| {
+                i.app_version == version
+            });
+    }
+    d
 }
 
 /// `DELETE /v2/deployments/{id}[?force=true]`: without `force`, roll the app back to the

@@ -174,9 +174,19 @@ pub fn readiness_results(
     state: &ClusterState,
     app: &domain::AppId,
 ) -> Vec<client::ReadinessCheckResult> {
+    readiness_results_where(agents, state, app, |_| true)
+}
+
+/// [`readiness_results`] of the live tasks of `app` that `keep` accepts.
+pub fn readiness_results_where(
+    agents: &AgentView,
+    state: &ClusterState,
+    app: &domain::AppId,
+    keep: impl Fn(&Instance) -> bool,
+) -> Vec<client::ReadinessCheckResult> {
     state
         .instances_of(app)
-        .filter(|i| !i.condition.is_terminal())
+        .filter(|i| !i.condition.is_terminal() && keep(i))
         .filter_map(|i| Some((i, agents.readiness(&i.id)?)))
         .flat_map(|(i, report)| {
             report

@@ -25,6 +25,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../ui/services.js"),
     ),
     ("service.js", JS, include_str!("../../../../ui/service.js")),
+    ("tree.js", JS, include_str!("../../../../ui/tree.js")),
+    ("group.js", JS, include_str!("../../../../ui/group.js")),
+    ("pods.js", JS, include_str!("../../../../ui/pods.js")),
     ("deploy.js", JS, include_str!("../../../../ui/deploy.js")),
     ("style.css", CSS, include_str!("../../../../ui/style.css")),
 ];
