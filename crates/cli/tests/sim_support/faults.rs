@@ -130,6 +130,11 @@ pub(super) fn apply(
             partition(sim, &a, &b);
             undo.push((t + *d, Undo::Repair(a, b)));
         }
+        Fault::CutAllAgents { down: d } => {
+            let (a, b) = (agents_live.clone(), masters.to_vec());
+            partition(sim, &a, &b);
+            undo.push((t + *d, Undo::Repair(a, b)));
+        }
         Fault::CutAgent { agent, down: d } => {
             let a = vec![plan.agents[*agent].name.clone()];
             let b = masters.to_vec();

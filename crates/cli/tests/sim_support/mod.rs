@@ -426,7 +426,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                     ever_ran.entry(id).or_default().insert((j, k));
                 }
             }
-            for line in history.follow(&disks)? {
+            for line in history.follow(&disks, t)? {
                 trace(format!("{t:?} {line}"));
             }
             for (i, disk) in disks.iter().enumerate() {

@@ -119,6 +119,10 @@ pub enum Fault {
         after: Duration,
         down: Duration,
     },
+    /// Every agent is cut from every master for `down` (the masters still reach each other
+    /// and the client): the leader sees every zone unreachable, assumes it is the one cut
+    /// off, and must replace nothing (mass-eviction protection, `lifecycle.rs`).
+    CutAllAgents { down: Duration },
     /// A running task on agent `agent` dies (the first one, in id order).
     TaskFails { agent: usize },
     /// Slow commits: the leader of the moment's links to the other masters take `latency`
@@ -286,6 +290,17 @@ impl Plan {
                     percent: replays.between(10, 50),
                     max_delay: replays.ms(100, 3_000),
                     down: replays.ms(2_000, 10_000),
+                },
+            });
+        }
+        // Every agent cut from the masters, in a third of the seeds: long enough (6–14 s)
+        // for the agents to be found unreachable (5 s) and the zones judged cut off.
+        let mut all = Rng::new(seed, 5);
+        if all.chance(33) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + all.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::CutAllAgents {
+                    down: all.ms(6_000, 14_000),
                 },
             });
         }
