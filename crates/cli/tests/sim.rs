@@ -194,7 +194,11 @@ fn a_failing_schedule_is_minimised_to_the_faults_it_needs() {
     // A stand-in for a run that fails only while two of the seed's faults are both in the
     // plan: the minimiser must end with exactly those two, within its budget.
     let plan = sim_support::plan::Plan::new(75);
-    assert!(plan.faults.len() >= 4, "seed 75 has {} faults", plan.faults.len());
+    assert!(
+        plan.faults.len() >= 4,
+        "seed 75 has {} faults",
+        plan.faults.len()
+    );
     let needed = [plan.faults[1].clone(), plan.faults[3].clone()];
     let key = |s: &sim_support::plan::Scheduled| s.to_string();
     let fails = |p: &sim_support::plan::Plan| {
@@ -215,33 +219,74 @@ fn a_failing_schedule_is_minimised_to_the_faults_it_needs() {
     assert!(failure.is_some() && partial.faults.len() == plan.faults.len() - 1);
 }
 
-/// Seeds the same-trace test runs twice each, with their faults left out (see the test).
+/// Seeds the same-trace test runs twice each with their faults left out (see the test).
 const SAME_TRACE_SEEDS: [u64; 2] = [7, 12];
 
+/// Seeds the same-trace test runs twice each with their faults, but for the ones that
+/// spread latency over several ticks (`Latency`, `SlowCommits`; see the test).
+const SAME_TRACE_FAULTY_SEEDS: [u64; 0] = [];
+
+/// Which faults of a seed the same-trace test keeps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Keep {
+    None,
+    AllButLatency,
+    All,
+}
+
 /// Two runs of a seed's cluster and writes give the same trace: every API answer, every
-/// committed entry, the final instances. Without the seed's faults: with them, runs still
-/// part after a leader change that follows a repaired partition (openraft's replication
-/// backoff `select!` draws from tokio's per-runtime generator, which only `--cfg
-/// tokio_unstable` can seed; docs/testing.md, "Determinism"). `DROVER_SIM_FAULTS=1`
-/// compares runs with the faults (`DROVER_SIM_SEED=N` picks the seed).
+/// committed entry, the final instances. Without the seed's faults ([`SAME_TRACE_SEEDS`]),
+/// and with every fault but latency ([`SAME_TRACE_FAULTY_SEEDS`]): with latency spread over
+/// several ticks, runs part, because tokio's `select!` without `biased;` (openraft's
+/// replication back-off) and its `watch` channels (which waiter wakes first) draw from each
+/// runtime's own generator, which only `--cfg tokio_unstable` lets turmoil seed
+/// (docs/testing.md, "Determinism"). `DROVER_SIM_SEED=N` picks one seed, run without its
+/// faults; with `DROVER_SIM_FAULTS=1` with all of them, `DROVER_SIM_FAULTS=2` with all but
+/// latency.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     logs();
-    let seeds: Vec<u64> = env_u64("DROVER_SIM_SEED").map_or(SAME_TRACE_SEEDS.to_vec(), |s| vec![s]);
-    let with_faults = env_u64("DROVER_SIM_FAULTS") == Some(1);
-    let plan = |seed: u64| {
+    let runs: Vec<(u64, Keep)> = match env_u64("DROVER_SIM_SEED") {
+        Some(seed) => vec![(
+            seed,
+            match env_u64("DROVER_SIM_FAULTS") {
+                Some(1) => Keep::All,
+                Some(2) => Keep::AllButLatency,
+                _ => Keep::None,
+            },
+        )],
+        None => SAME_TRACE_SEEDS
+            .iter()
+            .map(|&s| (s, Keep::None))
+            .chain(
+                SAME_TRACE_FAULTY_SEEDS
+                    .iter()
+                    .map(|&s| (s, Keep::AllButLatency)),
+            )
+            .collect(),
+    };
+    let plan = |seed: u64, keep: Keep| {
         let mut plan = sim_support::plan::Plan::new(seed);
-        if !with_faults {
-            plan.faults.clear();
+        match keep {
+            Keep::None => plan.faults.clear(),
+            Keep::AllButLatency => plan.faults.retain(|s| {
+                !matches!(
+                    s.fault,
+                    sim_support::plan::Fault::Latency { .. }
+                        | sim_support::plan::Fault::SlowCommits { .. }
+                )
+            }),
+            Keep::All => {}
         }
         plan
     };
     // The two runs of a seed on two threads at once: each run is single-threaded and its
     // seeded draws are thread-local.
-    for seed in seeds {
+    for (seed, keep) in runs {
+        let faults = plan(seed, keep).faults.len();
         let (first, second) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| sim_support::run_planned(plan(seed)));
-            let b = scope.spawn(|| sim_support::run_planned(plan(seed)));
+            let a = scope.spawn(|| sim_support::run_planned(plan(seed, keep)));
+            let b = scope.spawn(|| sim_support::run_planned(plan(seed, keep)));
             (a.join(), b.join())
         });
         let trace = |run: std::thread::Result<Result<Finished, Failure>>| match run {
@@ -261,7 +306,7 @@ fn the_same_seed_gives_the_same_trace() {
             );
         }
         println!(
-            "seed {seed}: two runs gave the same {} trace lines",
+            "seed {seed} ({faults} faults, {keep:?} kept): two runs gave the same {} trace lines",
             a.len()
         );
     }

@@ -220,6 +220,15 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
     let master_addrs: Vec<String> = masters.values().cloned().collect();
     let master_names: Vec<String> = (1..=plan.masters).map(|i| format!("m{i}")).collect();
     let disks: Vec<MemDisk> = (0..plan.masters).map(|_| MemDisk::new()).collect();
+    if plan
+        .faults
+        .iter()
+        .any(|s| matches!(s.fault, Fault::TornCrash { .. }))
+    {
+        for d in &disks {
+            d.log().set_flush_delay(Some(plan::SLOW_DISK));
+        }
+    }
     for (i, name) in master_names.iter().enumerate() {
         let config = master_config((i + 1) as u64, &masters);
         let disk = disks[i].clone();
@@ -370,6 +379,12 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                 &mut down,
                 &mut lost,
             );
+            if matches!(s.fault, Fault::TornCrash { .. })
+                && let Some(l) = leader
+            {
+                let torn = disks[l].log().tear();
+                trace(format!("{t:?} m{} lost {torn} unsynced entries", l + 1));
+            }
         }
         // Undos due.
         undo.sort_by_key(|(at, _)| *at);

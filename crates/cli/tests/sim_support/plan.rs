@@ -123,6 +123,11 @@ pub enum Fault {
     /// and the client): the leader sees every zone unreachable, assumes it is the one cut
     /// off, and must replace nothing (mass-eviction protection, `lifecycle.rs`).
     CutAllAgents { down: Duration },
+    /// The leader of the moment crashes and its disk loses what it had not yet synced (a
+    /// torn tail: the entries whose appends were not yet acknowledged; see
+    /// `MemLogStore::tear`), and it restarts after `down`. A plan with one gives every
+    /// master's disk a flush delay ([`SLOW_DISK`]), so that unsynced appends exist.
+    TornCrash { down: Duration },
     /// A running task on agent `agent` dies (the first one, in id order).
     TaskFails { agent: usize },
     /// Slow commits: the leader of the moment's links to the other masters take `latency`
@@ -174,6 +179,9 @@ pub struct Plan {
 pub const FAULT_WINDOW: Duration = Duration::from_secs(20);
 /// When every fault is healed: partitions repaired, crashed hosts restarted.
 pub const HEAL_AT: Duration = Duration::from_secs(30);
+/// How long a master's disk takes to sync an append in a plan with a [`Fault::TornCrash`]
+/// (two ticks: an append is unsynced across at least one step of the simulation).
+pub const SLOW_DISK: Duration = Duration::from_millis(10);
 /// When faults may start: after the cluster formed and the agents registered.
 pub const FIRST_FAULT: Duration = Duration::from_secs(5);
 
@@ -301,6 +309,16 @@ impl Plan {
                 at: FIRST_FAULT + all.ms(0, FAULT_WINDOW.as_millis() as u64),
                 fault: Fault::CutAllAgents {
                     down: all.ms(6_000, 14_000),
+                },
+            });
+        }
+        // A torn last write in a third of the seeds.
+        let mut torn = Rng::new(seed, 6);
+        if torn.chance(33) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + torn.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::TornCrash {
+                    down: torn.ms(300, 4_000),
                 },
             });
         }
