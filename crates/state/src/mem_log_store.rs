@@ -75,6 +75,11 @@ impl MemLogStore {
         dropped
     }
 
+    /// How many appends are written but not yet acknowledged.
+    pub fn unsynced(&self) -> usize {
+        self.inner().unsynced.len()
+    }
+
     /// What was written is on the disk as a restart finds it: whatever was unsynced when
     /// the master stopped and was not torn counts as synced (its acknowledgements went
     /// with the stopped master).

@@ -46,6 +46,8 @@ const TICK: Duration = Duration::from_millis(5);
 const MIN_LATENCY: Duration = Duration::from_micros(200);
 /// …to this.
 const MAX_LATENCY: Duration = Duration::from_millis(2);
+/// How long a torn crash may wait for its leader to have an unsynced append.
+const TORN_WAIT: Duration = Duration::from_secs(2);
 /// How often (simulated) the invariants are checked during the run.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
@@ -198,6 +200,22 @@ fn agent_config(
         insecure: true,
         connector: Some(net::internal_connector()),
     }
+}
+
+/// Whether fault `s` is due at `t`. A torn crash waits (up to [`TORN_WAIT`]) for the leader
+/// to have an unsynced append, so that it tears one: at a random instant the leader is
+/// often idle.
+fn due(
+    s: &plan::Scheduled,
+    t: Duration,
+    disks: &[MemDisk],
+    down: &BTreeSet<String>,
+    names: &[String],
+) -> bool {
+    s.at <= t
+        && (!matches!(s.fault, Fault::TornCrash { .. })
+            || t >= s.at + TORN_WAIT
+            || leader_of(disks, down, names).is_some_and(|l| disks[l].log().unsynced() > 0))
 }
 
 fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String> {
@@ -364,7 +382,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
             }
         }
         // Faults due.
-        while let Some(s) = faults.next_if(|s| s.at <= t) {
+        while let Some(s) = faults.next_if(|s| due(s, t, &disks, &down, &master_names)) {
             let leader = leader_of(&disks, &down, &master_names);
             trace(format!("{t:?} fault {:?} (leader {leader:?})", s.fault));
             apply(
