@@ -99,9 +99,12 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
                     );
                 }
             }
-            Err(failure) => panic!(
-                "seed {seed} broke an invariant (replay: DROVER_SIM_SEED={seed} cargo nextest run -p drover --test sim -E 'test(every_seed)')\n{failure}"
-            ),
+            Err(failure) => {
+                let minimised = minimise(*seed);
+                panic!(
+                    "seed {seed} broke an invariant (replay: DROVER_SIM_SEED={seed} cargo nextest run -p drover --test sim -E 'test(every_seed)')\n{failure}\n{minimised}"
+                )
+            }
         }
     }
     println!(
@@ -113,33 +116,177 @@ fn every_seed_keeps_the_invariants_through_faults_and_settles_after_healing() {
     );
 }
 
-/// Seeds the same-trace test runs twice each, with their faults left out (see the test).
+/// Reruns a failing seed at most this many times to minimise its schedule
+/// (`DROVER_SIM_MINIMISE=N` changes it; 0 turns it off).
+const MINIMISE_RUNS: u64 = 12;
+
+/// The smallest failing schedule of a failed seed, by delta debugging over its faults: each
+/// fault is left out in turn (one rerun each), and a rerun that still fails keeps it out;
+/// the pass repeats until no single fault can go, or the reruns run out. Runs with faults
+/// are not bit-for-bit repeatable (docs/testing.md, "Determinism"), so a fault kept may not
+/// be needed; every fault left out was shown not to be needed in one rerun.
+fn minimise(seed: u64) -> String {
+    let budget = env_u64("DROVER_SIM_MINIMISE").unwrap_or(MINIMISE_RUNS);
+    if budget == 0 {
+        return "schedule not minimised (DROVER_SIM_MINIMISE=0)".into();
+    }
+    let started = Instant::now();
+    let plan = sim_support::plan::Plan::new(seed);
+    let all = plan.faults.len();
+    let (plan, failure, runs) = minimise_with(plan, budget, |candidate| {
+        sim_support::run_planned(candidate.clone())
+            .err()
+            .map(|f| f.message)
+    });
+    let took = started.elapsed().as_secs_f64();
+    match failure {
+        None => format!(
+            "minimised schedule: no single fault of the {all} could be left out ({runs} reruns, {took:.1} s)"
+        ),
+        Some(message) => format!(
+            "minimised schedule ({} of {all} faults, {runs} reruns in {took:.1} s):\n{}it failed with: {message}",
+            plan.faults.len(),
+            plan.describe(),
+        ),
+    }
+}
+
+/// Delta debugging over `plan`'s faults with `fails` (a run: the failure, if it failed), at
+/// most `budget` runs: the smallest plan seen failing, its failure (`None` when no fault
+/// could be left out), and the runs made.
+fn minimise_with(
+    mut plan: sim_support::plan::Plan,
+    budget: u64,
+    mut fails: impl FnMut(&sim_support::plan::Plan) -> Option<String>,
+) -> (sim_support::plan::Plan, Option<String>, u64) {
+    let mut last = None;
+    let (mut runs, mut i, mut removed_in_pass) = (0, 0, false);
+    while runs < budget && !plan.faults.is_empty() {
+        if i >= plan.faults.len() {
+            if !removed_in_pass {
+                break;
+            }
+            (i, removed_in_pass) = (0, false);
+            continue;
+        }
+        let mut candidate = plan.clone();
+        let left_out = candidate.faults.remove(i);
+        runs += 1;
+        match fails(&candidate) {
+            Some(failure) => {
+                eprintln!(
+                    "minimising seed {}: still fails without {left_out} ({} faults left)",
+                    plan.seed,
+                    candidate.faults.len()
+                );
+                plan = candidate;
+                last = Some(failure);
+                removed_in_pass = true;
+            }
+            None => i += 1,
+        }
+    }
+    (plan, last, runs)
+}
+
+#[test]
+fn a_failing_schedule_is_minimised_to_the_faults_it_needs() {
+    // A stand-in for a run that fails only while two of the seed's faults are both in the
+    // plan: the minimiser must end with exactly those two, within its budget.
+    let plan = sim_support::plan::Plan::new(75);
+    assert!(
+        plan.faults.len() >= 4,
+        "seed 75 has {} faults",
+        plan.faults.len()
+    );
+    let needed = [plan.faults[1].clone(), plan.faults[3].clone()];
+    let key = |s: &sim_support::plan::Scheduled| s.to_string();
+    let fails = |p: &sim_support::plan::Plan| {
+        needed
+            .iter()
+            .all(|n| p.faults.iter().any(|f| key(f) == key(n)))
+            .then(|| "both faults present".to_string())
+    };
+    let all = plan.faults.len() as u64;
+    let (small, failure, runs) = minimise_with(plan.clone(), 4 * all, fails);
+    assert_eq!(failure.as_deref(), Some("both faults present"));
+    let left: Vec<String> = small.faults.iter().map(key).collect();
+    assert_eq!(left, needed.iter().map(key).collect::<Vec<_>>());
+    assert!(runs <= 2 * all, "{runs} reruns for {all} faults");
+    // A budget too small stops early with a smaller, still failing plan.
+    let (partial, failure, runs) = minimise_with(plan.clone(), 1, fails);
+    assert_eq!(runs, 1);
+    assert!(failure.is_some() && partial.faults.len() == plan.faults.len() - 1);
+}
+
+/// Seeds the same-trace test runs twice each with their faults left out (see the test).
 const SAME_TRACE_SEEDS: [u64; 2] = [7, 12];
 
+/// Seeds the same-trace test runs twice each with their faults, but for the ones that
+/// spread latency over several ticks (`Latency`, `SlowCommits`; see the test).
+const SAME_TRACE_FAULTY_SEEDS: [u64; 0] = [];
+
+/// Which faults of a seed the same-trace test keeps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Keep {
+    None,
+    AllButLatency,
+    All,
+}
+
 /// Two runs of a seed's cluster and writes give the same trace: every API answer, every
-/// committed entry, the final instances. Without the seed's faults: with them, runs still
-/// part after a leader change that follows a repaired partition (openraft's replication
-/// backoff `select!` draws from tokio's per-runtime generator, which only `--cfg
-/// tokio_unstable` can seed; docs/testing.md, "Determinism"). `DROVER_SIM_FAULTS=1`
-/// compares runs with the faults (`DROVER_SIM_SEED=N` picks the seed).
+/// committed entry, the final instances. Without the seed's faults ([`SAME_TRACE_SEEDS`]),
+/// and with every fault but latency ([`SAME_TRACE_FAULTY_SEEDS`]): with latency spread over
+/// several ticks, runs part, because tokio's `select!` without `biased;` (openraft's
+/// replication back-off) and its `watch` channels (which waiter wakes first) draw from each
+/// runtime's own generator, which only `--cfg tokio_unstable` lets turmoil seed
+/// (docs/testing.md, "Determinism"). `DROVER_SIM_SEED=N` picks one seed, run without its
+/// faults; with `DROVER_SIM_FAULTS=1` with all of them, `DROVER_SIM_FAULTS=2` with all but
+/// latency.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     logs();
-    let seeds: Vec<u64> = env_u64("DROVER_SIM_SEED").map_or(SAME_TRACE_SEEDS.to_vec(), |s| vec![s]);
-    let with_faults = env_u64("DROVER_SIM_FAULTS") == Some(1);
-    let plan = |seed: u64| {
+    let runs: Vec<(u64, Keep)> = match env_u64("DROVER_SIM_SEED") {
+        Some(seed) => vec![(
+            seed,
+            match env_u64("DROVER_SIM_FAULTS") {
+                Some(1) => Keep::All,
+                Some(2) => Keep::AllButLatency,
+                _ => Keep::None,
+            },
+        )],
+        None => SAME_TRACE_SEEDS
+            .iter()
+            .map(|&s| (s, Keep::None))
+            .chain(
+                SAME_TRACE_FAULTY_SEEDS
+                    .iter()
+                    .map(|&s| (s, Keep::AllButLatency)),
+            )
+            .collect(),
+    };
+    let plan = |seed: u64, keep: Keep| {
         let mut plan = sim_support::plan::Plan::new(seed);
-        if !with_faults {
-            plan.faults.clear();
+        match keep {
+            Keep::None => plan.faults.clear(),
+            Keep::AllButLatency => plan.faults.retain(|s| {
+                !matches!(
+                    s.fault,
+                    sim_support::plan::Fault::Latency { .. }
+                        | sim_support::plan::Fault::SlowCommits { .. }
+                )
+            }),
+            Keep::All => {}
         }
         plan
     };
     // The two runs of a seed on two threads at once: each run is single-threaded and its
     // seeded draws are thread-local.
-    for seed in seeds {
+    for (seed, keep) in runs {
+        let faults = plan(seed, keep).faults.len();
         let (first, second) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| sim_support::run_planned(plan(seed)));
-            let b = scope.spawn(|| sim_support::run_planned(plan(seed)));
+            let a = scope.spawn(|| sim_support::run_planned(plan(seed, keep)));
+            let b = scope.spawn(|| sim_support::run_planned(plan(seed, keep)));
             (a.join(), b.join())
         });
         let trace = |run: std::thread::Result<Result<Finished, Failure>>| match run {
@@ -159,7 +306,7 @@ fn the_same_seed_gives_the_same_trace() {
             );
         }
         println!(
-            "seed {seed}: two runs gave the same {} trace lines",
+            "seed {seed} ({faults} faults, {keep:?} kept): two runs gave the same {} trace lines",
             a.len()
         );
     }

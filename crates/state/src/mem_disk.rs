@@ -30,6 +30,7 @@ impl MemDisk {
     /// snapshot (openraft re-applies the committed log after it), as [`crate::open`] does for
     /// a redb file.
     pub async fn open(&self) -> Result<(MemLogStore, StateMachineStore), StoreError> {
+        self.log.synced_on_open();
         let sm = StateMachineStore::open_memory(self.snapshot.clone()).await?;
         *self
             .opened

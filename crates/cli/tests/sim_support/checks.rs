@@ -338,3 +338,53 @@ impl Decisions {
         }
     }
 }
+
+/// `GROUP_BY` is balanced where capacity allows (every agent has room for every app, so it
+/// always does): for every app whose current version groups by `@zone` and runs in the
+/// local region, its running instances differ by at most one between the local zones that
+/// have an active agent (a zone without instances counts as none). `None` when balanced,
+/// else which app is not and how its instances lie. The scheduler's rebalancing
+/// (`master/src/scheduler/rebalance.rs`) launches one instance at a time where the app is
+/// emptiest once it is settled, so a settled cluster must get here.
+pub fn group_by_unbalanced(s: &ClusterState) -> Option<String> {
+    let local = super::plan::LOCAL_REGION;
+    let zones: BTreeSet<String> = s
+        .agents()
+        .values()
+        .filter(|r| r.state == state::AgentState::Active)
+        .filter(|r| r.agent.region().unwrap_or(local) == local)
+        .filter_map(|r| r.agent.zone().map(str::to_string))
+        .collect();
+    let mut problems = Vec::new();
+    for (app, record) in s.apps() {
+        let current = record.current();
+        let def = &current.app;
+        let grouped = def
+            .constraints
+            .iter()
+            .any(|c| c.field == Field::Zone && c.operator == Operator::GroupBy);
+        if !grouped || def.region().is_some_and(|r| r != local) {
+            continue;
+        }
+        let mut per: BTreeMap<String, usize> = zones.iter().map(|z| (z.clone(), 0)).collect();
+        for i in s.instances_of(app).filter(|i| {
+            i.goal == Goal::Running
+                && i.condition == Condition::Running
+                && i.app_version == current.version
+        }) {
+            if let Some(zone) = s.agent(&i.agent_id).and_then(|r| r.agent.zone()) {
+                *per.entry(zone.to_string()).or_default() += 1;
+            }
+        }
+        let (min, max) = (
+            per.values().min().copied().unwrap_or(0),
+            per.values().max().copied().unwrap_or(0),
+        );
+        if max > min + 1 {
+            problems.push(format!(
+                "{app} (@zone GROUP_BY) is not balanced over the zones with active agents: {per:?}"
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}

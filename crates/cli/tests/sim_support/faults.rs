@@ -85,7 +85,9 @@ pub(super) fn apply(
     };
     let restart = match fault {
         Fault::CrashMaster { master, down: d } => crash(sim, &masters[*master], Some(*d)),
-        Fault::CrashLeader { down: d } => leader.and_then(|l| crash(sim, &masters[l], Some(*d))),
+        Fault::CrashLeader { down: d } | Fault::TornCrash { down: d } => {
+            leader.and_then(|l| crash(sim, &masters[l], Some(*d)))
+        }
         Fault::CrashAgent { agent, down: d } => crash(sim, &plan.agents[*agent].name, Some(*d)),
         Fault::LoseAgent { agent } => {
             let name = plan.agents[*agent].name.clone();
@@ -98,6 +100,7 @@ pub(super) fn apply(
     match fault {
         Fault::CrashMaster { .. }
         | Fault::CrashLeader { .. }
+        | Fault::TornCrash { .. }
         | Fault::CrashAgent { .. }
         | Fault::LoseAgent { .. } => {}
         Fault::IsolateLeader { down: d } => {
@@ -127,6 +130,11 @@ pub(super) fn apply(
                 .map(|x| x.name.clone())
                 .collect();
             let b = masters.to_vec();
+            partition(sim, &a, &b);
+            undo.push((t + *d, Undo::Repair(a, b)));
+        }
+        Fault::CutAllAgents { down: d } => {
+            let (a, b) = (agents_live.clone(), masters.to_vec());
             partition(sim, &a, &b);
             undo.push((t + *d, Undo::Repair(a, b)));
         }

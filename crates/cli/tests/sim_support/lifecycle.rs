@@ -7,13 +7,38 @@
 //! this when a report committed in between: the copy's condition overwrites the report.
 //! The end state may still heal (the agent reports again, or the task ends), so this is
 //! checked on every committed command, not on the settled state.
+//!
+//! The same replay checks **mass-eviction protection** as `master/src/scheduler/eviction.rs`
+//! documents it. The sim's apps keep Marathon's default `unreachableStrategy` (replace and
+//! expunge at once), so the leader's decision to replace an unreachable agent's instance is
+//! exactly a committed `ForgetInstances` of it while its agent is unreachable. Judged by the
+//! zones as the committed state shows them just before that entry:
+//! - a leader cut off from every agent (every zone `cut-off`) forgets nothing;
+//! - in a partly unreachable zone, releases are paced: under one leader (the pacing memory
+//!   is the leader's own, so a new leader may release at once), a newly released agent
+//!   comes at least [`PACE`] after the one before (the interval less a margin for the time
+//!   an entry takes to commit);
+//! - a wholly cut-off zone while every other zone is healthy (`outage`) is released at once:
+//!   its instances are forgotten without pacing (every forgotten instance of an outage zone
+//!   is counted, [`History::outage_releases`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use domain::AgentId;
+use master::scheduler::eviction::{ZoneState, assess};
 
 use state::{AgentState, ClusterState, Command, Condition, InstanceId, MemDisk};
 
 use super::checks::now;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
+
+/// The masters' eviction threshold (`master_config`).
+pub const EVICTION_THRESHOLD: f64 = 0.55;
+/// Two agents of a partly unreachable zone released by one leader are at least this far
+/// apart: the masters' eviction interval (10 s, `master_config`) less 2 s for an entry's
+/// time to commit (the release time is when the sim sees the entry committed).
+pub const PACE: Duration = Duration::from_secs(8);
 
 /// The committed log applied command by command to a replica of the state, checking each
 /// instance's condition changes.
@@ -22,13 +47,20 @@ pub struct History {
     state: ClusterState,
     /// The next log index to replay.
     next: u64,
+    /// Per leader `(term, node)`: the agents of paced zones it released, and when the last
+    /// newly released one was seen committed.
+    paced: BTreeMap<(u64, u64), (BTreeSet<AgentId>, Option<Duration>)>,
+    /// Instances of an outage zone forgotten (replaced at once).
+    pub outage_releases: usize,
+    /// Instances of a paced zone forgotten.
+    pub paced_releases: usize,
 }
 
 impl History {
     /// Replays every entry some master has committed since the last call (committed logs
     /// agree, so any master's copy of an entry is the entry), and checks each change of
     /// condition it makes. Returns a line per entry for the run's trace.
-    pub fn follow(&mut self, disks: &[MemDisk]) -> Result<Vec<String>, String> {
+    pub fn follow(&mut self, disks: &[MemDisk], t: Duration) -> Result<Vec<String>, String> {
         let mut lines = Vec::new();
         let committed: Vec<u64> = disks
             .iter()
@@ -59,6 +91,7 @@ impl History {
                 ));
             };
             let mut line = format!("commit {}", entry.log_id);
+            let leader = (entry.log_id.leader_id.term, entry.log_id.leader_id.node_id);
             if let openraft::EntryPayload::Normal(cmd) = entry.payload {
                 let commands = match cmd {
                     Command::Batch { commands } => commands,
@@ -67,6 +100,7 @@ impl History {
                 for cmd in commands {
                     line.push(' ');
                     line.push_str(&command_name(&cmd));
+                    self.evictions(index, leader, t, &cmd)?;
                     self.apply(index, cmd)?;
                 }
             }
@@ -74,6 +108,73 @@ impl History {
             self.next = index + 1;
         }
         Ok(lines)
+    }
+
+    /// Checks a `ForgetInstances` against the zone rules (see the module's comment), on the
+    /// state before it applies.
+    fn evictions(
+        &mut self,
+        index: u64,
+        leader: (u64, u64),
+        t: Duration,
+        cmd: &Command,
+    ) -> Result<(), String> {
+        let Command::ForgetInstances { instances } = cmd else {
+            return Ok(());
+        };
+        let zones = assess(&self.state, EVICTION_THRESHOLD);
+        for d in instances {
+            let Some(inst) = self.state.instances().get(&d.instance_id) else {
+                continue;
+            };
+            let Some(agent) = self.state.agent(&inst.agent_id) else {
+                continue;
+            };
+            // Only a replacement: an instance its app still wants (goal running), of an app
+            // that exists, on an unreachable agent. An instance told to stop on an
+            // unreachable agent is forgotten at once (nobody would report it), as is one
+            // that ended.
+            if agent.state != AgentState::Unreachable
+                || inst.condition.is_terminal()
+                || inst.goal != state::Goal::Running
+                || self.state.app(&inst.app_id).is_none()
+            {
+                continue;
+            }
+            let zone = agent.agent.zone().unwrap_or("");
+            match zones.state(zone) {
+                ZoneState::CutOff => {
+                    return Err(format!(
+                        "mass-eviction protection: committed entry {index} (leader T{}-N{}) forgot {} of unreachable agent {} while every zone was cut off (zones: {:?}); a leader cut off from every agent must replace nothing",
+                        leader.0, leader.1, d.instance_id, inst.agent_id, zones.zones
+                    ));
+                }
+                ZoneState::PartlyUnreachable => {
+                    self.paced_releases += 1;
+                    let (released, last) = self.paced.entry(leader).or_default();
+                    if released.contains(&inst.agent_id) {
+                        continue;
+                    }
+                    if let Some(last) = *last
+                        && t < last + PACE
+                    {
+                        return Err(format!(
+                            "mass-eviction protection: committed entry {index} (leader T{}-N{}) released agent {} of partly unreachable zone {zone} {:?} after the last release (agents already released: {released:?}; zones: {:?}); one agent per interval",
+                            leader.0,
+                            leader.1,
+                            inst.agent_id,
+                            t - last,
+                            zones.zones
+                        ));
+                    }
+                    released.insert(inst.agent_id.clone());
+                    *last = Some(t);
+                }
+                ZoneState::Outage => self.outage_releases += 1,
+                ZoneState::Healthy => {}
+            }
+        }
+        Ok(())
     }
 
     fn apply(&mut self, index: u64, cmd: Command) -> Result<(), String> {

@@ -46,6 +46,8 @@ const TICK: Duration = Duration::from_millis(5);
 const MIN_LATENCY: Duration = Duration::from_micros(200);
 /// …to this.
 const MAX_LATENCY: Duration = Duration::from_millis(2);
+/// How long a torn crash may wait for its leader to have an unsynced append.
+const TORN_WAIT: Duration = Duration::from_secs(2);
 /// How often (simulated) the invariants are checked during the run.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
@@ -200,6 +202,22 @@ fn agent_config(
     }
 }
 
+/// Whether fault `s` is due at `t`. A torn crash waits (up to [`TORN_WAIT`]) for the leader
+/// to have an unsynced append, so that it tears one: at a random instant the leader is
+/// often idle.
+fn due(
+    s: &plan::Scheduled,
+    t: Duration,
+    disks: &[MemDisk],
+    down: &BTreeSet<String>,
+    names: &[String],
+) -> bool {
+    s.at <= t
+        && (!matches!(s.fault, Fault::TornCrash { .. })
+            || t >= s.at + TORN_WAIT
+            || leader_of(disks, down, names).is_some_and(|l| disks[l].log().unsynced() > 0))
+}
+
 fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String> {
     state::runtime::seed(plan.seed);
     state::runtime::set_wall_clock(Some(net::wall_clock_ms));
@@ -220,6 +238,15 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
     let master_addrs: Vec<String> = masters.values().cloned().collect();
     let master_names: Vec<String> = (1..=plan.masters).map(|i| format!("m{i}")).collect();
     let disks: Vec<MemDisk> = (0..plan.masters).map(|_| MemDisk::new()).collect();
+    if plan
+        .faults
+        .iter()
+        .any(|s| matches!(s.fault, Fault::TornCrash { .. }))
+    {
+        for d in &disks {
+            d.log().set_flush_delay(Some(plan::SLOW_DISK));
+        }
+    }
     for (i, name) in master_names.iter().enumerate() {
         let config = master_config((i + 1) as u64, &masters);
         let disk = disks[i].clone();
@@ -355,7 +382,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
             }
         }
         // Faults due.
-        while let Some(s) = faults.next_if(|s| s.at <= t) {
+        while let Some(s) = faults.next_if(|s| due(s, t, &disks, &down, &master_names)) {
             let leader = leader_of(&disks, &down, &master_names);
             trace(format!("{t:?} fault {:?} (leader {leader:?})", s.fault));
             apply(
@@ -370,6 +397,12 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                 &mut down,
                 &mut lost,
             );
+            if matches!(s.fault, Fault::TornCrash { .. })
+                && let Some(l) = leader
+            {
+                let torn = disks[l].log().tear();
+                trace(format!("{t:?} m{} lost {torn} unsynced entries", l + 1));
+            }
         }
         // Undos due.
         undo.sort_by_key(|(at, _)| *at);
@@ -426,7 +459,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
                     ever_ran.entry(id).or_default().insert((j, k));
                 }
             }
-            for line in history.follow(&disks)? {
+            for line in history.follow(&disks, t)? {
                 trace(format!("{t:?} {line}"));
             }
             for (i, disk) in disks.iter().enumerate() {

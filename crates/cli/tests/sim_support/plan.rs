@@ -119,6 +119,15 @@ pub enum Fault {
         after: Duration,
         down: Duration,
     },
+    /// Every agent is cut from every master for `down` (the masters still reach each other
+    /// and the client): the leader sees every zone unreachable, assumes it is the one cut
+    /// off, and must replace nothing (mass-eviction protection, `lifecycle.rs`).
+    CutAllAgents { down: Duration },
+    /// The leader of the moment crashes and its disk loses what it had not yet synced (a
+    /// torn tail: the entries whose appends were not yet acknowledged; see
+    /// `MemLogStore::tear`), and it restarts after `down`. A plan with one gives every
+    /// master's disk a flush delay ([`SLOW_DISK`]), so that unsynced appends exist.
+    TornCrash { down: Duration },
     /// A running task on agent `agent` dies (the first one, in id order).
     TaskFails { agent: usize },
     /// Slow commits: the leader of the moment's links to the other masters take `latency`
@@ -170,6 +179,9 @@ pub struct Plan {
 pub const FAULT_WINDOW: Duration = Duration::from_secs(20);
 /// When every fault is healed: partitions repaired, crashed hosts restarted.
 pub const HEAL_AT: Duration = Duration::from_secs(30);
+/// How long a master's disk takes to sync an append in a plan with a [`Fault::TornCrash`]
+/// (two ticks: an append is unsynced across at least one step of the simulation).
+pub const SLOW_DISK: Duration = Duration::from_millis(10);
 /// When faults may start: after the cluster formed and the agents registered.
 pub const FIRST_FAULT: Duration = Duration::from_secs(5);
 
@@ -286,6 +298,27 @@ impl Plan {
                     percent: replays.between(10, 50),
                     max_delay: replays.ms(100, 3_000),
                     down: replays.ms(2_000, 10_000),
+                },
+            });
+        }
+        // Every agent cut from the masters, in a third of the seeds: long enough (6–14 s)
+        // for the agents to be found unreachable (5 s) and the zones judged cut off.
+        let mut all = Rng::new(seed, 5);
+        if all.chance(33) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + all.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::CutAllAgents {
+                    down: all.ms(6_000, 14_000),
+                },
+            });
+        }
+        // A torn last write in a third of the seeds.
+        let mut torn = Rng::new(seed, 6);
+        if torn.chance(33) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + torn.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::TornCrash {
+                    down: torn.ms(300, 4_000),
                 },
             });
         }

@@ -57,9 +57,11 @@ pub(super) fn settled(
     if agents.len() != expected {
         return Ok(None);
     }
-    Ok(checks::converged(&applied.state, &agents)
-        .is_none()
-        .then_some(applied))
+    // Settled also means balanced: rebalancing runs once each app has its instances, so a
+    // cluster that converged may still be moving one instance at a time.
+    Ok((checks::converged(&applied.state, &agents).is_none()
+        && checks::group_by_unbalanced(&applied.state).is_none())
+    .then_some(applied))
 }
 
 pub(super) fn unsettled(
@@ -93,8 +95,9 @@ pub(super) fn unsettled(
         })
         .collect();
     let _ = lost;
-    let problems =
-        checks::converged(&applied.state, &agents).unwrap_or_else(|| "agents missing".into());
+    let problems = checks::converged(&applied.state, &agents)
+        .or_else(|| checks::group_by_unbalanced(&applied.state))
+        .unwrap_or_else(|| "agents missing".into());
     let registry: Vec<String> = applied
         .state
         .agents()
