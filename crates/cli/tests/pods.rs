@@ -13,7 +13,6 @@ mod scheduler_support;
 use std::path::{Path, PathBuf};
 
 use agent_support::{SETTLE, Site};
-use common::files::proc_state;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use scheduler_support::site::{add_agents, send, site, start_agents};
@@ -48,8 +47,14 @@ fn pod() -> Value {
     })
 }
 
+/// True while `pid` runs (a zombie has ended).
 fn alive(pid: u32) -> bool {
-    proc_state(pid).is_some_and(|s| s != 'Z')
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .is_some_and(|s| s != 'Z')
 }
 
 /// The one live instance in the pod's status: (instance id, allocated port of `http`).

@@ -168,17 +168,20 @@ impl PodTask {
             let mut first = None;
             for m in &mut self.members {
                 let exit = m.task.get_mut().wait().await;
-                first.get_or_insert(exit);
+                if first.is_none() {
+                    first = Some(exit);
+                }
             }
             return first.unwrap_or(Exit::Unknown("the pod has no containers".into()));
         }
-        let mut waits: Vec<(String, Pin<Box<dyn Future<Output = Exit> + Send + '_>>)> = self
+        type Waiting<'w> = Pin<Box<dyn Future<Output = Exit> + Send + 'w>>;
+        let mut waits: Vec<(String, Waiting<'_>)> = self
             .members
             .iter_mut()
             .map(|m| {
                 let name = m.name.clone();
                 let task = m.task.get_mut();
-                (name, Box::pin(task.wait()) as Pin<Box<dyn Future<Output = Exit> + Send>>)
+                (name, Box::pin(task.wait()) as Waiting<'_>)
             })
             .collect();
         if waits.is_empty() {
