@@ -126,13 +126,19 @@ fn a_pod_runs_its_containers_as_one_instance_and_is_replaced_when_one_dies() {
     assert_eq!(r.status, 201, "{r:?}");
     assert!(r.header("marathon-deployment-id").is_some(), "{r:?}");
     assert_eq!(r.header("location"), Some("/v2/pods/shop/pair"), "{r:?}");
-    let version = r.body_json["version"].as_str().unwrap_or_default().to_string();
-    let (first, port, status) = wait_showing(&mut s, SETTLE, "the pod's instance is stable", one_instance);
+    let version = r.body_json["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (first, port, status) =
+        wait_showing(&mut s, SETTLE, "the pod's instance is stable", one_instance);
     assert_eq!(status["spec"]["id"], POD, "{status}");
-    let (web, side, web_ports, side_ports) =
-        wait_showing(&mut s, SETTLE, "both containers recorded their pids", |_| {
-            pids(&work_dir, &first)
-        });
+    let (web, side, web_ports, side_ports) = wait_showing(
+        &mut s,
+        SETTLE,
+        "both containers recorded their pids",
+        |_| pids(&work_dir, &first),
+    );
     assert_ne!(web, side, "two containers, two processes");
     assert!(alive(web) && alive(side), "both containers run");
     let expected = format!("{port} {port} {port}");
@@ -148,7 +154,11 @@ fn a_pod_runs_its_containers_as_one_instance_and_is_replaced_when_one_dies() {
     );
     assert_eq!(r.status, 409, "an app cannot take the pod's id: {r:?}");
     let apps = send(&mut s, "GET", "/v2/apps", None);
-    assert!(!apps.body.contains(POD), "/v2/apps lists the pod: {}", apps.body);
+    assert!(
+        !apps.body.contains(POD),
+        "/v2/apps lists the pod: {}",
+        apps.body
+    );
     let r = send(&mut s, "GET", &format!("/v2/apps{POD}"), None);
     assert_eq!(r.status, 404, "{r:?}");
     let list = send(&mut s, "GET", "/v2/pods", None);
@@ -185,7 +195,10 @@ fn a_pod_runs_its_containers_as_one_instance_and_is_replaced_when_one_dies() {
     let (web2, side2, _, _) = wait_showing(&mut s, SETTLE, "the new containers run", |_| {
         pids(&work_dir, &second)
     });
-    assert!(alive(web2) && alive(side2), "the new instance's containers run");
+    assert!(
+        alive(web2) && alive(side2),
+        "the new instance's containers run"
+    );
     assert!(
         ![web, side].contains(&web2) && ![web, side].contains(&side2),
         "new processes"
@@ -197,7 +210,11 @@ fn a_pod_runs_its_containers_as_one_instance_and_is_replaced_when_one_dies() {
     assert!(r.header("marathon-deployment-id").is_some(), "{r:?}");
     wait_showing(&mut s, SETTLE, "both containers are stopped", |_| {
         if alive(web2) || alive(side2) {
-            Err(format!("web {web2} alive {}, side {side2} alive {}", alive(web2), alive(side2)))
+            Err(format!(
+                "web {web2} alive {}, side {side2} alive {}",
+                alive(web2),
+                alive(side2)
+            ))
         } else {
             Ok(())
         }

@@ -163,7 +163,10 @@ pub fn spawn(
 }
 
 /// The command line of an app's task.
-fn argv_of(app: &domain::AppDefinition, env: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+fn argv_of(
+    app: &domain::AppDefinition,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
     Ok(match (&app.cmd, &app.args) {
         (Some(cmd), _) => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
         (None, Some(args)) if !args.is_empty() => {

@@ -225,8 +225,7 @@ pub struct AppDefinition {
 }
 
 /// The message for an app that names the field drover stores pods under.
-pub const POD_FIELD_MESSAGE: &str =
-    "is not a field of an app: a pod (several containers per instance) is created with POST /v2/pods";
+pub const POD_FIELD_MESSAGE: &str = "is not a field of an app: a pod (several containers per instance) is created with POST /v2/pods";
 
 const MSG_CMD_ARGS: &str =
     "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'.";

@@ -19,10 +19,12 @@ use crate::constraint::Constraint;
 use crate::limits;
 
 /// The 422 message for containers drover cannot run in a pod.
-pub const PROCESSES_ONLY: &str = "pods run as processes only in this release: give exec.command.shell and no image";
+pub const PROCESSES_ONLY: &str =
+    "pods run as processes only in this release: give exec.command.shell and no image";
 
 /// Marathon's rule for container and endpoint names.
-pub const NAME_MESSAGE: &str = "must fully match regular expression '^[a-z0-9]([a-z0-9-]*[a-z0-9]+)*$'";
+pub const NAME_MESSAGE: &str =
+    "must fully match regular expression '^[a-z0-9]([a-z0-9-]*[a-z0-9]+)*$'";
 
 /// The containers of a pod, and the pod's definition as it is shown.
 #[derive(Debug, Clone, PartialEq)]
@@ -276,10 +278,16 @@ fn read_container(
                     let mem = res.number_in("mem", 128.0, 0.0, limits::MAX_MEM_MIB);
                     let disk = res.number_in("disk", 0.0, 0.0, limits::MAX_DISK_MIB);
                     if cpus <= 0.0 {
-                        res.error("cpus", "got 0, expected more than 0: every container needs some CPU");
+                        res.error(
+                            "cpus",
+                            "got 0, expected more than 0: every container needs some CPU",
+                        );
                     }
                     if res.f64("gpus", 0.0) != 0.0 {
-                        res.error("gpus", "drover does not schedule GPUs: give 0 or leave gpus out");
+                        res.error(
+                            "gpus",
+                            "drover does not schedule GPUs: give 0 or leave gpus out",
+                        );
                     }
                     (cpus, mem, disk)
                 }
@@ -311,22 +319,34 @@ fn read_container(
             };
             let host_port = e.whole_opt("hostPort").map_or(0, |(n, _)| n);
             if !(0..=65535).contains(&host_port) {
-                e.error("hostPort", format!("got {host_port}, expected between 0 and 65535"));
+                e.error(
+                    "hostPort",
+                    format!("got {host_port}, expected between 0 and 65535"),
+                );
             }
             if let Some((cp, _)) = e.whole_opt("containerPort")
                 && !(0..=65535).contains(&cp)
             {
-                e.error("containerPort", format!("got {cp}, expected between 0 and 65535"));
+                e.error(
+                    "containerPort",
+                    format!("got {cp}, expected between 0 and 65535"),
+                );
             }
             let protocol = e
                 .strings_opt("protocol")
                 .filter(|p| !p.is_empty())
                 .map_or_else(|| "tcp".to_string(), |p| p.join(","));
             if !matches!(protocol.as_str(), "tcp" | "udp" | "udp,tcp" | "tcp,udp") {
-                e.error("protocol", "protocol must be [\"tcp\"], [\"udp\"] or [\"udp\",\"tcp\"]");
+                e.error(
+                    "protocol",
+                    "protocol must be [\"tcp\"], [\"udp\"] or [\"udp\",\"tcp\"]",
+                );
             }
             let labels = e.string_map("labels");
-            if ports.iter().any(|p| p.name.as_deref() == Some(ename.as_str())) {
+            if ports
+                .iter()
+                .any(|p| p.name.as_deref() == Some(ename.as_str()))
+            {
                 e.error(
                     "name",
                     format!("endpoint name '{ename}' is used twice: endpoint names must be unique within a pod"),
@@ -427,9 +447,12 @@ fn read_health(
     let (protocol, name, port_index, hc_path, command) = if let Some(h) = http.or(https.clone()) {
         let key = if https.is_some() { "https" } else { "http" };
         let idx = endpoint_of(&mut r, key, &h);
-        let secure = https.is_some()
-            || h.get("scheme").and_then(Value::as_str) == Some("HTTPS");
-        let p = h.get("path").and_then(Value::as_str).unwrap_or("/").to_string();
+        let secure = https.is_some() || h.get("scheme").and_then(Value::as_str) == Some("HTTPS");
+        let p = h
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
         if secure {
             (HealthProtocol::Https, "MESOS_HTTPS", idx, p, None)
         } else {

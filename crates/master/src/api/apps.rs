@@ -485,7 +485,9 @@ pub async fn delete(
     let id = app_id(&path)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;
-    if m.state().read(|a| a.state.app(&id).is_some_and(|r| r.current().app.is_pod())) {
+    if m.state()
+        .read(|a| a.state.app(&id).is_some_and(|r| r.current().app.is_pod()))
+    {
         return Err(ApiError::app_not_found(id.as_str()));
     }
     let locking = m

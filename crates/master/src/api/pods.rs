@@ -69,7 +69,10 @@ pub async fn create(
     let pod = validate(&parse_body(&body)?)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;
-    if let Some(existing) = m.state().read(|a| a.state.app(&pod.id).map(|r| r.current().app.is_pod())) {
+    if let Some(existing) = m
+        .state()
+        .read(|a| a.state.app(&pod.id).map(|r| r.current().app.is_pod()))
+    {
         let what = if existing { "A pod" } else { "An app" };
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -151,7 +154,11 @@ fn instance_status(agents: &AgentView, i: &Instance, has_checks: bool) -> &'stat
 }
 
 /// `PodStatus`: the spec, the pod's state, and each live instance with its containers.
-fn pod_status(agents: &AgentView, state: &ClusterState, record: &state::machine::AppRecord) -> Value {
+fn pod_status(
+    agents: &AgentView,
+    state: &ClusterState,
+    record: &state::machine::AppRecord,
+) -> Value {
     let current = record.current();
     let app = &current.app;
     let id = &app.id;
@@ -218,7 +225,9 @@ fn pod_status(agents: &AgentView, state: &ClusterState, record: &state::machine:
         .collect();
     let stable = live
         .iter()
-        .filter(|i| instance_status(agents, i, has_checks) == "STABLE" && i.app_version == current.version)
+        .filter(|i| {
+            instance_status(agents, i, has_checks) == "STABLE" && i.app_version == current.version
+        })
         .count();
     let status = if deployments::of_app(state, id).is_some() {
         "DEPLOYING"
@@ -332,7 +341,9 @@ pub async fn put(
     let pod = validate(&body)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;
-    let current = m.state().read(|a| a.state.app(&id).map(|r| r.current().clone()));
+    let current = m
+        .state()
+        .read(|a| a.state.app(&id).map(|r| r.current().clone()));
     if current.as_ref().is_some_and(|c| !c.app.is_pod()) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -355,7 +366,8 @@ pub async fn put(
             let mut same = cur.app.clone();
             same.instances = pod.instances;
             if let (Some(s), Some(p)) = (same.pod.as_mut(), pod.pod.as_ref()) {
-                s.definition.insert("scaling".into(), p.definition["scaling"].clone());
+                s.definition
+                    .insert("scaling".into(), p.definition["scaling"].clone());
             }
             if same == pod {
                 Action::ScaleApplication

@@ -86,7 +86,10 @@ fn an_app_cannot_carry_the_pod_field() {
 #[test]
 fn missing_containers_are_refused() {
     assert!(has_error_at(json!({"id": "/p"}), "/containers"));
-    assert!(has_error_at(json!({"id": "/p", "containers": []}), "/containers"));
+    assert!(has_error_at(
+        json!({"id": "/p", "containers": []}),
+        "/containers"
+    ));
 }
 
 #[test]
@@ -150,7 +153,10 @@ fn unknown_fields_are_kept_in_the_definition() {
     let mut v = two_containers();
     v["volumes"] = json!([{"name": "v"}]);
     let app = AppDefinition::pod_from_json(&v).expect("valid");
-    let shown = app.pod.expect("pod").to_json(Some("2024-01-01T00:00:00.000Z"));
+    let shown = app
+        .pod
+        .expect("pod")
+        .to_json(Some("2024-01-01T00:00:00.000Z"));
     assert_eq!(shown["volumes"], json!([{"name": "v"}]));
     assert_eq!(shown["version"], json!("2024-01-01T00:00:00.000Z"));
     assert_eq!(shown["scaling"], json!({"kind": "fixed", "instances": 2}));
