@@ -30,6 +30,9 @@ pub struct Checkpoint {
     /// The container's name, once created (Docker executor).
     #[serde(default)]
     pub container: Option<String>,
+    /// The process groups of a pod instance's containers, in container order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_processes: Vec<ProcessIdentity>,
     /// True once a kill was requested: an exit after this is reported `killed`.
     #[serde(default)]
     pub kill_requested: bool,

@@ -83,6 +83,7 @@ pub(crate) async fn launch(
         started_at_ms: now_ms(),
         process: None,
         container: None,
+        pod_processes: Vec::new(),
         kill_requested: false,
         terminal: None,
     };
@@ -148,6 +149,7 @@ fn locate(cp: &mut Checkpoint, locator: Locator) {
     match locator {
         Locator::Process(identity) => cp.process = Some(identity),
         Locator::Container(name) => cp.container = Some(name),
+        Locator::Pod(identities) => cp.pod_processes = identities,
     }
 }
 

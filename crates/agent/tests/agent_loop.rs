@@ -370,6 +370,7 @@ async fn a_refused_copy_of_a_work_dir_reports_nothing_and_says_how_to_reset_it()
             start_time: 1,
         }),
         container: None,
+        pod_processes: Vec::new(),
         kill_requested: false,
         terminal: None,
     };

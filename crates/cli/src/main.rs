@@ -14,6 +14,7 @@ mod node;
 mod operator;
 mod output;
 mod plan;
+mod pods;
 mod profile;
 mod run_agent;
 mod run_master;
@@ -71,6 +72,8 @@ enum Command {
     App(apps::AppArgs),
     /// Groups (Marathon's application groups): list, show, add, update, scale, remove.
     Group(groups::GroupArgs),
+    /// Pods (several containers per instance): list, show, add, update, remove.
+    Pod(pods::PodArgs),
     /// Tasks (running instances): `drover task list`.
     Task(tasks::TaskArgs),
     /// Deployments: list, rollback.
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::HollowAgents(args) => hollow::run(args),
         Command::App(args) => apps::run(args),
         Command::Group(args) => groups::run(args),
+        Command::Pod(args) => pods::run(args),
         Command::Task(args) => tasks::run_task(args),
         Command::Deployment(args) => tasks::run_deployment(args),
         Command::Leader(args) => status::run_leader(args),

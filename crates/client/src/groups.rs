@@ -18,7 +18,7 @@ pub struct Group {
     /// The groups directly under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<Group>>,
-    /// Its pods (always empty: pods are served by `/v2/pods`, not in groups).
+    /// Its pods, as `GET /v2/pods/{id}` shows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods: Option<Vec<Value>>,
     /// What it depends on (absolute ids).

@@ -527,6 +527,14 @@ fn read_group(
         }
         Some(_) => errors.add(format!("{at}/apps"), "must be an array of apps"),
     }
+    // Pods are changed through /v2/pods only: a group file's `apps` never drops one.
+    for a in apps_in(state, id) {
+        if let Some(r) = state.app(a).filter(|r| r.current().app.is_pod()) {
+            out.apps
+                .entry(a.clone())
+                .or_insert_with(|| r.current().app.clone());
+        }
+    }
 
     match obj.get("groups") {
         None | Some(Value::Null) if keep => {

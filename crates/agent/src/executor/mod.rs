@@ -7,6 +7,7 @@
 //! [`RunningTask`] to wait for, signal and clean up after.
 
 pub mod fake;
+pub mod pod;
 pub mod process;
 
 #[cfg(feature = "docker")]
@@ -75,6 +76,8 @@ pub enum Locator {
     Process(ProcessIdentity),
     /// A Docker container of this name.
     Container(String),
+    /// The process groups of a pod's containers, in the pod's container order.
+    Pod(Vec<ProcessIdentity>),
 }
 
 /// What starting a task needs.

@@ -90,6 +90,9 @@ pub struct ProcessExecutor;
 
 impl Executor for ProcessExecutor {
     fn start<'a>(&'a self, launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
+        if launch.assignment.app.pod.is_some() {
+            return super::pod::start(launch, record);
+        }
         Box::pin(async move {
             let held =
                 spawn(launch.assignment, launch.sandbox, launch.env).map_err(StartError::Failed)?;
@@ -104,6 +107,9 @@ impl Executor for ProcessExecutor {
     }
 
     fn recover<'a>(&'a self, checkpoint: &'a Checkpoint) -> Recovering<'a> {
+        if !checkpoint.pod_processes.is_empty() {
+            return super::pod::recover(checkpoint);
+        }
         let task = checkpoint
             .process
             .and_then(ProcessTask::adopt)
@@ -152,7 +158,16 @@ pub fn spawn(
     env: &BTreeMap<String, String>,
 ) -> Result<HeldTask, String> {
     let app = &assignment.app;
-    let argv: Vec<String> = match (&app.cmd, &app.args) {
+    let argv = argv_of(app, env)?;
+    spawn_argv(&argv, sandbox, env)
+}
+
+/// The command line of an app's task.
+fn argv_of(
+    app: &domain::AppDefinition,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
+    Ok(match (&app.cmd, &app.args) {
         (Some(cmd), _) => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
         (None, Some(args)) if !args.is_empty() => {
             let path = env.get("PATH").map_or("", String::as_str);
@@ -165,7 +180,16 @@ pub fn spawn(
             args.clone()
         }
         _ => return Err("the app has neither cmd nor args to run".to_string()),
-    };
+    })
+}
+
+/// Starts `argv` as a held process group in `sandbox` with exactly the environment `env`
+/// (see [`spawn`]).
+pub fn spawn_argv(
+    argv: &[String],
+    sandbox: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<HeldTask, String> {
     // The gate shell adds PWD to what it passes on; a task gets only `env`.
     let script = if env.contains_key("PWD") {
         GATE.to_string()
@@ -173,7 +197,7 @@ pub fn spawn(
         format!("unset PWD; {GATE}")
     };
     let mut command = tokio::process::Command::new("/bin/sh");
-    command.arg("-c").arg(script).arg(GATE_NAME).args(&argv);
+    command.arg("-c").arg(script).arg(GATE_NAME).args(argv);
     let open = |name: &str| {
         let path = sandbox.join(name);
         OpenOptions::new()

@@ -5,6 +5,7 @@
 //! 422 body. Fields drover does not know are kept and written back unchanged.
 
 mod health;
+pub mod pod;
 mod reader;
 pub mod readiness;
 pub mod validation;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 pub use health::{HealthCheck, HealthProtocol};
+pub use pod::{PodContainer, PodSpec};
 use reader::{EXPECTED_STRING, ObjectReader, PATH_MISSING, out_of};
 pub use readiness::{ReadinessCheck, ReadinessProtocol};
 pub use validation::ValidationErrors;
@@ -218,7 +220,12 @@ pub struct AppDefinition {
     pub container: Option<Container>,
     /// Fields drover does not interpret, kept as given.
     pub unknown: Map<String, Value>,
+    /// Set for a pod (`/v2/pods`): its containers run together as each instance.
+    pub pod: Option<PodSpec>,
 }
+
+/// The message for an app that names the field drover stores pods under.
+pub const POD_FIELD_MESSAGE: &str = "is not a field of an app: a pod (several containers per instance) is created with POST /v2/pods";
 
 const MSG_CMD_ARGS: &str =
     "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'.";
@@ -241,7 +248,43 @@ impl AppDefinition {
         Self::read(value, ValidationErrors::for_stored())
     }
 
+    /// Reads and validates a pod from Marathon's pod JSON (`/v2/pods`) into the app-like
+    /// record drover schedules (see [`pod`]).
+    pub fn pod_from_json(value: &Value) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        find_nul_bytes(value, "", &mut errors);
+        let app = pod::read_pod(value, &mut errors);
+        if let Some(app) = &app {
+            let size = app.to_json().to_string().len();
+            if size > limits::MAX_APP_BYTES {
+                errors.add_limit(
+                    "/",
+                    format!(
+                        "the pod definition is {size} bytes as JSON; at most {} bytes (512 KiB) are allowed",
+                        limits::MAX_APP_BYTES
+                    ),
+                );
+            }
+        }
+        match app {
+            Some(app) if errors.is_empty() => Ok(app),
+            _ => Err(errors),
+        }
+    }
+
+    /// True for a pod's record.
+    pub fn is_pod(&self) -> bool {
+        self.pod.is_some()
+    }
+
     fn read(value: &Value, mut errors: ValidationErrors) -> Result<Self, ValidationErrors> {
+        if let Some(pod) = value.get("pod").filter(|p| !p.is_null()) {
+            if !errors.enforces_limits() {
+                // A stored pod: its definition is the pod's JSON.
+                return pod::read_pod(pod, &mut errors).ok_or(errors);
+            }
+            errors.add("/pod", POD_FIELD_MESSAGE);
+        }
         // The rules added for new input (no NUL bytes, the size) are not applied to what is
         // stored: an entry accepted before them must stay readable, and re-encoding every
         // definition on every log read just to measure it would be wasted work.
@@ -376,6 +419,9 @@ impl AppDefinition {
         }
         for (k, v) in &self.unknown {
             m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if let Some(pod) = &self.pod {
+            m.insert("pod".into(), Value::Object(pod.definition.clone()));
         }
         Value::Object(m)
     }
@@ -591,6 +637,7 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
         task_kill_grace_period_seconds,
         container,
         unknown,
+        pod: None,
     })
 }
 

@@ -95,6 +95,12 @@ fn prepare(
     let current = m
         .state()
         .read(|a| a.state.app(id).map(|r| r.current().clone()));
+    if current.as_ref().is_some_and(|c| c.app.is_pod()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("A pod with id [{id}] already exists: change it with PUT /v2/pods{id}."),
+        ));
+    }
     // Marathon: a PUT may create the app, a PATCH only changes one that exists.
     if current.is_none() && !may_create {
         return Err(ApiError::app_not_found(id.as_str()));

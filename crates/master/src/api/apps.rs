@@ -150,7 +150,7 @@ pub async fn list(
         a.state
             .apps()
             .values()
-            .filter(|r| query.matches(&r.current().app))
+            .filter(|r| !r.current().app.is_pod() && query.matches(&r.current().app))
             .map(|r| {
                 app_with_status(
                     &agents,
@@ -318,6 +318,7 @@ pub async fn get(
             return m.state().read(|a| {
                 a.state
                     .app(&id)
+                    .filter(|r| !r.current().app.is_pod())
                     .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
                 Ok(Json(client::Tasks {
                     tasks: super::tasks::tasks_of(
@@ -341,7 +342,7 @@ pub async fn get(
                 a.state
                     .apps()
                     .iter()
-                    .filter(|(id, _)| group.holds(id.as_str()))
+                    .filter(|(id, r)| group.holds(id.as_str()) && !r.current().app.is_pod())
                     .map(|(_, r)| {
                         app_with_status(
                             &agents,
@@ -365,6 +366,7 @@ pub async fn get(
         let record = a
             .state
             .app(&id)
+            .filter(|r| !r.current().app.is_pod())
             .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
         Ok(match version {
             None => Json(AppEnvelope {
@@ -439,6 +441,7 @@ pub async fn post(
     let current = m
         .state()
         .read(|a| a.state.app(&id).map(|r| r.current().clone()))
+        .filter(|c| !c.app.is_pod())
         .ok_or_else(|| ApiError::app_not_found(id.as_str()))?;
     let version = m.next_version(Some(&current.version));
     commit_app(&m, current.app, version.clone()).await?;
@@ -482,6 +485,11 @@ pub async fn delete(
     let id = app_id(&path)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;
+    if m.state()
+        .read(|a| a.state.app(&id).is_some_and(|r| r.current().app.is_pod()))
+    {
+        return Err(ApiError::app_not_found(id.as_str()));
+    }
     let locking = m
         .state()
         .read(|a| deployments::of_app(&a.state, &id).map(|d| d.id.clone()));

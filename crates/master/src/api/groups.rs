@@ -89,6 +89,7 @@ fn group_info(
     let apps = embeds.apps.then(|| {
         groups::apps_in(state, id)
             .filter_map(|a| state.app(a))
+            .filter(|r| !r.current().app.is_pod())
             .map(|r| {
                 app_with_status(
                     agents,
@@ -111,7 +112,15 @@ fn group_info(
         id: id.to_string(),
         apps,
         groups: subgroups,
-        pods: embeds.pods.then(Vec::new),
+        pods: embeds.pods.then(|| {
+            groups::apps_in(state, id)
+                .filter_map(|a| state.app(a))
+                .filter_map(|r| {
+                    let v = r.current();
+                    v.app.pod.as_ref().map(|p| p.to_json(Some(&v.version)))
+                })
+                .collect()
+        }),
         dependencies: state
             .groups()
             .get(id)

@@ -16,6 +16,7 @@ mod mesos;
 mod nodes;
 pub mod operator;
 mod plan;
+mod pods;
 mod queue;
 mod subscriptions;
 mod system;
@@ -80,6 +81,11 @@ pub fn router(master: Parts) -> Router {
                 .patch(apps::patch)
                 .post(apps::post)
                 .delete(apps::delete),
+        )
+        .route("/pods", get(pods::list).post(pods::create))
+        .route(
+            "/pods/{*path}",
+            get(pods::get).put(pods::put).delete(pods::delete),
         )
         .route("/leader", get(system::leader).delete(system::abdicate))
         .route("/info", get(system::info))

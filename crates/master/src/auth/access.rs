@@ -82,6 +82,9 @@ pub fn need(method: &Method, path: &str) -> Need {
             Need::WriteApps(AppTarget::Body)
         }
         Some(rest) if rest.starts_with("/apps/") => Need::WriteApps(app_in_path(method, rest)),
+        // Pods share the apps' namespace, and so their tokens' prefixes.
+        Some("/pods") if method == Method::POST => Need::WriteApps(AppTarget::Body),
+        Some(rest) if rest.starts_with("/pods/") => Need::WriteApps(pod_in_path(method, rest)),
         Some(rest) if rest == "/groups" || rest.starts_with("/groups/") => {
             let path = &rest["/groups".len()..];
             match GroupId::parse(path) {
@@ -134,6 +137,20 @@ fn app_in_path(method: &Method, rest: &str) -> AppTarget {
     }
 }
 
+/// The pod a write under `/pods/…` changes: the path before Marathon's `::` suffixes
+/// (`::instances`, `::instances/{instance}`).
+fn pod_in_path(method: &Method, rest: &str) -> AppTarget {
+    let path = &rest["/pods".len()..];
+    let id = path.split_once("::").map_or(path, |(id, _)| id);
+    match AppId::parse(id) {
+        Ok(app) => AppTarget::Path {
+            app,
+            body: method == Method::PUT,
+        },
+        Err(_) => AppTarget::Unreadable,
+    }
+}
+
 /// The app whose launch delay `DELETE /queue/{app}/delay` resets.
 fn delay_in_path(rest: &str) -> AppTarget {
     let path = &rest["/queue".len()..];
@@ -170,6 +187,16 @@ mod tests {
             (Method::GET, "/v2/events", Need::Read),
             (Method::POST, "/v1/plan", Need::Read),
             (Method::POST, "/v2/apps", Need::WriteApps(AppTarget::Body)),
+            (Method::POST, "/v2/pods", Need::WriteApps(AppTarget::Body)),
+            (Method::HEAD, "/v2/pods", Need::Read),
+            (Method::GET, "/v2/pods/team-a/p::status", Need::Read),
+            (Method::PUT, "/v2/pods/team-a/p", app("/team-a/p", true)),
+            (
+                Method::DELETE,
+                "/v2/pods/team-a/p::instances/x.instance-1",
+                app("/team-a/p", false),
+            ),
+            (Method::DELETE, "/v2/pods/team-a/p", app("/team-a/p", false)),
             (
                 Method::PUT,
                 "/service/marathon/v2/apps",

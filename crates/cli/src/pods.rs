@@ -1,0 +1,200 @@
+//! `drover pod …`: deploy, inspect and remove Marathon pods (several containers per
+//! instance).
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use master::peer::Method;
+use serde_json::Value;
+
+use crate::cluster::{CliError, MasterFlag};
+use crate::output::{self, fail, fetch, read_json, request, table};
+
+/// `drover pod …`.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  drover pod add examples/pods/pair.json\n  drover pod list\n  drover pod show /shop/pair"
+)]
+pub struct PodArgs {
+    #[command(flatten)]
+    master: MasterFlag,
+    #[command(subcommand)]
+    command: PodCommand,
+}
+
+#[derive(Subcommand)]
+enum PodCommand {
+    /// List every pod with its containers and instance counts.
+    #[command(after_help = "Example:\n  drover pod list --json")]
+    List {
+        /// Print JSON (`GET /v2/pods/::status`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one pod: its status, instances and their containers' endpoints.
+    #[command(after_help = "Example:\n  drover pod show /shop/pair")]
+    Show {
+        /// Pod id, e.g. /shop/pair.
+        id: String,
+        /// Print JSON (`GET /v2/pods/{id}::status`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a pod from a Marathon pod definition.
+    #[command(after_help = "Example:\n  drover pod add examples/pods/pair.json")]
+    Add {
+        /// The pod (Marathon JSON).
+        file: PathArg,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a pod's definition from a file (with its `id`).
+    #[command(after_help = "Example:\n  drover pod update examples/pods/pair.json --force")]
+    Update {
+        /// The pod (Marathon JSON, with its `id`).
+        file: PathArg,
+        /// Override deployments in progress.
+        #[arg(long)]
+        force: bool,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a pod and stop every container of every instance.
+    #[command(after_help = "Example:\n  drover pod remove /shop/pair")]
+    Remove {
+        /// Pod id.
+        id: String,
+    },
+}
+
+type PathArg = std::path::PathBuf;
+
+fn pod_path(id: &str) -> String {
+    format!("/v2/pods/{}", id.trim_matches('/'))
+}
+
+/// Runs `drover pod …`.
+pub fn run(args: PodArgs) -> ExitCode {
+    match run_inner(&args.master, args.command) {
+        Ok(code) => code,
+        Err(e) => fail(e.0),
+    }
+}
+
+fn run_inner(m: &MasterFlag, command: PodCommand) -> Result<ExitCode, CliError> {
+    match command {
+        PodCommand::List { json } => {
+            let all: Vec<Value> = fetch(m, Method::GET, "/v2/pods/::status", None)?;
+            if json {
+                output::json(&all);
+            } else {
+                let mut t = table(&["POD", "STATUS", "CONTAINERS", "RUNNING", "WANTED"]);
+                for p in &all {
+                    t.add_row(summary(p));
+                }
+                println!("{t}");
+            }
+        }
+        PodCommand::Show { id, json } => {
+            let path = format!("{}::status", pod_path(&id));
+            let status: Value = fetch(m, Method::GET, &path, None)?;
+            if json {
+                output::json(&status);
+            } else {
+                let mut t = table(&["INSTANCE", "STATUS", "AGENT", "CONTAINER", "ENDPOINTS"]);
+                for i in status["instances"].as_array().into_iter().flatten() {
+                    for c in i["containers"].as_array().into_iter().flatten() {
+                        let endpoints: Vec<String> = c["endpoints"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|e| {
+                                format!(
+                                    "{}:{}",
+                                    text(&e["name"]),
+                                    e["allocatedHostPort"]
+                                        .as_u64()
+                                        .map_or("-".into(), |p| p.to_string())
+                                )
+                            })
+                            .collect();
+                        t.add_row([
+                            text(&i["id"]),
+                            text(&i["status"]),
+                            text(&i["agentHostname"]),
+                            text(&c["name"]),
+                            endpoints.join(", "),
+                        ]);
+                    }
+                }
+                println!("{} is {}", text(&status["id"]), text(&status["status"]));
+                println!("{t}");
+            }
+        }
+        PodCommand::Add { file, json } => {
+            let body = read_json(&file)?;
+            let answer: Value = fetch(m, Method::POST, "/v2/pods", Some(&body))?;
+            report("Created", &answer, json);
+        }
+        PodCommand::Update { file, force, json } => {
+            let body = read_json(&file)?;
+            let Some(id) = body["id"].as_str() else {
+                return Err(CliError(format!(
+                    "{} has no \"id\": give the pod's id in the file",
+                    file.display()
+                )));
+            };
+            let flag = if force { "?force=true" } else { "" };
+            let path = format!("{}{flag}", pod_path(id));
+            let answer: Value = fetch(m, Method::PUT, &path, Some(&body))?;
+            report("Updated", &answer, json);
+        }
+        PodCommand::Remove { id } => {
+            request(m, Method::DELETE, &pod_path(&id), None)?;
+            println!("Removing {id}; its containers are being stopped.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One row of `drover pod list`.
+fn summary(p: &Value) -> [String; 5] {
+    let containers: Vec<String> = p["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| text(&c["name"]))
+        .collect();
+    let running = p["instances"]
+        .as_array()
+        .map_or(0, |i| i.iter().filter(|i| i["status"] == "STABLE").count());
+    [
+        text(&p["id"]),
+        text(&p["status"]),
+        containers.join(", "),
+        running.to_string(),
+        text(&p["spec"]["scaling"]["instances"]),
+    ]
+}
+
+fn report(what: &str, pod: &Value, json: bool) {
+    if json {
+        output::json(pod);
+        return;
+    }
+    println!(
+        "{what} {} (version {}).",
+        text(&pod["id"]),
+        text(&pod["version"])
+    );
+}
