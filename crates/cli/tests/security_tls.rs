@@ -443,7 +443,13 @@ fn an_agent_needs_a_join_token_and_with_one_joins_and_registers() {
     let r = common::acl::with_token(&cluster.addr(1), "DELETE", &path, None, &management);
     assert_eq!(r.status, 200, "{r}");
     assert!(r.body.contains("removed already"), "{r}");
-    let r = common::acl::with_token(&cluster.addr(1), "DELETE", "/v1/nodes/nope", None, &management);
+    let r = common::acl::with_token(
+        &cluster.addr(1),
+        "DELETE",
+        "/v1/nodes/nope",
+        None,
+        &management,
+    );
     assert_eq!(r.status, 404, "{r}");
     assert!(r.message().contains("drover node list"), "{r}");
 }

@@ -152,7 +152,9 @@ pub async fn remove(
     let Some(was) = was else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("agent '{id}' is not known to the cluster; `drover node list` shows the agents"),
+            format!(
+                "agent '{id}' is not known to the cluster; `drover node list` shows the agents"
+            ),
         ));
     };
     if was == AgentState::Gone {
