@@ -174,7 +174,7 @@ pub(crate) async fn supervise(
         }
     };
     let checks = cp.assignment.app.health_checks.clone();
-    let mut health = (!checks.is_empty()).then(|| {
+    let health = (!checks.is_empty()).then(|| {
         let outbox = ctx.outbox.clone();
         let hid = id.clone();
         let sink: health::HealthSink = Arc::new(move |report: HealthReport| {
@@ -198,7 +198,7 @@ pub(crate) async fn supervise(
             sink,
         )))
     });
-    let mut readiness = (!cp.assignment.app.readiness_checks.is_empty()).then(|| {
+    let readiness = (!cp.assignment.app.readiness_checks.is_empty()).then(|| {
         let app = cp.assignment.app.clone();
         let target = target();
         let outbox = ctx.outbox.clone();
@@ -243,19 +243,6 @@ pub(crate) async fn supervise(
                 .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .unwrap_or(DEFAULT_KILL_GRACE);
             tracing::info!("stopping task {id} (grace period {}s)", grace.as_secs_f64());
-            // TASK_KILLING, as Mesos reports a kill in progress: balancers take the task
-            // out of their backends now, not when it has ended. Health and readiness checks
-            // stop first, so no later "running" report can follow it.
-            drop(health.take());
-            drop(readiness.take());
-            ctx.outbox.push(status(
-                &id,
-                Condition::Killing,
-                Some(format!(
-                    "killing on request (grace period {}s)",
-                    grace.as_secs_f64()
-                )),
-            ));
             workload.stop(grace).await
         }
     };

@@ -71,8 +71,7 @@ async fn a_task_runs_in_its_sandbox_with_marathon_s_environment() {
     let pid = cp.process.expect("a checkpointed process");
     assert!(procfs::is_running(pid));
 
-    // No longer listed: reported killing as the stop begins (as Mesos' TASK_KILLING), then
-    // stopped and reported killed.
+    // No longer listed: stopped and reported killed.
     sup.reconcile(&[]);
     let killed = status_where(&outbox, "shop_web.instance-a", |u| {
         u.condition.is_terminal()
@@ -83,12 +82,7 @@ async fn a_task_runs_in_its_sandbox_with_marathon_s_environment() {
     let conditions: Vec<Condition> = updates(&outbox).iter().map(|u| u.condition).collect();
     assert_eq!(
         conditions,
-        [
-            Condition::Staging,
-            Condition::Running,
-            Condition::Killing,
-            Condition::Killed
-        ]
+        [Condition::Staging, Condition::Running, Condition::Killed]
     );
 }
 
