@@ -84,11 +84,7 @@ pub async fn list(
                 region: a.region().unwrap_or(&local).to_string(),
                 zone: a.zone().map(str::to_string),
                 remote: r.remote,
-                state: match r.state {
-                    AgentState::Active => NodeState::Active,
-                    AgentState::Unreachable => NodeState::Unreachable,
-                    AgentState::Gone => NodeState::Gone,
-                },
+                state: node_state(r.state),
                 tasks,
                 resources: a.resources.clone(),
                 used: Used {
@@ -115,6 +111,15 @@ pub async fn list(
     Ok(Json(body))
 }
 
+/// An agent's state as `/v1/nodes` shows it.
+fn node_state(state: AgentState) -> NodeState {
+    match state {
+        AgentState::Active => NodeState::Active,
+        AgentState::Unreachable => NodeState::Unreachable,
+        AgentState::Gone => NodeState::Gone,
+    }
+}
+
 /// What `DELETE /v1/nodes/{id}` did.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,7 +127,7 @@ pub struct Removed {
     /// The agent.
     pub id: String,
     /// Its state before (`active`, `unreachable`, or `gone` when it was removed already).
-    pub was: String,
+    pub was: NodeState,
     /// Instances on it that the scheduler now replaces elsewhere (they were not terminal).
     pub instances_replaced: usize,
     /// For people.
@@ -160,7 +165,7 @@ pub async fn remove(
     if was == AgentState::Gone {
         return Ok(Json(Removed {
             id,
-            was: "gone".into(),
+            was: NodeState::Gone,
             instances_replaced: 0,
             message: "the agent was removed already".into(),
         }));
@@ -181,12 +186,7 @@ pub async fn remove(
     tracing::warn!(agent = %id, instances = live, "agent removed by an operator");
     Ok(Json(Removed {
         id: id.clone(),
-        was: match was {
-            AgentState::Active => "active",
-            AgentState::Unreachable => "unreachable",
-            AgentState::Gone => "gone",
-        }
-        .into(),
+        was: node_state(was),
         instances_replaced: live,
         message: format!(
             "agent '{id}' is removed: {live} instance(s) on it are replaced elsewhere and its certificates are revoked"
