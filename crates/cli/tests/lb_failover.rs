@@ -218,9 +218,8 @@ fn an_instance_killed_failed_or_unhealthy_leaves_the_balancer_before_another_con
     start_agents(&mut s, &agents);
     let sick = s.dir().join("sick-");
     // SIGTERM is ignored, so an instance being killed goes on answering for its grace
-    // period: a connection sent to it would show. (The masters publish no event, and list no
-    // state, for an instance whose kill is ordered but not yet reported by its agent, so the
-    // balancer takes it out at TASK_KILLED, after the grace: see docs/operations.md.)
+    // period: a connection sent to it would show. The leader publishes TASK_KILLING when the
+    // kill commits, so the balancer takes it out then, not at TASK_KILLED after the grace.
     s.create_app(&json!({
         "id": "/removal/web", "cmd": format!("trap '' TERM; {}", lb_support::SERVE_ID),
         "instances": 4, "cpus": 0.05, "mem": 8, "taskKillGracePeriodSeconds": 2,
@@ -346,6 +345,14 @@ fn an_instance_killed_failed_or_unhealthy_leaves_the_balancer_before_another_con
                 ))
         );
     }
+    let by_api = removed
+        .iter()
+        .find(|g| g.id == killed)
+        .expect("the API kill's removal");
+    assert_eq!(
+        by_api.removal.cause, "TASK_KILLING",
+        "an ordered kill takes the instance out when it commits, before its grace period ends: {by_api:?}"
+    );
     assert!(
         removed.iter().any(|g| g.removal.cause != "read"),
         "every removal came from a read, none from the masters' events: {removed:?}"

@@ -17,6 +17,31 @@ use tokio::sync::broadcast;
 use crate::auth::Caller;
 use crate::clock::{self, Clock, SystemClock};
 
+/// The `status_update_event` of an instance in `task_status` (Mesos's name, e.g.
+/// `TASK_RUNNING`), with its agent's host and fault domain as `state` knows them.
+pub fn status_update(
+    state: &state::ClusterState,
+    inst: &state::Instance,
+    task_status: &str,
+    message: Option<String>,
+) -> Event {
+    let agent = state.agent(&inst.agent_id).map(|r| &r.agent);
+    Event::StatusUpdateEvent {
+        app_id: inst.app_id.to_string(),
+        task_id: inst.id.to_string(),
+        instance_id: inst.id.to_string(),
+        task_status: task_status.to_string(),
+        message,
+        host: agent.map(|a| a.hostname.clone()).unwrap_or_default(),
+        agent_id: inst.agent_id.to_string(),
+        slave_id: inst.agent_id.to_string(),
+        ports: inst.ports.clone(),
+        version: inst.app_version.clone(),
+        region: agent.and_then(|a| a.region()).map(str::to_string),
+        zone: agent.and_then(|a| a.zone()).map(str::to_string),
+    }
+}
+
 /// How many events a slow subscriber may fall behind before it misses some.
 const BACKLOG: usize = 4096;
 

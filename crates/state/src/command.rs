@@ -521,4 +521,13 @@ impl Condition {
                 | Condition::Gone
         )
     }
+
+    /// True while its task may be serving: launched on its agent and not known to have
+    /// ended or to be out of reach (`Staging`, `Starting`, `Running`).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            Condition::Staging | Condition::Starting | Condition::Running
+        )
+    }
 }

@@ -356,31 +356,17 @@ pub async fn status(
             if let Some(msg) = message {
                 tracing::info!(instance = %inst.id, condition = ?condition, "{msg}");
             }
-            let (host, region, zone) = a
+            events.publish(crate::events::status_update(
+                &a.state,
+                inst,
+                mesos_task_state(*condition),
+                message.map(str::to_string),
+            ));
+            let host = a
                 .state
                 .agent(&inst.agent_id)
-                .map(|r| {
-                    (
-                        r.agent.hostname.clone(),
-                        r.agent.region().map(str::to_string),
-                        r.agent.zone().map(str::to_string),
-                    )
-                })
+                .map(|r| r.agent.hostname.clone())
                 .unwrap_or_default();
-            events.publish(Event::StatusUpdateEvent {
-                app_id: inst.app_id.to_string(),
-                task_id: inst.id.to_string(),
-                instance_id: inst.id.to_string(),
-                task_status: mesos_task_state(*condition).to_string(),
-                message: message.map(str::to_string),
-                host: host.clone(),
-                agent_id: inst.agent_id.to_string(),
-                slave_id: inst.agent_id.to_string(),
-                ports: inst.ports.clone(),
-                version: inst.app_version.clone(),
-                region,
-                zone,
-            });
             events.publish(Event::InstanceChangedEvent {
                 instance_id: inst.id.to_string(),
                 run_spec_id: inst.app_id.to_string(),

@@ -15,6 +15,7 @@ use state::{ClusterState, Instance};
 use super::tasks::{Killed, kill};
 use crate::agents::AgentView;
 use crate::error::ApiError;
+use crate::events::EventBus;
 use crate::node::RaftNode;
 
 /// `{"task": …}`: the answer of `DELETE /v2/apps/{id}/tasks/{task}` without `scale`.
@@ -87,11 +88,12 @@ fn answer(killed: Killed, scale: bool, wrap: impl FnOnce(Vec<Task>) -> Response)
 pub async fn kill_all(
     m: &RaftNode,
     agents: &AgentView,
+    events: &EventBus,
     app: AppId,
     pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let f = flags(pairs)?;
-    let killed = kill(m, agents, f.scale, |state| {
+    let killed = kill(m, agents, events, f.scale, |state| {
         let live = live_of(state, &app)?;
         Ok(live
             .into_iter()
@@ -113,12 +115,13 @@ pub async fn kill_all(
 pub async fn kill_one(
     m: &RaftNode,
     agents: &AgentView,
+    events: &EventBus,
     app: AppId,
     task: &str,
     pairs: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let f = flags(pairs)?;
-    let killed = kill(m, agents, f.scale, |state| {
+    let killed = kill(m, agents, events, f.scale, |state| {
         let live = live_of(state, &app)?;
         let one: Vec<Instance> = live.into_iter().filter(|i| i.id.0 == task).collect();
         if one.is_empty() {

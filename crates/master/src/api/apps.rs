@@ -474,13 +474,13 @@ pub async fn delete(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     if let Some(raw) = path.strip_suffix("/tasks") {
-        return super::app_tasks::kill_all(&m, &agents, app_id(raw)?, &pairs).await;
+        return super::app_tasks::kill_all(&m, &agents, &events, app_id(raw)?, &pairs).await;
     }
     if let Some((raw, task)) = path.rsplit_once("/tasks/")
         && !task.is_empty()
         && !task.contains('/')
     {
-        return super::app_tasks::kill_one(&m, &agents, app_id(raw)?, task, &pairs).await;
+        return super::app_tasks::kill_one(&m, &agents, &events, app_id(raw)?, task, &pairs).await;
     }
     let id = app_id(&path)?;
     let _serial = m.exclusive().await;

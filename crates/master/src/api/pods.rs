@@ -436,7 +436,7 @@ pub async fn delete(
     };
     let id = pod_id(raw)?;
     if let Some(ids) = instances {
-        let killed = super::tasks::kill(&m, &agents, false, |state| {
+        let killed = super::tasks::kill(&m, &agents, &events, false, |state| {
             current_pod(state, &id).ok_or_else(|| pod_not_found(id.as_str()))?;
             let live: Vec<Instance> = state
                 .instances_of(&id)

@@ -11,6 +11,7 @@ use super::agents::mesos_task_state;
 use crate::agents::AgentView;
 use crate::clock;
 use crate::error::ApiError;
+use crate::events::EventBus;
 use crate::node::RaftNode;
 
 /// Marathon's task JSON for one instance, with drover's `region` and `zone` (an agent without
@@ -284,12 +285,13 @@ pub async fn list(
 pub async fn delete(
     State(m): State<Arc<RaftNode>>,
     State(agents): State<Arc<AgentView>>,
+    State(events): State<Arc<EventBus>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     Json(body): Json<TaskIds>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let scale = super::query_flag(&query, "scale", false);
-    let killed = kill(&m, &agents, scale, |state| {
+    let killed = kill(&m, &agents, &events, scale, |state| {
         let live: Vec<Instance> = body
             .ids
             .iter()
@@ -338,6 +340,7 @@ pub struct Killed {
 pub async fn kill(
     m: &RaftNode,
     agents: &AgentView,
+    events: &EventBus,
     scale: bool,
     select: impl FnOnce(&ClusterState) -> Result<Vec<Instance>, ApiError>,
 ) -> Result<Killed, ApiError> {
@@ -401,6 +404,17 @@ pub async fn kill(
     }
     if !killed.is_empty() {
         m.write(state::Command::Batch { commands }).await?;
+        // Balancers take them out now, while the agents' kill grace periods run.
+        m.state().read(|a| {
+            for inst in killed.iter().filter(|i| i.condition.is_live()) {
+                events.publish(crate::events::status_update(
+                    &a.state,
+                    inst,
+                    "TASK_KILLING",
+                    Some("killed through the API".into()),
+                ));
+            }
+        });
     }
     Ok(Killed {
         tasks: json_of_killed,

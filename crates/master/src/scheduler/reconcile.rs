@@ -159,6 +159,26 @@ struct Plan {
 }
 
 impl Plan {
+    /// Stops an instance for good: its goal change and, if its task may be serving, the
+    /// `status_update_event` `TASK_KILLING`, published once the change applied. Mesos
+    /// reports TASK_KILLING when the executor begins a kill; the master knows at this
+    /// commit, before the agent hears of it, and the balancers take the instance out then
+    /// while the agent's kill grace period lets its open connections finish.
+    fn stop(&mut self, state: &ClusterState, inst: &Instance) {
+        self.goals.push(decommission(inst));
+        if inst.condition.is_live() {
+            self.events.push(
+                Announcement::new(crate::events::status_update(
+                    state,
+                    inst,
+                    "TASK_KILLING",
+                    Some("the scheduler stops it".into()),
+                ))
+                .requiring(Requires::Goal(inst.id.clone())),
+            );
+        }
+    }
+
     /// Adds what one app's part of the pass decided.
     fn absorb(&mut self, part: Plan) {
         self.place.extend(part.place);
@@ -509,7 +529,7 @@ fn plan_app<I: IdSource>(
             out.plan
                 .events
                 .push(health::kill_event(state, app_id, inst));
-            out.plan.goals.push(decommission(inst));
+            out.plan.stop(state, inst);
             continue;
         }
         active.push(inst);
@@ -570,7 +590,7 @@ fn plan_app<I: IdSource>(
         (Vec::new(), wanted - active.len(), false)
     };
     for victim in &kills {
-        out.plan.goals.push(decommission(victim));
+        out.plan.stop(state, victim);
     }
     if launches == 0 {
         return;

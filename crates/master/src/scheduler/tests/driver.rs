@@ -120,8 +120,12 @@ async fn events_and_the_eviction_memory_are_recorded_only_after_the_commit_succe
         let outcome = pass(&h.state, &h.obs, &h.policy, h.now, &mut ids, &mut seam).await;
         let (queue, guard) = (Queue::default(), EvictionGuard::default());
         let mut published: Vec<&'static str> = Vec::new();
+        let mut killing = Vec::new();
         let (_, failed) = record(outcome, &queue, &guard, &mut |e| {
-            published.push(e.event_type())
+            published.push(e.event_type());
+            if let crate::events::Event::StatusUpdateEvent { task_status, .. } = e {
+                killing.push(task_status);
+            }
         });
         assert_eq!(failed, fail);
         assert!(
@@ -140,10 +144,13 @@ async fn events_and_the_eviction_memory_are_recorded_only_after_the_commit_succe
                 types,
                 [
                     "unhealthy_instance_kill_event",
+                    // The killed instance leaves the balancers now, not at its TASK_KILLED.
+                    "status_update_event",
                     "deployment_step_success",
                     "deployment_success"
                 ]
             );
+            assert_eq!(killing, ["TASK_KILLING"]);
         }
     }
 }

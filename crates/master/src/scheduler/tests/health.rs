@@ -22,9 +22,15 @@ fn an_instance_failing_its_checks_is_decommissioned_and_replaced_in_the_same_pas
     assert_eq!(goals(&d), vec![(sick.clone(), Goal::Decommissioned)]);
     assert_eq!(placed(&d).len(), 1, "the replacement");
     assert_eq!(kinds(&d), ["goals", "place"]);
-    assert_eq!(event_types(&d), ["unhealthy_instance_kill_event"]);
+    assert_eq!(
+        event_types(&d),
+        ["unhealthy_instance_kill_event", "status_update_event"]
+    );
     assert_eq!(d.events[0].fields()["instanceId"], json!(sick));
     assert_eq!(d.events[0].fields()["appId"], "/web");
+    // The balancers take it out at the kill's commit, not at its TASK_KILLED.
+    assert_eq!(d.events[1].fields()["taskId"], json!(sick));
+    assert_eq!(d.events[1].fields()["taskStatus"], "TASK_KILLING");
 }
 
 #[test]

@@ -70,3 +70,39 @@ fn the_next_pass_reason_names_the_budget() {
     let budget = crate::scheduler::MAX_LAUNCHES_PER_PASS;
     assert!(REASON_NEXT_PASS.contains(&format!("at most {budget} launches")));
 }
+
+#[test]
+fn a_scale_down_announces_task_killing_for_the_running_victims_only_once_their_kill_applies() {
+    use crate::scheduler::Requires;
+    use state::Condition;
+    let mut h = Harness::new();
+    h.zone("a", 2);
+    let running = h.running(json!({"id": "/web", "instances": 2, "cpus": 0.1, "mem": 16}));
+    h.app(json!({"id": "/web", "instances": 1, "cpus": 0.1, "mem": 16}));
+    let d = h.decide();
+    let killed = goals(&d);
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert!(ids_of(&running).contains(&killed[0].0));
+    let killing: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.event_type() == "status_update_event")
+        .collect();
+    assert_eq!(killing.len(), 1, "{:?}", event_types(&d));
+    assert_eq!(killing[0].fields()["taskStatus"], "TASK_KILLING");
+    assert_eq!(killing[0].fields()["taskId"], json!(killed[0].0));
+    assert_eq!(
+        killing[0].requires,
+        Some(Requires::Goal(killed[0].0.clone())),
+        "published only if the goal change was not stale"
+    );
+
+    // An instance placed but never launched serves nothing: no TASK_KILLING for it.
+    for c in [
+        Condition::Scheduled,
+        Condition::Unreachable,
+        Condition::Killed,
+    ] {
+        assert!(!c.is_live(), "{c:?}");
+    }
+}
