@@ -480,7 +480,7 @@ fn a_pod_update_rolls_its_instances_and_killed_instances_are_replaced() {
         &mut s,
         2,
         None,
-        &[victim.clone()],
+        std::slice::from_ref(&victim),
         "the killed instance is replaced",
     );
     assert!(
