@@ -115,20 +115,12 @@ fn run_inner(m: &MasterFlag, command: GroupCommand) -> Result<ExitCode, CliError
         GroupCommand::List { json } => {
             let path = format!("/v2/groups{EMBED_COUNTS}");
             let root: Group = fetch(m, Method::GET, &path, None)?;
-            if json {
-                output::json(&root);
-            } else {
-                print_tree(&root);
-            }
+            output::json_or(&root, json, print_tree);
         }
         GroupCommand::Show { id, json } => {
             let path = format!("{}{EMBED_COUNTS}", group_path(&id, false));
             let group: Group = fetch(m, Method::GET, &path, None)?;
-            if json {
-                output::json(&group);
-            } else {
-                print_tree(&group);
-            }
+            output::json_or(&group, json, print_tree);
         }
         GroupCommand::Add { file, json } => {
             let body = read_json(&file)?;

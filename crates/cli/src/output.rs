@@ -58,6 +58,15 @@ pub fn task_row(task: &client::Task, with_app: bool) -> Vec<String> {
     row
 }
 
+/// `v` as JSON when `json`, else as `print` shows it to people.
+pub fn json_or<T: Serialize>(v: &T, json: bool, print: impl FnOnce(&T)) {
+    if json {
+        self::json(v);
+    } else {
+        print(v);
+    }
+}
+
 /// The exit of a client command: its own, or 1 with its error printed.
 pub fn exit_with(result: Result<ExitCode, CliError>) -> ExitCode {
     result.unwrap_or_else(|e| fail(e.0))

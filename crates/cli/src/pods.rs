@@ -97,11 +97,7 @@ fn run_inner(m: &MasterFlag, command: PodCommand) -> Result<ExitCode, CliError> 
         PodCommand::Show { id, json } => {
             let path = format!("{}::status", pod_path(&id));
             let status: Value = fetch(m, Method::GET, &path, None)?;
-            if json {
-                output::json(&status);
-            } else {
-                print_status(&status);
-            }
+            output::json_or(&status, json, print_status);
         }
         PodCommand::Add { file, json } => {
             let body = read_json(&file)?;

@@ -63,6 +63,22 @@ fn alive(pid: u32) -> bool {
         .is_some_and(|s| s != 'Z')
 }
 
+/// Waits until neither container process (`web`, `side`: pids) runs.
+#[track_caller]
+fn wait_ended(s: &mut Site, web: u32, side: u32, what: &str) {
+    wait_showing(s, SETTLE, what, |_| {
+        if alive(web) || alive(side) {
+            Err(format!(
+                "web {web} alive {}, side {side} alive {}",
+                alive(web),
+                alive(side)
+            ))
+        } else {
+            Ok(())
+        }
+    });
+}
+
 /// The one live instance in the pod's status: (instance id, allocated port of `http`).
 fn one_instance(s: &mut Site) -> Result<(String, u64, Value), String> {
     let r = s
@@ -279,21 +295,11 @@ fn a_pod_runs_its_containers_as_one_instance_and_is_replaced_when_one_dies() {
         ended.contains("container side exited with code 3"),
         "the end names the container and its exit code: {ended}"
     );
-    wait_showing(
+    wait_ended(
         &mut s,
-        SETTLE,
+        web2,
+        side2,
         "both containers of the second instance ended",
-        |_| {
-            if alive(web2) || alive(side2) {
-                Err(format!(
-                    "web {web2} alive {}, side {side2} alive {}",
-                    alive(web2),
-                    alive(side2)
-                ))
-            } else {
-                Ok(())
-            }
-        },
     );
     let (web2, side2, _, _) = wait_showing(
         &mut s,
@@ -306,17 +312,7 @@ fn a_pod_runs_its_containers_as_one_instance_and_is_replaced_when_one_dies() {
     let r = send(&mut s, "DELETE", &format!("/v2/pods{POD}"), None);
     assert_eq!(r.status, 202, "{r:?}");
     assert!(r.header("marathon-deployment-id").is_some(), "{r:?}");
-    wait_showing(&mut s, SETTLE, "both containers are stopped", |_| {
-        if alive(web2) || alive(side2) {
-            Err(format!(
-                "web {web2} alive {}, side {side2} alive {}",
-                alive(web2),
-                alive(side2)
-            ))
-        } else {
-            Ok(())
-        }
-    });
+    wait_ended(&mut s, web2, side2, "both containers are stopped");
     let r = send(&mut s, "GET", &format!("/v2/pods{POD}"), None);
     assert_eq!(r.status, 404, "{r:?}");
 }

@@ -210,17 +210,24 @@ pub(super) async fn update(
     let prepared = prepare(m, Kind::App, &id, changes, partial, may_create, force)?;
     let created = prepared.created;
     let change = apply(m, events, prepared, force).await?;
+    let deployment = change.deployment_id.clone();
+    Ok(changed(created, deployment.as_deref(), change))
+}
+
+/// The answer to a change: 201 when it created the app or pod, else 200, with the
+/// deployment header when it started one.
+pub(super) fn changed(
+    created: bool,
+    deployment: Option<&str>,
+    body: impl serde::Serialize,
+) -> Response {
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let headers = change
-        .deployment_id
-        .as_deref()
-        .map(deployment_headers)
-        .unwrap_or_default();
-    Ok((status, headers, Json(change)).into_response())
+    let headers = deployment.map(deployment_headers).unwrap_or_default();
+    (status, headers, Json(body)).into_response()
 }
 
 /// A change of one app or pod, checked and ready to commit.

@@ -15,7 +15,7 @@ use state::Instance;
 use state::machine::AppVersion;
 
 use super::app_changes::{self, Kind};
-use super::apps::{deployment_headers, parse_body};
+use super::apps::parse_body;
 use super::pod_status;
 use crate::agents::AgentView;
 use crate::error::ApiError;
@@ -171,17 +171,11 @@ pub async fn put(
         .state()
         .read(|a| Kind::Pod.current(&a.state, &id).map(pod_json))
         .unwrap_or(Value::Null);
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let headers = change
-        .deployment_id
-        .as_deref()
-        .map(deployment_headers)
-        .unwrap_or_default();
-    Ok((status, headers, Json(shown)).into_response())
+    Ok(app_changes::changed(
+        created,
+        change.deployment_id.as_deref(),
+        shown,
+    ))
 }
 
 /// `DELETE /v2/pods/{id}` (stops every instance), `…::instances` (every instance, or those
