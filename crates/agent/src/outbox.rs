@@ -122,6 +122,7 @@ impl Outbox {
                     exit_code: None,
                     health: s.health.get(id).cloned(),
                     readiness: s.readiness.get(id).cloned(),
+                    containers: Vec::new(),
                     at_ms,
                 })
                 .collect();
@@ -152,6 +153,7 @@ mod tests {
             exit_code: None,
             health: None,
             readiness: None,
+            containers: Vec::new(),
             at_ms: 1,
         }
     }

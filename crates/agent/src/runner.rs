@@ -27,25 +27,16 @@ fn status(id: &InstanceId, condition: Condition, message: Option<String>) -> Tas
         exit_code: None,
         health: None,
         readiness: None,
+        containers: Vec::new(),
         at_ms: now_ms(),
     }
 }
 
 /// The terminal status for how a task ended.
 pub fn terminal_status(id: &InstanceId, exit: &Exit, kill_requested: bool) -> TaskStatus {
-    let code = match exit {
-        Exit::Code(c) => Some(*c),
-        _ => None,
-    };
-    let (condition, message) = match exit {
-        Exit::Unknown(_) if kill_requested => (Condition::Killed, "killed on request".into()),
-        _ if kill_requested => (Condition::Killed, format!("killed on request; it {exit}")),
-        Exit::Code(0) => (Condition::Finished, exit.to_string()),
-        Exit::Code(_) | Exit::Signal(_) => (Condition::Failed, exit.to_string()),
-        Exit::Unknown(why) => (Condition::Failed, why.clone()),
-    };
+    let (condition, message) = exit.outcome(kill_requested);
     TaskStatus {
-        exit_code: code,
+        exit_code: exit.code(),
         ..status(id, condition, Some(message))
     }
 }
@@ -249,7 +240,10 @@ pub(crate) async fn supervise(
     drop(health);
     drop(readiness);
     workload.clean_up().await;
-    let st = terminal_status(&id, &exit, cp.kill_requested);
+    let st = TaskStatus {
+        containers: workload.containers(),
+        ..terminal_status(&id, &exit, cp.kill_requested)
+    };
     tracing::info!(
         "task {id} is {:?}: {}",
         st.condition,

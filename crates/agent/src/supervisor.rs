@@ -165,6 +165,7 @@ impl Supervisor {
                         exit_code: None,
                         health: None,
                         readiness: None,
+                        containers: Vec::new(),
                         at_ms: now_ms(),
                     };
                     let mut cp = cp;
@@ -246,6 +247,7 @@ impl Supervisor {
                             exit_code: None,
                             health: None,
                             readiness: None,
+                            containers: Vec::new(),
                             at_ms: now_ms(),
                         });
                         table.insert(task.instance_id.clone(), Entry::Ended);

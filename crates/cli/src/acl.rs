@@ -106,10 +106,7 @@ pub struct LoginArgs {
 
 /// Runs `drover acl …`.
 pub fn run(args: AclArgs) -> ExitCode {
-    match run_inner(&args.master, args.command) {
-        Ok(code) => code,
-        Err(e) => fail(e.0),
-    }
+    output::exit_with(run_inner(&args.master, args.command))
 }
 
 fn run_inner(m: &MasterFlag, command: AclCommand) -> Result<ExitCode, CliError> {

@@ -129,10 +129,7 @@ fn app_path(id: &str) -> String {
 
 /// Runs `drover app …`.
 pub fn run(args: AppArgs) -> ExitCode {
-    match run_inner(&args.master, args.command) {
-        Ok(code) => code,
-        Err(e) => fail(e.0),
-    }
+    output::exit_with(run_inner(&args.master, args.command))
 }
 
 fn run_inner(m: &MasterFlag, command: AppCommand) -> Result<ExitCode, CliError> {

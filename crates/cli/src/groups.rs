@@ -8,7 +8,7 @@ use master::peer::Method;
 use serde_json::json;
 
 use crate::cluster::{CliError, MasterFlag};
-use crate::output::{self, fail, fetch, or_na, read_json, table, text};
+use crate::output::{self, fetch, force_query, id_in_file, or_na, read_json, table, text};
 
 /// `drover group …`.
 #[derive(Args)]
@@ -97,7 +97,7 @@ const EMBED_COUNTS: &str = "?embed=group.groups&embed=group.apps&embed=group.app
 
 fn group_path(id: &str, force: bool) -> String {
     let id = id.trim_matches('/');
-    let flag = if force { "?force=true" } else { "" };
+    let flag = force_query(force);
     if id.is_empty() {
         format!("/v2/groups{flag}")
     } else {
@@ -107,10 +107,7 @@ fn group_path(id: &str, force: bool) -> String {
 
 /// Runs `drover group …`.
 pub fn run(args: GroupArgs) -> ExitCode {
-    match run_inner(&args.master, args.command) {
-        Ok(code) => code,
-        Err(e) => fail(e.0),
-    }
+    output::exit_with(run_inner(&args.master, args.command))
 }
 
 fn run_inner(m: &MasterFlag, command: GroupCommand) -> Result<ExitCode, CliError> {
@@ -118,20 +115,12 @@ fn run_inner(m: &MasterFlag, command: GroupCommand) -> Result<ExitCode, CliError
         GroupCommand::List { json } => {
             let path = format!("/v2/groups{EMBED_COUNTS}");
             let root: Group = fetch(m, Method::GET, &path, None)?;
-            if json {
-                output::json(&root);
-            } else {
-                print_tree(&root);
-            }
+            output::json_or(&root, json, print_tree);
         }
         GroupCommand::Show { id, json } => {
             let path = format!("{}{EMBED_COUNTS}", group_path(&id, false));
             let group: Group = fetch(m, Method::GET, &path, None)?;
-            if json {
-                output::json(&group);
-            } else {
-                print_tree(&group);
-            }
+            output::json_or(&group, json, print_tree);
         }
         GroupCommand::Add { file, json } => {
             let body = read_json(&file)?;
@@ -141,12 +130,7 @@ fn run_inner(m: &MasterFlag, command: GroupCommand) -> Result<ExitCode, CliError
         }
         GroupCommand::Update { file, force, json } => {
             let body = read_json(&file)?;
-            let Some(id) = body["id"].as_str() else {
-                return Err(CliError(format!(
-                    "{} has no \"id\": give the group's id in the file",
-                    file.display()
-                )));
-            };
+            let id = id_in_file(&body, &file, "group")?;
             let answer: Change = fetch(m, Method::PUT, &group_path(id, force), Some(&body))?;
             report(&format!("Updated {id}"), &answer, json);
         }

@@ -58,6 +58,40 @@ pub fn task_row(task: &client::Task, with_app: bool) -> Vec<String> {
     row
 }
 
+/// `v` as JSON when `json`, else as `print` shows it to people.
+pub fn json_or<T: Serialize>(v: &T, json: bool, print: impl FnOnce(&T)) {
+    if json {
+        self::json(v);
+    } else {
+        print(v);
+    }
+}
+
+/// The exit of a client command: its own, or 1 with its error printed.
+pub fn exit_with(result: Result<ExitCode, CliError>) -> ExitCode {
+    result.unwrap_or_else(|e| fail(e.0))
+}
+
+/// The `id` a definition file gives (`what` names the definition: "pod", "group"), or an
+/// error naming the file.
+pub fn id_in_file<'a>(
+    body: &'a Value,
+    file: &std::path::Path,
+    what: &str,
+) -> Result<&'a str, CliError> {
+    body["id"].as_str().ok_or_else(|| {
+        CliError(format!(
+            "{} has no \"id\": give the {what}'s id in the file",
+            file.display()
+        ))
+    })
+}
+
+/// The query that overrides deployments in progress, when `force`.
+pub fn force_query(force: bool) -> &'static str {
+    if force { "?force=true" } else { "" }
+}
+
 /// Prints an error and gives the exit code 1.
 pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

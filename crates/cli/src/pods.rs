@@ -8,7 +8,7 @@ use master::peer::Method;
 use serde_json::Value;
 
 use crate::cluster::{CliError, MasterFlag};
-use crate::output::{self, fail, fetch, read_json, request, table};
+use crate::output::{self, fetch, force_query, id_in_file, read_json, request, table, text};
 
 /// `drover pod …`.
 #[derive(Args)]
@@ -77,10 +77,7 @@ fn pod_path(id: &str) -> String {
 
 /// Runs `drover pod …`.
 pub fn run(args: PodArgs) -> ExitCode {
-    match run_inner(&args.master, args.command) {
-        Ok(code) => code,
-        Err(e) => fail(e.0),
-    }
+    output::exit_with(run_inner(&args.master, args.command))
 }
 
 fn run_inner(m: &MasterFlag, command: PodCommand) -> Result<ExitCode, CliError> {
@@ -100,38 +97,7 @@ fn run_inner(m: &MasterFlag, command: PodCommand) -> Result<ExitCode, CliError> 
         PodCommand::Show { id, json } => {
             let path = format!("{}::status", pod_path(&id));
             let status: Value = fetch(m, Method::GET, &path, None)?;
-            if json {
-                output::json(&status);
-            } else {
-                let mut t = table(&["INSTANCE", "STATUS", "AGENT", "CONTAINER", "ENDPOINTS"]);
-                for i in status["instances"].as_array().into_iter().flatten() {
-                    for c in i["containers"].as_array().into_iter().flatten() {
-                        let endpoints: Vec<String> = c["endpoints"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|e| {
-                                format!(
-                                    "{}:{}",
-                                    text(&e["name"]),
-                                    e["allocatedHostPort"]
-                                        .as_u64()
-                                        .map_or("-".into(), |p| p.to_string())
-                                )
-                            })
-                            .collect();
-                        t.add_row([
-                            text(&i["id"]),
-                            text(&i["status"]),
-                            text(&i["agentHostname"]),
-                            text(&c["name"]),
-                            endpoints.join(", "),
-                        ]);
-                    }
-                }
-                println!("{} is {}", text(&status["id"]), text(&status["status"]));
-                println!("{t}");
-            }
+            output::json_or(&status, json, print_status);
         }
         PodCommand::Add { file, json } => {
             let body = read_json(&file)?;
@@ -140,14 +106,8 @@ fn run_inner(m: &MasterFlag, command: PodCommand) -> Result<ExitCode, CliError> 
         }
         PodCommand::Update { file, force, json } => {
             let body = read_json(&file)?;
-            let Some(id) = body["id"].as_str() else {
-                return Err(CliError(format!(
-                    "{} has no \"id\": give the pod's id in the file",
-                    file.display()
-                )));
-            };
-            let flag = if force { "?force=true" } else { "" };
-            let path = format!("{}{flag}", pod_path(id));
+            let id = id_in_file(&body, &file, "pod")?;
+            let path = format!("{}{}", pod_path(id), force_query(force));
             let answer: Value = fetch(m, Method::PUT, &path, Some(&body))?;
             report("Updated", &answer, json);
         }
@@ -159,11 +119,55 @@ fn run_inner(m: &MasterFlag, command: PodCommand) -> Result<ExitCode, CliError> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+/// `drover pod show`: the pod's state, one row per container of each instance (with how
+/// it ended, when it did), then the last instances that ended.
+fn print_status(status: &Value) {
+    let mut t = table(&[
+        "INSTANCE",
+        "STATUS",
+        "AGENT",
+        "CONTAINER",
+        "STATE",
+        "ENDPOINTS",
+    ]);
+    for i in status["instances"].as_array().into_iter().flatten() {
+        for c in i["containers"].as_array().into_iter().flatten() {
+            let endpoints: Vec<String> = c["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("{}:{}", text(&e["name"]), text(&e["allocatedHostPort"])))
+                .collect();
+            let mut state = text(&c["status"]);
+            if let Some(code) = c["termination"]["exitCode"].as_i64() {
+                state.push_str(&format!(" (exit {code})"));
+            }
+            t.add_row([
+                text(&i["id"]),
+                text(&i["status"]),
+                text(&i["agentHostname"]),
+                text(&c["name"]),
+                state,
+                endpoints.join(", "),
+            ]);
+        }
+    }
+    println!("{} is {}", text(&status["id"]), text(&status["status"]));
+    println!("{t}");
+    let ended = status["terminationHistory"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    for (n, e) in ended.enumerate() {
+        if n == 0 {
+            println!("\nEnded instances (newest first):");
+        }
+        println!(
+            "  {} at {}: {}",
+            text(&e["instanceID"]),
+            text(&e["terminatedAt"]),
+            text(&e["message"])
+        );
     }
 }
 

@@ -11,13 +11,11 @@ mod common;
 mod scheduler_support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use agent_support::events::EventStream;
 use agent_support::{SETTLE, Site};
 use client::{Change, Event};
+use common::http::raw;
 use scheduler_support::site::{CONVERGE, add_agents, send, site, start_agents};
 use scheduler_support::{
     HealthGate, describe, event_types, expect_event, fast_master_flags, tasks, wait_showing,
@@ -248,31 +246,6 @@ fn a_group_deploys_in_dependency_order_scales_rolls_back_and_is_deleted() {
     );
     let gone = s.get("/v2/groups/shop").expect("answer");
     assert_eq!(gone.status, 404, "{gone}");
-}
-
-/// Sends `body` as it is (not necessarily JSON); returns the status and the body.
-fn raw(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let json = answer
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, json)
 }
 
 #[test]

@@ -1,16 +1,17 @@
 //! What the leader knows about agents beyond the replicated registry: when each was last
-//! heard from, its round-trip time, and its tasks' health and readiness. Not replicated: a new leader
-//! rebuilds it from heartbeats and status reports, after giving every agent a grace period.
+//! heard from, its round-trip time, its tasks' health and readiness, and how pod instances'
+//! containers ended. Not replicated: a new leader rebuilds it from heartbeats and status
+//! reports, after giving every agent a grace period (and starts with no pod terminations).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 // tokio's Instant is the system's in production and follows a paused (simulated) runtime's time.
 use tokio::time::Instant;
 
-use domain::AgentId;
-use state::protocol::{DiskUse, HealthReport, ReadinessReport};
+use domain::{AgentId, AppId};
+use state::protocol::{ContainerEnd, DiskUse, HealthReport, ReadinessReport};
 use state::{AgentState, Command, InstanceId};
 
 use crate::leadership::{LeaderService, ServiceFuture};
@@ -19,6 +20,25 @@ use crate::node::RaftNode;
 /// An agent at or above this round-trip time to the leader is flagged (DC/OS's limit for
 /// remote regions).
 pub const RTT_WARNING_MS: u64 = 100;
+
+/// How many ended instances of each pod the leader remembers (Marathon's
+/// `terminationHistory`: "not many").
+pub const TERMINATIONS_KEPT: usize = 10;
+
+/// A pod instance's end, as its agent reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Termination {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// When it started running, if it did (ms since the Unix epoch).
+    pub started_at_ms: Option<u64>,
+    /// When it ended (the agent's clock).
+    pub terminated_at_ms: u64,
+    /// For people: why the instance ended.
+    pub message: String,
+    /// How each of its containers ended.
+    pub containers: Vec<ContainerEnd>,
+}
 
 /// Heartbeats, RTTs, health and readiness, in memory on the leader.
 #[derive(Debug)]
@@ -45,6 +65,8 @@ struct ViewInner {
     disk: HashMap<AgentId, DiskUse>,
     health: HashMap<InstanceId, HealthReport>,
     readiness: HashMap<InstanceId, ReadinessReport>,
+    /// Per pod, its last instances' ends, oldest first.
+    terminations: HashMap<AppId, VecDeque<Termination>>,
 }
 
 impl AgentView {
@@ -170,11 +192,43 @@ impl AgentView {
         self.lock().health.get(instance).cloned()
     }
 
-    /// Forgets the health and readiness of instances that no longer exist.
-    pub fn retain_health(&self, keep: impl Fn(&InstanceId) -> bool) {
+    /// Forgets the health and readiness of instances that no longer exist, and the
+    /// terminations of pods that no longer exist.
+    pub fn retain_health(
+        &self,
+        keep: impl Fn(&InstanceId) -> bool,
+        keep_app: impl Fn(&AppId) -> bool,
+    ) {
         let mut v = self.lock();
         v.health.retain(|id, _| keep(id));
         v.readiness.retain(|id, _| keep(id));
+        v.terminations.retain(|id, _| keep_app(id));
+    }
+
+    /// Records how an instance of pod `app` ended (once: a repeated report is ignored);
+    /// keeps the last [`TERMINATIONS_KEPT`].
+    pub fn record_termination(&self, app: &AppId, termination: Termination) {
+        let mut v = self.lock();
+        let kept = v.terminations.entry(app.clone()).or_default();
+        if kept
+            .iter()
+            .any(|t| t.instance_id == termination.instance_id)
+        {
+            return;
+        }
+        kept.push_back(termination);
+        while kept.len() > TERMINATIONS_KEPT {
+            kept.pop_front();
+        }
+    }
+
+    /// Pod `app`'s last instances' ends, newest first.
+    pub fn terminations(&self, app: &AppId) -> Vec<Termination> {
+        self.lock()
+            .terminations
+            .get(app)
+            .map(|t| t.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

@@ -7,7 +7,7 @@
 //! waits ([`waits`]) until every app of the earlier steps is done, and [`progress`] is the
 //! one place that decides when a step is over.
 
-use domain::{AppId, GroupId};
+use domain::{AppDefinition, AppId, GroupId};
 use state::{ClusterState, Deployment, DeploymentAction, DeploymentStep, Instance};
 
 /// What a deployment does to its app (Marathon's action names).
@@ -134,6 +134,16 @@ pub fn of_app<'a>(state: &'a ClusterState, app: &AppId) -> Option<&'a Deployment
         .find(|d| d.affected_apps.contains(app))
 }
 
+/// How a change of an app (or pod) from `current` (none: it is new) to `next` deploys: a
+/// start, a scale (only the count differs), or a restart.
+pub fn action_for(current: Option<&AppDefinition>, next: &AppDefinition) -> Action {
+    match current {
+        None => Action::StartApplication,
+        Some(cur) if next.same_but_instances(cur) => Action::ScaleApplication,
+        Some(_) => Action::RestartApplication,
+    }
+}
+
 /// Whether an instance runs an outdated definition of its app: the definition differs (the
 /// instance count aside), or a restart deployment is newer than the instance.
 pub fn is_old(state: &ClusterState, inst: &Instance) -> bool {
@@ -142,11 +152,7 @@ pub fn is_old(state: &ClusterState, inst: &Instance) -> bool {
     };
     let current = &record.current().app;
     let differs = match record.version(&inst.app_version) {
-        Some(v) => {
-            let mut theirs = v.app.clone();
-            theirs.instances = current.instances;
-            theirs != *current
-        }
+        Some(v) => !v.app.same_but_instances(current),
         None => true,
     };
     differs

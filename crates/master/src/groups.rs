@@ -211,8 +211,9 @@ pub fn plan(
             }
             let mut d = current(state, id);
             d.groups.entry(id.clone()).or_default();
+            // Pods under the group scale with its apps (their `scaling` follows).
             for app in d.apps.values_mut() {
-                app.instances = (f64::from(app.instances) * factor).ceil() as u32;
+                app.set_instances((f64::from(app.instances) * factor).ceil() as u32);
             }
             d
         }
@@ -253,21 +254,9 @@ pub fn plan(
         }
     }
     for (app_id, app) in &desired.apps {
-        let action = match before.apps.get(app_id) {
-            None => Some(Action::StartApplication),
-            Some(old) if old == app => None,
-            Some(old) => {
-                let mut same = old.clone();
-                same.instances = app.instances;
-                Some(if same == *app {
-                    Action::ScaleApplication
-                } else {
-                    Action::RestartApplication
-                })
-            }
-        };
-        if let Some(action) = action {
-            changes.push((app_id.clone(), action));
+        let old = before.apps.get(app_id);
+        if old != Some(app) {
+            changes.push((app_id.clone(), deployments::action_for(old, app)));
         }
     }
     let touched: Vec<AppId> = stops

@@ -193,8 +193,27 @@ pub struct TaskStatus {
     /// older agents send none, older masters ignore it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<ReadinessReport>,
+    /// How each container of a pod instance ended (sent with a pod instance's terminal
+    /// condition; empty otherwise, and from older agents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerEnd>,
     /// When the agent saw the change, ms since the Unix epoch.
     pub at_ms: u64,
+}
+
+/// How one container of a pod instance ended, as its agent saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerEnd {
+    /// The container's name in the pod.
+    pub name: String,
+    /// `Finished` (exit 0), `Failed`, or `Killed` (stopped by the agent: a kill was asked
+    /// for, or a sibling container ended first).
+    pub condition: Condition,
+    /// Its exit code, when it exited (not when a signal ended it).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// For people: how it ended.
+    pub message: String,
 }
 
 /// A batch of status changes.

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use domain::AppDefinition;
 use domain::app::ContainerType;
-use state::protocol::TaskAssignment;
+use state::Condition;
+use state::protocol::{ContainerEnd, TaskAssignment};
 
 use crate::checkpoint::Checkpoint;
 use crate::procfs::ProcessIdentity;
@@ -55,6 +56,28 @@ impl fmt::Display for Exit {
                 Err(_) => write!(f, "was ended by signal {s}"),
             },
             Exit::Unknown(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Exit {
+    /// The terminal condition of a task (or a pod's container) that ended so, and why: a
+    /// kill asked for is `Killed`, exit 0 `Finished`, anything else `Failed`.
+    pub fn outcome(&self, kill_requested: bool) -> (Condition, String) {
+        match self {
+            Exit::Unknown(_) if kill_requested => (Condition::Killed, "killed on request".into()),
+            _ if kill_requested => (Condition::Killed, format!("killed on request; it {self}")),
+            Exit::Code(0) => (Condition::Finished, self.to_string()),
+            Exit::Code(_) | Exit::Signal(_) => (Condition::Failed, self.to_string()),
+            Exit::Unknown(why) => (Condition::Failed, why.clone()),
+        }
+    }
+
+    /// The exit code, when it exited.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Exit::Code(c) => Some(*c),
+            _ => None,
         }
     }
 }
@@ -114,6 +137,12 @@ pub trait RunningTask: Send + Sync + fmt::Debug {
 
     /// Cleans up after the task ended: stray processes of its group, its container.
     fn clean_up(&self) -> BoxFuture<'_, ()>;
+
+    /// How each container of a pod instance ended, once [`RunningTask::clean_up`] is done;
+    /// empty for a task that is not a pod's.
+    fn containers(&self) -> Vec<ContainerEnd> {
+        Vec::new()
+    }
 }
 
 impl dyn RunningTask {

@@ -7,6 +7,10 @@
 //! container ends, [`PodTask::wait`] ends with it: the runner then cleans up, which kills
 //! the other containers, and the instance is reported as ended (a failure, unless a kill
 //! was asked for), so the scheduler replaces it as it replaces a failed app task.
+//!
+//! Each container writes its own `<name>.stdout` and `<name>.stderr` in the sandbox, and
+//! the instance's terminal status says how each container ended ([`ContainerEnd`]): the
+//! one that ended first with its exit code, the others as stopped because of it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,9 +20,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use domain::app::PodSpec;
+use state::Condition;
+use state::protocol::ContainerEnd;
 use tokio::sync::Mutex;
 
-use super::process::{HeldTask, ProcessTask, spawn_argv};
+use super::process::{HeldTask, Logs, ProcessTask, spawn_argv};
 use super::{
     BoxFuture, Exit, Launch, Locator, Record, Recovering, RunningTask, StartError, Starting,
     StopSignal,
@@ -33,6 +39,24 @@ const REAP_WAIT: Duration = Duration::from_secs(2);
 struct Member {
     name: String,
     task: Mutex<ProcessTask>,
+    /// How it ended, once that was seen.
+    exit: std::sync::Mutex<Option<Exit>>,
+}
+
+impl Member {
+    fn new(name: String, task: ProcessTask) -> Self {
+        Member {
+            name,
+            task: Mutex::new(task),
+            exit: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn exit(&self) -> std::sync::MutexGuard<'_, Option<Exit>> {
+        self.exit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A running pod instance: its containers' process groups.
@@ -41,6 +65,10 @@ pub struct PodTask {
     members: Vec<Member>,
     /// Set when a container was already gone when the instance was found again.
     missing: Option<String>,
+    /// The containers that were already gone then.
+    gone: Vec<String>,
+    /// The index of the container whose own end ended the instance.
+    first: std::sync::Mutex<Option<usize>>,
     /// Set once a stop was asked: `wait` then waits for every container.
     stopping: AtomicBool,
 }
@@ -89,7 +117,7 @@ pub fn start<'a>(launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
         for (i, c) in pod.containers.iter().enumerate() {
             let env = container_env(launch.env, app, &launch.assignment.ports, pod, i);
             let argv = vec!["/bin/sh".to_string(), "-c".to_string(), c.shell.clone()];
-            match spawn_argv(&argv, launch.sandbox, &env) {
+            match spawn_argv(&argv, launch.sandbox, &env, &Logs::container(&c.name)) {
                 Ok(h) => held.push((c.name.clone(), h)),
                 Err(e) => {
                     for (_, h) in held {
@@ -108,14 +136,13 @@ pub fn start<'a>(launch: Launch<'a>, record: Record<'a>) -> Starting<'a> {
         }
         let mut members = Vec::with_capacity(held.len());
         for (name, h) in held {
-            members.push(Member {
-                name,
-                task: Mutex::new(h.release().await),
-            });
+            members.push(Member::new(name, h.release().await));
         }
         Ok(Box::new(PodTask {
             members,
             missing: None,
+            gone: Vec::new(),
+            first: std::sync::Mutex::new(None),
             stopping: AtomicBool::new(false),
         }) as Box<dyn RunningTask>)
     })
@@ -136,10 +163,7 @@ pub fn recover(checkpoint: &Checkpoint) -> Recovering<'_> {
     for (i, identity) in checkpoint.pod_processes.iter().enumerate() {
         let name = names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
         match ProcessTask::adopt(*identity) {
-            Some(task) => members.push(Member {
-                name,
-                task: Mutex::new(task),
-            }),
+            Some(task) => members.push(Member::new(name, task)),
             None => missing.push(name),
         }
     }
@@ -152,6 +176,8 @@ pub fn recover(checkpoint: &Checkpoint) -> Recovering<'_> {
                     missing.join(", ")
                 )
             }),
+            gone: missing,
+            first: std::sync::Mutex::new(None),
             stopping: AtomicBool::new(false),
         }) as Box<dyn RunningTask>
     });
@@ -168,6 +194,7 @@ impl PodTask {
             let mut first = None;
             for m in &mut self.members {
                 let exit = m.task.get_mut().wait().await;
+                *m.exit() = Some(exit.clone());
                 if first.is_none() {
                     first = Some(exit);
                 }
@@ -175,30 +202,39 @@ impl PodTask {
             return first.unwrap_or(Exit::Unknown("the pod has no containers".into()));
         }
         type Waiting<'w> = Pin<Box<dyn Future<Output = Exit> + Send + 'w>>;
-        let mut waits: Vec<(String, Waiting<'_>)> = self
+        let mut waits: Vec<Waiting<'_>> = self
             .members
             .iter_mut()
-            .map(|m| {
-                let name = m.name.clone();
-                let task = m.task.get_mut();
-                (name, Box::pin(task.wait()) as Waiting<'_>)
-            })
+            .map(|m| Box::pin(m.task.get_mut().wait()) as Waiting<'_>)
             .collect();
         if waits.is_empty() {
             return Exit::Unknown("the pod has no containers".into());
         }
-        let (name, exit) = std::future::poll_fn(|cx| {
-            for (name, w) in &mut waits {
+        let (index, exit) = std::future::poll_fn(|cx| {
+            for (i, w) in waits.iter_mut().enumerate() {
                 if let Poll::Ready(exit) = w.as_mut().poll(cx) {
-                    return Poll::Ready((name.clone(), exit));
+                    return Poll::Ready((i, exit));
                 }
             }
             Poll::Pending
         })
         .await;
+        drop(waits);
+        let member = &self.members[index];
+        let name = member.name.clone();
+        *member.exit() = Some(exit.clone());
+        *self.first_ended() = Some(index);
         Exit::Unknown(format!(
             "container {name} {exit}; the pod instance ends with it"
         ))
+    }
+}
+
+impl PodTask {
+    fn first_ended(&self) -> std::sync::MutexGuard<'_, Option<usize>> {
+        self.first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -222,8 +258,52 @@ impl RunningTask for PodTask {
                 let mut task = m.task.lock().await;
                 task.signal(StopSignal::Kill);
                 // Reaped here, so no container lingers as a zombie of the agent.
-                let _ = tokio::time::timeout(REAP_WAIT, task.wait()).await;
+                if let Ok(exit) = tokio::time::timeout(REAP_WAIT, task.wait()).await {
+                    m.exit().get_or_insert(exit);
+                }
             }
         })
+    }
+
+    fn containers(&self) -> Vec<ContainerEnd> {
+        let first = *self.first_ended();
+        let stopping = self.stopping.load(Ordering::SeqCst);
+        let cause = first.and_then(|i| self.members.get(i)).map_or_else(
+            || "another container".to_string(),
+            |m| format!("container {}", m.name),
+        );
+        let mut out: Vec<ContainerEnd> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let exit = m.exit().clone();
+                let (condition, message) = match &exit {
+                    Some(e) if stopping => e.outcome(true),
+                    Some(e) if first == Some(i) => e.outcome(false),
+                    Some(e) => (
+                        Condition::Killed,
+                        format!("stopped by the agent because {cause} ended; it {e}"),
+                    ),
+                    None => (
+                        Condition::Killed,
+                        "stopped by the agent; its end was not seen in time".to_string(),
+                    ),
+                };
+                ContainerEnd {
+                    name: m.name.clone(),
+                    condition,
+                    exit_code: exit.as_ref().and_then(Exit::code),
+                    message,
+                }
+            })
+            .collect();
+        out.extend(self.gone.iter().map(|name| ContainerEnd {
+            name: name.clone(),
+            condition: Condition::Failed,
+            exit_code: None,
+            message: "ended while the agent was away; its exit code is unknown".to_string(),
+        }));
+        out
     }
 }

@@ -159,7 +159,7 @@ pub fn spawn(
 ) -> Result<HeldTask, String> {
     let app = &assignment.app;
     let argv = argv_of(app, env)?;
-    spawn_argv(&argv, sandbox, env)
+    spawn_argv(&argv, sandbox, env, &Logs::task())
 }
 
 /// The command line of an app's task.
@@ -183,12 +183,41 @@ fn argv_of(
     })
 }
 
-/// Starts `argv` as a held process group in `sandbox` with exactly the environment `env`
-/// (see [`spawn`]).
+/// The files in the sandbox a process's output goes to (appended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logs {
+    /// The file standard output goes to.
+    pub stdout: String,
+    /// The file standard error goes to.
+    pub stderr: String,
+}
+
+impl Logs {
+    /// A task's: `stdout` and `stderr`.
+    pub fn task() -> Self {
+        Logs {
+            stdout: "stdout".into(),
+            stderr: "stderr".into(),
+        }
+    }
+
+    /// A pod container's, named after it: `<name>.stdout` and `<name>.stderr` (container
+    /// names are lower-case letters, digits and dashes, so they are safe file names).
+    pub fn container(name: &str) -> Self {
+        Logs {
+            stdout: format!("{name}.stdout"),
+            stderr: format!("{name}.stderr"),
+        }
+    }
+}
+
+/// Starts `argv` as a held process group in `sandbox` with exactly the environment `env`,
+/// its output appended to `logs` (see [`spawn`]).
 pub fn spawn_argv(
     argv: &[String],
     sandbox: &Path,
     env: &BTreeMap<String, String>,
+    logs: &Logs,
 ) -> Result<HeldTask, String> {
     // The gate shell adds PWD to what it passes on; a task gets only `env`.
     let script = if env.contains_key("PWD") {
@@ -211,8 +240,8 @@ pub fn spawn_argv(
         .envs(env)
         .current_dir(sandbox)
         .stdin(Stdio::piped())
-        .stdout(open("stdout")?)
-        .stderr(open("stderr")?)
+        .stdout(open(&logs.stdout)?)
+        .stderr(open(&logs.stderr)?)
         .process_group(0)
         .kill_on_drop(false);
     let mut child = command

@@ -542,3 +542,29 @@ fn parse_status(line: &str) -> Result<u16, HttpError> {
     code.parse()
         .map_err(|_| HttpError::Malformed(format!("status line {line:?}")))
 }
+
+/// Sends `body` as it is (not necessarily JSON, for malformed-input tests) over plain
+/// HTTP; returns the status and the body as JSON (`Null` when it is not).
+pub fn raw(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(DEFAULT_TIMEOUT))
+        .expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let json = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}

@@ -66,6 +66,46 @@ pub struct HealthCheck {
     pub delay_seconds: f64,
 }
 
+/// When and how often a check runs, and how many failures kill: the fields apps' and pods'
+/// health checks share, with Marathon's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Timing {
+    pub(super) grace_period_seconds: f64,
+    pub(super) interval_seconds: f64,
+    pub(super) timeout_seconds: f64,
+    pub(super) delay_seconds: f64,
+    pub(super) max_consecutive_failures: u32,
+}
+
+impl Timing {
+    /// Reads the timing fields of a check object, recording problems in `r`.
+    pub(super) fn read(r: &mut ObjectReader<'_>) -> Self {
+        let seconds = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
+            r.number_in(key, default, 0.0, limits::MAX_SECONDS)
+        };
+        let grace_period_seconds = seconds(r, "gracePeriodSeconds", 300.0);
+        let interval_seconds = seconds(r, "intervalSeconds", 60.0);
+        let timeout_seconds = seconds(r, "timeoutSeconds", 20.0);
+        let delay_seconds = seconds(r, "delaySeconds", 15.0);
+        if interval_seconds == 0.0 {
+            r.error("intervalSeconds", "got 0, expected more than 0");
+        }
+        let max_failures = r.int_in(
+            "maxConsecutiveFailures",
+            3,
+            0,
+            limits::MAX_CONSECUTIVE_FAILURES,
+        );
+        Timing {
+            grace_period_seconds,
+            interval_seconds,
+            timeout_seconds,
+            delay_seconds,
+            max_consecutive_failures: max_failures.max(0) as u32,
+        }
+    }
+}
+
 impl HealthCheck {
     /// Reads one health check, recording problems under `path`.
     pub fn read(v: &Value, path: &str, errors: &mut ValidationErrors) -> Option<Self> {
@@ -91,22 +131,7 @@ impl HealthCheck {
                 "COMMAND health checks need {\"command\":{\"value\":\"…\"}}",
             );
         }
-        let seconds = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
-            r.number_in(key, default, 0.0, limits::MAX_SECONDS)
-        };
-        let grace_period_seconds = seconds(&mut r, "gracePeriodSeconds", 300.0);
-        let interval_seconds = seconds(&mut r, "intervalSeconds", 60.0);
-        let timeout_seconds = seconds(&mut r, "timeoutSeconds", 20.0);
-        let delay_seconds = seconds(&mut r, "delaySeconds", 15.0);
-        if interval_seconds == 0.0 {
-            r.error("intervalSeconds", "got 0, expected more than 0");
-        }
-        let max_failures = r.int_in(
-            "maxConsecutiveFailures",
-            3,
-            0,
-            limits::MAX_CONSECUTIVE_FAILURES,
-        );
+        let timing = Timing::read(&mut r);
         let ignore_http1xx = r.bool("ignoreHttp1xx", false);
         for (key, v) in [("portIndex", port_index), ("port", port)] {
             if v.is_some_and(|p| !(0..=65535).contains(&p)) {
@@ -124,12 +149,12 @@ impl HealthCheck {
             },
             port: port.map(|p| p.clamp(0, 65535) as u32),
             command,
-            grace_period_seconds,
-            interval_seconds,
-            timeout_seconds,
-            max_consecutive_failures: max_failures.max(0) as u32,
+            grace_period_seconds: timing.grace_period_seconds,
+            interval_seconds: timing.interval_seconds,
+            timeout_seconds: timing.timeout_seconds,
+            max_consecutive_failures: timing.max_consecutive_failures,
             ignore_http1xx,
-            delay_seconds,
+            delay_seconds: timing.delay_seconds,
         })
     }
 

@@ -277,6 +277,26 @@ impl AppDefinition {
         self.pod.is_some()
     }
 
+    /// Sets the desired instance count; a pod's `scaling` follows, so the definition it is
+    /// shown and stored as says the same (a pod is read back from that definition).
+    pub fn set_instances(&mut self, instances: u32) {
+        self.instances = instances;
+        if let Some(pod) = self.pod.as_mut() {
+            pod.definition.insert(
+                "scaling".into(),
+                json!({"kind": "fixed", "instances": instances}),
+            );
+        }
+    }
+
+    /// True when `self` and `other` are the same definition but for the instance count: a
+    /// change between them is a scale, and instances of one are not outdated by the other.
+    pub fn same_but_instances(&self, other: &AppDefinition) -> bool {
+        let mut same = other.clone();
+        same.set_instances(self.instances);
+        same == *self
+    }
+
     fn read(value: &Value, mut errors: ValidationErrors) -> Result<Self, ValidationErrors> {
         if let Some(pod) = value.get("pod").filter(|p| !p.is_null()) {
             if !errors.enforces_limits() {
@@ -465,10 +485,9 @@ fn find_nul_bytes(value: &Value, path: &str, errors: &mut ValidationErrors) {
     }
 }
 
-fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinition> {
-    let mut r = ObjectReader::new(value, "", errors)?;
-
-    let id = match r.string_opt("id") {
+/// The `id` of an app or pod: required, Marathon's path rules, drover's length limit.
+fn read_id(r: &mut ObjectReader<'_>) -> Option<AppId> {
+    match r.string_opt("id") {
         Some(raw) => match AppId::parse(&raw) {
             Ok(id) if id.as_str().len() > limits::MAX_APP_ID_BYTES => {
                 let path = r.path("id");
@@ -482,12 +501,19 @@ fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinitio
             }
         },
         None => {
+            // A wrong type was reported already; a missing id is reported here.
             if !r.errors().at("/id").contains(&EXPECTED_STRING.to_string()) {
                 r.error("id", PATH_MISSING);
             }
             None
         }
-    };
+    }
+}
+
+fn read_app(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefinition> {
+    let mut r = ObjectReader::new(value, "", errors)?;
+
+    let id = read_id(&mut r);
     let cmd = r.string_opt("cmd");
     let args = r.strings_opt("args");
 

@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::reader::{EXPECTED_STRING, ObjectReader, PATH_MISSING};
+use super::health::Timing;
+use super::reader::{ObjectReader, PATH_MISSING};
 use super::{
-    AppDefinition, AppId, HealthCheck, HealthProtocol, ID_LENGTH_MESSAGE, KillSelection,
-    PortDefinition, UnreachableStrategy, UpgradeStrategy, ValidationErrors,
+    AppDefinition, HealthCheck, HealthProtocol, KillSelection, PortDefinition, UnreachableStrategy,
+    UpgradeStrategy, ValidationErrors,
 };
 use crate::constraint::Constraint;
 use crate::limits;
@@ -74,27 +75,7 @@ pub fn read_pod(value: &Value, errors: &mut ValidationErrors) -> Option<AppDefin
         _ => Map::new(),
     };
     let mut r = ObjectReader::new(value, "", errors)?;
-    let id = match r.string_opt("id") {
-        Some(raw) => match AppId::parse(&raw) {
-            Ok(id) => {
-                if id.as_str().len() > limits::MAX_APP_ID_BYTES {
-                    let path = r.path("id");
-                    r.errors().add_limit(path, ID_LENGTH_MESSAGE);
-                }
-                Some(id)
-            }
-            Err(msg) => {
-                r.error("id", msg);
-                None
-            }
-        },
-        None => {
-            if !r.errors().at("/id").contains(&EXPECTED_STRING.to_string()) {
-                r.error("id", PATH_MISSING);
-            }
-            None
-        }
-    };
+    let id = super::read_id(&mut r);
     let env = read_env(&mut r, "environment");
     let labels = r.string_map("labels");
 
@@ -479,22 +460,7 @@ fn read_health(
             shell.map(str::to_string),
         )
     };
-    let seconds = |r: &mut ObjectReader<'_>, key: &str, default: f64| {
-        r.number_in(key, default, 0.0, limits::MAX_SECONDS)
-    };
-    let grace_period_seconds = seconds(&mut r, "gracePeriodSeconds", 300.0);
-    let interval_seconds = seconds(&mut r, "intervalSeconds", 60.0);
-    let timeout_seconds = seconds(&mut r, "timeoutSeconds", 20.0);
-    let delay_seconds = seconds(&mut r, "delaySeconds", 15.0);
-    if interval_seconds == 0.0 {
-        r.error("intervalSeconds", "got 0, expected more than 0");
-    }
-    let max_failures = r.int_in(
-        "maxConsecutiveFailures",
-        3,
-        0,
-        limits::MAX_CONSECUTIVE_FAILURES,
-    );
+    let timing = Timing::read(&mut r);
     if protocol.uses_port() && port_index.is_none() {
         return None;
     }
@@ -505,12 +471,12 @@ fn read_health(
         port_index,
         port: None,
         command,
-        grace_period_seconds,
-        interval_seconds,
-        timeout_seconds,
-        max_consecutive_failures: max_failures.max(0) as u32,
+        grace_period_seconds: timing.grace_period_seconds,
+        interval_seconds: timing.interval_seconds,
+        timeout_seconds: timing.timeout_seconds,
+        max_consecutive_failures: timing.max_consecutive_failures,
         ignore_http1xx: false,
-        delay_seconds,
+        delay_seconds: timing.delay_seconds,
     })
 }
 

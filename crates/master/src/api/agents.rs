@@ -295,6 +295,18 @@ pub async fn status(
             if let Some(r) = &update.readiness {
                 agents.set_readiness(&inst.id, r.clone());
             }
+            if !update.containers.is_empty() && update.condition.is_terminal() {
+                agents.record_termination(
+                    &inst.app_id,
+                    crate::agents::Termination {
+                        instance_id: inst.id.clone(),
+                        started_at_ms: inst.started_at_ms,
+                        terminated_at_ms: update.at_ms,
+                        message: update.message.clone().unwrap_or_default(),
+                        containers: update.containers.clone(),
+                    },
+                );
+            }
             let Some(h) = &update.health else {
                 continue;
             };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use client::{App, AppEnvelope, AppList, Change, DeploymentRef, ErrorBody, VersionInfo, Versions};
 use domain::{AppDefinition, AppId};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use state::machine::AppVersion;
 use state::{Command, Response as Applied};
 
+use super::app_changes::{self, Kind};
 use super::app_query::{self, AppEmbeds, AppQuery};
 use crate::agents::AgentView;
 use crate::deployments::{self, Action};
@@ -117,10 +118,6 @@ pub(super) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-pub(super) fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
-    AppDefinition::from_json(value).map_err(|errors| ApiError::invalid(&errors))
-}
-
 pub(super) fn app_id(raw: &str) -> Result<AppId, ApiError> {
     AppId::parse(raw).map_err(|msg| {
         let mut errors = domain::ValidationErrors::default();
@@ -173,48 +170,20 @@ pub async fn create(
     State(events): State<Arc<EventBus>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let app = validate(&parse_body(&body)?)?;
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    if m.state().read(|a| a.state.app(&app.id).is_some()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("An app with id [{}] already exists.", app.id),
-        ));
-    }
-    if let Some(why) = m
-        .state()
-        .read(|a| crate::groups::clashes_with_group(&a.state, &app.id))
-    {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
-    }
-    let version = m.next_version(None);
-    let id = app.id.clone();
-    commit_app(&m, app, version.clone()).await?;
-    let deployment =
-        start_deployment(&m, &events, &id, &version, Action::StartApplication, false).await?;
-    let body = app_value(m.state().read(|a| {
-        a.state.app(&id).map(|r| {
-            app_with_status(
-                &agents,
-                &m.config().domain.region,
-                &a.state,
-                r.current(),
-                AppEmbeds::for_list(),
-                m.clock().now_ms(),
-            )
-        })
-    }));
-    events.publish(Event::ApiPostEvent {
-        client_ip: None,
-        uri: "/v2/apps".into(),
-        app_definition: body.clone(),
-    });
-    let mut headers = deployment_headers(&deployment);
-    if let Ok(v) = HeaderValue::from_str(&format!("/v2/apps{id}")) {
-        headers.insert(header::LOCATION, v);
-    }
-    Ok((StatusCode::CREATED, headers, Json(body)).into_response())
+    let app = Kind::App.validate(&parse_body(&body)?)?;
+    let region = m.config().domain.region.clone();
+    let now_ms = m.clock().now_ms();
+    app_changes::create(&m, &events, app, |state, v| {
+        app_value(Some(app_with_status(
+            &agents,
+            &region,
+            state,
+            v,
+            AppEmbeds::for_list(),
+            now_ms,
+        )))
+    })
+    .await
 }
 
 /// Records a deployment for a change just committed, and announces it.
@@ -482,39 +451,16 @@ pub async fn delete(
     {
         return super::app_tasks::kill_one(&m, &agents, &events, app_id(raw)?, task, &pairs).await;
     }
-    let id = app_id(&path)?;
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    if m.state()
-        .read(|a| a.state.app(&id).is_some_and(|r| r.current().app.is_pod()))
-    {
-        return Err(ApiError::app_not_found(id.as_str()));
-    }
-    let locking = m
-        .state()
-        .read(|a| deployments::of_app(&a.state, &id).map(|d| d.id.clone()));
-    if let Some(d) = locking {
-        m.write(Command::DeleteDeployment { id: d }).await?;
-    }
-    let answer = m.write(Command::DeleteApp { id: id.clone() }).await?;
-    match answer {
-        Applied::NotFound { .. } => Err(ApiError::app_not_found(id.as_str())),
-        Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
-        _ => {
-            events.publish(Event::AppTerminatedEvent {
-                app_id: id.to_string(),
-            });
-            let deployment = state::runtime::uuid_v4().to_string();
-            let version = m.next_version(None);
-            Ok((
-                StatusCode::OK,
-                deployment_headers(&deployment),
-                Json(Change {
-                    version,
-                    deployment_id: Some(deployment),
-                }),
-            )
-                .into_response())
-        }
-    }
+    let (headers, deployment) =
+        app_changes::delete(&m, &events, Kind::App, &app_id(&path)?).await?;
+    let version = m.next_version(None);
+    Ok((
+        StatusCode::OK,
+        headers,
+        Json(Change {
+            version,
+            deployment_id: Some(deployment),
+        }),
+    )
+        .into_response())
 }

@@ -16,6 +16,7 @@ mod mesos;
 mod nodes;
 pub mod operator;
 mod plan;
+mod pod_status;
 mod pods;
 mod queue;
 mod subscriptions;

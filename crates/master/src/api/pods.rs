@@ -7,44 +7,31 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use domain::{AppDefinition, AppId};
+use domain::AppId;
 use serde_json::{Value, json};
+use state::Instance;
 use state::machine::AppVersion;
-use state::{ClusterState, Command, Condition, Instance, Response as Applied};
 
-use super::apps::{check_lock, commit_app, deployment_headers, parse_body, start_deployment};
+use super::app_changes::{self, Kind};
+use super::apps::parse_body;
+use super::pod_status;
 use crate::agents::AgentView;
-use crate::clock;
-use crate::deployments::{self, Action};
 use crate::error::ApiError;
-use crate::events::{Event, EventBus};
+use crate::events::EventBus;
 use crate::node::RaftNode;
-
-fn pod_not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("Pod '{id}' does not exist"))
-}
 
 fn pod_id(raw: &str) -> Result<AppId, ApiError> {
     super::apps::app_id(raw)
 }
 
-fn validate(value: &Value) -> Result<AppDefinition, ApiError> {
-    AppDefinition::pod_from_json(value).map_err(|errors| ApiError::invalid(&errors))
-}
-
 /// A pod version as Marathon shows it.
-fn pod_json(v: &AppVersion) -> Value {
+pub(super) fn pod_json(v: &AppVersion) -> Value {
     match &v.app.pod {
         Some(pod) => pod.to_json(Some(&v.version)),
         None => Value::Null,
     }
-}
-
-/// The current version of pod `id`, if there is such a pod.
-fn current_pod<'a>(state: &'a ClusterState, id: &AppId) -> Option<&'a state::machine::AppRecord> {
-    state.app(id).filter(|r| r.current().app.is_pod())
 }
 
 /// `GET /v2/pods` (and `HEAD`, which Marathon clients use to find out that pods are served).
@@ -66,44 +53,8 @@ pub async fn create(
     State(events): State<Arc<EventBus>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let pod = validate(&parse_body(&body)?)?;
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    if let Some(existing) = m
-        .state()
-        .read(|a| a.state.app(&pod.id).map(|r| r.current().app.is_pod()))
-    {
-        let what = if existing { "A pod" } else { "An app" };
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("{what} with id [{}] already exists.", pod.id),
-        ));
-    }
-    if let Some(why) = m
-        .state()
-        .read(|a| crate::groups::clashes_with_group(&a.state, &pod.id))
-    {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
-    }
-    let version = m.next_version(None);
-    let id = pod.id.clone();
-    commit_app(&m, pod, version.clone()).await?;
-    let deployment =
-        start_deployment(&m, &events, &id, &version, Action::StartApplication, false).await?;
-    let body = m
-        .state()
-        .read(|a| a.state.app(&id).map(|r| pod_json(r.current())))
-        .unwrap_or(Value::Null);
-    events.publish(Event::ApiPostEvent {
-        client_ip: None,
-        uri: "/v2/pods".into(),
-        app_definition: body.clone(),
-    });
-    let mut headers = deployment_headers(&deployment);
-    if let Ok(v) = HeaderValue::from_str(&format!("/v2/pods{id}")) {
-        headers.insert(header::LOCATION, v);
-    }
-    Ok((StatusCode::CREATED, headers, Json(body)).into_response())
+    let pod = Kind::Pod.validate(&parse_body(&body)?)?;
+    app_changes::create(&m, &events, pod, |_, v| pod_json(v)).await
 }
 
 /// What a path under `/v2/pods/` asks for (Marathon's `::` suffixes).
@@ -135,119 +86,6 @@ fn split(path: &str) -> PodPath<'_> {
     }
 }
 
-/// Marathon's state of one pod instance.
-fn instance_status(agents: &AgentView, i: &Instance, has_checks: bool) -> &'static str {
-    match i.condition {
-        Condition::Scheduled => "PENDING",
-        Condition::Staging | Condition::Starting => "STAGING",
-        Condition::Running => {
-            let healthy = agents.health(&i.id).map(|h| h.healthy);
-            if !has_checks || healthy == Some(true) {
-                "STABLE"
-            } else {
-                "DEGRADED"
-            }
-        }
-        Condition::Unreachable => "DEGRADED",
-        _ => "TERMINAL",
-    }
-}
-
-/// `PodStatus`: the spec, the pod's state, and each live instance with its containers.
-fn pod_status(
-    agents: &AgentView,
-    state: &ClusterState,
-    record: &state::machine::AppRecord,
-) -> Value {
-    let current = record.current();
-    let app = &current.app;
-    let id = &app.id;
-    let has_checks = !app.health_checks.is_empty();
-    let live: Vec<&Instance> = state
-        .instances_of(id)
-        .filter(|i| !i.condition.is_terminal())
-        .collect();
-    let instances: Vec<Value> = live
-        .iter()
-        .map(|i| {
-            let spec = record.version(&i.app_version).unwrap_or(current);
-            let status = instance_status(agents, i, !spec.app.health_checks.is_empty());
-            let host = state.agent(&i.agent_id).map(|r| r.agent.hostname.clone());
-            let since = clock::iso(i.updated_at_ms);
-            let task_state = super::agents::mesos_task_state(i.condition);
-            let containers: Vec<Value> = spec
-                .app
-                .pod
-                .iter()
-                .flat_map(|p| p.containers.iter())
-                .map(|c| {
-                    let endpoints: Vec<Value> = c
-                        .endpoints
-                        .iter()
-                        .map(|name| {
-                            let port = spec
-                                .app
-                                .port_definitions
-                                .iter()
-                                .position(|d| d.name.as_deref() == Some(name))
-                                .and_then(|idx| i.ports.get(idx));
-                            let mut e = json!({"name": name});
-                            if let Some(p) = port {
-                                e["allocatedHostPort"] = json!(p);
-                            }
-                            e
-                        })
-                        .collect();
-                    json!({
-                        "name": c.name,
-                        "status": task_state,
-                        "statusSince": since,
-                        "containerId": format!("{}.{}", i.id, c.name),
-                        "endpoints": endpoints,
-                        "lastUpdated": since,
-                        "lastChanged": since,
-                    })
-                })
-                .collect();
-            json!({
-                "id": i.id.to_string(),
-                "status": status,
-                "statusSince": since,
-                "agentHostname": host,
-                "agentId": i.agent_id.to_string(),
-                "resources": {"cpus": spec.app.cpus, "mem": spec.app.mem, "disk": spec.app.disk, "gpus": 0},
-                "containers": containers,
-                "specReference": format!("/v2/pods{id}::versions/{}", i.app_version),
-                "lastUpdated": since,
-                "lastChanged": since,
-            })
-        })
-        .collect();
-    let stable = live
-        .iter()
-        .filter(|i| {
-            instance_status(agents, i, has_checks) == "STABLE" && i.app_version == current.version
-        })
-        .count();
-    let status = if deployments::of_app(state, id).is_some() {
-        "DEPLOYING"
-    } else if stable >= app.instances as usize {
-        "STABLE"
-    } else {
-        "DEGRADED"
-    };
-    let now = clock::iso(clock::now_ms());
-    json!({
-        "id": id.as_str(),
-        "spec": pod_json(current),
-        "status": status,
-        "statusSince": now,
-        "instances": instances,
-        "lastUpdated": now,
-        "lastChanged": now,
-    })
-}
-
 /// `GET /v2/pods/{id}`, `…::status`, `…::versions`, `…::versions/{version}`, and
 /// `GET /v2/pods/::status` (every pod's status).
 pub async fn get(
@@ -263,7 +101,7 @@ pub async fn get(
                     .apps()
                     .values()
                     .filter(|r| r.current().app.is_pod())
-                    .map(|r| pod_status(&agents, &a.state, r))
+                    .map(|r| pod_status::pod_status(&agents, &a.state, r))
                     .collect()
             });
             return Ok(Json(all).into_response());
@@ -285,9 +123,13 @@ pub async fn get(
         _ => None,
     };
     m.state().read(|a| {
-        let record = current_pod(&a.state, &id).ok_or_else(|| pod_not_found(id.as_str()))?;
+        let record = a
+            .state
+            .app(&id)
+            .filter(|r| r.current().app.is_pod())
+            .ok_or_else(|| Kind::Pod.not_found(&id))?;
         Ok(match (what, version) {
-            (1, _) => Json(pod_status(&agents, &a.state, record)).into_response(),
+            (1, _) => Json(pod_status::pod_status(&agents, &a.state, record)).into_response(),
             (2, _) => Json(
                 record
                     .versions()
@@ -299,7 +141,7 @@ pub async fn get(
             (3, Some(v)) => Json(pod_json(record.version(&v).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    format!("Pod '{id}' has no version {v}"),
+                    format!("Pod '{id}' has no version {v}: list its versions with GET /v2/pods{id}::versions"),
                 )
             })?))
             .into_response(),
@@ -308,7 +150,8 @@ pub async fn get(
     })
 }
 
-/// `PUT /v2/pods/{id}[?force=]`: create or replace the pod.
+/// `PUT /v2/pods/{id}[?force=]`: create or replace the pod (201 when created); answers the
+/// pod as it now is, with the deployment the change started.
 pub async fn put(
     State(m): State<Arc<RaftNode>>,
     State(events): State<Arc<EventBus>>,
@@ -318,87 +161,21 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let id = pod_id(&path)?;
     let force = super::query_flag(&query, "force", false);
-    let mut body = parse_body(&body)?;
-    let Some(obj) = body.as_object_mut() else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Send the pod definition as a JSON object.",
-        ));
-    };
-    match obj.get("id").and_then(Value::as_str).map(AppId::parse) {
-        Some(Ok(body_id)) if body_id != id => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "The id in the body ({body_id}) differs from the id in the path ({id}); leave it out or make them equal."
-                ),
-            ));
-        }
-        _ => {
-            obj.insert("id".into(), json!(id.as_str()));
-        }
-    }
-    let pod = validate(&body)?;
+    let body = parse_body(&body)?;
     let _serial = m.exclusive().await;
     m.linearizable().await?;
-    let current = m
-        .state()
-        .read(|a| a.state.app(&id).map(|r| r.current().clone()));
-    if current.as_ref().is_some_and(|c| !c.app.is_pod()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("An app with id [{id}] already exists: a pod cannot replace it."),
-        ));
-    }
-    if current.is_none()
-        && let Some(why) = m
-            .state()
-            .read(|a| crate::groups::clashes_with_group(&a.state, &id))
-    {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why));
-    }
-    if current.is_some() {
-        check_lock(&m, &id, force)?;
-    }
-    let action = match &current {
-        None => Action::StartApplication,
-        Some(cur) => {
-            let mut same = cur.app.clone();
-            same.instances = pod.instances;
-            if let (Some(s), Some(p)) = (same.pod.as_mut(), pod.pod.as_ref()) {
-                s.definition
-                    .insert("scaling".into(), p.definition["scaling"].clone());
-            }
-            if same == pod {
-                Action::ScaleApplication
-            } else {
-                Action::RestartApplication
-            }
-        }
-    };
-    let created = current.is_none();
-    if current.as_ref().is_some_and(|c| c.app == pod) {
-        let cur = current.as_ref().map(pod_json).unwrap_or(Value::Null);
-        return Ok((StatusCode::OK, Json(cur)).into_response());
-    }
-    let version = m.next_version(current.as_ref().map(|c| c.version.as_str()));
-    commit_app(&m, pod, version.clone()).await?;
-    let deployment = start_deployment(&m, &events, &id, &version, action, force).await?;
+    let prepared = app_changes::prepare(&m, Kind::Pod, &id, body, false, true, force)?;
+    let created = prepared.created;
+    let change = app_changes::apply(&m, &events, prepared, force).await?;
     let shown = m
         .state()
-        .read(|a| a.state.app(&id).map(|r| pod_json(r.current())))
+        .read(|a| Kind::Pod.current(&a.state, &id).map(pod_json))
         .unwrap_or(Value::Null);
-    events.publish(Event::ApiPostEvent {
-        client_ip: None,
-        uri: format!("/v2/pods{id}"),
-        app_definition: shown.clone(),
-    });
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, deployment_headers(&deployment), Json(shown)).into_response())
+    Ok(app_changes::changed(
+        created,
+        change.deployment_id.as_deref(),
+        shown,
+    ))
 }
 
 /// `DELETE /v2/pods/{id}` (stops every instance), `…::instances` (every instance, or those
@@ -437,7 +214,9 @@ pub async fn delete(
     let id = pod_id(raw)?;
     if let Some(ids) = instances {
         let killed = super::tasks::kill(&m, &agents, &events, false, |state| {
-            current_pod(state, &id).ok_or_else(|| pod_not_found(id.as_str()))?;
+            Kind::Pod
+                .current(state, &id)
+                .ok_or_else(|| Kind::Pod.not_found(&id))?;
             let live: Vec<Instance> = state
                 .instances_of(&id)
                 .filter(|i| !i.condition.is_terminal())
@@ -462,26 +241,6 @@ pub async fn delete(
             .collect();
         return Ok(Json(ids).into_response());
     }
-    let _serial = m.exclusive().await;
-    m.linearizable().await?;
-    if m.state().read(|a| current_pod(&a.state, &id).is_none()) {
-        return Err(pod_not_found(id.as_str()));
-    }
-    let locking = m
-        .state()
-        .read(|a| deployments::of_app(&a.state, &id).map(|d| d.id.clone()));
-    if let Some(d) = locking {
-        m.write(Command::DeleteDeployment { id: d }).await?;
-    }
-    match m.write(Command::DeleteApp { id: id.clone() }).await? {
-        Applied::NotFound { .. } => Err(pod_not_found(id.as_str())),
-        Applied::Conflict { message } => Err(ApiError::new(StatusCode::CONFLICT, message)),
-        _ => {
-            events.publish(Event::AppTerminatedEvent {
-                app_id: id.to_string(),
-            });
-            let deployment = state::runtime::uuid_v4().to_string();
-            Ok((StatusCode::ACCEPTED, deployment_headers(&deployment)).into_response())
-        }
-    }
+    let (headers, _) = app_changes::delete(&m, &events, Kind::Pod, &id).await?;
+    Ok((StatusCode::ACCEPTED, headers).into_response())
 }

@@ -383,7 +383,7 @@ pub async fn kill(
                 .read(|a| a.state.app(&app_id).map(|r| r.current().clone()));
             let Some(current) = current else { continue };
             let mut app = current.app.clone();
-            app.instances = app.instances.saturating_sub(n);
+            app.set_instances(app.instances.saturating_sub(n));
             let version = m.next_version(Some(&current.version));
             let deployment = crate::deployments::new(
                 &app_id,

@@ -300,3 +300,46 @@ fn a_change_of_an_app_another_deployment_holds_is_refused_unless_forced() {
     );
     assert!(plan(&state, &gid("/shop"), Request::ScaleBy(2.0), "v2", true, 0).is_ok());
 }
+
+#[test]
+fn scaling_a_group_scales_the_pods_under_it_as_a_scale_not_a_restart() {
+    let mut state = ClusterState::default();
+    created(&mut state);
+    let pod = AppDefinition::pod_from_json(&json!({
+        "id": "/shop/front/pair",
+        "scaling": {"kind": "fixed", "instances": 2},
+        "containers": [{"name": "web", "exec": {"command": {"shell": "sleep 1000"}},
+                        "resources": {"cpus": 0.1, "mem": 16}}]
+    }))
+    .expect("pod");
+    state.apply(Command::PutApp {
+        app: pod,
+        version: "2026-01-01T00:00:01.500Z".into(),
+    });
+    let v2 = "2026-01-01T00:00:02.000Z";
+    let scaled = plan(&state, &gid("/shop"), Request::ScaleBy(1.5), v2, true, 0).unwrap();
+    let steps = steps_of(&scaled);
+    assert!(
+        steps
+            .iter()
+            .flatten()
+            .any(|(a, k)| a == "/shop/front/pair" && *k == ActionKind::ScaleApplication),
+        "the pod scales with the group: {steps:?}"
+    );
+    apply_all(&mut state, &scaled);
+    let pair = state
+        .app(&AppId::parse("/shop/front/pair").unwrap())
+        .unwrap()
+        .current()
+        .app
+        .clone();
+    assert_eq!(pair.instances, 3, "2 × 1.5, rounded up");
+    let shown = pair.pod.as_ref().expect("still a pod").to_json(None);
+    assert_eq!(
+        shown["scaling"]["instances"], 3,
+        "the pod's JSON says so: {shown}"
+    );
+    // What the log and snapshots hold reads back at the scaled count.
+    let back = AppDefinition::from_stored_json(&pair.to_json()).expect("reads back");
+    assert_eq!(back.instances, 3, "the stored form keeps the count");
+}

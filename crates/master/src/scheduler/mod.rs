@@ -47,7 +47,7 @@ pub mod rolling;
 pub mod unreachable;
 
 #[cfg(test)]
-mod harness;
+pub(crate) mod harness;
 #[cfg(test)]
 mod tests;
 
@@ -373,8 +373,10 @@ impl Scheduler {
         // Health of instances that no longer exist is of no use to anyone (read from the
         // state as it is now: an instance placed since the snapshot keeps its report).
         node.state().read(|a| {
-            self.agents
-                .retain_health(|id| a.state.instances().contains_key(id))
+            self.agents.retain_health(
+                |id| a.state.instances().contains_key(id),
+                |app| a.state.app(app).is_some(),
+            )
         });
         record(outcome, &self.queue, &self.eviction, &mut |event| {
             self.events.publish(event)

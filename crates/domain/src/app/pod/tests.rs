@@ -77,6 +77,33 @@ fn a_stored_pod_reads_back_the_same() {
 }
 
 #[test]
+fn scaling_a_pod_changes_its_stored_scaling_and_nothing_else() {
+    let app = AppDefinition::pod_from_json(&two_containers()).expect("valid pod");
+    let mut scaled = app.clone();
+    scaled.set_instances(5);
+    assert_eq!(scaled.instances, 5);
+    let pod = scaled.pod.as_ref().expect("a pod");
+    assert_eq!(
+        pod.to_json(None)["scaling"],
+        json!({"kind": "fixed", "instances": 5}),
+        "the pod's JSON says the new count"
+    );
+    let stored = serde_json::to_value(&scaled).expect("serialise");
+    let back: AppDefinition = serde_json::from_value(stored).expect("read back");
+    assert_eq!(
+        back.instances, 5,
+        "the count survives a reload from the log"
+    );
+    assert!(scaled.same_but_instances(&app), "a scale, not a restart");
+    let mut changed = scaled.clone();
+    changed.labels.insert("team".into(), "red".into());
+    assert!(
+        !changed.same_but_instances(&app),
+        "a label change is a change"
+    );
+}
+
+#[test]
 fn an_app_cannot_carry_the_pod_field() {
     let v = json!({"id": "/a", "cmd": "true", "pod": two_containers()});
     let errors = AppDefinition::from_json(&v).expect_err("refused");
