@@ -45,7 +45,7 @@ pub async fn health(
     let checks = m.state().read(|a| {
         let s = &a.state;
         let mut checks = Vec::new();
-        let n = m.config().masters.len();
+        let n = m.voter_count();
         checks.push(if n % 2 == 1 && n > 1 {
             check("masters-count", Status::Pass, format!("{n} masters: the cluster survives {} failures", n / 2))
         } else if n == 1 {
