@@ -261,6 +261,11 @@ fn masters_join_and_leave_and_a_wiped_master_is_replaced_without_losing_writes()
         "the table lists five voters:\n{table}"
     );
     wait_writes(&mut c, &writer, "with five masters");
+    // A joined master restarts like any member (still with --join in its flags).
+    let restarted = [4, 5].into_iter().find(|id| *id != leader).unwrap();
+    c.restart(restarted);
+    c.wait_caught_up(restarted, WAIT);
+    wait_voters(&mut c, leader, &[1, 2, 3, 4, 5]);
 
     // The leader cannot remove itself; the message says what to do.
     let leader = c.wait_for_leader_id(WAIT);
