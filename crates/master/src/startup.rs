@@ -329,8 +329,10 @@ async fn run(
             start_raft(
                 &config,
                 &peers,
-                connector,
-                contacts.clone(),
+                RaftLinks {
+                    connector,
+                    contacts: contacts.clone(),
+                },
                 fresh,
                 log_store,
                 state_machine,
@@ -351,8 +353,10 @@ async fn run(
             start_raft(
                 &config,
                 &peers,
-                connector,
-                contacts.clone(),
+                RaftLinks {
+                    connector,
+                    contacts: contacts.clone(),
+                },
                 fresh,
                 log_store,
                 state_machine,
@@ -474,14 +478,19 @@ async fn run(
 /// How long a master that was asked to stop waits for its open connections to finish.
 const SERVER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How Raft reaches the peers: the connector, and where it records when each answered.
+struct RaftLinks {
+    connector: Connector,
+    contacts: state::network::Contacts,
+}
+
 /// Checks the store and the peers, then starts Raft over `log_store` and `state_machine`:
 /// Raft must not start on a data dir of another cluster (restored as that cluster's leader,
 /// it would at once send entries to that cluster's masters).
 async fn start_raft<LS>(
     config: &MasterConfig,
     peers: &PeerClient,
-    connector: Connector,
-    contacts: state::network::Contacts,
+    network: RaftLinks,
     fresh: bool,
     mut log_store: LS,
     state_machine: state::StateMachineStore,
@@ -511,9 +520,9 @@ where
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        HttpNetwork::with_connector(config.id, connector)
+        HttpNetwork::with_connector(config.id, network.connector)
             .with_cluster_id(reader.clone())
-            .with_contacts(contacts),
+            .with_contacts(network.contacts),
         log_store,
         state_machine,
     )
