@@ -241,7 +241,10 @@ fn masters_join_and_leave_and_a_wiped_master_is_replaced_without_losing_writes()
         "a master of another cluster is refused: {status:?}\n{stderr}"
     );
 
-    // Grow to five: each joins as a learner, catches up and becomes a voter.
+    // Grow to five: each joins as a learner, catches up and becomes a voter. Master 4 is
+    // put in master 1's zone, which the cluster health names once both vote.
+    let shared_zone = c.master(1).zone.clone();
+    c.master_mut(4).zone = shared_zone.clone();
     c.start(4);
     c.start(5);
     let list = wait_voters(&mut c, leader, &[1, 2, 3, 4, 5]);
@@ -261,6 +264,17 @@ fn masters_join_and_leave_and_a_wiped_master_is_replaced_without_losing_writes()
         "the table lists five voters:\n{table}"
     );
     wait_writes(&mut c, &writer, "with five masters");
+    // (Master 4 registers its zone once it serves: waited for, not assumed.)
+    let warning = format!("voters share a zone (zone {shared_zone}: masters 1, 4)");
+    c.wait_until(
+        WAIT,
+        "the cluster health warns that voters 1 and 4 share a zone",
+        |c| {
+            c.get_settled(leader, "/v1/cluster/health", WAIT)
+                .body
+                .contains(&warning)
+        },
+    );
     // A joined master restarts like any member (still with --join in its flags).
     let restarted = [4, 5].into_iter().find(|id| *id != leader).unwrap();
     c.restart(restarted);
