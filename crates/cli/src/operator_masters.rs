@@ -13,6 +13,9 @@ use crate::output::{fail, fetch, json, or_na, table};
 #[derive(Subcommand)]
 pub enum MastersCommand {
     /// Every member: id, address, zone, voter or learner, last contact (ms), log lag.
+    #[command(
+        after_help = "Examples:\n  drover operator masters list\n  drover operator masters list --json"
+    )]
     List,
     /// Remove a master from the membership (refused for the leader, and when the voters left
     /// would not keep a quorum of masters that are up). Needs an operator token.
