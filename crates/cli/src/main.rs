@@ -12,6 +12,7 @@ mod lb;
 mod logging;
 mod node;
 mod operator;
+mod operator_masters;
 mod output;
 mod plan;
 mod pods;
@@ -88,7 +89,8 @@ enum Command {
     Acl(acl::AclArgs),
     /// Check a token with a master and save both in the CLI's config file.
     Login(acl::LoginArgs),
-    /// Cluster operations: `drover operator snapshot save|restore FILE` (backups).
+    /// Cluster operations: `drover operator masters [list|remove ID]` (membership),
+    /// `drover operator snapshot save|restore FILE` (backups).
     Operator(operator::OperatorArgs),
     /// Join tokens: create, list, revoke (on a master's host).
     Token(token::TokenArgs),

@@ -1,4 +1,5 @@
-//! `drover operator …`: backups of the cluster's state and their restore into a cluster.
+//! `drover operator …`: backups of the cluster's state and their restore into a cluster;
+//! the masters' membership (`operator_masters`).
 
 use std::fs;
 use std::io::Write;
@@ -33,6 +34,21 @@ pub struct OperatorArgs {
 
 #[derive(Subcommand)]
 enum OperatorCommand {
+    /// The masters' Raft membership: `drover operator masters [list]`, `… remove ID`.
+    #[command(after_help = "\
+Add a master by starting it with --join (see `drover master --help`): the leader adds it as a
+learner and makes it a voter once it has caught up.
+
+Examples:
+  drover operator masters
+  drover operator masters remove 3")]
+    Masters {
+        #[command(subcommand)]
+        command: Option<crate::operator_masters::MastersCommand>,
+        /// Print JSON instead of a table (`drover operator masters list --json` too).
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Backups: `drover operator snapshot save FILE`, `… restore FILE`.
     #[command(after_help = "Example:\n  drover operator snapshot save backup.json")]
     Snapshot {
@@ -75,7 +91,12 @@ Example:
 
 /// Runs `drover operator …`.
 pub fn run(args: OperatorArgs) -> ExitCode {
-    let OperatorCommand::Snapshot { command } = args.command;
+    let command = match args.command {
+        OperatorCommand::Masters { command, json } => {
+            return crate::operator_masters::run(&args.master, command, json);
+        }
+        OperatorCommand::Snapshot { command } => command,
+    };
     let done = match command {
         SnapshotCommand::Save { file } => save(&args.master, &file),
         SnapshotCommand::Restore { file } => restore(&args.master, &file),

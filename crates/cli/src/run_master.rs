@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use master::leadership::ExitReason;
-use master::{MasterConfig, parse_masters};
+use master::{MasterConfig, MembershipConfig, parse_join_masters, parse_masters};
 
 use crate::detect;
 
@@ -22,7 +22,10 @@ Every *-ms flag takes 1 to 86400000 (one day); --heartbeat-ms < --election-timeo
 is a fraction above 0 and at most 1. --masters names each id and each address once, and this
 master's entry must be its --listen address (any host when --listen is 0.0.0.0 or [::]).
 
-Exit codes: 0 after Ctrl-C or SIGTERM; 1 on a fatal error (storage, region mismatch, a data
+Add a master to a running cluster with --join (--masters names it and masters of the cluster);
+remove one with `drover operator masters remove ID`. See docs/operations.md.
+
+Exit codes: 0 after Ctrl-C or SIGTERM, or once removed from the cluster; 1 on a fatal error (storage, region mismatch, a data
 dir lost while the cluster exists, a data dir of another cluster); 2 on bad flags; 103 when
 --exit-on-leadership-loss is set and this master stops being the leader.
 
@@ -40,7 +43,8 @@ pub struct MasterArgs {
     /// Address to listen on (API, UI and Raft share one port).
     #[arg(long, value_name = "HOST:PORT")]
     listen: SocketAddr,
-    /// Every master, this one included: ID=HOST:PORT,… (1, 3, 5 or 7 of them).
+    /// Every master, this one included: ID=HOST:PORT,… (1, 3, 5 or 7 of them; with --join,
+    /// this one and any masters of the running cluster).
     #[arg(long, value_name = "ID=HOST:PORT,…")]
     masters: String,
     /// Directory for the Raft log, vote and snapshots; keep it across restarts.
@@ -102,8 +106,60 @@ pub struct MasterArgs {
     /// (three attempts per event).
     #[arg(long, default_value_t = 10000, value_name = "MS")]
     event_callback_timeout_ms: u64,
+    /// Join the running cluster of the other masters in --masters as a new member: this
+    /// master is added as a learner, catches up (from a snapshot if need be) and is promoted
+    /// to voter by the leader. --masters then names this master and any masters of the
+    /// cluster (any count). Also how a master whose data dir was lost comes back, after
+    /// `drover operator masters remove ID`.
+    #[arg(long = "join", conflicts_with = "force_new_cluster")]
+    join_cluster: bool,
+    /// Recovery when every other master is gone for good: rewrite this master's stored
+    /// membership to itself alone, so it leads a cluster of one with its log (logged
+    /// loudly). Refused while another member answers. Remove the flag once it runs.
+    #[arg(long)]
+    force_new_cluster: bool,
+    /// The leader removes a voter that has not answered for this long (e.g. 30m, 2h),
+    /// one at a time and only when the voters left keep a quorum of masters that are up.
+    /// Off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    remove_dead_masters_after: Option<Duration>,
     #[command(flatten)]
     join: crate::secure::JoinTokenFlags,
+}
+
+/// `90s`, `30m`, `2h`, `1d` or plain milliseconds, at least 10 s.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit_ms) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        None => (text, 1),
+        Some((i, _)) => {
+            let unit = match &text[i..] {
+                "ms" => 1,
+                "s" => 1000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                other => {
+                    return Err(format!(
+                        "unknown unit `{other}` in `{text}`: use ms, s, m, h or d (e.g. 30m)"
+                    ));
+                }
+            };
+            (&text[..i], unit)
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: give e.g. 90s, 30m or 2h"))?;
+    let ms = n
+        .checked_mul(unit_ms)
+        .ok_or_else(|| format!("`{text}` is too long"))?;
+    if ms < 10_000 {
+        return Err(format!(
+            "`{text}` is too short: a master must be down at least 10s before it is removed"
+        ));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 /// Runs `drover master`.
@@ -112,7 +168,12 @@ pub fn run(args: MasterArgs) -> ExitCode {
         eprintln!("error: {msg}");
         ExitCode::from(code)
     };
-    let masters = match parse_masters(&args.masters) {
+    let parsed = if args.join_cluster {
+        parse_join_masters(&args.masters)
+    } else {
+        parse_masters(&args.masters)
+    };
+    let masters = match parsed {
         Ok(m) => m,
         Err(e) => return fail(2, e.to_string()),
     };
@@ -142,6 +203,11 @@ pub fn run(args: MasterArgs) -> ExitCode {
         callbacks: master::callbacks::CallbackConfig {
             queue: args.event_callback_queue,
             timeout: Duration::from_millis(args.event_callback_timeout_ms),
+        },
+        membership: MembershipConfig {
+            join: args.join_cluster,
+            force_new_cluster: args.force_new_cluster,
+            remove_dead_after: args.remove_dead_masters_after,
         },
     };
     if let Err(e) = config.validate() {

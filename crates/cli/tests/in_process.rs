@@ -100,6 +100,7 @@ fn master_config(
         eviction_interval: Duration::from_secs(30),
         insecure: true,
         callbacks: Default::default(),
+        membership: Default::default(),
     }
 }
 

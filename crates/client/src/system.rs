@@ -39,6 +39,43 @@ pub struct ProcessHealth {
     /// first start): a master with an empty data dir that is listed here lost its data.
     #[serde(default)]
     pub registered_masters: Vec<u64>,
+    /// The Raft members (voters and learners) as this master knows them; empty before the
+    /// cluster is formed or this master has joined it.
+    #[serde(default)]
+    pub members: Vec<u64>,
+}
+
+/// `GET /v1/operator/masters`: the Raft membership as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MastersList {
+    /// The leader's id.
+    pub leader: u64,
+    /// The leader's last log index.
+    pub last_log_index: u64,
+    /// Every member, by id.
+    pub masters: Vec<MasterMember>,
+}
+
+/// One member of [`MastersList`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterMember {
+    /// Its Raft id.
+    pub id: u64,
+    /// The `host:port` the others reach it at.
+    pub address: String,
+    /// Its zone, once it has registered.
+    pub zone: Option<String>,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// True for the leader.
+    pub leader: bool,
+    /// Milliseconds since it last answered the leader's Raft RPCs (0 for the leader; `None`
+    /// when it has not answered since this leader was elected).
+    pub last_contact_ms: Option<u64>,
+    /// Log entries it lacks behind the leader's last index (`None` when unknown).
+    pub log_lag: Option<u64>,
 }
 
 /// `GET /v2/info`.

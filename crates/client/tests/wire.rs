@@ -53,6 +53,11 @@ fn process_health_round_trips() {
 }
 
 #[test]
+fn masters_list_round_trips() {
+    round_trip::<client::system::MastersList>(MASTERS_LIST);
+}
+
+#[test]
 fn tasks_round_trips() {
     round_trip::<Tasks>(TASKS);
 }
@@ -883,7 +888,19 @@ const PROCESS_HEALTH: &str = r#"{
  "zone": "local-a",
  "initialized": true,
  "cluster_id": "e4db656a-0984-46d6-b012-d9693bab8aba",
- "registered_masters": [1, 2, 3]
+ "registered_masters": [1, 2, 3],
+ "members": [1, 2, 3]
+}"#;
+
+/// `GET /v1/operator/masters`, as a 3-master cluster answered it.
+const MASTERS_LIST: &str = r#"{
+ "leader": 1,
+ "lastLogIndex": 5,
+ "masters": [
+  {"id": 1, "address": "127.0.0.1:18081", "zone": "z1", "role": "voter", "leader": true, "lastContactMs": 0, "logLag": 0},
+  {"id": 2, "address": "127.0.0.1:18082", "zone": "z2", "role": "voter", "leader": false, "lastContactMs": 135, "logLag": 0},
+  {"id": 4, "address": "127.0.0.1:18084", "zone": null, "role": "learner", "leader": false, "lastContactMs": null, "logLag": 6}
+ ]
 }"#;
 
 const TASKS: &str = r#"{

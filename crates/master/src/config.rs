@@ -50,6 +50,23 @@ pub struct MasterConfig {
     pub insecure: bool,
     /// How events are delivered to HTTP callback subscribers.
     pub callbacks: crate::callbacks::CallbackConfig,
+    /// Joining a running cluster, forcing a new one, removing dead masters.
+    pub membership: MembershipConfig,
+}
+
+/// How a master takes part in membership changes (see [`crate::membership`]).
+#[derive(Debug, Clone, Default)]
+pub struct MembershipConfig {
+    /// `--join`: this master joins a running cluster (as a learner, then a voter) through the
+    /// other masters in `--masters`, instead of forming one with them. Any count of masters
+    /// may be listed.
+    pub join: bool,
+    /// `--force-new-cluster`: before Raft starts, rewrite the stored membership to this
+    /// master alone (recovery from a single surviving master).
+    pub force_new_cluster: bool,
+    /// `--remove-dead-masters-after`: the leader removes a voter down this long, when that
+    /// keeps a quorum (off when `None`).
+    pub remove_dead_after: Option<Duration>,
 }
 
 /// Why a configuration was refused.
@@ -99,6 +116,11 @@ pub enum ConfigError {
     /// An even number, none, or more than seven.
     #[error("--masters lists {0} masters; drover needs 1, 3, 5 or 7. {1}")]
     Count(usize, String),
+    /// `--join` with fewer than two masters.
+    #[error(
+        "--masters lists {0} masters; with --join, name this master and at least one master of the running cluster, e.g. --masters 1=10.0.1.10:8080,4=10.0.4.10:8080"
+    )]
+    JoinCount(usize),
     /// `--id` not among `--masters`.
     #[error("--id {0} is not in --masters ({1})")]
     UnknownId(u64, String),
@@ -118,6 +140,36 @@ pub const MAX_CALLBACK_QUEUE: usize = 100_000;
 /// Parses `1=HOST:PORT,2=HOST:PORT,…` and checks the count, and that no id or address is
 /// named twice.
 pub fn parse_masters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let out = parse_master_list(text)?;
+    let n = out.len();
+    if ![1, 3, 5, 7].contains(&n) {
+        let why = if n == 0 {
+            "Name every master, this one included: --masters 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT"
+                .to_string()
+        } else if n % 2 == 0 {
+            format!(
+                "A quorum is a majority, so {n} masters tolerate no more failures than {} would, and a split into two halves leaves no side with a majority",
+                n - 1
+            )
+        } else {
+            "Every write waits for a majority; more than 7 masters make writes slower and add no useful safety".to_string()
+        };
+        return Err(ConfigError::Count(n, why));
+    }
+    Ok(out)
+}
+
+/// Parses `1=HOST:PORT,2=HOST:PORT,…` as [`parse_masters`] does, for any count of at least
+/// two (`--join`: the masters to reach, and this one).
+pub fn parse_join_masters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let out = parse_master_list(text)?;
+    if out.len() < 2 {
+        return Err(ConfigError::JoinCount(out.len()));
+    }
+    Ok(out)
+}
+
+fn parse_master_list(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
     let mut out = BTreeMap::new();
     // Addresses as (lower-case host without brackets, port), so `A:08080` and `a:8080` match.
     let mut seen: BTreeMap<(String, u16), u64> = BTreeMap::new();
@@ -137,21 +189,6 @@ pub fn parse_masters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
                 second: id,
             });
         }
-    }
-    let n = out.len();
-    if ![1, 3, 5, 7].contains(&n) {
-        let why = if n == 0 {
-            "Name every master, this one included: --masters 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT"
-                .to_string()
-        } else if n % 2 == 0 {
-            format!(
-                "A quorum is a majority, so {n} masters tolerate no more failures than {} would, and a split into two halves leaves no side with a majority",
-                n - 1
-            )
-        } else {
-            "Every write waits for a majority; more than 7 masters make writes slower and add no useful safety".to_string()
-        };
-        return Err(ConfigError::Count(n, why));
     }
     Ok(out)
 }
@@ -331,6 +368,7 @@ mod tests {
             eviction_interval: Duration::from_secs(30),
             insecure: true,
             callbacks: Default::default(),
+            membership: Default::default(),
         }
     }
 

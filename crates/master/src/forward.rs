@@ -31,6 +31,8 @@ fn answered_locally(method: &Method, path: &str) -> bool {
         || path.starts_with("/internal/raft/")
         // Masters join before there is a leader.
         || path == "/internal/join/master"
+        // The leader tells a removed master; it must not forward that back to the leader.
+        || path == "/internal/masters/removed"
         || (method == Method::GET && matches!(api, "/v2/leader" | "/v2/info" | "/ping"))
 }
 

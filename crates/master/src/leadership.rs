@@ -41,13 +41,19 @@ pub enum ExitReason {
         /// The term it led.
         term: u64,
     },
+    /// The leader removed this master from the membership (`drover operator masters
+    /// remove`): exit 0, it has nothing left to serve.
+    Removed {
+        /// This master's id.
+        id: u64,
+    },
 }
 
 impl ExitReason {
     /// The process's exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ExitReason::Requested => 0,
+            ExitReason::Requested | ExitReason::Removed { .. } => 0,
             ExitReason::RaftFailed { .. } => 1,
             ExitReason::LeadershipLost { .. } => EXIT_LEADERSHIP_LOST,
         }
@@ -64,6 +70,10 @@ impl std::fmt::Display for ExitReason {
             ExitReason::LeadershipLost { id, term } => write!(
                 f,
                 "drover master {id}: lost leadership of term {term}; exiting with code {EXIT_LEADERSHIP_LOST} (--exit-on-leadership-loss)"
+            ),
+            ExitReason::Removed { id } => write!(
+                f,
+                "drover master {id}: removed from the cluster (`drover operator masters remove {id}`); exiting. Its data dir is no longer a member's: to bring it back, wipe the data dir and start it with --join"
             ),
         }
     }

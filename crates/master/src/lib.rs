@@ -11,6 +11,7 @@
 //! - [`api`]: the HTTP API.
 //! - [`auth`]: ACL tokens: who calls, and whether their policies allow the request.
 //! - [`leadership`]: leader-only services, started on election and stopped on its loss.
+//! - [`membership`]: masters joining (learners promoted to voters), removed, cleaned up.
 //! - [`startup`]: the checks and steps from flags to a serving master.
 //! - [`tls`]: a secure master's CA and certificates, its TLS listener and the guard on
 //!   `/internal/*`.
@@ -27,6 +28,7 @@ pub mod events;
 pub mod forward;
 pub mod groups;
 pub mod leadership;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod parts;
@@ -36,7 +38,7 @@ pub mod scheduler;
 pub mod startup;
 pub mod tls;
 
-pub use config::{ConfigError, MasterConfig, parse_masters};
+pub use config::{ConfigError, MasterConfig, MembershipConfig, parse_join_masters, parse_masters};
 pub use node::RaftNode;
 pub use parts::Parts;
 pub use startup::{Seams, StartupError, Store, run_secure, run_with};

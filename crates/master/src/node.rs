@@ -51,6 +51,12 @@ pub struct RaftNode {
     confirming: tokio::sync::Mutex<()>,
     /// Agents' status reports waiting to be committed together ([`RaftNode::report`]).
     reports: crate::reports::ReportCommits,
+    /// When each peer last answered this master's Raft RPCs.
+    contacts: state::network::Contacts,
+    /// Set when the leader removed this master from the membership (and it checked).
+    removed: AtomicBool,
+    /// Woken when `removed` is set.
+    removed_notify: tokio::sync::Notify,
 }
 
 /// What a master is in the Raft group right now.
@@ -90,6 +96,7 @@ impl RaftNode {
         state: StateReader,
         peers: PeerClient,
         clock: Arc<dyn Clock>,
+        contacts: state::network::Contacts,
     ) -> Self {
         RaftNode {
             config,
@@ -105,6 +112,43 @@ impl RaftNode {
             confirmed_at: std::sync::Mutex::new(None),
             confirming: tokio::sync::Mutex::new(()),
             reports: crate::reports::ReportCommits::default(),
+            contacts,
+            removed: AtomicBool::new(false),
+            removed_notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// When each peer last answered this master's Raft RPCs.
+    pub fn contacts(&self) -> &state::network::Contacts {
+        &self.contacts
+    }
+
+    /// Marks this master removed from the cluster: it stops ([`RaftNode::wait_removed`]).
+    pub fn set_removed(&self) {
+        self.removed.store(true, Ordering::SeqCst);
+        self.removed_notify.notify_waiters();
+    }
+
+    /// Resolves once this master has been removed from the cluster.
+    pub async fn wait_removed(&self) {
+        loop {
+            let notified = self.removed_notify.notified();
+            if self.removed.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The voters of the membership in force (of its newest half during a change), or
+    /// `--masters` before the cluster is formed.
+    pub fn voter_count(&self) -> usize {
+        let watch = self.raft.metrics();
+        let metrics = watch.borrow();
+        let joint = metrics.membership_config.membership().get_joint_config();
+        match joint.last() {
+            Some(voters) if !voters.is_empty() => voters.len(),
+            _ => self.config.masters.len(),
         }
     }
 
@@ -316,7 +360,7 @@ impl RaftNode {
     }
 
     fn no_quorum(&self, what: &str) -> ApiError {
-        let n = self.config.masters.len();
+        let n = self.voter_count();
         let wait = self.config.write_timeout;
         if n == 1 {
             // One master is its own quorum: only slowness (a slow disk, an overloaded machine)

@@ -47,9 +47,11 @@ pub enum StartupError {
     },
     /// The data dir is empty but the cluster already exists.
     #[error(
-        "the data dir {dir} is empty, but this master was part of the cluster before (master {peer} at {addr} lists it as registered). A master that lost its data must not rejoin with an empty log: it could vote twice in a term and lose acknowledged writes. Restore the data dir from a backup (re-adding a master with an empty data dir is not supported yet; see docs/operations.md)"
+        "the data dir {dir} is empty, but this master was part of the cluster before (master {peer} at {addr} lists it as registered). A master that lost its data must not rejoin with an empty log: it could vote twice in a term and lose acknowledged writes. Replace it: run `drover operator masters remove {id}` against the cluster, then start this master again with --join (docs/operations.md, \"Replace a dead master\")"
     )]
     LostData {
+        /// This master's id.
+        id: u64,
         /// The data dir.
         dir: String,
         /// A peer that is part of the cluster.
@@ -87,6 +89,41 @@ pub enum StartupError {
         /// The masters `--masters` names.
         given: String,
     },
+    /// A master with an empty data dir, not a member of the formed cluster, without `--join`.
+    #[error(
+        "master {id} is not a member of cluster {cluster} (master {peer} at {addr} lists members {members}). To add this master to the running cluster, start it with --join (docs/operations.md, \"Add capacity\")"
+    )]
+    NotMember {
+        /// This master's id.
+        id: u64,
+        /// The cluster's id.
+        cluster: String,
+        /// The peer that said so.
+        peer: u64,
+        /// Its address.
+        addr: String,
+        /// The members it lists.
+        members: String,
+    },
+    /// This master's data dir names it a member, but the leader's membership does not.
+    #[error(
+        "master {id} was removed from the cluster: the leader, master {peer} at {addr}, lists members {members}. Its data dir {dir} is no longer a member's. To bring it back, wipe the data dir and start it with --join (docs/operations.md, \"Replace a dead master\")"
+    )]
+    Removed {
+        /// This master's id.
+        id: u64,
+        /// The data dir.
+        dir: String,
+        /// The leader.
+        peer: u64,
+        /// Its address.
+        addr: String,
+        /// The members it lists.
+        members: String,
+    },
+    /// `--force-new-cluster` refused.
+    #[error("--force-new-cluster: {0}")]
+    ForceNewCluster(String),
     /// The registry refused this master (a region conflict found by the leader).
     #[error("the leader refused to register this master: {0}")]
     Refused(String),
@@ -270,6 +307,7 @@ async fn run(
     config.validate()?;
     tokio::pin!(shutdown);
     let peers = PeerClient::with_connector(connector.clone());
+    let contacts = state::network::Contacts::default();
     let (raft, reader) = match store {
         Store::Disk => {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -283,12 +321,18 @@ async fn run(
             let storage = |e: &dyn std::fmt::Display| {
                 StartupError::Storage(format!("{}: {e}", store_path.display()))
             };
-            let (log_store, state_machine) =
+            let (mut log_store, state_machine) =
                 state::open(&store_path).await.map_err(|e| storage(&e))?;
+            if config.membership.force_new_cluster {
+                force_new_cluster(&config, &peers, fresh, &mut log_store, &state_machine).await?;
+            }
             start_raft(
                 &config,
                 &peers,
-                connector,
+                RaftLinks {
+                    connector,
+                    contacts: contacts.clone(),
+                },
                 fresh,
                 log_store,
                 state_machine,
@@ -297,6 +341,11 @@ async fn run(
             .await?
         }
         Store::Memory(disk) => {
+            if config.membership.force_new_cluster {
+                return Err(StartupError::ForceNewCluster(
+                    "a master on a memory store cannot be forced".into(),
+                ));
+            }
             let storage =
                 |e: &dyn std::fmt::Display| StartupError::Storage(format!("memory store: {e}"));
             let fresh = disk.is_empty().await.map_err(|e| storage(&e))?;
@@ -304,7 +353,10 @@ async fn run(
             start_raft(
                 &config,
                 &peers,
-                connector,
+                RaftLinks {
+                    connector,
+                    contacts: contacts.clone(),
+                },
                 fresh,
                 log_store,
                 state_machine,
@@ -315,7 +367,7 @@ async fn run(
     };
 
     let mut master = Parts::new(
-        RaftNode::new(config, raft, reader, peers, clock.clone()),
+        RaftNode::new(config, raft, reader, peers, clock.clone(), contacts),
         EventBus::with_clock(clock),
     );
     let bootstrap = pki
@@ -347,7 +399,12 @@ async fn run(
         node.clone(),
         master.leader_services(),
     ));
-    let forming = tokio::spawn(form_cluster(node.clone()));
+    let forming = if node.config().membership.join {
+        tokio::spawn(crate::membership::join(node.clone()))
+    } else {
+        tokio::spawn(form_cluster(node.clone()))
+    };
+    let membership = tokio::spawn(crate::membership::supervise(node.clone()));
     let mut registration = tokio::spawn(register(node.clone()));
     let keeping = tokio::spawn(keep_bootstrap_tokens(node.clone(), bootstrap));
     let _running = Running {
@@ -355,15 +412,24 @@ async fn run(
             keeping.abort_handle(),
             leadership.abort_handle(),
             forming.abort_handle(),
+            membership.abort_handle(),
             registration.abort_handle(),
         ],
         _stop_serving: stop_serving,
         node: node.clone(),
     };
 
+    let removal = node.clone();
+    let removed = removal.wait_removed();
+    tokio::pin!(removed);
     tokio::select! {
         () = &mut shutdown => {
             tracing::info!("shutting down");
+        }
+        () = &mut removed => {
+            tracing::error!(id, "this master was removed from the cluster; stopping");
+            let _ = node.raft().shutdown().await;
+            return Ok(ExitReason::Removed { id });
         }
         result = &mut registration => {
             if let Ok(Err(e)) = result {
@@ -373,6 +439,11 @@ async fn run(
             }
             tokio::select! {
                 () = &mut shutdown => tracing::info!("shutting down"),
+                () = &mut removed => {
+                    tracing::error!(id, "this master was removed from the cluster; stopping");
+                    let _ = node.raft().shutdown().await;
+                    return Ok(ExitReason::Removed { id });
+                }
                 ended = &mut leadership => {
                     if let Some(reason) = ended_with(id, ended) {
                         return Ok(reason);
@@ -407,13 +478,19 @@ async fn run(
 /// How long a master that was asked to stop waits for its open connections to finish.
 const SERVER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How Raft reaches the peers: the connector, and where it records when each answered.
+struct RaftLinks {
+    connector: Connector,
+    contacts: state::network::Contacts,
+}
+
 /// Checks the store and the peers, then starts Raft over `log_store` and `state_machine`:
 /// Raft must not start on a data dir of another cluster (restored as that cluster's leader,
 /// it would at once send entries to that cluster's masters).
 async fn start_raft<LS>(
     config: &MasterConfig,
     peers: &PeerClient,
-    connector: Connector,
+    network: RaftLinks,
     fresh: bool,
     mut log_store: LS,
     state_machine: state::StateMachineStore,
@@ -443,7 +520,9 @@ where
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
-        HttpNetwork::with_connector(config.id, connector).with_cluster_id(reader.clone()),
+        HttpNetwork::with_connector(config.id, network.connector)
+            .with_cluster_id(reader.clone())
+            .with_contacts(network.contacts),
         log_store,
         state_machine,
     )
@@ -589,8 +668,20 @@ impl StoredIdentity {
 
     /// A data dir that names other masters than `--masters` is another cluster's (drover
     /// never changes the membership after forming it).
+    ///
+    /// Once masters join and leave, the stored membership differs from `--masters`; it is
+    /// still this master's own when it names this master at its address and agrees with
+    /// `--masters` on the address of every master both name.
     fn check_membership(&self, config: &MasterConfig) -> Result<(), StartupError> {
         if self.members.is_empty() || self.members == config.masters {
+            return Ok(());
+        }
+        let mine = self.members.get(&config.id).map(String::as_str) == Some(config.advertised());
+        let agree = config
+            .masters
+            .iter()
+            .all(|(id, addr)| self.members.get(id).is_none_or(|a| a == addr));
+        if mine && agree {
             return Ok(());
         }
         let list = |m: &BTreeMap<u64, String>| {
@@ -609,6 +700,52 @@ impl StoredIdentity {
             given: list(&config.masters),
         })
     }
+}
+
+/// `--force-new-cluster`: rewrites the stored membership to this master alone (see
+/// [`state::RedbLogStore::force_single_member`]), refused on an empty data dir and while
+/// any other stored member answers (the cluster is not gone; or the flag was left on after
+/// new masters joined).
+async fn force_new_cluster(
+    config: &MasterConfig,
+    peers: &PeerClient,
+    fresh: bool,
+    log_store: &mut state::RedbLogStore,
+    state_machine: &state::StateMachineStore,
+) -> Result<(), StartupError> {
+    if fresh {
+        return Err(StartupError::ForceNewCluster(format!(
+            "the data dir {} is empty: there is nothing to recover. Start it on the surviving master's data dir",
+            config.data_dir.display()
+        )));
+    }
+    let stored = StoredIdentity::read(log_store, &state_machine.reader())
+        .await
+        .map_err(|e| StartupError::Storage(e.to_string()))?;
+    for (id, addr) in stored.members.iter().filter(|(id, _)| **id != config.id) {
+        if peers.health(addr).await.is_some() {
+            return Err(StartupError::ForceNewCluster(format!(
+                "master {id} at {addr}, a member of this data dir's cluster, answers: the cluster is not gone. Forcing a new cluster now would split it in two; stop every other master for good first (or, if this flag was left on after new masters joined, remove it)"
+            )));
+        }
+    }
+    if stored.members.len() == 1 && stored.members.contains_key(&config.id) {
+        tracing::warn!(
+            "--force-new-cluster: the membership is this master alone already; nothing to rewrite"
+        );
+        return Ok(());
+    }
+    let log_id = log_store
+        .force_single_member(config.id, BasicNode::new(config.advertised()))
+        .await
+        .map_err(|e| StartupError::Storage(e.to_string()))?;
+    tracing::error!(
+        id = config.id,
+        %log_id,
+        old_members = ?stored.members.keys().collect::<Vec<_>>(),
+        "--force-new-cluster: the membership was rewritten to this master alone. It leads a cluster of one with every entry of its log, including any the old cluster had not committed. Add masters with --join, and remove --force-new-cluster from this master's flags"
+    );
+    Ok(())
 }
 
 /// Before Raft starts: every peer that answers must be in our region and, when this data dir
@@ -658,9 +795,41 @@ async fn check_peers(
         // this master before: it registers once it serves, so a listed master lost its data.
         if fresh && health.registered_masters.contains(&config.id) {
             return Err(StartupError::LostData {
+                id: config.id,
                 dir: config.data_dir.display().to_string(),
                 peer,
                 addr,
+            });
+        }
+        let list = |m: &[u64]| m.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        // A first start of a master the formed cluster does not know: it must ask to join.
+        if fresh
+            && !config.membership.join
+            && !health.members.is_empty()
+            && !health.members.contains(&config.id)
+            && let Some(cluster) = &health.cluster_id
+        {
+            return Err(StartupError::NotMember {
+                id: config.id,
+                cluster: cluster.clone(),
+                peer,
+                addr,
+                members: list(&health.members),
+            });
+        }
+        // A member (by its own data dir) that the leader no longer lists was removed.
+        if !fresh
+            && health.role == "leader"
+            && stored.members.contains_key(&config.id)
+            && !health.members.is_empty()
+            && !health.members.contains(&config.id)
+        {
+            return Err(StartupError::Removed {
+                id: config.id,
+                dir: config.data_dir.display().to_string(),
+                peer,
+                addr,
+                members: list(&health.members),
             });
         }
     }
@@ -688,6 +857,9 @@ where
 /// a majority of them answer in its region; a master whose log is not empty never
 /// initialises again.
 async fn form_cluster(master: Arc<RaftNode>) {
+    if master.config().membership.force_new_cluster {
+        return;
+    }
     let lowest = master.config().masters.keys().next().copied();
     if lowest != Some(master.config().id) {
         return;

@@ -74,6 +74,56 @@ impl RedbLogStore {
     }
 }
 
+impl RedbLogStore {
+    /// `drover master --force-new-cluster`: makes this log's membership `id` alone, so a
+    /// single surviving master can lead again when the others are gone for good.
+    ///
+    /// openraft 0.9 refuses to initialise a node twice and commits a membership change only
+    /// with a quorum of the old members, which are gone; so before Raft starts this writes
+    /// what a leader of a new term would have written: a vote for `id` in a term above every
+    /// term seen, and after the last entry a membership entry of that term naming `id` as the
+    /// only voter. openraft takes the last membership entry in the log as the one in force,
+    /// elects `id` (its own quorum) and commits that entry with everything before it.
+    /// Entries the old cluster had not committed are committed too (etcd does the same).
+    /// Returns the new entry's log id.
+    pub async fn force_single_member(
+        &mut self,
+        id: crate::types::NodeId,
+        node: crate::types::Node,
+    ) -> Result<LogId, StorageError> {
+        let state = self.get_log_state().await?;
+        let vote = self.read_vote().await?;
+        let last_term = state.last_log_id.map_or(0, |l| l.leader_id.term);
+        let voted_term = vote.map_or(0, |v| v.leader_id.term);
+        let term = last_term.max(voted_term) + 1;
+        let index = state.last_log_id.map_or(0, |l| l.index + 1);
+        let log_id = LogId::new(openraft::CommittedLeaderId::new(term, id), index);
+        let membership = openraft::Membership::new(
+            vec![std::collections::BTreeSet::from([id])],
+            std::collections::BTreeMap::from([(id, node)]),
+        );
+        let entry = Entry {
+            log_id,
+            payload: openraft::EntryPayload::Membership(membership),
+        };
+        self.save_vote(&Vote::new(term, id)).await?;
+        let bytes = encode("log entry", &entry).map_err(|e| e.fatal(StorageIOError::write_logs))?;
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(LOG)?;
+                table.insert(index, bytes.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.fatal(StorageIOError::write_logs))?;
+        Ok(log_id)
+    }
+}
+
 fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
     let entry: Entry = decode(|| format!("log entry {index}"), bytes)?;
     if entry.log_id.index != index {

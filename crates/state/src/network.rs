@@ -5,8 +5,10 @@
 //! it (`{"Ok":…}` or `{"Err":…}`). Paths are [`RaftRpc::path`]. The client side is
 //! [`HttpNetwork`]; the server side is [`answer`], which the master's HTTP server calls.
 
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -109,6 +111,12 @@ pub async fn answer(raft: &Raft, rpc: RaftRpc, body: &[u8]) -> Result<Vec<u8>, s
     }
 }
 
+/// The candidate a vote request's `body` is from, if it decodes.
+pub fn vote_candidate(body: &[u8]) -> Option<NodeId> {
+    let req: VoteRequest<NodeId> = serde_json::from_slice(body).ok()?;
+    Some(req.vote.leader_id.node_id)
+}
+
 /// Why a peer's answer could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -141,12 +149,39 @@ pub enum PeerError {
     },
 }
 
+/// When each peer last answered a Raft RPC of this master (any RPC answered `200`,
+/// heartbeats included): the "last contact" of `drover operator masters` and what the
+/// dead-master clean-up measures. Clones share the record.
+#[derive(Debug, Clone, Default)]
+pub struct Contacts(Arc<Mutex<BTreeMap<NodeId, tokio::time::Instant>>>);
+
+impl Contacts {
+    /// Notes that `peer` answered just now.
+    pub fn record(&self, peer: NodeId) {
+        self.lock().insert(peer, tokio::time::Instant::now());
+    }
+
+    /// How long ago `peer` last answered; `None` if it never has (since this master
+    /// started).
+    pub fn since(&self, peer: NodeId) -> Option<std::time::Duration> {
+        self.lock().get(&peer).map(|at| at.elapsed())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, tokio::time::Instant>> {
+        // Only inserts and reads happen under the lock: a poisoned one holds a usable map.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The client side of the Raft network: one HTTP client shared by all peers.
 #[derive(Clone)]
 pub struct HttpNetwork {
     id: NodeId,
     client: Client<Connector, Full<Bytes>>,
     cluster: Option<StateReader>,
+    contacts: Contacts,
 }
 
 impl fmt::Debug for HttpNetwork {
@@ -170,7 +205,14 @@ impl HttpNetwork {
             id,
             client: crate::transport::client(connector),
             cluster: None,
+            contacts: Contacts::default(),
         }
+    }
+
+    /// Records in `contacts` when each peer answers.
+    pub fn with_contacts(mut self, contacts: Contacts) -> Self {
+        self.contacts = contacts;
+        self
     }
 
     /// Sends the cluster id found in `state` (once there is one) with every RPC, in
@@ -191,6 +233,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             addr: node.addr.clone(),
             client: self.client.clone(),
             cluster: self.cluster.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -202,6 +245,7 @@ pub struct HttpPeer {
     addr: String,
     client: Client<Connector, Full<Bytes>>,
     cluster: Option<StateReader>,
+    contacts: Contacts,
 }
 
 impl fmt::Debug for HttpPeer {
@@ -301,6 +345,7 @@ impl HttpPeer {
             let body: String = text.chars().take(ERROR_BODY_LIMIT).collect();
             return Err(network(PeerError::Status { url, status, body }));
         }
+        self.contacts.record(self.target);
         let answer: Result<Resp, E> = serde_json::from_slice(&bytes).map_err(|e| {
             network(PeerError::Body {
                 url,

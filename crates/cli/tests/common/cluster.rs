@@ -53,6 +53,9 @@ pub struct Cluster {
     /// its master join token, ACL tokens are needed on the API, and the test's HTTP client
     /// speaks TLS to them (see [`super::secure`]).
     pub insecure: bool,
+    /// The masters `--masters` names (every one when `None`); a master not among them is
+    /// given them and itself (one that joins a running cluster with `--join`).
+    pub flag_ids: Option<Vec<u32>>,
 }
 
 impl Cluster {
@@ -86,6 +89,7 @@ impl Cluster {
             extra_args: Vec::new(),
             extra_env: Vec::new(),
             insecure: true,
+            flag_ids: None,
         }
     }
 
@@ -139,8 +143,18 @@ impl Cluster {
 
     /// The `--masters` value: `1=host:port,2=host:port,...`.
     pub fn masters_flag(&self) -> String {
+        self.masters_flag_for(None)
+    }
+
+    /// The `--masters` value master `id` is started with (see [`Cluster::flag_ids`]).
+    pub fn masters_flag_for(&self, id: Option<u32>) -> String {
         self.masters
             .iter()
+            .filter(|m| {
+                self.flag_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&m.id) || Some(m.id) == id)
+            })
             .map(|m| format!("{}={}", m.id, m.addr))
             .collect::<Vec<_>>()
             .join(",")
@@ -163,7 +177,7 @@ impl Cluster {
             .arg("--listen")
             .arg(&m.addr)
             .arg("--masters")
-            .arg(self.masters_flag())
+            .arg(self.masters_flag_for(Some(id)))
             .arg("--data-dir")
             .arg(&m.data_dir)
             .arg("--domain")

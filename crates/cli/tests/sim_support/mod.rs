@@ -162,6 +162,7 @@ fn master_config(id: u64, masters: &BTreeMap<u64, String>) -> MasterConfig {
         eviction_interval: Duration::from_secs(10),
         insecure: true,
         callbacks: Default::default(),
+        membership: Default::default(),
     }
 }
 

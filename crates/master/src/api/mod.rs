@@ -12,6 +12,7 @@ mod groups;
 mod health;
 mod join;
 mod label_selector;
+pub mod masters;
 mod mesos;
 mod nodes;
 pub mod operator;
@@ -135,6 +136,8 @@ pub fn router(master: Parts) -> Router {
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/internal/masters", post(system::register_master))
+        .route("/internal/masters/join", post(masters::join))
+        .route("/internal/masters/removed", post(masters::removed))
         .route("/internal/agents/register", post(agents::register))
         .route("/internal/agents/{id}/heartbeat", post(agents::heartbeat))
         .route(
@@ -162,6 +165,11 @@ pub fn router(master: Parts) -> Router {
         .route("/v1/join-tokens/{id}", axum::routing::delete(join::revoke))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/nodes/{id}", axum::routing::delete(nodes::remove))
+        .route("/v1/operator/masters", get(masters::list))
+        .route(
+            "/v1/operator/masters/{id}",
+            axum::routing::delete(masters::remove),
+        )
         .route("/v1/operator/snapshot", get(operator::snapshot))
         .route(
             "/v1/operator/restore",

@@ -27,6 +27,7 @@ pub async fn list(
 ) -> Result<Json<Nodes>, ApiError> {
     m.linearizable().await?;
     let leader = m.leader().map(|(id, _)| id);
+    let members = m.members();
     let body = m.state().read(|a| {
         let s = &a.state;
         let local = s
@@ -34,7 +35,11 @@ pub async fn list(
             .unwrap_or(m.config().domain.region.as_str())
             .to_string();
         let mut nodes = Vec::new();
-        let mut ids: Vec<u64> = m.config().masters.keys().copied().collect();
+        let mut ids: Vec<u64> = if members.is_empty() {
+            m.config().masters.keys().copied().collect()
+        } else {
+            members.keys().copied().collect()
+        };
         ids.extend(s.masters().keys().copied());
         ids.sort_unstable();
         ids.dedup();
@@ -42,6 +47,7 @@ pub async fn list(
             let registered = s.masters().get(&id);
             let addr = registered
                 .map(|r| r.addr.clone())
+                .or_else(|| members.get(&id).cloned())
                 .or_else(|| m.config().masters.get(&id).cloned())
                 .unwrap_or_default();
             let domain = registered

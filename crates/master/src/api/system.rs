@@ -45,6 +45,7 @@ pub async fn health(State(m): State<Arc<RaftNode>>) -> Json<ProcessHealth> {
         initialized: metrics.last_log_index.is_some(),
         cluster_id,
         registered_masters,
+        members: m.members().into_keys().collect(),
     })
 }
 
@@ -79,7 +80,7 @@ pub async fn info(State(m): State<Arc<RaftNode>>) -> Json<Info> {
         },
         marathon_config: MarathonConfig {
             framework_name: "drover".into(),
-            ha: m.config().masters.len() > 1,
+            ha: m.voter_count() > 1,
             hostname: m.config().listen.ip().to_string(),
             features: Vec::new(),
         },
@@ -129,6 +130,22 @@ pub async fn raft_rpc(
         return ApiError::new(StatusCode::NOT_FOUND, format!("no Raft RPC named {rpc}"))
             .into_response();
     };
+    // A candidate that is not a member (a removed master that did not stop) gets no vote:
+    // refused before Raft sees it, so it cannot disturb the cluster.
+    if rpc == RaftRpc::Vote
+        && let Some(candidate) = state::network::vote_candidate(&body)
+    {
+        let members = m.members();
+        if !members.is_empty() && !members.contains_key(&candidate) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "master {candidate} is not a member of this cluster (it was removed); it gets no vote. Stop it, or wipe its data dir and start it with --join"
+                ),
+            )
+            .into_response();
+        }
+    }
     match state::network::answer(m.raft(), rpc, &body).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => ApiError::new(

@@ -65,6 +65,10 @@ pub fn need(method: &Method, path: &str) -> Need {
     if method == Method::GET && path == "/v1/acl/token/self" {
         return Need::Authenticated;
     }
+    // The masters' membership (`drover operator masters`): operators.
+    if path == "/v1/operator/masters" || path.starts_with("/v1/operator/masters/") {
+        return Need::Operate;
+    }
     // ACL tokens; backups (they hold every app's environment and the tokens' hashes) and
     // restores.
     if path.starts_with("/v1/acl/") || path.starts_with("/v1/operator/") {
@@ -277,6 +281,10 @@ mod tests {
             (Method::POST, "/v2/something-new", Need::Manage),
             (Method::DELETE, "/v1/nodes", Need::Manage),
             (Method::DELETE, "/v1/nodes/agent-1", Need::Operate),
+            (Method::GET, "/v1/operator/masters", Need::Operate),
+            (Method::DELETE, "/v1/operator/masters/4", Need::Operate),
+            (Method::GET, "/v1/operator/snapshot", Need::Manage),
+            (Method::POST, "/internal/masters/join", Need::Internal),
         ];
         for (method, path, want) in cases {
             assert_eq!(need(&method, path), want, "{method} {path}");
