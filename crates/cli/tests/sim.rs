@@ -219,64 +219,40 @@ fn a_failing_schedule_is_minimised_to_the_faults_it_needs() {
     assert!(failure.is_some() && partial.faults.len() == plan.faults.len() - 1);
 }
 
-/// Seeds the same-trace test runs twice each with their faults left out (see the test).
+/// Seeds the same-trace test runs twice each with every fault of their schedule (see the
+/// test): 7 and 12 parted before every host's runtime was seeded (docs/testing.md).
 const SAME_TRACE_SEEDS: [u64; 2] = [7, 12];
-
-/// Seeds the same-trace test runs twice each with their faults, but for the ones that
-/// spread latency over several ticks (`Latency`, `SlowCommits`; see the test).
-const SAME_TRACE_FAULTY_SEEDS: [u64; 0] = [];
 
 /// Which faults of a seed the same-trace test keeps.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Keep {
     None,
-    AllButLatency,
     All,
 }
 
-/// Two runs of a seed's cluster and writes give the same trace: every API answer, every
-/// committed entry, the final instances. Without the seed's faults ([`SAME_TRACE_SEEDS`]),
-/// and with every fault but latency ([`SAME_TRACE_FAULTY_SEEDS`]): with latency spread over
-/// several ticks, runs part, because tokio's `select!` without `biased;` (openraft's
-/// replication back-off) and its `watch` channels (which waiter wakes first) draw from each
-/// runtime's own generator, which only `--cfg tokio_unstable` lets turmoil seed
-/// (docs/testing.md, "Determinism"). `DROVER_SIM_SEED=N` picks one seed, run without its
-/// faults; with `DROVER_SIM_FAULTS=1` with all of them, `DROVER_SIM_FAULTS=2` with all but
-/// latency.
+/// Two runs of a seed give the same trace: every API answer, every fault applied and
+/// undone, every committed entry, the final instances, each with its simulated time. The
+/// seeds of [`SAME_TRACE_SEEDS`] run with their whole fault schedule (crashes, partitions,
+/// latency, replays, a torn write). That needs every host's tokio runtime seeded from the
+/// run's seed (`select!` without `biased;` and `watch` waiters draw from it), which turmoil
+/// does only under `--cfg tokio_unstable` (`.cargo/config.toml`; docs/testing.md,
+/// "Determinism"). `DROVER_SIM_SEED=N` picks one seed, run with its faults;
+/// `DROVER_SIM_FAULTS=0` runs it without them.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     logs();
+    let keep = match env_u64("DROVER_SIM_FAULTS") {
+        Some(0) => Keep::None,
+        _ => Keep::All,
+    };
     let runs: Vec<(u64, Keep)> = match env_u64("DROVER_SIM_SEED") {
-        Some(seed) => vec![(
-            seed,
-            match env_u64("DROVER_SIM_FAULTS") {
-                Some(1) => Keep::All,
-                Some(2) => Keep::AllButLatency,
-                _ => Keep::None,
-            },
-        )],
-        None => SAME_TRACE_SEEDS
-            .iter()
-            .map(|&s| (s, Keep::None))
-            .chain(
-                SAME_TRACE_FAULTY_SEEDS
-                    .iter()
-                    .map(|&s| (s, Keep::AllButLatency)),
-            )
-            .collect(),
+        Some(seed) => vec![(seed, keep)],
+        None => SAME_TRACE_SEEDS.iter().map(|&s| (s, Keep::All)).collect(),
     };
     let plan = |seed: u64, keep: Keep| {
         let mut plan = sim_support::plan::Plan::new(seed);
-        match keep {
-            Keep::None => plan.faults.clear(),
-            Keep::AllButLatency => plan.faults.retain(|s| {
-                !matches!(
-                    s.fault,
-                    sim_support::plan::Fault::Latency { .. }
-                        | sim_support::plan::Fault::SlowCommits { .. }
-                )
-            }),
-            Keep::All => {}
+        if keep == Keep::None {
+            plan.faults.clear();
         }
         plan
     };
