@@ -122,9 +122,9 @@ const MINIMISE_RUNS: u64 = 12;
 
 /// The smallest failing schedule of a failed seed, by delta debugging over its faults: each
 /// fault is left out in turn (one rerun each), and a rerun that still fails keeps it out;
-/// the pass repeats until no single fault can go, or the reruns run out. Runs with faults
-/// are not bit-for-bit repeatable (docs/testing.md, "Determinism"), so a fault kept may not
-/// be needed; every fault left out was shown not to be needed in one rerun.
+/// the pass repeats until no single fault can go, or the reruns run out. A run is
+/// bit-for-bit repeatable, faults and all (docs/testing.md, "Determinism"), so each rerun's
+/// verdict holds for its schedule.
 fn minimise(seed: u64) -> String {
     let budget = env_u64("DROVER_SIM_MINIMISE").unwrap_or(MINIMISE_RUNS);
     if budget == 0 {
@@ -236,8 +236,8 @@ enum Keep {
 /// latency, replays, a torn write). That needs every host's tokio runtime seeded from the
 /// run's seed (`select!` without `biased;` and `watch` waiters draw from it), which turmoil
 /// does only under `--cfg tokio_unstable` (`.cargo/config.toml`; docs/testing.md,
-/// "Determinism"). `DROVER_SIM_SEED=N` picks one seed, run with its faults;
-/// `DROVER_SIM_FAULTS=0` runs it without them.
+/// "Determinism"). `DROVER_SIM_SEED=N` picks one seed, run with its faults,
+/// `DROVER_SIM_SEEDS=N` seeds `0..N`; `DROVER_SIM_FAULTS=0` runs them without faults.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     logs();
@@ -245,9 +245,10 @@ fn the_same_seed_gives_the_same_trace() {
         Some(0) => Keep::None,
         _ => Keep::All,
     };
-    let runs: Vec<(u64, Keep)> = match env_u64("DROVER_SIM_SEED") {
-        Some(seed) => vec![(seed, keep)],
-        None => SAME_TRACE_SEEDS.iter().map(|&s| (s, Keep::All)).collect(),
+    let runs: Vec<(u64, Keep)> = match (env_u64("DROVER_SIM_SEED"), env_u64("DROVER_SIM_SEEDS")) {
+        (Some(seed), _) => vec![(seed, keep)],
+        (None, Some(n)) => (0..n).map(|s| (s, keep)).collect(),
+        (None, None) => SAME_TRACE_SEEDS.iter().map(|&s| (s, Keep::All)).collect(),
     };
     let plan = |seed: u64, keep: Keep| {
         let mut plan = sim_support::plan::Plan::new(seed);

@@ -76,7 +76,7 @@ pub(super) fn apply(
     };
     let mut crash = |sim: &mut turmoil::Sim<'_>, name: &str, down_for: Option<Duration>| {
         if down.insert(name.to_string()) {
-            sim.crash(name);
+            super::net::crash(sim, name);
             if let Some(d) = down_for {
                 return Some((t + d, Undo::Restart(name.to_string())));
             }
