@@ -22,11 +22,12 @@ use sim_support::{Failure, Finished};
 /// take about 3 minutes on 2 cores.
 const CI_SEEDS: u64 = 180;
 
-/// Seeds kept as regression cases (run by CI even should `CI_SEEDS` shrink): 75 (found the agent acting on a deposed
-/// leader's assignments when the term fence was taken out), 78 (two leaders in one term,
-/// which openraft allows; the leader check follows its rule), 89 (a forwarded read on a
-/// pooled connection to a restarted leader answered 503), 160 (an agent lost for good while
-/// down from a crash was restarted by the crash's undo: a harness bug).
+/// Seeds kept as regression cases (run by CI even should `CI_SEEDS` shrink): 75 (found the
+/// agent acting on a deposed leader's assignments when the term fence was taken out, before
+/// runs were repeatable), 78 (two leaders in one term, which openraft allows; the leader
+/// check follows its rule), 89 (a forwarded read on a pooled connection to a restarted
+/// leader answered 503), 160 (an agent lost for good while down from a crash was restarted
+/// by the crash's undo: a harness bug).
 const REGRESSION_SEEDS: [u64; 4] = [75, 78, 89, 160];
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -124,7 +124,11 @@ impl SimStream {
     }
 
     fn inner(&mut self) -> Pin<&mut turmoil::net::TcpStream> {
-        Pin::new(self.inner.as_mut().expect("a connection is only taken when dropped"))
+        Pin::new(
+            self.inner
+                .as_mut()
+                .expect("a connection is only taken when dropped"),
+        )
     }
 }
 
