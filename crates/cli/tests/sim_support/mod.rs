@@ -254,6 +254,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
         sim.host(name.as_str(), move || {
             let (config, disk) = (config.clone(), disk.clone());
             async move {
+                let _close_in_order = net::CloseInOrder;
                 let listener = turmoil::net::TcpListener::bind(config.listen).await?;
                 let seams = Seams {
                     connector: net::internal_connector(),
@@ -299,6 +300,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
             slot.borrow_mut().agents[j].incarnations.push(tasks.clone());
             let (spec, masters, work_dir) = (spec.clone(), masters.clone(), work_dir.clone());
             async move {
+                let _close_in_order = net::CloseInOrder;
                 let ip = turmoil::lookup(spec.name.as_str());
                 let config = agent_config(&spec, ip, &masters, work_dir, &tasks);
                 agent::run(config, std::future::pending())

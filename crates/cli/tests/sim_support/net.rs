@@ -71,8 +71,8 @@ fn host_port(uri: &axum::http::Uri) -> Result<(String, u16), String> {
     Ok((host, uri.port_u16().unwrap_or(80)))
 }
 
-async fn connect(host: &str, port: u16) -> std::io::Result<turmoil::net::TcpStream> {
-    tokio::time::timeout(
+async fn connect(host: &str, port: u16) -> std::io::Result<SimStream> {
+    let stream = tokio::time::timeout(
         CONNECT_TIMEOUT,
         turmoil::net::TcpStream::connect((host, port)),
     )
@@ -82,7 +82,122 @@ async fn connect(host: &str, port: u16) -> std::io::Result<turmoil::net::TcpStre
             std::io::ErrorKind::TimedOut,
             format!("connecting to {host}:{port} timed out"),
         )
-    })?
+    })??;
+    Ok(SimStream::new(stream))
+}
+
+/// A simulated TCP connection (either end) that closes in a fixed order when its host
+/// crashes.
+///
+/// A crash drops the host's tokio runtime, and with it every task and connection; each
+/// connection dropped sends its FIN or RST, and turmoil draws each message's latency from
+/// the run's rng in send order. The order in which the runtime drops its tasks is not the
+/// run's: tokio keeps them in lists sharded by task id, and task ids come from one counter
+/// for the whole process (two runs on two threads take turns with it); and a task drops a
+/// `HashMap` of connections (hyper-util's pool) in its random order. So while a crash is in
+/// progress ([`crash`]) a connection dropped is set aside, and the host's [`CloseInOrder`]
+/// guard, dropped last, closes them all in the order they were opened.
+pub struct SimStream {
+    /// This run's number of the connection, in the order connections were opened.
+    opened: u64,
+    inner: Option<turmoil::net::TcpStream>,
+}
+
+thread_local! {
+    /// Connections opened (either end) so far in the run.
+    static OPENED: Cell<u64> = const { Cell::new(0) };
+    /// While a host crashes: its connections dropped so far, to close in order.
+    static CRASHING: RefCell<Option<Vec<(u64, turmoil::net::TcpStream)>>> =
+        const { RefCell::new(None) };
+}
+
+impl SimStream {
+    fn new(inner: turmoil::net::TcpStream) -> Self {
+        let opened = OPENED.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        });
+        SimStream {
+            opened,
+            inner: Some(inner),
+        }
+    }
+
+    fn inner(&mut self) -> Pin<&mut turmoil::net::TcpStream> {
+        Pin::new(
+            self.inner
+                .as_mut()
+                .expect("a connection is only taken when dropped"),
+        )
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let inner = CRASHING.with(|c| match c.borrow_mut().as_mut() {
+            Some(set_aside) => {
+                set_aside.push((self.opened, inner));
+                None
+            }
+            None => Some(inner),
+        });
+        drop(inner);
+    }
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.inner().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.inner().poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.inner().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.inner().poll_shutdown(cx)
+    }
+}
+
+/// Crashes host `name`, its connections closing in the order they were opened (see
+/// [`SimStream`]). The host's software must hold a [`CloseInOrder`].
+pub fn crash(sim: &mut turmoil::Sim<'_>, name: &str) {
+    CRASHING.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    sim.crash(name);
+    // The guard closed them, inside the host; anything left (a host whose software had
+    // already ended) goes without a FIN, as after a power cut.
+    CRASHING.with(|c| c.borrow_mut().take());
+}
+
+/// Held by a host's software for its whole life: turmoil drops the software (on its
+/// `LocalSet`) after the host's runtime, so this guard drops after every task of the host,
+/// and closes the connections they left in the order they were opened.
+pub struct CloseInOrder;
+
+impl Drop for CloseInOrder {
+    fn drop(&mut self) {
+        if let Some(mut set_aside) = CRASHING.with(|c| c.borrow_mut().take()) {
+            set_aside.sort_by_key(|(opened, _)| *opened);
+            drop(set_aside);
+        }
+    }
 }
 
 /// Requests duplicated and reordered: while on, `percent` of drover's internal
@@ -124,6 +239,7 @@ pub fn seed_replays(seed: u64) {
     RNG.with(|r| *r.borrow_mut() = Some(Rng::new(seed, 3)));
     REPLAY.with(|r| r.set(None));
     REPLAYED.with(|n| n.set(0));
+    OPENED.with(|n| n.set(0));
 }
 
 /// How many connections were replayed so far in the run.
@@ -141,7 +257,7 @@ const REPLAY_MAX_BYTES: usize = 256 * 1024;
 
 /// A connection that keeps a copy of what its client wrote.
 struct Recorded {
-    inner: turmoil::net::TcpStream,
+    inner: SimStream,
     written: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -204,13 +320,13 @@ async fn replay_later(host: String, port: u16, delay: Duration, written: Arc<Mut
 pub struct SimListener(pub turmoil::net::TcpListener);
 
 impl axum::serve::Listener for SimListener {
-    type Io = turmoil::net::TcpStream;
+    type Io = SimStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.0.accept().await {
-                Ok(accepted) => return accepted,
+                Ok((stream, addr)) => return (SimStream::new(stream), addr),
                 // As axum's TCP listener does: a failed accept is retried after a pause.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
