@@ -7,6 +7,9 @@
 //! cluster, a master of another cluster joining. A second test runs
 //! `--remove-dead-masters-after`: a dead voter is removed while a quorum is kept, and kept
 //! (said so in the leader's log) when removing it would need a quorum that is not there.
+//! A third runs `--redundancy-zones`: six masters in three zones keep one voter per zone,
+//! a lost zone's voter is replaced by another zone's standby while writes go on, and the
+//! zones rebalance once it is back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -458,6 +461,19 @@ fn wait_members(
 
 #[test]
 fn with_redundancy_zones_a_lost_zone_is_replaced_by_standbys_and_writes_go_on() {
+    // The flag alone is refused: it needs the time after which a voter counts as lost.
+    let out = Command::new(DROVER)
+        .args(["master", "--id", "1", "--listen", "127.0.0.1:1"])
+        .args(["--masters", "1=127.0.0.1:1", "--data-dir", "/nonexistent"])
+        .arg("--redundancy-zones")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--remove-dead-masters-after"),
+        "--redundancy-zones without --remove-dead-masters-after is refused, naming it: {stderr}"
+    );
+
     // Six masters in three zones: 1 and 4 in local-a, 2 and 5 in local-b, 3 and 6 in
     // local-c. 1-3 form the cluster, 4-6 join: one voter per zone, three standbys.
     let mut c = Cluster::new("redundancy-zones", 6);
