@@ -219,8 +219,8 @@ impl ZoneView {
 /// The zones are those of the members (voters and learners with a registered zone; a voter
 /// with none counts as its own zone); the target is one voter per zone. Live voters are the
 /// voters not in `dead`.
-/// 1. A ready learner in a zone without a live voter is promoted (lowest id first), when
-///    a quorum of the voters is up (a joining master, a zone coming back, a lost voter's
+/// 1. A ready learner in a zone without a live voter is promoted (a dead voter's zone
+///    first, then the lowest id), when a quorum of the voters is up (a joining master, a zone coming back, a lost voter's
 ///    standby in its own zone).
 /// 2. When a voter is dead and the live voters are fewer than the zones, a ready learner of
 ///    another zone is promoted so the voter count stays: the one of the zone with the
@@ -262,7 +262,8 @@ pub fn zone_step(v: &ZoneView) -> Option<ZoneStep> {
         // 1. A zone without a live voter gets one.
         if let Some((id, _)) = candidates
             .iter()
-            .find(|(_, z)| live_in.get(*z).copied().unwrap_or(0) == 0)
+            .filter(|(_, z)| live_in.get(*z).copied().unwrap_or(0) == 0)
+            .min_by_key(|(id, z)| (!dead_zones.contains(*z), *id))
         {
             return Some(ZoneStep::Promote(*id));
         }
@@ -858,6 +859,18 @@ mod tests {
         v.learners = set(&[3, 4, 5]);
         v.dead.clear();
         assert_eq!(zone_step(&v), None);
+        // The lost voter's own zone comes first, even before a new zone with a lower id.
+        let mut w = v.clone();
+        w.voters = set(&[1, 2, 3]);
+        w.learners = set(&[4, 5, 6, 7]);
+        w.zones.insert(7, "d".into());
+        w.ready = set(&[4, 5, 6, 7]);
+        w.dead = set(&[1]);
+        w.up = set(&[2, 3, 4, 5, 6, 7]);
+        assert_eq!(zone_step(&w), Some(ZoneStep::Promote(4)));
+        w.dead = set(&[3]);
+        w.up = set(&[1, 2, 4, 5, 6, 7]);
+        assert_eq!(zone_step(&w), Some(ZoneStep::Promote(6)));
         // A standby still catching up is not promoted: another zone's is.
         let mut v = six(&[1, 2, 3]);
         v.ready.remove(&6);
