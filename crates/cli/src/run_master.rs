@@ -123,6 +123,13 @@ pub struct MasterArgs {
     /// Off by default.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     remove_dead_masters_after: Option<Duration>,
+    /// Redundancy zones: the leader keeps one voter per zone (the zone of each master's
+    /// --domain or --fault-domain-detect) and the others as standby learners. A voter down longer than
+    /// --remove-dead-masters-after (required with this flag) is replaced by a caught-up
+    /// standby of its zone, else of a zone with no voter, else of the zone with the fewest
+    /// voters, and demoted to standby, only when a quorum is kept. See docs/operations.md.
+    #[arg(long, requires = "remove_dead_masters_after")]
+    redundancy_zones: bool,
     #[command(flatten)]
     join: crate::secure::JoinTokenFlags,
 }
@@ -208,6 +215,7 @@ pub fn run(args: MasterArgs) -> ExitCode {
             join: args.join_cluster,
             force_new_cluster: args.force_new_cluster,
             remove_dead_after: args.remove_dead_masters_after,
+            redundancy_zones: args.redundancy_zones,
         },
     };
     if let Err(e) = config.validate() {

@@ -7,6 +7,9 @@
 //! cluster, a master of another cluster joining. A second test runs
 //! `--remove-dead-masters-after`: a dead voter is removed while a quorum is kept, and kept
 //! (said so in the leader's log) when removing it would need a quorum that is not there.
+//! A third runs `--redundancy-zones`: six masters in three zones keep one voter per zone,
+//! a lost zone's voter is replaced by another zone's standby while writes go on, and the
+//! zones rebalance once it is back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -417,4 +420,196 @@ fn a_dead_voter_is_removed_only_while_the_voters_left_keep_a_quorum() {
         !status.success() && stderr.contains("was removed") && stderr.contains("--join"),
         "a removed master restarted on its data dir is refused: {status:?}\n{stderr}"
     );
+}
+
+/// The voters and learners `drover operator masters list` shows through `via`.
+fn roles(list: &MastersList) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let learners = list
+        .masters
+        .iter()
+        .filter(|m| m.role == "learner")
+        .map(|m| m.id)
+        .collect();
+    (voters(list), learners)
+}
+
+/// Waits until `check` accepts the membership listed through master `via`; on timeout the
+/// failure names what was awaited and the CLI's last answer.
+#[track_caller]
+fn wait_members(
+    c: &mut Cluster,
+    via: u32,
+    what: &str,
+    check: impl Fn(&MastersList) -> bool,
+) -> MastersList {
+    let addr = c.addr(via);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let last = match members_or_why(&addr) {
+            Ok(l) if check(&l) => return l,
+            Ok(l) => format!("{l:?}"),
+            Err(why) => why,
+        };
+        if std::time::Instant::now() >= deadline {
+            c.fail(&format!(
+                "timed out after {WAIT:?} waiting until `drover operator masters` through master {via} shows {what}; last answer: {last}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn with_redundancy_zones_a_lost_zone_is_replaced_by_standbys_and_writes_go_on() {
+    // The flag alone is refused: it needs the time after which a voter counts as lost.
+    let out = Command::new(DROVER)
+        .args(["master", "--id", "1", "--listen", "127.0.0.1:1"])
+        .args(["--masters", "1=127.0.0.1:1", "--data-dir", "/nonexistent"])
+        .arg("--redundancy-zones")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--remove-dead-masters-after"),
+        "--redundancy-zones without --remove-dead-masters-after is refused, naming it: {stderr}"
+    );
+
+    // Six masters in three zones: 1 and 4 in local-a, 2 and 5 in local-b, 3 and 6 in
+    // local-c. 1-3 form the cluster, 4-6 join: one voter per zone, three standbys.
+    let mut c = Cluster::new("redundancy-zones", 6);
+    c.flag_ids = Some(vec![1, 2, 3]);
+    c.extra_args.extend([
+        "--redundancy-zones".into(),
+        "--remove-dead-masters-after".into(),
+        "10s".into(),
+    ]);
+    let zone_of = |id: u64| format!("local-{}", ["a", "b", "c"][((id - 1) % 3) as usize]);
+    for id in 4..=6u32 {
+        c.master_mut(id).zone = zone_of(u64::from(id));
+        c.master_mut(id).extra_args.push("--join".into());
+    }
+    c.start_ids(&[1, 2, 3]);
+    let leader = c.wait_for_leader_id(WAIT);
+    wait_voters(&mut c, leader, &[1, 2, 3]);
+    for id in 4..=6 {
+        c.start(id);
+    }
+    // The standbys catch up, register their zones, and stay learners: their zones have a
+    // voter each.
+    let caught_up = |l: &MastersList| {
+        roles(l) == ([1, 2, 3].into(), [4, 5, 6].into())
+            && l.masters.iter().all(|m| {
+                m.zone.as_deref() == Some(zone_of(m.id).as_str())
+                    && m.log_lag.is_some_and(|lag| lag <= 64)
+            })
+    };
+    wait_members(
+        &mut c,
+        leader,
+        "voters 1-3 and caught-up standbys 4-6 with their zones",
+        caught_up,
+    );
+    let writer = Writer::start((1..=6).map(|id| c.addr(id)).collect());
+    wait_writes(&mut c, &writer, "with six masters");
+    let list = members(&c.addr(leader)).expect("the leader lists the masters");
+    assert_eq!(
+        roles(&list),
+        ([1, 2, 3].into(), [4, 5, 6].into()),
+        "still one voter per zone: {list:?}"
+    );
+
+    // A whole zone is lost: a voter that is not the leader and its standby.
+    let lost = u64::from(c.a_follower(leader));
+    let other = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != lost && *id != u64::from(leader))
+        .unwrap();
+    let lost_standby = lost + 3;
+    let alive: Vec<u32> = (1..=6u32)
+        .filter(|id| u64::from(*id) != lost && u64::from(*id) != lost_standby)
+        .collect();
+    writer.set_addrs(alive.iter().map(|id| c.addr(*id)).collect());
+    c.kill(lost as u32);
+    c.kill(lost_standby as u32);
+    // Two of the three voters are up: writes go on at once.
+    wait_writes(
+        &mut c,
+        &writer,
+        &format!("with zone {} lost", zone_of(lost)),
+    );
+
+    // After 10 s the lost voter is replaced by a standby of another zone (the lowest id
+    // of the two when both are caught up; which one under load is the unit tests' matter)
+    // and steps down to standby itself.
+    let standbys: BTreeSet<u64> = [4, 5, 6]
+        .into_iter()
+        .filter(|id| *id != lost_standby)
+        .collect();
+    let kept: BTreeSet<u64> = [u64::from(leader), other].into();
+    let list = wait_members(
+        &mut c,
+        leader,
+        &format!(
+            "voters {kept:?} and one of {standbys:?}, and {lost} and {lost_standby} standing by"
+        ),
+        |l| {
+            let (v, learners) = roles(l);
+            v.len() == 3
+                && v.is_superset(&kept)
+                && v.iter().any(|id| standbys.contains(id))
+                && learners.len() == 3
+                && learners.contains(&lost)
+                && learners.contains(&lost_standby)
+        },
+    );
+    let replacement = *voters(&list).difference(&kept).next().unwrap();
+    assert!(
+        c.stderr(leader)
+            .contains("redundancy zones: standby promoted to voter"),
+        "the leader logs the promotion:\n{}",
+        c.stderr(leader)
+    );
+    wait_writes(&mut c, &writer, "with the lost voter replaced");
+    // Two voters now share a zone: the cluster health says so.
+    let shared = format!("zone {}", zone_of(replacement));
+    c.wait_until(
+        WAIT,
+        "the cluster health warns that voters share a zone",
+        |c| {
+            let body = c.get_settled(leader, "/v1/cluster/health", WAIT).body;
+            body.contains("voters share a zone") && body.contains(&shared)
+        },
+    );
+
+    // The three voters are up again, so the cluster survives one more loss: the other
+    // original voter goes too, and writes are still acknowledged (without the
+    // replacement, two of the three voters would be down and nothing would commit).
+    let alive: Vec<u32> = alive
+        .into_iter()
+        .filter(|id| u64::from(*id) != other)
+        .collect();
+    writer.set_addrs(alive.iter().map(|id| c.addr(*id)).collect());
+    c.kill(other as u32);
+    wait_writes(&mut c, &writer, "with a zone and one more voter lost");
+
+    // Everyone comes back: one voter per zone again, all six members, nothing lost.
+    for id in [lost, lost_standby, other] {
+        c.start(id as u32);
+    }
+    writer.set_addrs((1..=6).map(|id| c.addr(id)).collect());
+    let list = wait_members(
+        &mut c,
+        leader,
+        "one voter in each of the three zones and three standbys",
+        |l| {
+            let (v, learners) = roles(l);
+            let zones: BTreeSet<String> = v.iter().map(|id| zone_of(*id)).collect();
+            v.len() == 3 && zones.len() == 3 && learners.len() == 3
+        },
+    );
+    wait_writes(&mut c, &writer, "with every master back");
+    let acked = writer.finish();
+    let voter = *voters(&list).iter().next().unwrap();
+    assert_all_readable(&mut c, voter as u32, &acked, "after the zone came back");
+    assert!(acked.len() > 20, "the writer wrote: {}", acked.len());
 }

@@ -67,6 +67,10 @@ pub struct MembershipConfig {
     /// `--remove-dead-masters-after`: the leader removes a voter down this long, when that
     /// keeps a quorum (off when `None`).
     pub remove_dead_after: Option<Duration>,
+    /// `--redundancy-zones`: the leader keeps one voter per zone and the other masters as
+    /// standby learners, and promotes a standby (same zone first) when a voter has been down
+    /// `remove_dead_after` (see [`crate::membership::zone_step`]).
+    pub redundancy_zones: bool,
 }
 
 /// Why a configuration was refused.

@@ -12,6 +12,9 @@
 //!   ([`check_removal`]). The removed master is told, checks with the leader, and stops.
 //! - With `--remove-dead-masters-after`, the loop removes a voter silent that long, one at
 //!   a time, only when [`check_removal`] allows it ([`dead_voter`]).
+//! - With `--redundancy-zones`, the loop keeps one voter per zone and the other masters as
+//!   standby learners instead, and replaces a voter down past `--remove-dead-masters-after`
+//!   by a standby ([`zone_step`]: same zone first).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -171,6 +174,138 @@ pub fn dead_voter(
     dead.into_iter()
         .map(|(_, v)| v)
         .find(|v| check_removal(voters, &BTreeSet::new(), up, leader, *v).is_ok())
+}
+
+/// One membership change the redundancy-zones rule asks for ([`zone_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneStep {
+    /// Make this learner a voter.
+    Promote(u64),
+    /// Make this voter a learner (a standby), keeping it a member.
+    Demote(u64),
+}
+
+/// What the leader knows of the members, for [`zone_step`].
+#[derive(Debug, Clone, Default)]
+pub struct ZoneView {
+    /// Voter ids.
+    pub voters: BTreeSet<u64>,
+    /// Learner ids.
+    pub learners: BTreeSet<u64>,
+    /// The zone of every member whose fault domain is registered.
+    pub zones: BTreeMap<u64, String>,
+    /// The members that are up (the leader included).
+    pub up: BTreeSet<u64>,
+    /// The learners that may become voters now ([`promotable`]: up and caught up).
+    pub ready: BTreeSet<u64>,
+    /// The voters down at least `--remove-dead-masters-after`.
+    pub dead: BTreeSet<u64>,
+    /// The leader's id.
+    pub leader: u64,
+}
+
+impl ZoneView {
+    /// A voter's zone; a voter with no registered zone counts as a zone of its own.
+    fn zone(&self, id: u64) -> String {
+        self.zones
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("(master {id}, no zone)"))
+    }
+}
+
+/// The redundancy-zones rule: the next membership change, if any, one at a time.
+///
+/// The zones are those of the members (voters and learners with a registered zone; a voter
+/// with none counts as its own zone); the target is one voter per zone. Live voters are the
+/// voters not in `dead`.
+/// 1. A ready learner in a zone without a live voter is promoted (a dead voter's zone
+///    first, then the lowest id), when a quorum of the voters is up (a joining master, a zone coming back, a lost voter's
+///    standby in its own zone).
+/// 2. When a voter is dead and the live voters are fewer than the zones, a ready learner of
+///    another zone is promoted so the voter count stays: the one of the zone with the
+///    fewest live voters, then the dead voter's zone, then the lowest id.
+/// 3. A dead voter (never the leader) is demoted to learner when [`check_removal`] allows
+///    it (once its replacement votes, or when no learner can replace it).
+/// 4. With no dead voter and more voters than zones, a voter of the zone with the most
+///    voters is demoted (not the leader; one that is down first, then the highest id), when
+///    [`check_removal`] allows it.
+///
+/// Learners with no registered zone are neither promoted nor counted until it is known.
+pub fn zone_step(v: &ZoneView) -> Option<ZoneStep> {
+    let mut zones: BTreeSet<String> = v.voters.iter().map(|id| v.zone(*id)).collect();
+    zones.extend(v.learners.iter().filter_map(|id| v.zones.get(id).cloned()));
+    let mut live_in: BTreeMap<String, usize> = zones.iter().map(|z| (z.clone(), 0)).collect();
+    let live: Vec<u64> = v
+        .voters
+        .iter()
+        .copied()
+        .filter(|id| !v.dead.contains(id))
+        .collect();
+    for id in &live {
+        *live_in.entry(v.zone(*id)).or_default() += 1;
+    }
+    let quorum_up = v
+        .voters
+        .iter()
+        .filter(|id| **id == v.leader || v.up.contains(id))
+        .count()
+        > v.voters.len() / 2;
+    let dead_zones: BTreeSet<String> = v.dead.iter().map(|id| v.zone(*id)).collect();
+    let candidates: Vec<(u64, &String)> = v
+        .learners
+        .iter()
+        .filter(|id| v.ready.contains(id))
+        .filter_map(|id| v.zones.get(id).map(|z| (*id, z)))
+        .collect();
+    if quorum_up {
+        // 1. A zone without a live voter gets one.
+        if let Some((id, _)) = candidates
+            .iter()
+            .filter(|(_, z)| live_in.get(*z).copied().unwrap_or(0) == 0)
+            .min_by_key(|(id, z)| (!dead_zones.contains(*z), *id))
+        {
+            return Some(ZoneStep::Promote(*id));
+        }
+        // 2. A lost voter is replaced from another zone to keep the count.
+        if !v.dead.is_empty() && live.len() < zones.len() {
+            let best = candidates.iter().min_by_key(|(id, z)| {
+                (
+                    live_in.get(*z).copied().unwrap_or(0),
+                    !dead_zones.contains(*z),
+                    *id,
+                )
+            });
+            if let Some((id, _)) = best {
+                return Some(ZoneStep::Promote(*id));
+            }
+        }
+    }
+    // 3. A dead voter steps down to standby.
+    if let Some(dead) = v.dead.iter().copied().find(|id| {
+        *id != v.leader && check_removal(&v.voters, &BTreeSet::new(), &v.up, v.leader, *id).is_ok()
+    }) {
+        return Some(ZoneStep::Demote(dead));
+    }
+    // 4. More voters than zones: one of a shared zone steps down.
+    if v.dead.is_empty() && v.voters.len() > zones.len() {
+        let (zone, n) = live_in
+            .iter()
+            .max_by_key(|(z, n)| (**n, std::cmp::Reverse(*z)))?;
+        if *n < 2 {
+            return None;
+        }
+        let extra = v
+            .voters
+            .iter()
+            .copied()
+            .filter(|id| *id != v.leader && v.zone(*id) == *zone)
+            .max_by_key(|id| (!v.up.contains(id), *id))?;
+        if check_removal(&v.voters, &BTreeSet::new(), &v.up, v.leader, extra).is_ok() {
+            return Some(ZoneStep::Demote(extra));
+        }
+    }
+    None
 }
 
 /// The membership as this master's Raft sees it: voters, learners, addresses.
@@ -357,6 +492,68 @@ pub async fn supervise(node: Arc<RaftNode>) {
         }
         let leader = node.config().id;
         let Some(lags) = lags(&node) else { continue };
+        let up = view.up(&node, leader);
+        let now = tokio::time::Instant::now();
+        down_since.retain(|id, _| !up.contains(id) && view.addrs.contains_key(id));
+        for id in view.addrs.keys() {
+            if !up.contains(id) {
+                down_since.entry(*id).or_insert_with(|| {
+                    // Down since its last contact, if this leader had any; else since now.
+                    node.contacts()
+                        .since(*id)
+                        .and_then(|c| now.checked_sub(c))
+                        .unwrap_or(now)
+                });
+            }
+        }
+        let after = node.config().membership.remove_dead_after;
+        if node.config().membership.redundancy_zones {
+            let dead = match after {
+                Some(after) => view
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        *id != leader
+                            && down_since
+                                .get(id)
+                                .is_some_and(|at| now.saturating_duration_since(*at) >= after)
+                    })
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            let zones: BTreeMap<u64, String> = node.state().read(|a| {
+                a.state
+                    .masters()
+                    .iter()
+                    .filter_map(|(id, m)| m.domain.as_ref().map(|d| (*id, d.zone.clone())))
+                    .collect()
+            });
+            let ready = view
+                .learners
+                .iter()
+                .copied()
+                .filter(|id| {
+                    promotable(
+                        lags.get(id).copied().unwrap_or(u64::MAX),
+                        node.contacts().since(*id),
+                    )
+                })
+                .collect();
+            let zv = ZoneView {
+                voters: view.voters.clone(),
+                learners: view.learners.clone(),
+                zones,
+                up,
+                ready,
+                dead,
+                leader,
+            };
+            if let Some(step) = zone_step(&zv) {
+                apply_zone_step(&node, step, &zv).await;
+            }
+            continue;
+        }
         for learner in &view.learners {
             let lag = lags.get(learner).copied().unwrap_or(u64::MAX);
             if promotable(lag, node.contacts().since(*learner)) {
@@ -375,23 +572,9 @@ pub async fn supervise(node: Arc<RaftNode>) {
                 break;
             }
         }
-        let Some(after) = node.config().membership.remove_dead_after else {
+        let Some(after) = after else {
             continue;
         };
-        let up = view.up(&node, leader);
-        let now = tokio::time::Instant::now();
-        down_since.retain(|id, _| !up.contains(id) && view.addrs.contains_key(id));
-        for id in view.addrs.keys() {
-            if !up.contains(id) {
-                down_since.entry(*id).or_insert_with(|| {
-                    // Down since its last contact, if this leader had any; else since now.
-                    node.contacts()
-                        .since(*id)
-                        .and_then(|c| now.checked_sub(c))
-                        .unwrap_or(now)
-                });
-            }
-        }
         let down_for: BTreeMap<u64, Duration> = down_since
             .iter()
             .map(|(id, at)| (*id, now.saturating_duration_since(*at)))
@@ -427,6 +610,36 @@ pub async fn supervise(node: Arc<RaftNode>) {
                 );
             }
         }
+    }
+}
+
+/// Carries out one [`zone_step`] on the leader, logging it with its reason.
+async fn apply_zone_step(node: &RaftNode, step: ZoneStep, v: &ZoneView) {
+    let (change, id, what) = match step {
+        ZoneStep::Promote(id) => (
+            ChangeMembers::AddVoterIds(BTreeSet::from([id])),
+            id,
+            "redundancy zones: standby promoted to voter",
+        ),
+        ZoneStep::Demote(id) => (
+            ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+            id,
+            if v.dead.contains(&id) {
+                "redundancy zones: voter down longer than --remove-dead-masters-after demoted to standby"
+            } else {
+                "redundancy zones: voter demoted to standby (its zone has another voter)"
+            },
+        ),
+    };
+    let zone = v.zones.get(&id).map(String::as_str).unwrap_or("none");
+    // `retain`: a demoted voter stays a member, as a learner.
+    match node.raft().change_membership(change, true).await {
+        Ok(_) => tracing::warn!(id, zone, "{what}"),
+        Err(e) => tracing::warn!(
+            id,
+            zone,
+            "redundancy zones: cannot change the membership yet ({what}): {e}"
+        ),
     }
 }
 
@@ -579,5 +792,139 @@ mod tests {
             dead_voter(&three, &three, 1, &down(&[(1, 100)]), after),
             None
         );
+    }
+
+    /// Masters 1..=6 in zones a, b, c, a, b, c; `voters` vote, the rest are learners; all
+    /// up and caught up, the leader 2.
+    fn six(voters: &[u64]) -> ZoneView {
+        let all = set(&[1, 2, 3, 4, 5, 6]);
+        let voters = set(voters);
+        let learners: BTreeSet<u64> = all.difference(&voters).copied().collect();
+        ZoneView {
+            zones: all
+                .iter()
+                .map(|id| (*id, ["a", "b", "c"][((id - 1) % 3) as usize].to_string()))
+                .collect(),
+            ready: learners.clone(),
+            voters,
+            learners,
+            up: all,
+            dead: BTreeSet::new(),
+            leader: 2,
+        }
+    }
+
+    fn lose(v: &mut ZoneView, ids: &[u64], dead: &[u64]) {
+        for id in ids {
+            v.up.remove(id);
+            v.ready.remove(id);
+        }
+        v.dead = set(dead);
+    }
+
+    #[test]
+    fn one_voter_per_zone_is_stable_and_extra_voters_step_down() {
+        assert_eq!(zone_step(&six(&[1, 2, 3])), None);
+        // All six voting (formed with --masters): the highest non-leader of the most
+        // crowded zone (first by name on a tie) steps down, one at a time, down to one per
+        // zone.
+        assert_eq!(
+            zone_step(&six(&[1, 2, 3, 4, 5, 6])),
+            Some(ZoneStep::Demote(4))
+        );
+        assert_eq!(zone_step(&six(&[1, 2, 3, 5, 6])), Some(ZoneStep::Demote(5)));
+        assert_eq!(zone_step(&six(&[1, 2, 3, 6])), Some(ZoneStep::Demote(6)));
+        // The leader never steps down: the other voter of its zone does.
+        assert_eq!(zone_step(&six(&[2, 3, 4, 5])), Some(ZoneStep::Demote(5)));
+        let mut v = six(&[2, 3, 4, 5]);
+        v.leader = 5;
+        assert_eq!(zone_step(&v), Some(ZoneStep::Demote(2)));
+        // A zone without a voter gets its standby promoted (lowest id first).
+        assert_eq!(zone_step(&six(&[2, 3])), Some(ZoneStep::Promote(1)));
+    }
+
+    #[test]
+    fn a_lost_voter_is_replaced_by_its_zones_standby_first() {
+        let mut v = six(&[1, 2, 3]);
+        lose(&mut v, &[3], &[]);
+        // Down, but not yet for --remove-dead-masters-after: nothing changes.
+        assert_eq!(zone_step(&v), None);
+        lose(&mut v, &[3], &[3]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Promote(6)));
+        // Once 6 votes, 3 steps down to standby.
+        v.voters = set(&[1, 2, 3, 6]);
+        v.learners = set(&[4, 5]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Demote(3)));
+        v.voters = set(&[1, 2, 6]);
+        v.learners = set(&[3, 4, 5]);
+        v.dead.clear();
+        assert_eq!(zone_step(&v), None);
+        // The lost voter's own zone comes first, even before a new zone with a lower id.
+        let mut w = v.clone();
+        w.voters = set(&[1, 2, 3]);
+        w.learners = set(&[4, 5, 6, 7]);
+        w.zones.insert(7, "d".into());
+        w.ready = set(&[4, 5, 6, 7]);
+        w.dead = set(&[1]);
+        w.up = set(&[2, 3, 4, 5, 6, 7]);
+        assert_eq!(zone_step(&w), Some(ZoneStep::Promote(4)));
+        w.dead = set(&[3]);
+        w.up = set(&[1, 2, 4, 5, 6, 7]);
+        assert_eq!(zone_step(&w), Some(ZoneStep::Promote(6)));
+        // A standby still catching up is not promoted: another zone's is.
+        let mut v = six(&[1, 2, 3]);
+        v.ready.remove(&6);
+        lose(&mut v, &[3], &[3]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Promote(4)));
+    }
+
+    #[test]
+    fn a_lost_zone_is_replaced_from_the_zone_with_the_fewest_voters() {
+        // Zone a (voter 1, standby 4) is lost: 5 (zone b, lowest id of the tie) is promoted,
+        // then 1 steps down, and nothing more moves while zone a is away.
+        let mut v = six(&[1, 2, 3]);
+        lose(&mut v, &[1, 4], &[1]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Promote(5)));
+        v.voters = set(&[1, 2, 3, 5]);
+        v.learners = set(&[4, 6]);
+        v.ready = set(&[6]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Demote(1)));
+        v.voters = set(&[2, 3, 5]);
+        v.learners = set(&[1, 4, 6]);
+        v.dead.clear();
+        assert_eq!(zone_step(&v), None);
+        // Zone a comes back: its lowest standby is promoted, then zone b's extra voter (not
+        // the leader) steps down.
+        v.up = set(&[1, 2, 3, 4, 5, 6]);
+        v.ready = set(&[1, 4, 6]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Promote(1)));
+        v.voters = set(&[1, 2, 3, 5]);
+        v.learners = set(&[4, 6]);
+        assert_eq!(zone_step(&v), Some(ZoneStep::Demote(5)));
+    }
+
+    #[test]
+    fn zone_changes_keep_a_quorum() {
+        // Two of three voters dead: nothing can commit, so nothing is tried.
+        let mut v = six(&[1, 2, 3]);
+        lose(&mut v, &[1, 3], &[1, 3]);
+        assert_eq!(zone_step(&v), None);
+        // An extra voter that is up is not demoted while another voter is down and the
+        // rest would lack a quorum: voters 2, 5 up, 4 down (not yet dead), 1 down.
+        let mut v = six(&[1, 2, 4, 5]);
+        v.up = set(&[2, 3, 5, 6]);
+        assert_eq!(zone_step(&v), None);
+        // A learner with no registered zone is neither promoted nor counted.
+        let mut v = six(&[1, 2, 3]);
+        v.zones.insert(7, "d".into());
+        v.zones.remove(&7);
+        v.learners.insert(7);
+        v.ready.insert(7);
+        assert_eq!(zone_step(&v), None);
+        // A voter with no zone counts as its own zone: it is not demoted.
+        let mut v = six(&[1, 2, 3]);
+        v.voters.insert(7);
+        v.up.insert(7);
+        assert_eq!(zone_step(&v), None);
     }
 }
