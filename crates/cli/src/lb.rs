@@ -80,6 +80,15 @@ pub struct LbArgs {
         value_name = "SECRET"
     )]
     token: Option<String>,
+    /// The cluster CA certificate (ca.pem from a master's data dir, or what `drover dev`
+    /// wrote): the masters are read over HTTPS that trusts only it.
+    #[arg(
+        long,
+        env = "DROVER_CA_FILE",
+        value_name = "FILE",
+        conflicts_with = "insecure"
+    )]
+    ca_file: Option<PathBuf>,
 }
 
 /// Runs `drover lb`.
@@ -98,6 +107,16 @@ pub fn run(args: LbArgs) -> ExitCode {
             "drover lb reads the masters' /v2/apps and /v2/events, which need an ACL token: give --token or DROVER_TOKEN (a read token is enough: drover acl token create --name lb --policy read), or --insecure for masters started with --insecure".into(),
         );
     }
+    if !args.insecure && args.ca_file.is_none() {
+        return fail(
+            2,
+            "drover lb reads secure masters over HTTPS: give --ca-file FILE (or DROVER_CA_FILE) with the cluster CA, the ca.pem of a master's data dir, or --insecure for masters started with --insecure".into(),
+        );
+    }
+    let connector = match crate::secure::cli_connector(args.ca_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
     let caller = if args.domain.is_none() && args.fault_domain_detect.is_none() {
         Caller::default()
     } else {
@@ -133,6 +152,7 @@ pub fn run(args: LbArgs) -> ExitCode {
     };
     let mut follow = FollowConfig::new(masters);
     follow.token = args.token.clone().filter(|_| !args.insecure);
+    follow.connector = connector;
     follow.resync = Duration::from_millis(args.resync_ms);
     runtime.block_on(async move {
         let routes = lb::follow::follow(follow);

@@ -151,8 +151,14 @@ fn a_copied_data_dir_is_refused_even_when_no_peer_answers() {
 }
 
 /// A Raft vote request that can change nothing: term 0 is below any cluster's term.
+/// A vote request of term 0 (below every live term, so it changes nothing) from `candidate`.
+fn vote_from(candidate: u64) -> Value {
+    json!({"vote": {"leader_id": {"term": 0, "node_id": candidate}, "committed": false}, "last_log_id": null})
+}
+
+/// A vote request from member 1 that changes nothing.
 fn harmless_vote() -> Value {
-    json!({"vote": {"leader_id": {"term": 0, "node_id": 77}, "committed": false}, "last_log_id": null})
+    vote_from(1)
 }
 
 /// `POST addr path` with a JSON body and one extra header, on a raw connection.
@@ -203,6 +209,20 @@ fn raft_rpcs_and_forwarded_requests_from_another_cluster_are_refused() {
             (header, &mine),
         );
         assert_eq!(status, 200, "a vote request of this cluster to master {id}");
+        // From a master that is not a member (a removed one that did not stop): refused
+        // before Raft sees it, saying what to do.
+        let (status, body) = post_with_header(
+            &addr,
+            "/internal/raft/vote",
+            &vote_from(77),
+            (header, &mine),
+        );
+        assert_eq!(
+            status, 403,
+            "a non-member's vote request to master {id}: {body}"
+        );
+        let message = error_message("POST /internal/raft/vote", &body);
+        assert!(message.contains("--join"), "{body}");
         let (status, body) = post_with_header(
             &addr,
             "/internal/raft/vote",

@@ -575,3 +575,75 @@ fn a_master_without_a_join_token_refuses_to_start() {
     assert!(!status.success());
     assert!(err.contains("--join-token"), "{err}");
 }
+
+#[test]
+fn drover_lb_follows_a_secure_cluster_over_https_with_a_read_token() {
+    let cluster = one_master("tls-lb");
+    let dir = TempDir::new("tls-lb-work");
+    let addr = cluster.addr(1);
+    let ca = ca_file(&cluster);
+    let management = common::acl::bootstrap(&addr);
+    let app = json!({
+        "id": "/edge/web", "cmd": "sleep 1000", "instances": 0, "cpus": 0.1, "mem": 16,
+        "portDefinitions": [{"port": 0}],
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "web.example.test"},
+    });
+    let r = common::acl::with_token(&addr, "POST", "/v2/apps", Some(&app), &management);
+    assert_eq!(r.status, 201, "{r}");
+    let lb = |extra: &[&std::ffi::OsStr]| {
+        let (http, admin) = (common::free_port(), common::free_port());
+        let mut cmd = drover_command(None);
+        cmd.args(["lb", "--masters", &addr, "--bind-ip", "127.0.0.1"])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--resync-ms", "500", "--token", &management])
+            .args(extra)
+            .env_remove("DROVER_CA_FILE");
+        (cmd, format!("127.0.0.1:{admin}"))
+    };
+
+    // A secure cluster serves only HTTPS: without the CA the balancer refuses to start and
+    // says what to give it.
+    let (cmd, _) = lb(&[]);
+    let (status, _, err) = run_to_exit(cmd, EXIT);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("--ca-file") && err.contains("ca.pem"), "{err}");
+    // --ca-file and --insecure contradict each other.
+    let (cmd, _) = lb(&["--insecure".as_ref(), "--ca-file".as_ref(), ca.as_os_str()]);
+    let (status, _, err) = run_to_exit(cmd, EXIT);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("--insecure"), "{err}");
+
+    // With the cluster CA and a read token it follows the masters over HTTPS: the app's
+    // virtual host is in its routes.
+    let (mut cmd, admin) = lb(&["--ca-file".as_ref(), ca.as_os_str()]);
+    let log = dir.path().join("lb.stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let _lb = AgentProcess(cmd.spawn().expect("spawn drover lb"));
+    let routed = || {
+        common::http::get(&admin, "/routes").is_ok_and(|r| {
+            r.status == 200
+                && serde_json::from_str::<Value>(&r.body).is_ok_and(|v| {
+                    v["services"].as_array().is_some_and(|s| {
+                        s.iter().any(|s| {
+                            s["app"] == "/edge/web"
+                                && s["edge"]["vhosts"]
+                                    .as_array()
+                                    .is_some_and(|h| h.iter().any(|h| h == "web.example.test"))
+                        })
+                    })
+                })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !routed() {
+        assert!(
+            Instant::now() < deadline,
+            "drover lb did not read the secure master's apps: {}",
+            common::tail(&log, 40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

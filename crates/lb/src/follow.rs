@@ -15,8 +15,7 @@ use client::{App, AppList, Event, Stamped};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use state::transport::Connector;
 use tokio::sync::{Notify, watch};
 
 use crate::routes::View;
@@ -32,16 +31,23 @@ pub struct FollowConfig {
     pub request_timeout: Duration,
     /// The ACL token's secret sent to the masters (`None` for masters with `--insecure`).
     pub token: Option<String>,
+    /// How connections to the masters are opened: plain TCP, or TLS trusting the cluster CA
+    /// (`Connector::with_tls`). The URLs stay `http://`; the connector decides what goes
+    /// over the connection, as for every drover client.
+    pub connector: Connector,
 }
 
 impl FollowConfig {
-    /// Following `masters` with the defaults: a full read every 2 s, 5 s per request.
+    /// Following `masters` with the defaults: a full read every 2 s, 5 s per request,
+    /// plain HTTP (masters with `--insecure`).
     pub fn new(masters: Vec<String>) -> Self {
+        let request_timeout = Duration::from_secs(5);
         FollowConfig {
             masters,
             resync: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
+            request_timeout,
             token: None,
+            connector: Connector::tcp(Some(request_timeout)),
         }
     }
 }
@@ -97,7 +103,7 @@ impl Routes {
     }
 }
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+type HttpClient = Client<Connector, Empty<Bytes>>;
 
 /// The follower's state, shared by its read and event tasks.
 struct Follower {
@@ -119,12 +125,9 @@ struct Follower {
 /// fill with the first read.
 pub fn follow(config: FollowConfig) -> Routes {
     let (routes, tx) = Routes::fixed(View::default());
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(config.request_timeout));
     let f = Arc::new(Follower {
+        http: state::transport::client(config.connector.clone()),
         config,
-        http: Client::builder(TokioExecutor::new()).build(connector),
         view: tx,
         removals: routes.removals.clone(),
         gone: Mutex::new(BTreeSet::new()),
