@@ -113,10 +113,6 @@ pub fn run(args: LbArgs) -> ExitCode {
             "drover lb reads secure masters over HTTPS: give --ca-file FILE (or DROVER_CA_FILE) with the cluster CA, the ca.pem of a master's data dir, or --insecure for masters started with --insecure".into(),
         );
     }
-    let connector = match crate::secure::cli_connector(args.ca_file.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return fail(2, e),
-    };
     let caller = if args.domain.is_none() && args.fault_domain_detect.is_none() {
         Caller::default()
     } else {
@@ -151,8 +147,12 @@ pub fn run(args: LbArgs) -> ExitCode {
         drain_grace: Duration::from_millis(args.drain_grace_ms),
     };
     let mut follow = FollowConfig::new(masters);
+    // The follower's own TCP connector (its connect time-out), with TLS when a CA is given.
+    follow.connector = match crate::secure::trusting(follow.connector, args.ca_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(2, e),
+    };
     follow.token = args.token.clone().filter(|_| !args.insecure);
-    follow.connector = connector;
     follow.resync = Duration::from_millis(args.resync_ms);
     runtime.block_on(async move {
         let routes = lb::follow::follow(follow);

@@ -104,7 +104,11 @@ pub async fn agent_connector(
 
 /// The CLI's connector: plain TCP, or TLS trusting only the CA in `ca_file`.
 pub fn cli_connector(ca_file: Option<&Path>) -> Result<Connector, String> {
-    let tcp = Connector::tcp(Some(Duration::from_secs(2)));
+    trusting(Connector::tcp(Some(Duration::from_secs(2))), ca_file)
+}
+
+/// `tcp` as it is, or with TLS over it trusting only the CA in `ca_file`.
+pub fn trusting(tcp: Connector, ca_file: Option<&Path>) -> Result<Connector, String> {
     let Some(path) = ca_file else {
         return Ok(tcp);
     };
