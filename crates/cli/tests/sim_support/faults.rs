@@ -19,6 +19,8 @@ pub(super) enum Undo {
     NoReplay,
     /// Gives the links between `a` and `b` the normal latency again.
     LinkLatency(String, Vec<String>),
+    /// A running task dies on each of these agents (by index): a later step of a fault.
+    TasksEnd(Vec<usize>),
 }
 
 /// The leader of the moment, by index: the running master whose committed vote for itself
@@ -186,6 +188,7 @@ pub(super) fn apply(
             zone,
             after,
             down: d,
+            task_ends,
         } => {
             if let Some(l) = leader {
                 let (old, majority) = (vec![masters[l].clone()], others(l));
@@ -197,6 +200,16 @@ pub(super) fn apply(
                     .map(|x| x.name.clone())
                     .collect();
                 let (moved, back) = (t + *after, t + *after * 2);
+                if *task_ends {
+                    let on: Vec<usize> = plan
+                        .agents
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.zone == *zone && x.joins_at <= t)
+                        .map(|(i, _)| i)
+                        .collect();
+                    undo.push((moved + *after / 2, Undo::TasksEnd(on)));
+                }
                 undo.push((moved, Undo::Cut(zone_agents.clone(), old.clone())));
                 undo.push((back, Undo::Repair(zone_agents.clone(), old.clone())));
                 undo.push((back, Undo::Cut(zone_agents.clone(), majority.clone())));
@@ -224,14 +237,17 @@ pub(super) fn apply(
             }));
             undo.push((t + *d, Undo::NoReplay));
         }
-        Fault::TaskFails { agent } => {
-            let s = shared.borrow();
-            if let Some(tasks) = s.agents[*agent].incarnations.last()
-                && let Some(id) = tasks.running().first()
-            {
-                tasks.crash(id, 9);
-            }
-        }
+        Fault::TaskFails { agent } => task_dies(shared, *agent),
+    }
+}
+
+/// The first running task (in id order) of `agent`'s current incarnation dies.
+fn task_dies(shared: &Rc<RefCell<Shared>>, agent: usize) {
+    let s = shared.borrow();
+    if let Some(tasks) = s.agents[agent].incarnations.last()
+        && let Some(id) = tasks.running().first()
+    {
+        tasks.crash(id, 9);
     }
 }
 
@@ -243,7 +259,12 @@ fn partition(sim: &mut turmoil::Sim<'_>, a: &[String], b: &[String]) {
     }
 }
 
-pub(super) fn perform(sim: &mut turmoil::Sim<'_>, u: &Undo, down: &mut BTreeSet<String>) {
+pub(super) fn perform(
+    sim: &mut turmoil::Sim<'_>,
+    u: &Undo,
+    down: &mut BTreeSet<String>,
+    shared: &Rc<RefCell<Shared>>,
+) {
     match u {
         Undo::Restart(name) => {
             if down.remove(name) {
@@ -270,6 +291,11 @@ pub(super) fn perform(sim: &mut turmoil::Sim<'_>, u: &Undo, down: &mut BTreeSet<
         Undo::Cut(a, b) => partition(sim, a, b),
         Undo::LinkLatency(a, b) => normal_latency(sim, a, b),
         Undo::NoReplay => net::set_replay(None),
+        Undo::TasksEnd(agents) => {
+            for a in agents {
+                task_dies(shared, *a);
+            }
+        }
     }
 }
 

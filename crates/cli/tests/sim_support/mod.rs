@@ -412,7 +412,7 @@ fn run_plan(plan: &Plan, record: Rc<RefCell<Record>>) -> Result<Finished, String
         while undo.first().is_some_and(|(at, _)| *at <= t) {
             let (_, u) = undo.remove(0);
             trace(format!("{t:?} undo {u:?}"));
-            perform(&mut sim, &u, &mut down);
+            perform(&mut sim, &u, &mut down, &shared);
         }
         // Heal everything at once.
         if !healed && t >= HEAL_AT {

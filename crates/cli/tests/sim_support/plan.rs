@@ -113,11 +113,16 @@ pub enum Fault {
     /// masters; `after` later (a new leader is elected meanwhile) the agents of `zone` lose
     /// the deposed leader and move to the majority; `after` later again they lose the
     /// majority and regain the deposed leader, the only master they can talk to; all heals
-    /// after `down`.
+    /// after `down`. With `task_ends`, one running task on each of the zone's agents dies
+    /// halfway through their time with the new leader: the new leader records its end and
+    /// stops listing it, the agent forgets it, and the deposed leader still lists it as
+    /// running. An agent that obeyed a leader older than one it has seen would start it
+    /// again (the term fence's bug, issue 11 bug (b)).
     SplitBrain {
         zone: &'static str,
         after: Duration,
         down: Duration,
+        task_ends: bool,
     },
     /// Every agent is cut from every master for `down` (the masters still reach each other
     /// and the client): the leader sees every zone unreachable, assumes it is the one cut
@@ -262,6 +267,7 @@ impl Plan {
                     zone: LOCAL_ZONES[rng.below(LOCAL_ZONES.len() as u64) as usize],
                     after: rng.ms(2_000, 5_000),
                     down: down + Duration::from_secs(10),
+                    task_ends: false,
                 },
                 _ => Fault::TaskFails { agent },
             };
@@ -309,6 +315,21 @@ impl Plan {
                 at: FIRST_FAULT + all.ms(0, FAULT_WINDOW.as_millis() as u64),
                 fault: Fault::CutAllAgents {
                     down: all.ms(6_000, 14_000),
+                },
+            });
+        }
+        // A split brain aimed at the term fence in a third of the seeds: a task of the moved
+        // zone ends under the new leader, which the deposed leader never hears of.
+        let mut fence = Rng::new(seed, 7);
+        if fence.chance(33) {
+            let down = fence.ms(300, 8_000);
+            faults.push(Scheduled {
+                at: FIRST_FAULT + fence.ms(0, FAULT_WINDOW.as_millis() as u64 / 2),
+                fault: Fault::SplitBrain {
+                    zone: LOCAL_ZONES[fence.below(LOCAL_ZONES.len() as u64) as usize],
+                    after: fence.ms(2_000, 4_000),
+                    down: down + Duration::from_secs(10),
+                    task_ends: true,
                 },
             });
         }
