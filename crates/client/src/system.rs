@@ -57,6 +57,20 @@ pub struct MastersList {
     pub masters: Vec<MasterMember>,
 }
 
+/// A master naming itself to the leader: `POST /internal/masters` (the registry of masters'
+/// addresses and fault domains) and `POST /internal/masters/join` (a master started with
+/// `--join` asking to be added to the membership). Unknown fields are ignored, so that a
+/// newer master can announce itself to an older leader during a rolling upgrade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MasterAnnouncement {
+    /// Its Raft id.
+    pub id: u64,
+    /// `HOST:PORT` the other masters reach it at.
+    pub addr: String,
+    /// Its region and zone.
+    pub domain: domain::FaultDomain,
+}
+
 /// One member of [`MastersList`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -339,6 +339,15 @@ impl MasterConfig {
         self.masters.get(&self.id).map(String::as_str).unwrap_or("")
     }
 
+    /// What this master tells the leader of itself when it registers or joins.
+    pub fn announcement(&self) -> client::system::MasterAnnouncement {
+        client::system::MasterAnnouncement {
+            id: self.id,
+            addr: self.advertised().to_string(),
+            domain: self.domain.clone(),
+        }
+    }
+
     /// The other masters.
     pub fn peers(&self) -> impl Iterator<Item = (u64, &str)> {
         self.masters

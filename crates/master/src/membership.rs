@@ -646,11 +646,7 @@ async fn apply_zone_step(node: &RaftNode, step: ZoneStep, v: &ZoneView) {
 /// On a master started with `--join`: until it is a member, asks the leader (through any
 /// master it knows) to add it.
 pub async fn join(node: Arc<RaftNode>) {
-    let body = json!({
-        "id": node.config().id,
-        "addr": node.config().advertised(),
-        "domain": node.config().domain,
-    });
+    let body = json!(node.config().announcement());
     loop {
         if View::of(&node).addrs.contains_key(&node.config().id) {
             return;

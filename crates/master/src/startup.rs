@@ -913,11 +913,7 @@ async fn form_cluster(master: Arc<RaftNode>) {
 /// with the lowest id (the one that forms the cluster) is the authority on the region: a
 /// master in another region exits rather than take part in an election.
 async fn register(master: Arc<RaftNode>) -> Result<(), StartupError> {
-    let body = json!({
-        "id": master.config().id,
-        "addr": master.config().advertised(),
-        "domain": master.config().domain,
-    });
+    let body = json!(master.config().announcement());
     loop {
         let known = master.state().read(|a| {
             a.state.masters().get(&master.config().id).is_some_and(|m| {

@@ -321,6 +321,16 @@ pub fn reserved(app: &AppDefinition) -> Reserved {
     }
 }
 
+/// Why master `id`, in `region`, may not be one of the masters of a cluster in
+/// `cluster_region`: all masters live in one region (DESIGN.md, fault domains).
+pub fn outside_the_region(id: u64, region: &str, cluster_region: &str) -> String {
+    format!(
+        "master {id} is in region '{region}', but the cluster's masters are in region \
+         '{cluster_region}'. All masters must be in one region: fix its --domain or its fault \
+         domain detect script"
+    )
+}
+
 impl ClusterState {
     /// The cluster id, once `InitCluster` has been applied.
     pub fn cluster_id(&self) -> Option<&str> {
@@ -858,11 +868,7 @@ impl ClusterState {
                 .find_map(|m| m.domain.as_ref().filter(|d| d.region != domain.region));
             if let Some(other) = other {
                 return Response::Conflict {
-                    message: format!(
-                        "master {} is in region {}, but the cluster's masters are in region {}; \
-                         all masters must be in one region",
-                        master.id, domain.region, other.region
-                    ),
+                    message: outside_the_region(master.id, &domain.region, &other.region),
                 };
             }
         }

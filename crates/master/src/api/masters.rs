@@ -7,8 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use client::Message;
-use client::system::{MasterMember, MastersList};
-use domain::FaultDomain;
+use client::system::{MasterAnnouncement, MasterMember, MastersList};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -85,20 +84,11 @@ pub async fn remove(
     }))
 }
 
-/// A master asking to join.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    id: u64,
-    addr: String,
-    domain: FaultDomain,
-}
-
 /// `POST /internal/masters/join` (on the leader): adds the master as a learner; 409 when its
 /// region is not the cluster's, or its id or address belongs to another member.
 pub async fn join(
     State(m): State<Arc<RaftNode>>,
-    Json(req): Json<JoinRequest>,
+    Json(req): Json<MasterAnnouncement>,
 ) -> Result<Json<Message>, ApiError> {
     if !m.is_leader() {
         return Err(not_leader());
@@ -107,10 +97,7 @@ pub async fn join(
     if &req.domain.region != region {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!(
-                "master {} is in region '{}', but the cluster's masters are in region '{region}'. All masters must be in one region: fix its --domain or fault domain detect script",
-                req.id, req.domain.region
-            ),
+            state::machine::outside_the_region(req.id, &req.domain.region, region),
         ));
     }
     let message = membership::add_learner(&m, req.id, &req.addr).await?;

@@ -12,8 +12,6 @@ use client::system::{
     DroverInfo, HttpConfig, MarathonConfig, RaftInfo, RaftMember, ZooKeeperConfig,
 };
 use client::{Info, Leader, Message, ProcessHealth};
-use domain::FaultDomain;
-use serde::Deserialize;
 use state::network::RaftRpc;
 use state::{Command, Response as Applied};
 
@@ -156,19 +154,11 @@ pub async fn raft_rpc(
     }
 }
 
-/// A master announcing itself to the leader.
-#[derive(Deserialize)]
-pub struct MasterRegistration {
-    id: u64,
-    addr: String,
-    domain: FaultDomain,
-}
-
 /// `POST /internal/masters`: records a master in the registry; 409 when its region differs
 /// from the cluster's.
 pub async fn register_master(
     State(m): State<Arc<RaftNode>>,
-    Json(reg): Json<MasterRegistration>,
+    Json(reg): Json<client::system::MasterAnnouncement>,
 ) -> Result<Json<Message>, ApiError> {
     let answer = m
         .write(Command::PutMaster {
