@@ -175,7 +175,7 @@ pub async fn stream(
     sse(receiver, move |event| {
         // Held by the stream: its end publishes `event_stream_detached`.
         let _held: &Detach = &detach;
-        (asked_for(&wanted, event.event_type) && visible.shows(event)).then(|| event.body.clone())
+        (asked_for(&wanted, event.event_type) && visible.shows(event)).then_some(&event.body)
     })
 }
 
@@ -185,7 +185,7 @@ pub async fn stream(
 pub async fn vip_stream(
     State(events): State<Arc<EventBus>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
-    sse(events.subscribe(), |event| event.for_vips.clone())
+    sse(events.subscribe(), |event| event.for_vips.as_ref())
 }
 
 /// The SSE stream of the events `show` gives a body for, kept alive every 15 s; a
@@ -193,7 +193,7 @@ pub async fn vip_stream(
 /// reads again on its own).
 fn sse(
     receiver: broadcast::Receiver<Published>,
-    show: impl Fn(&Published) -> Option<Value> + Send + 'static,
+    show: impl Fn(&Published) -> Option<&Value> + Send + 'static,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let stream =
         futures_util::stream::unfold((receiver, show), |(mut receiver, show)| async move {
