@@ -513,15 +513,30 @@ fn a_secure_cluster_of_three_forms_survives_leader_loss_and_serves_the_cli() {
         hosts: Vec::new(),
     };
     // The new leader may still be applying the log it committed: poll to a deadline.
-    cluster.wait_until(ELECTION, "an agent joins after the failover", |_| {
+    let grant = cluster.wait_for(ELECTION, "an agent joins after the failover", |_| {
         secure::block_on(joiner::join(
             &masters,
             &parsed,
             &request,
             Connector::tcp(None),
         ))
-        .is_ok()
+        .ok()
     });
+    // Its VIPs' projection is answered through any master (a follower forwards it).
+    let agent = Identity::new(grant.chain_pem, grant.key_pem);
+    for m in &masters {
+        let (status, body) = secure::call(
+            m,
+            Method::GET,
+            "/internal/agents/a-1/vips",
+            None,
+            &ca,
+            Some(&agent),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "through {m}: {body}");
+        assert!(body["apps"].is_array(), "through {m}: {body}");
+    }
 
     // The CLI trusts the CA it is given, and nothing else; the API still wants a token.
     let management = common::acl::bootstrap(&new);
