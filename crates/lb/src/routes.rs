@@ -2,9 +2,10 @@
 //! and to which instances.
 //!
 //! Read from `GET /v2/apps?embed=apps.tasks`, or the agents' projection of it (only the
-//! fields of `client::routing`, which are all this reads of a definition). Each port definition of an app is one
-//! [`Service`]: its VIPs (DC/OS's `VIP_<k>` port labels), its edge route (marathon-lb's
-//! `HAPROXY_*` labels or drover's `DROVER_LB_*`), and its [`Backend`]s, one per live task.
+//! fields of `client::routing`, which are all this reads of a definition). Each port
+//! definition of an app is one [`Service`]: its VIPs (DC/OS's `VIP_<k>` port labels), its
+//! edge route (marathon-lb's `HAPROXY_*` labels or drover's `DROVER_LB_*`), and its
+//! [`Backend`]s, one per live task.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

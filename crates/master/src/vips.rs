@@ -4,40 +4,17 @@
 //! on `/internal/agents/{id}/vips` and `…/vip-events`; it may not read `/v2/apps`, whose
 //! definitions carry every app's `cmd`, `env` and secrets (see `docs/security.md`).
 
-use client::{App, DeploymentPlan, Event, GroupState, Routing, RoutingCheck, RoutingPort};
-use domain::AppDefinition;
+use client::{App, DeploymentPlan, Event, GroupState};
 use serde_json::{Map, Value, json};
 
-/// The routing fields of `def`, as the definition part of a projected app.
-pub fn routing(def: &AppDefinition) -> Routing {
-    Routing {
-        id: def.id.as_str().to_string(),
-        labels: def.labels.clone(),
-        port_definitions: def
-            .port_definitions
-            .iter()
-            .map(|p| RoutingPort {
-                port: p.port,
-                labels: p.labels.clone(),
-            })
-            .collect(),
-        health_checks: def
-            .health_checks
-            .iter()
-            .map(|h| RoutingCheck {
-                protocol: Some(h.protocol_name.clone()),
-            })
-            .collect(),
-    }
-}
-
-/// `app` (listed with its tasks) as an agent reads it: its definition cut down to the
-/// routing fields of `def`, its version, its tasks without health check failure causes
-/// (a check's output); no counts, deployments or other embeds.
-pub fn app(app: App, def: &AppDefinition) -> App {
-    let definition = match serde_json::to_value(routing(def)) {
-        Ok(Value::Object(fields)) => fields,
-        // Strings and numbers always encode to an object; nothing is shown otherwise.
+/// `app` (listed with its tasks) as an agent reads it: its definition cut down to its
+/// routing fields (`client::routing`: health checks by protocol only), its version, its
+/// tasks without health check failure causes (a check's output); no counts, deployments
+/// or other embeds.
+pub fn app(app: App) -> App {
+    let definition = match app.routing().map(serde_json::to_value) {
+        Ok(Ok(Value::Object(fields))) => fields,
+        // A stored definition always reads and encodes; show nothing of one that does not.
         _ => Map::new(),
     };
     let tasks = app.tasks.map(|tasks| {
@@ -132,6 +109,7 @@ fn steps_only(plan: &DeploymentPlan) -> DeploymentPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::AppDefinition;
 
     fn definition() -> AppDefinition {
         AppDefinition::from_json(&json!({
@@ -174,7 +152,7 @@ mod tests {
     fn an_agent_reads_the_routing_fields_and_tasks_but_no_command_environment_or_check() {
         let def = definition();
         let full = listed(&def);
-        let projected = app(full.clone(), &def);
+        let projected = app(full.clone());
         let text = serde_json::to_string(&projected).expect("encodes");
         for secret in [
             "cmd",
@@ -191,7 +169,9 @@ mod tests {
         assert_eq!(keys, ["healthChecks", "id", "labels", "portDefinitions"]);
         // What routes are made of reads the same from both.
         assert_eq!(projected.routing().ok(), full.routing().ok());
-        assert_eq!(projected.routing().ok(), Some(routing(&def)));
+        let routing = projected.routing().expect("routing fields");
+        assert_eq!(routing.port_definitions[0].labels["VIP_0"], "/web:80");
+        assert_eq!(routing.health_checks.len(), 1);
         let back: App = serde_json::from_str(&text).expect("reads back as an app");
         assert_eq!(back.tasks.as_ref().map(Vec::len), Some(1));
         let task = &back.tasks.expect("tasks")[0];

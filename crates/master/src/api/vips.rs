@@ -8,7 +8,7 @@ use axum::extract::State;
 use client::AppList;
 
 use super::app_query::AppEmbeds;
-use super::apps::app_with_status;
+use super::apps::listed;
 use crate::agents::AgentView;
 use crate::error::ApiError;
 use crate::node::RaftNode;
@@ -24,24 +24,9 @@ pub async fn apps(
         ..AppEmbeds::default()
     };
     m.linearizable().await?;
-    let apps = m.state().read(|a| {
-        a.state
-            .apps()
-            .values()
-            .filter(|r| !r.current().app.is_pod())
-            .map(|r| {
-                let v = r.current();
-                let listed = app_with_status(
-                    &agents,
-                    &m.config().domain.region,
-                    &a.state,
-                    v,
-                    embeds,
-                    m.clock().now_ms(),
-                );
-                crate::vips::app(listed, &v.app)
-            })
-            .collect()
-    });
+    let apps = listed(&m, &agents, embeds, |_| true)
+        .into_iter()
+        .map(crate::vips::app)
+        .collect();
     Ok(Json(AppList { apps }))
 }
