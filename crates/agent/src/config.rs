@@ -48,6 +48,16 @@ pub struct AgentConfig {
     pub insecure: bool,
 }
 
+impl AgentConfig {
+    /// The connector to the masters: `connector`, or TCP giving up a connection attempt
+    /// after `timings.request_timeout`.
+    pub fn master_connector(&self) -> state::transport::Connector {
+        self.connector
+            .clone()
+            .unwrap_or_else(|| state::transport::Connector::tcp(Some(self.timings.request_timeout)))
+    }
+}
+
 /// Where an agent keeps what it knows about its tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TaskState {

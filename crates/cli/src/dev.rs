@@ -366,12 +366,8 @@ async fn dev(args: DevArgs, topology: Topology, ports: DevPorts) -> ExitCode {
                     .arg(data_dir.join(&name))
                     .args(["--domain", &domain_json(&region.name, zone)])
                     .args(["--hostname", &name, "--advertise-ip", &ip]);
-                if args.insecure {
-                    // Every agent serves the cluster's VIPs on its own address, as in
-                    // production (the VIP follower reads the masters over plain HTTP, so not
-                    // in a secure dev: docs/security.md).
-                    cmd.args(["--vip-addr", &ip]);
-                }
+                // Every agent serves the cluster's VIPs on its own address, as in production.
+                cmd.args(["--vip-addr", &ip]);
                 cmd.args([
                     "--resources",
                     &format!("cpus:2;mem:2048;disk:10000;ports:[{first_port}-{last_port}]"),

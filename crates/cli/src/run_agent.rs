@@ -256,17 +256,6 @@ pub fn run(args: AgentArgs) -> ExitCode {
              read or forge what this agent is told to run"
         );
     }
-    if let Some(vip_ip) = args.vip_addr {
-        let vip_admin = args.vip_admin;
-        runtime.spawn({
-            let (masters, domain, work_dir) = (
-                config.masters.clone(),
-                config.domain.clone(),
-                config.work_dir.clone(),
-            );
-            async move { agent::vip::serve(masters, vip_ip, vip_admin, domain, &work_dir).await }
-        });
-    }
     let mut config = config;
     if !config.insecure {
         let token = match args.join.token() {
@@ -283,6 +272,29 @@ pub fn run(args: AgentArgs) -> ExitCode {
             Ok(c) => config.connector = Some(c),
             Err(e) => return fail(1, e),
         }
+    }
+    // After the connector: a secure agent reads the VIPs' routes with its certificate.
+    if let Some(vip_ip) = args.vip_addr {
+        let agent_id =
+            match agent::work_dir::WorkDir::open(&config.work_dir).and_then(|dir| dir.agent_id()) {
+                Ok(id) => id,
+                Err(e) => return fail(1, e.to_string()),
+            };
+        let vip_admin = args.vip_admin;
+        runtime.spawn({
+            let (masters, connector, domain, work_dir) = (
+                config.masters.clone(),
+                config.master_connector(),
+                config.domain.clone(),
+                config.work_dir.clone(),
+            );
+            async move {
+                agent::vip::serve(
+                    masters, &agent_id, connector, vip_ip, vip_admin, domain, &work_dir,
+                )
+                .await
+            }
+        });
     }
     match runtime.block_on(agent::run(config, signals.wait())) {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! (HTTPS with the cluster CA) still needs ACL tokens.
 
 mod common;
+mod lb_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -313,6 +314,16 @@ impl Drop for AgentProcess {
 }
 
 fn agent_command(cluster: &Cluster, work_dir: &std::path::Path) -> Command {
+    agent_command_at(cluster, work_dir, "127.0.0.1", "ports:[]")
+}
+
+/// [`agent_command`] advertising `ip`, with `ports` (`ports:[A-B]`) for its tasks.
+fn agent_command_at(
+    cluster: &Cluster,
+    work_dir: &std::path::Path,
+    ip: &str,
+    ports: &str,
+) -> Command {
     let mut cmd = drover_command(None);
     cmd.arg("agent")
         .arg("--masters")
@@ -322,9 +333,9 @@ fn agent_command(cluster: &Cluster, work_dir: &std::path::Path) -> Command {
         .arg("--hostname")
         .arg("secure-agent")
         .arg("--advertise-ip")
-        .arg("127.0.0.1")
+        .arg(ip)
         .arg("--resources")
-        .arg("cpus:1;mem:512;disk:1000;ports:[]")
+        .arg(format!("cpus:1;mem:512;disk:1000;{ports}"))
         .arg("--domain")
         .arg(domain_json("local", "local-a"));
     cmd
@@ -502,15 +513,30 @@ fn a_secure_cluster_of_three_forms_survives_leader_loss_and_serves_the_cli() {
         hosts: Vec::new(),
     };
     // The new leader may still be applying the log it committed: poll to a deadline.
-    cluster.wait_until(ELECTION, "an agent joins after the failover", |_| {
+    let grant = cluster.wait_for(ELECTION, "an agent joins after the failover", |_| {
         secure::block_on(joiner::join(
             &masters,
             &parsed,
             &request,
             Connector::tcp(None),
         ))
-        .is_ok()
+        .ok()
     });
+    // Its VIPs' projection is answered through any master (a follower forwards it).
+    let agent = Identity::new(grant.chain_pem, grant.key_pem);
+    for m in &masters {
+        let (status, body) = secure::call(
+            m,
+            Method::GET,
+            "/internal/agents/a-1/vips",
+            None,
+            &ca,
+            Some(&agent),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "through {m}: {body}");
+        assert!(body["apps"].is_array(), "through {m}: {body}");
+    }
 
     // The CLI trusts the CA it is given, and nothing else; the API still wants a token.
     let management = common::acl::bootstrap(&new);
@@ -646,4 +672,109 @@ fn drover_lb_follows_a_secure_cluster_over_https_with_a_read_token() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn an_agent_of_a_secure_cluster_serves_vips_reading_only_their_projection_with_its_certificate() {
+    let cluster = one_master("tls-vip");
+    let dir = TempDir::new("tls-vip-work");
+    let addr = cluster.addr(1);
+    let ca = ca_file(&cluster);
+    let management = common::acl::bootstrap(&addr);
+    let (ip, task_port, vip_port) = ("127.0.9.1", common::free_port(), common::free_port());
+    let work = dir.path().join("agent");
+    let log = dir.path().join("agent.stderr");
+    let mut cmd = agent_command_at(
+        &cluster,
+        &work,
+        ip,
+        &format!("ports:[{task_port}-{task_port}]"),
+    );
+    cmd.arg("--join-token-file")
+        .arg(token_file(&cluster, "agent-join-token"))
+        .args(["--vip-addr", ip, "--stop-tasks-on-exit"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let _agent = AgentProcess(cmd.spawn().expect("spawn drover agent"));
+    let app = json!({
+        "id": "/vip/web", "cmd": lb_support::SERVE_ID, "instances": 1, "cpus": 0.1, "mem": 16,
+        "env": {"DB_PASSWORD": "hunter2"},
+        "portDefinitions": [{"port": 0, "labels": {"VIP_0": format!("/web:{vip_port}")}}],
+    });
+    let r = common::acl::with_token(&addr, "POST", "/v2/apps", Some(&app), &management);
+    assert_eq!(r.status, 201, "{r}");
+
+    // A client at the agent's VIP address reaches the app's instance.
+    let running = || {
+        let r = common::acl::with_token(&addr, "GET", "/v2/apps/vip/web/tasks", None, &management);
+        let tasks: Value = serde_json::from_str(&r.body).ok()?;
+        let task = tasks["tasks"].as_array()?.first()?.clone();
+        (task["state"] == "TASK_RUNNING").then(|| task["id"].as_str().map(str::to_string))?
+    };
+    let vip = format!("{ip}:{vip_port}");
+    let name = "web.marathon.l4lb.drover.directory";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let instance = loop {
+        if let Some(id) = running()
+            && lb_support::get(&vip, name, "/")
+                .is_ok_and(|(status, body)| status == 200 && body == id)
+        {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent's VIP {vip} did not reach the instance: {}",
+            common::tail(&log, 40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(instance.starts_with("vip_web."), "{instance}");
+
+    // What it read: the projection, with its own certificate only.
+    let agent_id = std::fs::read_to_string(work.join("agent-id")).unwrap();
+    let agent_id = agent_id.trim();
+    let identity = Identity::new(
+        std::fs::read_to_string(work.join("agent.pem")).unwrap(),
+        std::fs::read_to_string(work.join("agent-key.pem")).unwrap(),
+    );
+    let vips = format!("/internal/agents/{agent_id}/vips");
+    let (status, body) =
+        secure::call(&addr, Method::GET, &vips, None, &ca, Some(&identity)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let apps = body["apps"].as_array().expect("apps");
+    assert_eq!(apps.len(), 1, "{body}");
+    for field in ["env", "cmd", "args", "container"] {
+        assert!(apps[0].get(field).is_none(), "{field} in {body}");
+    }
+    assert!(!body.to_string().contains("hunter2"), "{body}");
+    assert_eq!(
+        apps[0]["portDefinitions"][0]["labels"]["VIP_0"],
+        format!("/web:{vip_port}")
+    );
+    assert_eq!(apps[0]["tasks"][0]["id"], instance.as_str());
+    // Without a client certificate, or with another agent's, the projection is refused.
+    let other = join_agent(
+        &cluster,
+        &read_token(&cluster, "agent-join-token"),
+        "a-other",
+    )
+    .expect("another agent joins");
+    for path in [
+        vips.clone(),
+        format!("/internal/agents/{agent_id}/vip-events"),
+    ] {
+        let (status, body) = secure::call(&addr, Method::GET, &path, None, &ca, None).unwrap();
+        assert_eq!(status, 403, "{path} without a certificate: {body}");
+        let (status, body) =
+            secure::call(&addr, Method::GET, &path, None, &ca, Some(&other)).unwrap();
+        assert_eq!(
+            status, 403,
+            "{path} with another agent's certificate: {body}"
+        );
+    }
+    // An agent certificate is no API credential: the full definitions stay out of reach.
+    let (status, body) =
+        secure::call(&addr, Method::GET, "/v2/apps", None, &ca, Some(&identity)).unwrap();
+    assert_eq!(status, 401, "{body}");
 }

@@ -22,6 +22,7 @@ pub mod mesos;
 pub mod nodes;
 pub mod plan;
 pub mod queue;
+pub mod routing;
 pub mod system;
 pub mod tasks;
 
@@ -40,5 +41,6 @@ pub use health::{Check, ClusterHealth, Status, ZoneHealth};
 pub use nodes::{AgentNode, DiskUse, MasterNode, Node, NodeState, Nodes, Used};
 pub use plan::{Plan, PlannedInstance};
 pub use queue::{Delay, DelayResult, OffersSummary, Queue, QueueItem, RejectReason};
+pub use routing::{Routing, RoutingCheck, RoutingPort};
 pub use system::{Info, Leader, Message, ProcessHealth};
 pub use tasks::{HealthCheckResult, IpAddress, Task, TaskFailure, TaskIds, Tasks};

@@ -3,6 +3,11 @@
 //! (`/v2/events`), whose events that take an instance out of service (failed, killed, being
 //! killed, unhealthy) take it out of the view at once, before the read that follows.
 //!
+//! What is read depends on who follows ([`Source`]): `drover lb` reads the public Marathon
+//! API with its ACL token; an agent serving VIPs reads the masters' projection of it for
+//! agents (`/internal/agents/{id}/vips` and `…/vip-events`, the same JSON without the apps'
+//! definitions), authenticated by its certificate. Either way the same code parses it.
+//!
 //! Any master answers (followers relay the stream and serve reads); on failure the next one
 //! is tried. While no master answers, the last view stays: proxies keep serving what they
 //! knew, which is what they should do through a control-plane outage.
@@ -31,6 +36,8 @@ pub struct FollowConfig {
     pub request_timeout: Duration,
     /// The ACL token's secret sent to the masters (`None` for masters with `--insecure`).
     pub token: Option<String>,
+    /// Which API of the masters is read.
+    pub source: Source,
     /// How connections to the masters are opened: plain TCP, or TLS trusting the cluster CA
     /// (`Connector::with_tls`). The URLs stay `http://`; the connector decides what goes
     /// over the connection, as for every drover client.
@@ -47,7 +54,37 @@ impl FollowConfig {
             resync: Duration::from_secs(2),
             request_timeout,
             token: None,
+            source: Source::Marathon,
             connector: Connector::tcp(Some(request_timeout)),
+        }
+    }
+}
+
+/// Which API of the masters a follower reads; both answer in the shapes of
+/// `GET /v2/apps?embed=apps.tasks` and `GET /v2/events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The public Marathon API (`drover lb`, with an ACL token on secure masters).
+    Marathon,
+    /// The internal API of agent `id` (`drover agent --vip-addr`): only the fields routes
+    /// are made of, for the agent's certificate.
+    Agent(String),
+}
+
+impl Source {
+    /// The path of the full read.
+    pub fn apps_path(&self) -> String {
+        match self {
+            Source::Marathon => "/v2/apps?embed=apps.tasks".into(),
+            Source::Agent(id) => format!("/internal/agents/{id}/vips"),
+        }
+    }
+
+    /// The path of the event stream.
+    pub fn events_path(&self) -> String {
+        match self {
+            Source::Marathon => "/v2/events".into(),
+            Source::Agent(id) => format!("/internal/agents/{id}/vip-events"),
         }
     }
 }
@@ -155,7 +192,10 @@ async fn read_loop(f: Arc<Follower>) {
             // Once per outage: the balancer goes on from its last view meanwhile.
             Err(e) if answered => {
                 answered = false;
-                tracing::warn!("no master answers GET /v2/apps; keeping the last routes: {e}");
+                tracing::warn!(
+                    "no master answers GET {}; keeping the last routes: {e}",
+                    f.config.source.apps_path()
+                );
             }
             Err(e) => tracing::debug!("still no master answers: {e}"),
         }
@@ -171,10 +211,11 @@ async fn read_loop(f: Arc<Follower>) {
 async fn read_apps(f: &Follower, first: usize) -> Result<(Vec<App>, usize), String> {
     let n = f.config.masters.len();
     let mut last = String::from("no masters given");
+    let path = f.config.source.apps_path();
     for k in 0..n {
         let i = (first + k) % n;
         let m = &f.config.masters[i];
-        match get_json::<AppList>(f, m, "/v2/apps?embed=apps.tasks").await {
+        match get_json::<AppList>(f, m, &path).await {
             Ok(list) => return Ok((list.apps, i)),
             Err(e) => last = format!("{m}: {e}"),
         }
@@ -415,7 +456,8 @@ async fn event_loop(f: Arc<Follower>) {
 /// Follows `m`'s event stream until it ends; a read follows the attach (events may have
 /// been missed while no stream was held).
 async fn stream_events(f: &Follower, m: &str) -> Result<(), String> {
-    let req = authorized(hyper::Request::get(format!("http://{m}/v2/events")), f)
+    let path = f.config.source.events_path();
+    let req = authorized(hyper::Request::get(format!("http://{m}{path}")), f)
         .header("accept", "text/event-stream")
         .body(Empty::new())
         .map_err(|e| format!("bad address: {e}"))?;

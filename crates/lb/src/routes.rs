@@ -1,9 +1,11 @@
 //! The route model: what the masters' view of apps and tasks says should be load balanced,
 //! and to which instances.
 //!
-//! Read from `GET /v2/apps?embed=apps.tasks`. Each port definition of an app is one
-//! [`Service`]: its VIPs (DC/OS's `VIP_<k>` port labels), its edge route (marathon-lb's
-//! `HAPROXY_*` labels or drover's `DROVER_LB_*`), and its [`Backend`]s, one per live task.
+//! Read from `GET /v2/apps?embed=apps.tasks`, or the agents' projection of it (only the
+//! fields of `client::routing`, which are all this reads of a definition). Each port
+//! definition of an app is one [`Service`]: its VIPs (DC/OS's `VIP_<k>` port labels), its
+//! edge route (marathon-lb's `HAPROXY_*` labels or drover's `DROVER_LB_*`), and its
+//! [`Backend`]s, one per live task.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -418,7 +420,7 @@ fn services_of(app: &App, problems: &mut Vec<Problem>) -> Vec<Service> {
             message,
         })
     };
-    let def = match app.parse_definition() {
+    let def = match app.routing() {
         Ok(d) => d,
         Err(e) => {
             problem(format!(

@@ -54,6 +54,8 @@ pub struct Published {
     pub body: Value,
     /// The apps it is about ([`Event::apps`]), for streams that show only some apps'.
     pub apps: Arc<[String]>,
+    /// Its JSON as agents serving VIPs read it ([`crate::vips::event`]), if they read it.
+    pub for_vips: Option<Value>,
 }
 
 /// Publishes events to every subscriber.
@@ -97,16 +99,22 @@ impl EventBus {
     fn stamp(&self, event: Event) -> Published {
         let event_type = event.event_type();
         let apps = event.apps().into_iter().map(str::to_string).collect();
-        let stamped = Stamped {
-            event,
-            timestamp: clock::iso(self.clock.now_ms()),
-        };
+        let timestamp = clock::iso(self.clock.now_ms());
         // An event is strings, numbers and JSON values: it always encodes.
-        let body = serde_json::to_value(&stamped).unwrap_or_else(|_| json!({}));
+        let encode =
+            |stamped: &Stamped| serde_json::to_value(stamped).unwrap_or_else(|_| json!({}));
+        let for_vips = crate::vips::event(&event).map(|event| {
+            encode(&Stamped {
+                event,
+                timestamp: timestamp.clone(),
+            })
+        });
+        let body = encode(&Stamped { event, timestamp });
         Published {
             event_type,
             body,
             apps,
+            for_vips,
         }
     }
 
@@ -164,23 +172,45 @@ pub async fn stream(
         remote_address: "client".into(),
     });
     let detach = Detach(events);
-    let stream = futures_util::stream::unfold(
-        (receiver, wanted, detach, visible),
-        |(mut receiver, wanted, detach, visible)| async move {
+    sse(receiver, move |event| {
+        // Held by the stream: its end publishes `event_stream_detached`.
+        let _held: &Detach = &detach;
+        (asked_for(&wanted, event.event_type) && visible.shows(event)).then_some(&event.body)
+    })
+}
+
+/// `GET /internal/agents/{id}/vip-events`: the SSE stream an agent serving VIPs follows, of
+/// the events that change routes, without definitions (see [`crate::vips`]). Agents are
+/// not announced as subscribers: every agent holds one.
+pub async fn vip_stream(
+    State(events): State<Arc<EventBus>>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    sse(events.subscribe(), |event| event.for_vips.as_ref())
+}
+
+/// The SSE stream of the events `show` gives a body for, kept alive every 15 s; a
+/// subscriber that falls behind by more than the backlog misses events (a reader of routes
+/// reads again on its own).
+fn sse(
+    receiver: broadcast::Receiver<Published>,
+    show: impl Fn(&Published) -> Option<&Value> + Send + 'static,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    let stream =
+        futures_util::stream::unfold((receiver, show), |(mut receiver, show)| async move {
             loop {
                 match receiver.recv().await {
-                    Ok(event) if asked_for(&wanted, event.event_type) && visible.shows(&event) => {
+                    Ok(event) => {
+                        let Some(body) = show(&event) else { continue };
                         let sse = SseEvent::default()
                             .event(event.event_type)
-                            .data(event.body.to_string());
-                        return Some((Ok(sse), (receiver, wanted, detach, visible)));
+                            .data(body.to_string());
+                        return Some((Ok(sse), (receiver, show)));
                     }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        },
-    );
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

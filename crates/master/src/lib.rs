@@ -15,6 +15,7 @@
 //! - [`startup`]: the checks and steps from flags to a serving master.
 //! - [`tls`]: a secure master's CA and certificates, its TLS listener and the guard on
 //!   `/internal/*`.
+//! - [`vips`]: what an agent serving VIPs may read (routing fields, route-changing events).
 
 pub mod agents;
 pub mod api;
@@ -37,6 +38,7 @@ pub mod reports;
 pub mod scheduler;
 pub mod startup;
 pub mod tls;
+pub mod vips;
 
 pub use config::{ConfigError, MasterConfig, MembershipConfig, parse_join_masters, parse_masters};
 pub use node::RaftNode;

@@ -214,3 +214,38 @@ fn bad_labels_are_problems_not_failures() {
     );
     assert!(text.iter().any(|t| t.contains("VIP_0")), "{text:?}");
 }
+
+#[test]
+fn a_definition_cut_down_to_its_routing_fields_gives_the_same_view() {
+    let tasks = vec![task(
+        "i1",
+        "10.0.0.1",
+        &[31000],
+        "a",
+        "TASK_RUNNING",
+        Some(true),
+    )];
+    let fields = json!({
+        "id": "/a",
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_PORT": "9000"},
+        "portDefinitions": [{"port": 0, "labels": {"VIP_0": "/a:80"}}],
+    });
+    let mut full = fields.clone();
+    full["env"] = json!({"SECRET": "s"});
+    full["healthChecks"] = json!([{"protocol": "TCP", "portIndex": 0, "intervalSeconds": 5}]);
+    let full = app(full, tasks.clone());
+    // As agents read it: no command, health checks by protocol only.
+    let mut cut = fields;
+    cut["healthChecks"] = json!([{"protocol": "TCP"}]);
+    cut["version"] = json!("2026-01-01T00:00:00.000Z");
+    cut["versionInfo"] = json!({"lastConfigChangeAt": "v", "lastScalingAt": "v"});
+    cut["tasks"] = Value::Array(tasks);
+    let cut: App = serde_json::from_value(cut).expect("an app");
+    let (from_full, problems) = View::from_apps(&[full]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let (from_cut, problems) = View::from_apps(&[cut]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(from_cut, from_full);
+    assert_eq!(from_cut.services.len(), 1);
+    assert!(from_cut.services[0].backends[0].ready);
+}

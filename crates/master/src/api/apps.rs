@@ -143,14 +143,25 @@ pub async fn list(
     let query = app_query(&pairs)?;
     let embeds = query.embeds(AppEmbeds::for_list());
     m.linearizable().await?;
-    let apps: Vec<App> = m.state().read(|a| {
+    let apps = listed(&m, &agents, embeds, |app| query.matches(app));
+    Ok(Json(AppList { apps }))
+}
+
+/// The apps (pods aside) that `keep` keeps, as `GET /v2/apps` lists them with `embeds`.
+pub(super) fn listed(
+    m: &RaftNode,
+    agents: &AgentView,
+    embeds: AppEmbeds,
+    keep: impl Fn(&AppDefinition) -> bool,
+) -> Vec<App> {
+    m.state().read(|a| {
         a.state
             .apps()
             .values()
-            .filter(|r| !r.current().app.is_pod() && query.matches(&r.current().app))
+            .filter(|r| !r.current().app.is_pod() && keep(&r.current().app))
             .map(|r| {
                 app_with_status(
-                    &agents,
+                    agents,
                     &m.config().domain.region,
                     &a.state,
                     r.current(),
@@ -159,8 +170,7 @@ pub async fn list(
                 )
             })
             .collect()
-    });
-    Ok(Json(AppList { apps }))
+    })
 }
 
 /// `POST /v2/apps`: create; 409 when the id is taken.

@@ -24,6 +24,7 @@ mod subscriptions;
 mod system;
 mod tasks;
 mod ui;
+mod vips;
 
 use axum::Router;
 use axum::body::Body;
@@ -145,6 +146,11 @@ pub fn router(master: Parts) -> Router {
             get(agents::assignments),
         )
         .route("/internal/agents/{id}/status", post(agents::status))
+        .route("/internal/agents/{id}/vips", get(vips::apps))
+        .route(
+            "/internal/agents/{id}/vip-events",
+            get(crate::events::vip_stream),
+        )
         .route("/internal/join/master", post(join::master))
         .route("/internal/join/agent", post(join::agent))
         .route("/internal/join-tokens", get(join::list).post(join::create))

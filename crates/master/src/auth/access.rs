@@ -59,6 +59,9 @@ pub fn need(method: &Method, path: &str) -> Need {
     {
         return Need::Open;
     }
+    // Which certificate each needs is `tls::guard`'s: an agent's own routes (its VIPs'
+    // projection, `/internal/agents/{id}/vips` and `…/vip-events`, included) need that
+    // agent's, the rest a master's.
     if path.starts_with("/internal/") {
         return Need::Internal;
     }
@@ -183,6 +186,13 @@ mod tests {
             (Method::GET, "/health", Need::Open),
             (Method::POST, "/v1/acl/bootstrap", Need::Open),
             (Method::POST, "/internal/agents/register", Need::Internal),
+            // An agent's certificate reads the VIPs' projection, never `/v2/apps`.
+            (Method::GET, "/internal/agents/agent-1/vips", Need::Internal),
+            (
+                Method::GET,
+                "/internal/agents/agent-1/vip-events",
+                Need::Internal,
+            ),
             (Method::GET, "/v1/acl/token/self", Need::Authenticated),
             (Method::GET, "/v1/acl/tokens", Need::Manage),
             (Method::DELETE, "/v1/acl/tokens/abc", Need::Manage),
