@@ -314,15 +314,23 @@ impl Page<'_> {
             .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
     }
 
-    /// Clicks the element `css`.
+    /// Clicks the element `css`. The UI re-renders what it polls (the groups tree, the
+    /// nodes): an element found just before a re-render is gone by the click ("stale
+    /// element reference"), and the click goes to the element that replaced it, found anew.
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+        const ATTEMPTS: usize = 10;
+        for attempt in 1..=ATTEMPTS {
+            let element = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+            match element.click().await {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() && attempt < ATTEMPTS => continue,
+                Err(e) => panic!("cannot click {css} (attempt {attempt}): {e}"),
+            }
+        }
     }
 
     /// Replaces the text of the input `css` by typing `text` into it.
