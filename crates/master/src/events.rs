@@ -54,8 +54,39 @@ pub struct Published {
     pub body: Value,
     /// The apps it is about ([`Event::apps`]), for streams that show only some apps'.
     pub apps: Arc<[String]>,
-    /// Its JSON as agents serving VIPs read it ([`crate::vips::event`]), if they read it.
-    pub for_vips: Option<Value>,
+    /// The event as agents serving VIPs read it, made by the first of them to read it.
+    for_vips: Arc<ForVips>,
+}
+
+impl Published {
+    /// Its JSON as agents serving VIPs read it ([`crate::vips::event`]), if they read it:
+    /// projected and encoded once, when the first VIP stream reads it, so that a cluster
+    /// without VIPs never pays for it.
+    fn for_vips(&self) -> Option<&Value> {
+        let f = &self.for_vips;
+        f.json
+            .get_or_init(|| {
+                crate::vips::event(&f.stamped.event).map(|event| {
+                    encode(&Stamped {
+                        event,
+                        timestamp: f.stamped.timestamp.clone(),
+                    })
+                })
+            })
+            .as_ref()
+    }
+}
+
+/// What [`Published::for_vips`] is made from, and what it made.
+#[derive(Debug)]
+struct ForVips {
+    stamped: Stamped,
+    json: std::sync::OnceLock<Option<Value>>,
+}
+
+/// An event's JSON. An event is strings, numbers and JSON values: it always encodes.
+fn encode(stamped: &Stamped) -> Value {
+    serde_json::to_value(stamped).unwrap_or_else(|_| json!({}))
 }
 
 /// Publishes events to every subscriber.
@@ -99,22 +130,18 @@ impl EventBus {
     fn stamp(&self, event: Event) -> Published {
         let event_type = event.event_type();
         let apps = event.apps().into_iter().map(str::to_string).collect();
-        let timestamp = clock::iso(self.clock.now_ms());
-        // An event is strings, numbers and JSON values: it always encodes.
-        let encode =
-            |stamped: &Stamped| serde_json::to_value(stamped).unwrap_or_else(|_| json!({}));
-        let for_vips = crate::vips::event(&event).map(|event| {
-            encode(&Stamped {
-                event,
-                timestamp: timestamp.clone(),
-            })
-        });
-        let body = encode(&Stamped { event, timestamp });
+        let stamped = Stamped {
+            event,
+            timestamp: clock::iso(self.clock.now_ms()),
+        };
         Published {
             event_type,
-            body,
+            body: encode(&stamped),
             apps,
-            for_vips,
+            for_vips: Arc::new(ForVips {
+                stamped,
+                json: std::sync::OnceLock::new(),
+            }),
         }
     }
 
@@ -185,7 +212,7 @@ pub async fn stream(
 pub async fn vip_stream(
     State(events): State<Arc<EventBus>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
-    sse(events.subscribe(), |event| event.for_vips.as_ref())
+    sse(events.subscribe(), Published::for_vips)
 }
 
 /// The SSE stream of the events `show` gives a body for, kept alive every 15 s; a
