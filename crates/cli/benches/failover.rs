@@ -1,7 +1,9 @@
-//! Failover benchmark: how long a write is unavailable when the leader dies.
+//! Failover benchmark: how long a write is unavailable when the leader dies, and when the
+//! leader is restarted on purpose (SIGTERM: it hands leadership over first).
 //!
 //! Run with `cargo bench -p drover --bench failover` (set `DROVER_BENCH_TRIALS` for more
-//! than the default 20 trials).
+//! than the default 20 trials of each; `DROVER_BENCH_FAILOVER=kill` or `=planned` runs one
+//! kind only).
 //!
 //! Three `drover master` processes on loopback with default Raft settings (heartbeat
 //! 100 ms, election timeout 600–1200 ms). Each trial: find the leader, SIGKILL it, and
@@ -9,6 +11,13 @@
 //! surviving master, retrying every 10 ms and alternating between the survivors. Then the
 //! killed master is restarted with its data dir, and the next trial starts once it follows
 //! the current leader again. Prints min, p50, p99, max and mean.
+//!
+//! Planned restarts: one thread writes without pause (`PUT /v2/apps/bench/p<trial>-<n>`
+//! through a follower, each write sent when the previous one is acknowledged) while the
+//! leader is sent SIGTERM; the figure of a trial is the longest gap between two consecutive
+//! acknowledgements from the SIGTERM until the writes have gone on for a second after it.
+//! Outside a handover the gap is one write's latency (a few ms). The stopped master is then
+//! restarted and caught up, as after a kill.
 //!
 //! `DROVER_BENCH_TLS=1` runs the same trials on a secure cluster (the default outside
 //! the benchmarks: mutual TLS between masters, HTTPS and an ACL token for the API), so the
@@ -60,6 +69,29 @@ fn main() {
         c.wait_caught_up(id, ELECTION);
     }
 
+    let kinds = std::env::var("DROVER_BENCH_FAILOVER").unwrap_or_default();
+    let mode = if secure { "TLS" } else { "--insecure" };
+    if kinds != "planned" {
+        let samples = killed_leader_trials(&mut c, trials);
+        report(
+            &format!("failover (3 masters, default settings, {mode}, leader SIGKILLed"),
+            samples,
+        );
+    }
+    if kinds != "kill" {
+        let samples = planned_restart_trials(&mut c, trials);
+        report(
+            &format!(
+                "planned leader restart (3 masters, default settings, {mode}, leader SIGTERMed: longest gap between acknowledged writes"
+            ),
+            samples,
+        );
+    }
+}
+
+/// SIGKILLs the leader `trials` times; each sample is the time from the kill to the first
+/// write a survivor acknowledges.
+fn killed_leader_trials(c: &mut Cluster, trials: usize) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(trials);
     for trial in 0..trials {
         let leader = c.wait_for_leader(ELECTION);
@@ -101,12 +133,91 @@ fn main() {
         c.start(leader_id);
         c.wait_caught_up(leader_id, ELECTION);
     }
+    samples
+}
 
+/// How long the writes go on after the SIGTERM in a planned-restart trial.
+const AFTER_STOP: Duration = Duration::from_secs(1);
+
+/// SIGTERMs the leader `trials` times while a writer writes through a follower; each sample
+/// is the longest gap between consecutive acknowledgements after the SIGTERM.
+fn planned_restart_trials(c: &mut Cluster, trials: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(trials);
+    for trial in 0..trials {
+        let leader = c.wait_for_leader(ELECTION);
+        let leader_id = c.id_of(&leader);
+        let via = c.addr(c.a_follower(leader_id));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acks = Vec::new();
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let path = format!("/v2/apps/bench/p{trial}-{n}");
+                    let body = app(&format!("/bench/p{trial}-{n}"), "planned");
+                    match http::request(&via, "PUT", &path, Some(&body), ATTEMPT_TIMEOUT) {
+                        Ok(r) if r.is_success() => {
+                            acks.push(Instant::now());
+                            n += 1;
+                        }
+                        _ => std::thread::sleep(RETRY),
+                    }
+                }
+                acks
+            })
+        };
+        // Let the writer get going, so that the first gap counted starts at an ack.
+        std::thread::sleep(Duration::from_millis(200));
+        let stopped_at = Instant::now();
+        let status = c.terminate(leader_id, TRIAL_LIMIT);
+        if !status.success() {
+            c.fail(&format!(
+                "trial {trial}: master {leader_id} exited with {status} on SIGTERM"
+            ));
+        }
+        let exited = stopped_at.elapsed();
+        std::thread::sleep(AFTER_STOP.saturating_sub(exited));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let acks = writer.join().expect("the writer thread");
+        let from = acks
+            .iter()
+            .rposition(|&a| a <= stopped_at)
+            .unwrap_or_else(|| {
+                c.fail(&format!(
+                    "trial {trial}: no write was acknowledged before the SIGTERM"
+                ))
+            });
+        let gap = acks[from..]
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_else(|| {
+                c.fail(&format!(
+                    "trial {trial}: no write acknowledged after the SIGTERM"
+                ))
+            });
+        eprintln!(
+            "trial {:>2}: SIGTERMed master {leader_id} (exited after {:>6.1} ms), longest gap between acknowledged writes {:>6.1} ms ({} writes after the signal)",
+            trial + 1,
+            ms(exited),
+            ms(gap),
+            acks.len() - from - 1,
+        );
+        samples.push(gap);
+
+        c.start(leader_id);
+        c.wait_caught_up(leader_id, ELECTION);
+    }
+    samples
+}
+
+/// Prints one line of figures: `what` then the sample count, min, p50, p99, max and mean.
+fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     println!(
-        "failover (3 masters, default settings, {}, {} trials): min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms",
-        if secure { "TLS" } else { "--insecure" },
+        "{what}, {} trials): min {:.1} ms  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  mean {:.1} ms",
         samples.len(),
         ms(samples[0]),
         ms(percentile(&samples, 50.0)),

@@ -493,6 +493,16 @@ fn delete_v2_leader_moves_leadership() {
         c.fail(&format!("DELETE /v2/leader on the leader: {r}"));
     }
     let second = c.wait_for_new_leader(&first, ELECTION);
+    // A handover, not an election after silence: the old leader names the new one.
+    let (first_id, second_id) = (c.id_of(&first), c.id_of(&second));
+    c.wait_until(
+        ELECTION,
+        "the old leader says whom it handed over to",
+        |c| {
+            c.stderr(first_id)
+                .contains(&format!("handed leadership to master {second_id}"))
+        },
+    );
 
     // Through a follower, the request is forwarded to the leader, which abdicates.
     let follower = c
@@ -512,6 +522,85 @@ fn delete_v2_leader_moves_leadership() {
     for id in c.ids() {
         c.put_app_acked(id, &app(&format!("/abdicate/{id}"), "x"), WRITE);
     }
+}
+
+#[test]
+fn a_leader_stopped_with_sigterm_hands_leadership_to_an_up_to_date_follower() {
+    let mut c = Cluster::launch("handover", 3);
+    let first = c.wait_for_leader(ELECTION);
+    let first_id = c.id_of(&first);
+    let follower = c.a_follower(first_id);
+    c.put_app_acked(follower, &app("/handover/before", "before"), WRITE);
+
+    // A transfer request that does not come from this follower's leader in its term is
+    // refused with the reason, and changes nothing.
+    let stale = json!({"leader": first_id, "term": 0, "last_log_index": 0});
+    let r = http::post(&c.addr(follower), "/internal/raft/transfer", &stale)
+        .unwrap_or_else(|e| c.fail(&e.to_string()));
+    if r.status != 409 || !r.body.contains("stale") {
+        c.fail(&format!("a stale transfer request: {r}"));
+    }
+    assert_eq!(
+        c.leader().as_deref(),
+        Some(first.as_str()),
+        "the stale request moved nothing"
+    );
+
+    let status = c.terminate(first_id, EXIT);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a SIGTERMed leader exits 0: {status}"
+    );
+    let said = c.stderr(first_id);
+    let Some(to) = said
+        .lines()
+        .find_map(|l| l.split("handed leadership to master ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse::<u32>().ok())
+    else {
+        c.fail("the stopped leader must say which master it handed leadership to")
+    };
+    assert_ne!(to, first_id);
+    // The master it named leads, having been told to take over, and every acknowledged
+    // write is there.
+    let survivors: Vec<u32> = c.ids().into_iter().filter(|&id| id != first_id).collect();
+    let leader = c.wait_for(ELECTION, "the two others agree on a leader", |c| {
+        c.leader_among(&survivors)
+    });
+    assert_eq!(
+        c.id_of(&leader),
+        to,
+        "the leader is the master the old one named"
+    );
+    if !c
+        .stderr(to)
+        .contains(&format!("taking leadership over from master {first_id}"))
+    {
+        c.fail(&format!(
+            "master {to} must say it took over from master {first_id}"
+        ));
+    }
+    for &id in &survivors {
+        c.put_app_acked(id, &app(&format!("/handover/after-{id}"), "after"), WRITE);
+    }
+    assert_apps_present(
+        &mut c,
+        &survivors,
+        &[("/handover/before".to_string(), "before".to_string())],
+    );
+}
+
+#[test]
+fn delete_v2_leader_on_a_single_master_says_there_is_nobody_to_hand_to() {
+    let mut c = Cluster::launch("abdicate-one", 1);
+    let leader = c.wait_for_leader(ELECTION);
+    let r = http::delete(&leader, "/v2/leader").unwrap_or_else(|e| c.fail(&e.to_string()));
+    if r.status != 409 || !r.body.contains("no other master") {
+        c.fail(&format!("DELETE /v2/leader on the only master: {r}"));
+    }
+    // It still leads and takes writes.
+    c.put_app_acked(1, &app("/abdicate-one/x", "x"), WRITE);
 }
 
 #[test]

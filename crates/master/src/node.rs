@@ -1,10 +1,13 @@
 //! A master's Raft node ([`RaftNode`]): its role, the leader, linearizable reads, writes, the
-//! version clock and abdication.
+//! version clock and planned leadership moves ([`handover`]).
+
+mod handover;
+
+pub use handover::{HandOverError, HandedOver, TRANSFER_PATH, TransferRequest};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 // tokio's Instant is the system's in production and follows a paused (simulated) runtime's time.
 use tokio::time::Instant;
@@ -23,7 +26,7 @@ use crate::peer::PeerClient;
 
 /// This master's Raft node and everything that speaks for it: its configuration, its view
 /// of the replicated state, the write path (one command, one log entry), linearizable reads,
-/// the version clock, abdication, and its client for talking to peers.
+/// the version clock, handing leadership over, and its client for talking to peers.
 ///
 /// It holds nothing only the leader knows (that is [`crate::agents::AgentView`] and the
 /// scheduler's [`crate::scheduler::Queue`] and [`crate::scheduler::EvictionGuard`]) and does
@@ -35,7 +38,8 @@ pub struct RaftNode {
     metrics: Metrics,
     peers: PeerClient,
     clock: Arc<dyn Clock>,
-    /// Set while this master hands leadership over (`DELETE /v2/leader`).
+    /// Set while this master hands leadership over ([`RaftNode::hand_over`]): it takes no
+    /// writes and does not call itself the leader.
     abdicating: AtomicBool,
     /// Serialises multi-step API changes and scheduler passes on the leader, so neither sees
     /// half of the other (e.g. "create if absent", an app and its deployment).
@@ -289,6 +293,9 @@ impl RaftNode {
     /// their heartbeats: they never moved to the new leader, which called them unreachable
     /// and could give them no work.
     pub async fn confirm_leadership(&self) -> Result<(), ApiError> {
+        if self.abdicating() {
+            return Err(Self::handing_over());
+        }
         let lease = self.config.election_timeout_min;
         let fresh = || {
             self.confirmed_at
@@ -359,6 +366,13 @@ impl RaftNode {
         }
     }
 
+    /// The refusal of a write or a leadership check while this master hands over.
+    fn handing_over() -> ApiError {
+        ApiError::unavailable(
+            "This master is handing leadership over to another; nothing was done. Retry: the request will go to the new leader.",
+        )
+    }
+
     fn no_quorum(&self, what: &str) -> ApiError {
         let n = self.voter_count();
         let wait = self.config.write_timeout;
@@ -424,6 +438,10 @@ impl RaftNode {
 
     /// Proposes a command whose size was checked and waits for its commit and apply.
     async fn commit_checked(&self, command: Command) -> Result<Response, ApiError> {
+        // A handover waits for a voter to hold the whole log: nothing may be added to it.
+        if self.abdicating() {
+            return Err(Self::handing_over());
+        }
         let started = Instant::now();
         let result =
             tokio::time::timeout(self.config.write_timeout, self.raft.client_write(command)).await;
@@ -470,41 +488,6 @@ impl RaftNode {
                 Err(actual) => last = actual,
             }
         }
-    }
-
-    /// Hands leadership to another master: stop sending heartbeats and standing for election
-    /// until another master leads (or `give_up` passes), then behave normally again.
-    pub fn abdicate(self: &Arc<Self>, give_up: Duration) {
-        if self.abdicating.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.raft.runtime_config().elect(false);
-        self.raft.runtime_config().heartbeat(false);
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut metrics = me.raft.metrics();
-            let deadline = tokio::time::Instant::now() + give_up;
-            loop {
-                let other = {
-                    let m = metrics.borrow_and_update();
-                    m.current_leader.is_some_and(|l| l != me.config.id)
-                        && m.state != ServerState::Leader
-                };
-                if other {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, metrics.changed())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("no other master took over within {give_up:?}; resuming");
-                    break;
-                }
-            }
-            me.raft.runtime_config().heartbeat(true);
-            me.raft.runtime_config().elect(true);
-            me.abdicating.store(false, Ordering::SeqCst);
-        });
     }
 
     /// `/health` of a peer, if it answers in time.

@@ -465,6 +465,11 @@ async fn run(
             });
         }
     }
+    // A planned stop of the leader (a rolling restart) hands leadership over first, so the
+    // cluster waits a round trip instead of an election timeout.
+    if node.is_leader() && node.voter_count() > 1 {
+        let _ = node.hand_over(HAND_OVER_ON_STOP).await;
+    }
     let _ = node.raft().shutdown().await;
     // Stop serving before returning: whoever sees this master end must not reach it any
     // more. The listener closes at once; open connections get until SERVER_DRAIN to finish
@@ -474,6 +479,10 @@ async fn run(
     server.abort();
     Ok(ExitReason::Requested)
 }
+
+/// How long a leader that was asked to stop may spend handing leadership over before it
+/// stops anyway (the others then elect a leader as after a crash).
+const HAND_OVER_ON_STOP: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How long a master that was asked to stop waits for its open connections to finish.
 const SERVER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);

@@ -288,6 +288,13 @@ impl Cluster {
         self.start(id);
     }
 
+    /// SIGTERMs master `id` (a planned stop: a leader hands leadership over first) and
+    /// waits for it to exit; its exit status.
+    pub fn terminate(&mut self, id: u32, timeout: Duration) -> ExitStatus {
+        self.signal(id, "TERM");
+        self.wait_exit(id, timeout)
+    }
+
     /// SIGSTOPs master `id`: it keeps its sockets but answers nothing.
     pub fn stop(&mut self, id: u32) {
         self.signal(id, "STOP");

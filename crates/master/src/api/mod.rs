@@ -191,6 +191,7 @@ pub fn router(master: Parts) -> Router {
         .route("/mesos_dns/v1/hosts/leader.mesos", get(mesos::dns_leader))
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT));
     let raft = Router::new()
+        .route(crate::node::TRANSFER_PATH, post(system::take_over))
         .route("/internal/raft/{rpc}", post(system::raft_rpc))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
     public

@@ -17,7 +17,7 @@ use state::{Command, Response as Applied};
 
 use crate::callbacks::CallbackMetrics;
 use crate::error::ApiError;
-use crate::node::{RaftNode, Role};
+use crate::node::{RaftNode, Role, TransferRequest};
 
 /// `GET /ping`.
 pub async fn ping() -> &'static str {
@@ -55,12 +55,45 @@ pub async fn leader(State(m): State<Arc<RaftNode>>) -> Result<Json<Leader>, ApiE
     }
 }
 
-/// `DELETE /v2/leader`: the leader (requests are forwarded to it) steps down.
-pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Json<Message> {
-    m.abdicate(Duration::from_secs(10));
-    Json(Message {
+/// How long a handover asked for by `DELETE /v2/leader` may take before this master leads on.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(5);
+
+/// `DELETE /v2/leader`: the leader (requests are forwarded to it) hands leadership to an
+/// up-to-date follower ([`RaftNode::hand_over`]). Like Marathon it answers at once; the
+/// handover takes a round trip or two, and a handover that cannot happen is logged. A
+/// cluster of one master has nobody to hand to: 409.
+pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Result<Json<Message>, ApiError> {
+    if m.voter_count() <= 1 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{}; nothing was done",
+                crate::node::HandOverError::NoOtherVoter(m.config().id)
+            ),
+        ));
+    }
+    tokio::spawn(async move {
+        // The outcome is logged by `hand_over`.
+        let _ = m.hand_over(HAND_OVER_WAIT).await;
+    });
+    Ok(Json(Message {
         message: "Leadership abdicated".into(),
-    })
+    }))
+}
+
+/// `POST /internal/raft/transfer`: the leader hands leadership to this master, which stands
+/// for election at once if it is the leader's follower in its term with its whole log; 409
+/// with the reason otherwise.
+pub async fn take_over(
+    State(m): State<Arc<RaftNode>>,
+    Json(request): Json<TransferRequest>,
+) -> Result<Json<Message>, ApiError> {
+    m.take_over(&request)
+        .await
+        .map_err(|why| ApiError::new(StatusCode::CONFLICT, why))?;
+    Ok(Json(Message {
+        message: format!("master {} stands for election", m.config().id),
+    }))
 }
 
 /// `GET /v2/info`: Marathon's fields only.
