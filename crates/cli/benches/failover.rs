@@ -177,6 +177,13 @@ fn planned_restart_trials(c: &mut Cluster, trials: usize) -> Vec<Duration> {
             ));
         }
         let exited = stopped_at.elapsed();
+        let said = c.stderr(leader_id);
+        let handover = said
+            .lines()
+            .rev()
+            .find(|l| l.contains("handed leadership") || l.contains("not handed over"))
+            .unwrap_or("(the master said nothing of a handover)")
+            .to_string();
         std::thread::sleep(AFTER_STOP.saturating_sub(exited));
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let acks = writer.join().expect("the writer thread");
@@ -204,6 +211,7 @@ fn planned_restart_trials(c: &mut Cluster, trials: usize) -> Vec<Duration> {
             ms(gap),
             acks.len() - from - 1,
         );
+        eprintln!("          {}", handover.trim());
         samples.push(gap);
 
         c.start(leader_id);

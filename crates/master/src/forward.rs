@@ -104,11 +104,14 @@ fn warn_rarely(now: u64, message: &str) {
 }
 
 async fn route(master: &RaftNode, request: Request, next: Next) -> Response {
-    // The common case, on the leader: a request that came straight from its client (every
-    // agent heartbeat) is answered here without looking further.
-    if !request.headers().contains_key(VIA_HEADER) && master.is_leader() {
+    // The leader answers whatever reaches it, and never forwards, so nothing it answers can
+    // loop (a request forwarded to a master that has since been handed leadership included).
+    if master.is_leader() {
         return next.run(request).await;
     }
+    // The term this request arrived in: a leader this master learned of in a later term is
+    // news the masters the request passed through could not have had.
+    let arrived_in = master.term();
     let me = master.config().advertised().to_string();
     let via = request
         .headers()
@@ -127,11 +130,13 @@ async fn route(master: &RaftNode, request: Request, next: Next) -> Response {
     let mut request = Some(request);
     let mut buffered: Option<(Parts, Bytes)> = None;
     loop {
-        // A master the request already passed through did not think it leads: our news of
-        // it is stale, so wait for the election instead of sending the request back.
+        // A master the request already passed through did not think it leads: unless this
+        // master learned of its leadership in a later term than the request came in (a
+        // handover to it, an election it won since), our news of it is stale, so wait for
+        // the election instead of sending the request back.
         let leader = master
             .leader()
-            .filter(|(_, addr)| !hops.contains(&addr.as_str()));
+            .filter(|(_, addr)| !hops.contains(&addr.as_str()) || master.term() > arrived_in);
         match leader {
             Some((id, _)) if id == master.config().id => {
                 let request = match (request.take(), buffered.take()) {

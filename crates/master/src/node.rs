@@ -41,6 +41,10 @@ pub struct RaftNode {
     /// Set while this master hands leadership over ([`RaftNode::hand_over`]): it takes no
     /// writes and does not call itself the leader.
     abdicating: AtomicBool,
+    /// Held shared by every write from its check of `abdicating` to its commit, so that a
+    /// handover, taking it exclusively once, knows no write it did not see is still adding
+    /// to the log.
+    writing: tokio::sync::RwLock<()>,
     /// Serialises multi-step API changes and scheduler passes on the leader, so neither sees
     /// half of the other (e.g. "create if absent", an app and its deployment).
     exclusive: tokio::sync::Mutex<()>,
@@ -110,6 +114,7 @@ impl RaftNode {
             peers,
             clock,
             abdicating: AtomicBool::new(false),
+            writing: tokio::sync::RwLock::new(()),
             exclusive: tokio::sync::Mutex::new(()),
             last_version_ms: AtomicU64::new(0),
             leader_header: std::sync::Mutex::new(None),
@@ -439,6 +444,7 @@ impl RaftNode {
     /// Proposes a command whose size was checked and waits for its commit and apply.
     async fn commit_checked(&self, command: Command) -> Result<Response, ApiError> {
         // A handover waits for a voter to hold the whole log: nothing may be added to it.
+        let _writing = self.writing.read().await;
         if self.abdicating() {
             return Err(Self::handing_over());
         }

@@ -55,17 +55,29 @@ pub enum HandOverError {
         "master {0} is the only voter: there is no other master to hand leadership to (add masters with `drover master --join`)"
     )]
     NoOtherVoter(u64),
+    /// Writes already under way did not finish in time.
+    #[error(
+        "writes under way on master {leader} did not finish within {waited:?}; master {leader} leads on"
+    )]
+    WritesInFlight {
+        /// This master.
+        leader: u64,
+        /// How long it waited.
+        waited: Duration,
+    },
     /// No voter held the whole log in time.
     #[error(
-        "no other voter caught up with the log of master {leader} within {waited:?} (the most up to date is {lag} entries behind); master {leader} leads on. Check the other masters' /health"
+        "no other voter caught up with the log of master {leader} (up to index {last}) within {waited:?} ({lags}); master {leader} leads on. Check the other masters' /health"
     )]
     NoneCaughtUp {
         /// This master.
         leader: u64,
         /// How long it waited.
         waited: Duration,
-        /// The smallest lag seen, in entries.
-        lag: u64,
+        /// Its last log index.
+        last: u64,
+        /// Each other voter's lag in entries, as text.
+        lags: String,
     },
     /// The chosen voter refused or could not be reached.
     #[error("master {target} did not take the transfer: {why}; master {leader} leads on")]
@@ -145,9 +157,18 @@ impl RaftNode {
         give_up: Duration,
     ) -> Result<HandedOver, HandOverError> {
         let me = self.config.id;
-        let (target, request) = self
-            .caught_up_voter(started + CATCH_UP.min(give_up))
-            .await?;
+        let catch_up = started + CATCH_UP.min(give_up);
+        // The writes that began before `abdicating` was set finish first; none starts after.
+        if tokio::time::timeout_at(catch_up, self.writing.write())
+            .await
+            .is_err()
+        {
+            return Err(HandOverError::WritesInFlight {
+                leader: me,
+                waited: CATCH_UP.min(give_up),
+            });
+        }
+        let (target, request) = self.caught_up_voter(catch_up).await?;
         let addr = self
             .members()
             .get(&target)
@@ -211,7 +232,7 @@ impl RaftNode {
     ) -> Result<(u64, TransferRequest), HandOverError> {
         let me = self.config.id;
         let mut watch = self.raft.metrics();
-        let mut lag = u64::MAX;
+        let mut seen;
         loop {
             {
                 let m = watch.borrow_and_update();
@@ -219,24 +240,22 @@ impl RaftNode {
                     return Err(HandOverError::NotLeader(me));
                 }
                 let last = m.last_log_index.unwrap_or(0);
-                let voters = self.voters();
                 let matched = |id: u64| {
                     m.replication
                         .as_ref()
                         .and_then(|r| r.get(&id).cloned().flatten())
                         .map_or(0, |l| l.index)
                 };
-                let behind = |id: u64| last.saturating_sub(matched(id));
-                lag = voters
+                let others: Vec<u64> = self.voters().into_iter().filter(|&v| v != me).collect();
+                let lags: Vec<String> = others
                     .iter()
-                    .filter(|&&v| v != me)
-                    .map(|&v| behind(v))
-                    .min()
-                    .unwrap_or(lag);
-                let best = voters
+                    .map(|&v| format!("master {v} is {} behind", last.saturating_sub(matched(v))))
+                    .collect();
+                seen = (last, lags.join(", "));
+                let best = others
                     .iter()
                     .copied()
-                    .filter(|&v| v != me && behind(v) == 0)
+                    .filter(|&v| matched(v) >= last)
                     .min_by_key(|&v| self.contacts.since(v).unwrap_or(Duration::MAX));
                 if let Some(target) = best {
                     return Ok((
@@ -256,7 +275,8 @@ impl RaftNode {
                 return Err(HandOverError::NoneCaughtUp {
                     leader: me,
                     waited: CATCH_UP,
-                    lag,
+                    last: seen.0,
+                    lags: seen.1,
                 });
             }
         }
