@@ -372,7 +372,10 @@ async fn an_agent_whose_protocol_the_masters_refuse_keeps_retrying_until_they_ac
         async move { (n >= 3).then_some(()) }
     })
     .await;
-    assert!(!agent.done.is_finished(), "a protocol refusal does not stop the agent");
+    assert!(
+        !agent.done.is_finished(),
+        "a protocol refusal does not stop the agent"
+    );
     // The masters are upgraded: the next try is accepted.
     fake.with(|m| m.refuse = None);
     let reg = eventually("a registration once the masters accept it", || {

@@ -74,7 +74,10 @@ fn assert_serves_the_fixture_apps(c: &mut Cluster) {
 
     let web: AppEnvelope = get(c, "/v2/apps/prod/web").typed();
     let web = web.app;
-    assert_eq!(web.version, WEB_VERSIONS[1], "the current version is the update");
+    assert_eq!(
+        web.version, WEB_VERSIONS[1],
+        "the current version is the update"
+    );
     assert_eq!(web.field("cmd"), &json!("exec sleep 200000"));
     assert_eq!(web.field("cpus"), &json!(0.5));
     assert_eq!(web.field("mem"), &json!(64.0));
@@ -89,7 +92,11 @@ fn assert_serves_the_fixture_apps(c: &mut Cluster) {
     let versions: Versions = get(c, "/v2/apps/prod/web/versions").typed();
     let newest_first: Vec<&str> = WEB_VERSIONS.iter().rev().copied().collect();
     assert_eq!(versions.versions, newest_first, "both stored versions");
-    let first: App = get(c, &format!("/v2/apps/prod/web/versions/{}", WEB_VERSIONS[0])).typed();
+    let first: App = get(
+        c,
+        &format!("/v2/apps/prod/web/versions/{}", WEB_VERSIONS[0]),
+    )
+    .typed();
     assert_eq!(first.field("cmd"), &json!("exec sleep 100000"));
     assert_eq!(first.field("cpus"), &json!(0.25));
     assert_eq!(first.label("release"), Some("one"));
@@ -152,6 +159,9 @@ fn the_stored_backup_restores_into_a_fresh_cluster_and_serves_its_apps() {
         "restore failed: {stdout}\n{stderr}\n{}",
         c.logs()
     );
-    assert!(stdout.contains("restored 2 apps with 3 versions"), "{stdout}");
+    assert!(
+        stdout.contains("restored 2 apps with 3 versions"),
+        "{stdout}"
+    );
     assert_serves_the_fixture_apps(&mut c);
 }

@@ -145,7 +145,11 @@ fn only_known_fields(doc: &serde_json::Value) -> Result<(), InventoryError> {
         };
         unknown_field(fields, AGENT_FIELDS, &format!("agents[{i}]"))?;
         if let Some(resources) = fields.get("resources").and_then(|r| r.as_object()) {
-            unknown_field(resources, RESOURCE_FIELDS, &format!("agents[{i}].resources"))?;
+            unknown_field(
+                resources,
+                RESOURCE_FIELDS,
+                &format!("agents[{i}].resources"),
+            )?;
         }
     }
     Ok(())

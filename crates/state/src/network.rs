@@ -605,7 +605,10 @@ mod tests {
         let mut headers = hyper::HeaderMap::new();
         assert_eq!(sender_protocols(&headers), (1, 1));
         headers.insert(PROTOCOL_HEADER, MASTER_PROTOCOL.into());
-        assert_eq!(sender_protocols(&headers), (MASTER_PROTOCOL, MASTER_PROTOCOL));
+        assert_eq!(
+            sender_protocols(&headers),
+            (MASTER_PROTOCOL, MASTER_PROTOCOL)
+        );
         headers.insert(OLDEST_PROTOCOL_HEADER, OLDEST_MASTER_PROTOCOL.into());
         assert_eq!(
             sender_protocols(&headers),

@@ -328,6 +328,9 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(reg.agent.id.0, "a1");
-        assert_eq!((reg.agent.resources.cpus, reg.agent.resources.mem), (2.0, 512.0));
+        assert_eq!(
+            (reg.agent.resources.cpus, reg.agent.resources.mem),
+            (2.0, 512.0)
+        );
     }
 }

@@ -240,7 +240,12 @@ async fn a_log_entry_of_a_command_only_a_newer_drover_knows_is_refused_with_what
     };
     let mut json = serde_json::to_value(&entry).expect("encode");
     json["payload"] = serde_json::json!({"Normal": {"type": "set_something_new", "value": 1}});
-    overwrite(&db_path(&dir), "raft_log", 1, &serde_json::to_vec(&json).expect("encode"));
+    overwrite(
+        &db_path(&dir),
+        "raft_log",
+        1,
+        &serde_json::to_vec(&json).expect("encode"),
+    );
     let (mut log, _sm) = state::open(&db_path(&dir)).await.expect("reopen");
     let err = log
         .try_get_log_entries(1..2)

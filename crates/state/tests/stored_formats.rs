@@ -124,7 +124,11 @@ fn a_stage_1_snapshot_is_format_1_and_is_written_again_in_todays() {
 #[test]
 fn a_snapshot_in_a_newer_format_is_refused_with_what_to_do() {
     let newer = state::machine::FORMAT_VERSION + 1;
-    let text = fixture("stage1-snapshot.json").replacen('{', &format!("{{\"format_version\": {newer},"), 1);
+    let text = fixture("stage1-snapshot.json").replacen(
+        '{',
+        &format!("{{\"format_version\": {newer},"),
+        1,
+    );
     let err = serde_json::from_str::<ClusterState>(&text)
         .expect_err("a newer format is not misread")
         .to_string();

@@ -251,12 +251,17 @@ mod tests {
         let next = announcement(
             serde_json::json!({"protocol": MASTER_PROTOCOL + 1, "oldest_protocol": MASTER_PROTOCOL}),
         );
-        assert!(refuse_announcement(&next).is_ok(), "the next release speaks this one's");
+        assert!(
+            refuse_announcement(&next).is_ok(),
+            "the next release speaks this one's"
+        );
     }
 
     #[test]
     fn a_master_sharing_no_protocol_is_refused_with_both_versions() {
-        let far = announcement(serde_json::json!({"protocol": MASTER_PROTOCOL + 2, "oldest_protocol": MASTER_PROTOCOL + 1}));
+        let far = announcement(
+            serde_json::json!({"protocol": MASTER_PROTOCOL + 2, "oldest_protocol": MASTER_PROTOCOL + 1}),
+        );
         let e = refuse_announcement(&far).unwrap_err();
         assert_eq!(e.status, StatusCode::CONFLICT);
         let want = format!(
