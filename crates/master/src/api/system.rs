@@ -132,8 +132,13 @@ pub async fn raft_rpc(
     // A peer with which this master shares no protocol would be misread: refused before
     // Raft sees the request, naming both sides' versions.
     let (oldest, newest) = state::network::sender_protocols(&headers);
-    if let Some(problem) = unsupported_master("the sending master", oldest, newest) {
-        tracing::warn!("refused a Raft RPC: {problem}");
+    if let Some(problem) =
+        state::network::unsupported_master_protocol("the sending master", oldest, newest)
+    {
+        // Every heartbeat is refused: said once a minute, not ten times a second.
+        if RAFT_REFUSALS_LOGGED.due() {
+            tracing::warn!("refused a Raft RPC: {problem}");
+        }
         let body = serde_json::json!({"message": problem, "reason": MASTER_PROTOCOL_UNSUPPORTED});
         return (StatusCode::CONFLICT, Json(body)).into_response();
     }
@@ -198,16 +203,43 @@ pub async fn register_master(
     }
 }
 
-/// Why this master cannot work with one speaking master protocols `oldest..=newest`.
-fn unsupported_master(who: &str, oldest: u32, newest: u32) -> Option<String> {
-    state::network::unsupported_master_protocol(who, oldest, newest)
+/// When a refused Raft RPC was last logged.
+static RAFT_REFUSALS_LOGGED: Every = Every::new(Duration::from_secs(60));
+
+/// A log line's limiter: due at most once per interval.
+struct Every {
+    interval: Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Every {
+    const fn new(interval: Duration) -> Self {
+        Every {
+            interval,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// True (and noted) when the interval has passed since it last was.
+    fn due(&self) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < self.interval) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
 }
 
 /// Refuses a master's registration or join when it shares no master protocol with this
 /// one (409, which a registering master stops on with the message, and a joining one logs).
 pub fn refuse_announcement(a: &client::system::MasterAnnouncement) -> Result<(), ApiError> {
     let (oldest, newest) = a.protocols();
-    match unsupported_master(&format!("master {} ({})", a.id, a.addr), oldest, newest) {
+    let who = format!("master {} ({})", a.id, a.addr);
+    match state::network::unsupported_master_protocol(&who, oldest, newest) {
         Some(problem) => {
             tracing::warn!("refused a master: {problem}");
             Err(ApiError::new(StatusCode::CONFLICT, problem))
