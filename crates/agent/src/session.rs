@@ -13,7 +13,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use domain::{Agent, AgentId};
-use state::protocol::{AGENT_ID_IN_USE, DiskUse, Heartbeat, Registration, StatusReport};
+use state::protocol::{
+    AGENT_ID_IN_USE, AGENT_PROTOCOL, AGENT_PROTOCOL_UNSUPPORTED, DiskUse, Heartbeat,
+    OLDEST_AGENT_PROTOCOL, Registration, StatusReport,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
@@ -303,17 +306,30 @@ impl Session {
             let registration = Registration {
                 agent: self.agent.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
+                protocol: AGENT_PROTOCOL,
                 running: self.supervisor.running(),
             };
             let master = self.client.current().to_string();
             match self.client.register(&registration).await {
+                // A master released before this agent's oldest protocol cannot refuse it
+                // itself (it answers version 1 without knowing better): this agent does.
+                Ok(r) if !(OLDEST_AGENT_PROTOCOL..=AGENT_PROTOCOL).contains(&r.protocol) => {
+                    failures += 1;
+                    tracing::error!(
+                        "master {master} accepted this agent with agent protocol {}, and this agent speaks {OLDEST_AGENT_PROTOCOL} to {AGENT_PROTOCOL}: upgrade the masters first, then the agents; retrying ({failures} attempt(s), tasks keep running)",
+                        r.protocol
+                    );
+                    self.client.rotate();
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
                 Ok(r) => {
                     self.observe_term(r.term);
                     // Whoever leads now may have missed news while this agent was away.
                     self.outbox.replay(crate::clock::now_ms());
                     tracing::info!(
-                        "registered with {master} (term {}, local region {}{})",
+                        "registered with {master} (term {}, agent protocol {}, local region {}{})",
                         r.term,
+                        r.protocol,
                         r.local_region,
                         if r.remote {
                             ", this agent is remote"
@@ -336,6 +352,18 @@ impl Session {
                         message: e.message(),
                         work_dir: self.config.work_dir.display().to_string(),
                     });
+                }
+                // Not this agent's fault, and mended by an upgrade: said every time, retried.
+                Err(e @ CallError::Refused { .. })
+                    if e.reason() == Some(AGENT_PROTOCOL_UNSUPPORTED) =>
+                {
+                    failures += 1;
+                    tracing::error!(
+                        "the masters refuse this agent's protocol: {}; retrying ({failures} attempt(s), tasks keep running)",
+                        e.message()
+                    );
+                    self.client.rotate();
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e @ CallError::Refused { .. }) if matches!(e.status(), Some(409 | 422)) => {
                     return Err(AgentError::Refused(e.message()));

@@ -44,6 +44,8 @@ struct Master {
     reports: Vec<StatusReport>,
     /// Registrations tried while `down`.
     registrations_while_down: usize,
+    /// Registrations answered with `refuse`.
+    refused: usize,
     /// How often an answer of each term was served.
     served_terms: HashMap<u64, usize>,
 }
@@ -110,6 +112,7 @@ async fn register(State(f): State<Fake>, Json(reg): Json<Registration>) -> Respo
             return unavailable();
         }
         if let Some((code, msg)) = &m.refuse {
+            m.refused += 1;
             let body = json!({"message": msg, "reason": m.refuse_reason});
             return (*code, Json(body)).into_response();
         }
@@ -120,6 +123,7 @@ async fn register(State(f): State<Fake>, Json(reg): Json<Registration>) -> Respo
             heartbeat_interval_ms: 1000,
             local_region: "local".into(),
             remote: false,
+            protocol: reg.protocol,
         };
         m.registrations.push(reg);
         Json(answer).into_response()
@@ -351,6 +355,36 @@ async fn a_refused_registration_stops_the_agent_with_the_master_s_message() {
         Err(AgentError::Refused(m)) => assert_eq!(m, msg),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_protocol_the_masters_refuse_keeps_retrying_until_they_accept_it() {
+    let (fake, addr) = fake_master().await;
+    let msg = "this agent speaks agent protocol 3; this master speaks 1 to 2: upgrade the masters first, then the agents";
+    fake.with(|m| {
+        m.refuse = Some((StatusCode::BAD_REQUEST, msg.into()));
+        m.refuse_reason = Some(state::protocol::AGENT_PROTOCOL_UNSUPPORTED.into());
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(vec![addr.to_string()], dir.path()));
+    eventually("refused registrations, retried", || {
+        let n = fake.with(|m| m.refused);
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    assert!(
+        !agent.done.is_finished(),
+        "a protocol refusal does not stop the agent"
+    );
+    // The masters are upgraded: the next try is accepted.
+    fake.with(|m| m.refuse = None);
+    let reg = eventually("a registration once the masters accept it", || {
+        let r = fake.with(|m| m.registrations.first().cloned());
+        async move { r }
+    })
+    .await;
+    assert_eq!(reg.protocol, state::protocol::AGENT_PROTOCOL);
+    agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

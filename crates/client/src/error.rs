@@ -21,20 +21,22 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<DeploymentRef>>,
     /// Why an agent's registration was refused, for the agent to act on
-    /// (`state::protocol::AGENT_ID_IN_USE`), with the agents involved. Boxed: it is rare,
+    /// (`state::protocol::AGENT_ID_IN_USE`, `AGENT_PROTOCOL_UNSUPPORTED`), with the agents involved. Boxed: it is rare,
     /// and inline it would make every error answer (every `Result<_, ApiError>`) large.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Box<Refusal>>,
 }
 
-/// An agent registration refused because its id is live at another IP (a copied work dir).
+/// An agent registration refused: its id is live at another IP (a copied work dir), or it
+/// speaks an agent protocol the master does not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {
-    /// Machine-readable reason, `agent_id_in_use`.
+    /// Machine-readable reason, `agent_id_in_use` or `agent_protocol_unsupported`.
     pub reason: String,
-    /// The id both agents claim.
+    /// The id of the agent (both agents claim it, for `agent_id_in_use`).
     pub agent_id: String,
-    /// The IP the live agent with that id registered from.
+    /// The IP the live agent with that id registered from (`agent_id_in_use` only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub live_ip: String,
     /// The IP of the agent that was refused.
     pub ip: String,

@@ -69,6 +69,26 @@ pub struct MasterAnnouncement {
     pub addr: String,
     /// Its region and zone.
     pub domain: domain::FaultDomain,
+    /// The newest master protocol it speaks (`state::network::MASTER_PROTOCOL` of its
+    /// build; absent from masters released before versions: 1).
+    #[serde(default = "first_protocol")]
+    pub protocol: u32,
+    /// The oldest master protocol it speaks (absent: the same as `protocol`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_protocol: Option<u32>,
+}
+
+/// The version of masters released before protocol versions existed (they send none).
+fn first_protocol() -> u32 {
+    1
+}
+
+impl MasterAnnouncement {
+    /// The master protocols it speaks, (oldest, newest).
+    pub fn protocols(&self) -> (u32, u32) {
+        let oldest = self.oldest_protocol.unwrap_or(self.protocol);
+        (oldest.min(self.protocol), self.protocol)
+    }
 }
 
 /// One member of [`MastersList`].

@@ -26,8 +26,12 @@ impl From<&str> for AgentId {
 }
 
 /// An agent as the registry knows it.
+///
+/// Unknown fields are ignored: an agent is read from the wire and from the replicated state,
+/// where a newer agent or master may have added one during a rolling upgrade. Files that
+/// operators write are checked for unknown fields (typos) where they are read
+/// ([`crate::inventory::Inventory::parse`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Agent {
     /// Stable id.
     pub id: AgentId,

@@ -69,6 +69,11 @@ impl Inventory {
                 problem: inner.to_string(),
             }
         })?;
+        // The types ignore unknown fields (agents on the wire may be newer than this
+        // build); in a file an operator wrote, one is a typo, and is refused.
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) {
+            only_known_fields(&doc)?;
+        }
         inv.check()?;
         Ok(inv)
     }
@@ -127,6 +132,50 @@ impl Inventory {
     }
 }
 
+/// The fields of an agent in an inventory, and of its resources.
+const AGENT_FIELDS: &[&str] = &["id", "hostname", "ip", "domain", "resources", "attributes"];
+const RESOURCE_FIELDS: &[&str] = &["cpus", "mem", "disk", "ports"];
+
+/// Refuses a field of an agent, or of its resources, that [`Agent`] does not have.
+fn only_known_fields(doc: &serde_json::Value) -> Result<(), InventoryError> {
+    let agents = doc.get("agents").and_then(serde_json::Value::as_array);
+    for (i, agent) in agents.into_iter().flatten().enumerate() {
+        let Some(fields) = agent.as_object() else {
+            continue;
+        };
+        unknown_field(fields, AGENT_FIELDS, &format!("agents[{i}]"))?;
+        if let Some(resources) = fields.get("resources").and_then(|r| r.as_object()) {
+            unknown_field(
+                resources,
+                RESOURCE_FIELDS,
+                &format!("agents[{i}].resources"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn unknown_field(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+    path: &str,
+) -> Result<(), InventoryError> {
+    match fields.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(InventoryError {
+            path: format!("{path}.{k}"),
+            problem: format!(
+                "unknown field `{k}`, expected one of {}",
+                known
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +211,15 @@ mod tests {
         let e = Inventory::parse(wide_ports).unwrap_err();
         assert_eq!(e.path, "agents[0].resources.ports");
         assert!(e.problem.contains("port 70000"), "{e}");
+
+        let typo = r#"{"agents":[{"id":"a","hostname":"a","ip":"1","resources":{"cpu":4}}]}"#;
+        let e = Inventory::parse(typo).unwrap_err();
+        assert_eq!(e.path, "agents[0].resources.cpu");
+        assert!(e.problem.contains("unknown field `cpu`"), "{e}");
+
+        let extra = r#"{"agents":[{"id":"a","hostname":"a","ip":"1","gpus":1}]}"#;
+        let e = Inventory::parse(extra).unwrap_err();
+        assert_eq!(e.path, "agents[0].gpus");
 
         let orphan = r#"{"agents":[],"instances":[{"app_id":"/x","agent_id":"nope"}]}"#;
         assert_eq!(

@@ -21,8 +21,10 @@ pub fn to_millis(value: f64) -> u64 {
 }
 
 /// A bundle of resources.
+///
+/// Unknown fields are ignored, as for [`crate::Agent`] (a newer agent may offer a resource
+/// this build does not know); operators' files are checked where they are read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Resources {
     /// CPU shares (cores).
     #[serde(default, deserialize_with = "deserialize_scalar")]

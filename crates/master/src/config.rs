@@ -345,6 +345,8 @@ impl MasterConfig {
             id: self.id,
             addr: self.advertised().to_string(),
             domain: self.domain.clone(),
+            protocol: state::network::MASTER_PROTOCOL,
+            oldest_protocol: Some(state::network::OLDEST_MASTER_PROTOCOL),
         }
     }
 

@@ -43,6 +43,18 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored value in a form only a newer drover writes (a command or a format this
+    /// build does not know).
+    #[error(
+        "cannot read {what}: it was written by a newer drover ({source}); use that release or newer (nothing was changed)"
+    )]
+    Newer {
+        /// What was being decoded.
+        what: String,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The store contradicts itself.
     #[error("Raft store is corrupt: {0}")]
     Corrupt(String),

@@ -125,7 +125,7 @@ impl RedbLogStore {
 }
 
 fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
-    let entry: Entry = decode(|| format!("log entry {index}"), bytes)?;
+    let entry: Entry = decode(|| format!("log entry {index}"), bytes).map_err(newer_entry)?;
     if entry.log_id.index != index {
         return Err(StoreError::Corrupt(format!(
             "log entry stored at index {index} says it is at index {}",
@@ -133,6 +133,17 @@ fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
         )));
     }
     Ok(entry)
+}
+
+/// A log entry whose command this build does not know was written by a newer drover (new
+/// commands are written only once every master speaks them): said so, rather than "corrupt".
+fn newer_entry(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Decode { what, source } if source.to_string().contains("unknown variant") => {
+            StoreError::Newer { what, source }
+        }
+        other => other,
+    }
 }
 
 /// True when no index lies within `bounds` (redb, like `BTreeMap`, wants `start <= end`).

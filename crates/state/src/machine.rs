@@ -85,6 +85,39 @@ pub struct AgentRecord {
 /// validation makes an old entry unreadable; see `AppDefinition::from_stored_json`).
 pub const APP_FORMAT: u32 = 1;
 
+/// The format of the replicated state (snapshots and log) this build writes, and the
+/// newest it reads. 1: stage 1 up to the release before versions (snapshots without
+/// `format_version`); 2: the same, with `format_version`. A change that older masters would
+/// misread takes a new number, and is written only once every master speaks the master
+/// protocol that introduced it (see docs/decisions.md, "Rolling upgrades").
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format of snapshots that say none: stage 1 up to the release before versions.
+fn first_format() -> u32 {
+    1
+}
+
+/// Why this build cannot read state in `format`; `None` when it can.
+pub fn newer_format(format: u32) -> Option<String> {
+    (format > FORMAT_VERSION).then(|| {
+        format!(
+            "the replicated state is in format {format}, written by a newer drover; this drover reads formats up to {FORMAT_VERSION}: use that release or newer (nothing was changed)"
+        )
+    })
+}
+
+/// The format a [`ClusterState`] is written in: always this build's (a state read from an
+/// older format is held, and written again, in this one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+struct Format(u32);
+
+impl Default for Format {
+    fn default() -> Self {
+        Format(FORMAT_VERSION)
+    }
+}
+
 /// One stored version of an app.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AppVersion {
@@ -204,8 +237,10 @@ pub struct GroupRecord {
 
 /// Everything the masters replicate through Raft.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "StoredState")]
+#[serde(try_from = "StoredState")]
 pub struct ClusterState {
+    /// The format it is written in ([`FORMAT_VERSION`]); read as 1 when absent.
+    format_version: Format,
     cluster_id: Option<String>,
     masters: BTreeMap<u64, Master>,
     agents: BTreeMap<AgentId, AgentRecord>,
@@ -244,6 +279,8 @@ pub struct ClusterState {
 /// The serialized form of [`ClusterState`], without the derived indexes.
 #[derive(Deserialize)]
 struct StoredState {
+    #[serde(default = "first_format")]
+    format_version: u32,
     cluster_id: Option<String>,
     masters: BTreeMap<u64, Master>,
     agents: BTreeMap<AgentId, AgentRecord>,
@@ -265,9 +302,16 @@ struct StoredState {
     credentials: Credentials,
 }
 
-impl From<StoredState> for ClusterState {
-    fn from(s: StoredState) -> Self {
+impl TryFrom<StoredState> for ClusterState {
+    type Error = String;
+
+    fn try_from(s: StoredState) -> Result<Self, String> {
+        // A newer format may mean something else in the same fields: refused, not misread.
+        if let Some(problem) = newer_format(s.format_version) {
+            return Err(problem);
+        }
         let mut state = ClusterState {
+            format_version: Format::default(),
             cluster_id: s.cluster_id,
             masters: s.masters,
             agents: s.agents,
@@ -293,7 +337,7 @@ impl From<StoredState> for ClusterState {
             state.by_agent.entry(agent).or_default().insert(id.clone());
             state.by_app.entry(app).or_default().insert(id);
         }
-        state
+        Ok(state)
     }
 }
 
@@ -332,6 +376,11 @@ pub fn outside_the_region(id: u64, region: &str, cluster_region: &str) -> String
 }
 
 impl ClusterState {
+    /// The format this state is written in ([`FORMAT_VERSION`]).
+    pub fn format_version(&self) -> u32 {
+        self.format_version.0
+    }
+
     /// The cluster id, once `InitCluster` has been applied.
     pub fn cluster_id(&self) -> Option<&str> {
         self.cluster_id.as_deref()

@@ -4,6 +4,11 @@
 //! as JSON; the answer is `200` with the JSON of `Result<response, RaftError>` as serde writes
 //! it (`{"Ok":…}` or `{"Err":…}`). Paths are [`RaftRpc::path`]. The client side is
 //! [`HttpNetwork`]; the server side is [`answer`], which the master's HTTP server calls.
+//!
+//! Every RPC names the master protocols its sender speaks ([`PROTOCOL_HEADER`],
+//! [`OLDEST_PROTOCOL_HEADER`]; absent: 1). A master refuses, with a 409 naming both sides'
+//! versions ([`MASTER_PROTOCOL_UNSUPPORTED`]), a peer with which it shares none, and the
+//! sender logs the refusal.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -53,6 +58,63 @@ pub const MAX_COMMAND_BYTES: usize = 8 * 1024 * 1024;
 /// Names the sender's cluster on Raft RPCs (and forwarded requests), so a master of another
 /// cluster, e.g. one started on a copied data dir, is refused instead of obeyed.
 pub const CLUSTER_ID_HEADER: &str = "x-drover-cluster-id";
+
+/// The master protocol this build speaks: the Raft RPCs, the registry and join calls
+/// between masters (`client::system::MasterAnnouncement`), and the replicated commands.
+/// 2 added the versions themselves; 1 is every master released before them.
+pub const MASTER_PROTOCOL: u32 = 2;
+
+/// The oldest master protocol this build still speaks: a cluster works while masters of
+/// two neighbouring releases run side by side (a rolling upgrade, one master at a time).
+pub const OLDEST_MASTER_PROTOCOL: u32 = 1;
+
+/// Names the newest master protocol the sender of a Raft RPC speaks (absent: 1, a master
+/// released before versions). Answers carry the answering master's.
+pub const PROTOCOL_HEADER: &str = "drover-protocol";
+
+/// Names the oldest master protocol the sender speaks (absent: the same as
+/// [`PROTOCOL_HEADER`]).
+pub const OLDEST_PROTOCOL_HEADER: &str = "drover-oldest-protocol";
+
+/// `reason` of the 409 to a Raft RPC, registration or join from a master that shares no
+/// master protocol with the one answering.
+pub const MASTER_PROTOCOL_UNSUPPORTED: &str = "master_protocol_unsupported";
+
+/// Why this master cannot work with a master that speaks master protocols
+/// `oldest..=newest` (`who` names it), saying what to upgrade; `None` when the two share a
+/// protocol.
+pub fn unsupported_master_protocol(who: &str, oldest: u32, newest: u32) -> Option<String> {
+    let theirs = if oldest == newest {
+        format!("master protocol {newest}")
+    } else {
+        format!("master protocols {oldest} to {newest}")
+    };
+    let ours = format!("this master speaks {OLDEST_MASTER_PROTOCOL} to {MASTER_PROTOCOL}");
+    if oldest > MASTER_PROTOCOL {
+        Some(format!(
+            "{who} speaks {theirs}; {ours}: it is more than one release newer than this master. Upgrade the masters one release at a time, then the agents"
+        ))
+    } else if newest < OLDEST_MASTER_PROTOCOL {
+        Some(format!(
+            "{who} speaks {theirs}; {ours}: it is more than one release older than this master. Upgrade it to this release (one release at a time) before it joins"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The master protocols (oldest, newest) a Raft RPC's sender speaks, from its headers.
+pub fn sender_protocols(headers: &hyper::HeaderMap) -> (u32, u32) {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    let newest = number(PROTOCOL_HEADER).unwrap_or(1);
+    let oldest = number(OLDEST_PROTOCOL_HEADER).unwrap_or(newest).min(newest);
+    (oldest, newest)
+}
 
 /// The Raft RPCs masters exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +296,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             client: self.client.clone(),
             cluster: self.cluster.clone(),
             contacts: self.contacts.clone(),
+            protocol_warned: Mutex::new(None),
         }
     }
 }
@@ -246,6 +309,8 @@ pub struct HttpPeer {
     client: Client<Connector, Full<Bytes>>,
     cluster: Option<StateReader>,
     contacts: Contacts,
+    /// When a refusal of this master's protocol was last logged.
+    protocol_warned: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl fmt::Debug for HttpPeer {
@@ -254,6 +319,34 @@ impl fmt::Debug for HttpPeer {
             .field("target", &self.target)
             .field("addr", &self.addr)
             .finish_non_exhaustive()
+    }
+}
+
+/// How often a peer's refusal of this master's protocol is logged (every RPC is refused).
+const PROTOCOL_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl HttpPeer {
+    /// Logs that the peer refused this master's protocol, at most every
+    /// [`PROTOCOL_WARNING_EVERY`].
+    fn warn_protocol(&self, body: &str) {
+        let mut last = self
+            .protocol_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < PROTOCOL_WARNING_EVERY) {
+            return;
+        }
+        *last = Some(tokio::time::Instant::now());
+        let message = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| body.to_string());
+        tracing::error!(
+            peer = self.target,
+            addr = %self.addr,
+            "master {} refuses this master's Raft RPCs: {message}",
+            self.target
+        );
     }
 }
 
@@ -309,7 +402,10 @@ impl HttpPeer {
         E: Error + DeserializeOwned,
     {
         let url = format!("http://{}{}", self.addr, rpc.path());
-        let mut request = Request::post(&url).header(CONTENT_TYPE, "application/json");
+        let mut request = Request::post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(PROTOCOL_HEADER, MASTER_PROTOCOL)
+            .header(OLDEST_PROTOCOL_HEADER, OLDEST_MASTER_PROTOCOL);
         let cluster_id = self
             .cluster
             .as_ref()
@@ -343,6 +439,9 @@ impl HttpPeer {
         if status != StatusCode::OK {
             let text = String::from_utf8_lossy(&bytes);
             let body: String = text.chars().take(ERROR_BODY_LIMIT).collect();
+            if text.contains(MASTER_PROTOCOL_UNSUPPORTED) {
+                self.warn_protocol(&body);
+            }
             return Err(network(PeerError::Status { url, status, body }));
         }
         self.contacts.record(self.target);
@@ -469,6 +568,52 @@ mod tests {
             leader_commit: None,
             entries,
         }
+    }
+
+    #[test]
+    fn masters_sharing_a_protocol_work_together_and_others_are_told_what_to_upgrade() {
+        // Released before versions, this release, and the next (which speaks this one too).
+        for (oldest, newest) in [(1, 1), (OLDEST_MASTER_PROTOCOL, MASTER_PROTOCOL)] {
+            assert_eq!(unsupported_master_protocol("m", oldest, newest), None);
+        }
+        assert_eq!(
+            unsupported_master_protocol("m", MASTER_PROTOCOL, MASTER_PROTOCOL + 1),
+            None
+        );
+        let newer = unsupported_master_protocol(
+            "master 4 (127.0.0.4:7070)",
+            MASTER_PROTOCOL + 1,
+            MASTER_PROTOCOL + 2,
+        )
+        .unwrap();
+        assert!(
+            newer.starts_with(&format!(
+                "master 4 (127.0.0.4:7070) speaks master protocols {} to {}; this master speaks {OLDEST_MASTER_PROTOCOL} to {MASTER_PROTOCOL}",
+                MASTER_PROTOCOL + 1,
+                MASTER_PROTOCOL + 2
+            )),
+            "{newer}"
+        );
+        assert!(newer.contains("one release at a time"), "{newer}");
+        let older = unsupported_master_protocol("m", 0, 0).unwrap();
+        assert!(older.contains("master protocol 0;"), "{older}");
+        assert!(older.contains("older"), "{older}");
+    }
+
+    #[test]
+    fn a_raft_rpc_without_protocol_headers_is_from_a_master_before_versions() {
+        let mut headers = hyper::HeaderMap::new();
+        assert_eq!(sender_protocols(&headers), (1, 1));
+        headers.insert(PROTOCOL_HEADER, MASTER_PROTOCOL.into());
+        assert_eq!(
+            sender_protocols(&headers),
+            (MASTER_PROTOCOL, MASTER_PROTOCOL)
+        );
+        headers.insert(OLDEST_PROTOCOL_HEADER, OLDEST_MASTER_PROTOCOL.into());
+        assert_eq!(
+            sender_protocols(&headers),
+            (OLDEST_MASTER_PROTOCOL, MASTER_PROTOCOL)
+        );
     }
 
     #[test]

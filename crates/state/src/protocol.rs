@@ -3,7 +3,7 @@
 //!
 //! | call | body | answer |
 //! |---|---|---|
-//! | `POST /internal/agents/register` | [`Registration`] | 200 [`Registered`]; 409 `{"message"}` when another live agent has the IP, or `{"message","reason":"agent_id_in_use"}` when the id is live at another IP (a cloned work dir); 503 while the leader cannot tell yet; 422 for bad fields |
+//! | `POST /internal/agents/register` | [`Registration`] | 200 [`Registered`]; 400 `{"message","reason":"agent_protocol_unsupported"}` when the agent's [`Registration::protocol`] is outside [`OLDEST_AGENT_PROTOCOL`]..=[`AGENT_PROTOCOL`]; 409 `{"message"}` when another live agent has the IP, or `{"message","reason":"agent_id_in_use"}` when the id is live at another IP (a cloned work dir); 503 while the leader cannot tell yet; 422 for bad fields |
 //! | `POST /internal/agents/{id}/heartbeat` | [`Heartbeat`] | 200 [`HeartbeatAck`]; 404 when the leader does not know the agent (register again) |
 //! | `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS` | | 200 [`Assignments`], at once if the revision moved past `after`, else after at most `wait_ms` |
 //! | `POST /internal/agents/{id}/status` | [`StatusReport`] | 200 `{}`; 404 as for heartbeats |
@@ -11,11 +11,55 @@
 //! Any master answers (followers forward to the leader). Every answer that carries
 //! assignments carries the leader's Raft term: an agent ignores answers from a term lower than
 //! the highest it has seen, so a deposed leader cannot start or stop anything.
+//!
+//! # Versions
+//!
+//! The protocol has a version, [`AGENT_PROTOCOL`]. An agent sends its own in its
+//! registration; the master answers the version it will use with that agent, the lower of
+//! the two, and serves any agent from [`OLDEST_AGENT_PROTOCOL`] up, so a cluster of old and
+//! new processes works while it is upgraded (masters first, then agents). Version 1 is every
+//! agent and master released before the field existed: a registration or an answer without
+//! it is version 1. Fields added within a version are optional (`#[serde(default)]`) and
+//! unknown fields are ignored, so either side may be the newer one.
 
 use domain::{Agent, AgentId, AppDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Condition, InstanceId};
+
+/// The agent protocol this build speaks (see the module's "Versions"): 2 added the version
+/// fields themselves.
+pub const AGENT_PROTOCOL: u32 = 2;
+
+/// The oldest agent protocol this build still speaks: a master serves agents from this
+/// version up, an agent registers with masters that speak at least it.
+pub const OLDEST_AGENT_PROTOCOL: u32 = 1;
+
+/// `reason` of the 400 to a registration whose agent protocol the master does not speak.
+pub const AGENT_PROTOCOL_UNSUPPORTED: &str = "agent_protocol_unsupported";
+
+/// The version of peers released before protocol versions existed (they send none).
+fn first_protocol() -> u32 {
+    1
+}
+
+/// Why a master cannot serve an agent speaking `agent` (it speaks
+/// [`OLDEST_AGENT_PROTOCOL`]..=[`AGENT_PROTOCOL`]), saying which side to upgrade; `None`
+/// when it can.
+pub fn unsupported_agent_protocol(agent: u32) -> Option<String> {
+    let ours = format!("this master speaks {OLDEST_AGENT_PROTOCOL} to {AGENT_PROTOCOL}");
+    if agent > AGENT_PROTOCOL {
+        Some(format!(
+            "this agent speaks agent protocol {agent}; {ours}: upgrade the masters first, then the agents"
+        ))
+    } else if agent < OLDEST_AGENT_PROTOCOL {
+        Some(format!(
+            "this agent speaks agent protocol {agent}; {ours}: this agent is too old for these masters, upgrade it to the masters' release"
+        ))
+    } else {
+        None
+    }
+}
 
 /// An agent introducing itself (first start, restart, or after a leader lost track of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +68,10 @@ pub struct Registration {
     pub agent: Agent,
     /// drover version of the agent.
     pub version: String,
+    /// The agent protocol the agent speaks, [`AGENT_PROTOCOL`] of its build (absent from
+    /// agents released before versions: 1).
+    #[serde(default = "first_protocol")]
+    pub protocol: u32,
     /// Instances it runs now (found again after a restart, or kept through an outage).
     #[serde(default)]
     pub running: Vec<InstanceId>,
@@ -42,6 +90,10 @@ pub struct Registered {
     pub local_region: String,
     /// True when the agent is outside the local region.
     pub remote: bool,
+    /// The agent protocol the master speaks with this agent: the lower of the agent's and
+    /// its own (absent from masters released before versions: 1).
+    #[serde(default = "first_protocol")]
+    pub protocol: u32,
 }
 
 /// `reason` of the 409 to a registration whose agent id is live at another address.
@@ -223,4 +275,62 @@ pub struct StatusReport {
     pub term: u64,
     /// The changes, oldest first.
     pub updates: Vec<TaskStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn agent() -> serde_json::Value {
+        json!({"id": "a1", "hostname": "h1", "ip": "127.0.0.2"})
+    }
+
+    #[test]
+    fn a_registration_without_a_protocol_is_from_an_agent_before_versions() {
+        let reg: Registration =
+            serde_json::from_value(json!({"agent": agent(), "version": "0.1.0"})).unwrap();
+        assert_eq!(reg.protocol, 1);
+        assert_eq!(unsupported_agent_protocol(reg.protocol), None);
+        let answer: Registered = serde_json::from_value(json!({
+            "agent_id": "a1", "term": 3, "heartbeat_interval_ms": 1000,
+            "local_region": "local", "remote": false
+        }))
+        .unwrap();
+        assert_eq!(answer.protocol, 1, "an answer of a master before versions");
+    }
+
+    #[test]
+    fn protocols_outside_the_range_are_refused_saying_which_side_to_upgrade() {
+        for p in OLDEST_AGENT_PROTOCOL..=AGENT_PROTOCOL {
+            assert_eq!(unsupported_agent_protocol(p), None, "{p}");
+        }
+        let newer = unsupported_agent_protocol(AGENT_PROTOCOL + 1).unwrap();
+        assert_eq!(
+            newer,
+            format!(
+                "this agent speaks agent protocol {}; this master speaks {OLDEST_AGENT_PROTOCOL} to {AGENT_PROTOCOL}: upgrade the masters first, then the agents",
+                AGENT_PROTOCOL + 1
+            )
+        );
+        let older = unsupported_agent_protocol(0).unwrap();
+        assert!(older.contains("agent protocol 0"), "{older}");
+        assert!(older.contains("upgrade it"), "{older}");
+    }
+
+    #[test]
+    fn unknown_fields_of_a_newer_agent_are_ignored_on_the_wire() {
+        let mut newer = agent();
+        newer["gpus"] = json!(2);
+        newer["resources"] = json!({"cpus": 2, "mem": 512, "fpgas": 1});
+        let reg: Registration = serde_json::from_value(json!({
+            "agent": newer, "version": "9.0.0", "protocol": 2, "flavour": "new"
+        }))
+        .unwrap();
+        assert_eq!(reg.agent.id.0, "a1");
+        assert_eq!(
+            (reg.agent.resources.cpus, reg.agent.resources.mem),
+            (2.0, 512.0)
+        );
+    }
 }

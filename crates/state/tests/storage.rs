@@ -183,3 +183,77 @@ async fn a_second_open_of_the_same_file_is_refused() {
         .expect_err("the file is in use");
     assert!(err.to_string().contains("raft.redb"), "{err}");
 }
+
+/// Replaces the value at `key` of the redb table `table` in the store at `path` (closed).
+fn overwrite(path: &std::path::Path, table: &str, key: u64, value: &[u8]) {
+    let db = redb::Database::open(path).expect("open the file");
+    let txn = db.begin_write().expect("write");
+    {
+        let def: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new(table);
+        let mut t = txn.open_table(def).expect("table");
+        t.insert(key, value).expect("insert");
+    }
+    txn.commit().expect("commit");
+}
+
+#[tokio::test]
+async fn a_store_whose_snapshot_is_in_a_newer_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = {
+        let (_log, mut sm) = state::open(&db_path(&dir)).await.expect("open");
+        sm.apply([command_entry(1, 1, init("c1"))])
+            .await
+            .expect("apply");
+        let mut snapshot = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("snapshot");
+        let mut data: serde_json::Value =
+            serde_json::from_slice(snapshot.snapshot.get_mut()).expect("snapshot JSON");
+        assert_eq!(data["format_version"], state::machine::FORMAT_VERSION);
+        data["format_version"] = (state::machine::FORMAT_VERSION + 1).into();
+        data
+    };
+    // The snapshot's data (key 2 of the snapshot table), as a newer drover would write it.
+    let bytes = serde_json::to_vec(&data).expect("encode");
+    overwrite(&db_path(&dir), "snapshot", 2, &bytes);
+    let err = state::open(&db_path(&dir))
+        .await
+        .expect_err("a newer format is not misread")
+        .to_string();
+    assert!(
+        err.contains("written by a newer drover") && err.contains("use that release or newer"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_log_entry_of_a_command_only_a_newer_drover_knows_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let entry = {
+        let (mut log, _sm) = state::open(&db_path(&dir)).await.expect("open");
+        let entry = command_entry(1, 1, init("c1"));
+        log.blocking_append([entry.clone()]).await.expect("append");
+        entry
+    };
+    let mut json = serde_json::to_value(&entry).expect("encode");
+    json["payload"] = serde_json::json!({"Normal": {"type": "set_something_new", "value": 1}});
+    overwrite(
+        &db_path(&dir),
+        "raft_log",
+        1,
+        &serde_json::to_vec(&json).expect("encode"),
+    );
+    let (mut log, _sm) = state::open(&db_path(&dir)).await.expect("reopen");
+    let err = log
+        .try_get_log_entries(1..2)
+        .await
+        .expect_err("an unknown command is not skipped")
+        .to_string();
+    assert!(
+        err.contains("log entry 1") && err.contains("written by a newer drover"),
+        "{err}"
+    );
+}

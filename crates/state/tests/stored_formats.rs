@@ -111,6 +111,35 @@ fn an_app_stored_in_a_newer_format_is_refused_with_what_to_do() {
 }
 
 #[test]
+fn a_stage_1_snapshot_is_format_1_and_is_written_again_in_todays() {
+    assert!(!fixture("stage1-snapshot.json").contains("format_version"));
+    let s = stage1_snapshot();
+    assert_eq!(s.format_version(), state::machine::FORMAT_VERSION);
+    let written = serde_json::to_value(&s).expect("encodes");
+    assert_eq!(written["format_version"], state::machine::FORMAT_VERSION);
+    let again: ClusterState = serde_json::from_value(written).expect("reads again");
+    assert_eq!(again, s);
+}
+
+#[test]
+fn a_snapshot_in_a_newer_format_is_refused_with_what_to_do() {
+    let newer = state::machine::FORMAT_VERSION + 1;
+    let text = fixture("stage1-snapshot.json").replacen(
+        '{',
+        &format!("{{\"format_version\": {newer},"),
+        1,
+    );
+    let err = serde_json::from_str::<ClusterState>(&text)
+        .expect_err("a newer format is not misread")
+        .to_string();
+    assert!(
+        err.contains(&format!("format {newer}, written by a newer drover"))
+            && err.contains("use that release or newer"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_stored_definition_that_todays_rules_refuse_still_reads() {
     // A rule tightened after a definition was stored (here: a 600-character id, and a NUL
     // in the environment, both refused by today's API) must not make the log unreadable.

@@ -11,8 +11,8 @@ use domain::{Agent, AgentId, AppDefinition};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use state::protocol::{
-    AGENT_ID_IN_USE, Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport,
-    TaskAssignment, TaskGoal,
+    AGENT_ID_IN_USE, AGENT_PROTOCOL, AGENT_PROTOCOL_UNSUPPORTED, Assignments, Heartbeat,
+    HeartbeatAck, Registered, Registration, StatusReport, TaskAssignment, TaskGoal,
 };
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
 
@@ -37,6 +37,8 @@ pub async fn register(
     State(agents): State<Arc<AgentView>>,
     Json(reg): Json<Registration>,
 ) -> Result<Json<Registered>, ApiError> {
+    refuse_protocol(&reg)?;
+    let protocol = reg.protocol.min(AGENT_PROTOCOL);
     let agent = reg.agent;
     let mut problems = Vec::new();
     if agent.id.0.trim().is_empty() {
@@ -74,14 +76,40 @@ pub async fn register(
         return Err(ApiError::new(StatusCode::CONFLICT, message));
     }
     agents.heard_from(&id, None);
-    tracing::info!(agent = %id, remote, "agent registered");
+    tracing::info!(agent = %id, remote, protocol, "agent registered");
     Ok(Json(Registered {
         agent_id: id,
         term: m.term(),
         heartbeat_interval_ms: m.config().agent_heartbeat.as_millis() as u64,
         local_region: local,
         remote,
+        protocol,
     }))
+}
+
+/// Refuses an agent whose protocol this master does not speak (400, with
+/// [`AGENT_PROTOCOL_UNSUPPORTED`]): the agent keeps retrying, and is accepted once the side
+/// the message names is upgraded.
+fn refuse_protocol(reg: &Registration) -> Result<(), ApiError> {
+    let Some(problem) = state::protocol::unsupported_agent_protocol(reg.protocol) else {
+        return Ok(());
+    };
+    tracing::warn!(agent = %reg.agent.id, version = %reg.version, "registration refused: {problem}");
+    Err(ApiError {
+        status: StatusCode::BAD_REQUEST,
+        body: ErrorBody {
+            refusal: Some(Box::new(Refusal {
+                reason: AGENT_PROTOCOL_UNSUPPORTED.to_string(),
+                agent_id: reg.agent.id.to_string(),
+                live_ip: String::new(),
+                ip: reg.agent.ip.clone(),
+            })),
+            ..ErrorBody::new(format!(
+                "cannot register agent {} (drover {}): {problem}",
+                reg.agent.id, reg.version
+            ))
+        },
+    })
 }
 
 /// Refuses a registration whose agent id is live at another address: two agents sharing an
@@ -390,4 +418,48 @@ pub async fn status(
         }
     });
     Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(protocol: Option<u32>) -> Registration {
+        let mut body = json!({
+            "agent": {"id": "a1", "hostname": "h1", "ip": "127.0.0.2"},
+            "version": "0.1.0",
+        });
+        if let Some(p) = protocol {
+            body["protocol"] = json!(p);
+        }
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn an_agent_released_before_versions_is_accepted_at_protocol_1() {
+        let reg = registration(None);
+        assert_eq!(reg.protocol, 1);
+        assert!(refuse_protocol(&reg).is_ok());
+        assert!(refuse_protocol(&registration(Some(AGENT_PROTOCOL))).is_ok());
+    }
+
+    #[test]
+    fn an_agent_outside_the_masters_protocols_is_refused_with_what_to_upgrade() {
+        let e = refuse_protocol(&registration(Some(AGENT_PROTOCOL + 1))).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.body.message.contains(&format!(
+                "this agent speaks agent protocol {}; this master speaks {} to {AGENT_PROTOCOL}: upgrade the masters first, then the agents",
+                AGENT_PROTOCOL + 1,
+                state::protocol::OLDEST_AGENT_PROTOCOL
+            )),
+            "{}",
+            e.body.message
+        );
+        let refusal = e.body.refusal.expect("a refusal the agent acts on");
+        assert_eq!(refusal.reason, AGENT_PROTOCOL_UNSUPPORTED);
+        let e = refuse_protocol(&registration(Some(0))).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.body.message.contains("too old"), "{}", e.body.message);
+    }
 }

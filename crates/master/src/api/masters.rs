@@ -85,7 +85,8 @@ pub async fn remove(
 }
 
 /// `POST /internal/masters/join` (on the leader): adds the master as a learner; 409 when its
-/// region is not the cluster's, or its id or address belongs to another member.
+/// region is not the cluster's, its id or address belongs to another member, or it shares
+/// no master protocol with the leader.
 pub async fn join(
     State(m): State<Arc<RaftNode>>,
     Json(req): Json<MasterAnnouncement>,
@@ -93,6 +94,7 @@ pub async fn join(
     if !m.is_leader() {
         return Err(not_leader());
     }
+    super::system::refuse_announcement(&req)?;
     let region = &m.config().domain.region;
     if &req.domain.region != region {
         return Err(ApiError::new(

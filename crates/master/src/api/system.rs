@@ -6,13 +6,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use client::system::{
     DroverInfo, HttpConfig, MarathonConfig, RaftInfo, RaftMember, ZooKeeperConfig,
 };
 use client::{Info, Leader, Message, ProcessHealth};
-use state::network::RaftRpc;
+use state::network::{MASTER_PROTOCOL, MASTER_PROTOCOL_UNSUPPORTED, RaftRpc};
 use state::{Command, Response as Applied};
 
 use crate::callbacks::CallbackMetrics;
@@ -155,12 +155,26 @@ pub async fn metrics(
 pub async fn raft_rpc(
     State(m): State<Arc<RaftNode>>,
     Path(rpc): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(rpc) = RaftRpc::from_path(&format!("/internal/raft/{rpc}")) else {
         return ApiError::new(StatusCode::NOT_FOUND, format!("no Raft RPC named {rpc}"))
             .into_response();
     };
+    // A peer with which this master shares no protocol would be misread: refused before
+    // Raft sees the request, naming both sides' versions.
+    let (oldest, newest) = state::network::sender_protocols(&headers);
+    if let Some(problem) =
+        state::network::unsupported_master_protocol("the sending master", oldest, newest)
+    {
+        // Every heartbeat is refused: said once a minute, not ten times a second.
+        if RAFT_REFUSALS_LOGGED.due() {
+            tracing::warn!("refused a Raft RPC: {problem}");
+        }
+        let body = serde_json::json!({"message": problem, "reason": MASTER_PROTOCOL_UNSUPPORTED});
+        return (StatusCode::CONFLICT, Json(body)).into_response();
+    }
     // A candidate that is not a member (a removed master that did not stop) gets no vote:
     // refused before Raft sees it, so it cannot disturb the cluster.
     if rpc == RaftRpc::Vote
@@ -178,7 +192,20 @@ pub async fn raft_rpc(
         }
     }
     match state::network::answer(m.raft(), rpc, &body).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (
+                    HeaderName::from_static(state::network::PROTOCOL_HEADER),
+                    HeaderValue::from(MASTER_PROTOCOL),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
         Err(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("cannot decode the Raft request: {e}"),
@@ -193,6 +220,7 @@ pub async fn register_master(
     State(m): State<Arc<RaftNode>>,
     Json(reg): Json<client::system::MasterAnnouncement>,
 ) -> Result<Json<Message>, ApiError> {
+    refuse_announcement(&reg)?;
     let answer = m
         .write(Command::PutMaster {
             id: reg.id,
@@ -208,6 +236,51 @@ pub async fn register_master(
     }
 }
 
+/// When a refused Raft RPC was last logged.
+static RAFT_REFUSALS_LOGGED: Every = Every::new(Duration::from_secs(60));
+
+/// A log line's limiter: due at most once per interval.
+struct Every {
+    interval: Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Every {
+    const fn new(interval: Duration) -> Self {
+        Every {
+            interval,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// True (and noted) when the interval has passed since it last was.
+    fn due(&self) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < self.interval) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
+}
+
+/// Refuses a master's registration or join when it shares no master protocol with this
+/// one (409, which a registering master stops on with the message, and a joining one logs).
+pub fn refuse_announcement(a: &client::system::MasterAnnouncement) -> Result<(), ApiError> {
+    let (oldest, newest) = a.protocols();
+    let who = format!("master {} ({})", a.id, a.addr);
+    match state::network::unsupported_master_protocol(&who, oldest, newest) {
+        Some(problem) => {
+            tracing::warn!("refused a master: {problem}");
+            Err(ApiError::new(StatusCode::CONFLICT, problem))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Any path no route matches: Marathon's JSON 404.
 pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
@@ -217,4 +290,51 @@ pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiEr
             uri.path()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use client::system::MasterAnnouncement;
+
+    fn announcement(protocols: serde_json::Value) -> MasterAnnouncement {
+        let mut body = serde_json::json!({
+            "id": 2, "addr": "127.0.0.2:7070",
+            "domain": {"fault_domain": {"region": {"name": "local"}, "zone": {"name": "local-a"}}},
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), protocols.as_object()) {
+            body.extend(extra.clone());
+        }
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn a_master_released_before_versions_is_accepted_at_protocol_1() {
+        let old = announcement(serde_json::json!({}));
+        assert_eq!(old.protocols(), (1, 1));
+        assert!(refuse_announcement(&old).is_ok());
+        let next = announcement(
+            serde_json::json!({"protocol": MASTER_PROTOCOL + 1, "oldest_protocol": MASTER_PROTOCOL}),
+        );
+        assert!(
+            refuse_announcement(&next).is_ok(),
+            "the next release speaks this one's"
+        );
+    }
+
+    #[test]
+    fn a_master_sharing_no_protocol_is_refused_with_both_versions() {
+        let far = announcement(
+            serde_json::json!({"protocol": MASTER_PROTOCOL + 2, "oldest_protocol": MASTER_PROTOCOL + 1}),
+        );
+        let e = refuse_announcement(&far).unwrap_err();
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        let want = format!(
+            "master 2 (127.0.0.2:7070) speaks master protocols {} to {}; this master speaks {} to {MASTER_PROTOCOL}",
+            MASTER_PROTOCOL + 1,
+            MASTER_PROTOCOL + 2,
+            state::network::OLDEST_MASTER_PROTOCOL
+        );
+        assert!(e.body.message.starts_with(&want), "{}", e.body.message);
+    }
 }
