@@ -12,7 +12,7 @@ use crate::output::{fail, fetch, json, or_na, table};
 /// `drover operator masters …`.
 #[derive(Subcommand)]
 pub enum MastersCommand {
-    /// Every member: id, address, zone, voter or learner, last contact (ms), log lag.
+    /// Every member: id, address, zone, voter or learner, last contact (ms), log lag, protocol.
     #[command(
         after_help = "Examples:\n  drover operator masters list\n  drover operator masters list --json"
     )]
@@ -51,6 +51,7 @@ pub fn run(m: &MasterFlag, command: Option<MastersCommand>, as_json: bool) -> Ex
                 "LEADER",
                 "LAST CONTACT MS",
                 "LOG LAG",
+                "PROTOCOL",
             ]);
             for member in &list.masters {
                 t.add_row(vec![
@@ -63,6 +64,7 @@ pub fn run(m: &MasterFlag, command: Option<MastersCommand>, as_json: bool) -> Ex
                         .last_contact_ms
                         .map_or("N/A".to_string(), |ms| ms.to_string()),
                     member.log_lag.map_or("N/A".to_string(), |l| l.to_string()),
+                    member.protocol.map_or("N/A".to_string(), |p| p.to_string()),
                 ]);
             }
             println!("{t}");

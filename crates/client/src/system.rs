@@ -110,6 +110,10 @@ pub struct MasterMember {
     pub last_contact_ms: Option<u64>,
     /// Log entries it lacks behind the leader's last index (`None` when unknown).
     pub log_lag: Option<u64>,
+    /// The newest master protocol it speaks, as it last registered (`None` before it
+    /// registered, and from leaders released before protocol versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u32>,
 }
 
 /// `GET /v2/info`.

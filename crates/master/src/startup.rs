@@ -928,6 +928,7 @@ async fn register(master: Arc<RaftNode>) -> Result<(), StartupError> {
             a.state.masters().get(&master.config().id).is_some_and(|m| {
                 m.addr == master.config().advertised()
                     && m.domain.as_ref() == Some(&master.config().domain)
+                    && m.protocol == state::network::MASTER_PROTOCOL
             })
         });
         if known {

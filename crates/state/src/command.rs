@@ -30,6 +30,10 @@ pub enum Command {
         addr: String,
         /// The master's fault domain, if it has one.
         domain: Option<FaultDomain>,
+        /// The newest master protocol it speaks (absent in commands of masters released
+        /// before protocol versions: 1).
+        #[serde(default = "crate::machine::first_master_protocol")]
+        protocol: u32,
     },
     /// Removes a master from the registry (its Raft membership changes separately).
     RemoveMaster {

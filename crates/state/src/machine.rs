@@ -60,6 +60,15 @@ pub struct Master {
     pub addr: String,
     /// Its fault domain, if it has one.
     pub domain: Option<FaultDomain>,
+    /// The newest master protocol it speaks, as it last registered (1 for masters released
+    /// before protocol versions, whose records have none).
+    #[serde(default = "first_master_protocol")]
+    pub protocol: u32,
+}
+
+/// The master protocol of releases before protocol versions existed.
+pub(crate) fn first_master_protocol() -> u32 {
+    1
 }
 
 /// An agent in the registry, with the state the leader decided for it.
@@ -391,6 +400,14 @@ impl ClusterState {
         &self.masters
     }
 
+    /// The master protocol every registered master speaks: the lowest newest protocol among
+    /// them (`None` before any registered). A command or field a protocol introduced is
+    /// written only once this reaches it, so that no master is sent an entry it cannot read
+    /// during a rolling upgrade (docs/decisions.md, "Rolling upgrades").
+    pub fn masters_protocol(&self) -> Option<u32> {
+        self.masters.values().map(|m| m.protocol).min()
+    }
+
     /// The region of the masters, i.e. the local region, if any master has a domain.
     pub fn local_region(&self) -> Option<&str> {
         self.masters
@@ -524,7 +541,17 @@ impl ClusterState {
     pub fn apply(&mut self, cmd: Command) -> Response {
         match cmd {
             Command::InitCluster { cluster_id } => self.init_cluster(cluster_id),
-            Command::PutMaster { id, addr, domain } => self.put_master(Master { id, addr, domain }),
+            Command::PutMaster {
+                id,
+                addr,
+                domain,
+                protocol,
+            } => self.put_master(Master {
+                id,
+                addr,
+                domain,
+                protocol,
+            }),
             Command::RemoveMaster { id } => match self.masters.remove(&id) {
                 Some(_) => Response::Ok,
                 None => not_found(Subject::Master, id),

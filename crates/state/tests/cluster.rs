@@ -214,6 +214,7 @@ async fn three_masters_replicate_and_survive_the_loss_of_the_leader() {
             id: 7,
             addr: "10.0.0.7:8080".into(),
             domain: None,
+            protocol: 2,
         })
         .await
         .expect("write commits without the old leader");
@@ -262,6 +263,7 @@ async fn a_restarted_master_rebuilds_its_state_from_snapshot_and_log() {
                 id: 1,
                 addr: addr.to_string(),
                 domain: None,
+                protocol: 2,
             })
             .await
             .expect("write");
@@ -304,6 +306,7 @@ async fn a_new_master_catches_up_from_a_snapshot_sent_in_chunks() {
                 id,
                 addr: format!("10.0.0.{id}:8080"),
                 domain: None,
+                protocol: 2,
             })
             .await
             .expect("write");

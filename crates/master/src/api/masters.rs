@@ -55,6 +55,7 @@ pub async fn list(State(m): State<Arc<RaftNode>>) -> Result<Json<MastersList>, A
                     m.contacts().since(*id).map(|d| d.as_millis() as u64)
                 },
                 log_lag: lags.get(id).copied(),
+                protocol: a.state.masters().get(id).map(|r| r.protocol),
             })
             .collect()
     });

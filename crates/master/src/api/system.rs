@@ -224,6 +224,7 @@ pub async fn register_master(
     let answer = m
         .write(Command::PutMaster {
             id: reg.id,
+            protocol: reg.protocols().1,
             addr: reg.addr,
             domain: Some(reg.domain),
         })

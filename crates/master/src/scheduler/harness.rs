@@ -46,6 +46,7 @@ impl Harness {
             id: 1,
             addr: "127.0.0.1:1".into(),
             domain: Some(FaultDomain::new(REGION, "a")),
+            protocol: 2,
         });
         Harness {
             state,

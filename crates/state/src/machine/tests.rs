@@ -119,6 +119,7 @@ fn a_master_from_another_region_is_refused_naming_both_regions() {
         id,
         addr: format!("10.0.0.{id}:8080"),
         domain: Some(FaultDomain::new(region, format!("{region}-a"))),
+        protocol: 2,
     };
     assert_eq!(s.apply(put(1, "eu-west")), Response::Ok);
     assert_eq!(s.apply(put(2, "eu-west")), Response::Ok);
@@ -911,4 +912,38 @@ fn groups_are_stored_with_their_versions_and_forgotten_with_those_under_them() {
             ..
         }
     ));
+}
+
+#[test]
+fn masters_registered_before_protocol_versions_speak_protocol_1_and_the_lowest_counts() {
+    let mut s = ClusterState::default();
+    // A PutMaster written by a master of the release before protocol versions.
+    let old: Command = serde_json::from_value(serde_json::json!({
+        "type": "put_master", "id": 1, "addr": "10.0.0.1:8080", "domain": null,
+    }))
+    .expect("an old PutMaster reads");
+    assert_eq!(s.masters_protocol(), None);
+    assert_eq!(s.apply(old), Response::Ok);
+    assert_eq!(s.masters()[&1].protocol, 1);
+    let new = Command::PutMaster {
+        id: 2,
+        addr: "10.0.0.2:8080".into(),
+        domain: None,
+        protocol: 2,
+    };
+    assert_eq!(s.apply(new), Response::Ok);
+    assert_eq!(
+        s.masters_protocol(),
+        Some(1),
+        "one master still speaks 1 only"
+    );
+    // The old master is upgraded and registers again.
+    let upgraded = Command::PutMaster {
+        id: 1,
+        addr: "10.0.0.1:8080".into(),
+        domain: None,
+        protocol: 2,
+    };
+    assert_eq!(s.apply(upgraded), Response::Ok);
+    assert_eq!(s.masters_protocol(), Some(2));
 }
