@@ -238,6 +238,25 @@ pub(super) fn apply(
             undo.push((t + *d, Undo::NoReplay));
         }
         Fault::TaskFails { agent } => task_dies(shared, *agent),
+        Fault::HandOver => {
+            if let Some(l) = leader {
+                // A client of its own, as an operator's: it asks once and is done.
+                let leader_addr = format!("{}:{PORT}", master_ip(l));
+                sim.client(format!("operator-{}", t.as_millis()), async move {
+                    let client = PeerClient::with_connector(net::connector());
+                    let _ = client
+                        .call(
+                            Method::DELETE,
+                            &leader_addr,
+                            "/v2/leader",
+                            None,
+                            super::client::CALL,
+                        )
+                        .await;
+                    Ok(())
+                });
+            }
+        }
     }
 }
 

@@ -135,6 +135,11 @@ pub enum Fault {
     TornCrash { down: Duration },
     /// A running task on agent `agent` dies (the first one, in id order).
     TaskFails { agent: usize },
+    /// The leader of the moment is asked to hand leadership over (`DELETE /v2/leader`, what
+    /// a SIGTERM of the leader does first): it stops writing, waits for a voter with its
+    /// whole log, and tells it to stand as a transfer, which the voters grant without
+    /// waiting out the leader's lease (`node/handover.rs`).
+    HandOver,
     /// Slow commits: the leader of the moment's links to the other masters take `latency`
     /// each way for `down`, so every commit waits that long for its quorum while agents
     /// and clients reach the leader at once. This widens the window between a scheduler
@@ -331,6 +336,16 @@ impl Plan {
                     down: down + Duration::from_secs(10),
                     task_ends: true,
                 },
+            });
+        }
+        // A planned leadership move in a third of the seeds: the one fault that skips the
+        // leader lease. Stream 8 because none of `REGRESSION_SEEDS` draws it there, so
+        // they replay what they were kept for.
+        let mut handover = Rng::new(seed, 8);
+        if handover.chance(33) {
+            faults.push(Scheduled {
+                at: FIRST_FAULT + handover.ms(0, FAULT_WINDOW.as_millis() as u64),
+                fault: Fault::HandOver,
             });
         }
         // A torn last write in a third of the seeds.

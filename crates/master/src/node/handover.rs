@@ -30,6 +30,10 @@ pub const TRANSFER_PATH: &str = "/internal/raft/transfer";
 /// one to hand a cluster to.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
+/// How long the chosen voter has to accept the transfer. It answers at once when it is
+/// there; one that does not must not keep the cluster from writing for long.
+const TRANSFER_CALL: Duration = Duration::from_secs(1);
+
 /// The leader's word to the voter it hands leadership to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRequest {
@@ -67,7 +71,7 @@ pub enum HandOverError {
     },
     /// No voter held the whole log in time.
     #[error(
-        "no other voter caught up with the log of master {leader} (up to index {last}) within {waited:?} ({lags}); master {leader} leads on. Check the other masters' /health"
+        "no other voter held the log of master {leader} (up to index {last}) and answered within the election timeout, in {waited:?} ({lags}); master {leader} leads on. Check the other masters' /health"
     )]
     NoneCaughtUp {
         /// This master.
@@ -176,7 +180,7 @@ impl RaftNode {
             .or_else(|| self.config.masters.get(&target).cloned())
             .unwrap_or_default();
         let body = serde_json::to_value(&request).unwrap_or_default();
-        let wait = give_up.saturating_sub(started.elapsed());
+        let wait = give_up.saturating_sub(started.elapsed()).min(TRANSFER_CALL);
         let refused = |why: String| HandOverError::Refused {
             leader: me,
             target,
@@ -224,8 +228,9 @@ impl RaftNode {
         }
     }
 
-    /// Waits until `deadline` for a voter that holds this leader's whole log; of several, the
-    /// one that answered last (the likeliest to be there still).
+    /// Waits until `deadline` for a voter that holds this leader's whole log and answered
+    /// within the shortest election timeout (one that did not is down or cut off, whatever
+    /// its log); of several, the one that answered last.
     async fn caught_up_voter(
         &self,
         deadline: Instant,
@@ -249,14 +254,25 @@ impl RaftNode {
                 let others: Vec<u64> = self.voters().into_iter().filter(|&v| v != me).collect();
                 let lags: Vec<String> = others
                     .iter()
-                    .map(|&v| format!("master {v} is {} behind", last.saturating_sub(matched(v))))
+                    .map(|&v| match self.contacts.since(v) {
+                        Some(since) => format!(
+                            "master {v} is {} behind, heard from {} ms ago",
+                            last.saturating_sub(matched(v)),
+                            since.as_millis()
+                        ),
+                        None => format!("master {v} has not answered"),
+                    })
                     .collect();
                 seen = (last, lags.join(", "));
+                let fresh = self.config.election_timeout_min;
                 let best = others
                     .iter()
                     .copied()
                     .filter(|&v| matched(v) >= last)
-                    .min_by_key(|&v| self.contacts.since(v).unwrap_or(Duration::MAX));
+                    .filter_map(|v| Some((v, self.contacts.since(v)?)))
+                    .filter(|&(_, since)| since < fresh)
+                    .min_by_key(|&(_, since)| since)
+                    .map(|(v, _)| v);
                 if let Some(target) = best {
                     return Ok((
                         target,
