@@ -333,6 +333,19 @@ fn run(agents: usize, s: &Settings) -> Row {
     });
     let deploy = started.elapsed();
     let deploy_cores = cores(cpu_ticks(leader_pid).saturating_sub(ticks), deploy);
+    // An election under load moves the leader: the figures after it are the new leader's,
+    // and the deploy's CPU covers the old one only (said, not hidden).
+    let deploy_leader = leader;
+    let leader_addr = c.wait_for_leader(ELECTION);
+    let leader = c.id_of(&leader_addr);
+    if leader != deploy_leader {
+        eprintln!(
+            "the leader moved from master {deploy_leader} to master {leader} during the deploy: the deploy's CPU figure is master {deploy_leader}'s alone"
+        );
+    }
+    let Some(leader_pid) = c.pid(leader) else {
+        c.fail("the leader has no process id");
+    };
 
     // 3. The stopped follower comes back.
     let started = Instant::now();
@@ -410,7 +423,15 @@ fn run(agents: usize, s: &Settings) -> Row {
 
     let elections = term(&c) - first_term;
 
-    // 8. Leader SIGKILL.
+    // 8. Leader SIGKILL: of the leader of the moment (an election since the deploy moved it).
+    let rest_leader = leader;
+    let now_leading = c.wait_for_leader(ELECTION);
+    let leader = c.id_of(&now_leading);
+    if leader != rest_leader {
+        eprintln!(
+            "the leader moved from master {rest_leader} to master {leader} after the at-rest window"
+        );
+    }
     let before = fleets.tasks();
     let others: Vec<String> = c
         .ids()
