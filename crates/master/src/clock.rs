@@ -24,6 +24,35 @@ impl Clock for SystemClock {
     }
 }
 
+/// Says whether a log line that would repeat many times a second (at every heartbeat, every
+/// retry) is due: at most once per interval of the master's clock, the first time at once.
+#[derive(Debug)]
+pub struct Rarely {
+    interval_ms: u64,
+    /// When it was last due, in the clock's ms; `u64::MAX` before the first time.
+    last: AtomicU64,
+}
+
+impl Rarely {
+    /// Due at most once per `interval`.
+    pub const fn every(interval: Duration) -> Self {
+        Rarely {
+            interval_ms: interval.as_millis() as u64,
+            last: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// True, and noted, when the interval has passed since it last was (at `now_ms`).
+    pub fn due(&self, now_ms: u64) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        (last == u64::MAX || now_ms.saturating_sub(last) >= self.interval_ms)
+            && self
+                .last
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 /// A clock that moves only when told to (tests, simulations).
 #[derive(Debug, Default)]
 pub struct ManualClock {
@@ -120,6 +149,19 @@ fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rare_line_is_due_at_once_then_once_per_interval() {
+        let rarely = Rarely::every(Duration::from_secs(10));
+        assert!(
+            rarely.due(5),
+            "the first time is due, however early the clock"
+        );
+        assert!(!rarely.due(5));
+        assert!(!rarely.due(10_004));
+        assert!(rarely.due(10_005));
+        assert!(!rarely.due(19_000));
+    }
+
     use super::*;
 
     #[test]

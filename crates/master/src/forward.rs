@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use state::network::CLUSTER_ID_HEADER;
 
+use crate::clock::Rarely;
 use crate::error::ApiError;
 use crate::node::RaftNode;
 
@@ -84,24 +85,15 @@ fn other_cluster(master: &RaftNode, request: &Request) -> Option<ApiError> {
         master.config().id,
         request.uri().path()
     );
-    warn_rarely(master.clock().now_ms(), &message);
+    if OTHER_CLUSTER_LOGGED.due(master.clock().now_ms()) {
+        tracing::error!("{message}");
+    }
     Some(ApiError::new(StatusCode::MISDIRECTED_REQUEST, message))
 }
 
-/// Logs a refusal at most once every ten seconds: a master of another cluster retries its
-/// Raft RPCs many times a second.
-fn warn_rarely(now: u64, message: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let last = LAST.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 10_000
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        tracing::error!("{message}");
-    }
-}
+/// Refusals of another cluster's requests are logged at most once every ten seconds: a
+/// master of another cluster retries its Raft RPCs many times a second.
+static OTHER_CLUSTER_LOGGED: Rarely = Rarely::every(Duration::from_secs(10));
 
 async fn route(master: &RaftNode, request: Request, next: Next) -> Response {
     // The leader answers whatever reaches it, and never forwards, so nothing it answers can

@@ -16,6 +16,7 @@ use state::network::{MASTER_PROTOCOL, MASTER_PROTOCOL_UNSUPPORTED, RaftRpc};
 use state::{Command, Response as Applied};
 
 use crate::callbacks::CallbackMetrics;
+use crate::clock::Rarely;
 use crate::error::ApiError;
 use crate::node::{RaftNode, Role, TransferRequest};
 
@@ -169,7 +170,7 @@ pub async fn raft_rpc(
         state::network::unsupported_master_protocol("the sending master", oldest, newest)
     {
         // Every heartbeat is refused: said once a minute, not ten times a second.
-        if RAFT_REFUSALS_LOGGED.due() {
+        if RAFT_REFUSALS_LOGGED.due(m.clock().now_ms()) {
             tracing::warn!("refused a Raft RPC: {problem}");
         }
         let body = serde_json::json!({"message": problem, "reason": MASTER_PROTOCOL_UNSUPPORTED});
@@ -237,36 +238,8 @@ pub async fn register_master(
     }
 }
 
-/// When a refused Raft RPC was last logged.
-static RAFT_REFUSALS_LOGGED: Every = Every::new(Duration::from_secs(60));
-
-/// A log line's limiter: due at most once per interval.
-struct Every {
-    interval: Duration,
-    last: std::sync::Mutex<Option<std::time::Instant>>,
-}
-
-impl Every {
-    const fn new(interval: Duration) -> Self {
-        Every {
-            interval,
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// True (and noted) when the interval has passed since it last was.
-    fn due(&self) -> bool {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_some_and(|at| at.elapsed() < self.interval) {
-            return false;
-        }
-        *last = Some(std::time::Instant::now());
-        true
-    }
-}
+/// Refused Raft RPCs are logged at most once a minute.
+static RAFT_REFUSALS_LOGGED: Rarely = Rarely::every(Duration::from_secs(60));
 
 /// Refuses a master's registration or join when it shares no master protocol with this
 /// one (409, which a registering master stops on with the message, and a joining one logs).
