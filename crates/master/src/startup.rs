@@ -466,10 +466,9 @@ async fn run(
         }
     }
     // A planned stop of the leader (a rolling restart) hands leadership over first, so the
-    // cluster waits a round trip instead of an election timeout.
-    if node.is_leader() && node.voter_count() > 1 {
-        let _ = node.hand_over(HAND_OVER_ON_STOP).await;
-    }
+    // cluster waits a round trip instead of an election timeout. A follower, or a leader
+    // with no other voter, is told so at once and says nothing.
+    let _ = node.hand_over(HAND_OVER_ON_STOP).await;
     let _ = node.raft().shutdown().await;
     // Stop serving before returning: whoever sees this master end must not reach it any
     // more. The listener closes at once; open connections get until SERVER_DRAIN to finish

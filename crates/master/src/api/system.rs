@@ -64,7 +64,7 @@ const HAND_OVER_WAIT: Duration = Duration::from_secs(5);
 /// handover takes a round trip or two, and a handover that cannot happen is logged. A
 /// cluster of one master has nobody to hand to: 409.
 pub async fn abdicate(State(m): State<Arc<RaftNode>>) -> Result<Json<Message>, ApiError> {
-    if m.voter_count() <= 1 {
+    if !m.has_other_voter() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(

@@ -127,7 +127,7 @@ impl RaftNode {
         if self.raft.metrics().borrow().state != ServerState::Leader {
             return Err(HandOverError::NotLeader(me));
         }
-        if self.voters().iter().all(|&v| v == me) {
+        if !self.has_other_voter() {
             return Err(HandOverError::NoOtherVoter(me));
         }
         if self.abdicating.swap(true, Ordering::SeqCst) {
@@ -161,18 +161,16 @@ impl RaftNode {
         give_up: Duration,
     ) -> Result<HandedOver, HandOverError> {
         let me = self.config.id;
-        let catch_up = started + CATCH_UP.min(give_up);
+        let waited = CATCH_UP.min(give_up);
+        let catch_up = started + waited;
         // The writes that began before `abdicating` was set finish first; none starts after.
         if tokio::time::timeout_at(catch_up, self.writing.write())
             .await
             .is_err()
         {
-            return Err(HandOverError::WritesInFlight {
-                leader: me,
-                waited: CATCH_UP.min(give_up),
-            });
+            return Err(HandOverError::WritesInFlight { leader: me, waited });
         }
-        let (target, request) = self.caught_up_voter(catch_up).await?;
+        let (target, request) = self.caught_up_voter(catch_up, waited).await?;
         let addr = self
             .members()
             .get(&target)
@@ -230,10 +228,11 @@ impl RaftNode {
 
     /// Waits until `deadline` for a voter that holds this leader's whole log and answered
     /// within the shortest election timeout (one that did not is down or cut off, whatever
-    /// its log); of several, the one that answered last.
+    /// its log); of several, the one that answered last. `waited` is what the error says.
     async fn caught_up_voter(
         &self,
         deadline: Instant,
+        waited: Duration,
     ) -> Result<(u64, TransferRequest), HandOverError> {
         let me = self.config.id;
         let mut watch = self.raft.metrics();
@@ -290,7 +289,7 @@ impl RaftNode {
             {
                 return Err(HandOverError::NoneCaughtUp {
                     leader: me,
-                    waited: CATCH_UP,
+                    waited,
                     last: seen.0,
                     lags: seen.1,
                 });
@@ -339,6 +338,11 @@ impl RaftNode {
             .elect_for_transfer()
             .await
             .map_err(|e| format!("master {me} cannot stand for election: {e}"))
+    }
+
+    /// True when a voter other than this master exists: someone to hand leadership to.
+    pub fn has_other_voter(&self) -> bool {
+        self.voters().iter().any(|&v| v != self.config.id)
     }
 
     /// The voters of the membership in force (both halves during a change).
