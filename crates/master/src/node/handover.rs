@@ -317,8 +317,10 @@ impl RaftNode {
             ));
         }
         if term != request.term || leader != Some(request.leader) {
+            let under =
+                leader.map_or_else(|| "no leader".to_string(), |l| format!("leader master {l}"));
             return Err(format!(
-                "master {me} is in term {term} under leader {leader:?}, not term {} under master {}: the request is stale",
+                "master {me} is in term {term} under {under}, not in term {} under master {}: the request is stale or not from its leader; nothing was done",
                 request.term, request.leader
             ));
         }
