@@ -15,7 +15,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use state::protocol::{
-    Assignments, Heartbeat, HeartbeatAck, Registered, Registration, StatusReport,
+    Assignments, DEFINITIONS_ONCE, Heartbeat, HeartbeatAck, Registered, Registration,
+    SharedAssignments, StatusReport,
 };
 use state::transport::Connector;
 use tokio::sync::Notify;
@@ -192,13 +193,26 @@ impl MasterClient {
         body: Option<&B>,
         timeout: Duration,
     ) -> Result<T, CallError> {
+        self.call_then(method, path, body, timeout, Ok).await
+    }
+
+    /// [`Self::call`], with `then` checking the answer further (an `Err` is an unreadable
+    /// answer from the master that sent it).
+    async fn call_then<B: Serialize, T: DeserializeOwned, U>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+        then: impl FnOnce(T) -> Result<U, String>,
+    ) -> Result<U, CallError> {
         let index = self.current.load(Ordering::Relaxed) % self.masters.len().max(1);
         let master = self.masters.get(index).cloned().unwrap_or_default();
         let result = self.call_one(&master, method, path, body, timeout).await;
         if matches!(result, Err(CallError::Unavailable { .. })) {
             self.rotate_from(index);
         }
-        result
+        then(result?).map_err(|reason| CallError::Unreadable { master, reason })
     }
 
     async fn call_one<B: Serialize, T: DeserializeOwned>(
@@ -299,9 +313,19 @@ impl MasterClient {
         wait: Duration,
     ) -> Result<Assignments, CallError> {
         let wait_ms = wait.as_millis();
-        let path = format!("/internal/agents/{id}/assignments?after={after}&wait_ms={wait_ms}");
-        self.call::<(), _>(Method::GET, &path, None, wait + self.timeout)
-            .await
+        // Each app version's definition once (a master that does not know the parameter
+        // answers each task with its own, which `SharedAssignments` reads as well).
+        let path = format!(
+            "/internal/agents/{id}/assignments?after={after}&wait_ms={wait_ms}&definitions={DEFINITIONS_ONCE}"
+        );
+        self.call_then::<(), _, _>(
+            Method::GET,
+            &path,
+            None,
+            wait + self.timeout,
+            SharedAssignments::expand,
+        )
+        .await
     }
 
     /// `POST /internal/agents/{id}/status`.

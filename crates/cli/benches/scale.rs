@@ -326,6 +326,10 @@ fn run(agents: usize, s: &Settings) -> Row {
         // PUT, retried until acknowledged: a leader change under load must not end the run.
         c.put_app_acked(leader, &app, LIMIT);
     }
+    eprintln!(
+        "deploy: all {apps} apps acknowledged after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let want = s.instances as u64;
     poll(&c, &fleets, &format!("{want} instances run"), || {
         let (n, idle) = running(&leader_addr)?;

@@ -150,3 +150,73 @@ fn a_poll_returns_only_when_that_agents_own_assignments_change() {
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert!(tasks[0].starts_with("on-b.instance-"), "{tasks:?}");
 }
+
+#[test]
+fn a_poll_with_definitions_once_carries_each_app_version_once_and_expands_to_the_full_answer() {
+    let mut c = Cluster::launch("assignment-definitions", 1);
+    c.wait_for_leader(common::ELECTION);
+    let addr = c.addr(1);
+    let r = http::post(
+        &addr,
+        "/internal/agents/register",
+        &agent("agent-a", "127.0.11.1"),
+    )
+    .expect("registers");
+    assert_eq!(r.status, 200, "{}", r.body);
+    heartbeat_forever(addr.clone(), "agent-a");
+    for app in ["/web", "/db"] {
+        let r = http::put(
+            &addr,
+            &format!("/v2/apps{app}?force=true"),
+            &app_on(app, "agent-a.test", 3),
+        )
+        .expect("the master answers");
+        assert!(r.is_success(), "{}", r.body);
+    }
+    let path = "/internal/agents/agent-a/assignments?after=0&wait_ms=1";
+    let mut answers = (Value::Null, Value::Null);
+    c.wait_until(ROUND, "six instances to be assigned to agent-a", |_| {
+        let shared = http::get(&addr, &format!("{path}&definitions=once")).expect("answered");
+        let full = http::get(&addr, path).expect("answered");
+        assert_eq!(
+            (shared.status, full.status),
+            (200, 200),
+            "{} {}",
+            shared.body,
+            full.body
+        );
+        let placed = |v: &Value| v["tasks"].as_array().map_or(0, Vec::len);
+        let done = placed(&shared.body_json) == 6 && placed(&full.body_json) == 6;
+        answers = (shared.body_json, full.body_json);
+        done && answers.0["revision"] == answers.1["revision"]
+    });
+    let (shared, full) = answers;
+
+    // One definition per app version, tasks naming theirs; the full form has one per task.
+    let definitions = shared["definitions"].as_array().expect("definitions");
+    let mut ids: Vec<&str> = definitions
+        .iter()
+        .filter_map(|d| d["app"]["id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["/db", "/web"], "{shared}");
+    for t in shared["tasks"].as_array().expect("tasks") {
+        assert!(t.get("app").is_none(), "{t}");
+        assert!(t["app_id"].is_string(), "{t}");
+    }
+    for t in full["tasks"].as_array().expect("tasks") {
+        assert!(t["app"]["cmd"].is_string(), "{t}");
+    }
+    // Two definitions on the wire instead of six.
+    let commands = |v: &Value| v.to_string().matches("\"cmd\":").count();
+    assert_eq!((commands(&shared), commands(&full)), (2, 6), "{shared}");
+
+    // What the agent reads from either is the same.
+    let expanded = serde_json::from_value::<state::protocol::SharedAssignments>(shared)
+        .expect("the shared form reads")
+        .expand()
+        .expect("every task's definition is there");
+    let read: state::protocol::Assignments =
+        serde_json::from_value(full).expect("the full form reads");
+    assert_eq!(expanded, read);
+}

@@ -32,7 +32,7 @@
 //! `PutInstances` and `RemoveInstances` are stage-1 whole-record writes: they replay from old
 //! logs, and nothing proposes them any more.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use domain::resources::to_millis;
 use domain::{Agent, AgentId, AppDefinition, AppId, FaultDomain, GroupId};
@@ -483,19 +483,34 @@ impl ClusterState {
     /// resources being unknown.
     pub fn usage(&self, agent: &AgentId) -> Usage {
         let mut used = Usage::default();
-        for inst in self
-            .instances_on(agent)
-            .filter(|i| !i.condition.is_terminal())
-        {
-            used.tasks += 1;
-            used.ports.extend(&inst.ports);
-            if let Some(r) = self.reserved(inst) {
-                used.cpus += r.cpus;
-                used.mem += r.mem;
-                used.disk += r.disk;
-            }
+        for inst in self.instances_on(agent) {
+            self.charge(&mut used, inst);
         }
         used
+    }
+
+    /// [`Self::usage`] of every agent that has instances, in one scan of the instances
+    /// (what a scheduler pass reads for all agents at once: no lookup per instance).
+    pub fn usage_by_agent(&self) -> HashMap<&AgentId, Usage> {
+        let mut all: HashMap<&AgentId, Usage> = HashMap::new();
+        for inst in self.instances.values() {
+            self.charge(all.entry(&inst.agent_id).or_default(), inst);
+        }
+        all
+    }
+
+    /// Adds what `inst` takes, unless it has ended, to `used`.
+    fn charge(&self, used: &mut Usage, inst: &Instance) {
+        if inst.condition.is_terminal() {
+            return;
+        }
+        used.tasks += 1;
+        used.ports.extend(&inst.ports);
+        if let Some(r) = self.reserved(inst) {
+            used.cpus += r.cpus;
+            used.mem += r.mem;
+            used.disk += r.disk;
+        }
     }
 
     /// What an instance holds on its agent: recorded at placement, or for a stage-1 record,

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `POST /internal/agents/register` | [`Registration`] | 200 [`Registered`]; 400 `{"message","reason":"agent_protocol_unsupported"}` when the agent's [`Registration::protocol`] is outside [`OLDEST_AGENT_PROTOCOL`]..=[`AGENT_PROTOCOL`]; 409 `{"message"}` when another live agent has the IP, or `{"message","reason":"agent_id_in_use"}` when the id is live at another IP (a cloned work dir); 503 while the leader cannot tell yet; 422 for bad fields |
 //! | `POST /internal/agents/{id}/heartbeat` | [`Heartbeat`] | 200 [`HeartbeatAck`]; 404 when the leader does not know the agent (register again) |
-//! | `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS` | | 200 [`Assignments`], at once if the revision moved past `after`, else after at most `wait_ms` |
+//! | `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS[&definitions=once]` | | 200 [`Assignments`] ([`SharedAssignments`] with `definitions=once`), at once if the revision moved past `after`, else after at most `wait_ms` |
 //! | `POST /internal/agents/{id}/status` | [`StatusReport`] | 200 `{}`; 404 as for heartbeats |
 //!
 //! Any master answers (followers forward to the leader). Every answer that carries
@@ -22,7 +22,7 @@
 //! it is version 1. Fields added within a version are optional (`#[serde(default)]`) and
 //! unknown fields are ignored, so either side may be the newer one.
 
-use domain::{Agent, AgentId, AppDefinition};
+use domain::{Agent, AgentId, AppDefinition, AppId};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Condition, InstanceId};
@@ -169,6 +169,108 @@ pub struct Assignments {
     pub tasks: Vec<TaskAssignment>,
 }
 
+/// The `definitions` value of an assignments poll that asks for [`SharedAssignments`].
+pub const DEFINITIONS_ONCE: &str = "once";
+
+/// [`Assignments`] with each app version's definition sent once, for an agent that polls
+/// with `definitions=once`: an agent running 100 instances of one app gets one definition,
+/// not 100 copies of it. The agent [`expand`](SharedAssignments::expand)s it back. It also
+/// reads a master's [`Assignments`] (a master that ignored the parameter), whose tasks
+/// carry their definitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedAssignments {
+    /// The leader's term.
+    pub term: u64,
+    /// As [`Assignments::revision`].
+    pub revision: u64,
+    /// The definitions the tasks run, one per app version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub definitions: Vec<VersionedDefinition>,
+    /// The instances.
+    pub tasks: Vec<TaskRef>,
+}
+
+/// One app version's definition in [`SharedAssignments`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionedDefinition {
+    /// The version (`MARATHON_APP_VERSION`).
+    pub version: String,
+    /// The definition (its `id` is the app's).
+    pub app: AppDefinition,
+}
+
+/// A [`TaskAssignment`] naming its definition by app id and version instead of carrying it
+/// (or carrying it, from a master that sends [`Assignments`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRef {
+    /// As [`TaskAssignment::instance_id`].
+    pub instance_id: InstanceId,
+    /// The app, whose definition at `app_version` is in [`SharedAssignments::definitions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<AppId>,
+    /// The definition itself, from a master that sends [`Assignments`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppDefinition>,
+    /// As [`TaskAssignment::app_version`].
+    pub app_version: String,
+    /// As [`TaskAssignment::ports`].
+    pub ports: Vec<u64>,
+    /// As [`TaskAssignment::goal`].
+    pub goal: TaskGoal,
+    /// As [`TaskAssignment::term`].
+    pub term: u64,
+}
+
+impl SharedAssignments {
+    /// The same assignments with every task carrying its definition; `Err` names a task
+    /// whose definition the answer does not hold (a master's bug: nothing should be run
+    /// from such an answer).
+    pub fn expand(self) -> Result<Assignments, String> {
+        let definitions: std::collections::HashMap<(&AppId, &str), &AppDefinition> = self
+            .definitions
+            .iter()
+            .map(|d| ((&d.app.id, d.version.as_str()), &d.app))
+            .collect();
+        let tasks = self
+            .tasks
+            .into_iter()
+            .map(|t| {
+                let app = match (t.app, &t.app_id) {
+                    (Some(app), _) => app,
+                    (None, Some(id)) => definitions
+                        .get(&(id, t.app_version.as_str()))
+                        .map(|d| (*d).clone())
+                        .ok_or_else(|| {
+                            format!(
+                                "task {} names app {id} version {} but the answer has no such definition",
+                                t.instance_id, t.app_version
+                            )
+                        })?,
+                    (None, None) => {
+                        return Err(format!(
+                            "task {} has neither a definition nor an app id",
+                            t.instance_id
+                        ));
+                    }
+                };
+                Ok(TaskAssignment {
+                    instance_id: t.instance_id,
+                    app,
+                    app_version: t.app_version,
+                    ports: t.ports,
+                    goal: t.goal,
+                    term: t.term,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Assignments {
+            term: self.term,
+            revision: self.revision,
+            tasks,
+        })
+    }
+}
+
 /// A health check's latest verdict for an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -281,6 +383,76 @@ pub struct StatusReport {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn definition(id: &str) -> serde_json::Value {
+        json!({"id": id, "cmd": "sleep 100", "instances": 2})
+    }
+
+    fn task(id: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut t = json!({"instance_id": id, "app_version": "v1", "ports": [31000], "goal": "running", "term": 4});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            t[k] = v.clone();
+        }
+        t
+    }
+
+    #[test]
+    fn shared_assignments_expand_each_task_with_its_versions_definition() {
+        let shared: SharedAssignments = serde_json::from_value(json!({
+            "term": 4, "revision": 9,
+            "definitions": [
+                {"version": "v1", "app": definition("/web")},
+                {"version": "v1", "app": definition("/db")},
+            ],
+            "tasks": [
+                task("web.1", json!({"app_id": "/web"})),
+                task("db.1", json!({"app_id": "/db"})),
+                task("web.2", json!({"app_id": "/web"})),
+            ],
+        }))
+        .unwrap();
+        let full = shared.expand().unwrap();
+        assert_eq!((full.term, full.revision), (4, 9));
+        let apps: Vec<(&str, &str)> = full
+            .tasks
+            .iter()
+            .map(|t| (t.instance_id.0.as_str(), t.app.id.as_str()))
+            .collect();
+        assert_eq!(
+            apps,
+            [("web.1", "/web"), ("db.1", "/db"), ("web.2", "/web")]
+        );
+        assert_eq!(full.tasks[0].ports, [31000]);
+    }
+
+    #[test]
+    fn a_full_answer_reads_as_shared_assignments_too() {
+        // A master that does not know `definitions=once` answers each task with its own.
+        let full = json!({"term": 2, "revision": 3, "tasks": [task("web.1", json!({"app": definition("/web")}))]});
+        let read: Assignments = serde_json::from_value(full.clone()).unwrap();
+        let shared: SharedAssignments = serde_json::from_value(full).unwrap();
+        assert_eq!(shared.expand().unwrap(), read);
+    }
+
+    #[test]
+    fn a_task_whose_definition_is_missing_makes_the_answer_unreadable() {
+        let shared: SharedAssignments = serde_json::from_value(json!({
+            "term": 4, "revision": 9,
+            "definitions": [{"version": "v0", "app": definition("/web")}],
+            "tasks": [task("web.1", json!({"app_id": "/web"}))],
+        }))
+        .unwrap();
+        assert_eq!(
+            shared.clone().expand().unwrap_err(),
+            "task web.1 names app /web version v1 but the answer has no such definition"
+        );
+        let mut bare = shared;
+        bare.tasks[0].app_id = None;
+        assert_eq!(
+            bare.expand().unwrap_err(),
+            "task web.1 has neither a definition nor an app id"
+        );
+    }
 
     fn agent() -> serde_json::Value {
         json!({"id": "a1", "hostname": "h1", "ip": "127.0.0.2"})

@@ -7,12 +7,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use client::{ErrorBody, Refusal};
-use domain::{Agent, AgentId, AppDefinition};
+use domain::{Agent, AgentId, AppDefinition, AppId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use state::protocol::{
-    AGENT_ID_IN_USE, AGENT_PROTOCOL, AGENT_PROTOCOL_UNSUPPORTED, Assignments, Heartbeat,
-    HeartbeatAck, Registered, Registration, StatusReport, TaskAssignment, TaskGoal,
+    AGENT_ID_IN_USE, AGENT_PROTOCOL, AGENT_PROTOCOL_UNSUPPORTED, Assignments, DEFINITIONS_ONCE,
+    Heartbeat, HeartbeatAck, Registered, Registration, SharedAssignments, StatusReport,
+    TaskAssignment, TaskGoal, TaskRef, VersionedDefinition,
 };
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
 
@@ -194,6 +195,64 @@ pub struct AssignmentsQuery {
     after: u64,
     #[serde(default)]
     wait_ms: u64,
+    /// `once` ([`DEFINITIONS_ONCE`]): answer [`SharedAssignments`].
+    #[serde(default)]
+    definitions: Option<String>,
+}
+
+/// An assignments poll's answer, in the form the agent asked for.
+pub enum AssignmentsAnswer {
+    /// Each task with its definition (agents that did not ask for `definitions=once`).
+    Full(Assignments),
+    /// Each definition once.
+    Shared(SharedAssignments),
+}
+
+impl axum::response::IntoResponse for AssignmentsAnswer {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            AssignmentsAnswer::Full(a) => Json(a).into_response(),
+            AssignmentsAnswer::Shared(a) => Json(a).into_response(),
+        }
+    }
+}
+
+/// What an agent should run, each app version's definition once (see [`assignments_for`]).
+fn shared_assignments_for(
+    state: &ClusterState,
+    agent: &AgentId,
+) -> (Vec<VersionedDefinition>, Vec<TaskRef>) {
+    let mut definitions: Vec<VersionedDefinition> = Vec::new();
+    let mut seen: std::collections::HashSet<(&AppId, &str)> = std::collections::HashSet::new();
+    let tasks = state
+        .instances_on(agent)
+        .filter(|i| !i.condition.is_terminal())
+        .map(|i| {
+            if seen.insert((&i.app_id, i.app_version.as_str())) {
+                definitions.push(VersionedDefinition {
+                    version: i.app_version.clone(),
+                    app: definition_of(state, i),
+                });
+            }
+            TaskRef {
+                instance_id: i.id.clone(),
+                app_id: Some(i.app_id.clone()),
+                app: None,
+                app_version: i.app_version.clone(),
+                ports: i.ports.clone(),
+                goal: task_goal(i.goal),
+                term: i.term,
+            }
+        })
+        .collect();
+    (definitions, tasks)
+}
+
+fn task_goal(goal: Goal) -> TaskGoal {
+    match goal {
+        Goal::Running => TaskGoal::Running,
+        Goal::Stopped | Goal::Decommissioned => TaskGoal::Killed,
+    }
 }
 
 /// What an agent should run, from the state: every instance assigned to it that has not
@@ -202,19 +261,13 @@ fn assignments_for(state: &ClusterState, agent: &AgentId) -> Vec<TaskAssignment>
     state
         .instances_on(agent)
         .filter(|i| !i.condition.is_terminal())
-        .map(|i| {
-            let goal = match i.goal {
-                Goal::Running => TaskGoal::Running,
-                Goal::Stopped | Goal::Decommissioned => TaskGoal::Killed,
-            };
-            TaskAssignment {
-                instance_id: i.id.clone(),
-                app: definition_of(state, i),
-                app_version: i.app_version.clone(),
-                ports: i.ports.clone(),
-                goal,
-                term: i.term,
-            }
+        .map(|i| TaskAssignment {
+            instance_id: i.id.clone(),
+            app: definition_of(state, i),
+            app_version: i.app_version.clone(),
+            ports: i.ports.clone(),
+            goal: task_goal(i.goal),
+            term: i.term,
         })
         .collect()
 }
@@ -234,7 +287,7 @@ fn unreachable_definition() -> AppDefinition {
         .unwrap_or_else(|e| panic!("built-in app definition is invalid: {e}"))
 }
 
-/// `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS`: answers at once when the
+/// `GET /internal/agents/{id}/assignments?after=REV&wait_ms=MS[&definitions=once]`: answers at once when the
 /// agent's own assignments moved past revision `after`, otherwise when they do or `wait_ms`
 /// passes. Commits that do not touch this agent's assignments do not wake it: the revision is
 /// the agent's ([`ClusterState::assignment_revision`]), not the log's.
@@ -243,7 +296,7 @@ pub async fn assignments(
     State(agents): State<Arc<AgentView>>,
     Path(id): Path<String>,
     Query(q): Query<AssignmentsQuery>,
-) -> Result<Json<Assignments>, ApiError> {
+) -> Result<AssignmentsAnswer, ApiError> {
     let id = AgentId(id);
     if m.state().read(|a| a.state.agent(&id).is_none()) {
         return Err(unknown_agent(&id.0));
@@ -267,14 +320,29 @@ pub async fn assignments(
     }
     agents.heard_from(&id, None);
     m.metrics().assignments_answered();
+    let term = m.term();
+    if q.definitions.as_deref() == Some(DEFINITIONS_ONCE) {
+        let (revision, (definitions, tasks)) = m.state().read(|a| {
+            (
+                a.state.assignment_revision(&id),
+                shared_assignments_for(&a.state, &id),
+            )
+        });
+        return Ok(AssignmentsAnswer::Shared(SharedAssignments {
+            term,
+            revision,
+            definitions,
+            tasks,
+        }));
+    }
     let (revision, tasks) = m.state().read(|a| {
         (
             a.state.assignment_revision(&id),
             assignments_for(&a.state, &id),
         )
     });
-    Ok(Json(Assignments {
-        term: m.term(),
+    Ok(AssignmentsAnswer::Full(Assignments {
+        term,
         revision,
         tasks,
     }))

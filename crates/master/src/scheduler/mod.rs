@@ -119,11 +119,47 @@ impl EvictionGuard {
 
 /// At most this many instances are placed in one pass (the rest in the next ones), so a
 /// pass's work and its log entries stay bounded whatever the apps ask for.
-pub const MAX_LAUNCHES_PER_PASS: usize = 1000;
+pub const MAX_LAUNCHES_PER_PASS: usize = 5000;
 
 /// The queue's reason for instances left for the next pass by [`MAX_LAUNCHES_PER_PASS`].
 pub const REASON_NEXT_PASS: &str =
-    "waiting for the next scheduler pass (at most 1000 launches per pass)";
+    "waiting for the next scheduler pass (at most 5000 launches per pass)";
+
+/// At most this many placements go in one log entry; a pass that places more commits the
+/// rest in further entries of this size. An entry must reach a follower, be decoded and
+/// synced within one heartbeat interval (openraft's append timeout), and up to
+/// `MAX_ENTRIES_PER_APPEND` entries travel together: a thousand placements are about
+/// 300 KB. A pass costs the leader tens of milliseconds over a large state (`cargo bench
+/// -p drover-master --bench pass`), a commit a few: so a pass places many, in entries of few.
+pub const PLACEMENTS_PER_ENTRY: usize = 1000;
+
+/// Splits a pass's batch so that no entry places more than [`PLACEMENTS_PER_ENTRY`]: the
+/// batch itself, keeping its parts in their order and the first placements, then batches
+/// of the remaining placements alone. Placements are independent of one another and of
+/// the batch's other parts once those applied (the state machine checks each on its own),
+/// so a later entry refused or lost costs only its instances, which the next pass places
+/// again.
+pub fn split_placements(command: Command) -> (Command, Vec<Command>) {
+    let Command::Batch { mut commands } = command else {
+        return (command, Vec::new());
+    };
+    let mut rest = Vec::new();
+    for c in &mut commands {
+        if let Command::PlaceInstances { instances } = c
+            && instances.len() > PLACEMENTS_PER_ENTRY
+        {
+            let mut tail = instances.split_off(PLACEMENTS_PER_ENTRY);
+            while !tail.is_empty() {
+                let next = tail.split_off(tail.len().min(PLACEMENTS_PER_ENTRY));
+                rest.push(Command::Batch {
+                    commands: vec![Command::PlaceInstances { instances: tail }],
+                });
+                tail = next;
+            }
+        }
+    }
+    (Command::Batch { commands }, rest)
+}
 
 /// At most this many instances are changed by each kind of intent in one pass (the rest in
 /// the next ones), so that one pass's commit stays far below the log's entry size limit.
@@ -259,33 +295,58 @@ pub async fn pass(
     ids: &mut (impl IdSource + Send),
     commit: &mut impl Commit,
 ) -> Result<Outcome, String> {
-    // A bug outside any one app's part (those are contained in `reconcile`) costs this
-    // pass, never the scheduler or the process.
+    let decision = decide(snapshot, obs, policy, now_ms, ids)?;
+    Ok(commit_decision(decision, commit).await)
+}
+
+/// The deciding half of [`pass`]: [`reconcile`], with a bug outside any one app's part
+/// (those are contained in `reconcile`) costing this pass, never the scheduler or the
+/// process.
+pub fn decide(
+    snapshot: &ClusterState,
+    obs: &Observations,
+    policy: &Policy,
+    now_ms: u64,
+    ids: &mut impl IdSource,
+) -> Result<Decision, String> {
     let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
         reconcile(snapshot, obs, policy, now_ms, ids)
     }));
-    let mut decision = decided.map_err(|panic| {
+    decided.map_err(|panic| {
         format!(
             "the pass failed: {}",
             reconcile::panic_message(panic.as_ref())
         )
-    })?;
+    })
+}
+
+/// The committing half of [`pass`]: the decision's batch through `commit`.
+pub async fn commit_decision(mut decision: Decision, commit: &mut impl Commit) -> Outcome {
     let (committed, applied) = match decision.command.take() {
         None => (Ok(None), Applied::default()),
         Some(command) => {
+            let (command, more) = split_placements(command);
             let batch = parts(&command);
             let committed = commit.commit(command).await;
             let applied = committed
                 .as_ref()
                 .map_or_else(|_| Applied::default(), |answer| Applied::of(&batch, answer));
+            if committed.is_ok() {
+                for entry in more {
+                    if let Err(e) = commit.commit(entry).await {
+                        tracing::warn!(error = %e, "scheduler could not commit some of its placements; the next pass places them again");
+                        break;
+                    }
+                }
+            }
             (committed.map(Some), applied)
         }
     };
-    Ok(Outcome {
+    Outcome {
         decision,
         committed,
         applied,
-    })
+    }
 }
 
 /// The scheduler as a leader-only service: the driver around [`reconcile`], with the parts
@@ -351,25 +412,38 @@ impl Scheduler {
     /// latest (ms since the epoch), and whether the pass failed.
     async fn drive(&self, policy: &Policy) -> (Option<u64>, bool) {
         let node = self.node.as_ref();
+        // Copying and deciding over a large state take tens of milliseconds each (100,000
+        // instances: `cargo bench -p drover-master --bench pass`): done on the blocking
+        // pool, so that the runtime's workers go on sending Raft heartbeats meanwhile.
         let snapshot = {
             let _serial = node.exclusive().await;
-            node.state().snapshot().state
+            let reader = node.state().clone();
+            state::runtime::off_worker(move || reader.snapshot().state).await
         };
+        let Some(snapshot) = snapshot else {
+            tracing::warn!("scheduler pass failed: copying the state panicked");
+            return (None, true);
+        };
+        let readiness_reports = self.agents.readiness_all();
         let obs = Observations {
             health: self.agents.health_all(),
-            readiness: health::readiness_observations(&snapshot, &self.agents.readiness_all()),
+            readiness: health::readiness_observations(&snapshot, &readiness_reports),
             eviction: self.eviction.memory(),
         };
         let now = node.clock().now_ms();
-        let outcome = pass(
-            &snapshot,
-            &obs,
-            policy,
-            now,
-            &mut UuidIds,
-            &mut ThroughRaft(node),
-        )
-        .await;
+        let policy = policy.clone();
+        let decided = state::runtime::off_worker(move || {
+            let decision = decide(&snapshot, &obs, &policy, now, &mut UuidIds);
+            // The copy is dropped here too, off the runtime's workers.
+            drop(snapshot);
+            decision
+        })
+        .await
+        .unwrap_or_else(|| Err("the pass failed: deciding panicked".into()));
+        let outcome = match decided {
+            Ok(decision) => Ok(commit_decision(decision, &mut ThroughRaft(node)).await),
+            Err(e) => Err(e),
+        };
         // Health of instances that no longer exist is of no use to anyone (read from the
         // state as it is now: an instance placed since the snapshot keeps its report).
         node.state().read(|a| {

@@ -9,13 +9,15 @@ use state::{AgentState, ClusterState};
 
 /// The active agents, each with the resources and ports it has free.
 pub fn live_agents(state: &ClusterState) -> Vec<Agent> {
+    let usage = state.usage_by_agent();
+    let idle = state::Usage::default();
     state
         .agents()
         .values()
         .filter(|r| r.state == AgentState::Active)
         .map(|r| {
             let mut agent = r.agent.clone();
-            let used = state.usage(&agent.id);
+            let used = usage.get(&agent.id).unwrap_or(&idle);
             let left =
                 |total: f64, taken: u64| (to_millis(total).saturating_sub(taken)) as f64 / 1000.0;
             agent.resources.cpus = left(agent.resources.cpus, used.cpus);

@@ -11,7 +11,7 @@
 //! ([`super::rolling`]), scale-down, rebalancing ([`super::rebalance`]), the backoff gate
 //! ([`super::backoff`]) and placement ([`super::placement`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
 use domain::kill::{Condition as KillCondition, KillCandidate, select_to_kill};
@@ -380,6 +380,7 @@ pub fn reconcile(
         failures: &failures,
         local_region,
         all_agents: &all_agents,
+        alive: Default::default(),
     };
 
     let mut budget = policy.launch_budget;
@@ -450,6 +451,33 @@ struct Pass<'a> {
     failures: &'a HashMap<&'a AppId, u32>,
     local_region: &'a str,
     all_agents: &'a [Agent],
+    /// Per constraint field, its values over the agents that may take work (filled as
+    /// rebalancing asks; see [`rebalance::values_alive`]).
+    alive: std::cell::RefCell<HashMap<domain::Field, std::rc::Rc<HashSet<String>>>>,
+}
+
+impl Pass<'_> {
+    /// Whether a settled app's `GROUP_BY` is uneven enough that a rebalancing launch could
+    /// help, over `agents` (this pass's agents that may take work).
+    fn may_rebalance(
+        &self,
+        app: &domain::AppDefinition,
+        staying: &[&Instance],
+        agents: &[Agent],
+    ) -> bool {
+        let Some(group_by) = rebalance::group_by(app) else {
+            return false;
+        };
+        let alive = self
+            .alive
+            .borrow_mut()
+            .entry(group_by.field.clone())
+            .or_insert_with(|| {
+                std::rc::Rc::new(rebalance::values_alive(group_by, agents, self.local_region))
+            })
+            .clone();
+        rebalance::may_improve_balance(group_by, self.state, self.local_region, staying, &alive)
+    }
 }
 
 /// What one app's part of a pass changes: the agents' free resources (earlier apps'
@@ -481,6 +509,7 @@ fn plan_app<I: IdSource>(
         failures,
         local_region,
         all_agents,
+        ..
     } = *pass;
     // A fault-injection point for tests of the containment above (debug builds only).
     #[cfg(debug_assertions)]
@@ -649,6 +678,11 @@ fn plan_app<I: IdSource>(
                 error: None,
             },
         );
+        return;
+    }
+    // A balanced app costs no trial placement (over 10,000 agents, a placement's setup is
+    // the most of an idle pass).
+    if rebalancing && !pass.may_rebalance(app, &staying, out.agents) {
         return;
     }
     let result = place(

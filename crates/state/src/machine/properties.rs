@@ -315,6 +315,7 @@ fn check(s: &ClusterState, seen: &mut Seen) -> Result<(), TestCaseError> {
         }
         prop_assert!(s.agent(&inst.agent_id).is_some());
     }
+    let by_agent = s.usage_by_agent();
     for a in AGENTS {
         let agent = AgentId::from(a);
         // The indexes agree with the records; resources in use are the sum over the live
@@ -329,6 +330,11 @@ fn check(s: &ClusterState, seen: &mut Seen) -> Result<(), TestCaseError> {
         prop_assert_eq!(indexed, scanned);
         let used = s.usage(&agent);
         prop_assert_eq!(&used, &usage_from_scratch(s, &agent));
+        // The scheduler's one-scan account agrees (an agent without instances is absent).
+        prop_assert_eq!(
+            by_agent.get(&agent).cloned().unwrap_or_default(),
+            used.clone()
+        );
         let total = &s
             .agent(&agent)
             .map(|r| r.agent.resources.clone())

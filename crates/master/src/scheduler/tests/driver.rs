@@ -227,3 +227,65 @@ async fn a_panic_in_a_pass_commits_nothing_and_says_why() {
         "{entry:?}"
     );
 }
+
+/// A commit seam that applies and records how many placements each entry carried.
+struct Entries {
+    state: ClusterState,
+    placements: Vec<usize>,
+}
+
+impl Commit for Entries {
+    async fn commit(&mut self, command: Command) -> Result<Response, String> {
+        let Command::Batch { commands } = &command else {
+            return Err(format!("not a batch: {command:?}"));
+        };
+        let placed = commands
+            .iter()
+            .map(|c| match c {
+                Command::PlaceInstances { instances } => instances.len(),
+                _ => 0,
+            })
+            .sum();
+        self.placements.push(placed);
+        Ok(self.state.apply(command))
+    }
+}
+
+#[tokio::test]
+async fn a_pass_placing_more_than_an_entry_holds_commits_the_rest_in_entries_of_that_size() {
+    let mut h = Harness::new();
+    h.zone("a", 5);
+    h.zone("b", 5);
+    h.policy.launch_budget = 2 * crate::scheduler::PLACEMENTS_PER_ENTRY + 500;
+    let wanted = h.policy.launch_budget;
+    h.app(json!({"id": "/many", "instances": wanted, "cpus": 0.001, "mem": 1}));
+    let mut seam = Entries {
+        state: h.state.clone(),
+        placements: Vec::new(),
+    };
+    let outcome = pass(&h.state, &h.obs, &h.policy, h.now, &mut h.ids, &mut seam)
+        .await
+        .expect("the pass decides");
+    assert!(outcome.committed.is_ok(), "{:?}", outcome.committed);
+    let per_entry = crate::scheduler::PLACEMENTS_PER_ENTRY;
+    assert_eq!(seam.placements, [per_entry, per_entry, 500]);
+    let placed = seam
+        .state
+        .instances()
+        .values()
+        .filter(|i| i.condition == Condition::Scheduled)
+        .count();
+    assert_eq!(placed, wanted, "every entry applied");
+}
+
+#[test]
+fn splitting_keeps_the_batch_whole_when_its_placements_fit_one_entry() {
+    let mut h = Harness::new();
+    h.zone("a", 2);
+    h.app(json!({"id": "/few", "instances": 3}));
+    let d = h.decide();
+    let command = d.command.expect("the pass places");
+    let (first, rest) = crate::scheduler::split_placements(command.clone());
+    assert_eq!(first, command);
+    assert!(rest.is_empty());
+}
