@@ -489,8 +489,9 @@ impl ClusterState {
         used
     }
 
-    /// [`Self::usage`] of every agent that has instances, in one scan of the instances
-    /// (what a scheduler pass reads for all agents at once: no lookup per instance).
+    /// [`Self::usage`] of every agent that has instances (all of them ended: an empty
+    /// usage), in one scan of the instances (what a scheduler pass reads for all agents at
+    /// once: no lookup per instance). An agent without instances is absent.
     pub fn usage_by_agent(&self) -> HashMap<&AgentId, Usage> {
         let mut all: HashMap<&AgentId, Usage> = HashMap::new();
         for inst in self.instances.values() {

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use state::protocol::{
     AGENT_ID_IN_USE, AGENT_PROTOCOL, AGENT_PROTOCOL_UNSUPPORTED, Assignments, DEFINITIONS_ONCE,
-    Heartbeat, HeartbeatAck, Registered, Registration, SharedAssignments, StatusReport,
-    TaskAssignment, TaskGoal, TaskRef, VersionedDefinition,
+    Heartbeat, HeartbeatAck, Registered, Registration, SharedAssignments, StatusReport, TaskGoal,
+    TaskRef, VersionedDefinition,
 };
 use state::{AgentState, ClusterState, Command, Condition, Goal, Instance, Response as Applied};
 
@@ -217,8 +217,9 @@ impl axum::response::IntoResponse for AssignmentsAnswer {
     }
 }
 
-/// What an agent should run, each app version's definition once (see [`assignments_for`]).
-fn shared_assignments_for(
+/// What an agent should run, from the state: every instance assigned to it that has not
+/// stopped for good, each app version's definition once.
+fn assignments_for(
     state: &ClusterState,
     agent: &AgentId,
 ) -> (Vec<VersionedDefinition>, Vec<TaskRef>) {
@@ -240,36 +241,15 @@ fn shared_assignments_for(
                 app: None,
                 app_version: i.app_version.clone(),
                 ports: i.ports.clone(),
-                goal: task_goal(i.goal),
+                goal: match i.goal {
+                    Goal::Running => TaskGoal::Running,
+                    Goal::Stopped | Goal::Decommissioned => TaskGoal::Killed,
+                },
                 term: i.term,
             }
         })
         .collect();
     (definitions, tasks)
-}
-
-fn task_goal(goal: Goal) -> TaskGoal {
-    match goal {
-        Goal::Running => TaskGoal::Running,
-        Goal::Stopped | Goal::Decommissioned => TaskGoal::Killed,
-    }
-}
-
-/// What an agent should run, from the state: every instance assigned to it that has not
-/// stopped for good.
-fn assignments_for(state: &ClusterState, agent: &AgentId) -> Vec<TaskAssignment> {
-    state
-        .instances_on(agent)
-        .filter(|i| !i.condition.is_terminal())
-        .map(|i| TaskAssignment {
-            instance_id: i.id.clone(),
-            app: definition_of(state, i),
-            app_version: i.app_version.clone(),
-            ports: i.ports.clone(),
-            goal: task_goal(i.goal),
-            term: i.term,
-        })
-        .collect()
 }
 
 /// The definition an instance runs; for an instance of a deleted app (only ever told to
@@ -320,32 +300,29 @@ pub async fn assignments(
     }
     agents.heard_from(&id, None);
     m.metrics().assignments_answered();
-    let term = m.term();
-    if q.definitions.as_deref() == Some(DEFINITIONS_ONCE) {
-        let (revision, (definitions, tasks)) = m.state().read(|a| {
-            (
-                a.state.assignment_revision(&id),
-                shared_assignments_for(&a.state, &id),
-            )
-        });
-        return Ok(AssignmentsAnswer::Shared(SharedAssignments {
-            term,
-            revision,
-            definitions,
-            tasks,
-        }));
-    }
-    let (revision, tasks) = m.state().read(|a| {
+    let (revision, (definitions, tasks)) = m.state().read(|a| {
         (
             a.state.assignment_revision(&id),
             assignments_for(&a.state, &id),
         )
     });
-    Ok(AssignmentsAnswer::Full(Assignments {
-        term,
+    let shared = SharedAssignments {
+        term: m.term(),
         revision,
+        definitions,
         tasks,
-    }))
+    };
+    if q.definitions.as_deref() == Some(DEFINITIONS_ONCE) {
+        return Ok(AssignmentsAnswer::Shared(shared));
+    }
+    // Agents that did not ask get each task with its definition: the same answer, expanded
+    // as an agent that asked expands it.
+    shared.expand().map(AssignmentsAnswer::Full).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("The master could not build this agent's assignments: {e}"),
+        )
+    })
 }
 
 /// Mesos's name for a condition, as Marathon's events carry it.

@@ -424,10 +424,9 @@ impl Scheduler {
             tracing::warn!("scheduler pass failed: copying the state panicked");
             return (None, true);
         };
-        let readiness_reports = self.agents.readiness_all();
         let obs = Observations {
             health: self.agents.health_all(),
-            readiness: health::readiness_observations(&snapshot, &readiness_reports),
+            readiness: health::readiness_observations(&snapshot, &self.agents.readiness_all()),
             eviction: self.eviction.memory(),
         };
         let now = node.clock().now_ms();

@@ -453,7 +453,7 @@ struct Pass<'a> {
     all_agents: &'a [Agent],
     /// Per constraint field, its values over the agents that may take work (filled as
     /// rebalancing asks; see [`rebalance::values_alive`]).
-    alive: std::cell::RefCell<HashMap<domain::Field, std::rc::Rc<HashSet<String>>>>,
+    alive: std::cell::RefCell<HashMap<domain::Field, HashSet<String>>>,
 }
 
 impl Pass<'_> {
@@ -468,15 +468,11 @@ impl Pass<'_> {
         let Some(group_by) = rebalance::group_by(app) else {
             return false;
         };
-        let alive = self
-            .alive
-            .borrow_mut()
+        let mut cache = self.alive.borrow_mut();
+        let alive = cache
             .entry(group_by.field.clone())
-            .or_insert_with(|| {
-                std::rc::Rc::new(rebalance::values_alive(group_by, agents, self.local_region))
-            })
-            .clone();
-        rebalance::may_improve_balance(group_by, self.state, self.local_region, staying, &alive)
+            .or_insert_with(|| rebalance::values_alive(group_by, agents, self.local_region));
+        rebalance::may_improve_balance(group_by, self.state, self.local_region, staying, alive)
     }
 }
 
